@@ -1,0 +1,53 @@
+# Two commands: `make run` starts the monitor, `make test` runs the linters and the whole test suite.
+#
+# Other targets: `make lint`, `make fmt`, `make clean`, `make .venv` (or `make venv`).
+# Everything runs from the private virtualenv in .venv, created on first use and
+# re-installed whenever pyproject.toml changes.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config.example.yaml
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.PHONY: venv .venv run test lint fmt clean
+
+# --- virtualenv -------------------------------------------------------------------------------
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# The stamp is newer than pyproject.toml once the package and its test extras are installed.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	touch $@
+
+venv .venv: $(STAMP)
+
+# --- the two commands -------------------------------------------------------------------------
+
+run: $(STAMP)
+	$(BIN)/support-monitor --config $(CONFIG) run
+
+# pytest exits 5 when it collects no tests; make treats that like any other failure.
+test: $(STAMP) lint
+	$(BIN)/pytest
+
+# --- helpers ----------------------------------------------------------------------------------
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,37 @@
+"""The fixtures that start real components work."""
+
+from __future__ import annotations
+
+import subprocess
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from sqlalchemy import create_engine, inspect, text
+
+
+def test_postgres_fixture_gives_a_fresh_empty_database(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("select 1")).scalar_one() == 1
+            assert inspect(conn).get_table_names() == []
+            if engine.dialect.name == "postgresql":
+                name = conn.execute(text("select current_database()")).scalar_one()
+                assert name.startswith("t_")
+    finally:
+        engine.dispose()
+
+
+def test_promtool_accepts_a_clean_exposition(promtool: str) -> None:
+    registry = CollectorRegistry()
+    counter = Counter(
+        "fixture_check_events", "Events counted by the fixture check.", registry=registry
+    )
+    counter.inc()
+    result = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=generate_latest(registry),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr).decode(errors="replace")
