@@ -1,0 +1,127 @@
+"""Normalized events: what every connector produces and the store keeps.
+
+A connector turns whatever a source speaks (IMAP headers, queue_log lines, chat JSON) into these
+plain, database-free values. Everything downstream (pairing, summaries, metrics, digest, alerts)
+only ever sees these shapes, so a new connector needs nothing but a way to produce them.
+
+Every datetime here is timezone-aware UTC; `require_utc` enforces it at construction so a naive
+or local value never reaches the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    ANSWERING_SERVICE = "answering_service"
+    VOICEMAIL = "voicemail"
+    CHAT = "chat"
+
+
+class Stage(StrEnum):
+    AWARENESS = "awareness"
+    CONSIDERATION = "consideration"
+    DECISION = "decision"
+    EXPERIENCE = "experience"
+    ADVOCACY = "advocacy"
+
+
+class Side(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+class MessageKind(StrEnum):
+    MESSAGE = "message"
+    # A marker that the conversation ended (a chat closed, the visitor left). It never opens or
+    # closes an inquiry; an inquiry still open when its conversation ends is *missed*.
+    ENDED = "ended"
+
+
+class CallOutcome(StrEnum):
+    WAITING = "waiting"  # still in the queue: not an outcome yet, replaced when the call ends
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    TIMEOUT = "timeout"
+    EXIT_KEY = "exit_key"
+    EXIT_EMPTY = "exit_empty"
+    TRANSFERRED = "transferred"
+    UNKNOWN = "unknown"
+
+
+def require_utc(value: datetime, what: str) -> datetime:
+    """Return `value` in UTC; raise ValueError if it is naive (its zone would be a guess)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """One e-mail or chat message (or a chat's end marker) of a conversation."""
+
+    external_id: str  # unique within the source: Message-ID, chat message id, file:line
+    conversation: str  # stable per thread / chat / answering-service message
+    at: datetime
+    side: Side
+    kind: MessageKind = MessageKind.MESSAGE
+    automatic: bool = False  # auto-reply, bounce, bot, trigger: stored, never pairs
+    internal: bool = False  # every participant is on our side: never an inquiry
+    channel: Channel | None = None  # None: the source's channel
+    customer: str | None = (
+        None  # who is waiting (address, name): shown in the digest, never a label
+    )
+    subject: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", require_utc(self.at, "MessageEvent.at"))
+        if not self.external_id:
+            raise ValueError("MessageEvent.external_id is empty")
+        if not self.conversation:
+            raise ValueError("MessageEvent.conversation is empty")
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One caller's stay in one phone queue, as far as it is known now.
+
+    A caller still in the queue has outcome WAITING and no `left_at`; the connector emits the
+    same `external_id` again with the final outcome once the call leaves the queue, and the store
+    replaces the waiting row with it. A finished call never changes again.
+    """
+
+    external_id: str
+    queue: str
+    entered_at: datetime
+    outcome: CallOutcome
+    answered_at: datetime | None = None
+    left_at: datetime | None = None
+    wait_seconds: float | None = None  # None: derived from the timestamps
+    talk_seconds: float | None = None
+    caller: str | None = None  # the caller's number: digest and callbacks only, never a label
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "entered_at", require_utc(self.entered_at, "entered_at"))
+        for name in ("answered_at", "left_at"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, require_utc(value, name))
+        if self.outcome is CallOutcome.WAITING and self.left_at is not None:
+            raise ValueError("a waiting call has no left_at")
+        if self.wait_seconds is None and self.outcome is not CallOutcome.WAITING:
+            end = self.answered_at or self.left_at
+            if end is not None:
+                wait = max(0.0, (end - self.entered_at).total_seconds())
+                object.__setattr__(self, "wait_seconds", wait)
+
+    def current_wait(self, now: datetime) -> timedelta:
+        """How long a waiting caller has been in the queue at `now` (never negative)."""
+        return max(timedelta(0), now - self.entered_at)
+
+
+Event = MessageEvent | CallEvent
