@@ -1,0 +1,264 @@
+"""The `chat_jsonl` connector: a generic chat log, one JSON object a line (SPEC §3).
+
+Each line is one message or one end-of-chat marker::
+
+    {"conversation": "c-1042", "at": "2026-11-17T09:15:02+00:00", "author_role": "customer",
+     "author": "Dana", "text": "Do you ship to Norway?", "id": "m-88121"}
+
+`author_role` is `customer`, `agent`, `bot` or `system`; bot and system messages are on our side
+and automatic, so a bot greeting never counts as a reply. `event` is `message` (the default) or
+`ended` when the chat closed. Message text is read only to make a stable id for lines without
+an `id`: it is never stored, logged or put in a rejection reason.
+
+The file (or every file a glob matches) is tailed with `connectors.files`, so rotation and
+truncation are survived and an interrupted poll resumes without loss or duplicates.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from connectors import files
+from connectors.base import (
+    Batch,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Rejection,
+)
+from monitor.config import SourceSettings
+from monitor.events import Channel, Event, MessageEvent, MessageKind, Side
+
+ROLES = {"customer", "agent", "bot", "system"}
+AUTOMATIC_ROLES = {"bot", "system"}
+EVENTS = {"message": MessageKind.MESSAGE, "ended": MessageKind.ENDED}
+_GLOB_CHARS = frozenset("*?[")
+
+
+class ChatJsonlSettings(SourceSettings):
+    # A file or a glob (`chats/*.jsonl`, `**` allowed); relative to the config file's folder.
+    path: str
+
+
+class LineError(ValueError):
+    """A line that cannot become an event; the message is the rejection reason (no text)."""
+
+
+class ChatJsonlConnector(Connector):
+    kind = "chat_jsonl"
+    channel = Channel.CHAT
+    settings = ChatJsonlSettings
+    imports_files = True
+
+    def __init__(
+        self,
+        source: SourceSettings,
+        context: ConnectorContext,
+        *,
+        max_lines: int = files.DEFAULT_MAX_LINES,
+        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        super().__init__(source, context)
+        assert isinstance(source, ChatJsonlSettings), type(source)
+        self.path = context.path(source.path)
+        self.max_lines = max_lines
+        self.max_line_bytes = max_line_bytes
+
+    def matching_files(self) -> list[Path]:
+        """The files the configured path matches now (sorted; regular files only)."""
+        text = str(self.path)
+        if not _GLOB_CHARS & set(text):
+            return [self.path] if self.path.is_file() else []
+        return [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
+
+    def check(self) -> str:
+        matched = self._matched(permanent=True)
+        size = 0
+        for path in matched:
+            try:
+                with path.open("rb") as handle:
+                    handle.read(1)
+                size += path.stat().st_size
+            except OSError as exc:
+                raise ConnectorError(_unreadable(path, exc), permanent=True) from None
+        count = f"{len(matched)} file" + ("" if len(matched) == 1 else "s")
+        return f"{count}, {_human_size(size)}"
+
+    def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        # Not permanent here: with a plain path there is a moment during rotation (between the
+        # rename and the new file's creation) when nothing matches; the next poll heals it.
+        matched = self._matched(permanent=False)
+        try:
+            chunks = files.tail(
+                matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
+            )
+        except ValueError as exc:
+            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        yield from self._batches(chunks)
+
+    def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
+        for path in paths:
+            if not path.is_file():
+                raise ConnectorError(f"{path}: no such file", permanent=True)
+        chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
+        yield from self._batches(chunks)
+
+    def _matched(self, *, permanent: bool) -> list[Path]:
+        matched = self.matching_files()
+        if not matched:
+            raise ConnectorError(f"no file matches {self.path}", permanent=permanent)
+        return matched
+
+    def _batches(self, chunks: Iterator[files.Chunk]) -> Iterator[Batch]:
+        try:
+            for chunk in chunks:
+                events: list[Event] = []
+                rejected = list(chunk.rejected)
+                for location, data in chunk.lines:
+                    try:
+                        event = parse_line(data)
+                    except LineError as exc:
+                        rejected.append(Rejection(location, str(exc)))
+                        continue
+                    if event is not None:
+                        events.append(event)
+                yield Batch(events, chunk.cursor, rejected)
+        except OSError as exc:
+            path = Path(exc.filename) if exc.filename else self.path
+            raise ConnectorError(_unreadable(path, exc)) from None
+
+
+def parse_line(data: bytes) -> MessageEvent | None:
+    """One line as an event; None for a blank line; LineError (the reason) when malformed."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(f"invalid UTF-8 at byte {exc.start + 1}") from None
+    if not text.strip():
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError):
+        # Valid syntax beyond the parser's limits: an over-long integer or very deep nesting.
+        raise LineError("not valid JSON (a number or nesting beyond limits)") from None
+    if not isinstance(record, dict):
+        raise LineError(f"expected a JSON object, got {_json_type(record)}")
+
+    conversation = _identifier(record, "conversation", required=True)
+    assert conversation is not None
+    at = _timestamp(record.get("at"))
+    role = _text(record, "author_role", required=True)
+    if role not in ROLES:
+        raise LineError(f"unknown author_role {_short(role)} (expected {_expected(ROLES)})")
+    event = _text(record, "event") or "message"
+    if event not in EVENTS:
+        raise LineError(f"unknown event {_short(event)} (expected {_expected(EVENTS)})")
+    author = _text(record, "author")
+    body = _text(record, "text")
+    external_id = _identifier(record, "id") or _content_id(
+        conversation, at, role, event, author, body
+    )
+    return MessageEvent(
+        external_id=external_id,
+        conversation=conversation,
+        at=at,
+        side=Side.CUSTOMER if role == "customer" else Side.AGENT,
+        kind=EVENTS[event],
+        automatic=role in AUTOMATIC_ROLES,
+        customer=author if role == "customer" and author else None,
+    )
+
+
+def _content_id(
+    conversation: str, at: datetime, role: str, event: str, author: str | None, text: str | None
+) -> str:
+    """A stable id for a line without `id`: the same line re-exported in another file (or with
+    another UTC offset) gets the same id, so the store's unique key drops the repeat."""
+    canonical = json.dumps(
+        [conversation, at.isoformat(), role, event, author, text],
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+def _timestamp(value: object) -> datetime:
+    if value is None:
+        raise LineError("missing at")
+    if not isinstance(value, str):
+        raise LineError(f"at must be an ISO 8601 string, got {_json_type(value)}")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise LineError("at is not an ISO 8601 time") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        # Guessing a zone would shift every response time by hours; the exporter must say.
+        raise LineError("at has no UTC offset (naive time; add Z or +HH:MM)")
+    return parsed.astimezone(UTC)
+
+
+def _identifier(record: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    """A string or a number (not a boolean) as a non-empty string; None when absent."""
+    value = record.get(key)
+    if value is None or value == "":
+        if required:
+            raise LineError(f"missing {key}" if value is None else f"{key} is empty")
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise LineError(f"{key} must be a string or a number, got {_json_type(value)}")
+    return str(value)
+
+
+def _text(record: dict[str, Any], key: str, *, required: bool = False) -> str | None:
+    value = record.get(key)
+    if value is None:
+        if required:
+            raise LineError(f"missing {key}")
+        return None
+    if not isinstance(value, str):
+        raise LineError(f"{key} must be a string, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _short(value: str | None) -> str:
+    # Roles and event names are vocabulary, not message text, but bound them anyway.
+    return repr(value if value is None or len(value) <= 24 else value[:24] + "…")
+
+
+def _expected(names: set[str] | dict[str, Any]) -> str:
+    ordered = sorted(names)
+    return ", ".join(ordered[:-1]) + " or " + ordered[-1]
+
+
+def _unreadable(path: Path, exc: OSError) -> str:
+    return f"cannot read {path}: {exc.strerror or exc}"
+
+
+def _human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")

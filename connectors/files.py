@@ -1,0 +1,268 @@
+"""Line tailing for file sources: complete lines, their `file:line` locations and a cursor.
+
+Chat exports and Asterisk's `queue_log` are append-only text files that get rotated. This module
+reads them incrementally so that a poll costs what is new, not the history, and in bounded
+memory whatever the file size.
+
+Files are known by identity, not by name: the cursor keys each file by `<dev>:<inode>` and keeps
+a fingerprint of its head, so that
+- rotation by rename (`queue_log` -> `queue_log.1`, a new `queue_log` created) finishes the rest
+  of the old file if it is still matched, and reads the new one from its start;
+- copytruncate (the file shrinks below the stored offset, or its head changes) and a reused
+  inode (a new file with different head bytes) restart that file from the beginning.
+
+Cursor shape (small, JSON-serialisable)::
+
+    {"v": 1, "files": {"<dev>:<inode>": {"path": str, "offset": int, "line": int,
+                                         "head": "<sha1 hex>"}}}
+
+`offset` is the byte just after the last consumed line, `line` the number of lines consumed
+(so locations stay right across polls) and `head` the sha1 of the file's first
+min(256, offset) bytes: only bytes already consumed, which an append-only writer never changes,
+so a file that was shorter than 256 bytes at the last poll does not look replaced when it grows.
+
+Only complete lines (ending in `\\n`) are consumed while tailing: a writer may be mid-line. Lines
+are bytes without their line ending; decoding them is the caller's business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, NamedTuple
+
+from connectors.base import Cursor, Rejection
+
+CURSOR_VERSION = 1
+DEFAULT_MAX_LINES = 5000
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+HEAD_BYTES = 256
+_BLOCK = 64 * 1024
+
+
+class Line(NamedTuple):
+    location: str  # "website.jsonl:1042" (file name and 1-based line number)
+    data: bytes  # without the trailing "\n" (or "\r\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """Up to `max_lines` lines (and skipped ones) and the cursor that covers them and all before."""
+
+    lines: list[Line]
+    cursor: Cursor
+    rejected: list[Rejection]
+
+
+def tail(
+    paths: Sequence[Path],
+    cursor: Cursor | None,
+    *,
+    max_lines: int = DEFAULT_MAX_LINES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Chunk]:
+    """Yield what is new in `paths` since `cursor` (None: everything), in chunks.
+
+    The last chunk always carries the final cursor, even with no lines, whenever the cursor
+    changed (a file restarted, a vanished file forgotten). Raises ValueError for a cursor that
+    is not of this shape and OSError when a matched file cannot be read.
+    """
+    return _read(paths, load_cursor(cursor), max_lines, max_line_bytes, final=False)
+
+
+def read_all(
+    paths: Sequence[Path],
+    *,
+    max_lines: int = DEFAULT_MAX_LINES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+) -> Iterator[Chunk]:
+    """Read `paths` once from the beginning (for `import`): no cursor, and the files are taken
+    as finished, so a last line without a final newline is read too."""
+    return _read(paths, {}, max_lines, max_line_bytes, final=True)
+
+
+def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
+    """The per-file entries of a stored cursor, checked; ValueError if it is not ours."""
+    if cursor is None:
+        return {}
+    if not isinstance(cursor, dict) or cursor.get("v") != CURSOR_VERSION:
+        raise ValueError("not a version 1 file cursor")
+    files = cursor.get("files")
+    if not isinstance(files, dict):
+        raise ValueError("file cursor has no 'files' mapping")
+    for key, entry in files.items():
+        valid = (
+            isinstance(entry, dict)
+            and isinstance(entry.get("path"), str)
+            and _is_count(entry.get("offset"))
+            and _is_count(entry.get("line"))
+            and isinstance(entry.get("head"), str)
+        )
+        if not valid:
+            raise ValueError(f"file cursor entry {key!r} is malformed")
+    return {key: dict(entry) for key, entry in files.items()}
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _dump(files: dict[str, dict[str, Any]]) -> Cursor:
+    # A copy: chunks already handed out must not change as reading goes on.
+    return {"v": CURSOR_VERSION, "files": {key: dict(entry) for key, entry in files.items()}}
+
+
+def _ordered(paths: Iterable[Path]) -> list[tuple[Path, os.stat_result]]:
+    """Regular files, oldest modification first, then by name: a rotated file (older) is
+    finished before the one that replaced it. A path that vanished meanwhile is skipped."""
+    found: list[tuple[Path, os.stat_result]] = []
+    for path in paths:
+        try:
+            info = path.stat()
+        except FileNotFoundError:
+            continue  # rotated away between the glob and now; seen under its new name if matched
+        if stat.S_ISREG(info.st_mode):
+            found.append((path, info))
+    found.sort(key=lambda item: (item[1].st_mtime_ns, str(item[0])))
+    return found
+
+
+def _read(
+    paths: Sequence[Path],
+    previous: dict[str, dict[str, Any]],
+    max_lines: int,
+    max_line_bytes: int,
+    *,
+    final: bool,
+) -> Iterator[Chunk]:
+    if max_lines < 1 or max_line_bytes < 1:
+        raise ValueError("max_lines and max_line_bytes must be positive")
+    # Only files matched now stay in the cursor: it stays small however often logs rotate.
+    files: dict[str, dict[str, Any]] = {}
+    lines: list[Line] = []
+    rejected: list[Rejection] = []
+    emitted = _dump(previous)
+    for path, _ in _ordered(paths):
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            continue
+        with handle:
+            info = os.fstat(handle.fileno())  # the file actually opened, even if renamed since
+            key = f"{info.st_dev}:{info.st_ino}"
+            if key in files:
+                continue  # the same file twice (a hard link, a path given twice)
+            entry = _resume(previous.get(key), handle, info.st_size)
+            entry["path"] = str(path)
+            files[key] = entry
+            head = _Head(handle, entry)
+            for item in _lines(handle, entry, path.name, info.st_size, max_line_bytes, final):
+                if isinstance(item, Line):
+                    lines.append(item)
+                else:
+                    rejected.append(item)
+                if len(lines) + len(rejected) >= max_lines:
+                    head.refresh()
+                    emitted = _dump(files | _later(previous, files))
+                    yield Chunk(lines, emitted, rejected)
+                    lines, rejected = [], []
+            head.refresh()
+    # Entries of files still to come are kept in every cursor above (`_later`); at the end only
+    # the files matched this time remain.
+    final_cursor = _dump(files)
+    if lines or rejected or final_cursor != emitted:
+        yield Chunk(lines, final_cursor, rejected)
+
+
+def _later(previous: dict[str, dict[str, Any]], done: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Entries of files not reached yet in this pass: a mid-pass cursor must not forget them."""
+    return {key: entry for key, entry in previous.items() if key not in done}
+
+
+def _resume(stored: dict[str, Any] | None, handle: BinaryIO, size: int) -> dict[str, Any]:
+    """Where to continue in this file: the stored position, or 0 when it is new or replaced."""
+    fresh = {"offset": 0, "line": 0, "head": _head_hash(handle, 0)}
+    if stored is None:
+        return fresh
+    offset = int(stored["offset"])
+    if size < offset:
+        return fresh  # truncated in place (copytruncate): everything in it now is new
+    if _head_hash(handle, offset) != stored["head"]:
+        return fresh  # another file under a reused inode, or rewritten from the start
+    return {"offset": offset, "line": int(stored["line"]), "head": stored["head"]}
+
+
+def _head_hash(handle: BinaryIO, offset: int) -> str:
+    handle.seek(0)
+    return hashlib.sha1(handle.read(min(HEAD_BYTES, offset))).hexdigest()
+
+
+class _Head:
+    """Keeps `entry["head"]` the hash of the first min(HEAD_BYTES, offset) bytes as it grows."""
+
+    def __init__(self, handle: BinaryIO, entry: dict[str, Any]) -> None:
+        self.handle = handle
+        self.entry = entry
+        self.covered = min(HEAD_BYTES, entry["offset"])
+
+    def refresh(self) -> None:
+        # Once HEAD_BYTES are covered the fingerprint is fixed: no more reads for it.
+        if self.covered < HEAD_BYTES and self.entry["offset"] > self.covered:
+            position = self.handle.tell()
+            self.entry["head"] = _head_hash(self.handle, self.entry["offset"])
+            self.covered = min(HEAD_BYTES, self.entry["offset"])
+            self.handle.seek(position)
+
+
+def _lines(
+    handle: BinaryIO,
+    entry: dict[str, Any],
+    name: str,
+    size: int,
+    max_line_bytes: int,
+    final: bool,
+) -> Iterator[Line | Rejection]:
+    """Complete lines from `entry["offset"]` up to `size` (the size when the file was opened, so
+    a busy writer cannot keep a poll going forever), advancing `entry` as each is consumed.
+
+    Memory stays within about `max_line_bytes` plus one block: a longer line is dropped as it
+    is read and reported once its end is found.
+    """
+    handle.seek(entry["offset"])
+    remaining = size - entry["offset"]
+    pending = b""  # the start of a line whose end has not been read yet
+    skipping = 0  # bytes of an over-long line dropped so far (0: not skipping)
+    while remaining > 0:
+        block = handle.read(min(_BLOCK, remaining))
+        if not block:
+            break  # truncated while reading: the next poll notices and restarts
+        remaining -= len(block)
+        parts = block.split(b"\n")
+        parts[0] = pending + parts[0]
+        pending = parts.pop()
+        for part in parts:
+            length = skipping + len(part)
+            entry["offset"] += length + 1
+            entry["line"] += 1
+            location = f"{name}:{entry['line']}"
+            if length > max_line_bytes:
+                yield Rejection(location, f"line of {length} bytes is longer than the limit")
+            else:
+                yield Line(location, part[:-1] if part.endswith(b"\r") else part)
+            skipping = 0
+        if skipping or len(pending) > max_line_bytes:
+            skipping += len(pending)
+            pending = b""
+    if final and (pending or skipping):
+        # A finished file may lack the last newline; while tailing, that line is left for later.
+        entry["offset"] += skipping + len(pending)
+        entry["line"] += 1
+        location = f"{name}:{entry['line']}"
+        if skipping:
+            yield Rejection(location, f"line of {skipping} bytes is longer than the limit")
+        else:
+            yield Line(location, pending.removesuffix(b"\r"))
