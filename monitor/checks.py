@@ -1,0 +1,68 @@
+"""`support-monitor check`: the config is valid; try the database, every source and SMTP.
+
+One line each, never a secret: a source line shows its name, kind and what was found or why it
+failed. Exit status 1 if anything failed.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Callable
+
+from connectors.base import ConnectorError
+from monitor.config import Settings, SmtpSettings, read_secret
+from monitor.ingest import build_connector
+from monitor.store import StoreError, describe, make_engine, ping
+
+
+def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:
+    """Connect, secure the connection as configured, log in; return the server's greeting."""
+    context = ssl.create_default_context(
+        cafile=str(settings.base_dir / smtp.ca_file) if smtp.ca_file else None
+    )
+    timeout = smtp.timeout.total_seconds()
+    client: smtplib.SMTP
+    if smtp.security == "tls":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+    with client:
+        client.ehlo()
+        if smtp.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        password = read_secret(smtp.password, smtp.password_file, settings.base_dir)
+        if smtp.username and password:
+            client.login(smtp.username, password)
+        return f"{smtp.host}:{smtp.port} ({smtp.security})"
+
+
+def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
+    failures = 0
+    say(f"ok    config: {len(settings.sources)} sources")
+    try:
+        engine = make_engine(settings.file.database, settings.base_dir)
+        ping(engine)
+        say(f"ok    database: {describe(engine)}")
+    except StoreError as exc:
+        failures += 1
+        say(f"FAIL  database: {exc}")
+    for source in settings.sources:
+        label = f"source {source.name} ({source.kind})"
+        if not source.enabled:
+            say(f"skip  {label}: disabled")
+            continue
+        try:
+            found = build_connector(settings, source).check()
+            say(f"ok    {label}: {found}")
+        except ConnectorError as exc:
+            failures += 1
+            say(f"FAIL  {label}: {exc}")
+    if settings.file.smtp is not None:
+        try:
+            say(f"ok    smtp: {check_smtp(settings.file.smtp, settings)}")
+        except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:
+            failures += 1
+            say(f"FAIL  smtp: {settings.file.smtp.host}:{settings.file.smtp.port}: {exc}")
+    return 1 if failures else 0

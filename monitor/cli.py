@@ -1,0 +1,203 @@
+"""The `support-monitor` command (SPEC §5).
+
+Exit status: 0 success, 1 a source, the SMTP server or the database failed, 2 a usage or
+configuration error. Errors are one readable line; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from monitor import __version__
+from monitor.checks import run_checks
+from monitor.config import ConfigError, Settings, config_path, load_settings
+from monitor.exporter import exposition
+from monitor.figures import all_figures
+from monitor.ingest import import_paths, poll_source, reconcile, utcnow
+from monitor.report import render_csv, render_json, render_table
+from monitor.store import StoreError, make_engine, prepare
+
+logger = logging.getLogger("monitor")
+
+
+class UsageError(Exception):
+    """A command-line mistake: exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="support-monitor",
+        description="Measure how long customers wait for support, on every channel.",
+    )
+    parser.add_argument(
+        "--config",
+        "-c",
+        help="the YAML config (default: $SUPPORT_MONITOR_CONFIG or ./support-monitor.yaml)",
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="debug logging and tracebacks on errors"
+    )
+    parser.add_argument("--version", action="version", version=f"support-monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser(
+        "run", help="the service: poll every source on schedule, serve /metrics and /healthz"
+    )
+    poll = commands.add_parser(
+        "poll", help="poll sources once (all by default) and print what was ingested"
+    )
+    poll.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help="source names (default: all enabled)"
+    )
+    imp = commands.add_parser("import", help="backfill files into a file-kind source")
+    imp.add_argument("source", metavar="SOURCE")
+    imp.add_argument("paths", nargs="+", metavar="PATH", type=Path)
+    commands.add_parser("metrics", help="print the Prometheus exposition once and exit")
+    report = commands.add_parser("report", help="responsiveness figures for a period")
+    report.add_argument(
+        "--since", help="start: a date (midnight in `timezone`) or ISO time; default 7 days ago"
+    )
+    report.add_argument("--until", help="end (exclusive): a date or ISO time; default now")
+    report.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    digest = commands.add_parser(
+        "digest", help="build the daily digest for a day; send it or write the HTML"
+    )
+    digest.add_argument("--date", help="the day (default: yesterday)")
+    how = digest.add_mutually_exclusive_group()
+    how.add_argument("--send", action="store_true")
+    how.add_argument("--preview", metavar="FILE", type=Path)
+    alerts = commands.add_parser("alerts", help="evaluate alert rules once and notify (or print)")
+    alerts.add_argument("--once", action="store_true")
+    alerts.add_argument("--dry-run", action="store_true")
+    commands.add_parser(
+        "check", help="validate the config and try every source and the SMTP server"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return dispatch(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    except UsageError as exc:
+        print(f"support-monitor: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        if args.debug:
+            logger.exception("database error")
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the outermost boundary: one line, no traceback
+        if args.debug:
+            raise
+        print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return 1
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    settings = load_settings(config_path(args.config))
+    if args.command == "check":
+        return run_checks(settings, print)
+    if args.command in ("digest", "alerts"):
+        print(
+            f"support-monitor {args.command} is not available yet in this version", file=sys.stderr
+        )
+        return 1
+    engine = open_store(settings)
+    if args.command == "run":
+        from monitor.service import run
+
+        return run(engine, settings)
+    if args.command == "poll":
+        return poll(engine, settings, args.sources)
+    if args.command == "import":
+        return import_files(engine, settings, args.source, args.paths)
+    if args.command == "metrics":
+        sys.stdout.write(exposition(engine, settings, utcnow).decode())
+        return 0
+    if args.command == "report":
+        return report(engine, settings, args)
+    raise UsageError(f"unknown command {args.command!r}")
+
+
+def open_store(settings: Settings) -> Engine:
+    engine = make_engine(settings.file.database, settings.base_dir)
+    prepare(engine)
+    reconcile(engine, settings)
+    return engine
+
+
+def _sources(settings: Settings, names: Sequence[str]) -> list[str]:
+    known = [s.name for s in settings.sources]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UsageError(
+            f"no source named {', '.join(unknown)} (configured: {', '.join(known) or 'none'})"
+        )
+    return list(names) or [s.name for s in settings.sources if s.enabled]
+
+
+def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
+    failed = 0
+    for name in _sources(settings, names):
+        result = poll_source(engine, settings, settings.source(name), now=utcnow())
+        print(result.summary())
+        failed += not result.ok
+    return 1 if failed else 0
+
+
+def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path]) -> int:
+    _sources(settings, [name])
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise UsageError(f"no such file: {', '.join(missing)}")
+    result = import_paths(engine, settings, settings.source(name), paths, now=utcnow())
+    print(result.summary())
+    return 0
+
+
+def parse_moment(value: str, settings: Settings, what: str) -> datetime:
+    """A date (midnight in the configured zone) or an ISO 8601 time (naive: configured zone)."""
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(), settings.timezone)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{what}: expected a date like 2026-11-20 or an ISO time, got {value!r}"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=settings.timezone)
+
+
+def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
+    now = utcnow()
+    today = datetime.combine(now.astimezone(settings.timezone).date(), time(), settings.timezone)
+    since = (
+        parse_moment(args.since, settings, "--since") if args.since else today - timedelta(days=6)
+    )
+    until = parse_moment(args.until, settings, "--until") if args.until else now
+    if until <= since:
+        raise UsageError("--until must be after --since")
+    figures = all_figures(engine, settings, since, until, now)
+    render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
+    sys.stdout.write(render(figures))
+    return 0

@@ -1,0 +1,241 @@
+"""The Prometheus exporter: SPEC §6 metrics read from the store at scrape time.
+
+Counters and histograms come from the `tally` table (kept by ingest), so they are monotonic,
+survive restarts, agree between instances and cost a few rows per scrape. Gauges ("open now",
+"waiting now") are indexed aggregates over open inquiries and waiting calls only. Labels come
+only from configuration (source, channel, stage, queue, kind, threshold, outcome); sources no
+longer in the configuration are not exported.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, Integer, func, select
+
+from monitor import __version__
+from monitor.config import Settings, channel_of
+from monitor.models import CALLS, INQUIRIES, STATES, TALLIES
+from monitor.store import transaction
+from monitor.tallies import HISTOGRAMS, fmt_le, layout_for, parse_labels
+
+logger = logging.getLogger(__name__)
+
+COUNTERS = {
+    "support_inquiries_total": ("Inquiries opened.", ("channel",)),
+    "support_response_breaches_total": (
+        "Inquiries answered later than the reply target.",
+        ("channel",),
+    ),
+    "support_calls_total": ("Calls that left the queue.", ("queue", "outcome")),
+    "support_hold_breaches_total": (
+        "Calls whose wait exceeded hold_warn (threshold=warn) or hold_max (threshold=max).",
+        ("queue", "threshold"),
+    ),
+    "support_chats_missed_total": ("Chats that ended with no human agent reply.", ()),
+}
+HISTOGRAM_HELP = {
+    "support_response_seconds": "Response time of closed inquiries, calendar seconds.",
+    "support_response_business_seconds": "Response time of closed inquiries, business seconds.",
+    "support_hold_seconds": "Wait in the queue of every call that left it.",
+}
+# Metrics labelled by source with its channel and stage (the inquiry metrics).
+WITH_STAGE = {"support_inquiries_total", "support_response_breaches_total", *HISTOGRAM_HELP} - {
+    "support_hold_seconds"
+}
+
+
+class SupportCollector(Collector):
+    """Reads the store on every scrape; `now` is a callable so tests can pin it."""
+
+    def __init__(self, engine: Engine, settings: Settings, now: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.now = now
+
+    def describe(self) -> list[Metric]:
+        # Without this, registering the collector would run collect() (a database query) once.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        now = self.now()
+        stages = {s.name: s.stage.value for s in self.settings.sources}
+        channels = {s.name: channel_of(s).value for s in self.settings.sources}
+        with transaction(self.engine) as conn:
+            tallies = conn.execute(select(TALLIES)).all()
+            inquiries = INQUIRIES
+            open_rows = conn.execute(
+                select(
+                    inquiries.c.source,
+                    inquiries.c.channel,
+                    func.count(),
+                    func.sum((inquiries.c.due_at < now).cast(Integer)),
+                    func.min(inquiries.c.opened_at),
+                )
+                .where(inquiries.c.status == "open")
+                .group_by(inquiries.c.source, inquiries.c.channel)
+            ).all()
+            calls = CALLS
+            waiting_rows = conn.execute(
+                select(calls.c.source, calls.c.queue, func.count(), func.min(calls.c.entered_at))
+                .where(calls.c.outcome == "waiting")
+                .group_by(calls.c.source, calls.c.queue)
+            ).all()
+            states = conn.execute(select(STATES)).all()
+
+        yield from self._tallies(tallies, stages)
+        yield from self._open_inquiries(open_rows, stages, channels, now)
+        yield from self._waiting(waiting_rows, stages, now)
+        yield from self._sources(states, stages)
+        yield GaugeMetricFamily(
+            "support_alerts_firing", "1 while an alert rule fires.", labels=["rule"]
+        )
+        info = GaugeMetricFamily(
+            "support_monitor_build_info", "Support Monitor version.", labels=["version"]
+        )
+        info.add_metric([__version__], 1)
+        yield info
+
+    def _tallies(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
+        counters: dict[str, tuple[CounterMetricFamily, list[str]]] = {}
+        for name, (help_text, labels) in COUNTERS.items():
+            names = ["source", *labels, *(["stage"] if name in WITH_STAGE else [])]
+            family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=names)
+            counters[name] = (family, names)
+        hist: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+        for metric, source, labels, le, value in (tuple(r)[1:] for r in rows):
+            if source not in stages:
+                continue
+            if metric in HISTOGRAMS:
+                hist[(metric, source, labels)][le] = value
+            elif metric in counters:
+                family, names = counters[metric]
+                values = {"source": source, "stage": stages[source], **parse_labels(labels)}
+                family.add_metric([values[k] for k in names], value)
+        yield from (family for family, _ in counters.values())
+        yield from self._histograms(hist, stages)
+
+    def _histograms(
+        self, hist: dict[tuple[str, str, str], dict[str, float]], stages: dict[str, str]
+    ) -> Iterator[Metric]:
+        families: dict[str, tuple[HistogramMetricFamily, list[str]]] = {}
+        for metric, help_text in HISTOGRAM_HELP.items():
+            names = (
+                ["source", "queue"]
+                if metric == "support_hold_seconds"
+                else ["source", "channel", "stage", "kind"]
+            )
+            families[metric] = (HistogramMetricFamily(metric, help_text, labels=names), names)
+        layout = layout_for(self.settings).buckets
+        for (metric, source, labels), counts in sorted(hist.items()):
+            values = {"source": source, "stage": stages[source], **parse_labels(labels)}
+            cumulative, buckets = 0.0, []
+            for bound in layout[metric]:
+                cumulative += counts.get(fmt_le(bound), 0.0)
+                buckets.append((fmt_le(bound), cumulative))
+            cumulative += counts.get("+Inf", 0.0)
+            # Counts under bounds that are no longer configured still belong in +Inf and _count.
+            cumulative += sum(
+                v
+                for k, v in counts.items()
+                if k not in ("_sum", "+Inf") and float(k) not in layout[metric]
+            )
+            buckets.append(("+Inf", cumulative))
+            family, names = families[metric]
+            family.add_metric([values[k] for k in names], buckets, counts.get("_sum", 0.0))
+        yield from (family for family, _ in families.values())
+
+    def _open_inquiries(
+        self, rows: Sequence[Any], stages: dict[str, str], channels: dict[str, str], now: datetime
+    ) -> Iterator[Metric]:
+        labels = ["source", "channel", "stage"]
+        open_ = GaugeMetricFamily("support_open_inquiries", "Inquiries open now.", labels=labels)
+        breached = GaugeMetricFamily(
+            "support_open_inquiries_breached",
+            "Open inquiries already past the reply target.",
+            labels=labels,
+        )
+        oldest = GaugeMetricFamily(
+            "support_oldest_open_inquiry_age_seconds",
+            "Age of the oldest open inquiry (0 when none).",
+            labels=labels,
+        )
+        seen = set()
+        for source, channel, count, late, first in rows:
+            if source not in stages:
+                continue
+            key = [source, channel, stages[source]]
+            seen.add((source, channel))
+            open_.add_metric(key, count)
+            breached.add_metric(key, late or 0)
+            oldest.add_metric(key, max(0.0, (now - first).total_seconds()))
+        # Every inquiry source shows zeros when nothing is open, so absent() means "no data".
+        for source, stage in stages.items():
+            channel = channels[source]
+            if channel != "phone" and (source, channel) not in seen:
+                for family in (open_, breached, oldest):
+                    family.add_metric([source, channel, stage], 0)
+        yield from (open_, breached, oldest)
+
+    def _waiting(
+        self, rows: Sequence[Any], stages: dict[str, str], now: datetime
+    ) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily(
+            "support_calls_waiting", "Callers in the queue now.", labels=["source", "queue"]
+        )
+        longest = GaugeMetricFamily(
+            "support_longest_wait_seconds",
+            "Current wait of the longest-waiting caller (0 when none).",
+            labels=["source", "queue"],
+        )
+        for source, queue, count, first in rows:
+            if source in stages:
+                waiting.add_metric([source, queue], count)
+                longest.add_metric([source, queue], max(0.0, (now - first).total_seconds()))
+        yield from (waiting, longest)
+
+    def _sources(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
+        success = GaugeMetricFamily(
+            "support_source_last_success_timestamp_seconds",
+            "End of the last successful poll.",
+            labels=["source"],
+        )
+        errors = CounterMetricFamily(
+            "support_source_poll_errors", "Failed polls.", labels=["source"]
+        )
+        rejected = CounterMetricFamily(
+            "support_source_records_rejected", "Bad records skipped.", labels=["source"]
+        )
+        by_source = {row.source: row for row in rows}
+        for source in stages:
+            row = by_source.get(source)
+            if row is not None and row.last_success_at is not None:
+                success.add_metric([source], row.last_success_at.timestamp())
+            errors.add_metric([source], row.poll_errors_total if row else 0)
+            rejected.add_metric([source], row.records_rejected_total if row else 0)
+        yield from (success, errors, rejected)
+
+
+def registry_for(
+    engine: Engine, settings: Settings, now: Callable[[], datetime]
+) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SupportCollector(engine, settings, now))
+    return registry
+
+
+def exposition(engine: Engine, settings: Settings, now: Callable[[], datetime]) -> bytes:
+    """The text exposition, as `support-monitor metrics` prints it."""
+    return generate_latest(registry_for(engine, settings, now))

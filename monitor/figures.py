@@ -1,0 +1,98 @@
+"""Figures per source for a period, read from the store and summarized by the metrics engine.
+
+This is the one place the report, the digest and the alerter get their numbers from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, select
+
+from monitor.config import Settings, SourceSettings, channel_of
+from monitor.models import CALLS, INQUIRIES
+from monitor.store import transaction
+from monitor.summaries import CallFigures, InquiryFigures, summarize_calls, summarize_inquiries
+
+
+@dataclass(frozen=True)
+class SourceFigures:
+    source: str
+    kind: str
+    channel: str
+    stage: str
+    since: datetime
+    until: datetime
+    inquiries: InquiryFigures | None  # None for sources that produce no inquiries
+    calls: CallFigures | None  # None for sources that produce no calls
+
+
+def source_figures(
+    engine: Engine,
+    settings: Settings,
+    source: SourceSettings,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+) -> SourceFigures:
+    """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`."""
+    channel = channel_of(source).value
+    with transaction(engine) as conn:
+        period = (
+            conn.execute(
+                select(INQUIRIES).where(
+                    INQUIRIES.c.source == source.name,
+                    INQUIRIES.c.opened_at >= since,
+                    INQUIRIES.c.opened_at < until,
+                )
+            )
+            .mappings()
+            .all()
+        )
+        open_now = (
+            conn.execute(
+                select(INQUIRIES).where(
+                    INQUIRIES.c.status == "open", INQUIRIES.c.source == source.name
+                )
+            )
+            .mappings()
+            .all()
+        )
+        calls = (
+            conn.execute(
+                select(CALLS).where(
+                    CALLS.c.source == source.name,
+                    CALLS.c.entered_at >= since,
+                    CALLS.c.entered_at < until,
+                )
+            )
+            .mappings()
+            .all()
+        )
+        waiting = (
+            conn.execute(
+                select(CALLS).where(CALLS.c.outcome == "waiting", CALLS.c.source == source.name)
+            )
+            .mappings()
+            .all()
+        )
+    has_calls = channel == "phone" or bool(calls) or bool(waiting)
+    has_inquiries = channel != "phone" or bool(period) or bool(open_now)
+    targets = settings.targets_for(source)
+    return SourceFigures(
+        source=source.name,
+        kind=source.kind,
+        channel=channel,
+        stage=source.stage.value,
+        since=since,
+        until=until,
+        inquiries=summarize_inquiries(period, open_now, now) if has_inquiries else None,
+        calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
+    )
+
+
+def all_figures(
+    engine: Engine, settings: Settings, since: datetime, until: datetime, now: datetime
+) -> list[SourceFigures]:
+    return [source_figures(engine, settings, s, since, until, now) for s in settings.sources]

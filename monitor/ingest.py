@@ -1,0 +1,365 @@
+"""The ingest loop: connector batches in, rows + cursor + derived inquiries + tallies out.
+
+Each batch is one transaction: its new messages and calls, the rebuilt inquiries of the
+conversations it touched, the tally deltas, the rejected count and the cursor covering the batch.
+So a poll killed at any moment resumes from the last committed batch, and a batch read twice
+adds nothing (rows are keyed by (source, external_id) and inserted with ON CONFLICT DO NOTHING).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select, update
+
+from connectors import connector_class
+from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from monitor.calendars import BusinessCalendar
+from monitor.config import ResolvedTargets, Settings, SourceSettings
+from monitor.events import CallEvent, CallOutcome, MessageEvent
+from monitor.inquiries import derive
+from monitor.models import CALLS, INQUIRIES, MESSAGES, STATES
+from monitor.store import (
+    StoreError,
+    chunks,
+    get_meta,
+    insert_ignore,
+    select_in,
+    set_meta,
+    transaction,
+)
+from monitor.tallies import Layout, call_tallies, difference, inquiry_tallies, layout_for, recount
+from monitor.tallies import apply as apply_tallies
+
+logger = logging.getLogger(__name__)
+
+# Enough located rejections in the log to fix a file; the rest are counted, not listed.
+REJECTIONS_LOGGED = 20
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """What deriving a source's inquiries needs: its targets, calendar and bucket layout."""
+
+    source: str
+    channel: str
+    targets: ResolvedTargets
+    calendar: BusinessCalendar | None
+    layout: Layout
+    all_targets: Mapping[str, ResolvedTargets]
+
+
+def measuring(settings: Settings, source: SourceSettings) -> Measuring:
+    calendar = None
+    if source.calendar is not None:
+        calendar = BusinessCalendar.from_settings(settings.file.calendars[source.calendar])
+    return Measuring(
+        source=source.name,
+        channel=connector_class(source.kind).channel.value,
+        targets=settings.targets_for(source),
+        calendar=calendar,
+        layout=layout_for(settings),
+        all_targets={s.name: settings.targets_for(s) for s in settings.sources},
+    )
+
+
+def build_connector(settings: Settings, source: SourceSettings) -> Connector:
+    context = ConnectorContext(
+        agents=settings.file.agents, base_dir=settings.base_dir, timezone=settings.timezone
+    )
+    return connector_class(source.kind)(source, context)
+
+
+@dataclass
+class PollResult:
+    source: str
+    batches: int = 0
+    messages: int = 0  # new messages stored
+    calls: int = 0  # new or finished calls stored
+    rejected: int = 0
+    error: str | None = None
+    permanent: bool = False
+    interrupted: bool = False
+    rejections: list[Rejection] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.source}: FAILED {self.error}"
+        parts = [
+            f"{self.messages} new messages",
+            f"{self.calls} calls",
+            f"{self.rejected} rejected",
+        ]
+        tail = " (stopped early)" if self.interrupted else ""
+        return f"{self.source}: {', '.join(parts)} in {self.batches} batches{tail}"
+
+
+def poll_source(
+    engine: Engine,
+    settings: Settings,
+    source: SourceSettings,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime] = utcnow,
+    stop: threading.Event | None = None,
+) -> PollResult:
+    """Read what is new at `source` and store it batch by batch; record the source's health.
+
+    Never raises for a source problem: the error is recorded and returned, so one bad source
+    cannot stop the others. A database problem raises StoreError (nothing can be recorded)."""
+    result = PollResult(source.name)
+    with transaction(engine) as conn:
+        cursor = load_cursor(conn, source.name)
+    try:
+        connector = build_connector(settings, source)
+        batches = connector.fetch(cursor, now)
+        _store_all(engine, measuring(settings, source), batches, result, stop, save_cursor=True)
+    except ConnectorError as exc:
+        result.error, result.permanent = str(exc), exc.permanent
+    except StoreError:
+        raise
+    except Exception as exc:  # a job boundary: record any failure, keep serving
+        logger.exception("poll of %s failed unexpectedly", source.name)
+        result.error = f"{type(exc).__name__}: {exc}"
+    _record_health(engine, result, attempted_at=now, finished_at=clock())
+    return result
+
+
+def import_paths(
+    engine: Engine, settings: Settings, source: SourceSettings, paths: list[Path], *, now: datetime
+) -> PollResult:
+    """Backfill files into a file-kind source; the source's own cursor is left alone."""
+    result = PollResult(source.name)
+    batches = build_connector(settings, source).fetch_paths(paths, now)
+    _store_all(engine, measuring(settings, source), batches, result, None, save_cursor=False)
+    return result
+
+
+def _store_all(
+    engine: Engine,
+    ctx: Measuring,
+    batches: Iterator[Batch],
+    result: PollResult,
+    stop: threading.Event | None,
+    *,
+    save_cursor: bool,
+) -> None:
+    for batch in batches:
+        with transaction(engine) as conn:
+            messages, calls = store_batch(conn, ctx, batch.events)
+            _save_state(
+                conn, ctx.source, batch.cursor if save_cursor else None, len(batch.rejected)
+            )
+        result.batches += 1
+        result.messages += messages
+        result.calls += calls
+        result.rejected += len(batch.rejected)
+        for rejection in batch.rejected:
+            if len(result.rejections) < REJECTIONS_LOGGED:
+                result.rejections.append(rejection)
+                logger.warning("%s: rejected %s", ctx.source, rejection)
+        if stop is not None and stop.is_set():
+            # The cursor of every stored batch is saved, so stopping here loses nothing.
+            result.interrupted = True
+            return
+
+
+def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> tuple[int, int]:
+    """Store one batch's events; return (new messages, new or finished calls)."""
+    messages = [e for e in events if isinstance(e, MessageEvent)]
+    calls = [e for e in events if isinstance(e, CallEvent)]
+    inserted, touched = _store_messages(conn, ctx, messages)
+    rederive(conn, ctx, touched)
+    return inserted, _store_calls(conn, ctx, calls)
+
+
+def _store_messages(
+    conn: Connection, ctx: Measuring, events: list[MessageEvent]
+) -> tuple[int, set[str]]:
+    """Insert the new messages; return how many, and the conversations they touched."""
+    if not events:
+        return 0, set()
+    unique = {e.external_id: e for e in reversed(events)}  # the first of duplicate ids wins
+    existing = {
+        r["external_id"]
+        for r in select_in(conn, MESSAGES, {"source": ctx.source}, "external_id", unique)
+    }
+    rows = [
+        {
+            "source": ctx.source,
+            "external_id": e.external_id,
+            "conversation": e.conversation,
+            "at": e.at,
+            "side": e.side.value,
+            "kind": e.kind.value,
+            "automatic": e.automatic,
+            "internal": e.internal,
+            "channel": (e.channel.value if e.channel else ctx.channel),
+            "customer": e.customer,
+            "subject": e.subject,
+        }
+        for e in events
+        if e.external_id in unique and unique[e.external_id] is e and e.external_id not in existing
+    ]
+    for part in chunks(rows):
+        conn.execute(insert_ignore(conn, MESSAGES, ["source", "external_id"]), list(part))
+    return len(rows), {str(r["conversation"]) for r in rows}
+
+
+def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> None:
+    """Rebuild the inquiries of `conversations` and move the tallies by the difference."""
+    conversations = sorted(set(conversations))
+    if not conversations:
+        return
+    by_conversation: dict[str, list[Any]] = defaultdict(list)
+    for part in chunks(conversations):
+        query = (
+            select(MESSAGES)
+            .where(MESSAGES.c.source == ctx.source, MESSAGES.c.conversation.in_(part))
+            .order_by(MESSAGES.c.id)
+        )
+        for row in conn.execute(query):
+            by_conversation[row.conversation].append(row)
+    old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", conversations)
+    new: list[dict[str, Any]] = []
+    for conversation in conversations:
+        for measured in derive(
+            conversation, by_conversation[conversation], ctx.targets, ctx.calendar
+        ):
+            new.append({"source": ctx.source, **asdict(measured)})
+    for part in chunks(conversations):
+        conn.execute(
+            delete(INQUIRIES).where(
+                INQUIRIES.c.source == ctx.source, INQUIRIES.c.conversation.in_(part)
+            )
+        )
+    for rows in chunks(new):
+        conn.execute(INQUIRIES.insert(), list(rows))
+    delta = difference(inquiry_tallies(new, ctx.layout), inquiry_tallies(old, ctx.layout))
+    apply_tallies(conn, delta)
+
+
+def _store_calls(conn: Connection, ctx: Measuring, events: list[CallEvent]) -> int:
+    """Insert new calls; replace a stored *waiting* call by its final state. A finished call
+    never changes again, so re-reading a log cannot count it twice."""
+    if not events:
+        return 0
+    latest = {e.external_id: e for e in events}  # the last state of a call in the batch wins
+    stored = {
+        r["external_id"]: r["outcome"]
+        for r in select_in(conn, CALLS, {"source": ctx.source}, "external_id", latest)
+    }
+    inserts, finished = [], []
+    for event in latest.values():
+        row = {"source": ctx.source, **_call_row(event)}
+        if event.external_id not in stored:
+            inserts.append(row)
+        elif (
+            stored[event.external_id] == CallOutcome.WAITING
+            and event.outcome != CallOutcome.WAITING
+        ):
+            conn.execute(
+                update(CALLS)
+                .where(
+                    CALLS.c.source == ctx.source,
+                    CALLS.c.external_id == event.external_id,
+                    CALLS.c.outcome == CallOutcome.WAITING.value,
+                )
+                .values(**row)
+            )
+            finished.append(row)
+    for part in chunks(inserts):
+        conn.execute(insert_ignore(conn, CALLS, ["source", "external_id"]), list(part))
+    counted = [r for r in inserts + finished if r["outcome"] != CallOutcome.WAITING.value]
+    apply_tallies(conn, call_tallies(counted, ctx.layout, ctx.all_targets))
+    return len(inserts) + len(finished)
+
+
+def _call_row(event: CallEvent) -> dict[str, Any]:
+    return {
+        "external_id": event.external_id,
+        "queue": event.queue,
+        "entered_at": event.entered_at,
+        "answered_at": event.answered_at,
+        "left_at": event.left_at,
+        "wait_seconds": event.wait_seconds,
+        "talk_seconds": event.talk_seconds,
+        "outcome": event.outcome.value,
+        "caller": event.caller,
+    }
+
+
+def load_cursor(conn: Connection, source: str) -> Cursor | None:
+    raw = conn.execute(
+        select(STATES.c.cursor).where(STATES.c.source == source)
+    ).scalar_one_or_none()
+    return json.loads(raw) if raw else None
+
+
+def _ensure_state(conn: Connection, source: str) -> None:
+    conn.execute(insert_ignore(conn, STATES, ["source"]), [{"source": source}])
+
+
+def _save_state(conn: Connection, source: str, cursor: Cursor | None, rejected: int) -> None:
+    _ensure_state(conn, source)
+    values: dict[str, Any] = {"records_rejected_total": STATES.c.records_rejected_total + rejected}
+    if cursor is not None:
+        values["cursor"] = json.dumps(cursor, sort_keys=True, separators=(",", ":"))
+    conn.execute(update(STATES).where(STATES.c.source == source).values(**values))
+
+
+def _record_health(
+    engine: Engine, result: PollResult, *, attempted_at: datetime, finished_at: datetime
+) -> None:
+    with transaction(engine) as conn:
+        _ensure_state(conn, result.source)
+        values: dict[str, Any] = {"last_attempt_at": attempted_at}
+        if result.ok:
+            values.update(last_success_at=finished_at, consecutive_failures=0)
+        else:
+            values.update(
+                last_error=result.error,
+                last_error_at=finished_at,
+                consecutive_failures=STATES.c.consecutive_failures + 1,
+                poll_errors_total=STATES.c.poll_errors_total + 1,
+            )
+        conn.execute(update(STATES).where(STATES.c.source == result.source).values(**values))
+
+
+def reconcile(engine: Engine, settings: Settings) -> bool:
+    """Redo stored measurements if targets, calendars or buckets changed since they were made.
+
+    Runs at start-up; costs a pass over the history only when the configuration changed."""
+    layout = layout_for(settings)
+    signature = layout.signature(settings)
+    with transaction(engine) as conn:
+        if get_meta(conn, "measure_signature") == signature:
+            return False
+        for source in settings.sources:
+            ctx = measuring(settings, source)
+            query = (
+                select(MESSAGES.c.conversation).where(MESSAGES.c.source == source.name).distinct()
+            )
+            conversations = [row[0] for row in conn.execute(query)]
+            for part in chunks(conversations, 2000):
+                rederive(conn, ctx, part)
+        recount(conn, settings, layout)
+        set_meta(conn, "measure_signature", signature)
+    logger.info("measurements redone for the current targets and calendars")
+    return True

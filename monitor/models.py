@@ -1,0 +1,130 @@
+"""The tables. Every datetime column is timezone-aware UTC (SQLModel's UTCDateTime).
+
+- `Message` and `Call` are what connectors produced, keyed by (source, external_id), so storing
+  the same event twice is a no-op.
+- `Inquiry` is derived from the messages of one conversation and is rebuilt whenever that
+  conversation gets a new message. `due_at` (when an open inquiry breaches) is computed once at
+  ingest, so "open and breached now" is an indexed comparison at scrape time, not a calendar walk.
+- `Tally` holds the monotonic counters and histogram buckets of SPEC §6, updated in the same
+  transaction as the rows they count, so a scrape reads a few rows whatever the history's size.
+- `SourceState` holds each source's cursor (saved with the rows it covers) and its health.
+- `Meta` holds the schema version and the bucket layout the tallies were built with.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index, Table, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+SCHEMA_VERSION = 1
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_message_conversation", "source", "conversation"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    conversation: str
+    at: datetime
+    side: str
+    kind: str
+    automatic: bool
+    internal: bool
+    channel: str
+    customer: str | None = None
+    subject: str | None = None
+
+
+class Call(SQLModel, table=True):
+    __tablename__ = "call"
+    __table_args__ = (
+        UniqueConstraint("source", "external_id"),
+        Index("ix_call_outcome", "outcome", "source"),
+        Index("ix_call_entered", "source", "entered_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    external_id: str
+    queue: str
+    entered_at: datetime
+    answered_at: datetime | None = None
+    left_at: datetime | None = None
+    wait_seconds: float | None = None
+    talk_seconds: float | None = None
+    outcome: str
+    caller: str | None = None
+
+
+class Inquiry(SQLModel, table=True):
+    __tablename__ = "inquiry"
+    __table_args__ = (
+        UniqueConstraint("source", "conversation", "opened_by"),
+        Index("ix_inquiry_status", "status", "source"),
+        Index("ix_inquiry_opened", "source", "opened_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    conversation: str
+    channel: str
+    kind: str  # first | followup
+    status: str  # open | answered | missed
+    opened_at: datetime
+    opened_by: str  # external_id of the customer message that opened it
+    closed_at: datetime | None = None  # the human agent reply
+    ended_at: datetime | None = None  # the conversation ended unanswered (missed)
+    response_seconds: float | None = None
+    business_seconds: float | None = None
+    due_at: datetime | None = None  # when it breaches the reply target (None: never, no hours)
+    breached: bool = False  # answered (or missed) after due_at
+    clamped: bool = False  # the reply was dated before the question (clock skew): counted as 0 s
+    customer: str | None = None
+    subject: str | None = None
+
+
+class Tally(SQLModel, table=True):
+    __tablename__ = "tally"
+    __table_args__ = (UniqueConstraint("metric", "source", "labels", "le"),)
+    id: int | None = Field(default=None, primary_key=True)
+    metric: str
+    source: str
+    labels: str  # canonical "k=v,k=v" of the labels that come from the data (channel, queue, ...)
+    le: str  # histogram bucket bound ("300", "+Inf"), "_sum" for the sum, "" for a counter
+    value: float
+
+
+class SourceState(SQLModel, table=True):
+    __tablename__ = "source_state"
+    source: str = Field(primary_key=True)
+    cursor: str | None = None  # JSON
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    consecutive_failures: int = 0
+    poll_errors_total: int = 0
+    records_rejected_total: int = 0
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+def _table(model: type[SQLModel]) -> Table:
+    # SQLModel sets __table__ at class creation; typed here once instead of at every use.
+    return model.__table__  # type: ignore[attr-defined, no-any-return]
+
+
+MESSAGES = _table(Message)
+CALLS = _table(Call)
+INQUIRIES = _table(Inquiry)
+TALLIES = _table(Tally)
+STATES = _table(SourceState)
+META = _table(Meta)

@@ -1,0 +1,180 @@
+"""The database: engine set-up, schema version, and the idempotent writes ingest relies on.
+
+SQLite (a file in WAL mode) is the default and needs no server; PostgreSQL is chosen by URL. The
+two differ only in the dialect's `insert` used for ON CONFLICT, so everything above this module
+is written once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlmodel import SQLModel
+
+from monitor.models import META, SCHEMA_VERSION
+
+logger = logging.getLogger(__name__)
+
+# SQLite's limit on bound parameters is 32766 since 3.32, but older builds allow 999: stay far
+# below both so a large batch never fails on a parameter count.
+CHUNK = 400
+
+
+class StoreError(Exception):
+    """The database cannot be used (unreachable, locked, newer schema). One readable line."""
+
+    permanent = False
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the exporter read while a poll writes; NORMAL is durable at each checkpoint and
+    # safe against corruption in WAL mode; the busy timeout rides out a concurrent writer.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str, base_dir: Path | None = None) -> Engine:
+    """An engine for `url`; a relative SQLite path is relative to `base_dir` (the config's)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"database: {url!r} is not a database URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            raise StoreError("database: an in-memory SQLite database cannot be shared; use a file")
+        path = Path(database)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": 10})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    raise StoreError(f"database: unsupported backend {parsed.get_backend_name()!r}")
+
+
+def describe(engine: Engine) -> str:
+    """The URL without its password, for messages."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def prepare(engine: Engine) -> None:
+    """Create the schema on an empty database, or check the version of an existing one.
+
+    A database written by a newer version is refused rather than half-understood; an older one
+    is migrated step by step inside one transaction (none exist yet: version 1 is the first)."""
+    try:
+        with engine.begin() as conn:
+            has_meta = inspect(conn).has_table("meta")
+            if not has_meta:
+                SQLModel.metadata.create_all(conn)
+                conn.execute(
+                    insert_ignore(conn, META),
+                    [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
+                )
+                return
+            found = conn.execute(
+                select(META.c.value).where(META.c.key == "schema_version")
+            ).scalar_one_or_none()
+            version = int(found) if found is not None else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"database {describe(engine)} has schema v{version}, newer than this "
+                    f"support-monitor (v{SCHEMA_VERSION}): upgrade support-monitor"
+                )
+            if version < SCHEMA_VERSION:
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    MIGRATIONS[step](conn)
+                set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            # Tables added in this version without a migration step (none yet) are created here.
+            SQLModel.metadata.create_all(conn)
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text_ = str(getattr(exc, "orig", None) or exc)
+    return text_.strip().splitlines()[0] if text_.strip() else type(exc).__name__
+
+
+def error_line(exc: SQLAlchemyError) -> str:
+    return _first_line(exc)
+
+
+# Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
+MIGRATIONS: dict[int, Any] = {}
+
+
+def insert_ignore(conn: Connection, table: Table, keys: Sequence[str] | None = None) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING for this connection's dialect."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def insert_add(conn: Connection, table: Table, keys: Sequence[str], column: str) -> Any:
+    """INSERT … ON CONFLICT DO UPDATE SET column = column + excluded.column (a delta upsert)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table)
+    return stmt.on_conflict_do_update(
+        index_elements=keys, set_={column: table.c[column] + stmt.excluded[column]}
+    )
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    table = META
+    stmt = dialect.insert(table).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+
+
+def get_meta(conn: Connection, key: str) -> str | None:
+    table = META
+    return conn.execute(select(table.c.value).where(table.c.key == key)).scalar_one_or_none()
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def select_in(
+    conn: Connection, table: Table, where: Mapping[str, Any], column: str, values: Iterable[Any]
+) -> list[Any]:
+    """Rows of `table` matching `where` whose `column` is in `values`, fetched in chunks."""
+    rows: list[Any] = []
+    unique = sorted(set(values))
+    for part in chunks(unique):
+        query = select(table).where(table.c[column].in_(part))
+        for key, value in where.items():
+            query = query.where(table.c[key] == value)
+        rows.extend(conn.execute(query).mappings().all())
+    return rows
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """One transaction; SQLAlchemy errors become a one-line StoreError."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from exc
+
+
+def ping(engine: Engine) -> None:
+    with transaction(engine) as conn:
+        conn.execute(text("SELECT 1"))

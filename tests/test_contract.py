@@ -1,0 +1,187 @@
+"""The connector contract, run against every registered kind on SQLite and PostgreSQL.
+
+Each kind registers a seeder that writes a realistic source of its own format, big enough for
+several batches. Every connector must then: store everything on the first poll and nothing on
+the second; keep a JSON-safe cursor; survive an interruption after any batch with no loss and no
+duplicates; produce aware UTC times and unique ids; pick up new data on the next poll.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from connectors import CONNECTORS
+from monitor.config import Settings, settings_from_mapping
+from monitor.events import CallEvent, MessageEvent
+from monitor.ingest import build_connector, poll_source
+from monitor.models import CALLS, INQUIRIES, MESSAGES, TALLIES
+from monitor.store import make_engine, prepare
+from monitor.tallies import layout_for, recount
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class Seeded:
+    source: dict[str, Any]  # the source's config entry
+    events: int  # how many distinct events the seeded data holds
+    grow: Callable[[], int]  # adds data; returns how many new events
+
+
+def seed_chat_jsonl(folder: Path) -> Seeded:
+    path = folder / "chat.jsonl"
+    start = datetime(2026, 11, 17, 8, 0, tzinfo=UTC)
+
+    def lines(first: int, count: int) -> list[str]:
+        out = []
+        for n in range(first, first + count):
+            at = start + timedelta(seconds=30 * n)
+            role = ("customer", "agent", "bot")[n % 3]
+            out.append(
+                json.dumps(
+                    {
+                        "conversation": f"c{n // 6}",
+                        "at": at.isoformat(),
+                        "author_role": role,
+                        "text": f"line {n}",
+                    }
+                )
+            )
+        return out
+
+    # 12,000 lines: more than two batches of the tailer's default 5,000.
+    path.write_text("\n".join(lines(0, 12_000)) + "\n")
+
+    def grow() -> int:
+        with path.open("a") as handle:
+            handle.write("\n".join(lines(12_000, 30)) + "\n")
+        return 30
+
+    return Seeded({"name": "chat", "kind": "chat_jsonl", "path": str(path)}, 12_000, grow)
+
+
+SEEDERS: dict[str, Callable[[Path], Seeded]] = {"chat_jsonl": seed_chat_jsonl}
+
+
+def test_every_registered_kind_has_a_contract_seeder() -> None:
+    assert set(SEEDERS) == set(CONNECTORS)
+
+
+@pytest.fixture(params=sorted(SEEDERS))
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def setup(kind: str, folder: Path, database_url: str) -> tuple[Seeded, Settings, Engine]:
+    seeded = SEEDERS[kind](folder)
+    settings = settings_from_mapping({"database": database_url, "sources": [seeded.source]}, folder)
+    engine = make_engine(database_url, folder)
+    prepare(engine)
+    return seeded, settings, engine
+
+
+def counts(engine: Engine) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (MESSAGES, CALLS, INQUIRIES)
+        )  # type: ignore[return-value]
+
+
+def tallies(engine: Engine) -> dict[tuple[str, str, str, str], float]:
+    with engine.connect() as conn:
+        return {
+            (r.metric, r.source, r.labels, r.le): r.value
+            for r in conn.execute(select(TALLIES))
+            if r.value
+        }
+
+
+def test_first_poll_stores_everything_and_a_second_adds_nothing(
+    kind: str, tmp_path: Path, database_url: str
+) -> None:
+    seeded, settings, engine = setup(kind, tmp_path, database_url)
+    first = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert first.ok and first.messages + first.calls == seeded.events
+    again = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert again.ok and again.messages + again.calls == 0
+    assert sum(counts(engine)[:2]) == seeded.events
+
+
+def test_the_cursor_round_trips_through_json(kind: str, tmp_path: Path, database_url: str) -> None:
+    seeded, settings, _ = setup(kind, tmp_path, database_url)
+    connector = build_connector(settings, settings.sources[0])
+    for batch in connector.fetch(None, NOW):
+        assert json.loads(json.dumps(batch.cursor)) == batch.cursor
+
+
+def test_events_have_aware_utc_times_and_unique_ids(
+    kind: str, tmp_path: Path, database_url: str
+) -> None:
+    seeded, settings, _ = setup(kind, tmp_path, database_url)
+    ids: list[str] = []
+    for batch in build_connector(settings, settings.sources[0]).fetch(None, NOW):
+        for event in batch.events:
+            ids.append(event.external_id)
+            moments = [event.at] if isinstance(event, MessageEvent) else [event.entered_at]
+            assert all(m.utcoffset() == timedelta(0) for m in moments)
+            assert isinstance(event, MessageEvent | CallEvent)
+    assert len(ids) == len(set(ids)) == seeded.events
+
+
+def test_an_interruption_after_any_batch_loses_and_duplicates_nothing(
+    kind: str, tmp_path: Path, database_url: str
+) -> None:
+    import threading
+
+    seeded, settings, engine = setup(kind, tmp_path, database_url)
+    stop = threading.Event()
+    stop.set()  # every poll stops after its first batch, as if killed right after the commit
+    polls = 0
+    while True:
+        result = poll_source(
+            engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW, stop=stop
+        )
+        assert result.ok
+        polls += 1
+        if result.messages + result.calls == 0:
+            break
+    assert polls >= 3, "the seeded data must span several batches"
+
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    _, ref_settings, ref_engine = setup(kind, reference, f"sqlite:///{reference / 'ref.db'}")
+    poll_source(ref_engine, ref_settings, ref_settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert counts(engine) == counts(ref_engine)
+    assert tallies(engine) == tallies(ref_engine)
+
+
+def test_new_data_is_picked_up_by_the_next_poll(
+    kind: str, tmp_path: Path, database_url: str
+) -> None:
+    seeded, settings, engine = setup(kind, tmp_path, database_url)
+    poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    added = seeded.grow()
+    result = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert result.messages + result.calls == added
+
+
+def test_tallies_always_equal_a_recount_of_the_store(
+    kind: str, tmp_path: Path, database_url: str
+) -> None:
+    seeded, settings, engine = setup(kind, tmp_path, database_url)
+    poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    seeded.grow()
+    poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    incremental = tallies(engine)
+    with engine.begin() as conn:
+        recount(conn, settings, layout_for(settings))
+    assert tallies(engine) == pytest.approx(incremental)

@@ -1,0 +1,198 @@
+"""Ingest on a real database: re-derivation across polls, calls, health, schema versions."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from monitor.config import Settings, settings_from_mapping
+from monitor.events import CallEvent, CallOutcome
+from monitor.ingest import measuring, poll_source, reconcile, store_batch
+from monitor.models import CALLS, INQUIRIES, META, STATES, TALLIES
+from monitor.store import StoreError, make_engine, prepare, set_meta
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def line(conversation: str, minutes: float, role: str, **extra: Any) -> str:
+    at = T0 + timedelta(minutes=minutes)
+    return (
+        json.dumps(
+            {"conversation": conversation, "at": at.isoformat(), "author_role": role, **extra}
+        )
+        + "\n"
+    )
+
+
+def chat_setup(tmp_path: Path, database_url: str, **source: Any) -> tuple[Path, Settings, Engine]:
+    path = tmp_path / "chat.jsonl"
+    path.touch()
+    settings = settings_from_mapping(
+        {"sources": [{"name": "chat", "kind": "chat_jsonl", "path": "chat.jsonl", **source}]},
+        tmp_path,
+    )
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    return path, settings, engine
+
+
+def poll(engine: Engine, settings: Settings) -> Any:
+    return poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+
+
+def inquiries(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(INQUIRIES).order_by(INQUIRIES.c.opened_at)))
+
+
+def tally(engine: Engine, metric: str, le: str = "") -> float:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(TALLIES.c.value).where(TALLIES.c.metric == metric, TALLIES.c.le == le)
+        )
+        return float(sum(r[0] for r in rows))
+
+
+def test_a_reply_arriving_in_a_later_poll_closes_the_inquiry(
+    tmp_path: Path, database_url: str
+) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    path.write_text(line("c1", 0, "customer") + line("c1", 0.1, "bot"))
+    poll(engine, settings)
+    (inquiry,) = inquiries(engine)
+    assert inquiry.status == "open" and tally(engine, "support_response_seconds", "+Inf") == 0
+    with path.open("a") as handle:
+        handle.write(line("c1", 1.5, "agent"))
+    poll(engine, settings)
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.status, inquiry.response_seconds) == ("answered", 90)
+    assert tally(engine, "support_inquiries_total") == 1
+    assert (
+        tally(engine, "support_response_seconds", "120") == 1
+    )  # the 2 min chat target is a bucket
+    assert tally(engine, "support_response_seconds", "_sum") == 90
+
+
+def test_a_missed_chat_is_counted_once(tmp_path: Path, database_url: str) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    path.write_text(line("c1", 0, "customer") + line("c1", 4, "customer", event="ended"))
+    poll(engine, settings)
+    poll(engine, settings)
+    assert [i.status for i in inquiries(engine)] == ["missed"]
+    assert tally(engine, "support_chats_missed_total") == 1
+
+
+def test_health_is_recorded_for_success_and_failure(tmp_path: Path, database_url: str) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    assert poll(engine, settings).ok
+    path.unlink()
+    failed = poll(engine, settings)
+    assert not failed.ok and "chat.jsonl" in (failed.error or "")
+    with engine.connect() as conn:
+        state = conn.execute(select(STATES)).one()
+    assert (
+        state.last_success_at == NOW
+        and state.consecutive_failures == 1
+        and state.poll_errors_total == 1
+    )
+    assert state.last_error == failed.error
+
+
+def test_rejected_records_are_counted_and_located(tmp_path: Path, database_url: str) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    path.write_text(line("c1", 0, "customer") + "{not json\n" + line("c1", 1, "agent"))
+    result = poll(engine, settings)
+    assert result.messages == 2 and result.rejected == 1
+    assert str(result.rejections[0]).startswith("chat.jsonl:2: ")
+    with engine.connect() as conn:
+        assert conn.execute(select(STATES.c.records_rejected_total)).scalar_one() == 1
+
+
+def call(external_id: str, outcome: CallOutcome, wait: float, **extra: Any) -> CallEvent:
+    entered = T0
+    left = None if outcome is CallOutcome.WAITING else entered + timedelta(seconds=wait)
+    answered = left if outcome is CallOutcome.ANSWERED else None
+    return CallEvent(
+        external_id, "sales", entered, outcome, answered_at=answered, left_at=left, **extra
+    )
+
+
+def test_a_waiting_call_is_replaced_by_its_outcome_and_counted_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    _, settings, engine = chat_setup(tmp_path, database_url)
+    ctx = measuring(settings, settings.sources[0])
+    with engine.begin() as conn:
+        store_batch(conn, ctx, [call("c1", CallOutcome.WAITING, 0)])
+    assert tally(engine, "support_calls_total") == 0
+    for _ in range(2):  # the log is read twice: the finished call counts once
+        with engine.begin() as conn:
+            store_batch(conn, ctx, [call("c1", CallOutcome.ANSWERED, 400)])
+    with engine.connect() as conn:
+        (row,) = conn.execute(select(CALLS)).all()
+    assert (row.outcome, row.wait_seconds) == ("answered", 400)
+    assert tally(engine, "support_calls_total") == 1
+    assert tally(engine, "support_hold_breaches_total") == 1  # over 5 minutes, under 13
+    with engine.begin() as conn:  # a finished call never changes again
+        store_batch(conn, ctx, [call("c1", CallOutcome.ABANDONED, 900)])
+    assert tally(engine, "support_calls_total") == 1
+
+
+def test_changing_the_reply_target_redoes_the_measurements(
+    tmp_path: Path, database_url: str
+) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    path.write_text(line("c1", 0, "customer") + line("c1", 5, "agent"))
+    poll(engine, settings)
+    assert reconcile(engine, settings) is True  # first time: records what it was measured with
+    assert tally(engine, "support_response_breaches_total") == 1  # 5 min > the 2 min chat target
+    relaxed = settings_from_mapping(
+        {
+            "sources": [
+                {
+                    "name": "chat",
+                    "kind": "chat_jsonl",
+                    "path": "chat.jsonl",
+                    "targets": {"reply_within": "10m"},
+                }
+            ]
+        },
+        tmp_path,
+    )
+    assert reconcile(engine, relaxed) is True
+    assert tally(engine, "support_response_breaches_total") == 0
+    assert inquiries(engine)[0].breached is False
+    assert reconcile(engine, relaxed) is False
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path, database_url: str) -> None:
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    with engine.begin() as conn:
+        set_meta(conn, "schema_version", "99")
+    with pytest.raises(StoreError, match="newer than this support-monitor"):
+        prepare(engine)
+
+
+def test_preparing_twice_keeps_the_data(tmp_path: Path, database_url: str) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    path.write_text(line("c1", 0, "customer"))
+    poll(engine, settings)
+    prepare(engine)
+    assert len(inquiries(engine)) == 1
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one()
+            == "1"
+        )
+
+
+def test_an_in_memory_sqlite_database_is_refused() -> None:
+    with pytest.raises(StoreError, match="in-memory"):
+        make_engine("sqlite://")
