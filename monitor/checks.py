@@ -38,9 +38,19 @@ def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:
         return f"{smtp.host}:{smtp.port} ({smtp.security})"
 
 
+def smtp_used_by(settings: Settings) -> list[str]:
+    users = []
+    if settings.file.digest is not None and settings.file.digest.to:
+        users.append("the digest")
+    if any(n.kind == "email" for n in settings.file.alerts.notify):
+        users.append("e-mail alerts")
+    return users
+
+
 def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
     failures = 0
-    say(f"ok    config: {len(settings.sources)} sources")
+    count = len(settings.sources)
+    say(f"ok    config: {count} source{'' if count == 1 else 's'}")
     try:
         engine = make_engine(settings.file.database, settings.base_dir)
         ping(engine)
@@ -59,7 +69,13 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
         except ConnectorError as exc:
             failures += 1
             say(f"FAIL  {label}: {exc}")
-    if settings.file.smtp is not None:
+    smtp_users = smtp_used_by(settings)
+    if settings.file.smtp is not None and not smtp_users:
+        say("skip  smtp: not used (no digest recipients, no e-mail notifier)")
+    elif settings.file.smtp is None and smtp_users:
+        failures += 1
+        say(f"FAIL  smtp: {' and '.join(smtp_users)} need an `smtp:` section")
+    elif settings.file.smtp is not None:
         try:
             say(f"ok    smtp: {check_smtp(settings.file.smtp, settings)}")
         except (OSError, smtplib.SMTPException, ssl.SSLError) as exc:

@@ -195,6 +195,8 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
         parse_moment(args.since, settings, "--since") if args.since else today - timedelta(days=6)
     )
     until = parse_moment(args.until, settings, "--until") if args.until else now
+    # Show the period in the zone the days are counted in, whatever zone the user typed.
+    since, until = since.astimezone(settings.timezone), until.astimezone(settings.timezone)
     if until <= since:
         raise UsageError("--until must be after --since")
     figures = all_figures(engine, settings, since, until, now)

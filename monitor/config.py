@@ -10,6 +10,7 @@ model its connector declares, so a connector owns its own keys without this modu
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from monitor.events import Channel, Stage
@@ -196,6 +198,17 @@ class MetricsSettings(Model):
         return value
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (no DNS lookup: names other than
+    `localhost` could resolve anywhere)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class SmtpSettings(Model):
     host: str
     port: int = 587
@@ -206,6 +219,13 @@ class SmtpSettings(Model):
     sender: str
     ca_file: Path | None = None
     timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> SmtpSettings:
+        # A password sent in clear over a network is a leak waiting to happen.
+        if self.security == "none" and not is_loopback(self.host):
+            raise ValueError("security: none is only allowed for a server on loopback")
+        return self
 
 
 class DigestSettings(Model):
@@ -355,10 +375,16 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
         seen.add(source.name)
         if source.calendar is not None and source.calendar not in top.calendars:
             problems.append(f"{where}.calendar: no calendar named {source.calendar!r}")
+        elif source.calendar is None and _reply_clock(top, source) == "business":
+            problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
         sources.append(source)
     if problems:
         raise ConfigError(problems)
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
+
+
+def _reply_clock(top: FileSettings, source: SourceSettings) -> str:
+    return source.targets.reply_clock or top.targets.reply_clock or BUILTIN_TARGETS.reply_clock
 
 
 def config_path(explicit: str | None) -> Path:

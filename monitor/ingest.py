@@ -349,7 +349,8 @@ def reconcile(engine: Engine, settings: Settings) -> bool:
     layout = layout_for(settings)
     signature = layout.signature(settings)
     with transaction(engine) as conn:
-        if get_meta(conn, "measure_signature") == signature:
+        previous = get_meta(conn, "measure_signature")
+        if previous == signature:
             return False
         for source in settings.sources:
             ctx = measuring(settings, source)
@@ -361,5 +362,6 @@ def reconcile(engine: Engine, settings: Settings) -> bool:
                 rederive(conn, ctx, part)
         recount(conn, settings, layout)
         set_meta(conn, "measure_signature", signature)
-    logger.info("measurements redone for the current targets and calendars")
+    if previous is not None:  # a new database has nothing to redo; say nothing
+        logger.info("measurements redone for the current targets and calendars")
     return True

@@ -140,7 +140,7 @@ def render_table(figures: Sequence[SourceFigures]) -> str:
     parts = []
     if figures:
         parts.append(
-            f"Period {figures[0].since:%Y-%m-%d %H:%M} – {figures[0].until:%Y-%m-%d %H:%M} UTC"
+            f"Period {figures[0].since:%Y-%m-%d %H:%M %Z} – {figures[0].until:%Y-%m-%d %H:%M %Z}"
         )
     if inquiry_rows:
         parts.append("Inquiries\n" + _table(INQUIRY_COLUMNS, inquiry_rows))
