@@ -54,6 +54,25 @@ class CallOutcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+CALLBACK_PREFIX = "tel:"
+# Numbers are written "+44 20 7946 0958", "020 7946 0958", "442079460958" in different
+# systems; the last nine digits identify a subscriber in every national plan we have met
+# without knowing the caller's country. Fewer digits (extensions, "anonymous") match nothing.
+_CALLBACK_DIGITS = 9
+
+
+def callback_conversation(number: str | None) -> str | None:
+    """The conversation key shared by every phone-side event about one caller's number.
+
+    A missed call or an answering-service message (customer side) and a later outbound call or
+    logged callback to the same number (agent side) use this key, in any phone source, so the
+    callback closes the inquiry even when it was made from another system (SPEC §2)."""
+    digits = "".join(ch for ch in number or "" if ch.isdigit())
+    if len(digits) < _CALLBACK_DIGITS:
+        return None
+    return CALLBACK_PREFIX + digits[-_CALLBACK_DIGITS:]
+
+
 def require_utc(value: datetime, what: str) -> datetime:
     """Return `value` in UTC; raise ValueError if it is naive (its zone would be a guess)."""
     if value.tzinfo is None or value.utcoffset() is None:

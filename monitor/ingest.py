@@ -18,13 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
 from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
-from monitor.events import CallEvent, CallOutcome, MessageEvent
+from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
 from monitor.inquiries import derive
 from monitor.models import CALLS, INQUIRIES, MESSAGES, STATES
 from monitor.store import (
@@ -59,9 +59,15 @@ class Measuring:
     calendar: BusinessCalendar | None
     layout: Layout
     all_targets: Mapping[str, ResolvedTargets]
+    # Builds the Measuring of another source: a callback stored here may close its inquiries.
+    peer: Callable[[str], Measuring | None]
 
 
 def measuring(settings: Settings, source: SourceSettings) -> Measuring:
+    def peer(name: str) -> Measuring | None:
+        known = {s.name: s for s in settings.sources}
+        return measuring(settings, known[name]) if name in known else None
+
     calendar = None
     if source.calendar is not None:
         calendar = BusinessCalendar.from_settings(settings.file.calendars[source.calendar])
@@ -72,6 +78,7 @@ def measuring(settings: Settings, source: SourceSettings) -> Measuring:
         calendar=calendar,
         layout=layout_for(settings),
         all_targets={s.name: settings.targets_for(s) for s in settings.sources},
+        peer=peer,
     )
 
 
@@ -186,7 +193,29 @@ def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> t
     calls = [e for e in events if isinstance(e, CallEvent)]
     inserted, touched = _store_messages(conn, ctx, messages)
     rederive(conn, ctx, touched)
+    _rederive_callback_peers(conn, ctx, touched)
     return inserted, _store_calls(conn, ctx, calls)
+
+
+def _rederive_callback_peers(conn: Connection, ctx: Measuring, touched: set[str]) -> None:
+    """A callback (agent side, `tel:` conversation) may answer a missed call or message kept by
+    another phone source: rebuild that conversation there too."""
+    callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
+    if not callbacks:
+        return
+    peers: dict[str, set[str]] = defaultdict(set)
+    for part in chunks(callbacks):
+        query = select(MESSAGES.c.source, MESSAGES.c.conversation).where(
+            MESSAGES.c.conversation.in_(part),
+            MESSAGES.c.source != ctx.source,
+            MESSAGES.c.side == Side.CUSTOMER.value,
+        )
+        for source, conversation in conn.execute(query.distinct()):
+            peers[source].add(conversation)
+    for name, conversations in sorted(peers.items()):
+        peer = ctx.peer(name)
+        if peer is not None:  # a source removed from the config keeps its old inquiries
+            rederive(conn, peer, conversations)
 
 
 def _store_messages(
@@ -229,10 +258,16 @@ def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> 
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
     for part in chunks(conversations):
+        # Callback conversations also take the agent side of every other phone source.
+        mine = MESSAGES.c.source == ctx.source
+        callbacks = and_(
+            MESSAGES.c.conversation.startswith(CALLBACK_PREFIX),
+            MESSAGES.c.side == Side.AGENT.value,
+        )
         query = (
             select(MESSAGES)
-            .where(MESSAGES.c.source == ctx.source, MESSAGES.c.conversation.in_(part))
-            .order_by(MESSAGES.c.id)
+            .where(or_(mine, callbacks), MESSAGES.c.conversation.in_(part))
+            .order_by(MESSAGES.c.at, MESSAGES.c.id)
         )
         for row in conn.execute(query):
             by_conversation[row.conversation].append(row)

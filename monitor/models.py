@@ -9,6 +9,11 @@
   transaction as the rows they count, so a scrape reads a few rows whatever the history's size.
 - `SourceState` holds each source's cursor (saved with the rows it covers) and its health.
 - `Meta` holds the schema version and the bucket layout the tallies were built with.
+- `Delivery` is an outgoing message (a digest for a day, an alert notification) claimed by a
+  unique key *before* it is sent, so two instances or a retry never send it twice;
+  `DeliveryAttempt` keeps every attempt and its error.
+- `AlertState` is each (rule, subject)'s last evaluated state, so notifications go out on
+  transitions, not on every evaluation.
 """
 
 from __future__ import annotations
@@ -117,6 +122,54 @@ class Meta(SQLModel, table=True):
     value: str
 
 
+class Delivery(SQLModel, table=True):
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("key"),
+        Index("ix_delivery_status", "status", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    # Unique per message and recipient channel, e.g. "digest:2026-11-21" or
+    # "alert:hold_max:phones/sales:firing:2026-11-21T10:04:00Z:webhook[0]".
+    key: str
+    purpose: str  # digest | alert
+    notifier: str  # email | webhook
+    status: str  # pending | sent | failed (permanent error or retries exhausted)
+    claimed_by: str  # the instance that claimed it (host:pid)
+    claimed_at: datetime
+    payload: str | None = None  # JSON of what to send, so a retry sends the same thing
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    __tablename__ = "delivery_attempt"
+    id: int | None = Field(default=None, primary_key=True)
+    delivery_id: int = Field(foreign_key="delivery.id", index=True)
+    at: datetime
+    error: str | None = None  # None: this attempt delivered
+    permanent: bool = False
+
+
+class AlertState(SQLModel, table=True):
+    __tablename__ = "alert_state"
+    __table_args__ = (UniqueConstraint("rule", "subject"),)
+    id: int | None = Field(default=None, primary_key=True)
+    rule: str  # e.g. hold_max, reply_overdue, source_stale
+    subject: str  # what fires: "source/queue/call id", "source/conversation", "source"
+    source: str | None = None
+    severity: str  # warning | critical
+    state: str  # ok | firing
+    value: float | None = None
+    threshold: float | None = None
+    started_at: datetime | None = None  # when the current (or last) firing began
+    resolved_at: datetime | None = None
+    last_notified_at: datetime | None = None
+    evaluated_at: datetime
+
+
 def _table(model: type[SQLModel]) -> Table:
     # SQLModel sets __table__ at class creation; typed here once instead of at every use.
     return model.__table__  # type: ignore[attr-defined, no-any-return]
@@ -128,3 +181,6 @@ INQUIRIES = _table(Inquiry)
 TALLIES = _table(Tally)
 STATES = _table(SourceState)
 META = _table(Meta)
+DELIVERIES = _table(Delivery)
+ATTEMPTS = _table(DeliveryAttempt)
+ALERT_STATES = _table(AlertState)

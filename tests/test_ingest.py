@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import Engine, select
 
 from monitor.config import Settings, settings_from_mapping
-from monitor.events import CallEvent, CallOutcome
+from monitor.events import (
+    CallEvent,
+    CallOutcome,
+    Channel,
+    MessageEvent,
+    Side,
+    callback_conversation,
+)
 from monitor.ingest import measuring, poll_source, reconcile, store_batch
 from monitor.models import CALLS, INQUIRIES, META, STATES, TALLIES
 from monitor.store import StoreError, make_engine, prepare, set_meta
@@ -196,3 +203,58 @@ def test_preparing_twice_keeps_the_data(tmp_path: Path, database_url: str) -> No
 def test_an_in_memory_sqlite_database_is_refused() -> None:
     with pytest.raises(StoreError, match="in-memory"):
         make_engine("sqlite://")
+
+
+def two_phone_sources(tmp_path: Path, database_url: str) -> tuple[Settings, Engine]:
+    (tmp_path / "a.jsonl").touch()
+    (tmp_path / "b.jsonl").touch()
+    entries = [
+        {"name": "answering", "kind": "chat_jsonl", "path": "a.jsonl"},
+        {"name": "pbx", "kind": "chat_jsonl", "path": "b.jsonl"},
+    ]
+    settings = settings_from_mapping(
+        {"targets": {"reply_within": "24h"}, "sources": entries}, tmp_path
+    )
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    return settings, engine
+
+
+def phone_message(external_id: str, number: str, minutes: float, side: Side) -> MessageEvent:
+    conversation = callback_conversation(number)
+    assert conversation is not None
+    channel = Channel.ANSWERING_SERVICE if side is Side.CUSTOMER else Channel.PHONE
+    at = T0 + timedelta(minutes=minutes)
+    return MessageEvent(external_id, conversation, at, side, channel=channel, customer=number)
+
+
+def test_an_outbound_call_in_another_source_closes_a_callback_inquiry(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings, engine = two_phone_sources(tmp_path, database_url)
+    answering, pbx = (measuring(settings, s) for s in settings.sources)
+    with engine.begin() as conn:
+        store_batch(conn, answering, [phone_message("m1", "+44 20 7946 0958", 0, Side.CUSTOMER)])
+        # An outbound call to another number, and one before the message, close nothing.
+        store_batch(conn, pbx, [phone_message("o0", "020 7946 0000", 30, Side.AGENT)])
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.source, inquiry.status, inquiry.channel) == (
+        "answering",
+        "open",
+        "answering_service",
+    )
+    with engine.begin() as conn:  # the same number written the national way
+        store_batch(conn, pbx, [phone_message("o1", "020 7946 0958", 45, Side.AGENT)])
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.status, inquiry.response_seconds) == ("answered", 45 * 60)
+    assert tally(engine, "support_response_seconds", "3600") == 1  # 45 min: the 1 h bucket
+    with engine.begin() as conn:  # re-reading the call log changes nothing
+        store_batch(conn, pbx, [phone_message("o1", "020 7946 0958", 45, Side.AGENT)])
+    assert tally(engine, "support_response_seconds", "3600") == 1  # 45 min: the 1 h bucket
+
+
+def test_short_or_hidden_numbers_have_no_callback_conversation() -> None:
+    assert callback_conversation("anonymous") is None
+    assert callback_conversation("2001") is None
+    assert callback_conversation(None) is None
+    assert callback_conversation("+1 (555) 010-9999") == callback_conversation("555 010 9999")
