@@ -11,30 +11,15 @@ import ssl
 from collections.abc import Callable
 
 from connectors.base import ConnectorError
-from monitor.config import Settings, SmtpSettings, read_secret
+from monitor.config import Settings, SmtpSettings
 from monitor.ingest import build_connector
+from monitor.mailer import connect
 from monitor.store import StoreError, describe, make_engine, ping
 
 
 def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:
-    """Connect, secure the connection as configured, log in; return the server's greeting."""
-    context = ssl.create_default_context(
-        cafile=str(settings.base_dir / smtp.ca_file) if smtp.ca_file else None
-    )
-    timeout = smtp.timeout.total_seconds()
-    client: smtplib.SMTP
-    if smtp.security == "tls":
-        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
-    else:
-        client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
-    with client:
-        client.ehlo()
-        if smtp.security == "starttls":
-            client.starttls(context=context)
-            client.ehlo()
-        password = read_secret(smtp.password, smtp.password_file, settings.base_dir)
-        if smtp.username and password:
-            client.login(smtp.username, password)
+    """Connect, secure the connection as configured, log in; say where."""
+    with connect(smtp, settings.base_dir):
         return f"{smtp.host}:{smtp.port} ({smtp.security})"
 
 

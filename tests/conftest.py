@@ -27,6 +27,7 @@ from servers import (
     find_promtool,
     start_postgres,
 )
+from sinks import HttpSink, SmtpSink
 
 
 def _missing(message: str) -> NoReturn:
@@ -89,6 +90,26 @@ def promtool() -> str:
     if path is None:
         _missing("promtool not installed: apt-get install prometheus")
     return path
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    sink = SmtpSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def http_sink() -> Iterator[HttpSink]:
+    """A real HTTP server on loopback that keeps the bodies POSTed to it."""
+    sink = HttpSink().start()
+    try:
+        yield sink
+    finally:
+        sink.stop()
 
 
 @pytest.fixture

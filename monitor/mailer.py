@@ -1,0 +1,70 @@
+"""Sending e-mail over SMTP with verified TLS (the digest and e-mail alerts share it)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.message import EmailMessage
+from pathlib import Path
+
+from monitor.config import SmtpSettings, read_secret
+from monitor.deliveries import DeliveryError
+
+
+@contextmanager
+def connect(smtp: SmtpSettings, base_dir: Path) -> Iterator[smtplib.SMTP]:
+    """An SMTP session, secured as configured (certificates verified) and logged in."""
+    context = ssl.create_default_context(
+        cafile=str(base_dir / smtp.ca_file) if smtp.ca_file else None
+    )
+    timeout = smtp.timeout.total_seconds()
+    client: smtplib.SMTP
+    if smtp.security == "tls":
+        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+    else:
+        client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
+    with client:
+        client.ehlo()
+        if smtp.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        password = read_secret(smtp.password, smtp.password_file, base_dir)
+        if smtp.username and password:
+            client.login(smtp.username, password)
+        yield client
+
+
+def send(smtp: SmtpSettings, base_dir: Path, message: EmailMessage) -> None:
+    """Send one message; raise DeliveryError (permanent for 5xx answers and bad credentials,
+    transient for network trouble and 4xx answers, which SMTP defines as "try again")."""
+    where = f"smtp {smtp.host}:{smtp.port}"
+    try:
+        with connect(smtp, base_dir) as client:
+            refused = client.send_message(message)
+    except smtplib.SMTPAuthenticationError as exc:
+        raise DeliveryError(
+            f"{where}: authentication failed ({exc.smtp_code})", permanent=True
+        ) from None
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = sorted({code for code, _ in exc.recipients.values()})
+        permanent = all(code >= 500 for code in codes)
+        raise DeliveryError(
+            f"{where}: every recipient refused {codes}", permanent=permanent
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        raise DeliveryError(
+            f"{where}: {exc.smtp_code} {_text(exc.smtp_error)[:200]}",
+            permanent=exc.smtp_code >= 500,
+        ) from None
+    except ssl.SSLCertVerificationError as exc:
+        raise DeliveryError(f"{where}: certificate not trusted ({exc.verify_message})") from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(f"{where}: {exc or type(exc).__name__}") from None
+    if refused:  # some recipients took it; the others are named so someone can fix them
+        raise DeliveryError(f"{where}: refused {len(refused)} recipient(s)", permanent=True)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value

@@ -1,0 +1,117 @@
+"""Real receiving servers for the delivery tests: an SMTP sink (aiosmtpd) and an HTTP sink.
+
+Both listen on loopback on a free port in a background thread, keep what they received, and can
+be told to refuse the next N requests with a given status, to script "down, then up".
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from servers import free_port
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class SmtpSink:
+    """An SMTP server that stores messages; `refuse(n, "451 ...")` answers the next n DATA."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list[Received] = field(default_factory=list)
+    _refusals: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _controller: Controller | None = None
+
+    def refuse(self, times: int, reply: str = "451 4.3.0 try again later") -> None:
+        with self._lock:
+            self._refusals.extend([reply] * times)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        with self._lock:
+            if self._refusals:
+                return self._refusals.pop(0)
+            content = envelope.content if isinstance(envelope.content, bytes) else b""
+            parsed = message_from_bytes(content, policy=policy.default)
+            assert isinstance(parsed, EmailMessage)
+            self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
+        return "250 OK"
+
+    def start(self) -> SmtpSink:
+        self.port = free_port()
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+@dataclass
+class HttpRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpSink:
+    """An HTTP server that stores POSTed bodies; `refuse(n, 500)` answers the next n with it."""
+
+    def __init__(self) -> None:
+        self.requests: list[HttpRequest] = []
+        self._statuses: list[int] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with sink._lock:
+                    status = sink._statuses.pop(0) if sink._statuses else 200
+                    if status < 300:
+                        sink.requests.append(HttpRequest(self.path, dict(self.headers), body))
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # keep the test output clean
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/hook"
+
+    def refuse(self, times: int, status: int = 500) -> None:
+        with self._lock:
+            self._statuses.extend([status] * times)
+
+    def start(self) -> HttpSink:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
