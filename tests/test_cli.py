@@ -1,0 +1,155 @@
+"""The command line as a user meets it: exit codes, one-line errors, one line per source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from monitor.cli import main
+
+T0 = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
+
+
+def chat_lines(count: int = 6) -> str:
+    lines = []
+    for n in range(count):
+        conversation = f"c{n // 2}"
+        role = "customer" if n % 2 == 0 else "agent"
+        at = T0 + timedelta(minutes=3 * n)
+        lines.append(
+            json.dumps({"conversation": conversation, "at": at.isoformat(), "author_role": role})
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_chat_config(tmp_path: Path, **extra: Any) -> Path:
+    """A config with one chat_jsonl source on a small log, a SQLite file, all in tmp_path."""
+    (tmp_path / "chat.jsonl").write_text(chat_lines())
+    config = {
+        "timezone": "Europe/London",
+        "database": "sqlite:///monitor.db",
+        "sources": [
+            {"name": "website-chat", "kind": "chat_jsonl", "path": "chat.jsonl", "every": "1m"}
+        ],
+        **extra,
+    }
+    path = tmp_path / "support-monitor.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a child process, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "monitor", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_typo_in_the_config_names_the_key_and_exits_2_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    config = write_chat_config(tmp_path, targets={"hold_wran": "5m"})
+    done = cli("--config", config, "check")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["config error: targets.hold_wran: unknown key"]
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_a_missing_config_file_is_one_line_and_exits_2(tmp_path: Path) -> None:
+    done = cli("--config", tmp_path / "nope.yaml", "poll")
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert "cannot read the config file" in done.stderr
+
+
+def test_check_prints_one_line_per_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_chat_config(tmp_path)
+    assert main(["--config", str(config), "check"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok"]
+    assert lines[2].startswith("ok    source website-chat (chat_jsonl): 1 file")
+
+
+def test_check_fails_with_exit_1_when_a_source_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_chat_config(tmp_path)
+    (tmp_path / "chat.jsonl").unlink()
+    assert main(["--config", str(config), "check"]) == 1
+    (failed,) = [line for line in capsys.readouterr().out.splitlines() if "FAIL" in line]
+    assert failed.startswith("FAIL  source website-chat (chat_jsonl):")
+
+
+def test_check_never_shows_the_smtp_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smtp = {"host": "127.0.0.1", "port": 9, "security": "none", "sender": "m@example.com"}
+    smtp |= {"username": "monitor", "password": "hunter2-secret"}
+    config = write_chat_config(tmp_path, smtp=smtp, digest={"to": ["lead@example.com"]})
+    assert main(["--config", str(config), "check"]) == 1  # nothing listens on port 9
+    out = capsys.readouterr().out
+    assert "FAIL  smtp: 127.0.0.1:9" in out and "hunter2" not in out
+
+
+def test_poll_prints_what_it_ingested_and_a_second_poll_adds_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    assert main(["--config", config, "poll"]) == 0
+    assert main(["--config", config, "poll", "website-chat"]) == 0
+    first, second = capsys.readouterr().out.splitlines()
+    assert first.startswith("website-chat: 6 new messages")
+    assert second.startswith("website-chat: 0 new messages")
+
+
+def test_poll_of_an_unknown_source_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    assert main(["--config", config, "poll", "nope"]) == 2
+    assert "no source named nope (configured: website-chat)" in capsys.readouterr().err
+
+
+def test_report_and_metrics_agree_on_the_numbers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    main(["--config", config, "poll"])
+    capsys.readouterr()
+    argv = ["--config", config, "report", "--since", "2026-11-01", "--format", "json"]
+    assert main(argv) == 0
+    (figures,) = json.loads(capsys.readouterr().out)["sources"]
+    assert main(["--config", config, "metrics"]) == 0
+    exposition = capsys.readouterr().out
+    (total,) = [
+        line for line in exposition.splitlines() if line.startswith("support_inquiries_total{")
+    ]
+    assert float(total.rsplit(" ", 1)[1]) == figures["inquiries_received"] == 3
+    assert figures["inquiries_answered"] == 3
+
+
+def test_report_rejects_an_unreadable_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    assert main(["--config", config, "report", "--since", "last tuesday"]) == 2
+    assert "--since: expected a date like 2026-11-20" in capsys.readouterr().err
+
+
+def test_an_unreachable_database_is_one_line_and_exits_1(tmp_path: Path) -> None:
+    config = write_chat_config(tmp_path, database="sqlite:///chat.jsonl/monitor.db")
+    done = cli("--config", config, "poll")
+    assert done.returncode == 1
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
