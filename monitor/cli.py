@@ -90,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.debug:  # APScheduler logs every job run at INFO; ours already says what happened
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return dispatch(args)
     except ConfigError as exc:
