@@ -18,8 +18,6 @@ which beats losing an alert. Every attempt's error is stored and visible (`check
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from monitor.leases import owner_id
 from monitor.models import ATTEMPTS, DELIVERIES
 from monitor.store import insert_ignore, transaction
 
@@ -45,10 +44,6 @@ class DeliveryError(Exception):
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         super().__init__(message)
         self.permanent = permanent
-
-
-def instance_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -76,7 +71,7 @@ def claim(
         "purpose": purpose,
         "notifier": notifier,
         "status": PENDING,
-        "claimed_by": instance_id(),
+        "claimed_by": owner_id(),
         "claimed_at": now,
         "payload": json.dumps(dict(payload), sort_keys=True, default=str),
         "attempts": 0,

@@ -170,6 +170,16 @@ class AlertState(SQLModel, table=True):
     evaluated_at: datetime
 
 
+class SourceLease(SQLModel, table=True):
+    """Who polls a source now and when it is next due, shared by every instance (SPEC §9)."""
+
+    __tablename__ = "source_lease"
+    source: str = Field(primary_key=True)
+    next_run_at: datetime
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
 def _table(model: type[SQLModel]) -> Table:
     # SQLModel sets __table__ at class creation; typed here once instead of at every use.
     return model.__table__  # type: ignore[attr-defined, no-any-return]
@@ -184,3 +194,4 @@ META = _table(Meta)
 DELIVERIES = _table(Delivery)
 ATTEMPTS = _table(DeliveryAttempt)
 ALERT_STATES = _table(AlertState)
+LEASES = _table(SourceLease)

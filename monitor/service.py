@@ -1,10 +1,13 @@
 """`support-monitor run`: the long-running service.
 
-APScheduler 3.x is only the local ticker: one interval job per source, polling at start-up and
-then every `every`. Our own state (cursors, health) lives in our tables, so the scheduler keeps
-its jobs in memory. Each job has `max_instances=1` (a slow poll is never overlapped by the next),
-`coalesce=True` (after a pause, one catch-up run rather than a burst) and a misfire grace of the
-job's own interval (the 1 s default silently skips runs on a busy machine).
+APScheduler 3.x is only the local ticker: one interval job per source asks the database every few
+seconds whether the source is due and free, and polls it if this instance wins its lease
+(monitor.leases); so several instances on PostgreSQL share the sources and one alone polls each
+source every `every`. Our own state (cursors, health, leases) lives in our tables, so the
+scheduler keeps its jobs in memory. Each job has `max_instances=1` (a slow poll is never
+overlapped by the next), `coalesce=True` (after a pause, one catch-up run rather than a burst)
+and a misfire grace of the job's own interval (the 1 s default silently skips runs on a busy
+machine).
 
 SIGINT/SIGTERM set a stop flag: a poll in progress finishes its current batch (whose cursor is
 then saved) and returns, the HTTP server closes, and the process exits.
@@ -16,50 +19,90 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
+from monitor import leases
 from monitor.config import Settings, SourceSettings
 from monitor.exporter import registry_for
 from monitor.ingest import poll_source, utcnow
+from monitor.leases import owner_id
 from monitor.server import make_app, serve
 from monitor.store import StoreError
 
 logger = logging.getLogger(__name__)
 
 
-def poll_job(
-    engine: Engine, settings: Settings, source: SourceSettings, stop: threading.Event
-) -> Callable[[], None]:
-    def job() -> None:
-        if stop.is_set():
-            return
-        try:
-            result = poll_source(engine, settings, source, now=utcnow(), stop=stop)
-        except StoreError as exc:
-            logger.error("poll %s: %s", source.name, exc)
-            return
-        if result.ok:
-            logger.info("poll %s", result.summary())
-        else:
-            logger.error("poll %s", result.summary())
+# How often each instance asks the database whether a source is due. Short, so a crashed
+# instance's sources are taken over soon after its lease expires; each ask is one UPDATE.
+TICK = timedelta(seconds=5)
 
-    return job
+
+class Poller:
+    """Polls the sources this instance wins the lease of (monitor.leases)."""
+
+    def __init__(self, engine: Engine, settings: Settings, stop: threading.Event) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.stop = stop
+        self.owner = owner_id()
+        self._polling: set[str] = set()
+        self._lock = threading.Lock()
+
+    def job(self, source: SourceSettings) -> Callable[[], None]:
+        def poll() -> None:
+            if self.stop.is_set():
+                return
+            try:
+                self.poll_if_due(source)
+            except StoreError as exc:  # the database is down: say so, retry next tick
+                logger.error("poll %s: %s", source.name, exc)
+
+        return poll
+
+    def poll_if_due(self, source: SourceSettings) -> None:
+        if not leases.claim(self.engine, source.name, self.owner, utcnow()):
+            return
+        with self._lock:
+            self._polling.add(source.name)
+        try:
+            result = poll_source(self.engine, self.settings, source, now=utcnow(), stop=self.stop)
+            if result.ok:
+                logger.info("poll %s", result.summary())
+            else:
+                logger.error("poll %s", result.summary())
+        finally:
+            with self._lock:
+                self._polling.discard(source.name)
+            leases.release(self.engine, source.name, self.owner, utcnow() + source.every)
+
+    def renew(self) -> None:
+        """Keep the leases of polls in progress alive (a long IMAP backfill, a big file)."""
+        with self._lock:
+            polling = sorted(self._polling)
+        for name in polling:
+            try:
+                if not leases.renew(self.engine, name, self.owner, utcnow()):
+                    logger.warning("lost the lease of %s; it stops after this batch", name)
+            except StoreError as exc:
+                logger.error("renewing the lease of %s: %s", name, exc)
 
 
 def build_scheduler(
     engine: Engine, settings: Settings, stop: threading.Event, *, start_at: datetime
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=settings.timezone)
+    poller = Poller(engine, settings, stop)
+    leases.sync(engine, settings, start_at)
     for source in settings.sources:
         if not source.enabled:
             continue
-        seconds = max(1, int(source.every.total_seconds()))
+        seconds = max(1, int(min(source.every, TICK).total_seconds()))
         scheduler.add_job(
-            poll_job(engine, settings, source, stop),
+            poller.job(source),
             "interval",
             seconds=seconds,
             id=f"poll:{source.name}",
@@ -70,6 +113,16 @@ def build_scheduler(
             misfire_grace_time=seconds,
             replace_existing=True,
         )
+    renew_every = int(leases.LEASE.total_seconds() // 3)
+    scheduler.add_job(
+        poller.renew,
+        "interval",
+        seconds=renew_every,
+        id="renew-leases",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=renew_every,
+    )
     return scheduler
 
 
@@ -85,6 +138,11 @@ def run(engine: Engine, settings: Settings, stop: threading.Event | None = None)
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
 
+    with leases.instance_lock(engine):
+        return _serve(engine, settings, stop)
+
+
+def _serve(engine: Engine, settings: Settings, stop: threading.Event) -> int:
     registry = registry_for(engine, settings, utcnow)
     server, _thread = serve(settings.file.metrics.listen, make_app(registry, engine, utcnow))
     logger.info("serving /metrics and /healthz on http://%s", settings.file.metrics.listen)

@@ -58,7 +58,10 @@ def make_engine(url: str, base_dir: Path | None = None) -> Engine:
         path = Path(database)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"database: cannot create {path.parent} ({exc.strerror})") from None
         engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -153,3 +153,15 @@ def test_an_unreachable_database_is_one_line_and_exits_1(tmp_path: Path) -> None
     done = cli("--config", config, "poll")
     assert done.returncode == 1
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_run_refuses_a_second_instance_on_the_same_sqlite_file(tmp_path: Path) -> None:
+    from monitor.leases import instance_lock
+    from monitor.store import make_engine
+
+    config = write_chat_config(tmp_path)
+    with instance_lock(make_engine("sqlite:///monitor.db", tmp_path)):
+        done = cli("--config", config, "run")
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert "SQLite allows one instance: use PostgreSQL" in line
