@@ -244,6 +244,21 @@ class AlertSettings(Model):
     notify: list[NotifySettings] = []
 
 
+class ClusterSettings(Model):
+    """Several `run` instances on one PostgreSQL database share the sources by leases."""
+
+    # How long a source stays with an instance that stopped answering before another takes it.
+    lease: Duration = timedelta(seconds=60)
+    # How often each instance asks whether a source is due (one small UPDATE per source).
+    tick: Duration = timedelta(seconds=5)
+
+    @model_validator(mode="after")
+    def _renewable(self) -> ClusterSettings:
+        if self.lease < 3 * self.tick or self.lease < timedelta(seconds=3):
+            raise ValueError("lease must be at least 3 s and three ticks, to be renewed in time")
+        return self
+
+
 class FileSettings(Model):
     """The top level of the file, with sources still as raw mappings (see `load_settings`)."""
 
@@ -257,6 +272,7 @@ class FileSettings(Model):
     smtp: SmtpSettings | None = None
     digest: DigestSettings | None = None
     alerts: AlertSettings = AlertSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
 
 @dataclass(frozen=True)

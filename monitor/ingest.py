@@ -33,6 +33,7 @@ from monitor.store import (
     get_meta,
     insert_ignore,
     select_in,
+    serialize,
     set_meta,
     transaction,
 )
@@ -384,6 +385,7 @@ def reconcile(engine: Engine, settings: Settings) -> bool:
     layout = layout_for(settings)
     signature = layout.signature(settings)
     with transaction(engine) as conn:
+        serialize(conn)  # instances starting together redo the measurements once
         previous = get_meta(conn, "measure_signature")
         if previous == signature:
             return False

@@ -18,8 +18,9 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -36,11 +37,6 @@ from monitor.store import StoreError
 logger = logging.getLogger(__name__)
 
 
-# How often each instance asks the database whether a source is due. Short, so a crashed
-# instance's sources are taken over soon after its lease expires; each ask is one UPDATE.
-TICK = timedelta(seconds=5)
-
-
 class Poller:
     """Polls the sources this instance wins the lease of (monitor.leases)."""
 
@@ -49,6 +45,7 @@ class Poller:
         self.settings = settings
         self.stop = stop
         self.owner = owner_id()
+        self.lease = settings.file.cluster.lease
         self._polling: set[str] = set()
         self._lock = threading.Lock()
 
@@ -64,16 +61,18 @@ class Poller:
         return poll
 
     def poll_if_due(self, source: SourceSettings) -> None:
-        if not leases.claim(self.engine, source.name, self.owner, utcnow()):
+        if not leases.claim(self.engine, source.name, self.owner, utcnow(), self.lease):
             return
+        started = time.monotonic()
         with self._lock:
             self._polling.add(source.name)
         try:
             result = poll_source(self.engine, self.settings, source, now=utcnow(), stop=self.stop)
+            took = time.monotonic() - started
             if result.ok:
-                logger.info("poll %s", result.summary())
+                logger.info("poll %s (%.3f s)", result.summary(), took)
             else:
-                logger.error("poll %s", result.summary())
+                logger.error("poll %s (%.3f s)", result.summary(), took)
         finally:
             with self._lock:
                 self._polling.discard(source.name)
@@ -85,7 +84,7 @@ class Poller:
             polling = sorted(self._polling)
         for name in polling:
             try:
-                if not leases.renew(self.engine, name, self.owner, utcnow()):
+                if not leases.renew(self.engine, name, self.owner, utcnow(), self.lease):
                     logger.warning("lost the lease of %s; it stops after this batch", name)
             except StoreError as exc:
                 logger.error("renewing the lease of %s: %s", name, exc)
@@ -100,7 +99,8 @@ def build_scheduler(
     for source in settings.sources:
         if not source.enabled:
             continue
-        seconds = max(1, int(min(source.every, TICK).total_seconds()))
+        # Ask often, so a crashed instance's sources are taken over soon after its lease ends.
+        seconds = max(1, int(min(source.every, settings.file.cluster.tick).total_seconds()))
         scheduler.add_job(
             poller.job(source),
             "interval",
@@ -113,7 +113,7 @@ def build_scheduler(
             misfire_grace_time=seconds,
             replace_existing=True,
         )
-    renew_every = int(leases.LEASE.total_seconds() // 3)
+    renew_every = max(1, int(settings.file.cluster.lease.total_seconds() // 3))
     scheduler.add_job(
         poller.renew,
         "interval",

@@ -82,6 +82,7 @@ def prepare(engine: Engine) -> None:
     is migrated step by step inside one transaction (none exist yet: version 1 is the first)."""
     try:
         with engine.begin() as conn:
+            serialize(conn)
             has_meta = inspect(conn).has_table("meta")
             if not has_meta:
                 SQLModel.metadata.create_all(conn)
@@ -107,6 +108,20 @@ def prepare(engine: Engine) -> None:
             SQLModel.metadata.create_all(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None
+
+
+# Any constant: the key of the transaction-level advisory lock that serialises schema changes.
+_SCHEMA_LOCK = 0x5350_4D4F
+
+
+def serialize(conn: Connection) -> None:
+    """Make concurrent instances take turns for the rest of this transaction.
+
+    Several instances starting together on PostgreSQL would otherwise race to CREATE the same
+    tables or redo the same measurements. A transaction-level advisory lock is released by
+    COMMIT/ROLLBACK, so it cannot leak through the pool; SQLite serialises writers anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
 
 
 def _first_line(exc: BaseException) -> str:

@@ -20,13 +20,13 @@ STARTUP_SECONDS = 60  # generous: a loaded 2-core CI machine imports slowly
 
 
 class Service:
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(config), "run"],
             stderr=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.log: list[str] = []
@@ -36,6 +36,22 @@ class Service:
         assert self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.put(line)
+
+    def read_available(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a log line, then take every line queued; False if none."""
+        try:
+            self.log.append(self.lines.get(timeout=timeout))
+        except queue.Empty:
+            return False
+        self.read_all()
+        return True
+
+    def read_all(self) -> None:
+        while True:
+            try:
+                self.log.append(self.lines.get_nowait())
+            except queue.Empty:
+                return
 
     def wait_for(self, text: str) -> str:
         """Block until a log line contains `text` (event-driven: no sleeping, no polling)."""
