@@ -1,0 +1,95 @@
+"""Fault injection: the process killed at random moments loses and doubles nothing (SPEC §10)."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import Engine, func, select
+
+from monitor.config import load_settings
+from monitor.ingest import poll_source
+from monitor.models import INQUIRIES, MESSAGES, TALLIES
+from monitor.store import make_engine, prepare
+
+LINES = 30_000  # six batches of the tailer's 5,000 lines
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def write_log(path: Path) -> None:
+    start = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
+    with path.open("w") as handle:
+        for n in range(LINES):
+            role = ("customer", "customer", "agent", "bot", "agent")[n % 5]
+            at = start + timedelta(seconds=37 * n)
+            record = {"conversation": f"c{n // 10}", "at": at.isoformat(), "author_role": role}
+            handle.write(json.dumps(record) + "\n")
+
+
+def write_config(folder: Path, database: str) -> Path:
+    config = {
+        "database": database,
+        "sources": [{"name": "chat", "kind": "chat_jsonl", "path": "chat.jsonl"}],
+    }
+    path = folder / f"{database.rsplit('/', 1)[-1]}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def outcome(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as conn:
+        return {
+            "messages": conn.execute(select(func.count()).select_from(MESSAGES)).scalar_one(),
+            "inquiries": sorted(
+                (r.conversation, r.opened_by, r.status, r.response_seconds)
+                for r in conn.execute(select(INQUIRIES))
+            ),
+            "tallies": sorted(
+                (r.metric, r.labels, r.le, r.value) for r in conn.execute(select(TALLIES))
+            ),
+        }
+
+
+def test_polls_killed_at_random_moments_then_resumed_equal_one_clean_poll(
+    tmp_path: Path,
+) -> None:
+    write_log(tmp_path / "chat.jsonl")
+    clean_config = load_settings(write_config(tmp_path, "sqlite:///clean.db"))
+    clean = make_engine(clean_config.file.database, tmp_path)
+    prepare(clean)
+    poll_source(clean, clean_config, clean_config.sources[0], now=NOW)
+    expected = outcome(clean)
+    assert expected["messages"] == LINES
+
+    config = write_config(tmp_path, "sqlite:///killed.db")
+    chance = random.Random(20261122)  # fixed seed: a failure can be replayed
+    kills = 0
+    for _ in range(5):
+        poll = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "--config", str(config), "poll"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:  # a random moment of the poll: start-up, mid-batch, between batches, the end
+            poll.wait(timeout=chance.uniform(0.3, 2.5))
+        except subprocess.TimeoutExpired:
+            poll.send_signal(signal.SIGKILL)
+            kills += 1
+        poll.wait()
+    done = subprocess.run(
+        [sys.executable, "-m", "monitor", "--config", str(config), "poll"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert kills > 0, "no poll was interrupted: the kill moments are too late for this machine"
+    killed = make_engine("sqlite:///killed.db", tmp_path)
+    assert outcome(killed) == expected
