@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, or_, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
@@ -259,16 +259,24 @@ def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> 
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
     for part in chunks(conversations):
-        # Callback conversations also take the agent side of every other phone source.
-        mine = MESSAGES.c.source == ctx.source
-        callbacks = and_(
-            MESSAGES.c.conversation.startswith(CALLBACK_PREFIX),
-            MESSAGES.c.side == Side.AGENT.value,
-        )
         query = (
             select(MESSAGES)
-            .where(or_(mine, callbacks), MESSAGES.c.conversation.in_(part))
-            .order_by(MESSAGES.c.at, MESSAGES.c.id)
+            .where(MESSAGES.c.source == ctx.source, MESSAGES.c.conversation.in_(part))
+            .order_by(MESSAGES.c.id)
+        )
+        for row in conn.execute(query):
+            by_conversation[row.conversation].append(row)
+    # A callback conversation also takes the agent side (the calls back) of every other source.
+    callbacks = [c for c in conversations if c.startswith(CALLBACK_PREFIX)]
+    for part in chunks(callbacks):
+        query = (
+            select(MESSAGES)
+            .where(
+                MESSAGES.c.conversation.in_(part),
+                MESSAGES.c.side == Side.AGENT.value,
+                MESSAGES.c.source != ctx.source,
+            )
+            .order_by(MESSAGES.c.id)
         )
         for row in conn.execute(query):
             by_conversation[row.conversation].append(row)

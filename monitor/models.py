@@ -31,6 +31,8 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
         Index("ix_message_conversation", "source", "conversation"),
+        # Callbacks: the agent side of one `tel:` conversation across every phone source.
+        Index("ix_message_callbacks", "conversation", "side"),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str

@@ -68,7 +68,136 @@ def seed_chat_jsonl(folder: Path) -> Seeded:
     return Seeded({"name": "chat", "kind": "chat_jsonl", "path": str(path)}, 12_000, grow)
 
 
-SEEDERS: dict[str, Callable[[Path], Seeded]] = {"chat_jsonl": seed_chat_jsonl}
+def _phone_rows(first: int, count: int) -> list[tuple[int, datetime, str]]:
+    """Calls every 10 s: answered inbound, missed inbound (a call and a callback inquiry),
+    outbound (a callback); 4 events per 3 rows."""
+    start = datetime(2026, 11, 17, 8, 0, tzinfo=UTC)
+    kinds = ("answered", "missed", "outbound")
+    return [
+        (n, start + timedelta(seconds=10 * n), kinds[n % 3]) for n in range(first, first + count)
+    ]
+
+
+def _phone_events(count: int) -> int:
+    return sum((1, 2, 1)[n % 3] for n in range(count))
+
+
+def seed_asterisk_cdr(folder: Path) -> Seeded:
+    path = folder / "Master.csv"
+
+    def lines(first: int, count: int) -> list[str]:
+        out = []
+        for n, at, kind in _phone_rows(first, count):
+            start, end = at.strftime("%Y-%m-%d %H:%M:%S"), (at + timedelta(seconds=8))
+            answer = (at + timedelta(seconds=3)).strftime("%Y-%m-%d %H:%M:%S")
+            src, dst, context = f"0207946{n:05d}", "6000", "from-pstn"
+            if kind == "outbound":
+                src, dst, context = "201", f"0207946{n:05d}", "from-internal"
+            disposition = "NO ANSWER" if kind == "missed" else "ANSWERED"
+            fields = [
+                "",
+                src,
+                dst,
+                context,
+                f'"" <{src}>',
+                "SIP/trunk-1",
+                "SIP/201-2",
+                "Dial",
+                "SIP/201",
+                start,
+                "" if kind == "missed" else answer,
+                end.strftime("%Y-%m-%d %H:%M:%S"),
+                "8",
+                "0" if kind == "missed" else "5",
+                disposition,
+                "DOCUMENTATION",
+                f"1700000000.{n}",
+                "",
+                "",
+                f"1700000000.{n}",
+                str(n),
+            ]
+            out.append(",".join(f'"{f}"' if not f.isdigit() else f for f in fields))
+        return out
+
+    path.write_text("\n".join(lines(0, 12_000)) + "\n")
+
+    def grow() -> int:
+        with path.open("a") as handle:
+            handle.write("\n".join(lines(12_000, 30)) + "\n")
+        return _phone_events(12_030) - _phone_events(12_000)
+
+    source = {"name": "pbx", "kind": "asterisk_cdr", "path": str(path), "timezone": "UTC"}
+    return Seeded(source, _phone_events(12_000), grow)
+
+
+def seed_call_csv(folder: Path) -> Seeded:
+    path = folder / "calls.csv"
+
+    def lines(first: int, count: int) -> list[str]:
+        out = []
+        for n, at, kind in _phone_rows(first, count):
+            answered = "" if kind == "missed" else (at + timedelta(seconds=20)).isoformat()
+            direction = "outbound" if kind == "outbound" else "inbound"
+            number = f"+44207946{n:05d}"
+            ended = (at + timedelta(minutes=2)).isoformat()
+            out.append(f"c{n},{at.isoformat()},{answered},{ended},{direction},{number},support")
+        return out
+
+    path.write_text("id,started,answered,ended,direction,number,line\n")
+    with path.open("a") as handle:
+        handle.write("\n".join(lines(0, 12_000)) + "\n")
+
+    def grow() -> int:
+        with path.open("a") as handle:
+            handle.write("\n".join(lines(12_000, 30)) + "\n")
+        return _phone_events(12_030) - _phone_events(12_000)
+
+    columns = {
+        "id": "id",
+        "entered": "started",
+        "answered": "answered",
+        "ended": "ended",
+        "direction": "direction",
+        "caller": "number",
+        "callee": "number",
+        "queue": "line",
+    }
+    source = {"name": "hosted", "kind": "call_csv", "path": str(path), "columns": columns}
+    return Seeded(source, _phone_events(12_000), grow)
+
+
+def seed_answering_service_csv(folder: Path) -> Seeded:
+    path = folder / "messages.csv"
+    start = datetime(2026, 11, 17, 8, 0, tzinfo=UTC)
+
+    def lines(first: int, count: int) -> list[str]:
+        out = []
+        for n in range(first, first + count):
+            taken = start + timedelta(seconds=20 * n)
+            back = (taken + timedelta(minutes=30)).isoformat() if n % 4 == 0 else ""
+            out.append(f"m{n},{taken.isoformat()},Caller,+44 20 7946 {n % 2000:05d},Normal,{back}")
+        return out
+
+    path.write_text("id,taken_at,caller,callback_number,urgency,callback_at\n")
+    with path.open("a") as handle:
+        handle.write("\n".join(lines(0, 12_000)) + "\n")
+
+    def grow() -> int:
+        with path.open("a") as handle:
+            handle.write("\n".join(lines(12_000, 30)) + "\n")
+        return 38  # 30 messages, 8 of them called back
+
+    source = {"name": "answering", "kind": "answering_service_csv", "path": str(path)}
+    return Seeded(source, 15_000, grow)
+
+
+SEEDERS: dict[str, Callable[[Path], Seeded]] = {
+    "chat_jsonl": seed_chat_jsonl,
+    "asterisk_cdr": seed_asterisk_cdr,
+    "call_csv": seed_call_csv,
+    "answering_service_csv": seed_answering_service_csv,
+}
 
 
 def test_every_registered_kind_has_a_contract_seeder() -> None:
