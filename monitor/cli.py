@@ -13,14 +13,17 @@ from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
+from connectors import connector_class
 from monitor import __version__
 from monitor.checks import run_checks
 from monitor.config import ConfigError, Settings, config_path, load_settings
 from monitor.exporter import exposition
 from monitor.figures import all_figures
-from monitor.ingest import import_paths, poll_source, reconcile, utcnow
+from monitor.ingest import PollResult, import_paths, poll_source, reconcile, utcnow
 from monitor.report import render_csv, render_json, render_table
 from monitor.store import StoreError, make_engine, prepare
 
@@ -172,7 +175,26 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise UsageError(f"no such file: {', '.join(missing)}")
-    result = import_paths(engine, settings, settings.source(name), paths, now=utcnow())
+    source = settings.source(name)
+    if not connector_class(source.kind).imports_files:
+        raise UsageError(f"source {name} ({source.kind}) does not read files: nothing to import")
+    # Rich draws on stderr and only on a terminal; piped, it stays silent and stdout gets the
+    # one-line summary either way.
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[counts]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(f"importing into {name}", total=None, counts="")
+
+        def progress(result: PollResult) -> None:
+            counts = f"{result.messages:,} messages, {result.calls:,} calls"
+            bar.update(task, counts=f"{counts}, {result.rejected:,} rejected")
+
+        result = import_paths(engine, settings, source, paths, now=utcnow(), progress=progress)
     print(result.summary())
     return 0
 

@@ -150,12 +150,20 @@ def poll_source(
 
 
 def import_paths(
-    engine: Engine, settings: Settings, source: SourceSettings, paths: list[Path], *, now: datetime
+    engine: Engine,
+    settings: Settings,
+    source: SourceSettings,
+    paths: list[Path],
+    *,
+    now: datetime,
+    progress: Callable[[PollResult], None] | None = None,
 ) -> PollResult:
-    """Backfill files into a file-kind source; the source's own cursor is left alone."""
+    """Backfill files into a file-kind source; the source's own cursor is left alone.
+    `progress` is called after each stored batch with the running totals."""
     result = PollResult(source.name)
     batches = build_connector(settings, source).fetch_paths(paths, now)
-    _store_all(engine, measuring(settings, source), batches, result, None, save_cursor=False)
+    ctx = measuring(settings, source)
+    _store_all(engine, ctx, batches, result, None, save_cursor=False, progress=progress)
     return result
 
 
@@ -167,6 +175,7 @@ def _store_all(
     stop: threading.Event | None,
     *,
     save_cursor: bool,
+    progress: Callable[[PollResult], None] | None = None,
 ) -> None:
     for batch in batches:
         with transaction(engine) as conn:
@@ -182,6 +191,8 @@ def _store_all(
             if len(result.rejections) < REJECTIONS_LOGGED:
                 result.rejections.append(rejection)
                 logger.warning("%s: rejected %s", ctx.source, rejection)
+        if progress is not None:
+            progress(result)
         if stop is not None and stop.is_set():
             # The cursor of every stored batch is saved, so stopping here loses nothing.
             result.interrupted = True

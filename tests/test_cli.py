@@ -165,3 +165,26 @@ def test_run_refuses_a_second_instance_on_the_same_sqlite_file(tmp_path: Path) -
     assert done.returncode == 1
     (line,) = done.stderr.strip().splitlines()
     assert "SQLite allows one instance: use PostgreSQL" in line
+
+
+def test_import_backfills_files_and_leaves_the_cursor_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    archive = tmp_path / "archive.jsonl"
+    archive.write_text(chat_lines(4).replace('"conversation": "c', '"conversation": "old-'))
+    assert main(["--config", config, "import", "website-chat", str(archive)]) == 0
+    assert main(["--config", config, "import", "website-chat", str(archive)]) == 0
+    assert main(["--config", config, "poll"]) == 0  # the live file is still read from its start
+    imported, again, polled = capsys.readouterr().out.splitlines()
+    assert imported.startswith("website-chat: 4 new messages")
+    assert again.startswith("website-chat: 0 new messages")
+    assert polled.startswith("website-chat: 6 new messages")
+
+
+def test_import_of_a_missing_file_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    assert main(["--config", config, "import", "website-chat", str(tmp_path / "nope")]) == 2
+    assert "no such file" in capsys.readouterr().err
