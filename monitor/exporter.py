@@ -4,7 +4,9 @@ Counters and histograms come from the `tally` table (kept by ingest), so they ar
 survive restarts, agree between instances and cost a few rows per scrape. Gauges ("open now",
 "waiting now") are indexed aggregates over open inquiries and waiting calls only. Labels come
 only from configuration (source, channel, stage, queue, kind, threshold, outcome); sources no
-longer in the configuration are not exported.
+longer in the configuration are not exported. Beside SPEC §6, each source's configured targets
+and poll interval are exported as gauges, so the shipped Prometheus rules honour per-source
+overrides instead of repeating the defaults.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, Integer, func, select
+from sqlalchemy import Engine, Integer, case, func, select
 
 from monitor import __version__
 from monitor.config import Settings, channel_of
@@ -83,6 +85,7 @@ class SupportCollector(Collector):
                     func.count(),
                     func.sum((inquiries.c.due_at < now).cast(Integer)),
                     func.min(inquiries.c.opened_at),
+                    func.min(case((inquiries.c.due_at >= now, inquiries.c.due_at))),
                 )
                 .where(inquiries.c.status == "open")
                 .group_by(inquiries.c.source, inquiries.c.channel)
@@ -99,6 +102,7 @@ class SupportCollector(Collector):
         yield from self._open_inquiries(open_rows, stages, channels, now)
         yield from self._waiting(waiting_rows, stages, now)
         yield from self._sources(states, stages)
+        yield from self._targets(stages, channels)
         yield GaugeMetricFamily(
             "support_alerts_firing", "1 while an alert rule fires.", labels=["rule"]
         )
@@ -172,8 +176,14 @@ class SupportCollector(Collector):
             "Age of the oldest open inquiry (0 when none).",
             labels=labels,
         )
+        next_breach = GaugeMetricFamily(
+            "support_open_inquiry_next_breach_seconds",
+            "Seconds until the next open inquiry not yet past the reply target breaches it "
+            "(absent when none will).",
+            labels=labels,
+        )
         seen = set()
-        for source, channel, count, late, first in rows:
+        for source, channel, count, late, first, next_due in rows:
             if source not in stages:
                 continue
             key = [source, channel, stages[source]]
@@ -181,13 +191,15 @@ class SupportCollector(Collector):
             open_.add_metric(key, count)
             breached.add_metric(key, late or 0)
             oldest.add_metric(key, max(0.0, (now - first).total_seconds()))
+            if next_due is not None:
+                next_breach.add_metric(key, max(0.0, (next_due - now).total_seconds()))
         # Every inquiry source shows zeros when nothing is open, so absent() means "no data".
         for source, stage in stages.items():
             channel = channels[source]
             if channel != "phone" and (source, channel) not in seen:
                 for family in (open_, breached, oldest):
                     family.add_metric([source, channel, stage], 0)
-        yield from (open_, breached, oldest)
+        yield from (open_, breached, oldest, next_breach)
 
     def _waiting(
         self, rows: Sequence[Any], stages: dict[str, str], now: datetime
@@ -226,6 +238,37 @@ class SupportCollector(Collector):
             errors.add_metric([source], row.poll_errors_total if row else 0)
             rejected.add_metric([source], row.records_rejected_total if row else 0)
         yield from (success, errors, rejected)
+
+    def _targets(self, stages: dict[str, str], channels: dict[str, str]) -> Iterator[Metric]:
+        """The configured targets, so that Prometheus rules compare against each source's own
+        `reply_within`, `hold_warn`/`hold_max` and poll interval instead of copies of them."""
+        reply = GaugeMetricFamily(
+            "support_reply_target_seconds",
+            "Reply target of the source (reply_within, on its reply_clock).",
+            labels=["source", "channel", "stage"],
+        )
+        hold = GaugeMetricFamily(
+            "support_hold_threshold_seconds",
+            "Hold thresholds of the source: hold_warn (threshold=warn), hold_max (threshold=max).",
+            labels=["source", "threshold"],
+        )
+        interval = GaugeMetricFamily(
+            "support_source_poll_interval_seconds",
+            "How often an enabled source is polled (`every`).",
+            labels=["source"],
+        )
+        for source in self.settings.sources:
+            targets = self.settings.targets_for(source)
+            name = source.name
+            reply.add_metric(
+                [name, channels[name], stages[name]], targets.reply_within.total_seconds()
+            )
+            if channels[name] == "phone":  # only phone sources have queues
+                hold.add_metric([name, "warn"], targets.hold_warn.total_seconds())
+                hold.add_metric([name, "max"], targets.hold_max.total_seconds())
+            if source.enabled:
+                interval.add_metric([name], source.every.total_seconds())
+        yield from (reply, hold, interval)
 
 
 def registry_for(
