@@ -1,0 +1,151 @@
+"""Writes the malformed-input corpus beside this script (run it to regenerate; the files are
+committed so a failure can be opened in an editor). Each file mixes good records with bad ones;
+MANIFEST.json says how many records of each file must be stored and how many rejected.
+
+A line reading exactly `@@GIANT@@` stands for a line of over 1 MB: the test expands it when it
+copies the file, which keeps a megabyte of "x" out of the repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+GIANT = b"@@GIANT@@"  # expanded by the test to a line over the 1 MB limit
+
+
+def chat(at: str, role: str = "customer", conversation: str = "c1") -> bytes:
+    record = {"conversation": conversation, "at": at, "author_role": role}
+    return json.dumps(record).encode()
+
+
+def cdr(n: int, start: str | None = None) -> bytes:
+    src = f"02079460{n:03d}"
+    minute = f"2026-11-20 09:{5 * n:02d}"  # a call every 5 minutes: no two share a start
+    start = start or f"{minute}:00"
+    fields = [
+        "",
+        src,
+        "6000",
+        "from-pstn",
+        f'"" <{src}>',
+        "SIP/trunk-1",
+        "SIP/201-2",
+        "Dial",
+        "SIP/201",
+        start,
+        start,
+        f"{minute}:50",
+        "60",
+        "55",
+        "ANSWERED",
+        "DOCUMENTATION",
+        f"1700000{n:03d}.1",
+        "",
+        f"1700000{n:03d}.1",
+    ]
+    return ",".join(f'"{f}"' for f in fields).encode()
+
+
+FILES: dict[str, tuple[str, dict[str, object], list[bytes], tuple[int, int], int]] = {
+    # name: (kind, extra settings, lines, (messages, calls) stored, records rejected)
+    "chat_jsonl/mixed.jsonl": (
+        "chat_jsonl",
+        {},
+        [
+            chat("2026-11-20T09:00:00+00:00"),
+            b"{not json",
+            chat("2026-11-20T09:01:00"),  # no offset
+            b'{"conversation": "c1", "author_role": "agent"}',  # no time
+            b'{"conversation": "c1", "at": "2026-11-20T09:02:00Z", "author_role": "robot"}',
+            GIANT,
+            b"\x00\x01\x02\xff\xfe binary junk",
+            b'{"conversation": "\xff\xfe", "at": "2026-11-20T09:03:00Z", "author_role": "agent"}',
+            b"[1, 2, 3]",
+            chat("2026-11-20T09:04:00+00:00", "agent"),
+        ],
+        (2, 0),
+        8,
+    ),
+    "chat_jsonl/truncated.jsonl": (
+        "chat_jsonl",
+        {},
+        [chat("2026-11-20T09:00:00+00:00"), b'{"conversation": "c1", "at": "2026-11-2'],
+        (1, 0),
+        1,
+    ),
+    "asterisk_cdr/mixed.csv": (
+        "asterisk_cdr",
+        {"timezone": "UTC"},
+        [
+            cdr(1),
+            b'"","0207946","6000"',  # wrong column count
+            cdr(2, start="not a time"),
+            GIANT,
+            b"\x00\x00\x00\x00",
+            cdr(3).replace(b"ANSWERED", b"\xff\xfeANSWERED"),
+            cdr(4),
+        ],
+        (0, 2),
+        5,
+    ),
+    "answering_service_csv/mixed.csv": (
+        "answering_service_csv",
+        {"timezone": "UTC"},
+        [
+            b"id,taken_at,callback_number,callback_at",
+            b"a1,2026-11-20 09:00,+44 20 7946 0001,",
+            b"a2,yesterday-ish,+44 20 7946 0002,",
+            b"a3,2026-11-20 09:10",  # missing fields
+            GIANT,
+            b"a4,2026-11-20 09:20,\xff\xfe\xfd,",
+            b"a5,2026-11-20 09:30,+44 20 7946 0005,2026-11-20 10:00",
+        ],
+        (3, 0),  # a1; a5 and its callback
+        4,
+    ),
+    "call_csv/mixed.csv": (
+        "call_csv",
+        {
+            "columns": {
+                "id": "id",
+                "entered": "start",
+                "answered": "answer",
+                "ended": "end",
+                "caller": "from",
+            },
+            "timezone": "UTC",
+        },
+        [
+            b"id,start,answer,end,from",
+            b"k1,2026-11-20 09:00:00,2026-11-20 09:00:30,2026-11-20 09:04:00,+44 20 7946 0001",
+            b"k2,2026-11-20 09:05:00",  # wrong column count
+            b"k3,31/02/2026,,2026-11-20 09:08:00,+44 20 7946 0003",  # impossible date
+            GIANT,
+            b"\x00\x01binary",
+            b"k4,2026-11-20 09:10:00,,2026-11-20 09:12:00,+44 20 7946 0004",
+        ],
+        (1, 2),  # k4 was missed: a callback inquiry
+        4,
+    ),
+}
+
+
+def main() -> None:
+    manifest = {}
+    for name, (kind, extra, lines, stored, rejected) in FILES.items():
+        path = HERE / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        manifest[name] = {
+            "kind": kind,
+            "settings": extra,
+            "messages": stored[0],
+            "calls": stored[1],
+            "rejected": rejected,
+        }
+    (HERE / "MANIFEST.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+if __name__ == "__main__":
+    main()
