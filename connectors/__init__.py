@@ -16,6 +16,7 @@ CONNECTORS: dict[str, str] = {
     "asterisk_cdr": "connectors.asterisk_cdr:AsteriskCdrConnector",
     "call_csv": "connectors.call_csv:CallCsvConnector",
     "answering_service_csv": "connectors.answering_service_csv:AnsweringServiceCsvConnector",
+    "asterisk_queue_log": "connectors.asterisk_queue_log:AsteriskQueueLogConnector",
 }
 
 

@@ -68,6 +68,7 @@ VALID = {
     "asterisk_cdr": (CORPUS / "asterisk_cdr" / "mixed.csv").read_bytes().splitlines()[0],
     "call_csv": b"k1,2026-11-20 09:00:00,2026-11-20 09:00:30,2026-11-20 09:04:00,+44 20 7946 0001",
     "answering_service_csv": b"a1,2026-11-20 09:00,+44 20 7946 0001,",
+    "asterisk_queue_log": b"1795165200|v.1|support|SIP/201|COMPLETECALLER|5|60|1",
 }
 HEADERS = {
     "call_csv": b"id,start,answer,end,from",

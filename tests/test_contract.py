@@ -192,11 +192,39 @@ def seed_answering_service_csv(folder: Path) -> Seeded:
     return Seeded(source, 15_000, grow)
 
 
+def seed_asterisk_queue_log(folder: Path) -> Seeded:
+    path = folder / "queue_log"
+
+    def lines(first: int, count: int) -> list[str]:
+        out = []
+        for n, at, kind in _phone_rows(first, count):
+            t, call = int(at.timestamp()), f"1700000000.{n}"
+            out.append(f"{t}|{call}|support|NONE|ENTERQUEUE||0207946{n:05d}|1")
+            if kind == "missed":  # a call and a callback inquiry
+                out.append(f"{t + 9}|{call}|support|NONE|ABANDON|1|1|9")
+                continue
+            out.append(f"{t + 4}|{call}|support|SIP/201|CONNECT|4|1700000001.{n}|2")
+            end = "COMPLETECALLER|4|5|1" if kind == "answered" else "BLINDTRANSFER|202|ext|4|5|1"
+            out.append(f"{t + 9}|{call}|support|SIP/201|{end}")
+        return out
+
+    path.write_text("\n".join(lines(0, 4_500)) + "\n")
+
+    def grow() -> int:
+        with path.open("a") as handle:
+            handle.write("\n".join(lines(4_500, 30)) + "\n")
+        return _phone_events(4_530) - _phone_events(4_500)
+
+    source = {"name": "queue", "kind": "asterisk_queue_log", "path": str(path)}
+    return Seeded(source, _phone_events(4_500), grow)
+
+
 SEEDERS: dict[str, Callable[[Path], Seeded]] = {
     "chat_jsonl": seed_chat_jsonl,
     "asterisk_cdr": seed_asterisk_cdr,
     "call_csv": seed_call_csv,
     "answering_service_csv": seed_answering_service_csv,
+    "asterisk_queue_log": seed_asterisk_queue_log,
 }
 
 

@@ -128,6 +128,24 @@ FILES: dict[str, tuple[str, dict[str, object], list[bytes], tuple[int, int], int
         (1, 2),  # k4 was missed: a callback inquiry
         4,
     ),
+    "asterisk_queue_log/mixed.log": (
+        "asterisk_queue_log",
+        {},
+        [
+            b"1795165200|q.1|support|NONE|ENTERQUEUE||02079460001|1",
+            b"1795165260|q.1|support|SIP/201|COMPLETECALLER|20|40|1",
+            b"1795165300|q.2|support",  # missing fields
+            b"yesterday|q.3|support|NONE|ENTERQUEUE||02079460003|1",  # non-numeric epoch
+            GIANT,
+            b"\x00\x01\x02\xff binary junk",
+            b"1795165400|q.\xff\xfe|support|NONE|ENTERQUEUE||02079460004|1",  # invalid UTF-8
+            b"1795165500|q.5|support|NONE|ENTERQUEUE||02079460005|1",
+            b"1795165590|q.5|support|NONE|ABANDON|1|1|90",
+            b"1795165600|q.6|support|SIP/201|CONNECT|soon|1795165600.2|1",  # wait not a number
+        ],
+        (1, 2),  # q.1 answered; q.5 abandoned, and its callback inquiry
+        6,
+    ),
 }
 
 

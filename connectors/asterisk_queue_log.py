@@ -1,0 +1,241 @@
+"""The `asterisk_queue_log` connector: Asterisk's queue_log, in any of its three forms (SPEC §3).
+
+- `path:` the flat file `/var/log/asterisk/queue_log` (or a glob), one record a line,
+  `epoch|callid|queue|agent|EVENT|data1|data2|...`, tailed by inode + byte offset with
+  `connectors.files`: rotation (rename + new file: the old one is finished first) and
+  copytruncate are survived, and an interrupted poll resumes without loss or duplicates;
+- `path:` with `format: csv`: a CSV export of the realtime table, with a header row naming the
+  columns `time, callid, queuename, agent, event` and `data` or `data1..data5`;
+- `table_url:` (+ `table:`) the realtime table itself, read with SQLAlchemy.
+
+Table times are the Asterisk server's local time (`timezone:`, default the config's) unless
+`table_utc: true` (Asterisk's `queue_log_realtime_use_gmt=yes`); the flat file is always epoch.
+
+Records become calls in `connectors.queue_log_calls`. The callers still waiting travel in the
+cursor (callid, queue, entered, caller), so a later poll can finish them; the id of a call is
+`callid@queue@entered-epoch`, stable across re-reads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import model_validator
+
+from connectors import files
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.csv_rows import CsvFileSource, RowError, read_error
+from connectors.queue_log_calls import NOT_CALLS, Calls, Record
+from connectors.queue_log_rows import CsvRows, TableRows
+from monitor.config import Duration, SourceSettings, TimezoneName
+from monitor.events import Channel, Event
+
+logger = logging.getLogger(__name__)
+CURSOR_VERSION = 1
+DEFAULT_BATCH = 5000
+# What a reader yields: (location, record) pairs, the position that covers them, rejections.
+Read = tuple[list[tuple[str, Record]], Any, list[Rejection]]
+
+
+class AsteriskQueueLogSettings(SourceSettings):
+    path: str | None = None  # the flat file (or a glob, or a CSV export with format: csv)
+    format: Literal["flat", "csv"] = "flat"
+    table_url: str | None = None  # SQLAlchemy URL of the Asterisk database (never ours)
+    table: str = "queue_log"
+    table_utc: bool = False  # queue_log_realtime_use_gmt=yes
+    timezone: TimezoneName | None = None  # of table times; default: the config's timezone
+    unknown_after: Duration = timedelta(hours=4)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AsteriskQueueLogSettings:
+        if (self.path is None) == (self.table_url is None):
+            raise ValueError("set exactly one of path (a file) and table_url (a database)")
+        return self
+
+
+class AsteriskQueueLogConnector(CsvFileSource):
+    kind = "asterisk_queue_log"
+    channel = Channel.PHONE
+    settings = AsteriskQueueLogSettings
+
+    def __init__(
+        self,
+        source: SourceSettings,
+        context: ConnectorContext,
+        *,
+        max_lines: int = DEFAULT_BATCH,
+        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        super().__init__(source, context)
+        assert isinstance(source, AsteriskQueueLogSettings), type(source)
+        self.options = source
+        self.path = context.path(source.path) if source.path is not None else None
+        self.zone = ZoneInfo("UTC") if source.table_utc else context.timezone
+        if source.timezone and not source.table_utc:
+            self.zone = ZoneInfo(source.timezone)
+        self.max_lines = max_lines
+        self.max_line_bytes = max_line_bytes
+        self.unknown_after = source.unknown_after.total_seconds()
+
+    def configured_path(self) -> Path:
+        if self.path is None:
+            raise ConnectorError("this source reads a table, not a file", permanent=True)
+        return self.path
+
+    def _table(self) -> TableRows:
+        assert self.options.table_url is not None
+        return TableRows(
+            self.options.table_url, self.options.table, self.zone, batch=self.max_lines
+        )
+
+    def check(self) -> str:
+        if self.options.table_url is not None:
+            return self._table().check()
+        return super().check()
+
+    def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        calls = Calls(self.unknown_after)
+        try:
+            position, header = _load(cursor, calls)
+        except (ValueError, TypeError) as exc:
+            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        if self.options.table_url is not None:
+            rows = self._table().read(position)
+            yield from self._batches(rows, position, calls, None, now, tailing=True)
+            return
+        try:
+            chunks = files.tail(
+                self.matched(permanent=False),
+                position,
+                max_lines=self.max_lines,
+                max_line_bytes=self.max_line_bytes,
+            )
+        except ValueError as exc:
+            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        yield from self._file_batches(chunks, position, calls, header, now, tailing=True)
+
+    def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
+        self.require_files(paths)
+        chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
+        calls = Calls(self.unknown_after)
+        yield from self._file_batches(chunks, None, calls, None, now, tailing=False)
+
+    def _file_batches(
+        self,
+        chunks: Iterator[files.Chunk],
+        position: Any,
+        calls: Calls,
+        header: list[str] | None,
+        now: datetime,
+        *,
+        tailing: bool,
+    ) -> Iterator[Batch]:
+        csv_rows = CsvRows(self.zone, header) if self.options.format == "csv" else None
+
+        def parsed() -> Iterator[Read]:
+            for chunk in chunks:
+                records: list[tuple[str, Record]] = []
+                rejected = list(chunk.rejected)
+                for location, data in chunk.lines:
+                    try:
+                        record = parse_line(data) if csv_rows is None else csv_rows.parse(data)
+                    except RowError as exc:
+                        rejected.append(Rejection(location, str(exc)))
+                        continue
+                    if record is not None:
+                        records.append((location, record))
+                yield records, chunk.cursor, rejected
+
+        try:
+            yield from self._batches(parsed(), position, calls, csv_rows, now, tailing=tailing)
+        except OSError as exc:
+            raise read_error(exc, self.configured_path()) from None
+
+    def _batches(
+        self,
+        reads: Iterator[Read],
+        position: Any,
+        calls: Calls,
+        csv_rows: CsvRows | None,
+        now: datetime,
+        *,
+        tailing: bool,
+    ) -> Iterator[Batch]:
+        for records, position, rejected in reads:
+            events: list[Event] = []
+            for location, record in records:
+                try:
+                    events.extend(calls.feed(record))
+                except RowError as exc:
+                    rejected.append(Rejection(location, str(exc)))
+            events.extend(calls.expire(None))
+            yield Batch(events, _dump(position, calls, csv_rows), rejected)
+        # Nothing newer to read: give up the stale stints, and show who is waiting now.
+        events = calls.expire(now.timestamp())
+        if tailing:
+            events.extend(calls.waiting())
+        if calls.unknown_verbs:
+            counted = ", ".join(f"{v} x{n}" for v, n in calls.unknown_verbs.most_common(10))
+            logger.info(
+                "%s: %d queue_log lines with events that are not measured (%s)",
+                self.source.name,
+                sum(calls.unknown_verbs.values()),
+                counted,
+            )
+        if events:
+            yield Batch(events, _dump(position, calls, csv_rows))
+
+
+def parse_line(data: bytes) -> Record | None:
+    """One flat-file line; None for a blank line; RowError (the reason) when malformed."""
+    if not data.strip():
+        return None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise RowError(f"binary data (NUL byte at byte {nul + 1})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RowError(f"invalid UTF-8 at byte {exc.start + 1}") from None
+    fields = text.split("|")
+    if len(fields) < 5:
+        raise RowError(f"expected at least 5 |-separated fields, got {len(fields)}")
+    try:
+        at = float(fields[0])
+    except ValueError:
+        raise RowError("the epoch (field 1) is not a number") from None
+    if not 0 < at < 10**11:
+        raise RowError("the epoch (field 1) is out of range")
+    callid, event = fields[1].strip(), fields[4].strip()
+    if not callid or not event:
+        raise RowError("missing callid" if not callid else "missing event")
+    if event in NOT_CALLS:
+        return None  # a third of a busy log (RINGNOANSWER, PAUSE...): skip it cheaply
+    queue = fields[2].strip() or "NONE"
+    return Record(at, callid, queue, fields[3].strip(), event, fields[5:])
+
+
+def _dump(position: Any, calls: Calls, csv_rows: CsvRows | None) -> Cursor:
+    cursor: Cursor = {"v": CURSOR_VERSION, "position": position, **calls.dump()}
+    if csv_rows is not None and csv_rows.header is not None:
+        cursor["header"] = csv_rows.header
+    return cursor
+
+
+def _load(cursor: Cursor | None, calls: Calls) -> tuple[Any, list[str] | None]:
+    if cursor is None:
+        return None, None
+    if not isinstance(cursor, dict) or cursor.get("v") != CURSOR_VERSION:
+        raise ValueError("not a version 1 queue_log cursor")
+    calls.load(cursor)
+    header = cursor.get("header")
+    if header is not None and not (
+        isinstance(header, list) and all(isinstance(h, str) for h in header)
+    ):
+        raise ValueError("the stored CSV header is malformed")
+    return cursor.get("position"), header
