@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
@@ -160,7 +160,10 @@ def _read(
             entry["path"] = str(path)
             files[key] = entry
             head = _Head(handle, entry)
-            for item in _lines(handle, entry, path.name, info.st_size, max_line_bytes, final):
+            lines_read = _lines(
+                handle, entry, path.name, info.st_size, max_line_bytes, final, head.feed
+            )
+            for item in lines_read:
                 if isinstance(item, Line):
                     lines.append(item)
                 else:
@@ -202,20 +205,30 @@ def _head_hash(handle: BinaryIO, offset: int) -> str:
 
 
 class _Head:
-    """Keeps `entry["head"]` the hash of the first min(HEAD_BYTES, offset) bytes as it grows."""
+    """Keeps `entry["head"]` the hash of the first min(HEAD_BYTES, offset) bytes as it grows.
+
+    The bytes hashed are the ones this pass verified or read, not the file's head re-read later:
+    a file truncated and rewritten while being read (copytruncate mid-poll) would otherwise get
+    the new content's fingerprint with the old content's offset, and the next poll would resume
+    mid-file in the new content, skipping its first lines."""
 
     def __init__(self, handle: BinaryIO, entry: dict[str, Any]) -> None:
-        self.handle = handle
         self.entry = entry
         self.covered = min(HEAD_BYTES, entry["offset"])
+        handle.seek(0)
+        self.prefix = handle.read(self.covered)  # the bytes `_resume` has just checked
+
+    def feed(self, position: int, block: bytes) -> None:
+        """`block` was read at `position`: keep what extends the first HEAD_BYTES bytes."""
+        have = len(self.prefix)
+        if have < HEAD_BYTES and position <= have < position + len(block):
+            self.prefix += block[have - position : HEAD_BYTES - position]
 
     def refresh(self) -> None:
-        # Once HEAD_BYTES are covered the fingerprint is fixed: no more reads for it.
+        # Once HEAD_BYTES are covered the fingerprint is fixed.
         if self.covered < HEAD_BYTES and self.entry["offset"] > self.covered:
-            position = self.handle.tell()
-            self.entry["head"] = _head_hash(self.handle, self.entry["offset"])
             self.covered = min(HEAD_BYTES, self.entry["offset"])
-            self.handle.seek(position)
+            self.entry["head"] = hashlib.sha1(self.prefix[: self.covered]).hexdigest()
 
 
 def _lines(
@@ -225,6 +238,7 @@ def _lines(
     size: int,
     max_line_bytes: int,
     final: bool,
+    seen: Callable[[int, bytes], None],
 ) -> Iterator[Line | Rejection]:
     """Complete lines from `entry["offset"]` up to `size` (the size when the file was opened, so
     a busy writer cannot keep a poll going forever), advancing `entry` as each is consumed.
@@ -237,9 +251,11 @@ def _lines(
     pending = b""  # the start of a line whose end has not been read yet
     skipping = 0  # bytes of an over-long line dropped so far (0: not skipping)
     while remaining > 0:
+        position = handle.tell()
         block = handle.read(min(_BLOCK, remaining))
         if not block:
             break  # truncated while reading: the next poll notices and restarts
+        seen(position, block)
         remaining -= len(block)
         parts = block.split(b"\n")
         parts[0] = pending + parts[0]

@@ -49,7 +49,12 @@ def sync(engine: Engine, settings: Settings, now: datetime) -> None:
 
 def claim(engine: Engine, source: str, owner: str, now: datetime, lease: timedelta = LEASE) -> bool:
     """Take `source` if it is due and free (or its lease expired). True if we hold it now."""
-    free = or_(LEASES.c.lease_until.is_(None), LEASES.c.lease_until < now)
+    # Our own live lease is free to us too: it is left over from a release that failed (the
+    # database went away after the poll), since an instance polls each source one at a time;
+    # without this the source would wait out the whole lease after the database came back.
+    free = or_(
+        LEASES.c.lease_until.is_(None), LEASES.c.lease_until < now, LEASES.c.lease_owner == owner
+    )
     with transaction(engine) as conn:
         locked = conn.execute(
             select(LEASES.c.source)

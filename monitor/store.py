@@ -125,8 +125,13 @@ def serialize(conn: Connection) -> None:
 
 
 def _first_line(exc: BaseException) -> str:
-    text_ = str(getattr(exc, "orig", None) or exc)
-    return text_.strip().splitlines()[0] if text_.strip() else type(exc).__name__
+    orig = getattr(exc, "orig", None)
+    text_ = str(orig or exc)
+    line = text_.strip().splitlines()[0] if text_.strip() else type(exc).__name__
+    # A full disk met while creating the WAL's -shm file is reported as a bare "disk I/O error".
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_IOERR_SHMSIZE":
+        line += " (cannot grow the -shm file beside the database: is the disk full?)"
+    return line
 
 
 def error_line(exc: SQLAlchemyError) -> str:
