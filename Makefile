@@ -1,6 +1,6 @@
 # Two commands: `make run` starts the monitor, `make test` runs the linters and the whole test suite.
 #
-# Other targets: `make lint`, `make fmt`, `make clean`, `make .venv` (or `make venv`).
+# Other targets: `make lint`, `make fmt`, `make bench`, `make clean`, `make .venv` (or `make venv`).
 # Everything runs from the private virtualenv in .venv, created on first use and
 # re-installed whenever pyproject.toml changes.
 
@@ -14,7 +14,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: venv .venv run test lint fmt clean
+.PHONY: venv .venv run test lint fmt bench clean
 
 # --- virtualenv -------------------------------------------------------------------------------
 
@@ -47,6 +47,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Every benchmark (bench/run.py), a table of ratios against their baselines; BENCH_ARGS=--quick
+# for the small sizes.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --markdown bench/latest.md $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info
