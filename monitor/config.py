@@ -237,11 +237,36 @@ class NotifySettings(Model):
     kind: Literal["email", "webhook"]
     to: list[str] = []
     url: str | None = None
+    timeout: Duration = timedelta(seconds=10)  # webhook: a slow receiver must not stall alerts
+
+    @model_validator(mode="after")
+    def _destination(self) -> NotifySettings:
+        if self.kind == "email" and not self.to:
+            raise ValueError("an email notifier needs `to`")
+        if self.kind == "webhook" and not (self.url or "").startswith(("http://", "https://")):
+            raise ValueError("a webhook notifier needs an http(s) `url`")
+        return self
+
+
+class QuietHours(Model):
+    """Outside the open hours of `calendar`, notifications of these severities wait."""
+
+    calendar: str
+    severities: list[Literal["warning", "critical"]] = ["warning"]
 
 
 class AlertSettings(Model):
     every: Duration = timedelta(minutes=1)
     notify: list[NotifySettings] = []
+    # Defaults match prometheus/rules.yml, so both kinds of alert agree.
+    due_soon: Duration | None = None  # None: a quarter of each source's reply target
+    stale_intervals: int = Field(default=3, ge=1)  # and at least `stale_min`
+    stale_min: Duration = timedelta(minutes=5)
+    long_holds_window: Duration = timedelta(minutes=30)
+    long_holds_ratio: float = Field(default=0.25, ge=0, le=1)
+    long_holds_min_calls: int = Field(default=5, ge=1)
+    repeat: Duration | None = None  # re-notify an alert still firing this long after the last
+    quiet_hours: QuietHours | None = None
 
 
 class ClusterSettings(Model):
@@ -394,9 +419,21 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
         elif source.calendar is None and _reply_clock(top, source) == "business":
             problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
         sources.append(source)
+    problems.extend(_check_alerts(top))
     if problems:
         raise ConfigError(problems)
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
+
+
+def _check_alerts(top: FileSettings) -> list[str]:
+    problems = []
+    quiet = top.alerts.quiet_hours
+    if quiet is not None and quiet.calendar not in top.calendars:
+        problems.append(f"alerts.quiet_hours.calendar: no calendar named {quiet.calendar!r}")
+    for index, notify in enumerate(top.alerts.notify):
+        if notify.kind == "email" and top.smtp is None:
+            problems.append(f"alerts.notify[{index}]: an email notifier needs the `smtp` section")
+    return problems
 
 
 def _reply_clock(top: FileSettings, source: SourceSettings) -> str:
