@@ -10,11 +10,14 @@ import smtplib
 import ssl
 from collections.abc import Callable
 
+from sqlalchemy import Engine, inspect
+
 from connectors.base import ConnectorError
+from monitor import deliveries
 from monitor.config import Settings, SmtpSettings
 from monitor.ingest import build_connector
 from monitor.mailer import connect
-from monitor.store import StoreError, describe, make_engine, ping
+from monitor.store import StoreError, describe, make_engine, ping, transaction
 
 
 def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:
@@ -32,6 +35,19 @@ def smtp_used_by(settings: Settings) -> list[str]:
     return users
 
 
+def report_deliveries(engine: Engine, say: Callable[[str], None]) -> None:
+    """Digests and alert notifications that failed for good: a warning, not a failed check
+    (the SMTP line below says whether the server works now)."""
+    if not inspect(engine).has_table("delivery"):  # `check` creates nothing: a new database
+        return
+    with transaction(engine) as conn:
+        failed = deliveries.failures(conn)
+        latest = deliveries.latest_failure(conn) if failed else None
+    if latest is not None:
+        counts = ", ".join(f"{p} by {n}: {c}" for (p, n), c in sorted(failed.items()))
+        say(f"warn  deliveries failed ({counts}); latest {latest[0]}: {latest[1]}")
+
+
 def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
     failures = 0
     count = len(settings.sources)
@@ -40,6 +56,7 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
         engine = make_engine(settings.file.database, settings.base_dir)
         ping(engine)
         say(f"ok    database: {describe(engine)}")
+        report_deliveries(engine, say)
     except StoreError as exc:
         failures += 1
         say(f"FAIL  database: {exc}")

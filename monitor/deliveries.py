@@ -177,3 +177,14 @@ def failures(conn: Connection) -> dict[tuple[str, str], int]:
         .group_by(DELIVERIES.c.purpose, DELIVERIES.c.notifier)
     )
     return {(p, n): int(c) for p, n, c in conn.execute(query)}
+
+
+def latest_failure(conn: Connection) -> tuple[str, str | None] | None:
+    """(key, error) of the most recent delivery that failed for good, or None."""
+    row = conn.execute(
+        select(DELIVERIES.c.key, DELIVERIES.c.last_error)
+        .where(DELIVERIES.c.status == FAILED)
+        .order_by(DELIVERIES.c.id.desc())
+        .limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])

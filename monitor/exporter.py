@@ -29,7 +29,8 @@ from sqlalchemy import Engine, Integer, case, func, select
 
 from monitor import __version__
 from monitor.config import Settings, channel_of
-from monitor.models import CALLS, INQUIRIES, STATES, TALLIES
+from monitor.deliveries import failures
+from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES
 from monitor.store import transaction
 from monitor.tallies import HISTOGRAMS, fmt_le, layout_for, parse_labels
 
@@ -97,15 +98,19 @@ class SupportCollector(Collector):
                 .group_by(calls.c.source, calls.c.queue)
             ).all()
             states = conn.execute(select(STATES)).all()
+            firing = conn.execute(
+                select(ALERT_STATES.c.rule, func.count())
+                .where(ALERT_STATES.c.state == "firing")
+                .group_by(ALERT_STATES.c.rule)
+            ).all()
+            failed = failures(conn)
 
         yield from self._tallies(tallies, stages)
         yield from self._open_inquiries(open_rows, stages, channels, now)
         yield from self._waiting(waiting_rows, stages, now)
         yield from self._sources(states, stages)
         yield from self._targets(stages, channels)
-        yield GaugeMetricFamily(
-            "support_alerts_firing", "1 while an alert rule fires.", labels=["rule"]
-        )
+        yield from self._outgoing(firing, failed)
         info = GaugeMetricFamily(
             "support_monitor_build_info", "Support Monitor version.", labels=["version"]
         )
@@ -238,6 +243,26 @@ class SupportCollector(Collector):
             errors.add_metric([source], row.poll_errors_total if row else 0)
             rejected.add_metric([source], row.records_rejected_total if row else 0)
         yield from (success, errors, rejected)
+
+    def _outgoing(
+        self, firing: Sequence[Any], failed: dict[tuple[str, str], int]
+    ) -> Iterator[Metric]:
+        alerts = GaugeMetricFamily(
+            "support_alerts_firing",
+            "1 while an alert rule fires (for any subject; see the alert's own notice for which).",
+            labels=["rule"],
+        )
+        for rule, count in firing:
+            alerts.add_metric([rule], 1 if count else 0)
+        deliveries = GaugeMetricFamily(
+            "support_deliveries_failed",
+            "Digests and alert notifications that could not be delivered (a permanent error, "
+            "or every retry spent).",
+            labels=["purpose", "notifier"],
+        )
+        for (purpose, notifier), count in sorted(failed.items()):
+            deliveries.add_metric([purpose, notifier], count)
+        yield from (alerts, deliveries)
 
     def _targets(self, stages: dict[str, str], channels: dict[str, str]) -> Iterator[Metric]:
         """The configured targets, so that Prometheus rules compare against each source's own

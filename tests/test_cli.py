@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 from monitor.cli import main
+from monitor.deliveries import DeliveryError, claim, record, take_due
+from monitor.store import make_engine
 
 T0 = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
 
@@ -188,3 +190,24 @@ def test_import_of_a_missing_file_is_a_usage_error(
     config = str(write_chat_config(tmp_path))
     assert main(["--config", config, "import", "website-chat", str(tmp_path / "nope")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_a_digest_that_failed_for_good_shows_in_check_and_metrics(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_chat_config(tmp_path)
+    assert main(["--config", str(config), "poll"]) == 0
+    engine = make_engine(f"sqlite:///{tmp_path}/monitor.db", tmp_path)
+    with engine.begin() as conn:
+        claim(conn, key="digest:2026-11-19", purpose="digest", notifier="email", payload={}, now=T0)
+    (taken,) = take_due(engine, T0)
+    record(engine, taken, DeliveryError("smtp: 550 mailbox unavailable", permanent=True), T0)
+    capsys.readouterr()
+    assert main(["--config", str(config), "check"]) == 0  # a warning: SMTP may work again now
+    out = capsys.readouterr().out
+    assert (
+        "warn  deliveries failed (digest by email: 1); latest digest:2026-11-19: smtp: 550" in out
+    )
+    assert main(["--config", str(config), "metrics"]) == 0
+    metrics = capsys.readouterr().out
+    assert 'support_deliveries_failed{notifier="email",purpose="digest"} 1.0' in metrics
