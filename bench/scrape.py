@@ -12,7 +12,8 @@ label combination has been seen yet), so the day-of-history database, which expo
 series as the year, is the like-for-like comparison. Not part of the test suite.
 
 The last line is `RESULT {json}` for bench/run.py: ours = the year's median scrape, baseline =
-the empty database's; the target is absolute (100 ms), so `target` is null, `extra["ok"]`
+the day's (the like-for-like database: same series, 1/365 of the rows), so the ratio says
+whether history costs anything ("the same within noise" is about 1.0); the target is absolute (100 ms), so `target` is null, `extra["ok"]`
 says whether the year's median is under it and `extra["target"]` says so in words. `--quick`
 uses 20,000 calls and inquiries.
 """
@@ -176,15 +177,15 @@ def main() -> None:
         print(f"ratio year/day:   {results['a year'][0] / results['a day'][0]:.2f}")
         year_ms, empty_ms, day_ms = (results[k][0] for k in ("a year", "empty database", "a day"))
         result = {
-            "name": "scrape latency (a year of history)",
+            "name": "scrape latency, a year vs a day of history",
             "ours_s": year_ms / 1000,
-            "baseline_s": empty_ms / 1000,
-            "ratio": year_ms / empty_ms,
+            "baseline_s": day_ms / 1000,
+            "ratio": year_ms / day_ms,
             "target": None,
             "extra": {
                 "calls": args.calls,
                 "inquiries": args.inquiries,
-                "day_ms": round(day_ms, 2),
+                "empty_ms": round(empty_ms, 2),
                 "limit_ms": LIMIT_MS,
                 "target": f"under {LIMIT_MS} ms",
                 "ok": year_ms < LIMIT_MS,
