@@ -13,9 +13,9 @@ series as the year, is the like-for-like comparison. Not part of the test suite.
 
 The last line is `RESULT {json}` for bench/run.py: ours = the year's median scrape, baseline =
 the day's (the like-for-like database: same series, 1/365 of the rows), so the ratio says
-whether history costs anything ("the same within noise" is about 1.0); the target is absolute (100 ms), so `target` is null, `extra["ok"]`
-says whether the year's median is under it and `extra["target"]` says so in words. `--quick`
-uses 20,000 calls and inquiries.
+whether history costs anything ("the same within noise" is about 1.0). The target is absolute
+(100 ms), so `target` is null, `extra["ok"]` says whether the year's median is under it and
+`extra["target"]` says so in words. `--quick` uses 20,000 calls and inquiries.
 """
 
 from __future__ import annotations

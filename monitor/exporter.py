@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -296,11 +296,31 @@ class SupportCollector(Collector):
         yield from (reply, hold, interval)
 
 
+class ProcessMetrics:
+    """Live instruments of this process, beside the store's business numbers: how long polls
+    take is about this instance's work, not about customers, so it need not survive restarts
+    or agree between instances (each instance's /metrics shows its own)."""
+
+    def __init__(self) -> None:
+        self.poll_seconds = Histogram(
+            "support_source_poll_duration_seconds",
+            "How long polls of a source took in this process (failed polls included).",
+            ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=None,
+        )
+
+
 def registry_for(
-    engine: Engine, settings: Settings, now: Callable[[], datetime]
+    engine: Engine,
+    settings: Settings,
+    now: Callable[[], datetime],
+    process: ProcessMetrics | None = None,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SupportCollector(engine, settings, now))
+    if process is not None:
+        registry.register(process.poll_seconds)
     return registry
 
 

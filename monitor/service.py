@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from monitor import leases
 from monitor.config import Settings, SourceSettings
-from monitor.exporter import registry_for
+from monitor.exporter import ProcessMetrics, registry_for
 from monitor.ingest import poll_source, utcnow
 from monitor.leases import owner_id
 from monitor.server import make_app, serve
@@ -40,8 +40,15 @@ logger = logging.getLogger(__name__)
 class Poller:
     """Polls the sources this instance wins the lease of (monitor.leases)."""
 
-    def __init__(self, engine: Engine, settings: Settings, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        stop: threading.Event,
+        process: ProcessMetrics | None = None,
+    ) -> None:
         self.engine = engine
+        self.process = process
         self.settings = settings
         self.stop = stop
         self.owner = owner_id()
@@ -69,6 +76,8 @@ class Poller:
         try:
             result = poll_source(self.engine, self.settings, source, now=utcnow(), stop=self.stop)
             took = time.monotonic() - started
+            if self.process is not None:
+                self.process.poll_seconds.labels(source.name).observe(took)
             if result.ok:
                 logger.info("poll %s (%.3f s)", result.summary(), took)
             else:
@@ -91,10 +100,15 @@ class Poller:
 
 
 def build_scheduler(
-    engine: Engine, settings: Settings, stop: threading.Event, *, start_at: datetime
+    engine: Engine,
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    start_at: datetime,
+    process: ProcessMetrics | None = None,
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone=settings.timezone)
-    poller = Poller(engine, settings, stop)
+    poller = Poller(engine, settings, stop, process)
     leases.sync(engine, settings, start_at)
     for source in settings.sources:
         if not source.enabled:
@@ -143,10 +157,11 @@ def run(engine: Engine, settings: Settings, stop: threading.Event | None = None)
 
 
 def _serve(engine: Engine, settings: Settings, stop: threading.Event) -> int:
-    registry = registry_for(engine, settings, utcnow)
+    process = ProcessMetrics()
+    registry = registry_for(engine, settings, utcnow, process)
     server, _thread = serve(settings.file.metrics.listen, make_app(registry, engine, utcnow))
     logger.info("serving /metrics and /healthz on http://%s", settings.file.metrics.listen)
-    scheduler = build_scheduler(engine, settings, stop, start_at=utcnow())
+    scheduler = build_scheduler(engine, settings, stop, start_at=utcnow(), process=process)
     scheduler.start()
     names = ", ".join(s.name for s in settings.sources if s.enabled) or "none"
     logger.info("polling sources: %s", names)

@@ -98,6 +98,8 @@ def test_run_serves_metrics_and_health_and_stops_on_sigterm(
         if line.startswith("support_inquiries_total{")
     ]
     assert totals and sum(totals) > 0
+    # The live instrument of this process: the first poll was timed.
+    assert 'support_source_poll_duration_seconds_count{source="website-chat"} 1.0' in body
     status, health = get(port, "/healthz")
     assert status == 200 and '"ok"' in health
     running.process.send_signal(signal.SIGTERM)
