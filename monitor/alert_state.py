@@ -15,7 +15,8 @@ quiet hours work: outside the open hours of `alerts.quiet_hours.calendar`, notic
 severities are *held*; at opening, whatever still fires is told (with the time it started) and
 what fired and ended while closed is never told at all. A warning whose critical twin fired in
 the same episode (hold_warn under hold_max, reply_due_soon under reply_overdue) is *covered*:
-the critical alert's own notices tell the story, so the warning's are marked done unsent.
+the critical alert's own notices tell the story, so the warning's are marked done unsent; so are
+those of a source that was disabled or removed from the configuration.
 
 `monitor.alerts` writes the same steps to the database, each guarded by the old values
 (compare-and-set), so two instances never make the same transition or claim the same notice.
@@ -182,19 +183,22 @@ class Plan:
 
     send: list[Notice]
     held: list[Notice]  # quiet hours: owed again at the next evaluation
-    covered: list[Notice]  # told by the critical twin: marked done without sending
+    covered: list[Notice]  # told by the critical twin, or unwatched: marked done unsent
 
 
 def notices(states: Mapping[Key, State], now: datetime, settings: Settings) -> Plan:
     plan = Plan([], [], [])
     held_severities = quiet_severities(settings, now)
+    # A source disabled or removed from the config stops being alerted on: its alerts resolve
+    # unannounced ("is read again" would be untrue).
+    watched = {s.name for s in settings.sources if s.enabled}
     for key in sorted(states):
         state = states[key]
         event = owed(state, now, settings)
         if event is None:
             continue
         notice = Notice(event, state)
-        if covered(state, states):
+        if covered(state, states) or state.source not in watched:
             plan.covered.append(notice)
         elif state.severity in held_severities:
             plan.held.append(notice)

@@ -218,7 +218,9 @@ def claim_notices(engine: Engine, settings: Settings, plan: Plan, now: datetime)
                     now=now,
                 )
         told.append(Told(notice, body, to))
-        logger.info("alert %s: %s", notice.event, body["summary"])
+        # Not the summary: it may quote an inquiry's subject, and logs get no message contents.
+        state = notice.state
+        logger.info("alert %s: %s %s %s", notice.event, state.rule, state.severity, state.subject)
     return told
 
 

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -81,7 +81,9 @@ class EmailNotifier(Notifier):
         message["From"] = smtp.sender
         message["To"] = ", ".join(self.notify.to)
         message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(domain=smtp.sender.rpartition("@")[2].strip("> "))
+        message["Message-ID"] = make_msgid(
+            domain=parseaddr(smtp.sender)[1].rpartition("@")[2] or None
+        )
         message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
         message.set_content(render("alert.txt", **context))
         message.add_alternative(render("alert.html", **context), subtype="html")

@@ -15,8 +15,8 @@ from monitor.config import Settings, settings_from_mapping
 MIN = timedelta(minutes=1)
 
 
-def settings(**alerts: Any) -> Settings:
-    return settings_from_mapping(
+def settings(*, disabled: tuple[str, ...] = (), **alerts: Any) -> Settings:
+    config = settings_from_mapping(
         {
             "timezone": "Europe/London",
             "calendars": {
@@ -43,6 +43,11 @@ def settings(**alerts: Any) -> Settings:
         },
         Path("."),
     )
+    sources = tuple(
+        s.model_copy(update={"enabled": s.enabled and s.name not in disabled})
+        for s in config.sources
+    )
+    return Settings(file=config.file, sources=sources, base_dir=config.base_dir)
 
 
 def waiting(source: str, minutes: float, now: datetime, name: str = "c1") -> dict[str, Any]:
@@ -244,3 +249,11 @@ def test_quiet_hours_hold_warnings_until_opening_and_drop_what_ended_meanwhile(
     assert told == [("firing", "source_stale", "warning")]
     assert states[("source_stale", "phones")].started_at == friday_evening
     assert step(states, [stale], next_friday + MIN, config)[1] == []
+
+
+def test_disabling_a_source_resolves_its_alerts_without_a_notice(now: datetime) -> None:
+    stale = Finding("source_stale", "sales", "sales", "warning", 1000, 900)
+    states, told = step({}, [stale], now, settings())
+    assert told == [("firing", "source_stale", "warning")]
+    states, told = step(states, [], now + MIN, settings(disabled=("sales",)))
+    assert told == [] and states[("source_stale", "sales")].state == "ok"
