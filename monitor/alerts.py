@@ -151,6 +151,9 @@ def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
                 values = {k: values[k] for k in ("value", "threshold", "severity", "evaluated_at")}
             result = conn.execute(update(ALERT_STATES).where(*guard).values(**values))
             made += bool(result.rowcount) and change.kind != "keep"
+    # Its own transaction: deleting rows in whatever order the database picks, inside the one
+    # above, could deadlock with another instance updating them in key order.
+    with transaction(engine) as conn:
         conn.execute(
             delete(ALERT_STATES).where(
                 ALERT_STATES.c.state == OK, ALERT_STATES.c.resolved_at < now - PRUNE_AFTER

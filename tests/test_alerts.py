@@ -220,6 +220,11 @@ def test_a_stale_source_fires_and_resolves_when_read_again(
         "Source phones has not been read for 10m 00s (stale after 5m 00s)",
         "Source phones is read again (2026-11-20 12:01 GMT)",
     ]
+    with engine.begin() as conn:
+        conn.execute(update(STATES).values(last_success_at=now + timedelta(days=8)))
+    run_once(engine, settings, now + timedelta(days=8))
+    with engine.connect() as conn:  # resolved a week ago: forgotten
+        assert conn.execute(select(ALERT_STATES)).all() == []
 
 
 def test_repeat_renotifies_a_firing_alert(
