@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 from monitor.alert_notices import CALL_RULES, INQUIRY_RULES, build, iso
 from monitor.alert_rules import LONGEST_STAY, AlertInputs, evaluate, split_subject
@@ -123,34 +123,52 @@ def _same(state: State, *columns: str) -> list[Any]:
     return clauses
 
 
+# Still firing: only the figures move. One statement for many rows (executemany), since a
+# backlog of open inquiries keeps hundreds of alerts firing at every evaluation.
+_KEEP = (
+    update(ALERT_STATES)
+    .where(
+        ALERT_STATES.c.id == bindparam("k_id"),
+        ALERT_STATES.c.state == FIRING,
+        ALERT_STATES.c.started_at == bindparam("k_started", type_=ALERT_STATES.c.started_at.type),
+    )
+    .values(
+        value=bindparam("k_value"),
+        threshold=bindparam("k_threshold"),
+        severity=bindparam("k_severity"),
+        evaluated_at=bindparam("k_at", type_=ALERT_STATES.c.evaluated_at.type),
+    )
+)
+
+
 def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
     """Write the transitions; a change another instance already made is skipped. Returns how
-    many this call made."""
+    many transitions this call made."""
     made = 0
+    keeps: list[dict[str, Any]] = []
     with transaction(engine) as conn:
-        for change in changes:  # sorted by key: concurrent writers lock rows in one order
+        # In key order, keeps batched between transitions: concurrent writers lock rows in one
+        # order, so they cannot deadlock.
+        for change in changes:
             new = after_change(change, now)
-            values = {
-                name: getattr(new, name)
-                for name in State.__dataclass_fields__
-                if name not in ("id", "rule", "subject")
-            }
-            old = change.old
-            if old is None:
-                row = {"rule": new.rule, "subject": new.subject, **values}
-                inserted = conn.execute(
-                    insert_ignore(conn, ALERT_STATES, ["rule", "subject"]).returning(
-                        ALERT_STATES.c.id
-                    ),
-                    row,
-                ).first()
-                made += inserted is not None
+            if change.kind == "keep":
+                keeps.append(
+                    {
+                        "k_id": new.id,
+                        "k_started": new.started_at,
+                        "k_value": new.value,
+                        "k_threshold": new.threshold,
+                        "k_severity": new.severity,
+                        "k_at": now,
+                    }
+                )
                 continue
-            guard = _same(old, "state", "started_at")
-            if change.kind == "keep":  # value and evaluated_at only; no transition
-                values = {k: values[k] for k in ("value", "threshold", "severity", "evaluated_at")}
-            result = conn.execute(update(ALERT_STATES).where(*guard).values(**values))
-            made += bool(result.rowcount) and change.kind != "keep"
+            if keeps:
+                conn.execute(_KEEP, keeps)
+                keeps = []
+            made += _transition(conn, change, new)
+        if keeps:
+            conn.execute(_KEEP, keeps)
     # Its own transaction: deleting rows in whatever order the database picks, inside the one
     # above, could deadlock with another instance updating them in key order.
     with transaction(engine) as conn:
@@ -162,6 +180,22 @@ def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
     return made
 
 
+def _transition(conn: Connection, change: Change, new: State) -> bool:
+    values = {
+        name: getattr(new, name)
+        for name in State.__dataclass_fields__
+        if name not in ("id", "rule", "subject")
+    }
+    if change.old is None:
+        inserted = conn.execute(
+            insert_ignore(conn, ALERT_STATES, ["rule", "subject"]).returning(ALERT_STATES.c.id),
+            {"rule": new.rule, "subject": new.subject, **values},
+        ).first()
+        return inserted is not None
+    guard = _same(change.old, "state", "started_at")
+    return bool(conn.execute(update(ALERT_STATES).where(*guard).values(**values)).rowcount)
+
+
 def lookup(conn: Connection, state: State) -> Mapping[Any, Any] | None:
     """The row a state's subject refers to, for the notice's details."""
     source, key = split_subject(state.subject)
@@ -169,13 +203,15 @@ def lookup(conn: Connection, state: State) -> Mapping[Any, Any] | None:
         query = select(CALLS).where(CALLS.c.source == source, CALLS.c.external_id == key)
     elif state.rule in INQUIRY_RULES:
         # The inquiry that fired: the latest opened before the alert started (a later follow-up
-        # in the same conversation is another episode).
+        # in the same conversation is another episode). Chosen here, not by ORDER BY opened_at,
+        # which SQLite answers by walking the source's whole (source, opened_at) index.
         query = select(INQUIRIES).where(
             INQUIRIES.c.source == source, INQUIRIES.c.conversation == key
         )
-        if state.started_at is not None:
-            query = query.where(INQUIRIES.c.opened_at <= state.started_at)
-        query = query.order_by(INQUIRIES.c.opened_at.desc()).limit(1)
+        rows = conn.execute(query).mappings().all()
+        started = state.started_at
+        before = [r for r in rows if started is None or r["opened_at"] <= started] or list(rows)
+        return max(before, key=lambda r: r["opened_at"], default=None)
     elif state.rule == "source_stale":
         query = select(STATES).where(STATES.c.source == state.subject)
     else:
