@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.alert_rules import split_subject
-from monitor.alert_state import Notice, State
+from monitor.alert_state import Notice
 from monitor.config import Settings
 from monitor.report import duration_text
 
@@ -203,13 +203,3 @@ def _long_holds(notice: Notice, settings: Settings) -> tuple[str, dict[str, Any]
         details,
         state.value,
     )
-
-
-def describe_state(state: State, settings: Settings) -> str:
-    """A one-line description without looking anything up, for logs and `alerts` output."""
-    value = (
-        f"{(state.value or 0) * 100:.0f}%"
-        if state.rule == "long_holds"
-        else duration_text(state.value)
-    )
-    return f"{state.rule} {state.severity} {state.subject} ({value})"
