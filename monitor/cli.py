@@ -76,9 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     how = digest.add_mutually_exclusive_group()
     how.add_argument("--send", action="store_true")
     how.add_argument("--preview", metavar="FILE", type=Path)
-    alerts = commands.add_parser("alerts", help="evaluate alert rules once and notify (or print)")
-    alerts.add_argument("--once", action="store_true")
-    alerts.add_argument("--dry-run", action="store_true")
+    alerts = commands.add_parser(
+        "alerts",
+        help="evaluate the alert rules once, notify what changed and retry due notifications",
+    )
+    alerts.add_argument(
+        "--once",
+        action="store_true",
+        help="evaluate once (the default; `run` evaluates on schedule)",
+    )
+    alerts.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would fire, resolve and be notified; store and send nothing",
+    )
     commands.add_parser(
         "check", help="validate the config and try every source and the SMTP server"
     )
@@ -122,7 +133,7 @@ def dispatch(args: argparse.Namespace) -> int:
     settings = load_settings(config_path(args.config))
     if args.command == "check":
         return run_checks(settings, print)
-    if args.command in ("digest", "alerts"):
+    if args.command == "digest":
         print(
             f"support-monitor {args.command} is not available yet in this version", file=sys.stderr
         )
@@ -141,6 +152,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "report":
         return report(engine, settings, args)
+    if args.command == "alerts":
+        return alerts(engine, settings, dry_run=args.dry_run)
     raise UsageError(f"unknown command {args.command!r}")
 
 
@@ -227,3 +240,36 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
     sys.stdout.write(render(figures))
     return 0
+
+
+def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
+    """One evaluation: a line per transition and per notice, then a summary line. Exit 1 when a
+    notification could not be delivered (it is retried by the next evaluation or by `run`)."""
+    from monitor.alerts import run_once
+
+    outcome = run_once(engine, settings, utcnow(), dry_run=dry_run)
+    for change in outcome.changes:
+        if change.kind != "keep":
+            state = change.old if change.kind == "resolve" else change.finding
+            assert state is not None
+            word = "firing" if change.kind == "fire" else "resolved"
+            print(f"{word:<9} {state.rule} {state.severity} {state.subject}")
+    verb = "would send" if dry_run else "notify"
+    for told in outcome.told:
+        body = told.body
+        where = ", ".join(told.to) or "no notifier configured"
+        print(f"{verb:<9} [{body['severity']} {body['status']}] {body['summary']} -> {where}")
+    for notice in outcome.held:
+        state = notice.state
+        print(f"{'held':<9} {notice.event} {state.rule} {state.subject} (quiet hours)")
+    for error in outcome.errors:
+        print(f"{'error':<9} {error}")
+    counts = outcome.deliveries
+    if dry_run:
+        print(f"alerts: {outcome.firing} firing; dry run, nothing stored or sent")
+        return 0
+    print(
+        f"alerts: {outcome.firing} firing; notifications {counts['sent']} sent, "
+        f"{counts['pending']} to retry, {counts['failed']} failed"
+    )
+    return 1 if counts["pending"] or counts["failed"] else 0

@@ -156,8 +156,10 @@ def deliver_due(
     now: datetime,
     send: Callable[[Pending], None],
     purpose: str | None = None,
+    on_error: Callable[[Pending, DeliveryError, str], None] | None = None,
 ) -> dict[str, int]:
-    """Attempt every due delivery with `send` (which raises DeliveryError); count outcomes."""
+    """Attempt every due delivery with `send` (which raises DeliveryError); count outcomes.
+    `on_error(delivery, error, new_status)` hears of each failed attempt (to show or log it)."""
     counts = {PENDING: 0, SENT: 0, FAILED: 0}
     for delivery in take_due(engine, now, purpose):
         try:
@@ -165,7 +167,10 @@ def deliver_due(
             error = None
         except DeliveryError as exc:
             error = exc
-        counts[record(engine, delivery, error, now)] += 1
+        status = record(engine, delivery, error, now)
+        counts[status] += 1
+        if error is not None and on_error is not None:
+            on_error(delivery, error, status)
     return counts
 
 

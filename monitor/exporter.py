@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, Integer, case, func, select
 
 from monitor import __version__
+from monitor.alert_rules import RULES
 from monitor.config import Settings, channel_of
 from monitor.deliveries import failures
 from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES
@@ -252,8 +253,11 @@ class SupportCollector(Collector):
             "1 while an alert rule fires (for any subject; see the alert's own notice for which).",
             labels=["rule"],
         )
-        for rule, count in firing:
-            alerts.add_metric([rule], 1 if count else 0)
+        # Every built-in rule is exported, 0 when quiet, so a dashboard tells "nothing fires"
+        # from "no data"; a rule fires while any of its subjects (a caller, an inquiry) does.
+        counts: dict[str, int] = {str(rule): int(count) for rule, count in firing}
+        for rule in sorted(set(RULES) | set(counts)):
+            alerts.add_metric([rule], 1 if counts.get(rule) else 0)
         deliveries = GaugeMetricFamily(
             "support_deliveries_failed",
             "Digests and alert notifications that could not be delivered (a permanent error, "

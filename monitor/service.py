@@ -9,6 +9,12 @@ overlapped by the next), `coalesce=True` (after a pause, one catch-up run rather
 and a misfire grace of the job's own interval (the 1 s default silently skips runs on a busy
 machine).
 
+The alert rules are evaluated every `alerts.every` by one more interval job (`alert_job`), first
+one interval after start, when the first polls have refreshed what the rules read (a monitor that
+was stopped for an hour would otherwise call every source stale for a minute). Every instance
+evaluates: transitions and notices are claimed in the database (monitor.alerts), so several
+instances notify once, and one that stops leaves the others alerting.
+
 SIGINT/SIGTERM set a stop flag: a poll in progress finishes its current batch (whose cursor is
 then saved) and returns, the HTTP server closes, and the process exits.
 """
@@ -20,13 +26,14 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from monitor import leases
+from monitor.alerts import run_once
 from monitor.config import Settings, SourceSettings
 from monitor.exporter import ProcessMetrics, registry_for
 from monitor.ingest import poll_source, utcnow
@@ -99,6 +106,18 @@ class Poller:
                 logger.error("renewing the lease of %s: %s", name, exc)
 
 
+def alert_job(engine: Engine, settings: Settings, stop: threading.Event) -> Callable[[], None]:
+    def evaluate() -> None:
+        if stop.is_set():
+            return
+        try:
+            run_once(engine, settings, utcnow())
+        except StoreError as exc:  # the database is down: say so, evaluate again next time
+            logger.error("alerts: %s", exc)
+
+    return evaluate
+
+
 def build_scheduler(
     engine: Engine,
     settings: Settings,
@@ -127,6 +146,18 @@ def build_scheduler(
             misfire_grace_time=seconds,
             replace_existing=True,
         )
+    every = max(1.0, settings.file.alerts.every.total_seconds())
+    scheduler.add_job(
+        alert_job(engine, settings, stop),
+        "interval",
+        seconds=every,
+        id="alerts",
+        name="alerts",
+        next_run_time=start_at + timedelta(seconds=every),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=int(every),
+    )
     renew_every = max(1, int(settings.file.cluster.lease.total_seconds() // 3))
     scheduler.add_job(
         poller.renew,

@@ -31,6 +31,12 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[rank - 1]
 
 
+def waiting_seconds(call: Row, now: datetime) -> float:
+    """The current wait of a caller still in the queue: now minus entering it, never negative."""
+    entered: datetime = call["entered_at"]
+    return max(0.0, (now - entered).total_seconds())
+
+
 def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -126,7 +132,7 @@ def summarize_calls(
     # whether they count against it is a setting (`abandons_count`).
     quick_abandons = sum(1 for r in abandoned if (r["wait_seconds"] or 0.0) <= limit)
     offered = len(rows) if targets.abandons_count else len(rows) - quick_abandons
-    current = [max(0.0, (now - r["entered_at"]).total_seconds()) for r in waiting_now]
+    current = [waiting_seconds(r, now) for r in waiting_now]
     return CallFigures(
         total=len(rows),
         answered=len(answered),

@@ -74,10 +74,14 @@ class HttpRequest:
 
 
 class HttpSink:
-    """An HTTP server that stores POSTed bodies; `refuse(n, 500)` answers the next n with it."""
+    """An HTTP server that stores POSTed bodies; `refuse(n, 500)` answers the next n with it.
+
+    `requests` holds the accepted (2xx) requests, `answered` every status it answered, in order.
+    """
 
     def __init__(self) -> None:
         self.requests: list[HttpRequest] = []
+        self.answered: list[int] = []
         self._statuses: list[int] = []
         self._lock = threading.Lock()
         sink = self
@@ -87,6 +91,7 @@ class HttpSink:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with sink._lock:
                     status = sink._statuses.pop(0) if sink._statuses else 200
+                    sink.answered.append(status)
                     if status < 300:
                         sink.requests.append(HttpRequest(self.path, dict(self.headers), body))
                 self.send_response(status)
