@@ -6,14 +6,26 @@ This is the one place the report, the digest and the alerter get their numbers f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
 from monitor.config import Settings, SourceSettings, channel_of
 from monitor.models import CALLS, INQUIRIES
 from monitor.store import transaction
-from monitor.summaries import CallFigures, InquiryFigures, summarize_calls, summarize_inquiries
+from monitor.summaries import (
+    CallFigures,
+    Hold,
+    HourCounts,
+    InquiryFigures,
+    OpenInquiry,
+    hourly,
+    longest_holds,
+    oldest_open,
+    summarize_calls,
+    summarize_inquiries,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,17 @@ class SourceFigures:
     until: datetime
     inquiries: InquiryFigures | None  # None for sources that produce no inquiries
     calls: CallFigures | None  # None for sources that produce no calls
+    # Only with `detail` (the digest): whom to act on, and the period hour by hour.
+    oldest_open: tuple[OpenInquiry, ...] = ()
+    longest_holds: tuple[Hold, ...] = ()
+    hours: tuple[HourCounts, ...] = ()
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Midnight to midnight of `day` in `zone` (23 or 25 hours on a daylight-saving change)."""
+    return datetime.combine(day, time(), zone), datetime.combine(
+        day + timedelta(days=1), time(), zone
+    )
 
 
 def source_figures(
@@ -35,8 +58,13 @@ def source_figures(
     since: datetime,
     until: datetime,
     now: datetime,
+    *,
+    detail: int = 0,
 ) -> SourceFigures:
-    """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`."""
+    """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`.
+
+    With `detail` > 0 also the `detail` oldest open inquiries, the `detail` longest holds of the
+    period and its hour-by-hour counts."""
     channel = channel_of(source).value
     with transaction(engine) as conn:
         period = (
@@ -89,10 +117,22 @@ def source_figures(
         until=until,
         inquiries=summarize_inquiries(period, open_now, now) if has_inquiries else None,
         calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
+        oldest_open=oldest_open(open_now, now, detail) if detail else (),
+        longest_holds=longest_holds(calls, targets, detail) if detail else (),
+        hours=hourly(period, calls, since, until, now, targets) if detail else (),
     )
 
 
 def all_figures(
-    engine: Engine, settings: Settings, since: datetime, until: datetime, now: datetime
+    engine: Engine,
+    settings: Settings,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    *,
+    detail: int = 0,
 ) -> list[SourceFigures]:
-    return [source_figures(engine, settings, s, since, until, now) for s in settings.sources]
+    return [
+        source_figures(engine, settings, s, since, until, now, detail=detail)
+        for s in settings.sources
+    ]
