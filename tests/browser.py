@@ -44,7 +44,7 @@ def find_chromium() -> str | None:
 @dataclass(frozen=True)
 class Layout:
     width: int  # the page's scroll width: more than the frame's means it scrolls sideways
-    height: int
+    height: int  # of the content, however tall the frame
 
 
 def _harness(page: str, width: int, height: int) -> str:
@@ -55,7 +55,8 @@ def _harness(page: str, width: int, height: int) -> str:
         f'srcdoc="{html.escape(page, quote=True)}"></iframe>'
         "<script>document.getElementById('f').onload = function () {"
         " var e = this.contentDocument.documentElement;"
-        " document.title = 'layout ' + e.scrollWidth + ' ' + e.scrollHeight; };</script>"
+        " var tall = Math.ceil(e.getBoundingClientRect().height);"
+        " document.title = 'layout ' + e.scrollWidth + ' ' + tall; };</script>"
         "</body></html>"
     )
 

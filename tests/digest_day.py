@@ -15,7 +15,7 @@ phones (asterisk_queue_log, experience; hold 5m / 13m, service level 20 s)
   -> 4 calls, 3 answered, 25% abandoned, service level 25%, median 30s, p90 14m 00s
 answering (answering_service_csv, experience; reply target 24h)
   AS-1 13:00 returned 13:30             AS-2 16:00 not returned (open, not yet due)
-  AS-0 Tue 17 09:00 not returned (open, past target)
+  AS-0 Tue 17 09:00 not returned (open, past target), from "O'Brien & Sons"
 Customer-controlled text is hostile: HTML, a script, and Jinja syntax.
 """
 
@@ -26,6 +26,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import yaml
+from markupsafe import escape
 from sqlalchemy import Engine
 
 from monitor.config import Settings, settings_from_mapping
@@ -98,15 +100,14 @@ def queue_lines() -> list[str]:
 
 ANSWERING_CSV = (
     "Message ID,Taken,Caller,Call back on,Urgency,Returned\n"
-    "AS-0,2026-11-17 09:00,Old Customer,+44 7700 900009,normal,\n"
-    f'AS-1,2026-11-19 13:00,"{HOSTILE_CALLER}",+44 7700 900001,"{HOSTILE_URGENCY}",'
-    "2026-11-19 13:30\n"
-    "AS-2,2026-11-19 16:00,Eve & Mallory,+44 7700 900002,low,\n"
+    "AS-0,2026-11-17 09:00,O'Brien & Sons,+44 7700 900009,normal,\n"
+    "AS-1,2026-11-19 13:00,Ann Answered,+44 7700 900001,low,2026-11-19 13:30\n"
+    f'AS-2,2026-11-19 16:00,"{HOSTILE_CALLER}",+44 7700 900002,"{HOSTILE_URGENCY}",\n'
 )
 
 
-def config(folder: Path, database: str, **top: Any) -> Settings:
-    raw = {
+def raw_config(database: str, **top: Any) -> dict[str, Any]:
+    return {
         "timezone": "Europe/London",
         "database": database,
         "sources": [
@@ -134,7 +135,30 @@ def config(folder: Path, database: str, **top: Any) -> Settings:
         ],
         **top,
     }
-    return settings_from_mapping(raw, folder)
+
+
+def config(folder: Path, database: str, **top: Any) -> Settings:
+    return settings_from_mapping(raw_config(database, **top), folder)
+
+
+def write_config(folder: Path, database: str, **top: Any) -> Path:
+    """The same configuration as a YAML file, for the command line."""
+    path = folder / "support-monitor.yaml"
+    path.write_text(yaml.safe_dump(raw_config(database, **top)), encoding="utf-8")
+    return path
+
+
+def mail_settings(host: str, port: int) -> dict[str, Any]:
+    """`smtp` and `digest` sections sending to a loopback server (no TLS on loopback)."""
+    return {
+        "smtp": {
+            "host": host,
+            "port": port,
+            "security": "none",
+            "sender": "Support Monitor <monitor@example.com>",
+        },
+        "digest": {"to": ["lead@example.com", "ops@example.com"]},
+    }
 
 
 def write_files(folder: Path) -> None:
@@ -162,3 +186,11 @@ def empty_store(folder: Path, database: str, **top: Any) -> tuple[Settings, Engi
     engine = make_engine(database, folder)
     prepare(engine)
     return settings, engine
+
+
+def without_customer_text(text: str) -> str:
+    """`text` with the hostile customer text (as is, and as the HTML part escapes it) removed,
+    so what is left is what the templates themselves wrote."""
+    for hostile in HOSTILE_TEXTS:
+        text = text.replace(hostile, "").replace(str(escape(hostile)), "")
+    return text
