@@ -72,10 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     digest = commands.add_parser(
         "digest", help="build the daily digest for a day; send it or write the HTML"
     )
-    digest.add_argument("--date", help="the day (default: yesterday)")
+    digest.add_argument(
+        "--date", help="the day, e.g. 2026-11-19 (default: yesterday in `timezone`)"
+    )
     how = digest.add_mutually_exclusive_group()
-    how.add_argument("--send", action="store_true")
-    how.add_argument("--preview", metavar="FILE", type=Path)
+    how.add_argument(
+        "--send",
+        action="store_true",
+        help="send it to digest.to, once per day (a re-run sends nothing new)",
+    )
+    how.add_argument("--preview", metavar="FILE", type=Path, help="write the HTML to FILE instead")
     alerts = commands.add_parser(
         "alerts",
         help="evaluate the alert rules once, notify what changed and retry due notifications",
@@ -133,11 +139,6 @@ def dispatch(args: argparse.Namespace) -> int:
     settings = load_settings(config_path(args.config))
     if args.command == "check":
         return run_checks(settings, print)
-    if args.command == "digest":
-        print(
-            f"support-monitor {args.command} is not available yet in this version", file=sys.stderr
-        )
-        return 1
     engine = open_store(settings)
     if args.command == "run":
         from monitor.service import run
@@ -154,6 +155,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return report(engine, settings, args)
     if args.command == "alerts":
         return alerts(engine, settings, dry_run=args.dry_run)
+    if args.command == "digest":
+        return digest(engine, settings, args)
     raise UsageError(f"unknown command {args.command!r}")
 
 
@@ -273,3 +276,77 @@ def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
         f"{counts['pending']} to retry, {counts['failed']} failed"
     )
     return 1 if counts["pending"] or counts["failed"] else 0
+
+
+def digest(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
+    """Print the day's digest as text, write its HTML (--preview), or send it once (--send)."""
+    from monitor.digest import build_digest
+    from monitor.digest_mail import render
+
+    now = utcnow()
+    today = now.astimezone(settings.timezone).date()
+    if args.date is None:
+        day = today - timedelta(days=1)
+    else:
+        try:
+            day = date.fromisoformat(args.date)
+        except ValueError:
+            raise UsageError(
+                f"--date: expected a date like 2026-11-19, got {args.date!r}"
+            ) from None
+    if args.send:
+        return send_digest(engine, settings, day, today, now)
+    top = settings.file.digest.top if settings.file.digest is not None else 10
+    rendered = render(build_digest(engine, settings, day, now, top))
+    if args.preview is None:
+        sys.stdout.write(rendered.text)
+        return 0
+    try:
+        args.preview.write_text(rendered.html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--preview: cannot write {args.preview} ({exc.strerror})") from None
+    print(f"digest {day}: HTML written to {args.preview}")
+    return 0
+
+
+def send_digest(engine: Engine, settings: Settings, day: date, today: date, now: datetime) -> int:
+    from monitor import deliveries
+    from monitor.digest_mail import claim_digest, deliver_digests, status
+
+    if settings.file.digest is None or not settings.file.digest.to:
+        raise UsageError("--send: no recipients; set digest.to (and the smtp section)")
+    if day >= today:  # claiming it now would block the complete digest of that day
+        raise UsageError(f"--send: {day} is not over yet in {settings.file.timezone}")
+    claim_digest(engine, settings, day, now)
+    before = status(engine, day)
+    deliver_digests(engine, settings, now)
+    after = status(engine, day)
+    assert before is not None and after is not None  # claimed above, by us or earlier
+    if after.status == deliveries.SENT:
+        if before.status == deliveries.SENT:
+            sent = after.sent_at.astimezone(settings.timezone) if after.sent_at else None
+            print(f"digest {day}: already sent{f' at {sent:%Y-%m-%d %H:%M %Z}' if sent else ''}")
+        else:
+            print(f"digest {day}: sent to {', '.join(settings.file.digest.to)}")
+        return 0
+    if after.status == deliveries.FAILED:
+        print(
+            f"digest {day}: failed for good after {after.attempts} attempts: {after.last_error}",
+            file=sys.stderr,
+        )
+    elif after.attempts == before.attempts:  # not due: waiting out the backoff of a failure
+        when = (
+            after.next_attempt_at.astimezone(settings.timezone) if after.next_attempt_at else None
+        )
+        print(
+            f"digest {day}: not sent yet; next attempt after "
+            f"{f'{when:%H:%M:%S %Z}' if when else 'now'} (last error: {after.last_error})",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"digest {day}: not sent: {after.last_error}; kept for a retry "
+            "(by `run`, or `digest --send` again)",
+            file=sys.stderr,
+        )
+    return 1

@@ -229,8 +229,22 @@ class SmtpSettings(Model):
 
 
 class DigestSettings(Model):
-    schedule: str = "0 8 * * *"
+    schedule: str = "0 8 * * *"  # cron (minute hour day month weekday) in `timezone`
     to: list[str] = []
+    top: int = Field(default=10, ge=1, le=100)  # oldest open inquiries and longest holds listed
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from monitor.cron import cron_trigger
+
+        try:
+            cron_trigger(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"expected a cron expression such as '0 8 * * *', got {value!r} ({exc})"
+            ) from None
+        return value
 
 
 class NotifySettings(Model):
@@ -430,6 +444,8 @@ def _check_alerts(top: FileSettings) -> list[str]:
     quiet = top.alerts.quiet_hours
     if quiet is not None and quiet.calendar not in top.calendars:
         problems.append(f"alerts.quiet_hours.calendar: no calendar named {quiet.calendar!r}")
+    if top.digest is not None and top.digest.to and top.smtp is None:
+        problems.append("digest.to: sending the digest needs the `smtp` section")
     for index, notify in enumerate(top.alerts.notify):
         if notify.kind == "email" and top.smtp is None:
             problems.append(f"alerts.notify[{index}]: an email notifier needs the `smtp` section")

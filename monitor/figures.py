@@ -6,14 +6,26 @@ This is the one place the report, the digest and the alerter get their numbers f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 
 from monitor.config import Settings, SourceSettings, channel_of
 from monitor.models import CALLS, INQUIRIES
 from monitor.store import transaction
-from monitor.summaries import CallFigures, InquiryFigures, summarize_calls, summarize_inquiries
+from monitor.summaries import (
+    CallFigures,
+    Hold,
+    HourCounts,
+    InquiryFigures,
+    OpenInquiry,
+    hourly,
+    longest_holds,
+    oldest_open,
+    summarize_calls,
+    summarize_inquiries,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +38,50 @@ class SourceFigures:
     until: datetime
     inquiries: InquiryFigures | None  # None for sources that produce no inquiries
     calls: CallFigures | None  # None for sources that produce no calls
+    # Only with `detail` (the digest): whom to act on, and the period hour by hour.
+    oldest_open: tuple[OpenInquiry, ...] = ()
+    longest_holds: tuple[Hold, ...] = ()
+    hours: tuple[HourCounts, ...] = ()
+
+
+# The columns the summaries and the digest's lists read: fetching only these (no ids, no
+# unused timestamps) keeps a digest of a busy day cheap. Add a column here when a summary needs it.
+INQUIRY_COLUMNS = [
+    INQUIRIES.c[name]
+    for name in (
+        "source",
+        "conversation",
+        "channel",
+        "status",
+        "opened_at",
+        "response_seconds",
+        "business_seconds",
+        "due_at",
+        "breached",
+        "clamped",
+        "customer",
+        "subject",
+    )
+]
+CALL_COLUMNS = [
+    CALLS.c[name]
+    for name in (
+        "source",
+        "external_id",
+        "queue",
+        "entered_at",
+        "wait_seconds",
+        "outcome",
+        "caller",
+    )
+]
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """Midnight to midnight of `day` in `zone` (23 or 25 hours on a daylight-saving change)."""
+    return datetime.combine(day, time(), zone), datetime.combine(
+        day + timedelta(days=1), time(), zone
+    )
 
 
 def source_figures(
@@ -35,13 +91,18 @@ def source_figures(
     since: datetime,
     until: datetime,
     now: datetime,
+    *,
+    detail: int = 0,
 ) -> SourceFigures:
-    """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`."""
+    """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`.
+
+    With `detail` > 0 also the `detail` oldest open inquiries, the `detail` longest holds of the
+    period and its hour-by-hour counts."""
     channel = channel_of(source).value
     with transaction(engine) as conn:
         period = (
             conn.execute(
-                select(INQUIRIES).where(
+                select(*INQUIRY_COLUMNS).where(
                     INQUIRIES.c.source == source.name,
                     INQUIRIES.c.opened_at >= since,
                     INQUIRIES.c.opened_at < until,
@@ -52,7 +113,7 @@ def source_figures(
         )
         open_now = (
             conn.execute(
-                select(INQUIRIES).where(
+                select(*INQUIRY_COLUMNS).where(
                     INQUIRIES.c.status == "open", INQUIRIES.c.source == source.name
                 )
             )
@@ -61,7 +122,7 @@ def source_figures(
         )
         calls = (
             conn.execute(
-                select(CALLS).where(
+                select(*CALL_COLUMNS).where(
                     CALLS.c.source == source.name,
                     CALLS.c.entered_at >= since,
                     CALLS.c.entered_at < until,
@@ -72,7 +133,9 @@ def source_figures(
         )
         waiting = (
             conn.execute(
-                select(CALLS).where(CALLS.c.outcome == "waiting", CALLS.c.source == source.name)
+                select(*CALL_COLUMNS).where(
+                    CALLS.c.outcome == "waiting", CALLS.c.source == source.name
+                )
             )
             .mappings()
             .all()
@@ -89,10 +152,22 @@ def source_figures(
         until=until,
         inquiries=summarize_inquiries(period, open_now, now) if has_inquiries else None,
         calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
+        oldest_open=oldest_open(open_now, now, detail) if detail else (),
+        longest_holds=longest_holds(calls, targets, detail) if detail else (),
+        hours=hourly(period, calls, since, until, now, targets) if detail else (),
     )
 
 
 def all_figures(
-    engine: Engine, settings: Settings, since: datetime, until: datetime, now: datetime
+    engine: Engine,
+    settings: Settings,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    *,
+    detail: int = 0,
 ) -> list[SourceFigures]:
-    return [source_figures(engine, settings, s, since, until, now) for s in settings.sources]
+    return [
+        source_figures(engine, settings, s, since, until, now, detail=detail)
+        for s in settings.sources
+    ]

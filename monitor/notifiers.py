@@ -16,13 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid, parseaddr
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from monitor import __version__
 from monitor.config import NotifySettings, Settings
 from monitor.deliveries import DeliveryError
+from monitor.mailer import compose
 from monitor.mailer import send as send_mail
 from monitor.report import duration_text
 from monitor.templating import render
@@ -75,19 +75,13 @@ class EmailNotifier(Notifier):
         if smtp is None:  # config validation requires it; a stored delivery may outlive it
             raise DeliveryError("email notifier: no `smtp:` section", permanent=True)
         context = self._context(notice)
-        message = EmailMessage()
-        # A customer's subject may hold line breaks: a header gets one line.
-        message["Subject"] = " ".join(render("alert_subject.txt", **context).split())
-        message["From"] = smtp.sender
-        message["To"] = ", ".join(self.notify.to)
-        message["Date"] = formatdate(localtime=False)
-        message["Message-ID"] = make_msgid(
-            domain=parseaddr(smtp.sender)[1].rpartition("@")[2] or None
+        return compose(
+            sender=smtp.sender,
+            to=self.notify.to,
+            subject=render("alert_subject.txt", **context),
+            text=render("alert.txt", **context),
+            html=render("alert.html", **context),
         )
-        message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies, please
-        message.set_content(render("alert.txt", **context))
-        message.add_alternative(render("alert.html", **context), subtype="html")
-        return message
 
     def send(self, notice: Notice) -> None:
         smtp = self.settings.file.smtp

@@ -15,6 +15,12 @@ was stopped for an hour would otherwise call every source stale for a minute). E
 evaluates: transitions and notices are claimed in the database (monitor.alerts), so several
 instances notify once, and one that stops leaves the others alerting.
 
+The digest (when `digest.to` names someone) is a cron job on `digest.schedule` in the configured
+timezone; it builds and *claims* the digest of the day before the fire time, then sends it (see
+monitor.digest_mail: one send per day even with several instances). A 30-second job retries
+digests whose send failed, after their backoff, and a run at start-up catches up a digest whose
+fire time passed in the last day while no instance was running.
+
 SIGINT/SIGTERM set a stop flag: a poll in progress finishes its current batch (whose cursor is
 then saved) and returns, the HTTP server closes, and the process exits.
 """
@@ -35,6 +41,7 @@ from sqlalchemy import Engine
 from monitor import leases
 from monitor.alerts import run_once
 from monitor.config import Settings, SourceSettings
+from monitor.cron import cron_trigger, last_fire
 from monitor.exporter import ProcessMetrics, registry_for
 from monitor.ingest import poll_source, utcnow
 from monitor.leases import owner_id
@@ -118,6 +125,86 @@ def alert_job(engine: Engine, settings: Settings, stop: threading.Event) -> Call
     return evaluate
 
 
+DIGEST_RETRY_SECONDS = 30  # the first backoff of a failed delivery (monitor.deliveries)
+DIGEST_CATCH_UP = timedelta(days=1)
+
+
+class DigestJob:
+    """Claims and sends the digest that the schedule says is due; retries failed sends."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        assert settings.file.digest is not None
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.trigger = cron_trigger(settings.file.digest.schedule, settings.timezone)
+
+    def due_day(self, now: datetime) -> datetime | None:
+        """The latest fire time at or before `now` (within a day), if any."""
+        # A second of slack: the scheduler may call a job a hair before our clock says so.
+        return last_fire(self.trigger, now + timedelta(seconds=1), DIGEST_CATCH_UP)
+
+    def run(self) -> None:
+        """Claim the digest of the day before the latest fire time, then send what is due."""
+        from monitor.digest_mail import claim_digest, deliver_digests
+
+        now = self.clock()
+        fired = self.due_day(now)
+        try:
+            if fired is not None:
+                day = fired.astimezone(self.settings.timezone).date() - timedelta(days=1)
+                claim_digest(self.engine, self.settings, day, now)
+            deliver_digests(self.engine, self.settings, now)
+        except StoreError as exc:  # the database is down: the retry job tries again
+            logger.error("digest: %s", exc)
+
+    def retry(self) -> None:
+        from monitor.digest_mail import deliver_digests
+
+        try:
+            deliver_digests(self.engine, self.settings, self.clock())
+        except StoreError as exc:
+            logger.error("digest: %s", exc)
+
+
+def schedule_digest(
+    scheduler: BackgroundScheduler, engine: Engine, settings: Settings, start_at: datetime
+) -> None:
+    digest = settings.file.digest
+    if digest is None or not digest.to:
+        logger.info("digest: not scheduled (no recipients in digest.to)")
+        return
+    job = DigestJob(engine, settings)
+    scheduler.add_job(
+        job.run,
+        job.trigger,
+        id="digest",
+        name="digest",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,  # a busy or suspended machine still sends it, late
+    )
+    scheduler.add_job(job.run, "date", run_date=start_at, id="digest-catch-up")
+    scheduler.add_job(
+        job.retry,
+        "interval",
+        seconds=DIGEST_RETRY_SECONDS,
+        id="digest-retry",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=DIGEST_RETRY_SECONDS,
+    )
+    following = job.trigger.get_next_fire_time(None, start_at)
+    logger.info(
+        "digest: scheduled %r in %s, next %s",
+        digest.schedule,
+        settings.file.timezone,
+        f"{following:%Y-%m-%d %H:%M %Z}" if following else "never",
+    )
+
+
 def build_scheduler(
     engine: Engine,
     settings: Settings,
@@ -168,6 +255,7 @@ def build_scheduler(
         coalesce=True,
         misfire_grace_time=renew_every,
     )
+    schedule_digest(scheduler, engine, settings, start_at)
     return scheduler
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config import ResolvedTargets
@@ -64,6 +64,21 @@ class InquiryFigures:
         """Share answered within target among the inquiries whose verdict is in."""
         return _ratio(self.within_target, self.decided)
 
+    @property
+    def not_within_target(self) -> int:
+        """Answered late, missed, or open past the target: customers left waiting too long."""
+        return self.decided - self.within_target
+
+
+def let_down(row: Row, now: datetime) -> bool:
+    """An inquiry not answered within its target: answered late, missed, or open past it.
+    (The complement, among decided inquiries, of `InquiryFigures.within_target`.)"""
+    if row["status"] == "answered":
+        return bool(row["breached"])
+    if row["status"] == "missed":
+        return True
+    return is_breached_now(row["due_at"], now)
+
 
 def summarize_inquiries(
     period: Iterable[Row], open_now: Iterable[Row], now: datetime
@@ -109,6 +124,7 @@ class CallFigures:
     mean_wait_seconds: float | None
     over_warn: int
     over_max: int
+    held_long_or_unanswered: int  # over hold_warn, or not answered at all: callers let down
     longest_wait_seconds: float | None
     waiting_now: int
     longest_waiting_now_seconds: float | None
@@ -116,6 +132,16 @@ class CallFigures:
     @property
     def abandoned_ratio(self) -> float | None:
         return _ratio(self.abandoned, self.total)
+
+    @property
+    def held_long_or_unanswered_ratio(self) -> float | None:
+        return _ratio(self.held_long_or_unanswered, self.total)
+
+
+def call_let_down(row: Row, targets: ResolvedTargets) -> bool:
+    """A finished call that waited longer than `hold_warn` or was never answered."""
+    wait = float(row["wait_seconds"] or 0.0)
+    return wait > targets.hold_warn.total_seconds() or row["outcome"] in UNANSWERED_OUTCOMES
 
 
 def summarize_calls(
@@ -144,7 +170,135 @@ def summarize_calls(
         mean_wait_seconds=sum(waits) / len(waits) if waits else None,
         over_warn=sum(1 for w in waits if w > targets.hold_warn.total_seconds()),
         over_max=sum(1 for w in waits if w > targets.hold_max.total_seconds()),
+        held_long_or_unanswered=sum(1 for r in rows if call_let_down(r, targets)),
         longest_wait_seconds=max(waits) if waits else None,
         waiting_now=len(current),
         longest_waiting_now_seconds=max(current) if current else None,
     )
+
+
+# What the digest lists so a lead can act: who waits now, who held longest, and when in the day.
+
+
+@dataclass(frozen=True)
+class OpenInquiry:
+    source: str
+    channel: str
+    customer: str | None
+    subject: str | None
+    opened_at: datetime
+    age_seconds: float
+    past_target: bool
+
+
+def oldest_open(open_now: Iterable[Row], now: datetime, limit: int) -> tuple[OpenInquiry, ...]:
+    """The `limit` inquiries open at `now` that have waited longest, oldest first."""
+    rows = sorted(open_now, key=lambda r: (r["opened_at"], r["source"], r["conversation"]))
+    return tuple(
+        OpenInquiry(
+            source=r["source"],
+            channel=r["channel"],
+            customer=r["customer"],
+            subject=r["subject"],
+            opened_at=r["opened_at"],
+            age_seconds=max(0.0, (now - r["opened_at"]).total_seconds()),
+            past_target=is_breached_now(r["due_at"], now),
+        )
+        for r in rows[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class Hold:
+    source: str
+    queue: str
+    caller: str | None
+    entered_at: datetime
+    wait_seconds: float
+    outcome: str
+    over_warn: bool
+    over_max: bool
+
+
+def longest_holds(period: Iterable[Row], targets: ResolvedTargets, limit: int) -> tuple[Hold, ...]:
+    """The `limit` finished calls of a period that waited longest, longest first."""
+    rows = [r for r in period if r["outcome"] != "waiting"]
+    rows.sort(key=lambda r: (-float(r["wait_seconds"] or 0.0), r["entered_at"], r["external_id"]))
+    holds = []
+    for r in rows[:limit]:
+        wait = float(r["wait_seconds"] or 0.0)
+        holds.append(
+            Hold(
+                source=r["source"],
+                queue=r["queue"],
+                caller=r["caller"],
+                entered_at=r["entered_at"],
+                wait_seconds=wait,
+                outcome=r["outcome"],
+                over_warn=wait > targets.hold_warn.total_seconds(),
+                over_max=wait > targets.hold_max.total_seconds(),
+            )
+        )
+    return tuple(holds)
+
+
+@dataclass(frozen=True)
+class HourCounts:
+    """Contacts that began in one hour [start, start + 1 h) and how many were let down."""
+
+    start: datetime
+    inquiries: int = 0
+    inquiries_let_down: int = 0  # not answered within target (see `let_down`)
+    calls: int = 0
+    calls_let_down: int = 0  # held over hold_warn or not answered (see `call_let_down`)
+
+    def __add__(self, other: HourCounts) -> HourCounts:
+        return HourCounts(
+            self.start,
+            self.inquiries + other.inquiries,
+            self.inquiries_let_down + other.inquiries_let_down,
+            self.calls + other.calls,
+            self.calls_let_down + other.calls_let_down,
+        )
+
+
+HOUR = timedelta(hours=1)
+
+
+def hour_starts(since: datetime, until: datetime) -> list[datetime]:
+    """Hour starts from `since` to `until`, stepped in absolute time: a day with a
+    daylight-saving change has 23 or 25 of them (UTC arithmetic: Python adds wall-clock time
+    to datetimes in a zone)."""
+    starts, at, end = [], since.astimezone(UTC), until.astimezone(UTC)
+    while at < end:
+        starts.append(at)
+        at += HOUR
+    return starts
+
+
+def hourly(
+    inquiries: Iterable[Row],
+    calls: Iterable[Row],
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    targets: ResolvedTargets,
+) -> tuple[HourCounts, ...]:
+    """Inquiries opened and finished calls entered in each hour of [since, until)."""
+    starts = hour_starts(since, until)
+    counts = [[0, 0, 0, 0] for _ in starts]
+    origin = since.astimezone(UTC)
+
+    def slot(at: datetime) -> int | None:
+        index = int((at - origin).total_seconds() // 3600)
+        return index if 0 <= index < len(starts) else None
+
+    for r in inquiries:
+        if (i := slot(r["opened_at"])) is not None:
+            counts[i][0] += 1
+            counts[i][1] += let_down(r, now)
+    for r in calls:
+        if r["outcome"] != "waiting" and (i := slot(r["entered_at"])) is not None:
+            counts[i][2] += 1
+            counts[i][3] += call_let_down(r, targets)
+    return tuple(HourCounts(start, *c) for start, c in zip(starts, counts, strict=True))

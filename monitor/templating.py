@@ -20,7 +20,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 def template_dir() -> Path:
     for candidate in (_PACKAGE / "templates", _PACKAGE.parent / "templates"):
-        if candidate.is_dir():
+        if any(candidate.glob("*.html")):  # not a stray empty folder
             return candidate
     raise FileNotFoundError(f"no templates folder beside {_PACKAGE}")
 

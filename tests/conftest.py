@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from browser import find_chromium
 from servers import (
     ComponentMissing,
     PostgresServer,
@@ -45,6 +46,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
         if "promtool" in names:
             item.add_marker(pytest.mark.promtool)
+        if "chromium" in names:
+            item.add_marker(pytest.mark.chromium)
 
 
 @pytest.fixture(scope="session")
@@ -89,6 +92,15 @@ def promtool() -> str:
     path = find_promtool()
     if path is None:
         _missing("promtool not installed: apt-get install prometheus")
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of headless Chromium, for looking at the digest as a reader does."""
+    path = find_chromium()
+    if path is None:
+        _missing("chromium not installed: apt-get install chromium")
     return path
 
 

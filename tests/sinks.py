@@ -62,6 +62,12 @@ class SmtpSink:
             self._controller.stop()
             self._controller = None
 
+    def restart(self) -> SmtpSink:
+        """Listen again on the same port after `stop`: a mail server that was down is back."""
+        self._controller = Controller(self, hostname=self.host, port=self.port)
+        self._controller.start()
+        return self
+
 
 @dataclass
 class HttpRequest:
