@@ -360,25 +360,30 @@ class ExportFileSource(Connector):
         def whole(state: Snapshots) -> Cursor:
             return {"v": CURSOR_VERSION, "documents": state.dump(), "lines": lines_cursor}
 
+        # A batch that only moves the cursor is held back: a batch of lines after it carries
+        # the same document state, and a poll's first batch is then one with something in it.
+        pending: Batch | None = None
         try:
+            units = self._units(docs)
             for batch in read_units(
-                self._units(docs),
-                documents,
-                whole,
-                max_records=self.max_records,
-                stored=cursor,
+                units, documents, whole, max_records=self.max_records, stored=cursor
             ):
                 done = Snapshots.load(batch.cursor["documents"])
-                yield batch
+                pending = None if batch.events or batch.rejected else batch
+                if pending is None:
+                    yield batch
             chunks = files.tail(
                 lined, lines_cursor, max_lines=self.max_records, max_line_bytes=self.max_line_bytes
             )
             for chunk in chunks:
                 events, rejected = self._lines(chunk)
                 state = {"v": CURSOR_VERSION, "documents": done.dump(), "lines": chunk.cursor}
+                pending = None
                 yield Batch(events, state, rejected)
         except OSError as exc:
             raise read_error(exc, self.path) from None
+        if pending is not None:
+            yield pending
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         for path in paths:

@@ -67,21 +67,26 @@ from monitor.config import SourceSettings
 from monitor.events import Channel, MessageEvent, Side
 
 CURSOR_VERSION = 1
-HUMAN_SUBTYPES = {None, "file_share", "thread_broadcast", "me_message", "file_comment",
-                  "file_mention", "reply_broadcast"}  # fmt: skip
-AUTOMATIC_SUBTYPES = {
-    "bot_message", "bot_add", "bot_remove", "bot_enable", "bot_disable", "slackbot_response",
-    "channel_join", "channel_leave", "channel_topic", "channel_purpose", "channel_name",
-    "channel_archive", "channel_unarchive", "channel_convert_to_private",
-    "channel_convert_to_public", "channel_posting_permissions", "channel_canvas_updated",
-    "tabbed_canvas_updated", "group_join", "group_leave", "group_topic", "group_purpose",
-    "group_name", "group_archive", "group_unarchive", "app_conversation_join",
-    "app_conversation_leave", "pinned_item", "unpinned_item", "reminder_add", "reminder_delete",
-    "sh_room_created", "sh_room_shared", "huddle_thread", "assistant_app_thread",
-    "joiner_notification", "joiner_notification_for_inviter", "tombstone", "ekm_access_denied",
-    "emoji_changed", "share_shortcut", "file_created", "file_changed", "file_deleted",
-    "file_shared", "file_unshared", "file_public",
-}  # fmt: skip
+HUMAN_SUBTYPES: frozenset[str | None] = frozenset(
+    [
+        None,
+        *"file_share thread_broadcast me_message file_comment file_mention reply_broadcast".split(),
+    ]
+)
+AUTOMATIC_SUBTYPES = frozenset(
+    """
+    bot_message bot_add bot_remove bot_enable bot_disable slackbot_response
+    channel_join channel_leave channel_topic channel_purpose channel_name channel_archive
+    channel_unarchive channel_convert_to_private channel_convert_to_public
+    channel_posting_permissions channel_canvas_updated tabbed_canvas_updated
+    group_join group_leave group_topic group_purpose group_name group_archive group_unarchive
+    app_conversation_join app_conversation_leave pinned_item unpinned_item
+    reminder_add reminder_delete sh_room_created sh_room_shared huddle_thread
+    assistant_app_thread joiner_notification joiner_notification_for_inviter tombstone
+    ekm_access_denied emoji_changed share_shortcut file_created file_changed file_deleted
+    file_shared file_unshared file_public
+    """.split()
+)
 # Records of changes to other messages: not messages themselves.
 IGNORED_SUBTYPES = {"message_changed", "message_deleted", "message_replied"}
 SLACKBOT = "USLACKBOT"
