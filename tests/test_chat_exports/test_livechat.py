@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from test_phone_logs.store import inquiries, messages, open_store, poll, tally
+
+from monitor.config import settings_from_mapping
+from monitor.ingest import build_connector
 from test_chat_exports.builders import (
     CUSTOMER_ID,
     at,
@@ -15,10 +19,6 @@ from test_chat_exports.builders import (
     v3_event,
     v3_thread,
 )
-from test_phone_logs.store import inquiries, messages, open_store, poll, tally
-
-from monitor.config import settings_from_mapping
-from monitor.ingest import build_connector
 
 
 def v2_answered() -> dict[str, Any]:
@@ -170,7 +170,9 @@ def test_bad_chats_and_events_are_rejected_with_their_place(tmp_path: Path) -> N
     reasons = {r.location: r.reason for r in result.rejections}
     where = "archive.json .chats"
     assert reasons == {
-        f"{where}[0].events[1]": "unknown user_type 'robot' (expected agent, supervisor or visitor)",
+        f"{where}[0].events[1]": (
+            "unknown user_type 'robot' (expected agent, supervisor or visitor)"
+        ),
         f"{where}[0].events[2]": "unknown event type 'sticker'",
         f"{where}[0].events[3]": "missing timestamp and date",
         f"{where}[0].events[4]": (

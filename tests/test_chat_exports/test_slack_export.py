@@ -7,6 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_phone_logs.store import inquiries, messages, open_store, poll
+
+from connectors.base import ConnectorError
+from monitor.config import settings_from_mapping
+from monitor.ingest import build_connector
 from test_chat_exports.builders import (
     TEAM,
     SlackExport,
@@ -15,11 +20,6 @@ from test_chat_exports.builders import (
     slack_user,
     ts,
 )
-from test_phone_logs.store import inquiries, messages, open_store, poll
-
-from connectors.base import ConnectorError
-from monitor.config import settings_from_mapping
-from monitor.ingest import build_connector
 
 A, B, C, D, E, F = at(9 + 1 / 60), at(10), at(11), at(12), at(13), at(14)
 

@@ -6,6 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from test_phone_logs.store import inquiries, messages, open_store, poll, tally
+
+from monitor.config import settings_from_mapping
+from monitor.ingest import build_connector
 from test_chat_exports.builders import (
     at,
     iso,
@@ -13,10 +17,6 @@ from test_chat_exports.builders import (
     zendesk_entry,
     zendesk_offline,
 )
-from test_phone_logs.store import inquiries, messages, open_store, poll, tally
-
-from monitor.config import settings_from_mapping
-from monitor.ingest import build_connector
 
 AGENT = "360786799676"
 
