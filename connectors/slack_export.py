@@ -5,9 +5,9 @@ folder per channel, named by the channel's name, with one JSON array of messages
 (`support/2026-11-20.json`). Only the configured channels are read.
 
 - **Conversations**: a thread (`thread_ts`) is one conversation; a top-level message without
-  replies is a conversation of its own. Replies may be in later day files (or even carry an
-  earlier `ts` than their parent); conversations are keyed `<channel id>:<thread_ts>`, so that
-  does not matter.
+  replies is a conversation of its own. Replies may be in later day files; conversations are
+  keyed `<channel id>:<thread_ts>`, so that does not matter. A reply whose `ts` is earlier than
+  its thread's (seen in importer fixtures) is taken at the thread's time.
 - **Ids**: a message is `<channel id>:<ts>` (`ts` is the string `"1516454398.000069"`, unique per
   channel; read as text, never as a float). A message read again in a later export is the same
   row, so a re-export adds only what is new.
@@ -493,7 +493,12 @@ def _message(raw: Any, channel_id: str, people: _People) -> MessageEvent | None:
     ts, at = _ts(raw.get("ts"), "ts")
     if subtype in IGNORED_SUBTYPES:
         return None
-    thread_ts = _ts(raw["thread_ts"], "thread_ts")[0] if raw.get("thread_ts") is not None else ts
+    thread_ts = ts
+    if raw.get("thread_ts") is not None:
+        thread_ts, parent_at = _ts(raw["thread_ts"], "thread_ts")
+        # A reply never precedes its thread (a clock or an importer got it wrong): taken at the
+        # parent's time it answers the question instead of coming before it.
+        at = max(at, parent_at)
     user = text(raw, "user")
     bot = subtype == "bot_message" or bool(raw.get("bot_id")) or people.is_bot(user)
     if subtype in AUTOMATIC_SUBTYPES or raw.get("hidden") is True:

@@ -51,17 +51,26 @@ def v3_chat() -> dict[str, Any]:
     first = v3_thread(
         "K600PKZON8",
         [
-            v3_event("K600PKZON8_1", at(11), "sam@shop.example",
-                     properties={"lc2": {"welcome_message": True}}),
+            v3_event(
+                "K600PKZON8_1",
+                at(11),
+                "sam@shop.example",
+                properties={"lc2": {"welcome_message": True}},
+            ),
             v3_event("K600PKZON8_2", at(11 + 1 / 60), None, "filled_form"),
             v3_event("K600PKZON8_3", at(11 + 2 / 60), CUSTOMER_ID),
             v3_event("K600PKZON8_4", at(11 + 2.5 / 60), "f1a0c0de-bot"),
             v3_event("K600PKZON8_5", at(11 + 3 / 60), "sam@shop.example", visibility="agents"),
             v3_event("K600PKZON8_6", at(11 + 6 / 60), "sam@shop.example"),
-            v3_event("K600PKZON8_7", at(11 + 9 / 60), "system", "system_message",
-                     system_message_type="manual_archived_agent"),
+            v3_event(
+                "K600PKZON8_7",
+                at(11 + 9 / 60),
+                "system",
+                "system_message",
+                system_message_type="manual_archived_agent",
+            ),
         ],
-    )  # fmt: skip
+    )
     second = v3_thread(
         "K600PKZON9",
         [
@@ -264,3 +273,51 @@ def test_an_archive_shaped_like_the_v2_documentation_parses(tmp_path: Path) -> N
     result = poll(engine, settings, "livechat")
     assert (result.messages, result.rejected) == (7, 0)
     assert status(engine) == {("MH022RD0K5", "first"): ("answered", 120.0)}
+
+
+def test_a_v3_chat_shaped_like_the_agent_api_get_chat_response_parses(tmp_path: Path) -> None:
+    """Modelled on the Agent Chat API's `get_chat` response: one `thread` (not `threads`),
+    RFC 3339 times with microseconds, users with offsets in their own times, property
+    namespaces, previous/next thread ids, a thread still active."""
+    chat = {
+        "id": "PJ0MRSHTDG",
+        "thread": {
+            "id": "K600PKZON8",
+            "created_at": "2026-11-17T07:57:41.512000Z",
+            "active": True,
+            "user_ids": [CUSTOMER_ID, "sam@shop.example"],
+            "events": [
+                v3_event("Q20N9CKRX2_1", at(7.9), CUSTOMER_ID),
+                v3_event("Q20N9CKRX2_2", at(7.95), "sam@shop.example", recipients="all"),
+            ],
+            "properties": {"0805e283233042b37f460ed8fbf22160": {"string_property": "x"}},
+            "access": {"group_ids": [0]},
+            "previous_thread_id": "K600PKZOM8",
+            "next_thread_id": "K600PKZOO8",
+        },
+        "users": [
+            {
+                "id": CUSTOMER_ID,
+                "type": "customer",
+                "present": True,
+                "created_at": "2026-11-17T08:53:20.693553+01:00",
+                "statistics": {"chats_count": 1},
+            },
+            {
+                "id": "sam@shop.example",
+                "name": "Agent Smith",
+                "email": "sam@shop.example",
+                "type": "agent",
+                "present": True,
+                "avatar": "https://example.com/avatar.jpg",
+            },
+        ],
+        "properties": {"0805e283233042b37f460ed8fbf22160": {"string_property": "x"}},
+        "access": {"group_ids": [0]},
+        "is_followed": True,
+    }
+    (tmp_path / "archive.json").write_text(json.dumps(chat, indent=1))
+    settings, engine = open_store(tmp_path, [livechat()])
+    result = poll(engine, settings, "livechat")
+    assert (result.messages, result.rejected) == (2, 0)
+    assert status(engine) == {("PJ0MRSHTDG/K600PKZON8", "first"): ("answered", 180.0)}

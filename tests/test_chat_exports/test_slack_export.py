@@ -345,3 +345,231 @@ def test_a_missing_export_and_an_unusable_cursor_fail_clearly(tmp_path: Path) ->
         connector.check()
     with pytest.raises(ConnectorError, match="stored cursor is unusable"):
         list(connector.fetch({"v": 1, "snapshots": {"read": "x"}}, at(0, 3)))
+
+
+# --- exports shaped like real ones (our own content; the shapes follow public samples) ---------
+
+
+def go_artifacts(user: str, profile_team: str = "TO9F8E7D6C") -> dict[str, Any]:
+    """What an export written by a Go Slack client carries on every message."""
+    return {
+        "team": "TO1A2B3C4D",
+        "user_team": "TO1A2B3C4D",
+        "source_team": "TO1A2B3C4D",
+        "replace_original": False,
+        "delete_original": False,
+        "metadata": {"event_type": "", "event_payload": None},
+        "blocks": None,
+        "user_profile": {"real_name": "Xq7 Lm2", "team": profile_team, "name": user.lower()},
+    }
+
+
+def test_an_obfuscated_export_written_by_a_go_client_parses(tmp_path: Path) -> None:
+    """Modelled on an obfuscated export from a Go exporter: ids with an `O` after the prefix,
+    a channel folder named differently from its id, message teams that differ from users.json's
+    team, six bots (one deleted), a thread whose replies are in the next day's file, a deleted
+    parent (tombstone) that still has a reply, a message with files and no text at all, a bot
+    post with both `user` and `bot_id` and an edit, two-space indentation."""
+    humans = [
+        slack_user(u, f"Person {u[-2:]}", team_id="TO9F8E7D6C")
+        for u in ("UOA1B2C3D4", "UOE5F6A7B8", "UO0C1D2E3F")
+    ]
+    bots = [
+        slack_user(f"UOB0T{n}", f"bot {n}", team_id="TO9F8E7D6C", is_bot=True) for n in range(6)
+    ]
+    bots[0]["deleted"] = True
+    channel = {
+        "id": "CO5D4C3B2A",
+        "name": "A1B2C3D",
+        "created": 1555493778,
+        "is_channel": True,
+        "is_general": True,
+        "is_member": True,
+        "is_shared": False,
+        "is_ext_shared": False,
+        "members": [u["id"] for u in humans],
+        "topic": {"value": "x", "creator": "", "last_set": 0},
+        "purpose": {"value": "y", "creator": "", "last_set": 0},
+        "properties": {"canvas": {"file_id": "F0X", "is_empty": False}},
+    }
+    export = SlackExport(tmp_path / "export", users=[*humans, *bots], channels=[channel])
+    parent_at, reply_day = at(3.1), at(0.3, day=1)
+    parent = {
+        **message("UOA1B2C3D4", parent_at, thread=parent_at),
+        **go_artifacts("UOA1B2C3D4"),
+        "reply_count": 2,
+        "reply_users": ["UOE5F6A7B8", "UOA1B2C3D4"],
+        "reply_users_count": 2,
+        "replies": [{"user": "UOE5F6A7B8", "ts": ts(reply_day)}],
+        "latest_reply": ts(reply_day, 200),
+        "last_read": ts(reply_day, 200),
+        "subscribed": True,
+        "client_msg_id": "c02383e6-9879-1093-8ce7-c20b00ad3096",
+    }
+    parent.pop("parent_user_id")
+    export.add(
+        "A1B2C3D",
+        {**message("UOA1B2C3D4", at(3)), **go_artifacts("UOA1B2C3D4")},
+        parent,
+        day="2025-01-10",
+    )
+    no_text = {**message("UOA1B2C3D4", at(8, day=1)), **go_artifacts("UOA1B2C3D4")}
+    del no_text["text"]
+    no_text["files"] = [{"id": "F0A1", "name": "image.png", "mimetype": "image/png"}]
+    export.add(
+        "A1B2C3D",
+        message("UOE5F6A7B8", at(0.2, day=1), subtype="channel_join"),
+        {**message("UOE5F6A7B8", reply_day, thread=parent_at), **go_artifacts("UOE5F6A7B8")},
+        {**message("UOA1B2C3D4", reply_day, micro=200, thread=parent_at), **go_artifacts("x")},
+        message(
+            "UO0C1D2E3F",
+            at(0.4, day=1),
+            thread=at(0.4, day=1),
+            subtype="tombstone",
+            hidden=True,
+            text="This message was deleted.",
+        ),
+        message("UOE5F6A7B8", at(0.5, day=1), thread=at(0.4, day=1)),
+        no_text,
+        day="2025-01-11",
+    )
+    bot_post = {
+        **message("UOB0T4", at(0.5, day=8)),
+        **go_artifacts("UOB0T4"),
+        "bot_id": "BO89ABCDEF",
+        "bot_profile": {"id": "BO89ABCDEF", "name": "b", "deleted": False},
+        "edited": {"user": "UOB0T2", "ts": "1737160371.000000"},
+    }
+    export.add("A1B2C3D", bot_post, day="2025-01-18")
+    export.write(indent=2)
+    (export.folder / "users.json").write_text(json.dumps(export.users, indent=2))
+    settings, engine = open_store(tmp_path, [slack(channels=["A1B2C3D"])])
+    result = poll(engine, settings, "slack")
+    assert (result.messages, result.rejected) == (9, 0)
+    stored = messages(engine)
+    assert all(key.startswith("CO5D4C3B2A:") for key in stored)
+    # Every human here is a member of the workspace: all agents, so nothing is an inquiry.
+    assert {m.side for m in stored.values()} == {"agent"} and inquiries(engine) == []
+    automatic = {key.partition(":")[2] for key, m in stored.items() if m.automatic}
+    assert automatic == {ts(at(0.2, day=1)), ts(at(0.4, day=1)), ts(at(0.5, day=8))}
+    # With one of them as the only agent, the others' questions are measured.
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    settings, engine = open_store(
+        listed,
+        [slack(str(tmp_path / "export"), channels=["CO5D4C3B2A"], agent_users=["UOA1B2C3D4"])],
+    )
+    poll(engine, settings, "slack")
+    assert sorted(i.status for i in inquiries(engine)) == ["answered", "open"]
+
+
+def test_an_older_export_with_legacy_fields_and_no_channels_json_parses(tmp_path: Path) -> None:
+    """Modelled on an older real export: no channels.json (the folder name is the channel),
+    `\\uXXXX` escapes in users.json but raw UTF-8 in day files, escaped slashes, a `file_share`
+    with the legacy single `file` object, `upload: true` and `bot_id: null`, joins, mentions,
+    and an integration log with an epoch string and an integer user id."""
+    users = [
+        slack_user("U6006P1CN", "Josef K.", is_admin=True),
+        slack_user("U8X25EBAB", "Rishi हिन्दी 汉语"),
+        slack_user("U8VAHEVUY", "Steve Howell", team_id="T5ZZZZZZZ"),
+    ]
+    export = SlackExport(tmp_path / "export", users=users, channels=[])
+    share = {
+        **message("U6006P1CN", at(14)),
+        "subtype": "file_share",
+        "upload": True,
+        "display_as_bot": False,
+        "username": "k._",
+        "bot_id": None,
+        "text": "<@U6006P1CN> uploaded a file: <https://x.example/f|notes.md> and commented: —",
+        "file": {
+            "id": "F8VSW87RR",
+            "created": 1516457078,
+            "name": "notes.md",
+            "mimetype": "text/plain",
+            "url_private": "https://files.example/notes.md",
+            "initial_comment": {"id": "Fc1", "comment": "ﬁne"},
+        },
+    }
+    export.add(
+        "random",
+        message("U8VAHEVUY", at(13), subtype="channel_join", text="<@U8VAHEVUY> has joined"),
+        message("U8VAHEVUY", at(13.5), text="Is the `ﬁ` ligature OK — asking for a friend’s file?"),
+        share,
+        message("U8X25EBAB", at(15), text="<!channel> @everyone"),
+        day="2018-01-20",
+    )
+    export.write()
+    (export.folder / "channels.json").unlink()
+    (export.folder / "users.json").write_text(json.dumps(users, indent=4, ensure_ascii=True))
+    log = [{"user_id": 0, "user_name": "slack", "date": "1515688212", "change_type": "added"}]
+    (export.folder / "integration_logs.json").write_text(json.dumps(log))
+    zipped = SlackExport(export.folder).zip(tmp_path / "plan8.zip")
+    settings, engine = open_store(tmp_path, [slack(str(zipped), channels=["random"])])
+    result = poll(engine, settings, "slack")
+    assert (result.messages, result.rejected) == (4, 0)
+    # Steve (another team) asked; Josef's file share 30 minutes later was not in his thread.
+    assert status(engine) == {(ts(at(13.5)), "first"): ("open", None)}
+    assert {k.partition(":")[0] for k in messages(engine)} == {"random"}
+
+
+def test_a_reply_dated_before_its_parent_is_taken_at_the_parents_time(
+    tmp_path: Path,
+) -> None:
+    """Modelled on a hand-written importer fixture: a reply whose ts is earlier than its
+    parent's, users without profiles, a channel list with `created` as a string and members
+    that no users.json knows."""
+    users = [
+        {"id": "U066MTL5U", "name": "john doe", "deleted": False, "real_name": "John"},
+        {"id": "U061A5N1G", "name": "jane doe", "deleted": False, "real_name": "Jane"},
+        {
+            "id": "U061A1R2R",
+            "name": "jon",
+            "deleted": False,
+            "real_name": "Jon",
+            "profile": {"email": "jon@example.com"},
+        },
+    ]
+    channels = [
+        {
+            "id": "C061A0WJG",
+            "name": "random",
+            "created": "1433558319",
+            "is_archived": True,
+            "members": ["U061A1R2R", "U061A5N1G", "U064KUGRJ"],
+            "topic": {"value": "random"},
+            "purpose": {"value": "no purpose"},
+        }
+    ]
+    parent_at = at(12, day=2)
+    records = [
+        {
+            "text": "body",
+            "user": "U061A5N1G",
+            "ts": ts(at(9)),
+            "thread_ts": ts(at(9)),
+            "channel_name": "random",
+        },
+        {
+            "text": "question",
+            "user": "U061A1R2R",
+            "ts": ts(parent_at),
+            "thread_ts": ts(parent_at),
+            "channel_name": "random",
+        },
+        {
+            "text": "answer",
+            "user": "U061A5N1G",
+            "ts": ts(at(11, day=1)),
+            "parent_user_id": "U061A1R2R",
+            "thread_ts": ts(parent_at),
+            "channel_name": "random",
+        },
+    ]
+    export = SlackExport(tmp_path / "export", users=users, channels=channels)  # type: ignore[arg-type]
+    export.add("random", *records, day="2015-06-12").write()
+    settings, engine = open_store(tmp_path, [slack(channels=["random"], agent_users=["U061A5N1G"])])
+    result = poll(engine, settings, "slack")
+    assert (result.messages, result.rejected) == (3, 0)
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.status, inquiry.response_seconds) == ("answered", 0.0)

@@ -266,9 +266,14 @@ def test_an_offline_messages_page_shaped_like_the_real_api_parses(tmp_path: Path
     chat = zendesk_offline("2104.10414779.AbCdEf0123", at(8), "visitor_ann@example.org", "Ann")
     chat["visitor"]["id"] = "3.45678"
     chat["session"].update(
-        {"start_date": "2014-10-09T05:28:31Z", "end_date": "2014-10-09T05:46:47Z",
-         "ip": "67.32.299.96", "platform": "Mac OS", "id": "141109.654464.1KhqS0Nw"}
-    )  # fmt: skip
+        {
+            "start_date": "2014-10-09T05:28:31Z",
+            "end_date": "2014-10-09T05:46:47Z",
+            "ip": "67.32.299.96",
+            "platform": "Mac OS",
+            "id": "141109.654464.1KhqS0Nw",
+        }
+    )
     (tmp_path / "chats.json").write_text(page(chat))
     settings, engine = open_store(tmp_path, [zendesk()])
     result = poll(engine, settings, "zendesk")
