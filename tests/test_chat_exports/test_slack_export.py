@@ -573,3 +573,16 @@ def test_a_reply_dated_before_its_parent_is_taken_at_the_parents_time(
     assert (result.messages, result.rejected) == (3, 0)
     (inquiry,) = inquiries(engine)
     assert (inquiry.status, inquiry.response_seconds) == ("answered", 0.0)
+
+
+def test_import_backfills_an_older_zipped_export(tmp_path: Path) -> None:
+    from monitor.ingest import import_paths
+
+    support_day(SlackExport(tmp_path / "old")).write()
+    zipped = SlackExport(tmp_path / "old").zip(tmp_path / "old.zip")
+    SlackExport(tmp_path / "export").add("support", message("U09DANA", at(9, day=5))).write()
+    settings, engine = open_store(tmp_path, [slack()])
+    assert poll(engine, settings, "slack").messages == 1
+    result = import_paths(engine, settings, settings.sources[0], [zipped], now=at(0, 6))
+    assert (result.messages, result.rejected) == (15, 0)
+    assert poll(engine, settings, "slack").messages == 0

@@ -281,3 +281,38 @@ def test_an_offline_messages_page_shaped_like_the_real_api_parses(tmp_path: Path
     assert status(engine) == {("visitor:visitor_ann@example.org", "first"): ("open", None)}
     check = build_connector(settings, settings.sources[0]).check()
     assert check.startswith("1 file, ")
+
+
+def test_a_document_over_the_size_limit_is_rejected_once(tmp_path: Path) -> None:
+    (tmp_path / "chats.json").write_text(page(answered_chat()))
+    settings = settings_from_mapping({"sources": [zendesk()]}, tmp_path)
+    connector = build_connector(settings, settings.sources[0])
+    connector.max_document_bytes = 100  # type: ignore[attr-defined]
+    (batch,) = list(connector.fetch(None, at(0, 3)))
+    (rejection,) = batch.rejected
+    assert rejection.location == "chats.json"
+    assert (
+        rejection.reason.startswith("file of ")
+        and "larger than the 100 byte limit" in rejection.reason
+    )
+    assert list(connector.fetch(batch.cursor, at(0, 3))) == []
+
+
+def test_import_backfills_files_and_leaves_the_cursor_alone(tmp_path: Path) -> None:
+    from monitor.ingest import import_paths, load_cursor
+    from monitor.store import transaction
+
+    (tmp_path / "chats.json").write_text(page(missed_chat()))
+    (tmp_path / "old.json").write_text(page(answered_chat()))
+    (tmp_path / "old.jsonl").write_text(json.dumps(fivetran_style_chat()) + "\n")
+    settings, engine = open_store(tmp_path, [zendesk()])
+    poll(engine, settings, "zendesk")
+    with transaction(engine) as conn:
+        before = load_cursor(conn, "zendesk")
+    paths = [tmp_path / "old.json", tmp_path / "old.jsonl"]
+    result = import_paths(engine, settings, settings.sources[0], paths, now=at(0, 3))
+    assert (result.messages, result.rejected) == (15, 0)
+    with transaction(engine) as conn:
+        assert load_cursor(conn, "zendesk") == before
+    again = import_paths(engine, settings, settings.sources[0], paths, now=at(0, 3))
+    assert again.messages == 0
