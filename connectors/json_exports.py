@@ -157,7 +157,10 @@ def parse_time(value: object, key: str, naive: tzinfo = UTC) -> datetime:
         raise RecordError(f"{key} is not an ISO 8601 time") from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         parsed = parsed.replace(tzinfo=naive)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # the year 1 or 9999 moved across midnight by its offset
+        raise RecordError(f"{key} is out of range") from None
 
 
 def nested(location: str, path: str) -> str:
@@ -413,7 +416,7 @@ class ExportFileSource(Connector):
                     f"file of {size} bytes is larger than the {self.max_document_bytes} byte limit"
                     " for one JSON document (export smaller pages, or JSONL)"
                 )
-                yield Unit(f"{size}:large", bytes, _reject_all(path.name, reason))
+                yield Unit(f"{path.name}:{size}:large", bytes, _reject_all(path.name, reason))
                 continue
             # The bytes are read again only if this content was not read before.
             yield Unit(fingerprint(data), path.read_bytes, self._document_parser(path.name))

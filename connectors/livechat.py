@@ -266,7 +266,10 @@ def _v2_time(
     except ValueError:
         example = "'Wed, 01/23/13 11:40:53 am'"
         raise RecordError(f"{date_key} is not a LiveChat date such as {example}") from None
-    return local.replace(tzinfo=zone).astimezone(UTC)
+    try:
+        return local.replace(tzinfo=zone).astimezone(UTC)
+    except OverflowError:
+        raise RecordError(f"{date_key} is out of range") from None
 
 
 def _events(conversation: str, items: list[_Item], customer: str | None) -> list[Event]:

@@ -57,7 +57,6 @@ from connectors.json_exports import (
     fingerprint,
     json_type,
     load_json,
-    mapping,
     read_error,
     read_units,
     short,
@@ -153,6 +152,8 @@ class _Export:
         return fingerprint(self.read(name))
 
     def day_files(self, folder: str) -> list[str]:
+        if not folder or folder.startswith(".") or "/" in folder or "\\" in folder:
+            return []  # a channel name from the export's data never leads out of the export
         if self.zip is not None:
             names = [n for n in self.members if n.startswith(f"{folder}/")]
             found = [n for n in names if _DAY_FILE.match(n[len(folder) + 1 :])]
@@ -206,7 +207,7 @@ class _People:
             emails = {a.lower() for a in listed if "@" in a}
             self.listed = {a.upper() for a in listed if "@" not in a}
             for uid, user in self.users.items():
-                email = (text(mapping(user, "profile"), "email") or "").strip().lower()
+                email = _string(user, "profile", "email").lower()
                 if email and (email in emails or context.is_agent_address(email)):
                     self.listed.add(uid)
         teams = Counter(
@@ -242,16 +243,22 @@ class _People:
 
     def name(self, uid: str, message: dict[str, Any]) -> str:
         user = self.users.get(uid) or {}
-        for record, key in (
-            (user, "real_name"),
-            (mapping(user, "profile"), "real_name"),
-            (user, "name"),
-            (mapping(message, "user_profile"), "real_name"),
-        ):
-            value = record.get(key)
-            if isinstance(value, str) and value.strip():
-                return value.strip()
-        return uid
+        return (
+            _string(user, "real_name")
+            or _string(user, "profile", "real_name")
+            or _string(user, "name")
+            or _string(message, "user_profile", "real_name")
+            or uid
+        )
+
+
+def _string(record: dict[str, Any], *keys: str) -> str:
+    """A nested string field, stripped; "" when absent or of another type (users.json and
+    profiles are read leniently: a bad one there must not cost the messages)."""
+    value: Any = record
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value.strip() if isinstance(value, str) else ""
 
 
 class SlackExportConnector(Connector):
@@ -442,7 +449,7 @@ class SlackExportConnector(Connector):
             def too_big(_: bytes) -> Iterator[Parsed]:
                 yield [], [Rejection(location, reason)]
 
-            return Unit(f"{export.size(name)}:large", bytes, too_big)
+            return Unit(f"{channel_id}/{name}:{export.size(name)}:large", bytes, too_big)
 
         def parse(data: bytes) -> Iterator[Parsed]:
             try:
@@ -463,7 +470,8 @@ class SlackExportConnector(Connector):
                 yield ([event] if event else []), []
 
         reader: Callable[[], bytes] = lambda: export.read(name)  # noqa: E731
-        return Unit(export.fingerprint(name), reader, parse)
+        # The channel is part of the identity: the same bytes in two channels are two files.
+        return Unit(f"{channel_id}/{export.fingerprint(name)}", reader, parse)
 
 
 def _ts(value: object, key: str) -> tuple[str, datetime]:
@@ -478,7 +486,10 @@ def _ts(value: object, key: str) -> tuple[str, datetime]:
     if not match:
         raise RecordError(f'{key} is not a Slack timestamp such as "1516454398.000069"')
     micros = int((match.group(2) or "0").ljust(6, "0"))
-    at = datetime.fromtimestamp(int(match.group(1)), UTC) + timedelta(microseconds=micros)
+    try:
+        at = datetime.fromtimestamp(int(match.group(1)), UTC) + timedelta(microseconds=micros)
+    except (OverflowError, OSError, ValueError):
+        raise RecordError(f"{key} is out of range") from None
     return value, at
 
 
