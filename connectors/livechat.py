@@ -31,10 +31,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connectors.base import ConnectorContext, Rejection
-from connectors.json_exports import (
-    ExportFileSettings,
-    ExportFileSource,
-    Parsed,
+from connectors.json_exports import ExportFileSettings, ExportFileSource, Parsed
+from connectors.json_records import (
     RecordError,
     array,
     identifier,

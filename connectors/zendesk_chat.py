@@ -30,9 +30,8 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import Rejection
-from connectors.json_exports import (
-    ExportFileSource,
-    Parsed,
+from connectors.json_exports import ExportFileSource, Parsed
+from connectors.json_records import (
     RecordError,
     array,
     identifier,
