@@ -13,6 +13,9 @@ from connectors.base import Connector
 
 CONNECTORS: dict[str, str] = {
     "chat_jsonl": "connectors.chat_jsonl:ChatJsonlConnector",
+    "slack_export": "connectors.slack_export:SlackExportConnector",
+    "zendesk_chat": "connectors.zendesk_chat:ZendeskChatConnector",
+    "livechat": "connectors.livechat:LiveChatConnector",
     "asterisk_cdr": "connectors.asterisk_cdr:AsteriskCdrConnector",
     "call_csv": "connectors.call_csv:CallCsvConnector",
     "answering_service_csv": "connectors.answering_service_csv:AnsweringServiceCsvConnector",

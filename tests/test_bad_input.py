@@ -24,12 +24,33 @@ MANIFEST: dict[str, dict[str, Any]] = json.loads((CORPUS / "MANIFEST.json").read
 GIANT_LINE = b"x" * 1_100_000
 
 
+SUFFIXES = {"chat_jsonl": ".jsonl", "zendesk_chat": ".jsonl", "livechat": ".jsonl"}
+# The export around a slack_export corpus: one line of the corpus file is one day file.
+SLACK_USERS = b'[{"id": "U01AGENT", "team_id": "T01"}, {"id": "U02CUST", "is_stranger": true}]'
+SLACK_CHANNELS = b'[{"id": "C01", "name": "support"}]'
+# Where a rejection may be: a file and line, a JSON document, a day file; then a jq path.
+LOCATION = re.compile(r"input(\.\w+(:\d+)?|/support/2026-11-\d\d\.json)( \.\S+)?$")
+
+
+def write_input(folder: Path, kind: str, data: bytes, suffix: str) -> str:
+    """Write `data` where a source of `kind` reads it; return the source's `path`."""
+    if kind != "slack_export":
+        (folder / f"input{suffix}").write_bytes(data)
+        return f"input{suffix}"
+    export = folder / "input"
+    (export / "support").mkdir(parents=True, exist_ok=True)
+    (export / "users.json").write_bytes(SLACK_USERS)
+    (export / "channels.json").write_bytes(SLACK_CHANNELS)
+    for day, content in enumerate(data.split(b"\n")[:-1], start=1):
+        (export / "support" / f"2026-11-{day:02d}.json").write_bytes(content)
+    return "input"
+
+
 def poll_file(
-    folder: Path, kind: str, extra: dict[str, Any], data: bytes
+    folder: Path, kind: str, extra: dict[str, Any], data: bytes, suffix: str | None = None
 ) -> tuple[PollResult, int, int]:
-    name = f"input{'.jsonl' if kind == 'chat_jsonl' else '.csv'}"
-    (folder / name).write_bytes(data)
-    source = {"name": "bad", "kind": kind, "path": name, **extra}
+    path = write_input(folder, kind, data, suffix or SUFFIXES.get(kind, ".csv"))
+    source = {"name": "bad", "kind": kind, "path": path, **extra}
     config = settings_from_mapping({"sources": [source]}, folder)
     engine = make_engine(f"sqlite:///{folder}/monitor.db", folder)
     prepare(engine)
@@ -47,17 +68,20 @@ def test_each_bad_record_is_rejected_with_its_line_and_the_rest_is_stored(
 ) -> None:
     expected = MANIFEST[name]
     data = (CORPUS / name).read_bytes().replace(b"@@GIANT@@", GIANT_LINE)
-    result, messages, calls = poll_file(tmp_path, expected["kind"], expected["settings"], data)
+    suffix = Path(name).suffix
+    result, messages, calls = poll_file(
+        tmp_path, expected["kind"], expected["settings"], data, suffix
+    )
     assert result.ok, result.error
     assert result.rejected == expected["rejected"]
     assert (messages, calls) == (expected["messages"], expected["calls"])
     for rejection in result.rejections:
-        assert re.search(r"input\.\w+:\d+$", rejection.location), rejection
+        assert LOCATION.search(rejection.location), rejection
         assert rejection.reason and "\n" not in rejection.reason
         assert "x" * 100 not in rejection.reason  # a reason never echoes the record
     # A second poll of the same file adds and rejects nothing.
     again, messages_again, calls_again = poll_file(
-        tmp_path, expected["kind"], expected["settings"], data
+        tmp_path, expected["kind"], expected["settings"], data, suffix
     )
     assert (again.rejected, messages_again, calls_again) == (0, messages, calls)
 
@@ -69,6 +93,9 @@ VALID = {
     "call_csv": b"k1,2026-11-20 09:00:00,2026-11-20 09:00:30,2026-11-20 09:04:00,+44 20 7946 0001",
     "answering_service_csv": b"a1,2026-11-20 09:00,+44 20 7946 0001,",
     "asterisk_queue_log": b"1795165200|v.1|support|SIP/201|COMPLETECALLER|5|60|1",
+    "zendesk_chat": b'{"id": "c1", "type": "offline_msg", "timestamp": "2026-11-20T09:00:00Z"}',
+    "livechat": b'{"id": "L1", "events": [{"user_type": "visitor", "timestamp": 1795165200}]}',
+    "slack_export": b'[{"type": "message", "user": "U02CUST", "ts": "1795165200.000100"}]',
 }
 HEADERS = {
     "call_csv": b"id,start,answer,end,from",

@@ -219,8 +219,103 @@ def seed_asterisk_queue_log(folder: Path) -> Seeded:
     return Seeded(source, _phone_events(4_500), grow)
 
 
+def seed_slack_export(folder: Path) -> Seeded:
+    """An unpacked workspace export: #support with 40 day files of 300 messages each (a
+    question, the agent's reply in its thread, a bot's message); growing adds a day file."""
+    export = folder / "slack"
+    (export / "support").mkdir(parents=True)
+    users = [
+        {"id": "U01AGENT", "team_id": "T01", "name": "sam", "is_bot": False},
+        {"id": "U02CUST", "team_id": "T02", "name": "dana", "is_stranger": True},
+        {"id": "U03BOT", "team_id": "T01", "name": "helpbot", "is_bot": True},
+    ]
+    (export / "users.json").write_text(json.dumps(users))
+    (export / "channels.json").write_text(json.dumps([{"id": "C01", "name": "support"}]))
+    start = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)
+
+    def day(number: int, count: int) -> None:
+        records = []
+        for n in range(count):
+            at = start + timedelta(days=number, seconds=60 * n)
+            stamp = f"{int(at.timestamp())}.000100"
+            record = {"type": "message", "text": "x", "ts": stamp, "user": "U02CUST"}
+            if n % 3:
+                parent = at - timedelta(seconds=60 * (n % 3))
+                record["thread_ts"] = f"{int(parent.timestamp())}.000100"
+                record["user"] = "U01AGENT" if n % 3 == 1 else "U03BOT"
+            records.append(record)
+        path = export / "support" / f"{(start + timedelta(days=number)):%Y-%m-%d}.json"
+        path.write_text(json.dumps(records))
+
+    for number in range(40):
+        day(number, 300)
+
+    def grow() -> int:
+        day(40, 30)
+        return 30
+
+    source = {"name": "slack", "kind": "slack_export", "path": str(export), "channels": ["support"]}
+    return Seeded(source, 12_000, grow)
+
+
+def seed_zendesk_chat(folder: Path) -> Seeded:
+    """JSONL, one small chat a line (a visitor's message, an agent's reply, a trigger's
+    message, each in its own chat): 12,000 lines, more than two of the tailer's batches."""
+    path = folder / "chats.jsonl"
+    start = datetime(2026, 11, 17, 8, 0, tzinfo=UTC)
+
+    def lines(first: int, count: int) -> str:
+        out = []
+        for n in range(first, first + count):
+            nick = ("visitor:1-abc", "agent:361084605116", "agent:trigger")[n % 3]
+            at = (start + timedelta(seconds=20 * n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            entry = {"type": "chat.msg", "timestamp": at, "nick": nick, "name": "x", "msg": "x"}
+            chat = {"id": f"2611.{n}", "type": "chat", "timestamp": at, "history": [entry]}
+            out.append(json.dumps(chat) + "\n")
+        return "".join(out)
+
+    path.write_text(lines(0, 12_000))
+
+    def grow() -> int:
+        with path.open("a") as handle:
+            handle.write(lines(12_000, 30))
+        return 30
+
+    return Seeded({"name": "zendesk", "kind": "zendesk_chat", "path": str(path)}, 12_000, grow)
+
+
+def seed_livechat(folder: Path) -> Seeded:
+    """One archive document of 2,000 v2 chats (a greeting, a question, a reply, a follow-up
+    and its reply, then the end); growing re-exports it with five chats more."""
+    path = folder / "archive.json"
+    start = datetime(2026, 11, 17, 8, 0, tzinfo=UTC)
+
+    def chat(n: int) -> dict[str, object]:
+        begin = int((start + timedelta(minutes=3 * n)).timestamp())
+        users = ("agent", "visitor", "agent", "visitor", "agent")
+        events = [
+            {"type": "message", "user_type": u, "timestamp": begin + 20 * i, "text": "x"}
+            for i, u in enumerate(users)
+        ]
+        return {"id": f"MH{n:08d}", "events": events, "ended_timestamp": begin + 150}
+
+    def write(count: int) -> None:
+        path.write_text(json.dumps({"chats": [chat(n) for n in range(count)], "pages": 1}))
+
+    write(2_000)
+
+    def grow() -> int:
+        write(2_005)
+        return 30
+
+    return Seeded({"name": "livechat", "kind": "livechat", "path": str(path)}, 12_000, grow)
+
+
 SEEDERS: dict[str, Callable[[Path], Seeded]] = {
     "chat_jsonl": seed_chat_jsonl,
+    "slack_export": seed_slack_export,
+    "zendesk_chat": seed_zendesk_chat,
+    "livechat": seed_livechat,
     "asterisk_cdr": seed_asterisk_cdr,
     "call_csv": seed_call_csv,
     "answering_service_csv": seed_answering_service_csv,

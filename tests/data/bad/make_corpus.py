@@ -47,6 +47,39 @@ def cdr(n: int, start: str | None = None) -> bytes:
     return ",".join(f'"{f}"' for f in fields).encode()
 
 
+def zendesk(chat_id: str, *history: dict[str, object], **extra: object) -> bytes:
+    chat = {"id": chat_id, "type": "chat", "history": list(history), **extra}
+    return json.dumps(chat).encode()
+
+
+def entry(at: str, nick: str = "visitor:1-abc", kind: str = "chat.msg") -> dict[str, object]:
+    return {"type": kind, "timestamp": f"2026-11-20T{at}Z", "nick": nick, "msg": "x"}
+
+
+def livechat(chat_id: str, *events: dict[str, object], **extra: object) -> bytes:
+    return json.dumps({"id": chat_id, "events": list(events), **extra}).encode()
+
+
+def lc(at: int, user_type: str = "visitor", kind: str = "message") -> dict[str, object]:
+    return {"type": kind, "user_type": user_type, "timestamp": 1795165200 + at, "text": "x"}
+
+
+def slack(*records: dict[str, object] | str) -> bytes:
+    """One day file's content (the test writes each line of a slack_export corpus file as a
+    day file of its own: support/2026-11-01.json, support/2026-11-02.json, ...)."""
+    return json.dumps(list(records)).encode()
+
+
+def msg(at: int, user: str = "U02CUST", **extra: object) -> dict[str, object]:
+    return {
+        "type": "message",
+        "user": user,
+        "ts": f"{1795165200 + at}.000100",
+        "text": "x",
+        **extra,
+    }
+
+
 FILES: dict[str, tuple[str, dict[str, object], list[bytes], tuple[int, int], int]] = {
     # name: (kind, extra settings, lines, (messages, calls) stored, records rejected)
     "chat_jsonl/mixed.jsonl": (
@@ -73,6 +106,108 @@ FILES: dict[str, tuple[str, dict[str, object], list[bytes], tuple[int, int], int
         [chat("2026-11-20T09:00:00+00:00"), b'{"conversation": "c1", "at": "2026-11-2'],
         (1, 0),
         1,
+    ),
+    "zendesk_chat/mixed.jsonl": (
+        "zendesk_chat",
+        {},
+        [
+            zendesk("c1", entry("09:00:00"), entry("09:01:00", "agent:361084605116")),
+            b'{"id": "c2", "type": "chat", "history": [',
+            zendesk("c3", entry("09:02:00"), {"type": "chat.msg", "nick": "visitor:1"}),  # 1 of 2
+            zendesk("", entry("09:03:00")),  # no id
+            GIANT,
+            b"\x00\x01\x02\xff binary junk",
+            zendesk("c4", entry("09:04:00"), type="ticket"),
+            zendesk("c5", entry("09:05:00", kind="survey.sent")),
+            b'{"id": "c6", "type": "offline_msg", "timestamp": 1795165200000}',
+        ],
+        (4, 0),  # c1's two messages, c3's first, c6 (an offline message)
+        7,
+    ),
+    "zendesk_chat/page.json": (
+        "zendesk_chat",
+        {},
+        [
+            b'{"chats": ['
+            + zendesk("c1", entry("09:00:00"), entry("09:01:00", "agent:361084605116"))
+            + b", 17, "
+            + zendesk("c2", entry("09:02:00"), "junk", end_timestamp="09:03")  # type: ignore[arg-type]
+            + b", "
+            + zendesk("c3", {"type": "chat.msg", "timestamp": "2026-11-20T09:04:00Z"})
+            + b'], "count": 4}'
+        ],
+        (3, 0),  # c1's two messages, c2's first
+        4,
+    ),
+    "livechat/mixed.jsonl": (
+        "livechat",
+        {},
+        [
+            livechat("L1", lc(0, "agent"), lc(10), lc(40, "agent"), ended_timestamp=1795165300),
+            b"[1, 2",
+            livechat("L2", lc(50), lc(60, "robot")),  # 1 of 2
+            livechat("L3"),  # neither events nor threads
+            GIANT,
+            livechat("L4", lc(70), {"type": "message", "user_type": "visitor", "date": "soon"}),
+            json.dumps(
+                {
+                    "id": "L5",
+                    "threads": [
+                        {
+                            "id": "T1",
+                            "events": [
+                                {
+                                    "id": "e1",
+                                    "type": "message",
+                                    "author_id": "nobody",
+                                    "created_at": "2026-11-20T09:00:00Z",
+                                },
+                                {
+                                    "id": "e2",
+                                    "type": "message",
+                                    "author_id": "cust-1",
+                                    "created_at": "2026-11-20T09:01:00Z",
+                                },
+                            ],
+                        }
+                    ],
+                    "users": [{"id": "cust-1", "type": "customer"}],
+                }
+            ).encode(),  # 1 of 2
+        ],
+        (7, 0),  # L1 3 + end, L2 1, L4 1, L5 1
+        5,
+    ),
+    "livechat/archive.json": (
+        "livechat",
+        {},
+        [
+            b'{"chats": ['
+            + livechat("L1", lc(0), lc(30, "agent"), lc(40, "supervisor"), ended_timestamp="x")
+            + b', {"id": "L2", "threads": "SECRET"}, '
+            + livechat("L3", lc(50), lc(70, kind="sticker"))
+            + b"]}"
+        ],
+        (4, 0),  # L1's three messages, L3's first
+        3,
+    ),
+    "slack_export/days.txt": (
+        "slack_export",
+        {"channels": ["support"]},
+        [
+            slack(msg(0), msg(60, "U01AGENT", thread_ts="1795165200.000100")),
+            slack(msg(120, subtype="channel_join"), msg(180, subtype="poll_created")),  # 1 of 2
+            b'[{"type": "message", "ts": ',
+            slack(msg(240), {"type": "message", "user": "U02CUST", "text": "x"}),  # no ts
+            slack(msg(300, ts=1795165500.1)),  # not a string
+            GIANT,
+            b'{"not": "an array"}',
+            b"\xff\xfe binary junk",
+            slack("junk", msg(360, thread_ts=17), msg(420, user=None)),  # 0 of 3
+            slack(msg(480, subtype="message_changed"), msg(540, bot_id="B01")),  # 1 stored
+        ],
+        (5, 0),  # two on day 1, the join on day 2, one on day 4, the bot's on day 10
+        10,
     ),
     "asterisk_cdr/mixed.csv": (
         "asterisk_cdr",

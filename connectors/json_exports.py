@@ -1,0 +1,338 @@
+"""JSON chat exports: what `slack_export`, `zendesk_chat` and `livechat` share.
+
+These kinds read *snapshots*: files an export tool writes whole (a Slack day file, a page of
+Zendesk or LiveChat chats) and that a later export may write again with more in them. What is
+shared here (reading the records themselves is `connectors.json_records`):
+
+- the snapshot cursor (`Snapshots`): the content fingerprints (`size:crc32`) of every file
+  already read whole, plus how far a file half-way through was read. A file is read again only
+  when its content changed (a new export, a day file that grew); ids built from the records
+  themselves make a re-read add only what is new. Fingerprints are content, not names, so the
+  same day file in a second zip, or in an unpacked copy of the zip, is not read twice. Only the
+  fingerprints of files present now are kept, so the cursor stays the size of the export;
+- `read_units`: the loop that reads such files in batches with that cursor;
+- `ExportFileSource`: a source that is a file or a glob of JSON documents and JSONL files. JSON
+  documents are snapshots as above; `.jsonl` / `.ndjson` files are tailed line by line with
+  `connectors.files` (appends cost what is new; rotation and truncation are survived).
+
+Locations are the file, then a jq path inside it: `chats.json .chats[3].history[5]`, or for a
+JSONL line `chats.jsonl:12 .history[5]`, so `jq '.chats[3].history[5]' chats.json` shows the
+record.
+"""
+
+from __future__ import annotations
+
+import glob
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from connectors import files
+from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.json_records import RecordError, load_json, nested
+from monitor.config import SourceSettings
+from monitor.events import Event
+
+CURSOR_VERSION = 1
+DEFAULT_MAX_RECORDS = 5000
+# One JSON document is decoded in memory; beyond this, export smaller pages or JSONL.
+DEFAULT_MAX_DOCUMENT_BYTES = 200 * 1000 * 1000
+LINE_SUFFIXES = (".jsonl", ".ndjson")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def fingerprint(data: bytes) -> str:
+    """Content identity of a file: the same as a zip member's stored size and CRC-32."""
+    return f"{len(data)}:{zlib.crc32(data):08x}"
+
+
+# --- the snapshot cursor ----------------------------------------------------------------------
+
+
+@dataclass
+class Snapshots:
+    """Which files were read whole (by content fingerprint) and how far the current one got."""
+
+    read: set[str] = field(default_factory=set)
+    partial: tuple[str, int] | None = None  # (fingerprint, records consumed)
+
+    @classmethod
+    def load(cls, raw: object) -> Snapshots:
+        """From a stored cursor part; ValueError if it is not of this shape."""
+        if raw is None:
+            return cls()
+        if not isinstance(raw, dict):
+            raise ValueError("snapshot cursor is not an object")
+        read, partial = raw.get("read", []), raw.get("partial")
+        if not isinstance(read, list) or not all(isinstance(f, str) for f in read):
+            raise ValueError("snapshot cursor 'read' is not a list of fingerprints")
+        if partial is None:
+            return cls(set(read))
+        valid = (
+            isinstance(partial, list)
+            and len(partial) == 2
+            and isinstance(partial[0], str)
+            and isinstance(partial[1], int)
+            and not isinstance(partial[1], bool)
+            and partial[1] >= 0
+        )
+        if not valid:
+            raise ValueError("snapshot cursor 'partial' is malformed")
+        return cls(set(read), (partial[0], partial[1]))
+
+    def dump(self) -> dict[str, Any]:
+        return {"read": sorted(self.read), "partial": list(self.partial) if self.partial else None}
+
+
+Parsed = tuple[list[Event], list[Rejection]]  # what one record of a file became
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One snapshot file: its content fingerprint, how to read it and how to parse it into
+    records (deterministically: a resumed read skips the records already stored)."""
+
+    fingerprint: str
+    read: Callable[[], bytes]
+    parse: Callable[[bytes], Iterator[Parsed]]
+
+
+def read_units(
+    units: Iterable[Unit],
+    previous: Snapshots,
+    cursor: Callable[[Snapshots], Cursor],
+    *,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    stored: Cursor | None = None,
+) -> Iterator[Batch]:
+    """Batches of what the units not read before hold; each batch's cursor is `cursor(state)`.
+
+    A batch ends after about `max_records` events and rejections, even inside a file (the
+    cursor then says how many of its records are done). A file is marked read once all of it
+    is stored, including a file that was not valid JSON (rejected once, not at every poll)."""
+    units = list(units)
+    present = {unit.fingerprint for unit in units}
+    state = Snapshots(previous.read & present, None)
+    resume = previous.partial
+    events: list[Event] = []
+    rejected: list[Rejection] = []
+    for unit in units:
+        if unit.fingerprint in state.read:
+            continue
+        skip = resume[1] if resume is not None and resume[0] == unit.fingerprint else 0
+        for index, (found, bad) in enumerate(unit.parse(unit.read())):
+            if index < skip:
+                continue
+            events.extend(found)
+            rejected.extend(bad)
+            if len(events) + len(rejected) >= max_records:
+                state.partial = (unit.fingerprint, index + 1)
+                yield Batch(events, cursor(state), rejected)
+                events, rejected = [], []
+        state.read.add(unit.fingerprint)
+        state.partial = None
+        if len(events) + len(rejected) >= max_records:
+            yield Batch(events, cursor(state), rejected)
+            events, rejected = [], []
+    final = cursor(state)
+    if events or rejected or final != stored:
+        yield Batch(events, final, rejected)
+
+
+# --- sources that are JSON / JSONL files -----------------------------------------------------
+
+
+class ExportFileSettings(SourceSettings):
+    # A file or a glob (`exports/*.json`, `**` allowed); relative to the config file's folder.
+    # Files ending .jsonl or .ndjson hold one record a line; others are one JSON document.
+    path: str
+
+
+class ExportFileSource(Connector):
+    """A source of JSON documents and JSONL files holding chats; subclasses say what a record
+    is (`records`) and what events it makes (`parse_record`)."""
+
+    settings = ExportFileSettings
+    imports_files = True
+
+    def __init__(
+        self,
+        source: SourceSettings,
+        context: ConnectorContext,
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    ) -> None:
+        super().__init__(source, context)
+        assert isinstance(source, ExportFileSettings), type(source)
+        self.path = context.path(source.path)
+        self.max_records = max_records
+        self.max_line_bytes = max_line_bytes
+        self.max_document_bytes = max_document_bytes
+
+    # What a kind defines.
+
+    def records(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
+        """The records in a decoded document or line, with their jq paths (`.chats[3]`)."""
+        raise NotImplementedError
+
+    def parse_record(self, value: Any, location: str) -> Parsed:
+        """The events of one record; bad parts of it as rejections located under `location`."""
+        raise NotImplementedError
+
+    # The rest is shared.
+
+    def matching_files(self) -> list[Path]:
+        text_path = str(self.path)
+        if not _GLOB_CHARS & set(text_path):
+            return [self.path] if self.path.is_file() else []
+        matched = sorted(glob.glob(text_path, recursive=True))
+        return [Path(p) for p in matched if Path(p).is_file()]
+
+    def _matched(self, *, permanent: bool) -> list[Path]:
+        found = self.matching_files()
+        if not found:
+            raise ConnectorError(f"no file matches {self.path}", permanent=permanent)
+        return found
+
+    def check(self) -> str:
+        found = self._matched(permanent=True)
+        size = 0
+        for path in found:
+            try:
+                with path.open("rb") as handle:
+                    handle.read(1)
+                size += path.stat().st_size
+            except OSError as exc:
+                raise ConnectorError(unreadable(path, exc), permanent=True) from None
+        return f"{len(found)} file{'' if len(found) == 1 else 's'}, {size} bytes"
+
+    def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        found = self._matched(permanent=False)
+        try:
+            if cursor is not None and cursor.get("v") != CURSOR_VERSION:
+                raise ValueError("not a version 1 export cursor")
+            documents = Snapshots.load((cursor or {}).get("documents"))
+            lines_cursor = (cursor or {}).get("lines")
+            files.load_cursor(lines_cursor)
+        except ValueError as exc:
+            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        docs = [p for p in found if not p.name.lower().endswith(LINE_SUFFIXES)]
+        lined = [p for p in found if p.name.lower().endswith(LINE_SUFFIXES)]
+        done = documents
+
+        def whole(state: Snapshots) -> Cursor:
+            return {"v": CURSOR_VERSION, "documents": state.dump(), "lines": lines_cursor}
+
+        # A batch that only moves the cursor is held back: a batch of lines after it carries
+        # the same document state, and a poll's first batch is then one with something in it.
+        pending: Batch | None = None
+        try:
+            units = self._units(docs)
+            for batch in read_units(
+                units, documents, whole, max_records=self.max_records, stored=cursor
+            ):
+                done = Snapshots.load(batch.cursor["documents"])
+                pending = None if batch.events or batch.rejected else batch
+                if pending is None:
+                    yield batch
+            chunks = files.tail(
+                lined, lines_cursor, max_lines=self.max_records, max_line_bytes=self.max_line_bytes
+            )
+            for chunk in chunks:
+                events, rejected = self._lines(chunk)
+                state = {"v": CURSOR_VERSION, "documents": done.dump(), "lines": chunk.cursor}
+                pending = None
+                yield Batch(events, state, rejected)
+        except OSError as exc:
+            raise read_error(exc, self.path) from None
+        if pending is not None:
+            yield pending
+
+    def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
+        for path in paths:
+            if not path.is_file():
+                raise ConnectorError(f"{path}: no such file", permanent=True)
+        docs = [p for p in paths if not p.name.lower().endswith(LINE_SUFFIXES)]
+        lined = [p for p in paths if p.name.lower().endswith(LINE_SUFFIXES)]
+        try:
+            yield from read_units(
+                self._units(docs), Snapshots(), lambda s: {}, max_records=self.max_records
+            )
+            chunks = files.read_all(
+                lined, max_lines=self.max_records, max_line_bytes=self.max_line_bytes
+            )
+            for chunk in chunks:
+                events, rejected = self._lines(chunk)
+                yield Batch(events, {}, rejected)
+        except OSError as exc:
+            raise read_error(exc, self.path) from None
+
+    def _units(self, paths: list[Path]) -> Iterator[Unit]:
+        for path in paths:
+            data = path.read_bytes() if path.stat().st_size <= self.max_document_bytes else None
+            if data is None:
+                size = path.stat().st_size
+                reason = (
+                    f"file of {size} bytes is larger than the {self.max_document_bytes} byte limit"
+                    " for one JSON document (export smaller pages, or JSONL)"
+                )
+                yield Unit(f"{path.name}:{size}:large", bytes, _reject_all(path.name, reason))
+                continue
+            # The bytes are read again only if this content was not read before.
+            yield Unit(fingerprint(data), path.read_bytes, self._document_parser(path.name))
+
+    def _document_parser(self, name: str) -> Callable[[bytes], Iterator[Parsed]]:
+        def parse(data: bytes) -> Iterator[Parsed]:
+            try:
+                document = load_json(data)
+            except RecordError as exc:
+                yield [], [Rejection(name, str(exc))]
+                return
+            yield from self._records_of(document, name, "")
+
+        return parse
+
+    def _records_of(self, value: Any, where: str, path: str) -> Iterator[Parsed]:
+        try:
+            for record_path, record in self.records(value, path):
+                location = nested(where, record_path) if record_path else where
+                yield self.parse_record(record, location)
+        except RecordError as exc:
+            yield [], [Rejection(nested(where, path) if path else where, str(exc))]
+
+    def _lines(self, chunk: files.Chunk) -> Parsed:
+        events: list[Event] = []
+        rejected = list(chunk.rejected)
+        for location, data in chunk.lines:
+            if not data.strip():
+                continue
+            try:
+                value = load_json(data)
+            except RecordError as exc:
+                rejected.append(Rejection(location, str(exc)))
+                continue
+            for found, bad in self._records_of(value, location, ""):
+                events.extend(found)
+                rejected.extend(bad)
+        return events, rejected
+
+
+def _reject_all(name: str, reason: str) -> Callable[[bytes], Iterator[Parsed]]:
+    def parse(data: bytes) -> Iterator[Parsed]:
+        yield [], [Rejection(name, reason)]
+
+    return parse
+
+
+def unreadable(path: Path, exc: OSError) -> str:
+    return f"cannot read {path}: {exc.strerror or exc}"
+
+
+def read_error(exc: OSError, fallback: Path) -> ConnectorError:
+    path = Path(exc.filename) if exc.filename else fallback
+    return ConnectorError(unreadable(path, exc))

@@ -1,0 +1,324 @@
+"""The `slack_export` connector: a Slack workspace export, zipped or unpacked.
+
+An export holds `users.json`, `channels.json` (and `groups.json` for private channels) and one
+folder per channel, named by the channel's name, with one JSON array of messages per day
+(`support/2026-11-20.json`). Only the configured channels are read.
+
+- **Conversations**: a thread (`thread_ts`) is one conversation; a top-level message without
+  replies is a conversation of its own. Replies may be in later day files; conversations are
+  keyed `<channel id>:<thread_ts>`, so that does not matter. A reply whose `ts` is earlier than
+  its thread's (seen in importer fixtures) is taken at the thread's time.
+- **Ids**: a message is `<channel id>:<ts>` (`ts` is the string `"1516454398.000069"`, unique per
+  channel; read as text, never as a float). A message read again in a later export is the same
+  row, so a re-export adds only what is new.
+- **Who is who**: with `agent_users` (Slack user ids or e-mail addresses from users.json),
+  exactly those users, and users whose e-mail matches the top-level `agents` addresses or
+  domains, are agents; everyone else is a customer. Without it, workspace members are agents
+  and outsiders customers: a user is a customer when users.json marks them `is_stranger`
+  (Slack Connect), `is_restricted` or `is_ultra_restricted` (guests), or gives them a `team_id`
+  other than the workspace's (`team:`, by default the most common `team_id` among users.json's
+  humans); a user missing from users.json is a customer unless their message's `user_team` is
+  the workspace's.
+- **Automatic**: bot messages (`bot_message`, a `bot_id`, a users.json bot, Slackbot), joins,
+  leaves, topic/purpose/name changes, pins, reminders, huddles, deleted-message tombstones and
+  the other system subtypes. Edits never count as replies: an edited message keeps its own `ts`,
+  and `message_changed` / `message_deleted` / `message_replied` records are not messages.
+  A subtype not listed here is rejected as unknown (and named in the reason).
+
+Slack has no "chat ended": a Slack inquiry is answered or open, never missed.
+
+The cursor is the snapshot cursor of `connectors.json_exports`: the content fingerprints of the
+day files already read. New day files, and day files that changed (a re-export with more
+messages, edits, reactions), are read; the rest is skipped without being parsed.
+"""
+
+from __future__ import annotations
+
+import glob
+import re
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.json_exports import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    DEFAULT_MAX_RECORDS,
+    Parsed,
+    Snapshots,
+    Unit,
+    read_error,
+    read_units,
+)
+from connectors.json_records import RecordError, json_type, load_json, short, text
+from connectors.slack_workspace import BOT, CUSTOMER, Export, People, Workspace, load_workspace
+from monitor.config import SourceSettings
+from monitor.events import Channel, MessageEvent, Side
+
+CURSOR_VERSION = 1
+HUMAN_SUBTYPES: frozenset[str | None] = frozenset(
+    [
+        None,
+        *"file_share thread_broadcast me_message file_comment file_mention reply_broadcast".split(),
+    ]
+)
+AUTOMATIC_SUBTYPES = frozenset(
+    """
+    bot_message bot_add bot_remove bot_enable bot_disable slackbot_response
+    channel_join channel_leave channel_topic channel_purpose channel_name channel_archive
+    channel_unarchive channel_convert_to_private channel_convert_to_public
+    channel_posting_permissions channel_canvas_updated tabbed_canvas_updated
+    group_join group_leave group_topic group_purpose group_name group_archive group_unarchive
+    app_conversation_join app_conversation_leave pinned_item unpinned_item
+    reminder_add reminder_delete sh_room_created sh_room_shared huddle_thread
+    assistant_app_thread joiner_notification joiner_notification_for_inviter tombstone
+    ekm_access_denied emoji_changed share_shortcut file_created file_changed file_deleted
+    file_shared file_unshared file_public
+    """.split()
+)
+# Records of changes to other messages: not messages themselves.
+IGNORED_SUBTYPES = {"message_changed", "message_deleted", "message_replied"}
+_TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
+_GLOB_CHARS = frozenset("*?[")
+
+
+class SlackExportSettings(SourceSettings):
+    # A zip, an unpacked folder, or a glob of several (`exports/slack-*.zip`); relative to the
+    # config file's folder.
+    path: str
+    # Channels to measure, by name (`support`, `#support`) or id (`C0123ABCD`).
+    channels: list[str] = Field(min_length=1)
+    # Agents by Slack user id or e-mail address; empty: workspace members are agents.
+    agent_users: list[str] = []
+    # The workspace's team id for the members rule; default: the most common in users.json.
+    team: str | None = None
+
+
+class SlackExportConnector(Connector):
+    kind = "slack_export"
+    channel = Channel.CHAT
+    settings = SlackExportSettings
+    imports_files = True
+
+    def __init__(
+        self,
+        source: SourceSettings,
+        context: ConnectorContext,
+        *,
+        max_records: int = DEFAULT_MAX_RECORDS,
+        max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    ) -> None:
+        super().__init__(source, context)
+        assert isinstance(source, SlackExportSettings), type(source)
+        self.options = source
+        self.path = context.path(source.path)
+        self.max_records = max_records
+        self.max_document_bytes = max_document_bytes
+
+    def matching_exports(self) -> list[Path]:
+        """The zips and folders the configured path matches now, oldest first."""
+        if not _GLOB_CHARS & set(str(self.path)):
+            found = [self.path] if self.path.exists() else []
+        else:
+            found = [Path(p) for p in glob.glob(str(self.path), recursive=True)]
+        found = [p for p in found if p.is_dir() or p.is_file()]
+        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+
+    def check(self) -> str:
+        exports = self._open(self.matching_exports(), permanent=True)
+        try:
+            workspace = load_workspace(exports)
+            channels = self._channels(exports, workspace)
+            days = sum(len(e.day_files(folder)) for e in exports for _, folder in channels[e.path])
+            agents = self._people(workspace).agents()
+        except OSError as exc:
+            raise ConnectorError(str(read_error(exc, self.path)), permanent=True) from None
+        finally:
+            for export in exports:
+                export.close()
+        count = len(self.options.channels)
+        return (
+            f"{len(exports)} export{'s' * (len(exports) != 1)}, {count} channel"
+            f"{'s' * (count != 1)}, {days} day files, {agents} agent{'s' * (agents != 1)}"
+        )
+
+    def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        try:
+            if cursor is not None and cursor.get("v") != CURSOR_VERSION:
+                raise ValueError("not a version 1 Slack export cursor")
+            previous = Snapshots.load((cursor or {}).get("snapshots"))
+        except ValueError as exc:
+            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        exports = self._open(self.matching_exports(), permanent=False)
+        yield from self._read(exports, previous, cursor)
+
+    def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
+        for path in paths:
+            if not path.exists():
+                raise ConnectorError(f"{path}: no such file or folder", permanent=True)
+        yield from (
+            Batch(b.events, {}, b.rejected) for b in self._read(self._open(paths), Snapshots())
+        )
+
+    def _open(self, paths: list[Path], *, permanent: bool = True) -> list[Export]:
+        if not paths:
+            raise ConnectorError(f"no Slack export matches {self.path}", permanent=permanent)
+        exports = []
+        try:
+            for path in paths:
+                exports.append(Export(path))
+        except OSError as exc:
+            for export in exports:
+                export.close()
+            raise read_error(exc, path) from None
+        return exports
+
+    def _read(
+        self, exports: list[Export], previous: Snapshots, stored: Cursor | None = None
+    ) -> Iterator[Batch]:
+        try:
+            workspace = load_workspace(exports)
+            people = self._people(workspace)
+            channels = self._channels(exports, workspace)
+            units = list(workspace.units)
+            for export in exports:
+                for channel_id, folder in channels[export.path]:
+                    for name in export.day_files(folder):
+                        units.append(self._unit(export, name, channel_id, people))
+            yield from read_units(
+                units,
+                previous,
+                lambda state: {"v": CURSOR_VERSION, "snapshots": state.dump()},
+                max_records=self.max_records,
+                stored=stored,
+            )
+        except OSError as exc:
+            raise read_error(exc, self.path) from None
+        finally:
+            for export in exports:
+                export.close()
+
+    def _people(self, workspace: Workspace) -> People:
+        return People(workspace, self.options.agent_users, self.options.team, self.context)
+
+    def _channels(
+        self, exports: list[Export], workspace: Workspace
+    ) -> dict[Path, list[tuple[str, str]]]:
+        """Per export, the configured channels' (id, folder) that it holds."""
+        found: dict[Path, list[tuple[str, str]]] = {e.path: [] for e in exports}
+        missing = []
+        for wanted in self.options.channels:
+            key = wanted.strip().lstrip("#")
+            channel_id = workspace.channels.get(key.lower())
+            folders = {key}
+            if channel_id is not None:
+                folders |= {workspace.names.get(channel_id, channel_id), channel_id}
+            known = channel_id is not None
+            for export in exports:
+                for folder in sorted(folders):
+                    if export.day_files(folder):
+                        found[export.path].append((channel_id or folder, folder))
+                        known = True
+                        break
+            if not known:
+                missing.append(wanted)
+        if missing:
+            raise ConnectorError(
+                f"channel {missing[0]!r} is in no export at {self.path} "
+                "(give its name or id as in channels.json)",
+                permanent=True,
+            )
+        return found
+
+    def _unit(self, export: Export, name: str, channel_id: str, people: People) -> Unit:
+        location = f"{export.label}{name}"
+        if export.size(name) > self.max_document_bytes:
+            reason = f"day file of {export.size(name)} bytes is larger than the limit"
+
+            def too_big(_: bytes) -> Iterator[Parsed]:
+                yield [], [Rejection(location, reason)]
+
+            return Unit(f"{channel_id}/{name}:{export.size(name)}:large", bytes, too_big)
+
+        def parse(data: bytes) -> Iterator[Parsed]:
+            try:
+                messages = load_json(data)
+                if not isinstance(messages, list):
+                    raise RecordError(
+                        f"expected a JSON array of messages, got {json_type(messages)}"
+                    )
+            except RecordError as exc:
+                yield [], [Rejection(location, str(exc))]
+                return
+            for index, raw in enumerate(messages):
+                try:
+                    event = _message(raw, channel_id, people)
+                except RecordError as exc:
+                    yield [], [Rejection(f"{location} .[{index}]", str(exc))]
+                    continue
+                yield ([event] if event else []), []
+
+        reader: Callable[[], bytes] = lambda: export.read(name)  # noqa: E731
+        # The channel is part of the identity: the same bytes in two channels are two files.
+        return Unit(f"{channel_id}/{export.fingerprint(name)}", reader, parse)
+
+
+def _ts(value: object, key: str) -> tuple[str, datetime]:
+    """A Slack `ts` ("1516454398.000069") as given and as a time; exact, never via float."""
+    if value is None or value == "":
+        raise RecordError(f"missing {key}")
+    if not isinstance(value, str):
+        raise RecordError(
+            f'{key} must be a string such as "1516454398.000069", got {json_type(value)}'
+        )
+    match = _TS.match(value)
+    if not match:
+        raise RecordError(f'{key} is not a Slack timestamp such as "1516454398.000069"')
+    micros = int((match.group(2) or "0").ljust(6, "0"))
+    try:
+        at = datetime.fromtimestamp(int(match.group(1)), UTC) + timedelta(microseconds=micros)
+    except (OverflowError, OSError, ValueError):
+        raise RecordError(f"{key} is out of range") from None
+    return value, at
+
+
+def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
+    """One day-file record as an event; None for records that are not messages."""
+    if not isinstance(raw, dict):
+        raise RecordError(f"expected a message object, got {json_type(raw)}")
+    kind = raw.get("type")
+    if kind is not None and kind != "message":
+        raise RecordError(f"unknown type {short(kind)}")
+    subtype = text(raw, "subtype")
+    ts, at = _ts(raw.get("ts"), "ts")
+    if subtype in IGNORED_SUBTYPES:
+        return None
+    thread_ts = ts
+    if raw.get("thread_ts") is not None:
+        thread_ts, parent_at = _ts(raw["thread_ts"], "thread_ts")
+        # A reply never precedes its thread (a clock or an importer got it wrong): taken at the
+        # parent's time it answers the question instead of coming before it.
+        at = max(at, parent_at)
+    user = text(raw, "user")
+    bot = subtype == "bot_message" or bool(raw.get("bot_id")) or people.is_bot(user)
+    if subtype in AUTOMATIC_SUBTYPES or raw.get("hidden") is True:
+        automatic = True
+    elif subtype in HUMAN_SUBTYPES:
+        automatic = bot
+        if not user and not bot:
+            raise RecordError("missing user")
+    else:
+        raise RecordError(f"unknown subtype {short(subtype)}")
+    role = people.role(user, raw) if user and not bot else BOT
+    customer = role == CUSTOMER and not automatic
+    return MessageEvent(
+        external_id=f"{channel_id}:{ts}",
+        conversation=f"{channel_id}:{thread_ts}",
+        at=at,
+        side=Side.CUSTOMER if role == CUSTOMER else Side.AGENT,
+        automatic=automatic,
+        customer=people.name(user, raw) if customer and user else None,
+    )
