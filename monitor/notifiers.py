@@ -3,8 +3,9 @@
 A notifier sends one notification (the dict of `monitor.alert_groups.combine`: one notice or a
 group of them) and raises `DeliveryError` when it cannot: `permanent` for what retrying cannot
 fix (a 4xx answer, a rejected recipient), transient otherwise (the network, a 5xx), which
-`monitor.deliveries` retries with backoff. Error messages name the receiver without its secrets: a webhook's path and query (a
-Slack URL's path *is* its secret) never appear in a message or a log.
+`monitor.deliveries` retries with backoff. Error messages name the receiver without its secrets:
+a webhook's path and query (a Slack URL's path *is* its secret) never appear in a message or a
+log.
 """
 
 from __future__ import annotations
