@@ -6,10 +6,11 @@ One evaluation at `now`:
 2. the pure core (`alert_rules.evaluate`, `alert_state.diff`) says which states change;
 3. each change is written guarded by the old values (compare-and-set), so when two instances
    evaluate together exactly one makes each transition (`apply_changes`);
-4. the states are read back and the notices they owe are claimed: a guarded update of
-   `last_notified_at` and, in the same transaction, one `delivery` row per notifier with a
-   unique key (`alert:<rule>:<subject>:<event>:<started>:notify[i]`), so a notice is claimed
-   once whatever runs concurrently (`claim_notices`);
+4. the states are read back and the notices they owe are grouped by (rule, event)
+   (`alert_groups`) and claimed a group at a time: in one transaction, a guarded update of each
+   member's `last_notified_at` and one `delivery` row per notifier for the members this call
+   took, with a unique key (`alert:<rule>:<event>:<now>:<hash of the episodes>:notify[i]`), so
+   each notice is claimed once whatever runs concurrently (`claim_notices`);
 5. due deliveries are attempted with `monitor.deliveries` (retries with backoff, every attempt
    stored) by `send_due`.
 
@@ -26,7 +27,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
-from monitor.alert_notices import CALL_RULES, INQUIRY_RULES, build, iso
+from monitor.alert_groups import combine, group, group_key
+from monitor.alert_notices import CALL_RULES, INQUIRY_RULES, build
 from monitor.alert_rules import LONGEST_STAY, AlertInputs, evaluate, split_subject
 from monitor.alert_state import (
     FIRING,
@@ -56,11 +58,16 @@ PRUNE_AFTER = timedelta(days=7)
 
 @dataclass(frozen=True)
 class Told:
-    """A notice claimed (or, in a dry run, that would be): its body and who gets it."""
+    """A notification claimed (or, in a dry run, that would be): the notices it tells, its body
+    and who gets it."""
 
-    notice: Notice
+    notices: list[Notice]
     body: dict[str, Any]
     to: list[str]
+
+
+class _KeyTaken(Exception):
+    """A group's delivery key exists already: roll its claims back, so its notices stay owed."""
 
 
 @dataclass
@@ -219,12 +226,6 @@ def lookup(conn: Connection, state: State) -> Mapping[Any, Any] | None:
     return conn.execute(query).mappings().first()
 
 
-def delivery_key(notice: Notice, now: datetime, index: int) -> str:
-    state = notice.state
-    event = f"repeat@{iso(now)}" if notice.event == "repeat" else notice.event
-    return f"alert:{state.rule}:{state.subject}:{event}:{iso(state.started_at)}:notify[{index}]"
-
-
 def recipients(settings: Settings) -> list[str]:
     return [
         notifier_for(settings, i, n.kind).describe()
@@ -233,34 +234,54 @@ def recipients(settings: Settings) -> list[str]:
 
 
 def claim_notices(engine: Engine, settings: Settings, plan: Plan, now: datetime) -> list[Told]:
-    """Claim every notice of `plan.send` (and mark `plan.covered` done) that no one else has."""
+    """Claim the notices of `plan.send` that no one else has, a notification per group, and
+    mark `plan.covered` done."""
     told = []
     notify = settings.file.alerts.notify
     to = recipients(settings)
-    for notice, deliver in [(n, True) for n in plan.send] + [(n, False) for n in plan.covered]:
-        with transaction(engine) as conn:
-            taken = conn.execute(
-                update(ALERT_STATES)
-                .where(*_same(notice.state, "state", "started_at", "last_notified_at"))
-                .values(last_notified_at=now)
-            )
-            if not taken.rowcount or not deliver:
-                continue
-            body = build(notice, lookup(conn, notice.state), now, settings)
-            for index, notifier in enumerate(notify):
-                claim(
-                    conn,
-                    key=delivery_key(notice, now, index),
-                    purpose="alert",
-                    notifier=notifier.kind,
-                    payload={"notify": index, "notice": body},
-                    now=now,
-                )
-        told.append(Told(notice, body, to))
+    for members in group(plan.send):
+        try:
+            with transaction(engine) as conn:
+                taken = [notice for notice in members if _take(conn, notice, now)]
+                if not taken:
+                    continue
+                bodies = [build(n, lookup(conn, n.state), now, settings) for n in taken]
+                body = combine(taken, bodies, now)
+                for index, notifier in enumerate(notify):
+                    payload = {"notify": index, "notice": body}
+                    key = group_key(taken, now, index)
+                    if not claim(
+                        conn,
+                        key=key,
+                        purpose="alert",
+                        notifier=notifier.kind,
+                        payload=payload,
+                        now=now,
+                    ):
+                        raise _KeyTaken(key)
+        except _KeyTaken as exc:  # cannot happen while the guards hold; never drop a notice
+            logger.error("alert notification %s already claimed; its notices stay owed", exc)
+            continue
+        told.append(Told(taken, body, to))
         # Not the summary: it may quote an inquiry's subject, and logs get no message contents.
-        state = notice.state
-        logger.info("alert %s: %s %s %s", notice.event, state.rule, state.severity, state.subject)
+        first = taken[0].state
+        what = first.subject if len(taken) == 1 else f"{len(taken)} subjects"
+        logger.info("alert %s: %s %s %s", taken[0].event, first.rule, first.severity, what)
+    if plan.covered:
+        with transaction(engine) as conn:
+            for notice in sorted(plan.covered, key=lambda n: n.state.key):
+                _take(conn, notice, now)
     return told
+
+
+def _take(conn: Connection, notice: Notice, now: datetime) -> bool:
+    """Mark `notice` told unless someone already has (the guard on `last_notified_at`)."""
+    taken = conn.execute(
+        update(ALERT_STATES)
+        .where(*_same(notice.state, "state", "started_at", "last_notified_at"))
+        .values(last_notified_at=now)
+    )
+    return bool(taken.rowcount)
 
 
 def send_due(engine: Engine, settings: Settings, now: datetime) -> tuple[dict[str, int], list[str]]:
@@ -290,8 +311,16 @@ def run_once(
         plan = notices(after, now, settings)
         with transaction(engine) as conn:
             told = [
-                Told(n, build(n, lookup(conn, n.state), now, settings), recipients(settings))
-                for n in plan.send
+                Told(
+                    members,
+                    combine(
+                        members,
+                        [build(n, lookup(conn, n.state), now, settings) for n in members],
+                        now,
+                    ),
+                    recipients(settings),
+                )
+                for members in group(plan.send)
             ]
         return Outcome(changes, told, plan.held, _firing(after))
     apply_changes(engine, changes, now)

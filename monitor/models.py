@@ -131,8 +131,8 @@ class Delivery(SQLModel, table=True):
         Index("ix_delivery_status", "status", "next_attempt_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    # Unique per message and recipient channel, e.g. "digest:2026-11-21" or
-    # "alert:hold_max:phones/sales:firing:2026-11-21T10:04:00Z:webhook[0]".
+    # Unique per message and recipient channel, e.g. "digest:2026-11-21" or (a group of alert
+    # notices, monitor.alert_groups) "alert:hold_max:firing:2026-11-21T10:04:00Z:<hash>:notify[0]".
     key: str
     purpose: str  # digest | alert
     notifier: str  # email | webhook

@@ -1,10 +1,11 @@
 """Alert notifiers: one small class per `alerts.notify[].kind`, registered in NOTIFIERS.
 
-A notifier sends one notice (the dict of `monitor.alert_notices.build`) and raises
-`DeliveryError` when it cannot: `permanent` for what retrying cannot fix (a 4xx answer, a rejected
-recipient), transient otherwise (the network, a 5xx), which `monitor.deliveries` retries with
-backoff. Error messages name the receiver without its secrets: a webhook's path and query (a
-Slack URL's path *is* its secret) never appear in a message or a log.
+A notifier sends one notification (the dict of `monitor.alert_groups.combine`: one notice or a
+group of them) and raises `DeliveryError` when it cannot: `permanent` for what retrying cannot
+fix (a 4xx answer, a rejected recipient), transient otherwise (the network, a 5xx), which
+`monitor.deliveries` retries with backoff. Error messages name the receiver without its secrets:
+a webhook's path and query (a Slack URL's path *is* its secret) never appear in a message or a
+log.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from monitor import __version__
+from monitor.alert_groups import LISTED
 from monitor.config import NotifySettings, Settings
 from monitor.deliveries import DeliveryError
 from monitor.mailer import compose
@@ -94,8 +96,24 @@ class EmailNotifier(Notifier):
 
     def _context(self, notice: Notice) -> dict[str, Any]:
         status = "resolved" if notice["status"] == "resolved" else str(notice["severity"])
+        # A notice claimed before notices were grouped has no `count`: it is a group of one.
+        count = int(notice.get("count", 1))
+        listed = list(notice.get("alerts", []))[:LISTED] if count > 1 else []
         return {
             "notice": notice,
+            "count": count,
+            "group": [
+                {
+                    "subject": alert["subject"],
+                    "summary": alert["summary"],
+                    "source": alert["source"] or "-",
+                    "started": self._local(alert["started_at"]),
+                    "resolved": self._local(alert["resolved_at"]),
+                }
+                for alert in listed
+            ],
+            "more": count - len(listed),
+            "sources": ", ".join(notice["details"].get("sources", [])) if count > 1 else "",
             "label": _label(notice),
             "colour": COLOURS.get(status, "#57606a"),
             "value": self._amount(notice, notice["value"]),

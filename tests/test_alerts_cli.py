@@ -92,3 +92,21 @@ def test_run_evaluates_alerts_every_alerts_every(tmp_path: Path, http_sink: Http
     assert job.max_instances == 1 and job.coalesce
     job.func()  # one evaluation, as the scheduler would run it
     assert [r.json()["rule"] for r in http_sink.requests] == ["hold_max"]
+
+
+def test_alerts_dry_run_shows_a_backlog_as_one_notification(
+    tmp_path: Path, http_sink: HttpSink, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(tmp_path, http_sink.url)
+    settings = load_settings(config)
+    with make_engine(settings.file.database, tmp_path).begin() as conn:
+        events = [CallEvent(f"c{n}", "sales", ENTERED, CallOutcome.WAITING) for n in range(4)]
+        store_batch(conn, measuring(settings, settings.sources[0]), events)
+    assert main(["--config", str(config), "alerts", "--dry-run"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    (would,) = [line for line in lines if line.startswith("would send")]
+    assert would == (
+        "would send [critical firing] 5 callers are waiting longer than hold_max"
+        f" -> webhook {http_sink.url[:-5]}"
+    )
+    assert lines[-1] == "alerts: 10 firing; dry run, nothing stored or sent"
