@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from monitor import threads
 from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
 from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
@@ -203,7 +204,11 @@ def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> t
     """Store one batch's events; return (new messages, new or finished calls)."""
     messages = [e for e in events if isinstance(e, MessageEvent)]
     calls = [e for e in events if isinstance(e, CallEvent)]
+    # E-mails find their conversation through the links of earlier messages (monitor.threads);
+    # a merge of two threads moves stored messages, so both are measured again.
+    messages, regrouped = threads.resolve(conn, ctx.source, messages)
     inserted, touched = _store_messages(conn, ctx, messages)
+    touched |= regrouped
     rederive(conn, ctx, touched)
     _rederive_callback_peers(conn, ctx, touched)
     return inserted, _store_calls(conn, ctx, calls)
