@@ -188,7 +188,8 @@ def build_event(
 
 def _synthetic_id(headers: Headers, arrived: datetime | None) -> str:
     """An id for a message without a usable Message-ID: the same headers give the same id (so
-    its copies in INBOX and Sent are one message); without a Date its arrival tells apart
-    messages that are otherwise identical."""
-    extra = "" if headers.date is not None or arrived is None else arrived.isoformat()
+    its copies in INBOX and Sent are one message); without a Date header its arrival tells
+    apart messages that are otherwise identical."""
+    dated = bool(headers.fields.get("date", "").strip())
+    extra = "" if dated or arrived is None else arrived.isoformat()
     return f"<{headers.fingerprint(extra)}@synthetic.invalid>"

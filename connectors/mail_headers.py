@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
-from email.header import Header, decode_header, make_header
+from email.header import Header, decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import cached_property
 
 # What classification and threading read; IMAP asks for exactly these.
 FIELDS = (
@@ -60,6 +62,9 @@ _LISTS = frozenset({"to", "cc", "bcc"})  # may repeat; every occurrence counts
 
 _ID = re.compile(r"<([^<>\s]+)>")
 _SPACE = re.compile(r"\s+")
+_PLAIN_ADDRESSES = re.compile(r'[^"()\\;:]*\Z')  # no quotes, comments, groups, escapes
+_ANGLE = re.compile(r"<([^<>]*)>")
+_FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII but the colon
 MAX_ID = 250  # longer ids are hashed: they are index keys
 MAX_REFERENCES = 100  # RFC 5322 lets writers trim References to the first and the last ones
 EARLIEST_YEAR, LATEST_YEAR = 1990, 2200  # outside this a Date header is junk, not a time
@@ -67,17 +72,31 @@ EARLIEST_YEAR, LATEST_YEAR = 1990, 2200  # outside this a Date header is junk, n
 _parser = BytesHeaderParser(policy=compat32)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Headers:
     message_id: str | None  # "<local@domain>", None when absent or unusable
     in_reply_to: tuple[str, ...]
     references: tuple[str, ...]
     sender: str | None  # the From address, lower case
     recipients: tuple[str, ...]  # To, Cc and Bcc addresses, lower case
-    date: datetime | None  # the Date header, aware UTC
-    date_problem: str | None  # why `date` is None ("no Date header", "malformed Date header")
     subject: str
     fields: dict[str, str]  # lower-case name -> decoded value (first occurrence)
+
+    # The Date header is read only when it is needed (mail we sent, mail without an arrival
+    # time): received mail is timed by its arrival, and most mail is received.
+    @cached_property
+    def _date(self) -> tuple[datetime | None, str | None]:
+        return parse_date(self.fields.get("date"))
+
+    @property
+    def date(self) -> datetime | None:
+        """The Date header, aware UTC."""
+        return self._date[0]
+
+    @property
+    def date_problem(self) -> str | None:
+        """Why `date` is None ("no Date header", "malformed Date header")."""
+        return self._date[1]
 
     def get(self, name: str) -> str | None:
         return self.fields.get(name)
@@ -91,10 +110,12 @@ class Headers:
 
 def parse(raw: bytes) -> Headers:
     """The header block `raw` (a whole message works too; only its headers are read)."""
-    message = _parser.parsebytes(raw, headersonly=True)
+    items: Iterable[tuple[str, str]] | None = _plain_fields(raw)
+    if items is None:
+        items = _parser.parsebytes(raw, headersonly=True).raw_items()
     fields: dict[str, str] = {}
     lists: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
-    for name, value in message.raw_items():  # one pass: no per-name rescans of the block
+    for name, value in items:  # one pass: no per-name rescans of the block
         lower = name.lower()
         if lower not in _WANTED:
             continue
@@ -106,7 +127,6 @@ def parse(raw: bytes) -> Headers:
     references = message_ids(fields.get("references", ""))
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[1 - MAX_REFERENCES :]
-    date, problem = parse_date(fields.get("date"))
     return Headers(
         message_id=own[0] if own else None,
         in_reply_to=tuple(message_ids(fields.get("in-reply-to", ""))[:MAX_REFERENCES]),
@@ -115,11 +135,35 @@ def parse(raw: bytes) -> Headers:
         recipients=tuple(
             address for key in ("to", "cc", "bcc") for address in addresses(lists[key])
         ),
-        date=date,
-        date_problem=problem,
         subject=decode_words(_SPACE.sub(" ", fields.get("subject", ""))).strip(),
         fields=fields,
     )
+
+
+def _plain_fields(raw: bytes) -> list[tuple[str, str]] | None:
+    """The fields of a well-formed header block, unfolded, as `(name, raw value)`; None when
+    any line is neither `Name: value` nor a continuation, so that `email`'s parser decides.
+
+    The feed parser costs about 100 µs a block on the development machine, as much as
+    imapclient takes to fetch the block; almost every block is plain `Name: value` lines,
+    which this splits ten times faster. Values are decoded by the same code either way."""
+    text = raw.decode("ascii", "surrogateescape")  # as BytesParser does: 8-bit kept as escapes
+    fields: list[tuple[str, str]] = []
+    for line in text.split("\n"):
+        line = line.removesuffix("\r")
+        if not line:
+            break  # the end of the header block
+        if line[0] in " \t":
+            if not fields:
+                return None
+            name, value = fields[-1]
+            fields[-1] = (name, value + line)
+            continue
+        name, colon, value = line.partition(":")
+        if not colon or _FIELD_NAME.fullmatch(name) is None:
+            return None
+        fields.append((name, value.lstrip(" \t")))
+    return fields
 
 
 def decode(value: str | Header) -> str:
@@ -136,29 +180,36 @@ def decode(value: str | Header) -> str:
 
 
 def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words (`=?utf-8?q?...?=`) with the spacing rules of
-    `make_header`; a word with an unknown charset or broken bytes becomes U+FFFD, never an
-    error."""
+    """Decode RFC 2047 encoded words (`=?utf-8?q?...?=`). Plain text between them is kept as
+    it is (8-bit text already decoded by `decode`), a space stays between an encoded word and
+    plain text as `email.header.make_header` keeps it, and a word in an unknown charset or with
+    broken bytes becomes U+FFFD: never an error."""
     if "=?" not in value:
         return value
     try:
         parts = decode_header(value)
     except (HeaderParseError, ValueError, AssertionError):
         return value
-    try:
-        return str(make_header(parts))
-    except (LookupError, UnicodeDecodeError):
-        pass
-    out = []
+    out: list[str] = []
+    last_encoded = None
     for part, charset in parts:
-        if isinstance(part, str):
-            out.append(part)
-            continue
-        try:
-            out.append(part.decode(charset or "ascii", "replace"))
-        except LookupError:  # an unknown charset name
-            out.append(part.decode("utf-8", "replace"))
-    return " ".join(out)
+        if isinstance(part, str):  # no encoded word at all: returned as given
+            text, encoded = part, False
+        elif charset is None:
+            # decode_header hands plain text back as raw-unicode-escape bytes.
+            text, encoded = part.decode("raw-unicode-escape", "replace"), False
+        else:
+            try:
+                text = part.decode(charset, "replace")
+            except LookupError:  # an unknown charset name
+                text = part.decode("utf-8", "replace")
+            encoded = True
+        if out and last_encoded is not None and encoded != last_encoded:
+            if text and not text[0].isspace() and not out[-1][-1:].isspace():
+                out.append(" ")
+        out.append(text)
+        last_encoded = encoded
+    return "".join(out)
 
 
 def message_ids(value: str) -> list[str]:
@@ -183,14 +234,28 @@ def normalise_id(value: str) -> str:
 
 
 def addresses(values: list[str]) -> list[str]:
-    """The addresses of address headers, lower case, without display names."""
-    if not values:
-        return []
+    """The addresses of address headers, lower case, without display names.
+
+    The usual `Name <a@b>, c@d` is split directly; anything with quotes, comments, groups or
+    escapes goes through `email.utils.getaddresses`, which is exact but about ten times slower.
+    """
     found = []
-    for _, address in getaddresses([decode_words(v) if "=?" in v else v for v in values]):
-        address = address.strip().lower()
-        if address:
-            found.append(address)
+    for value in values:
+        if "=?" in value:
+            value = decode_words(value)
+        if _PLAIN_ADDRESSES.match(value) is None:
+            pairs = getaddresses([value])
+        else:
+            pairs = []
+            for part in value.split(","):
+                angle = _ANGLE.search(part)
+                address = (angle.group(1) if angle else part).strip()
+                if address and not _SPACE.search(address):
+                    pairs.append(("", address))
+        for _, address in pairs:
+            address = address.strip().lower()
+            if address:
+                found.append(address)
     return found
 
 

@@ -63,8 +63,8 @@ class ThreadLink(SQLModel, table=True):
     # belongs to one conversation; a hint to one per span of time.
     key: str
     conversation: str
-    first_at: datetime  # a hint: the span of its messages in this conversation
-    last_at: datetime
+    first_at: datetime | None = None  # a hint: the span of its messages in this conversation
+    last_at: datetime | None = None
 
 
 class Call(SQLModel, table=True):

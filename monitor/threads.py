@@ -26,7 +26,6 @@ through untouched and cost no query.
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -73,12 +72,12 @@ class _Groups:
 
 def resolve(
     conn: Connection, source: str, events: Sequence[MessageEvent]
-) -> tuple[list[MessageEvent], set[str]]:
-    """The events with their conversations resolved, and the stored conversations whose
-    messages changed by a merge (the merged-away ones and their survivors)."""
+) -> tuple[dict[str, str], set[str]]:
+    """The conversation of each threaded event (by external id), and the stored conversations
+    whose messages changed by a merge (the merged-away ones and their survivors)."""
     threaded = [e for e in events if e.thread is not None]
     if not threaded:
-        return list(events), set()
+        return {}, set()
     wanted = {k for e in threaded for k in _keys(e)}
     wanted |= {e.thread.hint for e in threaded if e.thread and e.thread.hint}
     rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", wanted)
@@ -88,7 +87,9 @@ def resolve(
     for row in rows:
         key, name = row["key"], row["conversation"]
         if key.startswith(HINT_PREFIX):
-            spans[key][name] = _span_of(row)
+            span = _span_of(row)
+            if span is not None:
+                spans[key][name] = span
         elif key in owner:
             groups.join([owner[key], name])
         else:
@@ -110,18 +111,14 @@ def resolve(
             spans[thread.hint][name] = _widen(spans[thread.hint].get(name), event.at)
         placed.append(name)
 
-    final = {id(e): groups.find(n) for e, n in zip(threaded, placed, strict=True)}
+    final = {e.external_id: groups.find(n) for e, n in zip(threaded, placed, strict=True)}
     moved = groups.merged() & groups.stored
     regrouped = moved | {groups.find(n) for n in moved}
     if moved:
         _move_messages(conn, source, moved, groups)
         rows = _with_links_of(conn, source, rows, moved)
     _write_links(conn, source, rows, threaded, placed, groups)
-    resolved = [
-        dataclasses.replace(e, conversation=final[id(e)]) if e.thread is not None else e
-        for e in events
-    ]
-    return resolved, regrouped
+    return final, regrouped
 
 
 def _keys(event: MessageEvent) -> list[str]:
@@ -132,8 +129,10 @@ def _keys(event: MessageEvent) -> list[str]:
     return keys
 
 
-def _span_of(row: Any) -> Span:
-    # Stored as aware UTC; a driver that hands back naive values gets them read as UTC.
+def _span_of(row: Any) -> Span | None:
+    # Only hints keep a span. Stored as aware UTC; naive values from a driver are read as UTC.
+    if row["first_at"] is None or row["last_at"] is None:
+        return None
     return (_utc(row["first_at"]), _utc(row["last_at"]))
 
 
@@ -174,16 +173,14 @@ def _write_links(
     groups: _Groups,
 ) -> None:
     """Bring the links to their new state with as few writes as possible: a batch read again
-    writes nothing."""
-    desired: dict[tuple[str, str], Span] = {}
+    writes nothing. Id keys carry no span; hints carry the span of their messages."""
+    desired: dict[tuple[str, str], Span | None] = {}
     existing: dict[tuple[str, str], Any] = {}
     deletes: list[int] = []
     for row in rows:
         name = groups.find(row["conversation"])
         pair = (row["key"], name)
-        span = _span_of(row)
-        old = desired.get(pair)
-        desired[pair] = span if old is None else (min(old[0], span[0]), max(old[1], span[1]))
+        desired[pair] = _merge(desired.get(pair), _span_of(row))
         if name == row["conversation"]:
             existing[pair] = row
         else:
@@ -191,19 +188,25 @@ def _write_links(
     for event, placed_name in zip(threaded, placed, strict=True):
         name = groups.find(placed_name)
         for key in _keys(event):
-            desired.setdefault((key, name), (event.at, event.at))
+            desired.setdefault((key, name), None)
         assert event.thread is not None
         if event.thread.hint:
             pair = (event.thread.hint, name)
             desired[pair] = _widen(desired.get(pair), event.at)
 
-    inserts, updates = [], []
-    for (key, name), (first, last) in desired.items():
+    inserts: list[dict[str, Any]] = []  # id keys: no span to convert, cheaper to insert
+    spanned: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for (key, name), span in desired.items():
         row = existing.get((key, name))
         if row is None:
-            values = {"key": key, "conversation": name, "first_at": first, "last_at": last}
-            inserts.append({"source": source, **values})
-        elif _span_of(row) != (first, last):
+            values = {"source": source, "key": key, "conversation": name}
+            if span is None:
+                inserts.append(values)
+            else:
+                spanned.append({**values, "first_at": span[0], "last_at": span[1]})
+        elif _span_of(row) != span:
+            first, last = span if span is not None else (None, None)
             updates.append({"link_id": row["id"], "first": first, "last": last})
     for part in chunks(deletes):
         conn.execute(delete(THREAD_LINKS).where(THREAD_LINKS.c.id.in_(part)))
@@ -214,5 +217,13 @@ def _write_links(
             .values(first_at=bindparam("first"), last_at=bindparam("last")),
             updates,
         )
-    for part in chunks(inserts):
-        conn.execute(insert_ignore(conn, THREAD_LINKS, ["source", "key", "conversation"]), part)
+    for rows_ in (inserts, spanned):
+        for part in chunks(rows_):
+            statement = insert_ignore(conn, THREAD_LINKS, ["source", "key", "conversation"])
+            conn.execute(statement, part)
+
+
+def _merge(one: Span | None, other: Span | None) -> Span | None:
+    if one is None or other is None:
+        return one or other
+    return (min(one[0], other[0]), max(one[1], other[1]))
