@@ -215,6 +215,9 @@ def _scan(
     position, line = entry["offset"], entry["line"]
     handle.seek(position)
     current: _Message | None = None
+    # Text before the first message of a file read from its start is reported once (a file
+    # that is not mbox at all says so); after a resume it is the rest of a body appended late.
+    stray: str | None = None if position else ""
     blank_before = True  # a resume point is a message boundary
     at_line_start = True
     while position < size:
@@ -231,6 +234,9 @@ def _scan(
                 yield current
             current = _Message(f"{name}:{line + 1}", chunk.rstrip(b"\r\n"))
             entry["offset"], entry["line"] = position, line
+        elif current is None and stray == "" and chunk.strip():
+            stray = f"{name}:{line + 1}"
+            yield Rejection(stray, "text before the first `From ` line (is this an mbox file?)")
         elif current is not None and current.in_header:
             if at_line_start and chunk in (b"\n", b"\r\n"):
                 current.in_header = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,29 @@ MANIFEST: dict[str, dict[str, Any]] = json.loads((CORPUS / "MANIFEST.json").read
 GIANT_LINE = b"x" * 1_100_000
 
 
+SUFFIX = {"chat_jsonl": ".jsonl", "mbox": ".mbox"}
+# Where a rejection says it is: `file:line`, or a Maildir file's folder/cur/name.
+LOCATION = {"maildir": r"^input/(cur|new)/[^/]+$"}
+
+
+def expand(data: bytes) -> bytes:
+    return data.replace(b"@@GIANT@@", GIANT_LINE)
+
+
 def poll_file(
-    folder: Path, kind: str, extra: dict[str, Any], data: bytes
+    folder: Path, kind: str, extra: dict[str, Any], data: bytes | Path
 ) -> tuple[PollResult, int, int]:
-    name = f"input{'.jsonl' if kind == 'chat_jsonl' else '.csv'}"
-    (folder / name).write_bytes(data)
+    """Poll `data` (a file's bytes, or a Maildir copied with its placeholders expanded)."""
+    if isinstance(data, Path):
+        name = "input"
+        shutil.rmtree(folder / name, ignore_errors=True)
+        shutil.copytree(data, folder / name)
+        for path in (folder / name).rglob("*"):
+            if path.is_file():
+                path.write_bytes(expand(path.read_bytes()))
+    else:
+        name = f"input{SUFFIX.get(kind, '.csv')}"
+        (folder / name).write_bytes(data)
     source = {"name": "bad", "kind": kind, "path": name, **extra}
     config = settings_from_mapping({"sources": [source]}, folder)
     engine = make_engine(f"sqlite:///{folder}/monitor.db", folder)
@@ -46,13 +65,15 @@ def test_each_bad_record_is_rejected_with_its_line_and_the_rest_is_stored(
     tmp_path: Path, name: str
 ) -> None:
     expected = MANIFEST[name]
-    data = (CORPUS / name).read_bytes().replace(b"@@GIANT@@", GIANT_LINE)
+    corpus = CORPUS / name
+    data = corpus if corpus.is_dir() else expand(corpus.read_bytes())
     result, messages, calls = poll_file(tmp_path, expected["kind"], expected["settings"], data)
     assert result.ok, result.error
     assert result.rejected == expected["rejected"]
     assert (messages, calls) == (expected["messages"], expected["calls"])
+    location = LOCATION.get(expected["kind"], r"^input\.\w+:\d+$")
     for rejection in result.rejections:
-        assert re.search(r"input\.\w+:\d+$", rejection.location), rejection
+        assert re.search(location, rejection.location), rejection
         assert rejection.reason and "\n" not in rejection.reason
         assert "x" * 100 not in rejection.reason  # a reason never echoes the record
     # A second poll of the same file adds and rejects nothing.
@@ -69,6 +90,7 @@ VALID = {
     "call_csv": b"k1,2026-11-20 09:00:00,2026-11-20 09:00:30,2026-11-20 09:04:00,+44 20 7946 0001",
     "answering_service_csv": b"a1,2026-11-20 09:00,+44 20 7946 0001,",
     "asterisk_queue_log": b"1795165200|v.1|support|SIP/201|COMPLETECALLER|5|60|1",
+    "mbox": b"From x Fri Nov 20 09:00:00 2026\nFrom: dana@customer.test\nMessage-ID: <v1@c.test>\n",
 }
 HEADERS = {
     "call_csv": b"id,start,answer,end,from",
