@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
@@ -281,13 +281,16 @@ def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> 
     if not conversations:
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
-    for part in chunks(conversations):
-        query = (
-            select(MESSAGES)
-            .where(MESSAGES.c.source == ctx.source, MESSAGES.c.conversation.in_(part))
-            .order_by(MESSAGES.c.id)
+    query = (
+        select(MESSAGES)
+        .where(
+            MESSAGES.c.source == ctx.source,
+            MESSAGES.c.conversation.in_(bindparam("part", expanding=True)),
         )
-        for row in conn.execute(query):
+        .order_by(MESSAGES.c.id)
+    )
+    for part in chunks(conversations):
+        for row in conn.execute(query, {"part": list(part)}):
             by_conversation[row.conversation].append(row)
     # A callback conversation also takes the agent side (the calls back) of every other source.
     callbacks = [c for c in conversations if c.startswith(CALLBACK_PREFIX)]
@@ -312,7 +315,8 @@ def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> 
             # Field by field: dataclasses.asdict deep-copies every value, which showed in
             # profiles of large polls.
             new.append({"source": ctx.source, **{f: getattr(measured, f) for f in _MEASURED}})
-    for part in chunks(conversations):
+    # Only conversations that had inquiries have any to delete (most new mail has none).
+    for part in chunks(sorted({str(r["conversation"]) for r in old})):
         conn.execute(
             delete(INQUIRIES).where(
                 INQUIRIES.c.source == ctx.source, INQUIRIES.c.conversation.in_(part)

@@ -88,15 +88,14 @@ def test_a_connection_dropped_between_batches_loses_nothing(
     assert len(inquiries(engine)) == 7
 
 
-def test_a_poll_that_fails_mid_way_is_recorded_as_one_transient_error(
+def test_a_missing_folder_fails_the_poll_with_one_permanent_line(
     tmp_path: Path, mailbox: Mailbox
 ) -> None:
     mailbox.append("INBOX", questions(0, 3))
     settings, engine = open_store(
-        tmp_path, [mailbox.source(batch_size=1, folders=["INBOX", "Missing"])], agents=AGENTS
+        tmp_path, [mailbox.source(folders=["INBOX", "Missing"])], agents=AGENTS
     )
     result = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
-    # What was read before the bad folder is kept; the error names the folder.
-    assert result.messages == 3 and result.error is not None and result.permanent
+    assert result.error is not None and result.permanent and result.messages == 0
     assert result.error.startswith(f"127.0.0.1:{mailbox.server.port}: cannot open folder")
     assert "'Missing'" in result.error and "\n" not in result.error
