@@ -379,3 +379,56 @@ def test_an_untrusted_certificate_or_a_closed_port_fails_with_one_line(
 
     error, permanent = failure(tmp_path, mailbox.source(port=free_port()))
     assert error.endswith("connection refused") and not permanent
+
+
+def test_a_password_from_the_environment_or_a_file_and_plain_imap_on_loopback(
+    tmp_path: Path, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mailbox.append("INBOX", [question(1, 0)])
+    monkeypatch.setenv("TEST_IMAP_PASSWORD", mailbox.server.password)
+    secret = tmp_path / "imap-password"
+    secret.write_text(mailbox.server.password + "\n")
+    from_env = mailbox.source("from-env", password="${TEST_IMAP_PASSWORD}")
+    from_file = mailbox.source("from-file", password=None, password_file="imap-password")
+    plain = mailbox.source(
+        "plain", security="none", port=mailbox.server.starttls_port, ca_file=None
+    )
+    settings, engine = open_store(tmp_path, [from_env, from_file, plain], agents=AGENTS)
+    for name in ("from-env", "from-file", "plain"):
+        assert poll(engine, settings, name, NOW).messages == 1
+
+
+def test_plain_imap_to_a_remote_host_and_two_secrets_are_config_errors(mailbox: Mailbox) -> None:
+    from monitor.config import ConfigError
+
+    with pytest.raises(ConfigError) as remote:
+        settings_from_mapping(
+            {"sources": [mailbox.source(host="imap.example.com", security="none")]}, Path(".")
+        )
+    assert remote.value.problems == [
+        "sources[0]: security: none is only allowed for a server on loopback"
+    ]
+    with pytest.raises(ConfigError) as both:
+        settings_from_mapping({"sources": [mailbox.source(oauth2_token_file="token")]}, Path("."))
+    assert "give exactly one of password" in both.value.problems[0]
+
+
+def test_a_server_that_never_answers_times_out_with_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel does) but never greets
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        source = {
+            "name": "silent",
+            "kind": "imap",
+            "host": "127.0.0.1",
+            "port": port,
+            "security": "none",
+            "username": "x",
+            "password": "y",
+            "timeout": "0.3s",
+        }
+        error, permanent = failure(tmp_path, source)
+    assert error == f"127.0.0.1:{port}: timed out" and not permanent
