@@ -377,6 +377,12 @@ service imap-login {{
 protocol imap {{
   mail_max_userip_connections = 100
 }}
+# Tests fail logins on purpose: no growing penalty delay for the next login from 127.0.0.1.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 """
 
 
