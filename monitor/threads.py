@@ -158,10 +158,17 @@ def _move_messages(conn: Connection, source: str, moved: set[str], groups: _Grou
 
 
 def _with_links_of(conn: Connection, source: str, rows: list[Any], moved: set[str]) -> list[Any]:
-    """`rows` plus every link of the merged-away conversations (their other keys move too)."""
+    """`rows` plus every link of the merged-away conversations (their other keys move too)
+    and the survivors' links under the same keys (a hint's spans are joined, not doubled)."""
     seen = {r["id"] for r in rows}
     extra = select_in(conn, THREAD_LINKS, {"source": source}, "conversation", moved)
-    return rows + [r for r in extra if r["id"] not in seen]
+    extra += select_in(conn, THREAD_LINKS, {"source": source}, "key", {r["key"] for r in extra})
+    found = list(rows)
+    for row in extra:
+        if row["id"] not in seen:
+            seen.add(row["id"])
+            found.append(row)
+    return found
 
 
 def _write_links(
