@@ -41,7 +41,7 @@ from imapclient.imapclient import ALL, SENT
 
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
 from connectors.imap_session import ImapSettings, describe, session
-from connectors.mail import Classifier, MailError, build_event, own_addresses
+from connectors.mail import Classifier, MailError, build_event, own_addresses, skipped_by_labels
 from connectors.mail_headers import FIELDS, parse
 from monitor.config import SourceSettings
 from monitor.events import Channel, Event
@@ -207,7 +207,9 @@ class ImapConnector(Connector):
             if not isinstance(raw, bytes):
                 rejected.append(Rejection(location, "the server returned no headers for it"))
                 continue
-            labels = record.get(b"X-GM-LABELS") or ()
+            labels = [_text(label) for label in record.get(b"X-GM-LABELS") or ()]
+            if skipped_by_labels(labels):
+                continue  # Gmail's All Mail holds drafts too: not sent, not an answer
             thread = record.get(b"X-GM-THRID")
             try:
                 event = build_event(
@@ -216,7 +218,7 @@ class ImapConnector(Connector):
                     sent=sent,
                     classifier=self.classifier,
                     gmail_thread=str(thread) if thread is not None else None,
-                    gmail_labels=[_text(label) for label in labels],
+                    gmail_labels=labels,
                 )
             except MailError as exc:
                 rejected.append(Rejection(location, str(exc)))

@@ -80,6 +80,15 @@ class Classifier:
         return address in self.own or self.context.is_agent_address(address)
 
 
+# Gmail labels (IMAP `X-GM-LABELS`, Takeout's `X-Gmail-Labels`) of mail that was never sent or
+# received as support mail: drafts, spam and trash are in All Mail and in Takeout's export.
+SKIPPED_LABELS = frozenset({"draft", "drafts", "spam", "trash"})
+
+
+def skipped_by_labels(labels: Iterable[str]) -> bool:
+    return any(label.strip().strip('"').lstrip("\\").lower() in SKIPPED_LABELS for label in labels)
+
+
 def own_addresses(values: Iterable[str | None]) -> frozenset[str]:
     """The mailbox's own addresses (a login that looks like an address)."""
     return frozenset(v.strip().lower() for v in values if v and "@" in v)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.mail import Classifier, MailError, MailSettings, build_event
+from connectors.mail import Classifier, MailError, MailSettings, build_event, skipped_by_labels
 from connectors.mail_headers import parse
 from monitor.config import SourceSettings
 from monitor.events import Channel, Event
@@ -158,6 +158,8 @@ class MaildirConnector(Connector):
             try:
                 headers = parse(raw)
                 labels = (headers.get("x-gmail-labels") or "").split(",")
+                if skipped_by_labels(labels):
+                    continue  # Takeout-style labels: drafts, spam and trash are not support mail
                 events.append(
                     build_event(
                         headers,

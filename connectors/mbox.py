@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 
 from connectors import files
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.mail import Classifier, MailError, MailSettings, build_event
+from connectors.mail import Classifier, MailError, MailSettings, build_event, skipped_by_labels
 from connectors.mail_headers import parse
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import Channel, Event
@@ -187,6 +187,8 @@ class MboxConnector(Connector):
         try:
             headers = parse(b"".join(message.header) + b"\n")
             labels = (headers.get("x-gmail-labels") or "").split(",")
+            if skipped_by_labels(labels):
+                return  # Takeout exports drafts, spam and trash too
             event = build_event(
                 headers,
                 arrived=from_line_date(message.from_line, self.zone),

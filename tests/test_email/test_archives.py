@@ -74,7 +74,7 @@ def test_a_takeout_mbox_uses_the_sent_label_and_the_gmail_thread_id(tmp_path: Pa
     )
     source = {"name": "takeout", "kind": "mbox", "path": "*.mbox"}
     settings, engine = open_store(tmp_path, [source], agents=AGENTS)
-    poll(engine, settings, "takeout", NOW)
+    assert poll(engine, settings, "takeout", NOW).messages == 2  # spam and drafts are not mail
     assert answered(engine) == {"<t1@customer.test>": 1200.0}
     assert messages(engine)["<t2@gmail.test>"].side == "agent"
 

@@ -316,8 +316,14 @@ def test_a_gmail_fetch_response_links_by_thread_id_and_the_sent_label(mailbox: M
             b"X-GM-THRID": 1761234567890,
             b"X-GM-LABELS": (b"\\Sent",),
         },
+        10: {  # a draft reply: not sent, so it answers nothing
+            key: message("g3@example.com", sender=AGENT, to=[CUSTOMER]),
+            b"INTERNALDATE": at(10),
+            b"X-GM-THRID": 1761234567890,
+            b"X-GM-LABELS": (b"\\Draft",),
+        },
     }
-    events, rejected = connector.events("[Gmail]/All Mail", False, [7, 8, 9], response)
+    events, rejected = connector.events("[Gmail]/All Mail", False, [7, 8, 9, 10], response)
     assert [r.location for r in rejected] == ["[Gmail]/All Mail uid 9"]
     question_, answer = events
     assert question_.thread and answer.thread
