@@ -101,10 +101,6 @@ class Mailbox:
             client.logout()
 
 
-def maildir_root(server: DovecotServer, user: str) -> Path:
-    return server.maildir(user)
-
-
 def mbox_entry(raw: bytes, arrived: datetime, *, offset: bool = True) -> bytes:
     """One mbox message: a `From ` line dated `arrived` (UTC, written with `+0000` as Google
     Takeout does, or without an offset), the message with `From ` lines quoted (mboxrd), and the
