@@ -54,11 +54,21 @@ class MaildirSettings(MailSettings):
 
 @dataclass(frozen=True, slots=True)
 class _File:
+    # Small on purpose: a first read lists every file of a folder (there may be millions).
     ctime_ns: int
     key: str  # the unique part of the name, before ":2,flags"
-    path: Path
-    location: str
+    directory: Path  # the folder (shared by its files)
+    sub: str  # "new" or "cur"
+    name: str
     mtime: float
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.sub / self.name
+
+    @property
+    def location(self) -> str:
+        return f"{self.directory.name}/{self.sub}/{self.name}"
 
 
 class MaildirConnector(Connector):
@@ -198,15 +208,8 @@ def _listing(directory: Path) -> list[_File]:
                 continue  # renamed between the listing and now
             if not entry.is_file(follow_symlinks=False):
                 continue
-            found.append(
-                _File(
-                    ctime_ns=info.st_ctime_ns,
-                    key=entry.name.split(":", 1)[0],
-                    path=Path(entry.path),
-                    location=f"{directory.name}/{sub}/{entry.name}",
-                    mtime=info.st_mtime,
-                )
-            )
+            key = entry.name.split(":", 1)[0]
+            found.append(_File(info.st_ctime_ns, key, directory, sub, entry.name, info.st_mtime))
     return found
 
 
@@ -229,7 +232,7 @@ def read_header(path: Path) -> bytes | None:
 
 def _arrival(file: _File) -> datetime:
     moment = file.mtime
-    match = _DELIVERED.match(file.path.name)
+    match = _DELIVERED.match(file.name)
     if match is not None:
         moment = min(moment, float(match.group(1)))
     return datetime.fromtimestamp(moment, tz=UTC)
