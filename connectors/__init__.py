@@ -20,6 +20,9 @@ CONNECTORS: dict[str, str] = {
     "call_csv": "connectors.call_csv:CallCsvConnector",
     "answering_service_csv": "connectors.answering_service_csv:AnsweringServiceCsvConnector",
     "asterisk_queue_log": "connectors.asterisk_queue_log:AsteriskQueueLogConnector",
+    "imap": "connectors.imap:ImapConnector",
+    "mbox": "connectors.mbox:MboxConnector",
+    "maildir": "connectors.maildir:MaildirConnector",
 }
 
 

@@ -81,6 +81,32 @@ def require_utc(value: datetime, what: str) -> datetime:
 
 
 @dataclass(frozen=True, slots=True)
+class Thread:
+    """How an e-mail finds its conversation at ingest, where earlier messages are known.
+
+    Connectors see one message at a time and never the database, so an e-mail does not name its
+    conversation outright; it says what links it to others and ingest (monitor.threads) keeps
+    the links:
+
+    - `keys`: its own Message-ID, every id it references (In-Reply-To, References) and a
+      provider's thread id (Gmail `X-GM-THRID`). Messages sharing any key are one
+      conversation, whatever order they arrive in (the union of all links).
+    - `hint`: the customer's address plus the normalised subject (hashed). A message with no
+      references (`by_hint`) joins a conversation holding a message with the same hint within
+      `window` of it; every message's hint is remembered, so a later thread-less message can
+      find a referenced thread too.
+
+    The event's `conversation` is the name a new conversation gets when nothing links it (it
+    is linked like a key); ingest replaces it with the conversation the links lead to.
+    """
+
+    keys: tuple[str, ...]
+    hint: str | None = None
+    by_hint: bool = False
+    window: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
 class MessageEvent:
     """One e-mail or chat message (or a chat's end marker) of a conversation."""
 
@@ -96,6 +122,7 @@ class MessageEvent:
         None  # who is waiting (address, name): shown in the digest, never a label
     )
     subject: str | None = None
+    thread: Thread | None = None  # e-mail: ingest resolves `conversation` from these links
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", require_utc(self.at, "MessageEvent.at"))

@@ -2,6 +2,9 @@
 
 - `Message` and `Call` are what connectors produced, keyed by (source, external_id), so storing
   the same event twice is a no-op.
+- `ThreadLink` maps what links e-mails into threads (Message-IDs, referenced ids, Gmail thread
+  ids, subject+customer hints) to the conversation that holds them, so a message arriving in a
+  later poll, or after a restart, finds its thread (monitor.threads).
 - `Inquiry` is derived from the messages of one conversation and is rebuilt whenever that
   conversation gets a new message. `due_at` (when an open inquiry breaches) is computed once at
   ingest, so "open and breached now" is an indexed comparison at scrape time, not a calendar walk.
@@ -46,6 +49,22 @@ class Message(SQLModel, table=True):
     channel: str
     customer: str | None = None
     subject: str | None = None
+
+
+class ThreadLink(SQLModel, table=True):
+    __tablename__ = "thread_link"
+    __table_args__ = (
+        UniqueConstraint("source", "key", "conversation"),
+        Index("ix_thread_link_conversation", "source", "conversation"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    source: str
+    # "<message-id>", "gm:<thread id>", or "~<hash of customer and subject>" (a hint). An id key
+    # belongs to one conversation; a hint to one per span of time.
+    key: str
+    conversation: str
+    first_at: datetime | None = None  # a hint: the span of its messages in this conversation
+    last_at: datetime | None = None
 
 
 class Call(SQLModel, table=True):
@@ -188,6 +207,7 @@ def _table(model: type[SQLModel]) -> Table:
 
 
 MESSAGES = _table(Message)
+THREAD_LINKS = _table(ThreadLink)
 CALLS = _table(Call)
 INQUIRIES = _table(Inquiry)
 TALLIES = _table(Tally)

@@ -13,7 +13,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -180,11 +190,13 @@ def select_in(
     """Rows of `table` matching `where` whose `column` is in `values`, fetched in chunks."""
     rows: list[Any] = []
     unique = sorted(set(values))
+    # One expanding parameter: `in_(part)` would coerce each of hundreds of values into its
+    # own literal on every call, which showed in profiles of large batches.
+    query = select(table).where(table.c[column].in_(bindparam("values", expanding=True)))
+    for key, value in where.items():
+        query = query.where(table.c[key] == value)
     for part in chunks(unique):
-        query = select(table).where(table.c[column].in_(part))
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        rows.extend(conn.execute(query).mappings().all())
+        rows.extend(conn.execute(query, {"values": list(part)}).mappings().all())
     return rows
 
 

@@ -1,6 +1,6 @@
 """Shared fixtures: real servers, database URLs, pinned time.
 
-Real components (PostgreSQL, promtool, later Dovecot) are started privately by the suite on
+Real components (PostgreSQL, promtool, Dovecot) are started privately by the suite on
 loopback; nothing needs to be running beforehand. The rule for a component that is not
 installed:
 
@@ -21,11 +21,14 @@ from typing import NoReturn
 
 import pytest
 from browser import find_chromium
+from mailboxes import Mailbox
 from servers import (
     ComponentMissing,
+    DovecotServer,
     PostgresServer,
     component_required,
     find_promtool,
+    start_dovecot,
     start_postgres,
 )
 from sinks import HttpSink, SmtpSink
@@ -48,6 +51,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.promtool)
         if "chromium" in names:
             item.add_marker(pytest.mark.chromium)
+        if "dovecot" in names:
+            item.add_marker(pytest.mark.dovecot)
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +68,27 @@ def postgres_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[DovecotServer]:
+    """A private Dovecot IMAP server (TLS with a throwaway CA) for the whole session."""
+    try:
+        server: DovecotServer | None = start_dovecot()
+    except ComponentMissing:
+        server = None
+    if server is None:
+        _missing("Dovecot not installed: apt-get install dovecot-imapd openssl")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def mailbox(dovecot: DovecotServer) -> Mailbox:
+    """A fresh, empty mailbox (a new user) on the session's Dovecot."""
+    return Mailbox(dovecot, dovecot.new_user())
 
 
 @pytest.fixture(

@@ -6,6 +6,9 @@ Plain functions with no pytest imports; ``conftest.py`` turns them into fixtures
   (``initdb`` + ``pg_ctl``). Durability is switched off because nothing in it is kept.
   When the tests run as root the cluster runs as the ``postgres`` system user, because
   PostgreSQL refuses to run as root.
+- :func:`start_dovecot` runs a throwaway Dovecot IMAP server with TLS (a certificate signed by
+  a throwaway CA made with openssl), a password valid for any user name (so each test takes a
+  fresh, empty mailbox) and XOAUTH2 tokens it validates locally.
 - :func:`find_promtool` finds ``promtool`` (from the ``prometheus`` package).
 - :func:`component_required` says whether a missing real component is a failure (CI) or a skip.
 """
@@ -23,6 +26,7 @@ import tempfile
 import time
 from glob import glob
 from pathlib import Path
+from typing import Any
 
 PG_START_TIMEOUT = 60  # seconds, for pg_ctl -w
 
@@ -265,6 +269,343 @@ def start_postgres(attempts: int = 3) -> PostgresServer:
             return server
         assert last_error is not None
         raise last_error
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+# --- Dovecot -----------------------------------------------------------------------------------
+
+DOVECOT_PASSWORD = "s3cret"  # every user logs in with it: a fresh mailbox is a fresh user name
+DOVECOT_START_TIMEOUT = 15  # seconds
+_JWT_KEY = b"support-monitor-tests-hs256-key!"  # signs the XOAUTH2 test tokens
+
+
+def find_dovecot() -> str | None:
+    """Path of ``dovecot`` (in /usr/sbin, which is not on every user's PATH)."""
+    found = shutil.which("dovecot")
+    if found is None and os.access("/usr/sbin/dovecot", os.X_OK):
+        found = "/usr/sbin/dovecot"
+    return found
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    result = subprocess.run(
+        ["openssl", *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it signed for localhost and 127.0.0.1.
+    Returns (ca.pem, cert.pem, key.pem)."""
+    if shutil.which("openssl") is None:
+        raise ComponentMissing("openssl not installed")
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        "/CN=Support Monitor test CA", "-keyout", "ca.key", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=folder,
+    )  # fmt: skip
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+        "-keyout", "key.pem", "-out", "server.csr", cwd=folder,
+    )  # fmt: skip
+    (folder / "server.ext").write_text(
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
+    )
+    _openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-days", "2", "-out", "cert.pem", "-extfile", "server.ext",
+        cwd=folder,
+    )  # fmt: skip
+    os.chmod(folder / "key.pem", 0o600)
+    return folder / "ca.pem", folder / "cert.pem", folder / "key.pem"
+
+
+_DOVECOT_CONF = """\
+protocols = imap
+listen = 127.0.0.1
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+{users}
+auth_mechanisms = plain login xoauth2 oauthbearer
+auth_failure_delay = 0
+disable_plaintext_auth = no
+ssl = yes
+ssl_cert = <{root}/cert.pem
+ssl_key = <{root}/key.pem
+mail_location = maildir:{root}/mail/%u/Maildir
+mail_fsync = never
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf
+}}
+passdb {{
+  driver = static
+  mechanisms = plain login
+  args = password={password}
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+    auto = subscribe
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {starttls_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {port}
+    ssl = yes
+  }}
+}}
+protocol imap {{
+  mail_max_userip_connections = 100
+}}
+# Tests fail logins on purpose: no growing penalty delay for the next login from 127.0.0.1.
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
+"""
+
+
+class DovecotServer:
+    """A running throwaway Dovecot: IMAPS on ``port``, IMAP with STARTTLS on ``starttls_port``,
+    a certificate signed by the throwaway CA in ``ca_file``. Any user name logs in with
+    ``DOVECOT_PASSWORD`` (or an XOAUTH2 token from :meth:`token`) and gets an empty mailbox."""
+
+    host = "127.0.0.1"
+    password = DOVECOT_PASSWORD
+
+    def __init__(self, binary: str, root: Path, port: int, starttls_port: int) -> None:
+        self.binary = binary
+        self.root = root
+        self.port = port
+        self.starttls_port = starttls_port
+        self.config = root / "dovecot.conf"
+        self.ca_file = root / "ca.pem"
+        self.logfile = root / "dovecot.log"
+        self._stopped = False
+        self._users = 0
+
+    def new_user(self) -> str:
+        self._users += 1
+        return f"u{self._users}-{os.getpid()}@example.test"
+
+    def connect(self, user: str) -> Any:
+        """A verifying IMAPS client logged in as ``user`` (for seeding and checks)."""
+        import ssl
+
+        from imapclient import IMAPClient
+
+        context = ssl.create_default_context(cafile=str(self.ca_file))
+        client = IMAPClient(self.host, port=self.port, ssl_context=context, timeout=30)
+        client.login(user, self.password)
+        return client
+
+    def token(self, user: str, *, valid: bool = True) -> str:
+        """An XOAUTH2 access token for ``user`` (a JWT Dovecot validates locally)."""
+        import base64
+        import hashlib
+        import hmac
+        import json
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        issued = int(time.time())
+        head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        body = b64(json.dumps({"sub": user, "iat": issued, "exp": issued + 3600}).encode())
+        key = _JWT_KEY if valid else b"not-the-key" * 3
+        signature = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
+        return f"{head}.{body}.{signature}"
+
+    def maildir(self, user: str, folder: str = "INBOX") -> Path:
+        base = self.root / "mail" / user / "Maildir"
+        return base if folder == "INBOX" else base / f".{folder.replace('/', '.')}"
+
+    def doveadm(self, *args: str, ok: tuple[int, ...] = (0,)) -> str:
+        result = subprocess.run(
+            ["doveadm", "-c", str(self.config), *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if result.returncode not in ok:
+            raise RuntimeError(f"doveadm {' '.join(args)}: {result.stderr.strip()}")
+        return result.stdout
+
+    def kick(self, user: str) -> None:
+        """The server closes every connection of ``user`` (doveadm kick; exit status 68 says
+        there was none)."""
+        self.doveadm("kick", user, ok=(0, 68))
+
+    def forget_uids(self, user: str, folder: str = "INBOX") -> None:
+        """Make the server renumber ``folder``: its UID list and indexes are deleted, so the
+        next session gives it a new UIDVALIDITY and UIDs from 1 (the user is kicked first)."""
+        self.kick(user)
+        path = self.maildir(user, folder)
+        for name in os.listdir(path):
+            if name == "dovecot-uidlist" or name.startswith("dovecot.index"):
+                os.remove(path / name)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _master_pid(self) -> int | None:
+        try:
+            return int((self.root / "run" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def stop(self) -> None:
+        """Stop the master (by its PID) and wait for it, then remove the directory."""
+        if self._stopped:
+            return
+        self._stopped = True
+        pid = self._master_pid()
+        if pid is not None:
+            _terminate_and_wait(pid)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _terminate_and_wait(pid: int, timeout: float = 10.0) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
+def _wait_for_port(port: int, pid_alive: Any, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            if not pid_alive():
+                return False
+            time.sleep(0.05)
+    return False
+
+
+def start_dovecot(attempts: int = 3) -> DovecotServer:
+    """Start a private Dovecot on two free loopback ports, with a throwaway CA.
+
+    Raises :class:`ComponentMissing` when Dovecot (or openssl) is not installed and
+    RuntimeError when it will not start. Mail is stored as nobody (uid 65534) when run as root,
+    since Dovecot refuses root and low uids; otherwise as the current user."""
+    binary = find_dovecot()
+    if binary is None:
+        raise ComponentMissing("Dovecot not installed")
+    root = Path(tempfile.mkdtemp(prefix="sm-dovecot-", dir=_temp_base()))
+    try:
+        os.chmod(root, 0o755)  # the mail processes run as another user
+        make_test_ca(root)
+        for sub in ("run", "state", "mail"):
+            (root / sub).mkdir()
+        keys = root / "keys" / "default" / "HS256"
+        keys.mkdir(parents=True)
+        import base64
+
+        (keys / "default").write_text(base64.b64encode(_JWT_KEY).decode())
+        (root / "oauth2.conf").write_text(
+            "introspection_mode = local\n"
+            f"local_validation_key_dict = fs:posix:prefix={root}/keys/\n"
+            "username_attribute = sub\n"
+        )
+        for path in [root / "keys", *(root / "keys").rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        if _is_root():
+            uid = gid = 65534
+            os.chown(root / "mail", uid, gid)
+            users = ""
+        else:
+            import getpass
+            import grp
+
+            uid, gid, me = os.getuid(), os.getgid(), getpass.getuser()
+            users = (
+                f"default_internal_user = {me}\ndefault_login_user = {me}\n"
+                f"default_internal_group = {grp.getgrgid(gid).gr_name}\n"
+                f"first_valid_uid = {uid}\nfirst_valid_gid = {gid}"
+            )
+        last_error = ""
+        for _ in range(attempts):  # a free port may be taken before Dovecot binds it
+            server = DovecotServer(binary, root, free_port(), free_port())
+            server.config.write_text(
+                _DOVECOT_CONF.format(
+                    root=root,
+                    users=users,
+                    password=DOVECOT_PASSWORD,
+                    uid=uid,
+                    gid=gid,
+                    port=server.port,
+                    starttls_port=server.starttls_port,
+                )
+            )
+            # The master daemonizes; its children would hold a captured pipe open forever.
+            with (root / "start.err").open("w+") as errors:
+                result = subprocess.run(
+                    [binary, "-c", str(server.config)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=errors,
+                    timeout=30,
+                    check=False,
+                )
+                errors.seek(0)
+                start_errors = errors.read().strip()
+            pid = server._master_pid()
+
+            def alive(pid: int | None = pid) -> bool:
+                if pid is None:
+                    return False
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    return False
+                return True
+
+            ready = result.returncode == 0 and _wait_for_port(
+                server.port, alive, DOVECOT_START_TIMEOUT
+            )
+            if ready:
+                atexit.register(server.stop)
+                return server
+            last_error = f"{start_errors}\n--- dovecot.log ---\n{server.log_tail()}"
+            if pid is not None:
+                _terminate_and_wait(pid)
+        raise RuntimeError(f"dovecot did not start: {last_error}")
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +25,31 @@ MANIFEST: dict[str, dict[str, Any]] = json.loads((CORPUS / "MANIFEST.json").read
 GIANT_LINE = b"x" * 1_100_000
 
 
-SUFFIXES = {"chat_jsonl": ".jsonl", "zendesk_chat": ".jsonl", "livechat": ".jsonl"}
+SUFFIXES = {"chat_jsonl": ".jsonl", "zendesk_chat": ".jsonl", "livechat": ".jsonl", "mbox": ".mbox"}
 # The export around a slack_export corpus: one line of the corpus file is one day file.
 SLACK_USERS = b'[{"id": "U01AGENT", "team_id": "T01"}, {"id": "U02CUST", "is_stranger": true}]'
 SLACK_CHANNELS = b'[{"id": "C01", "name": "support"}]'
-# Where a rejection may be: a file and line, a JSON document, a day file; then a jq path.
-LOCATION = re.compile(r"input(\.\w+(:\d+)?|/support/2026-11-\d\d\.json)( \.\S+)?$")
+# Where a rejection may be: a file and line, a JSON document, a day file; then a jq path; or a
+# Maildir file's folder/cur/name.
+LOCATION = re.compile(
+    r"input(\.\w+(:\d+)?|/support/2026-11-\d\d\.json)( \.\S+)?$|^input/(cur|new)/[^/]+$"
+)
 
 
-def write_input(folder: Path, kind: str, data: bytes, suffix: str) -> str:
-    """Write `data` where a source of `kind` reads it; return the source's `path`."""
+def expand(data: bytes) -> bytes:
+    return data.replace(b"@@GIANT@@", GIANT_LINE)
+
+
+def write_input(folder: Path, kind: str, data: bytes | Path, suffix: str) -> str:
+    """Write `data` (a file's bytes, or a Maildir copied with its placeholders expanded) where a
+    source of `kind` reads it; return the source's `path`."""
+    if isinstance(data, Path):
+        shutil.rmtree(folder / "input", ignore_errors=True)
+        shutil.copytree(data, folder / "input")
+        for path in (folder / "input").rglob("*"):
+            if path.is_file():
+                path.write_bytes(expand(path.read_bytes()))
+        return "input"
     if kind != "slack_export":
         (folder / f"input{suffix}").write_bytes(data)
         return f"input{suffix}"
@@ -47,7 +63,7 @@ def write_input(folder: Path, kind: str, data: bytes, suffix: str) -> str:
 
 
 def poll_file(
-    folder: Path, kind: str, extra: dict[str, Any], data: bytes, suffix: str | None = None
+    folder: Path, kind: str, extra: dict[str, Any], data: bytes | Path, suffix: str | None = None
 ) -> tuple[PollResult, int, int]:
     path = write_input(folder, kind, data, suffix or SUFFIXES.get(kind, ".csv"))
     source = {"name": "bad", "kind": kind, "path": path, **extra}
@@ -67,10 +83,10 @@ def test_each_bad_record_is_rejected_with_its_line_and_the_rest_is_stored(
     tmp_path: Path, name: str
 ) -> None:
     expected = MANIFEST[name]
-    data = (CORPUS / name).read_bytes().replace(b"@@GIANT@@", GIANT_LINE)
-    suffix = Path(name).suffix
+    corpus = CORPUS / name
+    data = corpus if corpus.is_dir() else expand(corpus.read_bytes())
     result, messages, calls = poll_file(
-        tmp_path, expected["kind"], expected["settings"], data, suffix
+        tmp_path, expected["kind"], expected["settings"], data, corpus.suffix or None
     )
     assert result.ok, result.error
     assert result.rejected == expected["rejected"]
@@ -81,7 +97,7 @@ def test_each_bad_record_is_rejected_with_its_line_and_the_rest_is_stored(
         assert "x" * 100 not in rejection.reason  # a reason never echoes the record
     # A second poll of the same file adds and rejects nothing.
     again, messages_again, calls_again = poll_file(
-        tmp_path, expected["kind"], expected["settings"], data, suffix
+        tmp_path, expected["kind"], expected["settings"], data, corpus.suffix or None
     )
     assert (again.rejected, messages_again, calls_again) == (0, messages, calls)
 
@@ -96,6 +112,7 @@ VALID = {
     "zendesk_chat": b'{"id": "c1", "type": "offline_msg", "timestamp": "2026-11-20T09:00:00Z"}',
     "livechat": b'{"id": "L1", "events": [{"user_type": "visitor", "timestamp": 1795165200}]}',
     "slack_export": b'[{"type": "message", "user": "U02CUST", "ts": "1795165200.000100"}]',
+    "mbox": b"From x Fri Nov 20 09:00:00 2026\nFrom: dana@customer.test\nMessage-ID: <v1@c.test>\n",
 }
 HEADERS = {
     "call_csv": b"id,start,answer,end,from",

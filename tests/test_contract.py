@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mailboxes import AGENT, CUSTOMER, Mailbox, deliver, message, write_mbox
 from sqlalchemy import Engine, func, select
 
 from connectors import CONNECTORS
@@ -311,6 +312,91 @@ def seed_livechat(folder: Path) -> Seeded:
     return Seeded({"name": "livechat", "kind": "livechat", "path": str(path)}, 12_000, grow)
 
 
+def _mail(
+    first: int, count: int
+) -> tuple[list[tuple[bytes, datetime]], list[tuple[bytes, datetime]]]:
+    """`count` customer questions a minute apart, and our replies to two in three of them
+    (filed in a sent folder 20 minutes later)."""
+    start = datetime(2026, 11, 17, 8, 0, tzinfo=UTC)
+    inbox, sent = [], []
+    for n in range(first, first + count):
+        arrived = start + timedelta(minutes=n)
+        inbox.append((message(f"q{n}@customer.test", subject=f"Order {n}"), arrived))
+        if n % 3:
+            answer = message(
+                f"r{n}@example.com",
+                sender=AGENT,
+                to=[CUSTOMER],
+                subject=f"Re: Order {n}",
+                in_reply_to=f"q{n}@customer.test",
+                date=arrived + timedelta(minutes=20),
+            )
+            sent.append((answer, arrived + timedelta(minutes=21)))
+    return inbox, sent
+
+
+MAIL_BATCH = 300  # 600 questions + 400 replies: the sent folder, then the inbox in batches
+
+
+def seed_mbox(folder: Path) -> Seeded:
+    inbox, sent = _mail(0, 600)
+    write_mbox(folder / "inbox.mbox", inbox)
+    write_mbox(folder / "sent.mbox", sent)
+
+    def grow() -> int:
+        more, replies = _mail(600, 30)
+        write_mbox(folder / "inbox.mbox", more, append=True)
+        write_mbox(folder / "sent.mbox", replies, append=True)
+        return len(more) + len(replies)
+
+    source = {
+        "name": "archive",
+        "kind": "mbox",
+        "path": str(folder / "inbox.mbox"),
+        "sent_path": str(folder / "sent.mbox"),
+        "batch_size": MAIL_BATCH,
+    }
+    return Seeded(source, len(inbox) + len(sent), grow)
+
+
+def seed_maildir(folder: Path) -> Seeded:
+    inbox, sent = _mail(0, 600)
+    root = folder / "Maildir"
+    for seq, (raw, arrived) in enumerate(inbox):
+        deliver(root, raw, arrived, seq=seq, new=seq % 2 == 0)
+    for seq, (raw, arrived) in enumerate(sent, 1000):
+        deliver(root / ".Sent", raw, arrived, seq=seq)
+
+    def grow() -> int:
+        more, replies = _mail(600, 30)
+        for seq, (raw, arrived) in enumerate(more + replies, 5000):
+            deliver(root / (".Sent" if b"From: support@" in raw else ""), raw, arrived, seq=seq)
+        return len(more) + len(replies)
+
+    source = {"name": "mail", "kind": "maildir", "path": str(root), "batch_size": MAIL_BATCH}
+    return Seeded(source, len(inbox) + len(sent), grow)
+
+
+# Seeders of kinds that read a server find it here (set by the `kind` fixture).
+SERVERS: dict[str, Any] = {}
+
+
+def seed_imap(folder: Path) -> Seeded:
+    server = SERVERS["dovecot"]
+    mailbox = Mailbox(server, server.new_user())
+    inbox, sent = _mail(0, 600)
+    mailbox.append("INBOX", inbox)
+    mailbox.append("Sent", sent)
+
+    def grow() -> int:
+        more, replies = _mail(600, 30)
+        mailbox.append("INBOX", more)
+        mailbox.append("Sent", replies)
+        return len(more) + len(replies)
+
+    return Seeded(mailbox.source(batch_size=MAIL_BATCH), len(inbox) + len(sent), grow)
+
+
 SEEDERS: dict[str, Callable[[Path], Seeded]] = {
     "chat_jsonl": seed_chat_jsonl,
     "slack_export": seed_slack_export,
@@ -320,6 +406,9 @@ SEEDERS: dict[str, Callable[[Path], Seeded]] = {
     "call_csv": seed_call_csv,
     "answering_service_csv": seed_answering_service_csv,
     "asterisk_queue_log": seed_asterisk_queue_log,
+    "mbox": seed_mbox,
+    "maildir": seed_maildir,
+    "imap": seed_imap,
 }
 
 
@@ -329,6 +418,8 @@ def test_every_registered_kind_has_a_contract_seeder() -> None:
 
 @pytest.fixture(params=sorted(SEEDERS))
 def kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "imap":
+        SERVERS["dovecot"] = request.getfixturevalue("dovecot")
     return str(request.param)
 
 

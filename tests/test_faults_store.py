@@ -147,11 +147,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Write a file until the file system has no byte left."""
     filler = folder / "filler"
-    with filler.open("wb") as handle:
+    # Unbuffered: a short write leaves nothing in a buffer that closing would try to flush
+    # (and fail on, depending on how many bytes the database happened to leave free).
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return filler

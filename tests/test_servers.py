@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
+from imapclient.imapclient import SENT
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from servers import DovecotServer
 from sqlalchemy import create_engine, inspect, text
 
 
@@ -35,3 +37,16 @@ def test_promtool_accepts_a_clean_exposition(promtool: str) -> None:
         check=False,
     )
     assert result.returncode == 0, (result.stdout + result.stderr).decode(errors="replace")
+
+
+def test_dovecot_fixture_serves_verified_tls_and_a_fresh_mailbox_per_test(
+    dovecot: DovecotServer,
+) -> None:
+    user = dovecot.new_user()
+    client = dovecot.connect(user)  # verifies the certificate against the throwaway CA
+    try:
+        assert client.select_folder("INBOX", readonly=True)[b"EXISTS"] == 0
+        assert client.find_special_folder(SENT) == "Sent"
+    finally:
+        client.logout()
+    assert dovecot.new_user() != user

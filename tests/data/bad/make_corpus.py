@@ -284,8 +284,67 @@ FILES: dict[str, tuple[str, dict[str, object], list[bytes], tuple[int, int], int
 }
 
 
+def mail(n: int, *fields: bytes, date: bytes = b"Fri Nov 20 09:00:00 +0000 2026") -> bytes:
+    """One mbox message: a `From ` line, the given header fields, a body."""
+    return b"\n".join([b"From MAILER-DAEMON " + date, *fields, b"", f"Body {n}.".encode(), b""])
+
+
+GOOD = [b"From: Dana <dana@customer.test>", b"To: support@example.com"]
+
+FILES["mbox/mixed.mbox"] = (
+    "mbox",
+    {},
+    [
+        b"junk before the first message",
+        b"",
+        mail(1, *GOOD, b"Subject: Order 1", b"Message-ID: <m1@customer.test>"),
+        mail(2, b"To: support@example.com", b"Message-ID: <m2@customer.test>"),  # no From
+        mail(3, *GOOD, b"Message-ID: <m3@customer.test>", b"Date: the day after tomorrow"),
+        mail(4, b"X-Huge: start", GIANT, *GOOD),  # a header block over 1 MB
+        mail(5, b"\x00\x01\x02\xff binary junk", b"\xfe\xfd"),  # no From
+        mail(6, *GOOD, b"Subject: Gr\xfc\xdfe \xff =?x-bad?q?oops?=", b"Message-ID: <m6@c.test>"),
+        mail(7, *GOOD, b"Message-ID: <m7@customer.test>", date=b"sometime"),  # no time at all
+        mail(
+            8, *GOOD, b"Message-ID: <m8@c.test>", b"Date: Fri, 20 Nov 2026 10:00 +0000", date=b"-"
+        ),
+    ],
+    (4, 0),  # m1, m3 (timed by its From line), m6 (decoded as it can be), m8 (no From line date)
+    5,  # the junk first line, m2, m4, m5, m7
+)
+
+# Maildir: each entry is one file in cur/ (a directory is copied as the source's Maildir).
+MAILDIRS: dict[str, tuple[dict[str, object], dict[str, bytes], tuple[int, int], int]] = {
+    "maildir/mixed": (
+        {"sent_folder": None},
+        {
+            "1795165200.M1P1.mx:2,S": mail(1, *GOOD, b"Message-ID: <d1@c.test>").split(b"\n", 1)[1],
+            "1795165260.M2P1.mx:2,S": b"To: support@example.com\nMessage-ID: <d2@c.test>\n\nx\n",
+            "1795165320.M3P1.mx:2,S": b"X-Huge: start\n" + GIANT + b"\n\nbody\n",
+            "1795165380.M4P1.mx:2,S": b"\x00\x01\x02\xff\xfe junk without headers",
+            "1795165440.M5P1.mx:2,S": b"",
+            "1795165500.M6P1.mx:2,S": b"From: dana@customer.test\nDate: 31 Feb 2026 25:61\n"
+            b"Subject: \xff\xfe 8-bit\nMessage-ID: <d6@c.test>\n\nbody\n",
+        },
+        (2, 0),  # d1; d6 (timed by its file)
+        4,
+    ),
+}
+
+
 def main() -> None:
     manifest = {}
+    for name, (extra, files, stored, rejected) in MAILDIRS.items():
+        for file_name, data in files.items():
+            path = HERE / name / "cur" / file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        manifest[name] = {
+            "kind": "maildir",
+            "settings": extra,
+            "messages": stored[0],
+            "calls": stored[1],
+            "rejected": rejected,
+        }
     for name, (kind, extra, lines, stored, rejected) in FILES.items():
         path = HERE / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,101 @@
+"""The IMAP server misbehaving under a poll (SPEC §10): a UIDVALIDITY change, the connection
+dropped by the server between two batches. Each recovers on the next poll with nothing lost
+and nothing counted twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from mailboxes import AGENTS, Mailbox, message
+from test_phone_logs.store import inquiries, messages, open_store, poll
+
+from connectors.base import Batch, ConnectorError
+from monitor.ingest import PollResult, _store_all, build_connector, measuring, poll_source
+
+NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
+START = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def questions(first: int, count: int) -> list[tuple[bytes, datetime]]:
+    return [
+        (message(f"q{n}@customer.test", subject=f"Order {n}"), START + timedelta(minutes=n))
+        for n in range(first, first + count)
+    ]
+
+
+def test_a_new_uidvalidity_resyncs_the_folder_without_duplicates(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    mailbox.append("INBOX", questions(0, 5))
+    settings, engine = open_store(tmp_path, [mailbox.source()], agents=AGENTS)
+    assert poll(engine, settings, "inbox", NOW).messages == 5
+    # The newest two are expunged and the server renumbers the folder: the three left become
+    # UIDs 1-3 under a new UIDVALIDITY, and three new messages get UIDs 4-6, below the stored
+    # last UID (5). Trusting the old cursor would miss two of them.
+    client = mailbox.server.connect(mailbox.user)
+    client.select_folder("INBOX")
+    client.delete_messages([4, 5])
+    client.expunge()
+    client.logout()
+    mailbox.server.forget_uids(mailbox.user)
+    mailbox.append("INBOX", questions(5, 3))
+    client = mailbox.server.connect(mailbox.user)
+    assert client.select_folder("INBOX", readonly=True)[b"UIDNEXT"] == 7
+    client.logout()
+
+    result = poll(engine, settings, "inbox", NOW)
+    assert (result.messages, result.rejected) == (3, 0)
+    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(8))
+    assert len(inquiries(engine)) == 8
+    assert poll(engine, settings, "inbox", NOW).messages == 0
+
+
+def test_a_connection_dropped_between_batches_loses_nothing(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    mailbox.append("INBOX", questions(0, 7))
+    settings, engine = open_store(
+        tmp_path, [mailbox.source(batch_size=2, sent_folder=None)], agents=AGENTS
+    )
+    source = settings.sources[0]
+    batches = build_connector(settings, source).fetch(None, NOW)
+
+    def dropped_after_the_first_batch() -> Iterator[Batch]:
+        for batch in batches:
+            yield batch
+            mailbox.server.kick(mailbox.user)  # the server closes the session
+
+    result = PollResult(source.name)
+    with pytest.raises(ConnectorError) as failure:
+        _store_all(
+            engine,
+            measuring(settings, source),
+            dropped_after_the_first_batch(),
+            result,
+            None,
+            save_cursor=True,
+        )
+    assert "connection lost" in str(failure.value) and not failure.value.permanent
+    assert "\n" not in str(failure.value)
+    assert (result.batches, result.messages) == (1, 2)
+
+    again = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
+    assert again.ok and again.messages == 5
+    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
+    assert len(inquiries(engine)) == 7
+
+
+def test_a_missing_folder_fails_the_poll_with_one_permanent_line(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    mailbox.append("INBOX", questions(0, 3))
+    settings, engine = open_store(
+        tmp_path, [mailbox.source(folders=["INBOX", "Missing"])], agents=AGENTS
+    )
+    result = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert result.error is not None and result.permanent and result.messages == 0
+    assert result.error.startswith(f"127.0.0.1:{mailbox.server.port}: cannot open folder")
+    assert "'Missing'" in result.error and "\n" not in result.error
