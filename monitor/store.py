@@ -7,13 +7,27 @@ is written once.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, inspect, select, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    create_engine,
+    event,
+    func,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -157,6 +171,119 @@ def insert_add(conn: Connection, table: Table, keys: Sequence[str], column: str)
     )
 
 
+Converter = Callable[[Any], Any]
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore_conflicts: Sequence[str] | None = None,
+) -> None:
+    """INSERT many rows, given as tuples in `columns` order; with `ignore_conflicts`, rows whose
+    key (those columns) is already stored are skipped (ON CONFLICT DO NOTHING).
+
+    This is ingest's hot path. SQLAlchemy's executemany builds a parameter dict per row and runs
+    a type processor per value, which costs several times SQLite's own insert. On SQLite the
+    statement is compiled by SQLAlchemy once and the tuples go to the driver with only the values
+    that need it converted, exactly as the column types would (`_sqlite_converters`; a test
+    holds them equal to SQLAlchemy's own processors). Other databases take the usual path."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        stmt = insert_ignore(conn, table, ignore_conflicts) if ignore_conflicts else table.insert()
+        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    sql, order, converters = _sqlite_insert(table, tuple(columns), tuple(ignore_conflicts or ()))
+    if order is None and not converters:
+        conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+        return
+    # Column by column: one comprehension per converted column, and zip (C) builds the tuples
+    # the driver wants, instead of a Python loop over every value of every row.
+    values = list(zip(*rows, strict=True))
+    if order is not None:
+        values = [values[i] for i in order]
+    for index, convert in converters:
+        values[index] = tuple([None if v is None else convert(v) for v in values[index]])
+    conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
+
+
+_SqliteInsert = tuple[str, list[int] | None, list[tuple[int, Converter]]]
+_SQLITE_INSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], _SqliteInsert] = {}
+
+
+def _sqlite_insert(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> _SqliteInsert:
+    """The SQL with qmark parameters, the order they take the given columns in (None: as
+    given) and the value converters by parameter position; made once per statement."""
+    cache_key = (table, columns, keys)
+    found = _SQLITE_INSERTS.get(cache_key)
+    if found is None:
+        dialect = sqlite.dialect()
+        stmt = sqlite.insert(table)
+        if keys:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+        names = list(compiled.positiontup or ())
+        if sorted(names) != sorted(columns):
+            raise ValueError(f"insert_rows: {table.name} has no columns {columns}")
+        order = [columns.index(name) for name in names]
+        converters = [
+            (i, c)
+            for i, name in enumerate(names)
+            if (c := _sqlite_converter(table.c[name].type, dialect)) is not None
+        ]
+        identity = order == list(range(len(order)))
+        found = _SQLITE_INSERTS[cache_key] = (
+            str(compiled),
+            None if identity else order,
+            converters,
+        )
+    return found
+
+
+# Values a datetime column's own processor must turn into what `sqlite_datetime` makes of them.
+_PROBES = (
+    datetime(2026, 11, 20, 9, 0, 0, 120, tzinfo=UTC),
+    datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+)
+
+
+def _sqlite_converter(column_type: Any, dialect: Any) -> Converter | None:
+    processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is not None and all(_same(processor, sqlite_datetime, probe) for probe in _PROBES):
+        return sqlite_datetime  # the same strings, without the per-value % formatting
+    return processor
+
+
+def _same(processor: Converter, fast: Converter, probe: datetime) -> bool:
+    try:
+        return bool(processor(probe) == fast(probe))
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+def sqlite_datetime(value: datetime) -> str:
+    """An aware datetime as sqlmodel's UTC type stores it in SQLite: in UTC, as
+    '2026-11-20 09:00:00.000000' (SQLAlchemy's format, with a tuple instead of its dict)."""
+    if value.tzinfo is not UTC:
+        if value.utcoffset() is None:
+            raise ValueError("Datetime values must have timezone information")
+        value = value.astimezone(UTC)
+    # %-formatting: twice as fast here as an f-string with format specs or isoformat.
+    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
 def set_meta(conn: Connection, key: str, value: str) -> None:
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     table = META
@@ -174,14 +301,46 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+def one_of(conn: Connection, column: Any, values: Sequence[str | int]) -> Iterator[Any]:
+    """`column IN values` as conditions to run one query each, together covering `values`.
+
+    On SQLite one condition, whatever the number of values: they travel as a single JSON array
+    parameter that SQLite's json_each unpacks, so nothing is built or bound per value (an IN of
+    bound parameters costs SQLAlchemy several function calls per value, and SQLite limits their
+    number). Elsewhere, and on an SQLite without JSON, one IN per CHUNK values."""
+    if not values:
+        return
+    if conn.dialect.name == "sqlite" and _sqlite_has_json():
+        array = func.json_each(json.dumps(list(values))).table_valued("value")
+        yield column.in_(select(array.c.value).scalar_subquery())
+        return
+    for part in chunks(values):
+        yield column.in_(list(part))
+
+
+@functools.cache
+def _sqlite_has_json() -> bool:
+    try:
+        with sqlite3.connect(":memory:") as probe:
+            return bool(probe.execute("SELECT value FROM json_each('[1]')").fetchall())
+    except sqlite3.Error:
+        return False
+
+
 def select_in(
-    conn: Connection, table: Table, where: Mapping[str, Any], column: str, values: Iterable[Any]
+    conn: Connection,
+    table: Table,
+    where: Mapping[str, Any],
+    column: str,
+    values: Iterable[Any],
+    fields: Sequence[str] | None = None,
 ) -> list[Any]:
-    """Rows of `table` matching `where` whose `column` is in `values`, fetched in chunks."""
+    """Rows of `table` matching `where` whose `column` is in `values` (strings or integers);
+    only `fields` of each when given (cheaper than whole rows: no datetimes to parse)."""
     rows: list[Any] = []
-    unique = sorted(set(values))
-    for part in chunks(unique):
-        query = select(table).where(table.c[column].in_(part))
+    selected = [table.c[f] for f in fields] if fields is not None else [table]
+    for condition in one_of(conn, table.c[column], sorted(set(values))):
+        query = select(*selected).where(condition)
         for key, value in where.items():
             query = query.where(table.c[key] == value)
         rows.extend(conn.execute(query).mappings().all())
