@@ -143,19 +143,19 @@ class Calls:
     def feed(self, record: Record) -> list[Event]:
         """The events `record` finishes; RowError when a call line lacks a usable field.
 
-        Runs once per line of a log of millions: the branches go from the most common verb."""
-        verb = record.event.upper()
-        if verb in NOT_CALLS or record.callid.upper() in SYSTEM_CALLIDS:
+        Runs once per line of a log of millions: the branches go from the most common verb,
+        and the common path is written out rather than spread over small helpers."""
+        at, callid, queue, _, event, data = record
+        verb = event.upper()
+        if verb in NOT_CALLS or callid.upper() in SYSTEM_CALLIDS:
             return []
-        at = record.at
         if self.latest is None or at > self.latest:
             self.latest = at
-        key = (record.callid, record.queue)
+        key = (callid, queue)
         if verb == "ENTERQUEUE":
             events = self._give_up(key) if key in self.open else []  # entered again, no end
-            data = record.data
             caller = (data[1].strip() if len(data) > 1 else "") or None
-            self.open[key] = Stint(record.callid, record.queue, at, caller)
+            self.open[key] = Stint(callid, queue, at, caller)
             return events
         if verb == "CONNECT":
             wait = _seconds(record, 0, "holdtime")
@@ -164,15 +164,19 @@ class Calls:
                 stint.answered, stint.wait = at, wait
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
-                return [self._call(stint, CallOutcome.ANSWERED, None, None)]
+                return [self._call(stint, ANSWERED, None, None)]
             return []
         if verb in COMPLETES or verb in TRANSFERS:
             wait, talk = self._answered_times(record, verb)
-            stint = self._stint(record, wait + talk)
-            outcome = CallOutcome.ANSWERED if verb in COMPLETES else CallOutcome.TRANSFERRED
+            # Its ENTERQUEUE may be before what we read: then it entered wait + talk ago.
+            found = self.open.pop(key, None)
+            stint = found or Stint(callid, queue, at - (wait + talk), None)
             if stint.answered is None:  # no CONNECT read: answered when the wait ended
                 stint.answered, stint.wait = stint.entered + wait, wait
-            return self._end(key, stint, outcome, at, talk)
+            if stint.final:
+                return []
+            outcome = ANSWERED if verb in COMPLETES else TRANSFERRED
+            return [self._call(stint, outcome, at, talk)]  # answered: no callback to ask for
         if verb in EXITS:
             outcome, index = EXITS[verb]
             wait = _seconds(record, index, "waittime")
@@ -181,7 +185,7 @@ class Calls:
             return self._end(key, stint, outcome, at, None)
         if verb in DROPS:
             stint = self._stint(record, 0.0)
-            outcome = CallOutcome.ANSWERED if stint.answered is not None else CallOutcome.UNKNOWN
+            outcome = ANSWERED if stint.answered is not None else CallOutcome.UNKNOWN
             return self._end(key, stint, outcome, at, None)
         self.unknown_verbs[verb[:40]] += 1
         return []
@@ -242,15 +246,16 @@ class Calls:
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
     ) -> CallEvent:
         wait = stint.wait
-        if outcome is CallOutcome.WAITING or (outcome is CallOutcome.UNKNOWN and wait is None):
+        if outcome is WAITING or (outcome is CallOutcome.UNKNOWN and wait is None):
             wait = None
+        answered = stint.answered
         return CallEvent(
             stint.key,
             stint.queue,
-            _utc(stint.entered),
+            _fromtimestamp(stint.entered, UTC),
             outcome,
-            None if stint.answered is None else _utc(stint.answered),
-            None if left is None else _utc(left),
+            None if answered is None else _fromtimestamp(answered, UTC),
+            None if left is None else _fromtimestamp(left, UTC),
             None if wait is None else (wait if wait > 0.0 else 0.0),
             talk,
             stint.caller,
@@ -287,7 +292,7 @@ class Calls:
         for stint in self.open.values():
             if stint.answered is None and not stint.shown:
                 stint.shown = True
-                events.append(self._call(stint, CallOutcome.WAITING, None, None))
+                events.append(self._call(stint, WAITING, None, None))
         return events
 
 
@@ -317,3 +322,7 @@ def _number(value: str, verb: str, name: str) -> float:
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
+
+
+_fromtimestamp = datetime.fromtimestamp  # _utc without a call of ours: three per call
+ANSWERED, TRANSFERRED, WAITING = CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.WAITING

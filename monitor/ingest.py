@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
@@ -40,7 +40,15 @@ from monitor.store import (
     set_meta,
     transaction,
 )
-from monitor.tallies import Layout, difference, inquiry_tallies, layout_for, recount, tally_calls
+from monitor.tallies import (
+    Layout,
+    TallyCounter,
+    difference,
+    inquiry_tallies,
+    layout_for,
+    recount,
+    tally_calls,
+)
 from monitor.tallies import apply as apply_tallies
 
 logger = logging.getLogger(__name__)
@@ -206,13 +214,18 @@ def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> t
     """Store one batch's events; return (new messages, new or finished calls)."""
     messages = [e for e in events if isinstance(e, MessageEvent)]
     calls = [e for e in events if isinstance(e, CallEvent)]
-    inserted, touched = _store_messages(conn, ctx, messages)
-    rederive(conn, ctx, touched)
-    _rederive_callback_peers(conn, ctx, touched)
-    return inserted, _store_calls(conn, ctx, calls)
+    delta: TallyCounter = Counter()  # the batch's tally changes, stored in one statement
+    inserted, known, new = _store_messages(conn, ctx, messages)
+    _rebuild_inquiries(conn, ctx, known, new, delta)
+    _rederive_callback_peers(conn, ctx, known, delta)
+    stored = _store_calls(conn, ctx, calls, delta)
+    apply_tallies(conn, delta)
+    return inserted, stored
 
 
-def _rederive_callback_peers(conn: Connection, ctx: Measuring, touched: set[str]) -> None:
+def _rederive_callback_peers(
+    conn: Connection, ctx: Measuring, touched: Iterable[str], delta: TallyCounter
+) -> None:
     """A callback (agent side, `tel:` conversation) may answer a missed call or message kept by
     another phone source: rebuild that conversation there too."""
     callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
@@ -230,15 +243,35 @@ def _rederive_callback_peers(conn: Connection, ctx: Measuring, touched: set[str]
     for name, conversations in sorted(peers.items()):
         peer = ctx.peer(name)
         if peer is not None:  # a source removed from the config keeps its old inquiries
-            rederive(conn, peer, conversations)
+            rederive(conn, peer, conversations, delta)
+
+
+class StoredMessage(NamedTuple):
+    """A message as stored (what pairing reads back from the store), for a new conversation."""
+
+    external_id: str
+    conversation: str
+    at: datetime
+    side: str
+    kind: str
+    automatic: bool
+    internal: bool
+    channel: str
+    customer: str | None
+    subject: str | None
 
 
 def _store_messages(
     conn: Connection, ctx: Measuring, events: list[MessageEvent]
-) -> tuple[int, set[str]]:
-    """Insert the new messages; return how many, and the conversations they touched."""
+) -> tuple[int, set[str], dict[str, list[StoredMessage]]]:
+    """Insert the new messages. Return how many, the conversations they touched that were
+    stored before (in any source), and those that were not, with their messages.
+
+    A conversation new to the store has no other messages and no inquiries, so its inquiries
+    come from the messages at hand: reading them back, looking for old inquiries and callbacks
+    in other sources would find nothing (each missed call is such a conversation)."""
     if not events:
-        return 0, set()
+        return 0, set(), {}
     unique = {e.external_id: e for e in reversed(events)}  # the first of duplicate ids wins
     existing = {
         r["external_id"]
@@ -252,35 +285,73 @@ def _store_messages(
             e.external_id,
             e.conversation,
             e.at,
-            e.side.value,
-            e.kind.value,
+            str(e.side),
+            str(e.kind),
             e.automatic,
             e.internal,
-            (e.channel.value if e.channel else ctx.channel),
+            (str(e.channel) if e.channel else ctx.channel),
             e.customer,
             e.subject,
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
     ]
+    touched = {row[2] for row in rows}
+    known = _stored_before(conn, ctx, touched)
     insert_rows(conn, MESSAGES, MESSAGE_COLUMNS, rows, ignore_conflicts=["source", "external_id"])
-    return len(rows), {row[2] for row in rows}
+    new: dict[str, list[StoredMessage]] = defaultdict(list)
+    for row in rows:  # in the order stored, as a read back by id would give them
+        if row[2] not in known:
+            new[row[2]].append(StoredMessage(*row[1:]))
+    return len(rows), known & touched, new
 
 
-def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> None:
-    """Rebuild the inquiries of `conversations` and move the tallies by the difference."""
-    conversations = sorted(set(conversations))
-    if not conversations:
+def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) -> set[str]:
+    """Those of `conversations` with a message in any source, or an inquiry in this one."""
+    found: set[str] = set()
+    ordered = sorted(conversations)
+    for among in one_of(conn, MESSAGES.c.conversation, ordered):
+        found.update(
+            conn.execute(select(MESSAGES.c.conversation).where(among).distinct()).scalars()
+        )
+    for among in one_of(conn, INQUIRIES.c.conversation, ordered):
+        query = select(INQUIRIES.c.conversation).where(INQUIRIES.c.source == ctx.source, among)
+        found.update(conn.execute(query.distinct()).scalars())
+    return found
+
+
+def rederive(
+    conn: Connection,
+    ctx: Measuring,
+    conversations: Iterable[str],
+    delta: TallyCounter | None = None,
+) -> None:
+    """Rebuild the inquiries of `conversations` and move the tallies by the difference (now,
+    or by adding it to `delta` for the caller to apply with the rest of its changes)."""
+    _rebuild_inquiries(conn, ctx, conversations, {}, delta)
+
+
+def _rebuild_inquiries(
+    conn: Connection,
+    ctx: Measuring,
+    stored: Iterable[str],
+    new: Mapping[str, list[StoredMessage]],
+    delta: TallyCounter | None,
+) -> None:
+    """rederive of the `stored` conversations (read from the store) and of the `new` ones
+    (their messages given), their inquiries stored together in conversation order."""
+    known = sorted(set(stored))
+    if not known and not new:
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
-    for among in one_of(conn, MESSAGES.c.conversation, conversations):
+    for among in one_of(conn, MESSAGES.c.conversation, known):
         query = (
             select(MESSAGES).where(MESSAGES.c.source == ctx.source, among).order_by(MESSAGES.c.id)
         )
         for row in conn.execute(query):
             by_conversation[row.conversation].append(row)
     # A callback conversation also takes the agent side (the calls back) of every other source.
-    callbacks = [c for c in conversations if c.startswith(CALLBACK_PREFIX)]
+    callbacks = [c for c in known if c.startswith(CALLBACK_PREFIX)]
     for among in one_of(conn, MESSAGES.c.conversation, callbacks):
         query = (
             select(MESSAGES)
@@ -293,22 +364,29 @@ def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> 
         )
         for row in conn.execute(query):
             by_conversation[row.conversation].append(row)
-    old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", conversations)
-    new: list[dict[str, Any]] = []
-    for conversation in conversations:
+    old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", known)
+    for among in one_of(conn, INQUIRIES.c.conversation, known):
+        conn.execute(delete(INQUIRIES).where(INQUIRIES.c.source == ctx.source, among))
+    by_conversation.update(new)
+    rows: list[tuple[Any, ...]] = []
+    for conversation in sorted(by_conversation.keys() | known):
         for measured in derive(
             conversation, by_conversation[conversation], ctx.targets, ctx.calendar
         ):
-            # Not dataclasses.asdict: it deep-copies every value, a third of this function.
-            new.append({"source": ctx.source, **{f: getattr(measured, f) for f in MEASURED}})
-    for among in one_of(conn, INQUIRIES.c.conversation, conversations):
-        conn.execute(delete(INQUIRIES).where(INQUIRIES.c.source == ctx.source, among))
-    insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, [tuple(r.values()) for r in new])
-    delta = difference(inquiry_tallies(new, ctx.layout), inquiry_tallies(old, ctx.layout))
-    apply_tallies(conn, delta)
+            # Not dataclasses.asdict: it deep-copies every value.
+            rows.append((ctx.source, *(getattr(measured, f) for f in MEASURED)))
+    insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, rows)
+    added = (dict(zip(INQUIRY_COLUMNS, row, strict=True)) for row in rows)
+    change = difference(inquiry_tallies(added, ctx.layout), inquiry_tallies(old, ctx.layout))
+    if delta is None:
+        apply_tallies(conn, change)
+    else:
+        delta.update(change)
 
 
-def _store_calls(conn: Connection, ctx: Measuring, events: list[CallEvent]) -> int:
+def _store_calls(
+    conn: Connection, ctx: Measuring, events: list[CallEvent], delta: TallyCounter
+) -> int:
     """Insert new calls; replace a stored *waiting* call by its final state. A finished call
     never changes again, so re-reading a log cannot count it twice."""
     if not events:
@@ -343,7 +421,7 @@ def _store_calls(conn: Connection, ctx: Measuring, events: list[CallEvent]) -> i
     insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
     # (source, queue, outcome, wait) of each: tally_calls leaves out the waiting ones.
     counted = map(itemgetter(0, 2, 8, 6), inserts + finished)
-    apply_tallies(conn, tally_calls(counted, ctx.layout, ctx.all_targets))
+    delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
     return len(inserts) + len(finished)
 
 
@@ -387,7 +465,7 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         event.left_at,
         event.wait_seconds,
         event.talk_seconds,
-        event.outcome.value,
+        str(event.outcome),  # the StrEnum's text: Enum.value is a slow property
         event.caller,
     )
 

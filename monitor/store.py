@@ -206,7 +206,7 @@ def insert_rows(
     if order is not None:
         values = [values[i] for i in order]
     for index, convert in converters:
-        values[index] = tuple([None if v is None else convert(v) for v in values[index]])
+        values[index] = tuple(map(convert, values[index]))  # converters take None too
     conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
@@ -265,18 +265,27 @@ def _same(processor: Converter, fast: Converter, probe: datetime) -> bool:
         return False
 
 
-def sqlite_datetime(value: datetime) -> str:
+_DAYS: dict[int, str] = {}  # "2026-11-20" by day ordinal: the part shared by a day's values
+
+
+def sqlite_datetime(value: datetime | None) -> str | None:
     """An aware datetime as sqlmodel's UTC type stores it in SQLite: in UTC, as
-    '2026-11-20 09:00:00.000000' (SQLAlchemy's format, with a tuple instead of its dict)."""
+    '2026-11-20 09:00:00.000000' (SQLAlchemy's format; None stays None, as with its processor).
+    A million calls are three million of these: the date part is formatted once per day."""
+    if value is None:
+        return None
     if value.tzinfo is not UTC:
         if value.utcoffset() is None:
             raise ValueError("Datetime values must have timezone information")
         value = value.astimezone(UTC)
-    # %-formatting: twice as fast here as an f-string with format specs or isoformat.
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
-        value.year,
-        value.month,
-        value.day,
+    day = _DAYS.get(value.toordinal())
+    if day is None:
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        day = _DAYS[value.toordinal()] = "%04d-%02d-%02d" % (value.year, value.month, value.day)  # noqa: UP031
+    # %-formatting: faster here than an f-string with format specs, or isoformat.
+    return "%s %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        day,
         value.hour,
         value.minute,
         value.second,
