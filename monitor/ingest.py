@@ -8,6 +8,7 @@ adds nothing (rows are keyed by (source, external_id) and inserted with ON CONFL
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -19,7 +20,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
@@ -32,13 +33,16 @@ from monitor.store import (
     StoreError,
     chunks,
     get_meta,
+    in_values,
     insert_ignore,
     insert_rows,
-    one_of,
+    json_values,
+    member,
     select_in,
     serialize,
     set_meta,
     transaction,
+    value_parts,
 )
 from monitor.tallies import (
     Layout,
@@ -232,13 +236,13 @@ def _rederive_callback_peers(
     if not callbacks:
         return
     peers: dict[str, set[str]] = defaultdict(set)
-    for among in one_of(conn, MESSAGES.c.conversation, callbacks):
-        query = select(MESSAGES.c.source, MESSAGES.c.conversation).where(
-            among,
-            MESSAGES.c.source != ctx.source,
-            MESSAGES.c.side == Side.CUSTOMER.value,
-        )
-        for source, conversation in conn.execute(query.distinct()):
+    query = select(MESSAGES.c.source, MESSAGES.c.conversation).where(
+        in_values(conn, MESSAGES.c.conversation),
+        MESSAGES.c.source != ctx.source,
+        MESSAGES.c.side == Side.CUSTOMER.value,
+    )
+    for part in value_parts(conn, callbacks):
+        for source, conversation in conn.execute(query.distinct(), {"values": part}):
             peers[source].add(conversation)
     for name, conversations in sorted(peers.items()):
         peer = ctx.peer(name)
@@ -309,15 +313,24 @@ def _store_messages(
 def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) -> set[str]:
     """Those of `conversations` with a message in any source, or an inquiry in this one."""
     found: set[str] = set()
-    ordered = sorted(conversations)
-    for among in one_of(conn, MESSAGES.c.conversation, ordered):
-        found.update(
-            conn.execute(select(MESSAGES.c.conversation).where(among).distinct()).scalars()
-        )
-    for among in one_of(conn, INQUIRIES.c.conversation, ordered):
-        query = select(INQUIRIES.c.conversation).where(INQUIRIES.c.source == ctx.source, among)
-        found.update(conn.execute(query.distinct()).scalars())
+    in_messages, in_inquiries = _history(json_values(conn))
+    for part in value_parts(conn, sorted(conversations)):
+        found.update(conn.execute(in_messages, {"values": part}).scalars())
+        found.update(conn.execute(in_inquiries, {"values": part, "source": ctx.source}).scalars())
     return found
+
+
+@functools.lru_cache(maxsize=4)
+def _history(json_values: bool) -> tuple[Any, Any]:
+    """The statements of _stored_before, made once: they run for every batch."""
+    messages = select(MESSAGES.c.conversation).where(
+        member(MESSAGES.c.conversation, json_values=json_values)
+    )
+    inquiries = select(INQUIRIES.c.conversation).where(
+        member(INQUIRIES.c.conversation, json_values=json_values),
+        INQUIRIES.c.source == bindparam("source"),
+    )
+    return messages.distinct(), inquiries.distinct()
 
 
 def rederive(
@@ -344,29 +357,27 @@ def _rebuild_inquiries(
     if not known and not new:
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
-    for among in one_of(conn, MESSAGES.c.conversation, known):
-        query = (
-            select(MESSAGES).where(MESSAGES.c.source == ctx.source, among).order_by(MESSAGES.c.id)
-        )
-        for row in conn.execute(query):
+    among = in_values(conn, MESSAGES.c.conversation)
+    query = select(MESSAGES).where(MESSAGES.c.source == ctx.source, among).order_by(MESSAGES.c.id)
+    for part in value_parts(conn, known):
+        for row in conn.execute(query, {"values": part}):
             by_conversation[row.conversation].append(row)
     # A callback conversation also takes the agent side (the calls back) of every other source.
     callbacks = [c for c in known if c.startswith(CALLBACK_PREFIX)]
-    for among in one_of(conn, MESSAGES.c.conversation, callbacks):
-        query = (
-            select(MESSAGES)
-            .where(
-                among,
-                MESSAGES.c.side == Side.AGENT.value,
-                MESSAGES.c.source != ctx.source,
-            )
-            .order_by(MESSAGES.c.id)
-        )
-        for row in conn.execute(query):
+    query = (
+        select(MESSAGES)
+        .where(among, MESSAGES.c.side == Side.AGENT.value, MESSAGES.c.source != ctx.source)
+        .order_by(MESSAGES.c.id)
+    )
+    for part in value_parts(conn, callbacks):
+        for row in conn.execute(query, {"values": part}):
             by_conversation[row.conversation].append(row)
     old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", known)
-    for among in one_of(conn, INQUIRIES.c.conversation, known):
-        conn.execute(delete(INQUIRIES).where(INQUIRIES.c.source == ctx.source, among))
+    remove = delete(INQUIRIES).where(
+        INQUIRIES.c.source == ctx.source, in_values(conn, INQUIRIES.c.conversation)
+    )
+    for part in value_parts(conn, known):
+        conn.execute(remove, {"values": part})
     by_conversation.update(new)
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):

@@ -20,7 +20,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    String,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
@@ -158,14 +160,25 @@ MIGRATIONS: dict[int, Any] = {}
 
 def insert_ignore(conn: Connection, table: Table, keys: Sequence[str] | None = None) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for this connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return _insert_ignore(conn.dialect.name, table, None if keys is None else tuple(keys))
 
 
 def insert_add(conn: Connection, table: Table, keys: Sequence[str], column: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE SET column = column + excluded.column (a delta upsert)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    return _insert_add(conn.dialect.name, table, tuple(keys), column)
+
+
+# The statements are made once: every batch runs them, and building one (and its cache key) costs
+# SQLAlchemy more than running it.
+@functools.lru_cache(maxsize=64)
+def _insert_ignore(dialect: str, table: Table, keys: tuple[str, ...] | None) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_add(dialect: str, table: Table, keys: tuple[str, ...], column: str) -> Any:
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={column: table.c[column] + stmt.excluded[column]}
     )
@@ -310,21 +323,40 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def one_of(conn: Connection, column: Any, values: Sequence[str | int]) -> Iterator[Any]:
-    """`column IN values` as conditions to run one query each, together covering `values`.
+def in_values(conn: Connection, column: Any) -> Any:
+    """`column IN :values` for this connection, to make a statement once and run it with
+    {"values": part} for each part of `value_parts(conn, values)`.
 
-    On SQLite one condition, whatever the number of values: they travel as a single JSON array
-    parameter that SQLite's json_each unpacks, so nothing is built or bound per value (an IN of
-    bound parameters costs SQLAlchemy several function calls per value, and SQLite limits their
-    number). Elsewhere, and on an SQLite without JSON, one IN per CHUNK values."""
+    On SQLite the values travel as a single JSON array parameter that SQLite's json_each
+    unpacks: nothing is built or bound per value (an IN of bound parameters costs SQLAlchemy
+    several function calls per value, and SQLite limits their number), so one part holds them
+    all. Elsewhere, and on an SQLite without JSON, an expanding IN of CHUNK values a part."""
+    return member(column, json_values=json_values(conn))
+
+
+@functools.lru_cache(maxsize=64)
+def member(column: Any, *, json_values: bool) -> Any:
+    """in_values for a connection of which `json_values` is known."""
+    if json_values:
+        array = func.json_each(bindparam("values", type_=String)).table_valued("value")
+        return column.in_(select(array.c.value).scalar_subquery())
+    return column.in_(bindparam("values", expanding=True))
+
+
+def value_parts(conn: Connection, values: Sequence[str | int]) -> Iterator[Any]:
+    """The parameter of `in_values` for each query that together cover `values`."""
     if not values:
         return
-    if conn.dialect.name == "sqlite" and _sqlite_has_json():
-        array = func.json_each(json.dumps(list(values))).table_valued("value")
-        yield column.in_(select(array.c.value).scalar_subquery())
+    if json_values(conn):
+        yield json.dumps(list(values))
         return
     for part in chunks(values):
-        yield column.in_(list(part))
+        yield list(part)
+
+
+def json_values(conn: Connection) -> bool:
+    """Whether `value_parts` sends the values as one JSON array (SQLite with JSON)."""
+    return conn.dialect.name == "sqlite" and _sqlite_has_json()
 
 
 @functools.cache
@@ -344,16 +376,34 @@ def select_in(
     values: Iterable[Any],
     fields: Sequence[str] | None = None,
 ) -> list[Any]:
-    """Rows of `table` matching `where` whose `column` is in `values` (strings or integers);
-    only `fields` of each when given (cheaper than whole rows: no datetimes to parse)."""
+    """Rows of `table` matching `where` (column = value) whose `column` is in `values`
+    (strings or integers); only `fields` of each when given (cheaper than whole rows: no
+    datetimes to parse)."""
     rows: list[Any] = []
-    selected = [table.c[f] for f in fields] if fields is not None else [table]
-    for condition in one_of(conn, table.c[column], sorted(set(values))):
-        query = select(*selected).where(condition)
-        for key, value in where.items():
-            query = query.where(table.c[key] == value)
-        rows.extend(conn.execute(query).mappings().all())
+    query = _select_in(
+        json_values(conn),
+        table,
+        tuple(sorted(where)),
+        column,
+        None if fields is None else tuple(fields),
+    )
+    params = {f"where_{key}": value for key, value in where.items()}
+    for part in value_parts(conn, sorted(set(values))):
+        rows.extend(conn.execute(query, {**params, "values": part}).mappings().all())
     return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _select_in(
+    json_values: bool,
+    table: Table,
+    where: tuple[str, ...],
+    column: str,
+    fields: tuple[str, ...] | None,
+) -> Any:
+    selected = [table.c[f] for f in fields] if fields is not None else [table]
+    among = member(table.c[column], json_values=json_values)
+    return select(*selected).where(among, *(table.c[k] == bindparam(f"where_{k}") for k in where))
 
 
 @contextmanager
