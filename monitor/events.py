@@ -67,7 +67,7 @@ def callback_conversation(number: str | None) -> str | None:
     A missed call or an answering-service message (customer side) and a later outbound call or
     logged callback to the same number (agent side) use this key, in any phone source, so the
     callback closes the inquiry even when it was made from another system (SPEC §2)."""
-    digits = "".join(ch for ch in number or "" if ch.isdigit())
+    digits = "".join(filter(str.isdigit, number or ""))
     if len(digits) < _CALLBACK_DIGITS:
         return None
     return CALLBACK_PREFIX + digits[-_CALLBACK_DIGITS:]

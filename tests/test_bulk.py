@@ -1,4 +1,4 @@
-"""The store's bulk writes and lookups, and the call tallies ingest computes per batch.
+"""Bulk writes and lookups (monitor.bulk), and the call tallies ingest computes per batch.
 
 insert_rows and select_in skip SQLAlchemy's per-value work on SQLite (rows as tuples, values
 converted by our own datetime formatter, IN lists as one JSON parameter): these tests hold them
@@ -19,17 +19,10 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import sqlite
 
+from monitor.bulk import _sqlite_insert, insert_rows, select_in, sqlite_datetime
 from monitor.config import settings_from_mapping
 from monitor.models import CALLS, MESSAGES
-from monitor.store import (
-    CHUNK,
-    _sqlite_insert,
-    insert_rows,
-    make_engine,
-    prepare,
-    select_in,
-    sqlite_datetime,
-)
+from monitor.store import CHUNK, make_engine, prepare
 from monitor.tallies import (
     CALLS_TOTAL,
     HOLD,
