@@ -66,6 +66,7 @@ DROPS = frozenset({"AGENTDUMP", "SYSCOMPAT"})
 CALLBACK_OUTCOMES = frozenset(
     {CallOutcome.ABANDONED, CallOutcome.TIMEOUT, CallOutcome.EXIT_KEY, CallOutcome.EXIT_EMPTY}
 )
+ANSWERED, TRANSFERRED, WAITING = CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.WAITING
 MAX_TRACKED = 20_000  # stints held open at most; beyond, the oldest are given up as unknown
 
 
@@ -324,5 +325,4 @@ def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-_fromtimestamp = datetime.fromtimestamp  # _utc without a call of ours: three per call
-ANSWERED, TRANSFERRED, WAITING = CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.WAITING
+_fromtimestamp = datetime.fromtimestamp  # _utc, inlined where each call makes three
