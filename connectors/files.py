@@ -49,13 +49,33 @@ class Line(NamedTuple):
     data: bytes  # without the trailing "\n" (or "\r\n")
 
 
+class Run(NamedTuple):
+    """Consecutive lines of one file: `lines[i]` is line `first + i` of `name`. A chunk keeps
+    its lines this way because a million `Line`s with their location strings cost more than
+    the parsing that follows; `Run.location(i)` makes the string when one is needed."""
+
+    name: str
+    first: int
+    lines: list[bytes]
+
+    def location(self, index: int) -> str:
+        return f"{self.name}:{self.first + index}"
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """Up to `max_lines` lines (and skipped ones) and the cursor that covers them and all before."""
 
-    lines: list[Line]
+    runs: list[Run]
     cursor: Cursor
     rejected: list[Rejection]
+
+    @property
+    def lines(self) -> list[Line]:
+        """Every line with its location (the simple way; `runs` is the fast one)."""
+        return [
+            Line(run.location(i), data) for run in self.runs for i, data in enumerate(run.lines)
+        ]
 
 
 def tail(
@@ -143,8 +163,9 @@ def _read(
         raise ValueError("max_lines and max_line_bytes must be positive")
     # Only files matched now stay in the cursor: it stays small however often logs rotate.
     files: dict[str, dict[str, Any]] = {}
-    lines: list[Line] = []
+    runs: list[Run] = []
     rejected: list[Rejection] = []
+    count = 0  # lines and rejections in the chunk being filled
     emitted = _dump(previous)
     for path, _ in _ordered(paths):
         try:
@@ -160,25 +181,45 @@ def _read(
             entry["path"] = str(path)
             files[key] = entry
             head = _Head(handle, entry)
-            lines_read = _lines(
-                handle, entry, path.name, info.st_size, max_line_bytes, final, head.feed
+            pieces = _pieces(
+                handle, entry["offset"], info.st_size, max_line_bytes, final, head.feed
             )
-            for item in lines_read:
-                if isinstance(item, Line):
-                    lines.append(item)
+            for piece in pieces:
+                if isinstance(piece, _Long):
+                    entry["offset"] += piece.consumed
+                    entry["line"] += 1
+                    reason = f"line of {piece.length} bytes is longer than the limit"
+                    rejected.append(Rejection(f"{path.name}:{entry['line']}", reason))
+                    count += 1
                 else:
-                    rejected.append(item)
-                if len(lines) + len(rejected) >= max_lines:
+                    # Cut the piece where the chunk fills; the cursor must cover exactly the
+                    # lines handed out, so the offset moves by the bytes of those lines only.
+                    start, total = 0, len(piece.lines)
+                    while start < total:
+                        take = min(total - start, max_lines - count)
+                        lines = piece.lines if take == total else piece.lines[start : start + take]
+                        entry["offset"] += sum(map(len, lines)) + take * piece.newline
+                        runs.append(Run(path.name, entry["line"] + 1, _no_cr(lines, piece.cr)))
+                        entry["line"] += take
+                        count += take
+                        start += take
+                        if count >= max_lines:
+                            head.refresh()
+                            emitted = _dump(files | _later(previous, files))
+                            yield Chunk(runs, emitted, rejected)
+                            runs, rejected, count = [], [], 0
+                    continue
+                if count >= max_lines:
                     head.refresh()
                     emitted = _dump(files | _later(previous, files))
-                    yield Chunk(lines, emitted, rejected)
-                    lines, rejected = [], []
+                    yield Chunk(runs, emitted, rejected)
+                    runs, rejected, count = [], [], 0
             head.refresh()
     # Entries of files still to come are kept in every cursor above (`_later`); at the end only
     # the files matched this time remain.
     final_cursor = _dump(files)
-    if lines or rejected or final_cursor != emitted:
-        yield Chunk(lines, final_cursor, rejected)
+    if runs or rejected or final_cursor != emitted:
+        yield Chunk(runs, final_cursor, rejected)
 
 
 def _later(previous: dict[str, dict[str, Any]], done: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -231,23 +272,42 @@ class _Head:
             self.entry["head"] = hashlib.sha1(self.prefix[: self.covered]).hexdigest()
 
 
-def _lines(
+class _Piece(NamedTuple):
+    """Complete lines read together, raw: each took its bytes plus a newline (`newline`), and
+    may end in "\r" (`cr`: only checked when the block had one)."""
+
+    lines: list[bytes]
+    cr: bool
+    newline: bool
+
+
+class _Long(NamedTuple):
+    """A line longer than the limit: `consumed` bytes (with its newline) skipped."""
+
+    consumed: int
+    length: int
+
+
+def _no_cr(lines: list[bytes], cr: bool) -> list[bytes]:
+    return [line[:-1] if line.endswith(b"\r") else line for line in lines] if cr else lines
+
+
+def _pieces(
     handle: BinaryIO,
-    entry: dict[str, Any],
-    name: str,
+    offset: int,
     size: int,
     max_line_bytes: int,
     final: bool,
     seen: Callable[[int, bytes], None],
-) -> Iterator[Line | Rejection]:
-    """Complete lines from `entry["offset"]` up to `size` (the size when the file was opened, so
-    a busy writer cannot keep a poll going forever), advancing `entry` as each is consumed.
+) -> Iterator[_Piece | _Long]:
+    """The complete lines from `offset` up to `size` (the size when the file was opened, so a
+    busy writer cannot keep a poll going forever), a block's worth at a time.
 
     Memory stays within about `max_line_bytes` plus one block: a longer line is dropped as it
     is read and reported once its end is found.
     """
-    handle.seek(entry["offset"])
-    remaining = size - entry["offset"]
+    handle.seek(offset)
+    remaining = size - offset
     pending = b""  # the start of a line whose end has not been read yet
     skipping = 0  # bytes of an over-long line dropped so far (0: not skipping)
     while remaining > 0:
@@ -260,25 +320,36 @@ def _lines(
         parts = block.split(b"\n")
         parts[0] = pending + parts[0]
         pending = parts.pop()
-        for part in parts:
-            length = skipping + len(part)
-            entry["offset"] += length + 1
-            entry["line"] += 1
-            location = f"{name}:{entry['line']}"
-            if length > max_line_bytes:
-                yield Rejection(location, f"line of {length} bytes is longer than the limit")
-            else:
-                yield Line(location, part[:-1] if part.endswith(b"\r") else part)
+        if parts and skipping:  # the first part ends the over-long line
+            yield _Long(skipping + len(parts[0]) + 1, skipping + len(parts[0]))
             skipping = 0
+            del parts[0]
+        if parts:
+            cr = b"\r" in block
+            if max(map(len, parts)) <= max_line_bytes:
+                yield _Piece(parts, cr, True)
+            else:
+                yield from _split_long(parts, cr, max_line_bytes)
         if skipping or len(pending) > max_line_bytes:
             skipping += len(pending)
             pending = b""
     if final and (pending or skipping):
         # A finished file may lack the last newline; while tailing, that line is left for later.
-        entry["offset"] += skipping + len(pending)
-        entry["line"] += 1
-        location = f"{name}:{entry['line']}"
         if skipping:
-            yield Rejection(location, f"line of {skipping} bytes is longer than the limit")
+            yield _Long(skipping, skipping)
         else:
-            yield Line(location, pending.removesuffix(b"\r"))
+            yield _Piece([pending], True, False)
+
+
+def _split_long(parts: list[bytes], cr: bool, max_line_bytes: int) -> Iterator[_Piece | _Long]:
+    good: list[bytes] = []
+    for part in parts:
+        if len(part) > max_line_bytes:
+            if good:
+                yield _Piece(good, cr, True)
+                good = []
+            yield _Long(len(part) + 1, len(part))
+        else:
+            good.append(part)
+    if good:
+        yield _Piece(good, cr, True)

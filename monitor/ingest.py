@@ -4,6 +4,8 @@ Each batch is one transaction: its new messages and calls, the rebuilt inquiries
 conversations it touched, the tally deltas, the rejected count and the cursor covering the batch.
 So a poll killed at any moment resumes from the last committed batch, and a batch read twice
 adds nothing (rows are keyed by (source, external_id) and inserted with ON CONFLICT DO NOTHING).
+What storing a batch does is `monitor.batches`; this module runs the loop and keeps each
+source's cursor and health.
 """
 
 from __future__ import annotations
@@ -11,39 +13,31 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
-from monitor import threads
-from monitor.calendars import BusinessCalendar
-from monitor.config import ResolvedTargets, Settings, SourceSettings
-from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
-from monitor.inquiries import Measured, derive
-from monitor.models import CALLS, INQUIRIES, MESSAGES, STATES
+from monitor.batches import Measuring, measuring, rederive, store_batch
+from monitor.config import Settings, SourceSettings
+from monitor.models import MESSAGES, STATES
 from monitor.store import (
     StoreError,
     chunks,
     get_meta,
     insert_ignore,
-    select_in,
     serialize,
     set_meta,
     transaction,
 )
-from monitor.tallies import Layout, call_tallies, difference, inquiry_tallies, layout_for, recount
-from monitor.tallies import apply as apply_tallies
+from monitor.tallies import layout_for, recount
 
 logger = logging.getLogger(__name__)
-
-_MEASURED = tuple(f.name for f in fields(Measured))
 
 # Enough located rejections in the log to fix a file; the rest are counted, not listed.
 REJECTIONS_LOGGED = 20
@@ -51,39 +45,6 @@ REJECTIONS_LOGGED = 20
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class Measuring:
-    """What deriving a source's inquiries needs: its targets, calendar and bucket layout."""
-
-    source: str
-    channel: str
-    targets: ResolvedTargets
-    calendar: BusinessCalendar | None
-    layout: Layout
-    all_targets: Mapping[str, ResolvedTargets]
-    # Builds the Measuring of another source: a callback stored here may close its inquiries.
-    peer: Callable[[str], Measuring | None]
-
-
-def measuring(settings: Settings, source: SourceSettings) -> Measuring:
-    def peer(name: str) -> Measuring | None:
-        known = {s.name: s for s in settings.sources}
-        return measuring(settings, known[name]) if name in known else None
-
-    calendar = None
-    if source.calendar is not None:
-        calendar = BusinessCalendar.from_settings(settings.file.calendars[source.calendar])
-    return Measuring(
-        source=source.name,
-        channel=connector_class(source.kind).channel.value,
-        targets=settings.targets_for(source),
-        calendar=calendar,
-        layout=layout_for(settings),
-        all_targets={s.name: settings.targets_for(s) for s in settings.sources},
-        peer=peer,
-    )
 
 
 def build_connector(settings: Settings, source: SourceSettings) -> Connector:
@@ -200,182 +161,6 @@ def _store_all(
             # The cursor of every stored batch is saved, so stopping here loses nothing.
             result.interrupted = True
             return
-
-
-def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> tuple[int, int]:
-    """Store one batch's events; return (new messages, new or finished calls)."""
-    messages = [e for e in events if isinstance(e, MessageEvent)]
-    calls = [e for e in events if isinstance(e, CallEvent)]
-    # E-mails find their conversation through the links of earlier messages (monitor.threads);
-    # a merge of two threads moves stored messages, so both are measured again.
-    placed, regrouped = threads.resolve(conn, ctx.source, messages)
-    inserted, touched = _store_messages(conn, ctx, messages, placed)
-    touched |= regrouped
-    rederive(conn, ctx, touched)
-    _rederive_callback_peers(conn, ctx, touched)
-    return inserted, _store_calls(conn, ctx, calls)
-
-
-def _rederive_callback_peers(conn: Connection, ctx: Measuring, touched: set[str]) -> None:
-    """A callback (agent side, `tel:` conversation) may answer a missed call or message kept by
-    another phone source: rebuild that conversation there too."""
-    callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
-    if not callbacks:
-        return
-    peers: dict[str, set[str]] = defaultdict(set)
-    for part in chunks(callbacks):
-        query = select(MESSAGES.c.source, MESSAGES.c.conversation).where(
-            MESSAGES.c.conversation.in_(part),
-            MESSAGES.c.source != ctx.source,
-            MESSAGES.c.side == Side.CUSTOMER.value,
-        )
-        for source, conversation in conn.execute(query.distinct()):
-            peers[source].add(conversation)
-    for name, conversations in sorted(peers.items()):
-        peer = ctx.peer(name)
-        if peer is not None:  # a source removed from the config keeps its old inquiries
-            rederive(conn, peer, conversations)
-
-
-def _store_messages(
-    conn: Connection,
-    ctx: Measuring,
-    events: list[MessageEvent],
-    placed: Mapping[str, str] | None = None,
-) -> tuple[int, set[str]]:
-    """Insert the new messages; return how many, and the conversations they touched.
-    `placed` maps external ids to the conversation threading found for them."""
-    placed = placed or {}
-    if not events:
-        return 0, set()
-    unique = {e.external_id: e for e in reversed(events)}  # the first of duplicate ids wins
-    existing = {
-        r["external_id"]
-        for r in select_in(conn, MESSAGES, {"source": ctx.source}, "external_id", unique)
-    }
-    rows = [
-        {
-            "source": ctx.source,
-            "external_id": e.external_id,
-            "conversation": placed.get(e.external_id, e.conversation),
-            "at": e.at,
-            "side": e.side.value,
-            "kind": e.kind.value,
-            "automatic": e.automatic,
-            "internal": e.internal,
-            "channel": (e.channel.value if e.channel else ctx.channel),
-            "customer": e.customer,
-            "subject": e.subject,
-        }
-        for e in events
-        if e.external_id in unique and unique[e.external_id] is e and e.external_id not in existing
-    ]
-    for part in chunks(rows):
-        conn.execute(insert_ignore(conn, MESSAGES, ["source", "external_id"]), list(part))
-    return len(rows), {str(r["conversation"]) for r in rows}
-
-
-def rederive(conn: Connection, ctx: Measuring, conversations: Iterable[str]) -> None:
-    """Rebuild the inquiries of `conversations` and move the tallies by the difference."""
-    conversations = sorted(set(conversations))
-    if not conversations:
-        return
-    by_conversation: dict[str, list[Any]] = defaultdict(list)
-    query = (
-        select(MESSAGES)
-        .where(
-            MESSAGES.c.source == ctx.source,
-            MESSAGES.c.conversation.in_(bindparam("part", expanding=True)),
-        )
-        .order_by(MESSAGES.c.id)
-    )
-    for part in chunks(conversations):
-        for row in conn.execute(query, {"part": list(part)}):
-            by_conversation[row.conversation].append(row)
-    # A callback conversation also takes the agent side (the calls back) of every other source.
-    callbacks = [c for c in conversations if c.startswith(CALLBACK_PREFIX)]
-    for part in chunks(callbacks):
-        query = (
-            select(MESSAGES)
-            .where(
-                MESSAGES.c.conversation.in_(part),
-                MESSAGES.c.side == Side.AGENT.value,
-                MESSAGES.c.source != ctx.source,
-            )
-            .order_by(MESSAGES.c.id)
-        )
-        for row in conn.execute(query):
-            by_conversation[row.conversation].append(row)
-    old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", conversations)
-    new: list[dict[str, Any]] = []
-    for conversation in conversations:
-        for measured in derive(
-            conversation, by_conversation[conversation], ctx.targets, ctx.calendar
-        ):
-            # Field by field: dataclasses.asdict deep-copies every value, which showed in
-            # profiles of large polls.
-            new.append({"source": ctx.source, **{f: getattr(measured, f) for f in _MEASURED}})
-    # Only conversations that had inquiries have any to delete (most new mail has none).
-    for part in chunks(sorted({str(r["conversation"]) for r in old})):
-        conn.execute(
-            delete(INQUIRIES).where(
-                INQUIRIES.c.source == ctx.source, INQUIRIES.c.conversation.in_(part)
-            )
-        )
-    for rows in chunks(new):
-        conn.execute(INQUIRIES.insert(), list(rows))
-    delta = difference(inquiry_tallies(new, ctx.layout), inquiry_tallies(old, ctx.layout))
-    apply_tallies(conn, delta)
-
-
-def _store_calls(conn: Connection, ctx: Measuring, events: list[CallEvent]) -> int:
-    """Insert new calls; replace a stored *waiting* call by its final state. A finished call
-    never changes again, so re-reading a log cannot count it twice."""
-    if not events:
-        return 0
-    latest = {e.external_id: e for e in events}  # the last state of a call in the batch wins
-    stored = {
-        r["external_id"]: r["outcome"]
-        for r in select_in(conn, CALLS, {"source": ctx.source}, "external_id", latest)
-    }
-    inserts, finished = [], []
-    for event in latest.values():
-        row = {"source": ctx.source, **_call_row(event)}
-        if event.external_id not in stored:
-            inserts.append(row)
-        elif (
-            stored[event.external_id] == CallOutcome.WAITING
-            and event.outcome != CallOutcome.WAITING
-        ):
-            conn.execute(
-                update(CALLS)
-                .where(
-                    CALLS.c.source == ctx.source,
-                    CALLS.c.external_id == event.external_id,
-                    CALLS.c.outcome == CallOutcome.WAITING.value,
-                )
-                .values(**row)
-            )
-            finished.append(row)
-    for part in chunks(inserts):
-        conn.execute(insert_ignore(conn, CALLS, ["source", "external_id"]), list(part))
-    counted = [r for r in inserts + finished if r["outcome"] != CallOutcome.WAITING.value]
-    apply_tallies(conn, call_tallies(counted, ctx.layout, ctx.all_targets))
-    return len(inserts) + len(finished)
-
-
-def _call_row(event: CallEvent) -> dict[str, Any]:
-    return {
-        "external_id": event.external_id,
-        "queue": event.queue,
-        "entered_at": event.entered_at,
-        "answered_at": event.answered_at,
-        "left_at": event.left_at,
-        "wait_seconds": event.wait_seconds,
-        "talk_seconds": event.talk_seconds,
-        "outcome": event.outcome.value,
-        "caller": event.caller,
-    }
 
 
 def load_cursor(conn: Connection, source: str) -> Cursor | None:

@@ -7,8 +7,9 @@ is written once.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Table,
-    bindparam,
     create_engine,
     event,
     inspect,
@@ -154,14 +154,25 @@ MIGRATIONS: dict[int, Any] = {}
 
 def insert_ignore(conn: Connection, table: Table, keys: Sequence[str] | None = None) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for this connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=keys)
+    return _insert_ignore(conn.dialect.name, table, None if keys is None else tuple(keys))
 
 
 def insert_add(conn: Connection, table: Table, keys: Sequence[str], column: str) -> Any:
     """INSERT … ON CONFLICT DO UPDATE SET column = column + excluded.column (a delta upsert)."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table)
+    return _insert_add(conn.dialect.name, table, tuple(keys), column)
+
+
+# The statements are made once: every batch runs them, and building one (and its cache key) costs
+# SQLAlchemy more than running it.
+@functools.lru_cache(maxsize=64)
+def _insert_ignore(dialect: str, table: Table, keys: tuple[str, ...] | None) -> Any:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_add(dialect: str, table: Table, keys: tuple[str, ...], column: str) -> Any:
+    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={column: table.c[column] + stmt.excluded[column]}
     )
@@ -182,22 +193,6 @@ def get_meta(conn: Connection, key: str) -> str | None:
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def select_in(
-    conn: Connection, table: Table, where: Mapping[str, Any], column: str, values: Iterable[Any]
-) -> list[Any]:
-    """Rows of `table` matching `where` whose `column` is in `values`, fetched in chunks."""
-    rows: list[Any] = []
-    unique = sorted(set(values))
-    # One expanding parameter: `in_(part)` would coerce each of hundreds of values into its
-    # own literal on every call, which showed in profiles of large batches.
-    query = select(table).where(table.c[column].in_(bindparam("values", expanding=True)))
-    for key, value in where.items():
-        query = query.where(table.c[key] == value)
-    for part in chunks(unique):
-        rows.extend(conn.execute(query, {"values": list(part)}).mappings().all())
-    return rows
 
 
 @contextmanager

@@ -13,9 +13,11 @@ layout changes and the tallies are rebuilt once from the store (`rebuild`).
 
 from __future__ import annotations
 
+import bisect
+import functools
 import hashlib
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +83,9 @@ def fmt_le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else f"{bound:g}"
 
 
+@functools.lru_cache(maxsize=4096)
 def labels_text(**labels: str) -> str:
+    # Cached: ingest asks for the same few label sets (a queue, an outcome) for every row.
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
@@ -89,15 +93,18 @@ def parse_labels(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split(",")) if text else {}
 
 
+@functools.cache
+def _le_texts(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return (*(fmt_le(b) for b in bounds), "+Inf")
+
+
 def _observe(
     out: Counter[Key], metric: str, source: str, labels: str, value: float, layout: Layout
 ) -> None:
-    for bound in layout.buckets[metric]:
-        if value <= bound:
-            out[(metric, source, labels, fmt_le(bound))] += 1
-            break
-    else:
-        out[(metric, source, labels, "+Inf")] += 1
+    bounds = layout.buckets[metric]
+    # The first bound >= value (value <= bound), else +Inf; NaN compares false: +Inf too.
+    index = bisect.bisect_left(bounds, value) if value == value else len(bounds)
+    out[(metric, source, labels, _le_texts(tuple(bounds))[index])] += 1
     out[(metric, source, labels, "_sum")] += value  # type: ignore[assignment]
 
 
@@ -124,20 +131,65 @@ def call_tallies(
     rows: Iterable[Mapping[Any, Any]], layout: Layout, targets: Mapping[str, ResolvedTargets]
 ) -> Counter[Key]:
     """What these finished calls contribute; waiting calls contribute nothing yet."""
+    calls = ((r["source"], r["queue"], r["outcome"], r["wait_seconds"]) for r in rows)
+    return tally_calls(calls, layout, targets)
+
+
+def tally_calls(
+    calls: Iterable[tuple[str, str, str, float | None]],
+    layout: Layout,
+    targets: Mapping[str, ResolvedTargets],
+) -> Counter[Key]:
+    """call_tallies of (source, queue, outcome, wait seconds) tuples.
+
+    Ingest tallies every call it stores, so the per-call work is only grouping; the buckets
+    and breaches of each queue are then counted with bisect on its sorted waits."""
     out: Counter[Key] = Counter()
-    for row in rows:
-        if row["outcome"] == "waiting":
-            continue
-        source, queue = row["source"], row["queue"]
-        out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=row["outcome"]), "")] += 1
-        wait = row["wait_seconds"] or 0.0
-        _observe(out, HOLD, source, labels_text(queue=queue), wait, layout)
+    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    outcomes: Counter[tuple[str, str, str]] = Counter()
+    for source, queue, outcome, wait in calls:
+        if outcome != "waiting":
+            outcomes[(source, queue, outcome)] += 1
+            waits[(source, queue)].append(wait or 0.0)
+    for (source, queue, outcome), count in outcomes.items():
+        out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += count
+    for (source, queue), values in waits.items():
+        labels = labels_text(queue=queue)
+        total = sum(values)
+        ordered = total == total  # else a NaN among them: sorting would not order them
+        if ordered:
+            values.sort()
+            _count_sorted(out, (HOLD, source, labels), values, layout.buckets[HOLD])
+            out[(HOLD, source, labels, "_sum")] += total  # type: ignore[assignment]
+        else:
+            for value in values:
+                _observe(out, HOLD, source, labels, value, layout)
         target = targets.get(source)
-        if target is not None:
-            for name, limit in (("warn", target.hold_warn), ("max", target.hold_max)):
-                if wait > limit.total_seconds():
-                    out[(HOLD_BREACHES, source, labels_text(queue=queue, threshold=name), "")] += 1
+        if target is None:
+            continue
+        for name, limit in (("warn", target.hold_warn), ("max", target.hold_max)):
+            seconds = limit.total_seconds()
+            if ordered:
+                over = len(values) - bisect.bisect_right(values, seconds)
+            else:
+                over = sum(1 for v in values if v > seconds)
+            if over:
+                out[(HOLD_BREACHES, source, labels_text(queue=queue, threshold=name), "")] += over
     return out
+
+
+def _count_sorted(
+    out: Counter[Key], key: tuple[str, str, str], values: list[float], bounds: tuple[float, ...]
+) -> None:
+    """Bucket counts (non-cumulative) of sorted `values`, each in the first bound >= it."""
+    below = 0
+    for bound, le in zip(bounds, _le_texts(tuple(bounds)), strict=False):
+        upto = bisect.bisect_right(values, bound)
+        if upto > below:
+            out[(*key, le)] += upto - below
+        below = upto
+    if len(values) > below:
+        out[(*key, "+Inf")] += len(values) - below
 
 
 def apply(conn: Connection, delta: Counter[Key]) -> None:

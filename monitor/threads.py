@@ -33,9 +33,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, update
 
+from monitor.bulk import select_in
 from monitor.events import MessageEvent
 from monitor.models import MESSAGES, THREAD_LINKS
-from monitor.store import chunks, insert_ignore, select_in
+from monitor.store import chunks, insert_ignore
 
 HINT_PREFIX = "~"
 

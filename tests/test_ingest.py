@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
 from monitor.config import Settings, settings_from_mapping
 from monitor.events import (
@@ -19,9 +19,10 @@ from monitor.events import (
     Side,
     callback_conversation,
 )
-from monitor.ingest import measuring, poll_source, reconcile, store_batch
-from monitor.models import CALLS, INQUIRIES, META, STATES, TALLIES
+from monitor.ingest import measuring, poll_source, reconcile, rederive, store_batch
+from monitor.models import CALLS, INQUIRIES, MESSAGES, META, STATES, TALLIES
 from monitor.store import StoreError, make_engine, prepare, set_meta
+from monitor.tallies import layout_for, recount
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -258,3 +259,62 @@ def test_short_or_hidden_numbers_have_no_callback_conversation() -> None:
     assert callback_conversation("2001") is None
     assert callback_conversation(None) is None
     assert callback_conversation("+1 (555) 010-9999") == callback_conversation("555 010 9999")
+
+
+def test_inquiries_of_new_and_stored_conversations_equal_a_rebuild_from_the_store(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A batch derives the inquiries of conversations new to the store from the messages at
+    # hand, and those of stored ones from the store: both must give what a rebuild gives.
+    settings, engine = two_phone_sources(tmp_path, database_url)
+    answering, pbx = (measuring(settings, s) for s in settings.sources)
+    first, second, third = "+44 20 7946 0001", "+44 20 7946 0002", "+44 20 7946 0003"
+    with engine.begin() as conn:
+        store_batch(conn, pbx, [phone_message("o1", third, 50, Side.AGENT)])  # before: none
+        store_batch(
+            conn,
+            answering,
+            [
+                phone_message("m1", first, 0, Side.CUSTOMER),
+                phone_message("m2", first, 5, Side.CUSTOMER),  # same inquiry, still open
+                phone_message("m3", third, 40, Side.CUSTOMER),  # answered by o1 (pbx)
+            ],
+        )
+        store_batch(
+            conn,
+            answering,
+            [
+                phone_message("m4", first, 60, Side.AGENT),  # a stored conversation: closes
+                phone_message("m5", second, 61, Side.CUSTOMER),  # a new one, in the same batch
+                phone_message("m1", first, 0, Side.CUSTOMER),  # read again: nothing changes
+            ],
+        )
+        store_batch(conn, pbx, [phone_message("o2", second, 70, Side.AGENT)])
+
+    def measured() -> list[tuple[Any, ...]]:
+        return sorted(
+            (i.source, i.conversation, i.opened_by, i.status, i.response_seconds, i.kind)
+            for i in inquiries(engine)
+        )
+
+    def counted() -> dict[tuple[str, str, str, str], float]:
+        with engine.connect() as conn:
+            rows = conn.execute(select(TALLIES)).mappings()
+            return {(r["metric"], r["source"], r["labels"], r["le"]): r["value"] for r in rows}
+
+    incremental, tallied = measured(), counted()
+    assert [(c, status) for _, c, _, status, _, _ in incremental] == [
+        (callback_conversation(first), "answered"),
+        (callback_conversation(second), "answered"),
+        (callback_conversation(third), "answered"),
+    ]
+    with engine.begin() as conn:  # rebuild every inquiry and tally from the stored messages
+        conn.execute(delete(INQUIRIES))
+        for ctx in (answering, pbx):
+            conversations = conn.execute(
+                select(MESSAGES.c.conversation).where(MESSAGES.c.source == ctx.source).distinct()
+            ).scalars()
+            rederive(conn, ctx, list(conversations))
+        recount(conn, settings, layout_for(settings))
+    assert measured() == incremental
+    assert counted() == pytest.approx(tallied)

@@ -229,3 +229,28 @@ def test_read_all_rejects_an_unterminated_huge_last_line(tmp_path: Path) -> None
     chunks = list(read_all([log], max_line_bytes=10))
     assert lines_of(chunks) == [Line("chat.log:1", b"one")]
     assert [r.location for chunk in chunks for r in chunk.rejected] == ["chat.log:2"]
+
+
+def test_lines_across_block_boundaries_are_read_as_splitting_the_file_would(
+    tmp_path: Path,
+) -> None:
+    # Lines of every length, some with "\r\n", some longer than the limit, so that lines and
+    # over-long lines straddle the 64 KB blocks the file is read in; read in chunks of 7.
+    parts = [b"x" * (n * 37 % 5000) + (b"\r" if n % 5 == 0 else b"") for n in range(150)]
+    log = write(tmp_path / "queue_log", b"\n".join(parts) + b"\n")
+    chunks = list(read_all([log], max_lines=7, max_line_bytes=4000))
+    expected_lines, expected_rejected = [], []
+    for number, part in enumerate(parts, 1):
+        if len(part) > 4000:
+            expected_rejected.append(f"queue_log:{number}")
+        else:
+            expected_lines.append(Line(f"queue_log:{number}", part.removesuffix(b"\r")))
+    assert lines_of(chunks) == expected_lines
+    assert [r.location for chunk in chunks for r in chunk.rejected] == expected_rejected
+    assert all(len(chunk.lines) + len(chunk.rejected) <= 7 for chunk in chunks)
+    assert log.stat().st_size > 3 * 64 * 1024
+    # Resuming from any chunk's cursor reads exactly the lines after it.
+    middle = chunks[len(chunks) // 2]
+    rest = lines_of(poll([log], middle.cursor, max_lines=7, max_line_bytes=4000))
+    consumed = sum(len(c.lines) for c in chunks[: len(chunks) // 2 + 1])
+    assert rest == expected_lines[consumed:]

@@ -11,10 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
-from connectors.asterisk_queue_log import AsteriskQueueLogConnector
+from connectors.asterisk_queue_log import AsteriskQueueLogConnector, parse_line
+from connectors.base import Rejection
+from connectors.csv_rows import RowError
+from connectors.queue_log_calls import Calls
 from monitor.config import settings_from_mapping
 from monitor.events import CallEvent, CallOutcome, MessageEvent
 from monitor.exporter import exposition
@@ -349,3 +355,46 @@ def test_the_cap_also_applies_while_reading_an_old_file(tmp_path: Path) -> None:
     events = read(tmp_path, now=datetime.fromtimestamp(T0 + 5 * 3600, UTC) + timedelta(1))
     outcomes = {e.external_id.split("@")[0]: e.outcome for e in events if isinstance(e, CallEvent)}
     assert outcomes == {"o.1": CallOutcome.UNKNOWN, "o.2": CallOutcome.ABANDONED}
+
+
+GOOD_LINES = [
+    q(0, "p.1", "ENTERQUEUE", "", CALLER, 1),
+    q(20, "p.1", "CONNECT", 20, "p.9", 3, agent="SIP/201"),
+    q(80, "p.1", "COMPLETEAGENT", 20, 60, 1, agent="SIP/201"),
+    q(5, "p.2", "ENTERQUEUE", "", "02079460002", 1),
+    q(65, "p.2", "ABANDON", 1, 1, 60),
+    q(15, "p.2", "RINGNOANSWER", 15000, agent="SIP/202"),
+    q(30, "NONE", "PAUSE", "lunch", agent="SIP/203"),
+    "   ",
+    "",
+    " 1763629200 | p.3 | support | NONE | EXITWITHKEY | 5 | 1 | 1 | 40 ",
+]
+JUNK = st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@given(
+    lines=st.lists(
+        st.one_of(st.sampled_from(GOOD_LINES).map(str.encode), JUNK, st.just(b"\xe2\x82")),
+        max_size=25,
+    )
+)
+def test_lines_decoded_a_run_at_a_time_give_what_each_line_alone_gives(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes]
+) -> None:
+    # The connector decodes a run of clean lines in one go and parses text; a line with a NUL
+    # or bad UTF-8 anywhere in the run sends every line of it through parse_line alone.
+    path = write(tmp_path_factory.mktemp("runs") / "queue_log", *lines)
+    config = settings_from_mapping({"sources": [source(path=str(path))]}, path.parent)
+    batches = list(build_connector(config, config.sources[0]).fetch_paths([path], NOW))
+    expected_calls, events, rejected = Calls(4 * 3600), [], []
+    for number, data in enumerate(lines, 1):
+        try:
+            record = parse_line(data)
+            if record is not None:
+                events.extend(expected_calls.feed(record))
+        except RowError as exc:
+            rejected.append(Rejection(f"queue_log:{number}", str(exc)))
+    events += expected_calls.expire(None) + expected_calls.expire(NOW.timestamp())
+    assert [e for b in batches for e in b.events] == events
+    assert [r for b in batches for r in b.rejected] == rejected

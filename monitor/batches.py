@@ -1,0 +1,351 @@
+"""One batch into the store: its messages and calls, the inquiries they change, the tallies.
+
+`store_batch` runs inside the caller's transaction (monitor.ingest adds the cursor and commits):
+new messages and calls are inserted (ON CONFLICT DO NOTHING: a batch read twice adds nothing),
+a stored *waiting* call is replaced by its final state, the inquiries of every conversation the
+new messages touch are rebuilt (here and, for callbacks, in other phone sources), and the
+tallies move by exactly what the changed rows contribute, in one upsert.
+
+This is the hot path of an import (a million-line queue_log is ~200,000 calls), so the rows go
+to the database as tuples (`monitor.bulk`) and the statements run for every batch are made once.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from datetime import datetime
+from operator import attrgetter, itemgetter
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, bindparam, delete, select, update
+
+from connectors import connector_class
+from monitor import threads
+from monitor.bulk import in_values, insert_rows, json_values, member, select_in, value_parts
+from monitor.calendars import BusinessCalendar
+from monitor.config import ResolvedTargets, Settings, SourceSettings
+from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
+from monitor.inquiries import Measured, derive
+from monitor.models import CALLS, INQUIRIES, MESSAGES
+from monitor.tallies import (
+    Layout,
+    TallyCounter,
+    difference,
+    inquiry_tallies,
+    layout_for,
+    tally_calls,
+)
+from monitor.tallies import apply as apply_tallies
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """What deriving a source's inquiries needs: its targets, calendar and bucket layout."""
+
+    source: str
+    channel: str
+    targets: ResolvedTargets
+    calendar: BusinessCalendar | None
+    layout: Layout
+    all_targets: Mapping[str, ResolvedTargets]
+    # Builds the Measuring of another source: a callback stored here may close its inquiries.
+    peer: Callable[[str], Measuring | None]
+
+
+def measuring(settings: Settings, source: SourceSettings) -> Measuring:
+    def peer(name: str) -> Measuring | None:
+        known = {s.name: s for s in settings.sources}
+        return measuring(settings, known[name]) if name in known else None
+
+    calendar = None
+    if source.calendar is not None:
+        calendar = BusinessCalendar.from_settings(settings.file.calendars[source.calendar])
+    return Measuring(
+        source=source.name,
+        channel=connector_class(source.kind).channel.value,
+        targets=settings.targets_for(source),
+        calendar=calendar,
+        layout=layout_for(settings),
+        all_targets={s.name: settings.targets_for(s) for s in settings.sources},
+        peer=peer,
+    )
+
+
+def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> tuple[int, int]:
+    """Store one batch's events; return (new messages, new or finished calls)."""
+    messages = [e for e in events if isinstance(e, MessageEvent)]
+    calls = [e for e in events if isinstance(e, CallEvent)]
+    delta: TallyCounter = Counter()  # the batch's tally changes, stored in one statement
+    # E-mails find their conversation through the links of earlier messages (monitor.threads);
+    # a merge of two threads moves stored messages, so both are measured again.
+    placed, regrouped = threads.resolve(conn, ctx.source, messages)
+    inserted, known, new = _store_messages(conn, ctx, messages, placed)
+    known |= regrouped - new.keys()
+    _rebuild_inquiries(conn, ctx, known, new, delta)
+    _rederive_callback_peers(conn, ctx, known, delta)
+    stored = _store_calls(conn, ctx, calls, delta)
+    apply_tallies(conn, delta)
+    return inserted, stored
+
+
+def _rederive_callback_peers(
+    conn: Connection, ctx: Measuring, touched: Iterable[str], delta: TallyCounter
+) -> None:
+    """A callback (agent side, `tel:` conversation) may answer a missed call or message kept by
+    another phone source: rebuild that conversation there too."""
+    callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
+    if not callbacks:
+        return
+    peers: dict[str, set[str]] = defaultdict(set)
+    query = select(MESSAGES.c.source, MESSAGES.c.conversation).where(
+        in_values(conn, MESSAGES.c.conversation),
+        MESSAGES.c.source != ctx.source,
+        MESSAGES.c.side == Side.CUSTOMER.value,
+    )
+    for part in value_parts(conn, callbacks):
+        for source, conversation in conn.execute(query.distinct(), {"values": part}):
+            peers[source].add(conversation)
+    for name, conversations in sorted(peers.items()):
+        peer = ctx.peer(name)
+        if peer is not None:  # a source removed from the config keeps its old inquiries
+            rederive(conn, peer, conversations, delta)
+
+
+class StoredMessage(NamedTuple):
+    """A message as stored (what pairing reads back from the store), for a new conversation."""
+
+    external_id: str
+    conversation: str
+    at: datetime
+    side: str
+    kind: str
+    automatic: bool
+    internal: bool
+    channel: str
+    customer: str | None
+    subject: str | None
+
+
+def _store_messages(
+    conn: Connection,
+    ctx: Measuring,
+    events: list[MessageEvent],
+    placed: Mapping[str, str],
+) -> tuple[int, set[str], dict[str, list[StoredMessage]]]:
+    """Insert the new messages. Return how many, the conversations they touched that were
+    stored before (in any source), and those that were not, with their messages. `placed` maps
+    external ids to the conversation threading found for them.
+
+    A conversation new to the store has no other messages and no inquiries, so its inquiries
+    come from the messages at hand: reading them back, looking for old inquiries and callbacks
+    in other sources would find nothing (each missed call is such a conversation)."""
+    if not events:
+        return 0, set(), {}
+    unique = {e.external_id: e for e in reversed(events)}  # the first of duplicate ids wins
+    existing = {
+        r["external_id"]
+        for r in select_in(
+            conn, MESSAGES, {"source": ctx.source}, "external_id", unique, ["external_id"]
+        )
+    }
+    rows = [
+        (
+            ctx.source,
+            e.external_id,
+            placed.get(e.external_id, e.conversation),
+            e.at,
+            str(e.side),
+            str(e.kind),
+            e.automatic,
+            e.internal,
+            (str(e.channel) if e.channel else ctx.channel),
+            e.customer,
+            e.subject,
+        )
+        for e in events
+        if unique[e.external_id] is e and e.external_id not in existing
+    ]
+    touched = {row[2] for row in rows}
+    known = _stored_before(conn, ctx, touched)
+    insert_rows(conn, MESSAGES, MESSAGE_COLUMNS, rows, ignore_conflicts=["source", "external_id"])
+    new: dict[str, list[StoredMessage]] = defaultdict(list)
+    for row in rows:  # in the order stored, as a read back by id would give them
+        if row[2] not in known:
+            new[row[2]].append(StoredMessage(*row[1:]))
+    return len(rows), known & touched, new
+
+
+def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) -> set[str]:
+    """Those of `conversations` with a message in any source, or an inquiry in this one."""
+    found: set[str] = set()
+    in_messages, in_inquiries = _history(json_values(conn))
+    for part in value_parts(conn, sorted(conversations)):
+        found.update(conn.execute(in_messages, {"values": part}).scalars())
+        found.update(conn.execute(in_inquiries, {"values": part, "source": ctx.source}).scalars())
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _history(as_json: bool) -> tuple[Any, Any]:
+    """The statements of _stored_before, made once: they run for every batch."""
+    messages = select(MESSAGES.c.conversation).where(
+        member(MESSAGES.c.conversation, as_json=as_json)
+    )
+    inquiries = select(INQUIRIES.c.conversation).where(
+        member(INQUIRIES.c.conversation, as_json=as_json),
+        INQUIRIES.c.source == bindparam("source"),
+    )
+    return messages.distinct(), inquiries.distinct()
+
+
+def rederive(
+    conn: Connection,
+    ctx: Measuring,
+    conversations: Iterable[str],
+    delta: TallyCounter | None = None,
+) -> None:
+    """Rebuild the inquiries of `conversations` and move the tallies by the difference (now,
+    or by adding it to `delta` for the caller to apply with the rest of its changes)."""
+    _rebuild_inquiries(conn, ctx, conversations, {}, delta)
+
+
+def _rebuild_inquiries(
+    conn: Connection,
+    ctx: Measuring,
+    stored: Iterable[str],
+    new: Mapping[str, list[StoredMessage]],
+    delta: TallyCounter | None,
+) -> None:
+    """rederive of the `stored` conversations (read from the store) and of the `new` ones
+    (their messages given), their inquiries stored together in conversation order."""
+    known = sorted(set(stored))
+    if not known and not new:
+        return
+    by_conversation: dict[str, list[Any]] = defaultdict(list)
+    among = in_values(conn, MESSAGES.c.conversation)
+    query = select(MESSAGES).where(MESSAGES.c.source == ctx.source, among).order_by(MESSAGES.c.id)
+    for part in value_parts(conn, known):
+        for row in conn.execute(query, {"values": part}):
+            by_conversation[row.conversation].append(row)
+    # A callback conversation also takes the agent side (the calls back) of every other source.
+    callbacks = [c for c in known if c.startswith(CALLBACK_PREFIX)]
+    query = (
+        select(MESSAGES)
+        .where(among, MESSAGES.c.side == Side.AGENT.value, MESSAGES.c.source != ctx.source)
+        .order_by(MESSAGES.c.id)
+    )
+    for part in value_parts(conn, callbacks):
+        for row in conn.execute(query, {"values": part}):
+            by_conversation[row.conversation].append(row)
+    old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", known)
+    remove = delete(INQUIRIES).where(
+        INQUIRIES.c.source == ctx.source, in_values(conn, INQUIRIES.c.conversation)
+    )
+    # Only conversations that had inquiries have any to delete (most new mail has none).
+    for part in value_parts(conn, sorted({str(r["conversation"]) for r in old})):
+        conn.execute(remove, {"values": part})
+    by_conversation.update(new)
+    rows: list[tuple[Any, ...]] = []
+    for conversation in sorted(by_conversation.keys() | known):
+        for measured in derive(
+            conversation, by_conversation[conversation], ctx.targets, ctx.calendar
+        ):
+            # Not dataclasses.asdict: it deep-copies every value.
+            rows.append((ctx.source, *_measured_values(measured)))
+    insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, rows)
+    added = (dict(zip(INQUIRY_COLUMNS, row, strict=True)) for row in rows)
+    change = difference(inquiry_tallies(added, ctx.layout), inquiry_tallies(old, ctx.layout))
+    if delta is None:
+        apply_tallies(conn, change)
+    else:
+        delta.update(change)
+
+
+def _store_calls(
+    conn: Connection, ctx: Measuring, events: list[CallEvent], delta: TallyCounter
+) -> int:
+    """Insert new calls; replace a stored *waiting* call by its final state. A finished call
+    never changes again, so re-reading a log cannot count it twice."""
+    if not events:
+        return 0
+    latest = {e.external_id: e for e in events}  # the last state of a call in the batch wins
+    stored = {
+        r["external_id"]: r["outcome"]
+        for r in select_in(
+            conn, CALLS, {"source": ctx.source}, "external_id", latest, ["external_id", "outcome"]
+        )
+    }
+    inserts: list[tuple[Any, ...]] = []
+    finished: list[tuple[Any, ...]] = []
+    for event in latest.values():
+        row = _call_row(ctx.source, event)
+        if event.external_id not in stored:
+            inserts.append(row)
+        elif (
+            stored[event.external_id] == CallOutcome.WAITING
+            and event.outcome != CallOutcome.WAITING
+        ):
+            conn.execute(
+                update(CALLS)
+                .where(
+                    CALLS.c.source == ctx.source,
+                    CALLS.c.external_id == event.external_id,
+                    CALLS.c.outcome == CallOutcome.WAITING.value,
+                )
+                .values(dict(zip(CALL_COLUMNS, row, strict=True)))
+            )
+            finished.append(row)
+    insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
+    # (source, queue, outcome, wait) of each: tally_calls leaves out the waiting ones.
+    counted = map(itemgetter(0, 2, 8, 6), inserts + finished)
+    delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
+    return len(inserts) + len(finished)
+
+
+# Columns in table order, as insert_rows takes them.
+CALL_COLUMNS = (
+    "source",
+    "external_id",
+    "queue",
+    "entered_at",
+    "answered_at",
+    "left_at",
+    "wait_seconds",
+    "talk_seconds",
+    "outcome",
+    "caller",
+)
+MESSAGE_COLUMNS = (
+    "source",
+    "external_id",
+    "conversation",
+    "at",
+    "side",
+    "kind",
+    "automatic",
+    "internal",
+    "channel",
+    "customer",
+    "subject",
+)
+MEASURED = tuple(f.name for f in fields(Measured))
+_measured_values = attrgetter(*MEASURED)  # a Measured's fields, in MEASURED order
+INQUIRY_COLUMNS = ("source", *MEASURED)
+
+
+def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
+    return (
+        source,
+        event.external_id,
+        event.queue,
+        event.entered_at,
+        event.answered_at,
+        event.left_at,
+        event.wait_seconds,
+        event.talk_seconds,
+        str(event.outcome),  # the StrEnum's text: Enum.value is a slow property
+        event.caller,
+    )

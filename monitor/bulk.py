@@ -1,0 +1,231 @@
+"""Bulk writes and lookups for ingest, without SQLAlchemy's per-row and per-value work.
+
+- `insert_rows`: many rows as tuples. On SQLite the statement is compiled by SQLAlchemy once and
+  the tuples go to the driver with only the values that need it converted, exactly as the column
+  types would (times by `sqlite_datetime`, checked against SQLAlchemy's own processor);
+  SQLAlchemy's executemany would build a parameter dict and call a type processor for every
+  value, which costs more than SQLite's insert itself.
+- `in_values` / `value_parts` / `select_in`: `column IN values` as a statement made once and
+  run with one parameter: on SQLite a JSON array that json_each unpacks (no parameter per value,
+  no limit on their number), elsewhere expanding lists of CHUNK values.
+
+Other databases take SQLAlchemy's usual path: the same rows and results on both.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import Connection, String, Table, bindparam, func, select
+from sqlalchemy.dialects import sqlite
+
+from monitor.store import chunks, insert_ignore
+
+Converter = Callable[[Any], Any]
+
+
+def insert_rows(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore_conflicts: Sequence[str] | None = None,
+) -> None:
+    """INSERT many rows, given as tuples in `columns` order; with `ignore_conflicts`, rows whose
+    key (those columns) is already stored are skipped (ON CONFLICT DO NOTHING).
+
+    This is ingest's hot path. SQLAlchemy's executemany builds a parameter dict per row and runs
+    a type processor per value, which costs several times SQLite's own insert. On SQLite the
+    statement is compiled by SQLAlchemy once and the tuples go to the driver with only the values
+    that need it converted, exactly as the column types would (`_sqlite_converter`; a test
+    holds them equal to SQLAlchemy's own processors). Other databases take the usual path."""
+    if not rows:
+        return
+    if conn.dialect.name != "sqlite":
+        stmt = insert_ignore(conn, table, ignore_conflicts) if ignore_conflicts else table.insert()
+        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    sql, order, converters = _sqlite_insert(table, tuple(columns), tuple(ignore_conflicts or ()))
+    if order is None and not converters:
+        conn.exec_driver_sql(sql, [tuple(row) for row in rows])
+        return
+    # Column by column: one comprehension per converted column, and zip (C) builds the tuples
+    # the driver wants, instead of a Python loop over every value of every row.
+    values = list(zip(*rows, strict=True))
+    if order is not None:
+        values = [values[i] for i in order]
+    for index, convert in converters:
+        values[index] = tuple(map(convert, values[index]))  # converters take None too
+    conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
+
+
+_SqliteInsert = tuple[str, list[int] | None, list[tuple[int, Converter]]]
+_SQLITE_INSERTS: dict[tuple[Table, tuple[str, ...], tuple[str, ...]], _SqliteInsert] = {}
+
+
+def _sqlite_insert(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> _SqliteInsert:
+    """The SQL with qmark parameters, the order they take the given columns in (None: as
+    given) and the value converters by parameter position; made once per statement."""
+    cache_key = (table, columns, keys)
+    found = _SQLITE_INSERTS.get(cache_key)
+    if found is None:
+        dialect = sqlite.dialect()
+        stmt = sqlite.insert(table)
+        if keys:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+        names = list(compiled.positiontup or ())
+        if sorted(names) != sorted(columns):
+            raise ValueError(f"insert_rows: {table.name} has no columns {columns}")
+        order = [columns.index(name) for name in names]
+        converters = [
+            (i, c)
+            for i, name in enumerate(names)
+            if (c := _sqlite_converter(table.c[name].type, dialect)) is not None
+        ]
+        identity = order == list(range(len(order)))
+        found = _SQLITE_INSERTS[cache_key] = (
+            str(compiled),
+            None if identity else order,
+            converters,
+        )
+    return found
+
+
+# Values a datetime column's own processor must turn into what `sqlite_datetime` makes of them.
+_PROBES = (
+    datetime(2026, 11, 20, 9, 0, 0, 120, tzinfo=UTC),
+    datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+    datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+)
+
+
+def _sqlite_converter(column_type: Any, dialect: Any) -> Converter | None:
+    processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
+    if processor is not None and all(_same(processor, sqlite_datetime, probe) for probe in _PROBES):
+        return sqlite_datetime  # the same strings, without the per-value % formatting
+    return processor
+
+
+def _same(processor: Converter, fast: Converter, probe: datetime) -> bool:
+    try:
+        return bool(processor(probe) == fast(probe))
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
+_DAYS: dict[int, str] = {}  # "2026-11-20" by day ordinal: the part shared by a day's values
+
+
+def sqlite_datetime(value: datetime | None) -> str | None:
+    """An aware datetime as sqlmodel's UTC type stores it in SQLite: in UTC, as
+    '2026-11-20 09:00:00.000000' (SQLAlchemy's format; None stays None, as with its processor).
+    A million calls are three million of these: the date part is formatted once per day."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        if value.utcoffset() is None:
+            raise ValueError("Datetime values must have timezone information")
+        value = value.astimezone(UTC)
+    day = _DAYS.get(value.toordinal())
+    if day is None:
+        if len(_DAYS) > 100_000:
+            _DAYS.clear()
+        day = _DAYS[value.toordinal()] = "%04d-%02d-%02d" % (value.year, value.month, value.day)  # noqa: UP031
+    # %-formatting: faster here than an f-string with format specs, or isoformat.
+    return "%s %02d:%02d:%02d.%06d" % (  # noqa: UP031
+        day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
+
+
+def in_values(conn: Connection, column: Any) -> Any:
+    """`column IN :values` for this connection, to make a statement once and run it with
+    {"values": part} for each part of `value_parts(conn, values)`.
+
+    On SQLite the values travel as a single JSON array parameter that SQLite's json_each
+    unpacks: nothing is built or bound per value (an IN of bound parameters costs SQLAlchemy
+    several function calls per value, and SQLite limits their number), so one part holds them
+    all. Elsewhere, and on an SQLite without JSON, an expanding IN of CHUNK values a part."""
+    return member(column, as_json=json_values(conn))
+
+
+@functools.lru_cache(maxsize=64)
+def member(column: Any, *, as_json: bool) -> Any:
+    """in_values, knowing whether the values go as JSON (`json_values`)."""
+    if as_json:
+        array = func.json_each(bindparam("values", type_=String)).table_valued("value")
+        return column.in_(select(array.c.value).scalar_subquery())
+    return column.in_(bindparam("values", expanding=True))
+
+
+def value_parts(conn: Connection, values: Sequence[str | int]) -> Iterator[Any]:
+    """The parameter of `in_values` for each query that together cover `values`."""
+    if not values:
+        return
+    if json_values(conn):
+        yield json.dumps(list(values))
+        return
+    for part in chunks(values):
+        yield list(part)
+
+
+def json_values(conn: Connection) -> bool:
+    """Whether `value_parts` sends the values as one JSON array (SQLite with JSON)."""
+    return conn.dialect.name == "sqlite" and _sqlite_has_json()
+
+
+@functools.cache
+def _sqlite_has_json() -> bool:
+    try:
+        with sqlite3.connect(":memory:") as probe:
+            return bool(probe.execute("SELECT value FROM json_each('[1]')").fetchall())
+    except sqlite3.Error:
+        return False
+
+
+def select_in(
+    conn: Connection,
+    table: Table,
+    where: Mapping[str, Any],
+    column: str,
+    values: Iterable[Any],
+    fields: Sequence[str] | None = None,
+) -> list[Any]:
+    """Rows of `table` matching `where` (column = value) whose `column` is in `values`
+    (strings or integers); only `fields` of each when given (cheaper than whole rows: no
+    datetimes to parse)."""
+    rows: list[Any] = []
+    query = _select_in(
+        json_values(conn),
+        table,
+        tuple(sorted(where)),
+        column,
+        None if fields is None else tuple(fields),
+    )
+    params = {f"where_{key}": value for key, value in where.items()}
+    for part in value_parts(conn, sorted(set(values))):
+        rows.extend(conn.execute(query, {**params, "values": part}).mappings().all())
+    return rows
+
+
+@functools.lru_cache(maxsize=64)
+def _select_in(
+    as_json: bool,
+    table: Table,
+    where: tuple[str, ...],
+    column: str,
+    fields: tuple[str, ...] | None,
+) -> Any:
+    selected = [table.c[f] for f in fields] if fields is not None else [table]
+    among = member(table.c[column], as_json=as_json)
+    return select(*selected).where(among, *(table.c[k] == bindparam(f"where_{k}") for k in where))
