@@ -279,9 +279,20 @@ def _take(conn: Connection, notice: Notice, now: datetime) -> bool:
     taken = conn.execute(
         update(ALERT_STATES)
         .where(*_same(notice.state, "state", "started_at", "last_notified_at"))
-        .values(last_notified_at=now)
+        .values(last_notified_at=_told_at(notice, now))
     )
     return bool(taken.rowcount)
+
+
+def _told_at(notice: Notice, now: datetime) -> datetime:
+    """When `notice` counts as told: `now`, but never before the moment it tells of. Instances'
+    clocks differ by a little: an alert started by one instance at 12:14:00.1 and told by another
+    at 12:14:00 would otherwise look untold (told before it started) and be sent again."""
+    state = notice.state
+    moments = [now, state.started_at]
+    if notice.event == "resolved":
+        moments.append(state.resolved_at)
+    return max(m for m in moments if m is not None)
 
 
 def send_due(engine: Engine, settings: Settings, now: datetime) -> tuple[dict[str, int], list[str]]:
