@@ -65,6 +65,7 @@ from monitor.events import (
     MessageEvent,
     Side,
     callback_conversation,
+    callback_request,
 )
 
 CURSOR_VERSION = 1
@@ -336,19 +337,7 @@ class AsteriskCdrConnector(CsvFileSource):
                 caller=caller,
             )
         ]
-        conversation = callback_conversation(caller)
-        if conversation is not None:
-            events.append(
-                MessageEvent(
-                    external_id=f"missed:{key}",
-                    conversation=conversation,
-                    at=left,
-                    side=Side.CUSTOMER,
-                    channel=Channel.VOICEMAIL,
-                    customer=caller,
-                )
-            )
-        return events
+        return events + callback_request(key, caller, left)
 
     def _direction(self, origin: Leg) -> str:
         context = origin.dcontext

@@ -63,6 +63,7 @@ from monitor.events import (
     MessageEvent,
     Side,
     callback_conversation,
+    callback_request,
 )
 
 KEYS = "id entered answered ended wait talk queue caller callee direction outcome voicemail".split()
@@ -327,18 +328,8 @@ class CallCsvConnector(CsvFileSource):
             caller=caller or None,
         )
         events: list[Event] = [call]
-        conversation = callback_conversation(caller)
-        if (voicemail or outcome in MISSED) and conversation is not None:
-            events.append(
-                MessageEvent(
-                    external_id=f"missed:{call_id}",
-                    conversation=conversation,
-                    at=ended or entered,
-                    side=Side.CUSTOMER,
-                    channel=Channel.VOICEMAIL,
-                    customer=caller,
-                )
-            )
+        if voicemail or outcome in MISSED:
+            events += callback_request(call_id, caller, ended or entered)
         return events
 
     def _direction(self, value: str, caller: str, callee: str) -> str:

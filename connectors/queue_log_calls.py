@@ -38,11 +38,8 @@ from connectors.csv_rows import RowError
 from monitor.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
-    MessageEvent,
-    Side,
-    callback_conversation,
+    callback_request,
 )
 
 SYSTEM_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})
@@ -229,19 +226,7 @@ class Calls:
         events: list[Event] = [self._call(stint, outcome, left, talk)]
         if outcome not in CALLBACK_OUTCOMES or left is None:
             return events
-        conversation = callback_conversation(stint.caller)
-        if conversation is not None:
-            events.append(
-                MessageEvent(
-                    external_id=f"missed:{stint.key}",
-                    conversation=conversation,
-                    at=_utc(left),
-                    side=Side.CUSTOMER,
-                    channel=Channel.VOICEMAIL,
-                    customer=stint.caller,
-                )
-            )
-        return events
+        return events + callback_request(stint.key, stint.caller, _utc(left))
 
     def _call(
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None

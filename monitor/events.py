@@ -176,3 +176,22 @@ class CallEvent:
 
 
 Event = MessageEvent | CallEvent
+
+
+def callback_request(key: str, caller: str | None, at: datetime) -> list[Event]:
+    """A missed call that needs a callback (SPEC §2): a customer-side message on channel
+    `voicemail` in the caller's `tel:` conversation, which an outbound call or a logged callback
+    to that number in any phone source closes. Nothing when the number cannot be called back
+    (anonymous, an extension)."""
+    conversation = callback_conversation(caller)
+    if conversation is None:
+        return []
+    request = MessageEvent(
+        external_id=f"missed:{key}",
+        conversation=conversation,
+        at=at,
+        side=Side.CUSTOMER,
+        channel=Channel.VOICEMAIL,
+        customer=caller,
+    )
+    return [request]
