@@ -479,6 +479,25 @@ class DovecotServer:
         except (OSError, ValueError, IndexError):
             return None
 
+    def halt(self) -> None:
+        """Stop the server as a crash or a maintenance window would, keeping its mailboxes."""
+        pid = self._master_pid()
+        if pid is not None:
+            _terminate_group(pid)
+
+    def start_again(self) -> None:
+        """Start a halted server on the same ports with the same mailboxes."""
+        subprocess.run(
+            [self.binary, "-c", str(self.config)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=30,
+            check=True,
+        )
+        if not _wait_for_port(self.port, lambda: self._master_pid() is not None, 30):
+            raise RuntimeError(f"dovecot did not start again: {self.log_tail()}")
+
     def stop(self) -> None:
         """Stop the master (by its PID) and wait for it, then remove the directory."""
         if self._stopped:
@@ -486,8 +505,22 @@ class DovecotServer:
         self._stopped = True
         pid = self._master_pid()
         if pid is not None:
-            _terminate_and_wait(pid)
+            _terminate_group(pid)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _terminate_group(pid: int) -> None:
+    """Stop Dovecot's master and every process it started (its process group: the imap and
+    login processes of open sessions outlive a master stopped alone, serving on)."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    _terminate_and_wait(pid)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _terminate_and_wait(pid: int, timeout: float = 10.0) -> None:

@@ -1,6 +1,6 @@
 """The IMAP server misbehaving under a poll (SPEC §10): a UIDVALIDITY change, the connection
-dropped by the server between two batches. Each recovers on the next poll with nothing lost
-and nothing counted twice."""
+dropped by the server between two batches, the server stopped mid-poll and down for a while.
+Each recovers on the next poll with nothing lost and nothing counted twice."""
 
 from __future__ import annotations
 
@@ -82,6 +82,46 @@ def test_a_connection_dropped_between_batches_loses_nothing(
     assert "\n" not in str(failure.value)
     assert (result.batches, result.messages) == (1, 2)
 
+    again = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
+    assert again.ok and again.messages == 5
+    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
+    assert len(inquiries(engine)) == 7
+
+
+def test_a_server_stopped_mid_poll_fails_in_one_line_and_the_poll_after_its_return_completes(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    mailbox.append("INBOX", questions(0, 7))
+    settings, engine = open_store(
+        tmp_path, [mailbox.source(batch_size=2, sent_folder=None)], agents=AGENTS
+    )
+    source = settings.sources[0]
+    batches = build_connector(settings, source).fetch(None, NOW)
+
+    def stopped_after_the_first_batch() -> Iterator[Batch]:
+        for batch in batches:
+            yield batch
+            mailbox.server.halt()
+
+    result = PollResult(source.name)
+    try:
+        with pytest.raises(ConnectorError) as failure:
+            _store_all(
+                engine,
+                measuring(settings, source),
+                stopped_after_the_first_batch(),
+                result,
+                None,
+                save_cursor=True,
+            )
+        assert not failure.value.permanent and "\n" not in str(failure.value)
+        # While it is down, a poll fails with one transient line and stores nothing.
+        down = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
+        assert down.error is not None and not down.permanent and "\n" not in down.error
+        assert down.error.startswith(f"127.0.0.1:{mailbox.server.port}: ")
+    finally:
+        mailbox.server.start_again()
+    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(2))
     again = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
     assert again.ok and again.messages == 5
     assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
