@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 
 from monitor.config import Settings, settings_from_mapping
+from monitor.deliveries import DeliveryError, claim, record, take_due
 from monitor.events import CallEvent, CallOutcome
 from monitor.exporter import exposition
 from monitor.ingest import measuring, poll_source, reconcile, store_batch
@@ -49,6 +50,18 @@ SPEC_METRICS = {
 # Personal data the fixtures carry: none of it may appear in a label.
 PERSONAL = ("alice@example.org", "Alice Smith", "+44 20 7946 0958", "07700900123", "Refund")
 ALLOWED_LABELS = {"source", "channel", "stage", "queue", "kind", "threshold", "outcome", "rule"}
+# Beside SPEC §6's: fixed words of the code (digest/alert, email/webhook), never data.
+ALLOWED_LABELS |= {"purpose", "notifier"}
+MAIL = """\
+From alice@example.org Fri Nov 20 09:30:00 2026
+From: Alice Smith <alice@example.org>
+To: support@example.com
+Subject: Refund for order 1234
+Date: Fri, 20 Nov 2026 09:30:00 +0000
+Message-ID: <q1@example.org>
+
+Hello
+"""
 
 
 def chat_line(conversation: str, at: datetime, role: str, **extra: Any) -> str:
@@ -78,10 +91,14 @@ def call(external_id: str, outcome: CallOutcome, wait: float, queue: str = "sale
     )
 
 
-def make_settings(tmp_path: Path) -> Settings:
+def make_settings(tmp_path: Path, *, mail: bool = False) -> Settings:
+    """A chat log and a call log; with `mail`, a mailbox too."""
     (tmp_path / "calls.csv").write_text("Start\n")
+    (tmp_path / "mail.mbox").write_text(MAIL)
+    mailbox = [{"name": "support-mail", "kind": "mbox", "path": "mail.mbox"}] if mail else []
     return settings_from_mapping(
         {
+            "agents": {"addresses": ["support@example.com"]},
             "calendars": {
                 "office": {"timezone": "Europe/London", "hours": {"fri": ["09:00-17:00"]}}
             },
@@ -100,6 +117,7 @@ def make_settings(tmp_path: Path) -> Settings:
                     "columns": {"entered": "Start"},
                     "targets": {"hold_warn": "4m"},
                 },
+                *mailbox,
             ],
         },
         tmp_path,
@@ -254,11 +272,18 @@ def test_the_exposition_passes_promtool_check_metrics(tmp_path: Path, promtool: 
 @pytest.fixture
 def ingested(tmp_path: Path, database_url: str) -> str:
     """The exposition after one poll and one batch of calls, on SQLite and on PostgreSQL."""
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, mail=True)
     (tmp_path / "chat.jsonl").write_text(FIRST_CHATS)
     engine = open_store(tmp_path, settings, database_url)
     poll_all(engine, settings)
     store_calls(engine, settings, FIRST_CALLS)
+    # A digest that could not be delivered: its labels are checked with the others.
+    with engine.begin() as conn:
+        claim(
+            conn, key="digest:2026-11-19", purpose="digest", notifier="email", payload={}, now=NOW
+        )
+    (taken,) = take_due(engine, NOW)
+    record(engine, taken, DeliveryError("550 no such mailbox", permanent=True), NOW)
     return scrape(engine, settings)
 
 
@@ -290,6 +315,11 @@ def test_no_personal_data_reaches_a_label(ingested: str) -> None:
             for value in labels.values():
                 assert not any(p.lower() in value.lower() for p in PERSONAL), (name, labels)
     assert not any(p in ingested for p in PERSONAL)
+    assert 'support_deliveries_failed{notifier="email",purpose="digest"} 1.0' in ingested
+    assert (
+        'support_open_inquiries{channel="email",source="support-mail",stage="experience"} 1.0'
+        in (ingested)
+    )
 
 
 def test_open_inquiries_waiting_callers_and_targets_are_gauges_of_now(ingested: str) -> None:
@@ -305,4 +335,4 @@ def test_open_inquiries_waiting_callers_and_targets_are_gauges_of_now(ingested: 
     assert total(ingested, "support_hold_threshold_seconds", threshold="warn") == 240
     assert total(ingested, "support_hold_threshold_seconds", threshold="max") == 780
     assert total(ingested, "support_source_poll_interval_seconds", source="phones") == 300
-    assert total(ingested, "support_source_last_success_timestamp_seconds") == 2 * NOW.timestamp()
+    assert total(ingested, "support_source_last_success_timestamp_seconds") == 3 * NOW.timestamp()
