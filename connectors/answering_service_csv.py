@@ -36,14 +36,13 @@ from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
 from connectors.csv_rows import (
     DEFAULT_TIME_FORMATS,
-    CsvFileSource,
     RowError,
     optional_time,
     parse_time,
-    read_error,
     split_line,
     text,
 )
+from connectors.file_source import FileSource, read_error
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import Channel, Event, MessageEvent, Side, callback_conversation
 
@@ -69,7 +68,7 @@ class AnsweringServiceCsvSettings(SourceSettings):
         return {key: self.columns.get(key, key) for key in KEYS}
 
 
-class AnsweringServiceCsvConnector(CsvFileSource):
+class AnsweringServiceCsvConnector(FileSource):
     kind = "answering_service_csv"
     channel = Channel.ANSWERING_SERVICE
     settings = AnsweringServiceCsvSettings

@@ -48,14 +48,13 @@ from pydantic import Field
 from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
 from connectors.csv_rows import (
-    CsvFileSource,
     RowError,
     parse_time,
-    read_error,
     seconds,
     split_line,
     text,
 )
+from connectors.file_source import FileSource, read_error
 from monitor.config import Duration, SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
@@ -130,7 +129,7 @@ class Leg:
         return datetime.fromisoformat(self.end)
 
 
-class AsteriskCdrConnector(CsvFileSource):
+class AsteriskCdrConnector(FileSource):
     kind = "asterisk_cdr"
     channel = Channel.PHONE
     settings = AsteriskCdrSettings

@@ -30,7 +30,8 @@ from pydantic import model_validator
 
 from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.csv_rows import CsvFileSource, RowError, read_error
+from connectors.csv_rows import RowError
+from connectors.file_source import FileSource, read_error
 from connectors.queue_log_calls import NOT_CALLS, Calls, Record
 from connectors.queue_log_rows import CsvRows, TableRows
 from monitor.config import Duration, SourceSettings, TimezoneName
@@ -62,7 +63,7 @@ class AsteriskQueueLogSettings(SourceSettings):
         return self
 
 
-class AsteriskQueueLogConnector(CsvFileSource):
+class AsteriskQueueLogConnector(FileSource):
     kind = "asterisk_queue_log"
     channel = Channel.PHONE
     settings = AsteriskQueueLogSettings

@@ -45,15 +45,14 @@ from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
 from connectors.csv_rows import (
     DEFAULT_TIME_FORMATS,
-    CsvFileSource,
     RowError,
     optional_time,
     parse_time,
-    read_error,
     seconds,
     split_line,
     text,
 )
+from connectors.file_source import FileSource, read_error
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
@@ -191,7 +190,7 @@ class CallCsvSettings(SourceSettings):
         return {k.strip().lower(): v for k, v in merged.items()}
 
 
-class CallCsvConnector(CsvFileSource):
+class CallCsvConnector(FileSource):
     kind = "call_csv"
     channel = Channel.PHONE
     settings = CallCsvSettings

@@ -16,7 +16,6 @@ truncation are survived and an interrupted poll resumes without loss or duplicat
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 from collections.abc import Iterator
@@ -27,19 +26,19 @@ from typing import Any
 from connectors import files
 from connectors.base import (
     Batch,
-    Connector,
     ConnectorContext,
     ConnectorError,
     Cursor,
     Rejection,
 )
+from connectors.file_source import FileSource, unreadable
+from connectors.json_records import json_type
 from monitor.config import SourceSettings
 from monitor.events import Channel, Event, MessageEvent, MessageKind, Side
 
 ROLES = {"customer", "agent", "bot", "system"}
 AUTOMATIC_ROLES = {"bot", "system"}
 EVENTS = {"message": MessageKind.MESSAGE, "ended": MessageKind.ENDED}
-_GLOB_CHARS = frozenset("*?[")
 
 
 class ChatJsonlSettings(SourceSettings):
@@ -51,11 +50,10 @@ class LineError(ValueError):
     """A line that cannot become an event; the message is the rejection reason (no text)."""
 
 
-class ChatJsonlConnector(Connector):
+class ChatJsonlConnector(FileSource):
     kind = "chat_jsonl"
     channel = Channel.CHAT
     settings = ChatJsonlSettings
-    imports_files = True
 
     def __init__(
         self,
@@ -71,30 +69,13 @@ class ChatJsonlConnector(Connector):
         self.max_lines = max_lines
         self.max_line_bytes = max_line_bytes
 
-    def matching_files(self) -> list[Path]:
-        """The files the configured path matches now (sorted; regular files only)."""
-        text = str(self.path)
-        if not _GLOB_CHARS & set(text):
-            return [self.path] if self.path.is_file() else []
-        return [Path(p) for p in sorted(glob.glob(text, recursive=True)) if Path(p).is_file()]
-
-    def check(self) -> str:
-        matched = self._matched(permanent=True)
-        size = 0
-        for path in matched:
-            try:
-                with path.open("rb") as handle:
-                    handle.read(1)
-                size += path.stat().st_size
-            except OSError as exc:
-                raise ConnectorError(_unreadable(path, exc), permanent=True) from None
-        count = f"{len(matched)} file" + ("" if len(matched) == 1 else "s")
-        return f"{count}, {_human_size(size)}"
+    def configured_path(self) -> Path:
+        return self.path
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         # Not permanent here: with a plain path there is a moment during rotation (between the
         # rename and the new file's creation) when nothing matches; the next poll heals it.
-        matched = self._matched(permanent=False)
+        matched = self.matched(permanent=False)
         try:
             chunks = files.tail(
                 matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
@@ -104,17 +85,9 @@ class ChatJsonlConnector(Connector):
         yield from self._batches(chunks)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        for path in paths:
-            if not path.is_file():
-                raise ConnectorError(f"{path}: no such file", permanent=True)
+        self.require_files(paths)
         chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
         yield from self._batches(chunks)
-
-    def _matched(self, *, permanent: bool) -> list[Path]:
-        matched = self.matching_files()
-        if not matched:
-            raise ConnectorError(f"no file matches {self.path}", permanent=permanent)
-        return matched
 
     def _batches(self, chunks: Iterator[files.Chunk]) -> Iterator[Batch]:
         try:
@@ -132,7 +105,7 @@ class ChatJsonlConnector(Connector):
                 yield Batch(events, chunk.cursor, rejected)
         except OSError as exc:
             path = Path(exc.filename) if exc.filename else self.path
-            raise ConnectorError(_unreadable(path, exc)) from None
+            raise ConnectorError(unreadable(path, exc)) from None
 
 
 def parse_line(data: bytes) -> MessageEvent | None:
@@ -151,7 +124,7 @@ def parse_line(data: bytes) -> MessageEvent | None:
         # Valid syntax beyond the parser's limits: an over-long integer or very deep nesting.
         raise LineError("not valid JSON (a number or nesting beyond limits)") from None
     if not isinstance(record, dict):
-        raise LineError(f"expected a JSON object, got {_json_type(record)}")
+        raise LineError(f"expected a JSON object, got {json_type(record)}")
 
     conversation = _identifier(record, "conversation", required=True)
     assert conversation is not None
@@ -195,7 +168,7 @@ def _timestamp(value: object) -> datetime:
     if value is None:
         raise LineError("missing at")
     if not isinstance(value, str):
-        raise LineError(f"at must be an ISO 8601 string, got {_json_type(value)}")
+        raise LineError(f"at must be an ISO 8601 string, got {json_type(value)}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -214,7 +187,7 @@ def _identifier(record: dict[str, Any], key: str, *, required: bool = False) -> 
             raise LineError(f"missing {key}" if value is None else f"{key} is empty")
         return None
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise LineError(f"{key} must be a string or a number, got {_json_type(value)}")
+        raise LineError(f"{key} must be a string or a number, got {json_type(value)}")
     return str(value)
 
 
@@ -225,20 +198,8 @@ def _text(record: dict[str, Any], key: str, *, required: bool = False) -> str | 
             raise LineError(f"missing {key}")
         return None
     if not isinstance(value, str):
-        raise LineError(f"{key} must be a string, got {_json_type(value)}")
+        raise LineError(f"{key} must be a string, got {json_type(value)}")
     return value
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
 
 
 def _short(value: str | None) -> str:
@@ -249,16 +210,3 @@ def _short(value: str | None) -> str:
 def _expected(names: set[str] | dict[str, Any]) -> str:
     ordered = sorted(names)
     return ", ".join(ordered[:-1]) + " or " + ordered[-1]
-
-
-def _unreadable(path: Path, exc: OSError) -> str:
-    return f"cannot read {path}: {exc.strerror or exc}"
-
-
-def _human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")

@@ -1,10 +1,8 @@
-"""CSV rows in phone logs: matching files, splitting one line into fields, times and numbers.
+"""CSV rows in phone logs: splitting one line into fields, times and numbers.
 
 The phone kinds (`asterisk_cdr`, `call_csv`, `answering_service_csv`) read CSV files that a PBX
-or an export writes. They share what is here:
+or an export writes (matched by `connectors.file_source`). They share what is here:
 
-- `CsvFileSource`: the configured path or glob, `check()`, and turning read errors into one
-  readable `ConnectorError` line;
 - `split_line`: one physical line (bytes from `connectors.files`) into fields. A record must be
   on one line (CDR and call-log writers never put newlines in fields). Invalid UTF-8 is kept as
   surrogates so that a bad byte in a field nobody reads (a CallerID name) costs nothing, while
@@ -16,15 +14,10 @@ or an export writes. They share what is here:
 from __future__ import annotations
 
 import csv
-import glob
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from connectors.base import Connector, ConnectorError
-
-_GLOB_CHARS = frozenset("*?[")
 # The formats tried when a source configures none: ISO 8601 (which also covers Asterisk's
 # `2024-01-27 15:07:24`), Unix epoch seconds, and the slashed forms a spreadsheet re-save leaves
 # (`2020/2/10 22:41`, seconds lost).
@@ -107,53 +100,3 @@ def seconds(value: str, name: str) -> float:
     if not 0 <= total < 10**9:
         raise RowError(f"{name} is out of range")
     return total
-
-
-class CsvFileSource(Connector):
-    """What the file-based phone kinds share: matching their path (a file or a glob)."""
-
-    imports_files = True
-
-    def configured_path(self) -> Path:
-        raise NotImplementedError
-
-    def matching_files(self) -> list[Path]:
-        """The files the configured path matches now (sorted; regular files only)."""
-        path = self.configured_path()
-        if not _GLOB_CHARS & set(str(path)):
-            return [path] if path.is_file() else []
-        return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
-
-    def matched(self, *, permanent: bool) -> list[Path]:
-        # Not permanent while polling: during a rotation nothing may match for a moment.
-        found = self.matching_files()
-        if not found:
-            raise ConnectorError(f"no file matches {self.configured_path()}", permanent=permanent)
-        return found
-
-    def check(self) -> str:
-        found = self.matched(permanent=True)
-        size = 0
-        for path in found:
-            try:
-                with path.open("rb") as handle:
-                    handle.read(1)
-                size += path.stat().st_size
-            except OSError as exc:
-                raise ConnectorError(unreadable(path, exc), permanent=True) from None
-        return f"{len(found)} file{'' if len(found) == 1 else 's'}, {size} bytes"
-
-    @staticmethod
-    def require_files(paths: list[Path]) -> None:
-        for path in paths:
-            if not path.is_file():
-                raise ConnectorError(f"{path}: no such file", permanent=True)
-
-
-def unreadable(path: Path, exc: OSError) -> str:
-    return f"cannot read {path}: {exc.strerror or exc}"
-
-
-def read_error(exc: OSError, fallback: Path) -> ConnectorError:
-    path = Path(exc.filename) if exc.filename else fallback
-    return ConnectorError(unreadable(path, exc))

@@ -22,7 +22,6 @@ record.
 
 from __future__ import annotations
 
-import glob
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from connectors import files
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.file_source import FileSource, read_error
 from connectors.json_records import RecordError, load_json, nested
 from monitor.config import SourceSettings
 from monitor.events import Event
@@ -41,7 +41,6 @@ DEFAULT_MAX_RECORDS = 5000
 # One JSON document is decoded in memory; beyond this, export smaller pages or JSONL.
 DEFAULT_MAX_DOCUMENT_BYTES = 200 * 1000 * 1000
 LINE_SUFFIXES = (".jsonl", ".ndjson")
-_GLOB_CHARS = frozenset("*?[")
 
 
 def fingerprint(data: bytes) -> str:
@@ -151,12 +150,11 @@ class ExportFileSettings(SourceSettings):
     path: str
 
 
-class ExportFileSource(Connector):
+class ExportFileSource(FileSource):
     """A source of JSON documents and JSONL files holding chats; subclasses say what a record
     is (`records`) and what events it makes (`parse_record`)."""
 
     settings = ExportFileSettings
-    imports_files = True
 
     def __init__(
         self,
@@ -186,33 +184,11 @@ class ExportFileSource(Connector):
 
     # The rest is shared.
 
-    def matching_files(self) -> list[Path]:
-        text_path = str(self.path)
-        if not _GLOB_CHARS & set(text_path):
-            return [self.path] if self.path.is_file() else []
-        matched = sorted(glob.glob(text_path, recursive=True))
-        return [Path(p) for p in matched if Path(p).is_file()]
-
-    def _matched(self, *, permanent: bool) -> list[Path]:
-        found = self.matching_files()
-        if not found:
-            raise ConnectorError(f"no file matches {self.path}", permanent=permanent)
-        return found
-
-    def check(self) -> str:
-        found = self._matched(permanent=True)
-        size = 0
-        for path in found:
-            try:
-                with path.open("rb") as handle:
-                    handle.read(1)
-                size += path.stat().st_size
-            except OSError as exc:
-                raise ConnectorError(unreadable(path, exc), permanent=True) from None
-        return f"{len(found)} file{'' if len(found) == 1 else 's'}, {size} bytes"
+    def configured_path(self) -> Path:
+        return self.path
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        found = self._matched(permanent=False)
+        found = self.matched(permanent=False)
         try:
             if cursor is not None and cursor.get("v") != CURSOR_VERSION:
                 raise ValueError("not a version 1 export cursor")
@@ -327,12 +303,3 @@ def _reject_all(name: str, reason: str) -> Callable[[bytes], Iterator[Parsed]]:
         yield [], [Rejection(name, reason)]
 
     return parse
-
-
-def unreadable(path: Path, exc: OSError) -> str:
-    return f"cannot read {path}: {exc.strerror or exc}"
-
-
-def read_error(exc: OSError, fallback: Path) -> ConnectorError:
-    path = Path(exc.filename) if exc.filename else fallback
-    return ConnectorError(unreadable(path, exc))

@@ -44,13 +44,13 @@ from typing import Any
 from pydantic import Field
 
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.file_source import read_error
 from connectors.json_exports import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     DEFAULT_MAX_RECORDS,
     Parsed,
     Snapshots,
     Unit,
-    read_error,
     read_units,
 )
 from connectors.json_records import RecordError, json_type, load_json, short, text
