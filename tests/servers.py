@@ -158,9 +158,9 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _kill_and_wait(pid: int, timeout: float = 10.0) -> None:
-    """Last resort: SIGINT (fast shutdown) to the postmaster we started, then SIGKILL."""
-    for sig in (signal.SIGINT, signal.SIGKILL):
+def _kill_and_wait(pid: int, timeout: float = 10.0, first: int = signal.SIGINT) -> None:
+    """`first` (SIGINT: the postmaster's fast shutdown), then SIGKILL, each waited for."""
+    for sig in (first, signal.SIGKILL):
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -524,18 +524,7 @@ def _terminate_group(pid: int) -> None:
 
 
 def _terminate_and_wait(pid: int, timeout: float = 10.0) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+    _kill_and_wait(pid, timeout, first=signal.SIGTERM)
 
 
 def _wait_for_port(port: int, pid_alive: Any, timeout: float) -> bool:
