@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from connectors import connector_class
