@@ -7,6 +7,7 @@ configuration error. Errors are one readable line; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -101,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The tens of thousands of objects of start-up (SQLAlchemy, pydantic, the tables) live as
+    # long as the process: moved out of the collector's sight, they are not traversed again by
+    # every full collection; and ingest allocates millions of short-lived objects, so the
+    # youngest generation is collected every 10,000 allocations instead of every 700. Together
+    # about a tenth of a second of a 20,000-message IMAP poll.
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
