@@ -195,20 +195,23 @@ class ImapConnector(Connector):
         events: list[Event] = []
         rejected: list[Rejection] = []
         header_key: bytes | None = None
-        for uid in uids:
-            location = f"{folder} uid {uid}"
+        classifier = self.classifier
+        for uid in uids:  # the location string is made only for a rejection: this loop is hot
             record = response.get(uid)
             if record is None:
-                rejected.append(Rejection(location, "the server returned no data for it"))
+                reason = "the server returned no data for it"
+                rejected.append(Rejection(f"{folder} uid {uid}", reason))
                 continue
             if header_key is None or header_key not in record:
                 header_key = next((k for k in record if k.startswith(b"BODY[HEADER")), None)
             raw = record.get(header_key) if header_key is not None else None
             if not isinstance(raw, bytes):
-                rejected.append(Rejection(location, "the server returned no headers for it"))
+                reason = "the server returned no headers for it"
+                rejected.append(Rejection(f"{folder} uid {uid}", reason))
                 continue
-            labels = [_text(label) for label in record.get(b"X-GM-LABELS") or ()]
-            if skipped_by_labels(labels):
+            found_labels = record.get(b"X-GM-LABELS")
+            labels = [_text(label) for label in found_labels] if found_labels else []
+            if labels and skipped_by_labels(labels):
                 continue  # Gmail's All Mail holds drafts too: not sent, not an answer
             thread = record.get(b"X-GM-THRID")
             try:
@@ -216,12 +219,12 @@ class ImapConnector(Connector):
                     parse(raw),
                     arrived=_arrival(record.get(b"INTERNALDATE")),
                     sent=sent,
-                    classifier=self.classifier,
+                    classifier=classifier,
                     gmail_thread=str(thread) if thread is not None else None,
                     gmail_labels=labels,
                 )
             except MailError as exc:
-                rejected.append(Rejection(location, str(exc)))
+                rejected.append(Rejection(f"{folder} uid {uid}", str(exc)))
                 continue
             events.append(event)
         return events, rejected

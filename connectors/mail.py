@@ -97,6 +97,8 @@ def own_addresses(values: Iterable[str | None]) -> frozenset[str]:
 def is_automatic(headers: Headers) -> bool:
     """SPEC §2's header rules for auto-replies, out-of-office, list and bulk mail and bounces."""
     fields = headers.fields
+    if _AUTOMATIC_FIELDS.isdisjoint(fields):  # most mail has none of them
+        return is_bounce(headers)
     submitted = fields.get("auto-submitted")
     if submitted is not None and _token(submitted) not in ("no", ""):
         return True
@@ -110,6 +112,12 @@ def is_automatic(headers: Headers) -> bool:
     if "list-id" in fields:
         return True
     return is_bounce(headers)
+
+
+# The fields whose mere presence (with some value) may make a message automatic.
+_AUTOMATIC_FIELDS = frozenset(
+    {"auto-submitted", *AUTOREPLY_FIELDS, "precedence", "x-precedence", "list-id"}
+)
 
 
 def is_bounce(headers: Headers) -> bool:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import holidays as holiday_data
 
 from monitor.config import WEEKDAYS, CalendarSettings, HolidaySettings
 
@@ -27,6 +26,9 @@ HORIZON_DAYS = 400
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall times are naive on purpose
+
+if TYPE_CHECKING:
+    import holidays as holiday_data
 
 Span = tuple[datetime, datetime]
 Minutes = tuple[int, int]  # (start, end) in minutes after the local midnight of the start day
@@ -62,6 +64,9 @@ class BusinessCalendar:
         # `expand`); building it here also rejects an unknown country now, not on an inquiry.
         self._holiday_source: holiday_data.HolidayBase | None = None
         if holidays is not None:
+            # Imported here: only a calendar with holidays needs the data (and its import time).
+            import holidays as holiday_data
+
             try:
                 self._holiday_source = holiday_data.country_holidays(
                     holidays.country, subdiv=holidays.subdivision

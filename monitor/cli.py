@@ -7,25 +7,24 @@ configuration error. Errors are one readable line; `--debug` adds the traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from connectors import connector_class
 from monitor import __version__
-from monitor.checks import run_checks
 from monitor.config import ConfigError, Settings, config_path, load_settings
-from monitor.exporter import exposition
-from monitor.figures import all_figures
 from monitor.ingest import PollResult, import_paths, poll_source, reconcile, utcnow
-from monitor.report import render_csv, render_json, render_table
 from monitor.store import StoreError, make_engine, prepare
+
+# What only some commands use (checks, the exporter, reports, rich's progress bar) is imported
+# by those commands: a `poll` run from cron pays no start-up for them.
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 logger = logging.getLogger("monitor")
 
@@ -103,6 +102,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # The tens of thousands of objects of start-up (SQLAlchemy, pydantic, the tables) live as
+    # long as the process: moved out of the collector's sight, they are not traversed again by
+    # every full collection; and ingest allocates millions of short-lived objects, so the
+    # youngest generation is collected every 10,000 allocations instead of every 700. Together
+    # about a tenth of a second of a 20,000-message IMAP poll.
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -138,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     settings = load_settings(config_path(args.config))
     if args.command == "check":
+        from monitor.checks import run_checks
+
         return run_checks(settings, print)
     engine = open_store(settings)
     if args.command == "run":
@@ -149,6 +157,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "import":
         return import_files(engine, settings, args.source, args.paths)
     if args.command == "metrics":
+        from monitor.exporter import exposition
+
         sys.stdout.write(exposition(engine, settings, utcnow).decode())
         return 0
     if args.command == "report":
@@ -194,6 +204,9 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
     source = settings.source(name)
     if not connector_class(source.kind).imports_files:
         raise UsageError(f"source {name} ({source.kind}) does not read files: nothing to import")
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     # Rich draws on stderr and only on a terminal; piped, it stays silent and stdout gets the
     # one-line summary either way.
     with Progress(
@@ -239,6 +252,9 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     since, until = since.astimezone(settings.timezone), until.astimezone(settings.timezone)
     if until <= since:
         raise UsageError("--until must be after --since")
+    from monitor.figures import all_figures
+    from monitor.report import render_csv, render_json, render_table
+
     figures = all_figures(engine, settings, since, until, now)
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
     sys.stdout.write(render(figures))

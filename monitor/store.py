@@ -24,7 +24,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
@@ -152,6 +151,18 @@ def error_line(exc: SQLAlchemyError) -> str:
 MIGRATIONS: dict[int, Any] = {}
 
 
+def _dialect(name: str) -> Any:
+    """The dialect module with `insert` (ON CONFLICT) for `name`. PostgreSQL's is imported
+    only when it is used: it costs a SQLite poll about a tenth of a second of start-up."""
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
+
+
 def insert_ignore(conn: Connection, table: Table, keys: Sequence[str] | None = None) -> Any:
     """INSERT … ON CONFLICT DO NOTHING for this connection's dialect."""
     return _insert_ignore(conn.dialect.name, table, None if keys is None else tuple(keys))
@@ -166,20 +177,19 @@ def insert_add(conn: Connection, table: Table, keys: Sequence[str], column: str)
 # SQLAlchemy more than running it.
 @functools.lru_cache(maxsize=64)
 def _insert_ignore(dialect: str, table: Table, keys: tuple[str, ...] | None) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
+    return _dialect(dialect).insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_add(dialect: str, table: Table, keys: tuple[str, ...], column: str) -> Any:
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = _dialect(dialect).insert(table)
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={column: table.c[column] + stmt.excluded[column]}
     )
 
 
 def set_meta(conn: Connection, key: str, value: str) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect(conn.dialect.name)
     table = META
     stmt = dialect.insert(table).values(key=key, value=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))

@@ -33,10 +33,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, update
 
-from monitor.bulk import select_in
+from monitor.bulk import insert_rows, select_in
 from monitor.events import MessageEvent
 from monitor.models import MESSAGES, THREAD_LINKS
-from monitor.store import chunks, insert_ignore
+from monitor.store import chunks
 
 HINT_PREFIX = "~"
 
@@ -202,17 +202,16 @@ def _write_links(
             pair = (event.thread.hint, name)
             desired[pair] = _widen(desired.get(pair), event.at)
 
-    inserts: list[dict[str, Any]] = []  # id keys: no span to convert, cheaper to insert
-    spanned: list[dict[str, Any]] = []
+    inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
+    spanned: list[tuple[str, str, str, datetime, datetime]] = []
     updates: list[dict[str, Any]] = []
     for (key, name), span in desired.items():
         row = existing.get((key, name))
         if row is None:
-            values = {"source": source, "key": key, "conversation": name}
             if span is None:
-                inserts.append(values)
+                inserts.append((source, key, name))
             else:
-                spanned.append({**values, "first_at": span[0], "last_at": span[1]})
+                spanned.append((source, key, name, span[0], span[1]))
         elif _span_of(row) != span:
             first, last = span if span is not None else (None, None)
             updates.append({"link_id": row["id"], "first": first, "last": last})
@@ -225,10 +224,10 @@ def _write_links(
             .values(first_at=bindparam("first"), last_at=bindparam("last")),
             updates,
         )
-    for rows_ in (inserts, spanned):
-        for part in chunks(rows_):
-            statement = insert_ignore(conn, THREAD_LINKS, ["source", "key", "conversation"])
-            conn.execute(statement, part)
+    unique = ("source", "key", "conversation")
+    insert_rows(conn, THREAD_LINKS, unique, inserts, ignore_conflicts=unique)
+    spans = (*unique, "first_at", "last_at")
+    insert_rows(conn, THREAD_LINKS, spans, spanned, ignore_conflicts=unique)
 
 
 def _merge(one: Span | None, other: Span | None) -> Span | None:
