@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import holidays as holiday_data
 
 from monitor.config import WEEKDAYS, CalendarSettings, HolidaySettings
 
 # A calendar closed for this many local days in a row is treated as never opening again, so
 # `add_business_seconds` on a calendar with no hours returns None instead of looping forever.
 HORIZON_DAYS = 400
+
+if TYPE_CHECKING:
+    import holidays as holiday_data
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall times are naive on purpose
@@ -62,6 +64,9 @@ class BusinessCalendar:
         # `expand`); building it here also rejects an unknown country now, not on an inquiry.
         self._holiday_source: holiday_data.HolidayBase | None = None
         if holidays is not None:
+            # Imported here: its data modules cost every start-up, and few calendars use it.
+            import holidays as holiday_data
+
             try:
                 self._holiday_source = holiday_data.country_holidays(
                     holidays.country, subdiv=holidays.subdivision

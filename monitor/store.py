@@ -24,12 +24,12 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
-from monitor.models import META, SCHEMA_VERSION
+from monitor.models import CALLS, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def prepare(engine: Engine) -> None:
     """Create the schema on an empty database, or check the version of an existing one.
 
     A database written by a newer version is refused rather than half-understood; an older one
-    is migrated step by step inside one transaction (none exist yet: version 1 is the first)."""
+    is migrated step by step inside one transaction (MIGRATIONS)."""
     try:
         with engine.begin() as conn:
             serialize(conn)
@@ -148,8 +148,14 @@ def error_line(exc: SQLAlchemyError) -> str:
     return _first_line(exc)
 
 
+def _waiting_index(conn: Connection) -> None:
+    """v2: the index of calls by outcome becomes an index of the waiting calls only."""
+    conn.execute(text("DROP INDEX IF EXISTS ix_call_outcome"))
+    next(i for i in CALLS.indexes if i.name == "ix_call_waiting").create(conn, checkfirst=True)
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {}
+MIGRATIONS: dict[int, Any] = {2: _waiting_index}
 
 
 def insert_ignore(conn: Connection, table: Table, keys: Sequence[str] | None = None) -> Any:
@@ -166,22 +172,28 @@ def insert_add(conn: Connection, table: Table, keys: Sequence[str], column: str)
 # SQLAlchemy more than running it.
 @functools.lru_cache(maxsize=64)
 def _insert_ignore(dialect: str, table: Table, keys: tuple[str, ...] | None) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table).on_conflict_do_nothing(index_elements=keys)
+    return _dialect_insert(dialect)(table).on_conflict_do_nothing(index_elements=keys)
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_add(dialect: str, table: Table, keys: tuple[str, ...], column: str) -> Any:
-    stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    stmt = _dialect_insert(dialect)(table)
     return stmt.on_conflict_do_update(
         index_elements=keys, set_={column: table.c[column] + stmt.excluded[column]}
     )
 
 
+def _dialect_insert(dialect: str) -> Any:
+    if dialect == "postgresql":
+        # Imported when used: its import costs a SQLite-only start-up a tenth of its time.
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    return sqlite.insert
+
+
 def set_meta(conn: Connection, key: str, value: str) -> None:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    table = META
-    stmt = dialect.insert(table).values(key=key, value=value)
+    stmt = _dialect_insert(conn.dialect.name)(META).values(key=key, value=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 
