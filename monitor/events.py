@@ -10,9 +10,11 @@ or local value never reaches the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Channel(StrEnum):
@@ -196,16 +198,21 @@ class CallEvent:
         return max(timedelta(0), now - self.entered_at)
 
 
-# The slots' own setters (a frozen class refuses setattr), for CallEvent.__init__.
-_set_external_id = CallEvent.external_id.__set__  # type: ignore[attr-defined]
-_set_queue = CallEvent.queue.__set__  # type: ignore[attr-defined]
-_set_entered_at = CallEvent.entered_at.__set__  # type: ignore[attr-defined]
-_set_outcome = CallEvent.outcome.__set__  # type: ignore[attr-defined]
-_set_answered_at = CallEvent.answered_at.__set__  # type: ignore[attr-defined]
-_set_left_at = CallEvent.left_at.__set__  # type: ignore[attr-defined]
-_set_wait_seconds = CallEvent.wait_seconds.__set__  # type: ignore[attr-defined]
-_set_talk_seconds = CallEvent.talk_seconds.__set__  # type: ignore[attr-defined]
-_set_caller = CallEvent.caller.__set__  # type: ignore[attr-defined]
+def _slot_setter(name: str) -> Callable[[CallEvent, Any], None]:
+    """The setter of a CallEvent slot (a frozen class refuses setattr), for its __init__."""
+    setter: Callable[[CallEvent, Any], None] = vars(CallEvent)[name].__set__
+    return setter
+
+
+_set_external_id = _slot_setter("external_id")
+_set_queue = _slot_setter("queue")
+_set_entered_at = _slot_setter("entered_at")
+_set_outcome = _slot_setter("outcome")
+_set_answered_at = _slot_setter("answered_at")
+_set_left_at = _slot_setter("left_at")
+_set_wait_seconds = _slot_setter("wait_seconds")
+_set_talk_seconds = _slot_setter("talk_seconds")
+_set_caller = _slot_setter("caller")
 
 Event = MessageEvent | CallEvent
 
