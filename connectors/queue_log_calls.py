@@ -157,7 +157,7 @@ class Calls:
             return events
         if verb == "CONNECT":
             wait = _seconds(record, 0, "holdtime")
-            stint = self._stint(record, wait)
+            stint = self.open.get(key) or self._stint(record, wait)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
             if stint.shown and not stint.final:
@@ -165,7 +165,10 @@ class Calls:
                 return [self._call(stint, ANSWERED, None, None)]
             return []
         if verb in COMPLETES or verb in TRANSFERS:
-            wait, talk = self._answered_times(record, verb)
+            if verb in COMPLETES:  # holdtime | calltime
+                wait, talk = _seconds(record, 0, "holdtime"), _seconds(record, 1, "calltime")
+            else:
+                wait, talk = self._answered_times(record, verb)
             # Its ENTERQUEUE may be before what we read: then it entered wait + talk ago.
             found = self.open.pop(key, None)
             stint = found or Stint(callid, queue, at - (wait + talk), None)
@@ -236,7 +239,7 @@ class Calls:
             wait = None
         answered = stint.answered
         return CallEvent(
-            stint.key,
+            f"{stint.callid}@{stint.queue}@{int(stint.entered)}",  # stint.key, without a call
             stint.queue,
             _fromtimestamp(stint.entered, UTC),
             outcome,

@@ -45,7 +45,7 @@ from monitor.alert_state import (
 )
 from monitor.config import Settings
 from monitor.deliveries import FAILED, PENDING, SENT, DeliveryError, Pending, claim, deliver_due
-from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES
+from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, WAITING_CALL
 from monitor.notifiers import notifier_for
 from monitor.store import insert_ignore, transaction
 
@@ -88,7 +88,7 @@ def load_inputs(conn: Connection, settings: Settings, now: datetime) -> AlertInp
         return list(conn.execute(query).mappings().all())
 
     return AlertInputs(
-        waiting=rows(select(CALLS).where(CALLS.c.outcome == "waiting", CALLS.c.source.in_(names))),
+        waiting=rows(select(CALLS).where(WAITING_CALL, CALLS.c.source.in_(names))),
         recent_calls=rows(
             select(CALLS).where(
                 CALLS.c.source.in_(names),

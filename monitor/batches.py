@@ -225,28 +225,19 @@ def _rebuild_inquiries(
     if not known and not new:
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
-    among = in_values(conn, MESSAGES.c.conversation)
-    query = select(MESSAGES).where(MESSAGES.c.source == ctx.source, among).order_by(MESSAGES.c.id)
+    own, others, remove = _rebuild_statements(json_values(conn))
     for part in value_parts(conn, known):
-        for row in conn.execute(query, {"values": part}):
+        for row in conn.execute(own, {"values": part, "source": ctx.source}):
             by_conversation[row.conversation].append(row)
     # A callback conversation also takes the agent side (the calls back) of every other source.
     callbacks = [c for c in known if c.startswith(CALLBACK_PREFIX)]
-    query = (
-        select(MESSAGES)
-        .where(among, MESSAGES.c.side == Side.AGENT.value, MESSAGES.c.source != ctx.source)
-        .order_by(MESSAGES.c.id)
-    )
     for part in value_parts(conn, callbacks):
-        for row in conn.execute(query, {"values": part}):
+        for row in conn.execute(others, {"values": part, "source": ctx.source}):
             by_conversation[row.conversation].append(row)
     old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", known)
-    remove = delete(INQUIRIES).where(
-        INQUIRIES.c.source == ctx.source, in_values(conn, INQUIRIES.c.conversation)
-    )
     # Only conversations that had inquiries have any to delete (most new mail has none).
     for part in value_parts(conn, sorted({str(r["conversation"]) for r in old})):
-        conn.execute(remove, {"values": part})
+        conn.execute(remove, {"values": part, "source": ctx.source})
     by_conversation.update(new)
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):
@@ -262,6 +253,25 @@ def _rebuild_inquiries(
         apply_tallies(conn, change)
     else:
         delta.update(change)
+
+
+@functools.lru_cache(maxsize=4)
+def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any]:
+    """The statements of _rebuild_inquiries, made once (building them cost more than running
+    them for a batch of new conversations): the source's messages of some conversations, the
+    other sources' calls back in them, and the deletion of the source's inquiries in them."""
+    source: Any = bindparam("source")
+    among = member(MESSAGES.c.conversation, as_json=as_json)
+    own = select(MESSAGES).where(MESSAGES.c.source == source, among).order_by(MESSAGES.c.id)
+    others = (
+        select(MESSAGES)
+        .where(among, MESSAGES.c.side == Side.AGENT.value, MESSAGES.c.source != source)
+        .order_by(MESSAGES.c.id)
+    )
+    remove = delete(INQUIRIES).where(
+        INQUIRIES.c.source == source, member(INQUIRIES.c.conversation, as_json=as_json)
+    )
+    return own, others, remove
 
 
 def _store_calls(

@@ -18,7 +18,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, String, Table, bindparam, func, select
@@ -120,13 +120,19 @@ def _same(processor: Converter, fast: Converter, probe: datetime) -> bool:
         return False
 
 
-_DAYS: dict[int, str] = {}  # "2026-11-20" by day ordinal: the part shared by a day's values
+# The parts of the text shared by many values, made once: the date ("2026-11-20 ") by day
+# ordinal, the clock ("09:00:00.000000") by time of day. Each is cleared when it grows past
+# its bound (a day has 86,400 whole seconds), so neither grows for ever in a long-running service.
+_DAYS: dict[int, str] = {}
+_CLOCKS: dict[time, str] = {}
+_BOUND = 100_000
 
 
 def sqlite_datetime(value: datetime | None) -> str | None:
     """An aware datetime as sqlmodel's UTC type stores it in SQLite: in UTC, as
     '2026-11-20 09:00:00.000000' (SQLAlchemy's format; None stays None, as with its processor).
-    A million calls are three million of these: the date part is formatted once per day."""
+    A million calls are three million of these: formatting the date and the clock once each
+    and joining them costs half of formatting every value."""
     if value is None:
         return None
     if value.tzinfo is not UTC:
@@ -135,17 +141,22 @@ def sqlite_datetime(value: datetime | None) -> str | None:
         value = value.astimezone(UTC)
     day = _DAYS.get(value.toordinal())
     if day is None:
-        if len(_DAYS) > 100_000:
+        if len(_DAYS) > _BOUND:
             _DAYS.clear()
-        day = _DAYS[value.toordinal()] = "%04d-%02d-%02d" % (value.year, value.month, value.day)  # noqa: UP031
-    # %-formatting: faster here than an f-string with format specs, or isoformat.
-    return "%s %02d:%02d:%02d.%06d" % (  # noqa: UP031
-        day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
+        day = _DAYS[value.toordinal()] = "%04d-%02d-%02d " % (value.year, value.month, value.day)  # noqa: UP031
+    moment = value.time()
+    clock = _CLOCKS.get(moment)
+    if clock is None:
+        if len(_CLOCKS) > _BOUND:
+            _CLOCKS.clear()
+        # %-formatting: faster here than an f-string with format specs, or isoformat.
+        clock = _CLOCKS[moment] = "%02d:%02d:%02d.%06d" % (  # noqa: UP031
+            moment.hour,
+            moment.minute,
+            moment.second,
+            moment.microsecond,
+        )
+    return day + clock
 
 
 def in_values(conn: Connection, column: Any) -> Any:

@@ -24,6 +24,9 @@ from monitor.config import WEEKDAYS, CalendarSettings, HolidaySettings
 # `add_business_seconds` on a calendar with no hours returns None instead of looping forever.
 HORIZON_DAYS = 400
 
+if TYPE_CHECKING:
+    import holidays as holiday_data
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall times are naive on purpose
 

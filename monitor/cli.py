@@ -204,11 +204,14 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
     source = settings.source(name)
     if not connector_class(source.kind).imports_files:
         raise UsageError(f"source {name} ({source.kind}) does not read files: nothing to import")
+    if not sys.stderr.isatty():  # rich would draw nothing: spare its import and its thread
+        result = import_paths(engine, settings, source, paths, now=utcnow())
+        print(result.summary())
+        return 0
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    # Rich draws on stderr and only on a terminal; piped, it stays silent and stdout gets the
-    # one-line summary either way.
+    # Rich draws on stderr, transient; stdout gets the one-line summary either way.
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),

@@ -10,9 +10,11 @@ or local value never reaches the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 
 class Channel(StrEnum):
@@ -135,7 +137,7 @@ class MessageEvent:
             raise ValueError("MessageEvent.conversation is empty")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class CallEvent:
     """One caller's stay in one phone queue, as far as it is known now.
 
@@ -154,26 +156,63 @@ class CallEvent:
     talk_seconds: float | None = None
     caller: str | None = None  # the caller's number: digest and callbacks only, never a label
 
-    def __post_init__(self) -> None:
-        # Written out rather than looped over the fields: this runs for every call ingested.
-        if self.entered_at.tzinfo is not UTC:
-            object.__setattr__(self, "entered_at", require_utc(self.entered_at, "entered_at"))
-        if self.answered_at is not None and self.answered_at.tzinfo is not UTC:
-            object.__setattr__(self, "answered_at", require_utc(self.answered_at, "answered_at"))
-        if self.left_at is not None and self.left_at.tzinfo is not UTC:
-            object.__setattr__(self, "left_at", require_utc(self.left_at, "left_at"))
-        if self.outcome is CallOutcome.WAITING and self.left_at is not None:
+    def __init__(
+        self,
+        external_id: str,
+        queue: str,
+        entered_at: datetime,
+        outcome: CallOutcome,
+        answered_at: datetime | None = None,
+        left_at: datetime | None = None,
+        wait_seconds: float | None = None,
+        talk_seconds: float | None = None,
+        caller: str | None = None,
+    ) -> None:
+        # The dataclass's own __init__ of a frozen class sets each field through
+        # object.__setattr__ and then runs __post_init__: this one checks the same first and
+        # sets the slots directly, in a third of the time. It runs for every call ingested.
+        if entered_at.tzinfo is not UTC:
+            entered_at = require_utc(entered_at, "entered_at")
+        if answered_at is not None and answered_at.tzinfo is not UTC:
+            answered_at = require_utc(answered_at, "answered_at")
+        if left_at is not None and left_at.tzinfo is not UTC:
+            left_at = require_utc(left_at, "left_at")
+        if outcome is CallOutcome.WAITING and left_at is not None:
             raise ValueError("a waiting call has no left_at")
-        if self.wait_seconds is None and self.outcome is not CallOutcome.WAITING:
-            end = self.answered_at or self.left_at
+        if wait_seconds is None and outcome is not CallOutcome.WAITING:
+            end = answered_at or left_at
             if end is not None:
-                wait = max(0.0, (end - self.entered_at).total_seconds())
-                object.__setattr__(self, "wait_seconds", wait)
+                wait_seconds = max(0.0, (end - entered_at).total_seconds())
+        _set_external_id(self, external_id)
+        _set_queue(self, queue)
+        _set_entered_at(self, entered_at)
+        _set_outcome(self, outcome)
+        _set_answered_at(self, answered_at)
+        _set_left_at(self, left_at)
+        _set_wait_seconds(self, wait_seconds)
+        _set_talk_seconds(self, talk_seconds)
+        _set_caller(self, caller)
 
     def current_wait(self, now: datetime) -> timedelta:
         """How long a waiting caller has been in the queue at `now` (never negative)."""
         return max(timedelta(0), now - self.entered_at)
 
+
+def _slot_setter(name: str) -> Callable[[CallEvent, Any], None]:
+    """The setter of a CallEvent slot (a frozen class refuses setattr), for its __init__."""
+    setter: Callable[[CallEvent, Any], None] = vars(CallEvent)[name].__set__
+    return setter
+
+
+_set_external_id = _slot_setter("external_id")
+_set_queue = _slot_setter("queue")
+_set_entered_at = _slot_setter("entered_at")
+_set_outcome = _slot_setter("outcome")
+_set_answered_at = _slot_setter("answered_at")
+_set_left_at = _slot_setter("left_at")
+_set_wait_seconds = _slot_setter("wait_seconds")
+_set_talk_seconds = _slot_setter("talk_seconds")
+_set_caller = _slot_setter("caller")
 
 Event = MessageEvent | CallEvent
 

@@ -31,7 +31,7 @@ from monitor import __version__
 from monitor.alert_rules import RULES
 from monitor.config import Settings, channel_of
 from monitor.deliveries import failures
-from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES
+from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
 from monitor.store import transaction
 from monitor.tallies import HISTOGRAMS, fmt_le, layout_for, parse_labels
 
@@ -95,7 +95,7 @@ class SupportCollector(Collector):
             calls = CALLS
             waiting_rows = conn.execute(
                 select(calls.c.source, calls.c.queue, func.count(), func.min(calls.c.entered_at))
-                .where(calls.c.outcome == "waiting")
+                .where(WAITING_CALL)
                 .group_by(calls.c.source, calls.c.queue)
             ).all()
             states = conn.execute(select(STATES)).all()

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, select
 
 from monitor.config import Settings, SourceSettings, channel_of
-from monitor.models import CALLS, INQUIRIES
+from monitor.models import CALLS, INQUIRIES, WAITING_CALL
 from monitor.store import transaction
 from monitor.summaries import (
     CallFigures,
@@ -132,11 +132,7 @@ def source_figures(
             .all()
         )
         waiting = (
-            conn.execute(
-                select(*CALL_COLUMNS).where(
-                    CALLS.c.outcome == "waiting", CALLS.c.source == source.name
-                )
-            )
+            conn.execute(select(*CALL_COLUMNS).where(WAITING_CALL, CALLS.c.source == source.name))
             .mappings()
             .all()
         )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, delete, inspect, select, text
 
 from monitor.config import Settings, settings_from_mapping
 from monitor.events import (
@@ -20,7 +20,16 @@ from monitor.events import (
     callback_conversation,
 )
 from monitor.ingest import measuring, poll_source, reconcile, rederive, store_batch
-from monitor.models import CALLS, INQUIRIES, MESSAGES, META, STATES, TALLIES
+from monitor.models import (
+    CALLS,
+    INQUIRIES,
+    MESSAGES,
+    META,
+    SCHEMA_VERSION,
+    STATES,
+    TALLIES,
+    WAITING_CALL,
+)
 from monitor.store import StoreError, make_engine, prepare, set_meta
 from monitor.tallies import layout_for, recount
 
@@ -195,10 +204,39 @@ def test_preparing_twice_keeps_the_data(tmp_path: Path, database_url: str) -> No
     prepare(engine)
     assert len(inquiries(engine)) == 1
     with engine.connect() as conn:
-        assert (
-            conn.execute(select(META.c.value).where(META.c.key == "schema_version")).scalar_one()
-            == "1"
-        )
+        assert conn.execute(
+            select(META.c.value).where(META.c.key == "schema_version")
+        ).scalar_one() == str(SCHEMA_VERSION)
+
+
+def test_a_version_1_database_gets_the_index_of_waiting_calls(
+    tmp_path: Path, database_url: str
+) -> None:
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    with engine.begin() as conn:  # as version 1 left it: every call indexed by outcome
+        conn.execute(text("DROP INDEX ix_call_waiting"))
+        conn.execute(text("CREATE INDEX ix_call_outcome ON call (outcome, source)"))
+        set_meta(conn, "schema_version", "1")
+    prepare(engine)
+    with engine.connect() as conn:
+        names = {i["name"] for i in inspect(conn).get_indexes("call")}
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION)
+    assert "ix_call_waiting" in names
+    assert "ix_call_outcome" not in names
+
+
+def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    prepare(engine)
+    query = select(CALLS).where(WAITING_CALL, CALLS.c.source == "queue")
+    with engine.connect() as conn:
+        compiled = query.compile(conn)
+        plan = conn.exec_driver_sql(
+            f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
+        ).all()
+    assert "ix_call_waiting" in str(plan)
 
 
 def test_an_in_memory_sqlite_database_is_refused() -> None:
