@@ -79,6 +79,10 @@ class Connector:
     settings: ClassVar[type[SourceSettings]] = SourceSettings
     # Kinds whose sources are files may be backfilled with `support-monitor import`.
     imports_files: ClassVar[bool] = False
+    # A source that mostly waits for a server (IMAP): ingest reads its next batch in a thread
+    # while storing the last (monitor.ingest.read_ahead). Not for CPU-bound parsers of local
+    # files: with one GIL, the thread only adds switching (measured on queue_log imports).
+    reads_ahead: ClassVar[bool] = False
 
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
         self.source = source

@@ -67,6 +67,7 @@ class ImapConnector(Connector):
     kind = "imap"
     channel = Channel.EMAIL
     settings = ImapSettings
+    reads_ahead = True  # a poll mostly waits for the server
 
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
         super().__init__(source, context)

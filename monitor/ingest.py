@@ -103,7 +103,15 @@ def poll_source(
     try:
         connector = build_connector(settings, source)
         batches = connector.fetch(cursor, now)
-        _store_all(engine, measuring(settings, source), batches, result, stop, save_cursor=True)
+        _store_all(
+            engine,
+            measuring(settings, source),
+            batches,
+            result,
+            stop,
+            save_cursor=True,
+            ahead=connector.reads_ahead,
+        )
     except ConnectorError as exc:
         result.error, result.permanent = str(exc), exc.permanent
     except StoreError:
@@ -142,9 +150,13 @@ def _store_all(
     *,
     save_cursor: bool,
     progress: Callable[[PollResult], None] | None = None,
+    ahead: bool = False,
 ) -> None:
-    with read_ahead(batches) as ahead:
-        _store_each(engine, ctx, ahead, result, stop, save_cursor=save_cursor, progress=progress)
+    if not ahead:
+        _store_each(engine, ctx, batches, result, stop, save_cursor=save_cursor, progress=progress)
+        return
+    with read_ahead(batches) as taken:
+        _store_each(engine, ctx, taken, result, stop, save_cursor=save_cursor, progress=progress)
 
 
 class _Failed:

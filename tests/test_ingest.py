@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, delete, inspect, select, text
 
+from connectors.base import Batch, ConnectorError
 from monitor.config import Settings, settings_from_mapping
 from monitor.events import (
     CallEvent,
@@ -19,7 +21,7 @@ from monitor.events import (
     Side,
     callback_conversation,
 )
-from monitor.ingest import measuring, poll_source, reconcile, rederive, store_batch
+from monitor.ingest import measuring, poll_source, read_ahead, reconcile, rederive, store_batch
 from monitor.models import (
     CALLS,
     INQUIRIES,
@@ -356,3 +358,38 @@ def test_inquiries_of_new_and_stored_conversations_equal_a_rebuild_from_the_stor
         recount(conn, settings, layout_for(settings))
     assert measured() == incremental
     assert counted() == pytest.approx(tallied)
+
+
+def test_reading_ahead_keeps_the_order_raises_the_sources_error_in_turn_and_closes_it() -> None:
+    closed: list[str] = []
+
+    def source() -> Iterator[Batch]:
+        try:
+            for n in range(3):
+                yield Batch([], {"n": n})
+            raise ConnectorError("connection lost")
+        finally:
+            closed.append("closed")
+
+    seen: list[int] = []
+    with pytest.raises(ConnectorError, match="connection lost"), read_ahead(source()) as taken:
+        for batch in taken:
+            seen.append(batch.cursor["n"])
+    assert seen == [0, 1, 2] and closed == ["closed"]
+
+
+def test_reading_ahead_stopped_early_closes_the_source() -> None:
+    closed: list[str] = []
+
+    def endless() -> Iterator[Batch]:
+        try:
+            n = 0
+            while True:
+                yield Batch([], {"n": n})
+                n += 1
+        finally:
+            closed.append("closed")
+
+    with read_ahead(endless()) as taken:
+        first = next(iter(taken))
+    assert first.cursor == {"n": 0} and closed == ["closed"]
