@@ -255,12 +255,19 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     since, until = since.astimezone(settings.timezone), until.astimezone(settings.timezone)
     if until <= since:
         raise UsageError("--until must be after --since")
-    from monitor.figures import all_figures
-    from monitor.report import render_csv, render_json, render_table
+    from monitor.figures import all_figures, latest_activity
+    from monitor.report import is_empty, render_csv, render_json, render_table
 
     figures = all_figures(engine, settings, since, until, now)
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
     sys.stdout.write(render(figures))
+    if args.format == "table" and is_empty(figures):
+        # An empty week usually means the data is older (a backfill, the demo): say where it is.
+        latest = latest_activity(engine, settings)
+        if latest is not None and latest < since:
+            day = latest.astimezone(settings.timezone).date()
+            week = f"--since {day - timedelta(days=6)} --until {day + timedelta(days=1)}"
+            print(f"\nNothing in this period; the latest activity stored is on {day}: try {week}")
     return 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from monitor.config import Settings, SourceSettings, channel_of
 from monitor.models import CALLS, INQUIRIES, WAITING_CALL
@@ -167,3 +167,19 @@ def all_figures(
         source_figures(engine, settings, s, since, until, now, detail=detail)
         for s in settings.sources
     ]
+
+
+def latest_activity(engine: Engine, settings: Settings) -> datetime | None:
+    """When the newest stored inquiry opened or call entered, over the configured sources: to
+    point a report of an empty period at where the data is (each maximum is an index lookup)."""
+    latest: list[datetime] = []
+    with transaction(engine) as conn:
+        for source in settings.sources:
+            for column in (INQUIRIES.c.opened_at, CALLS.c.entered_at):
+                table = column.table
+                found = conn.execute(
+                    select(func.max(column)).where(table.c.source == source.name)
+                ).scalar()
+                if found is not None:
+                    latest.append(found)
+    return max(latest, default=None)

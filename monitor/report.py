@@ -79,11 +79,12 @@ INQUIRY_COLUMNS = (
     "received",
     "answered",
     "in target",
+    "late",
     "median",
     "p90",
     "median (bus.)",
-    "open",
-    "breached",
+    "open now",
+    "open late",
     "oldest open",
 )
 CALL_COLUMNS = (
@@ -101,8 +102,21 @@ CALL_COLUMNS = (
 )
 
 
+def is_empty(figures: Sequence[SourceFigures]) -> bool:
+    """No inquiry opened and no call entered in the period."""
+    return all(
+        (f.inquiries is None or f.inquiries.received == 0)
+        and (f.calls is None or f.calls.total == 0)
+        for f in figures
+    )
+
+
 def render_table(figures: Sequence[SourceFigures]) -> str:
-    """Two aligned plain-text tables: inquiries, then calls (only those with data)."""
+    """Two aligned plain-text tables: inquiries, then calls (only those with data).
+
+    The inquiry columns up to `median (bus.)` are about inquiries opened in the period (`late`:
+    answered or missed after the target, or still open past it); `open now`, `open late` and
+    `oldest open` are about every inquiry open at the moment, whenever it opened."""
     inquiry_rows = [
         (
             f.source,
@@ -110,11 +124,12 @@ def render_table(figures: Sequence[SourceFigures]) -> str:
             str(i.received),
             str(i.answered),
             percent_text(i.within_target_ratio),
+            str(i.breached),
             duration_text(i.median_seconds),
             duration_text(i.p90_seconds),
             duration_text(i.median_business_seconds),
             str(i.open_now),
-            str(i.breached),
+            str(i.open_breached_now),
             duration_text(i.oldest_open_age_seconds),
         )
         for f in figures

@@ -142,6 +142,23 @@ def test_report_and_metrics_agree_on_the_numbers(
     assert figures["inquiries_answered"] == 3
 
 
+def test_report_of_an_empty_period_says_where_the_data_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    main(["--config", config, "poll"])
+    capsys.readouterr()
+    assert (
+        main(["--config", config, "report", "--since", "2027-01-01", "--until", "2027-01-08"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "late" in out.splitlines()[3] and "open late" in out.splitlines()[3]
+    assert out.rstrip().endswith(
+        "Nothing in this period; the latest activity stored is on 2026-11-19: "
+        "try --since 2026-11-13 --until 2026-11-20"
+    )
+
+
 def test_report_rejects_an_unreadable_date(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
