@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
@@ -42,7 +41,7 @@ from connectors.csv_rows import (
     split_line,
     text,
 )
-from connectors.file_source import FileSource, read_error
+from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import Channel, Event, MessageEvent, Side, callback_conversation
 
@@ -51,7 +50,7 @@ KEYS = ("taken_at", "caller", "callback_number", "urgency", "callback_at", "id",
 MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broken quote
 
 
-class AnsweringServiceCsvSettings(SourceSettings):
+class AnsweringServiceCsvSettings(LineFileSettings):
     path: str  # a file or a glob; relative to the config file's folder
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's header
     time_format: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_FORMATS))
@@ -68,30 +67,16 @@ class AnsweringServiceCsvSettings(SourceSettings):
         return {key: self.columns.get(key, key) for key in KEYS}
 
 
-class AnsweringServiceCsvConnector(FileSource):
+class AnsweringServiceCsvConnector(LineFileSource):
     kind = "answering_service_csv"
     channel = Channel.ANSWERING_SERVICE
     settings = AnsweringServiceCsvSettings
 
-    def __init__(
-        self,
-        source: SourceSettings,
-        context: ConnectorContext,
-        *,
-        max_lines: int = files.DEFAULT_MAX_LINES,
-        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
-    ) -> None:
-        super().__init__(source, context)
+    def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
+        super().__init__(source, context, **limits)
         assert isinstance(source, AnsweringServiceCsvSettings), type(source)
         self.options = source
-        self.path = context.path(source.path)
-        self.zone = ZoneInfo(source.timezone) if source.timezone else context.timezone
         self.mapping = source.mapping()
-        self.max_lines = max_lines
-        self.max_line_bytes = max_line_bytes
-
-    def configured_path(self) -> Path:
-        return self.path
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         done = _load(cursor)

@@ -41,7 +41,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import Field
 
@@ -54,7 +53,7 @@ from connectors.csv_rows import (
     split_line,
     text,
 )
-from connectors.file_source import FileSource, read_error
+from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from monitor.config import Duration, SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
@@ -91,7 +90,7 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
 _EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.events)
 
 
-class AsteriskCdrSettings(SourceSettings):
+class AsteriskCdrSettings(LineFileSettings):
     path: str  # Master.csv, or a glob; relative to the config file's folder
     layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
     columns: list[str] | None = None  # field names of a cdr_custom mapping other than the stock
@@ -129,47 +128,23 @@ class Leg:
         return datetime.fromisoformat(self.end)
 
 
-class AsteriskCdrConnector(FileSource):
+class AsteriskCdrConnector(LineFileSource):
     kind = "asterisk_cdr"
     channel = Channel.PHONE
     settings = AsteriskCdrSettings
 
-    def __init__(
-        self,
-        source: SourceSettings,
-        context: ConnectorContext,
-        *,
-        max_lines: int = files.DEFAULT_MAX_LINES,
-        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
-    ) -> None:
-        super().__init__(source, context)
+    def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
+        super().__init__(source, context, **limits)
         assert isinstance(source, AsteriskCdrSettings), type(source)
         self.options = source
-        self.path = context.path(source.path)
-        self.zone = ZoneInfo(source.timezone) if source.timezone else context.timezone
-        self.max_lines = max_lines
-        self.max_line_bytes = max_line_bytes
-
-    def configured_path(self) -> Path:
-        return self.path
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         tail_cursor, pending, latest = _load(cursor)
-        try:
-            chunks = files.tail(
-                self.matched(permanent=False),
-                tail_cursor,
-                max_lines=self.max_lines,
-                max_line_bytes=self.max_line_bytes,
-            )
-        except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        chunks = self.tail_chunks(tail_cursor)
         yield from self._batches(chunks, tail_cursor, pending, latest, now, final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        self.require_files(paths)
-        chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
-        yield from self._batches(chunks, None, {}, None, now, final=True)
+        yield from self._batches(self.read_chunks(paths), None, {}, None, now, final=True)
 
     def _batches(
         self,

@@ -37,12 +37,11 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, Cursor, Rejection
 from connectors.csv_rows import (
     DEFAULT_TIME_FORMATS,
     RowError,
@@ -52,7 +51,7 @@ from connectors.csv_rows import (
     split_line,
     text,
 )
-from connectors.file_source import FileSource, read_error
+from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
@@ -139,7 +138,7 @@ MISSED = {
 _EXTERNAL_DIGITS = 9
 
 
-class CallCsvSettings(SourceSettings):
+class CallCsvSettings(LineFileSettings):
     path: str  # a file or a glob; relative to the config file's folder
     preset: Literal["aircall", "3cx"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's column
@@ -190,47 +189,25 @@ class CallCsvSettings(SourceSettings):
         return {k.strip().lower(): v for k, v in merged.items()}
 
 
-class CallCsvConnector(FileSource):
+class CallCsvConnector(LineFileSource):
     kind = "call_csv"
     channel = Channel.PHONE
     settings = CallCsvSettings
 
-    def __init__(
-        self,
-        source: SourceSettings,
-        context: ConnectorContext,
-        *,
-        max_lines: int = files.DEFAULT_MAX_LINES,
-        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
-    ) -> None:
-        super().__init__(source, context)
+    def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
+        super().__init__(source, context, **limits)
         assert isinstance(source, CallCsvSettings), type(source)
         self.options = source
-        self.path = context.path(source.path)
-        self.zone = ZoneInfo(source.timezone) if source.timezone else context.timezone
         self.mapping = source.mapping()
         self.outcomes = source.outcome_map()
         self.directions = source.direction_map()
-        self.max_lines = max_lines
-        self.max_line_bytes = max_line_bytes
-
-    def configured_path(self) -> Path:
-        return self.path
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         matched = self.matched(permanent=False)
-        try:
-            chunks = files.tail(
-                matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
-            )
-        except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
-        yield from self._batches(chunks, matched)
+        yield from self._batches(self.tail_chunks(cursor, matched), matched)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        self.require_files(paths)
-        chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
-        yield from self._batches(chunks, paths)
+        yield from self._batches(self.read_chunks(paths), paths)
 
     def _batches(self, chunks: Iterator[files.Chunk], paths: list[Path]) -> Iterator[Batch]:
         try:

@@ -26,14 +26,12 @@ from typing import Any
 from connectors import files
 from connectors.base import (
     Batch,
-    ConnectorContext,
     ConnectorError,
     Cursor,
     Rejection,
 )
-from connectors.file_source import FileSource, unreadable
+from connectors.file_source import LineFileSettings, LineFileSource, unreadable
 from connectors.json_records import json_type
-from monitor.config import SourceSettings
 from monitor.events import Channel, Event, MessageEvent, MessageKind, Side
 
 ROLES = {"customer", "agent", "bot", "system"}
@@ -41,7 +39,7 @@ AUTOMATIC_ROLES = {"bot", "system"}
 EVENTS = {"message": MessageKind.MESSAGE, "ended": MessageKind.ENDED}
 
 
-class ChatJsonlSettings(SourceSettings):
+class ChatJsonlSettings(LineFileSettings):
     # A file or a glob (`chats/*.jsonl`, `**` allowed); relative to the config file's folder.
     path: str
 
@@ -50,44 +48,16 @@ class LineError(ValueError):
     """A line that cannot become an event; the message is the rejection reason (no text)."""
 
 
-class ChatJsonlConnector(FileSource):
+class ChatJsonlConnector(LineFileSource):
     kind = "chat_jsonl"
     channel = Channel.CHAT
     settings = ChatJsonlSettings
 
-    def __init__(
-        self,
-        source: SourceSettings,
-        context: ConnectorContext,
-        *,
-        max_lines: int = files.DEFAULT_MAX_LINES,
-        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
-    ) -> None:
-        super().__init__(source, context)
-        assert isinstance(source, ChatJsonlSettings), type(source)
-        self.path = context.path(source.path)
-        self.max_lines = max_lines
-        self.max_line_bytes = max_line_bytes
-
-    def configured_path(self) -> Path:
-        return self.path
-
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        # Not permanent here: with a plain path there is a moment during rotation (between the
-        # rename and the new file's creation) when nothing matches; the next poll heals it.
-        matched = self.matched(permanent=False)
-        try:
-            chunks = files.tail(
-                matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
-            )
-        except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
-        yield from self._batches(chunks)
+        yield from self._batches(self.tail_chunks(cursor))
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        self.require_files(paths)
-        chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
-        yield from self._batches(chunks)
+        yield from self._batches(self.read_chunks(paths))
 
     def _batches(self, chunks: Iterator[files.Chunk]) -> Iterator[Batch]:
         try:

@@ -9,9 +9,13 @@ the new file's creation) nothing may match for a moment, and the next poll heals
 from __future__ import annotations
 
 import glob
+from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from connectors.base import Connector, ConnectorError
+from connectors import files
+from connectors.base import Connector, ConnectorContext, ConnectorError, Cursor
+from monitor.config import SourceSettings
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -54,6 +58,53 @@ class FileSource(Connector):
         for path in paths:
             if not path.is_file():
                 raise ConnectorError(f"{path}: no such file", permanent=True)
+
+
+class LineFileSettings(SourceSettings):
+    path: str  # a file or a glob (`**` allowed); relative to the config file's folder
+
+
+class LineFileSource(FileSource):
+    """A source whose files are read line by line (logs, CSV, JSONL): tailed by inode and offset
+    on a poll (connectors.files), read whole by `import`. Its settings have a `path` and may
+    have a `timezone` for times written without an offset (default: the config's)."""
+
+    def __init__(
+        self,
+        source: SourceSettings,
+        context: ConnectorContext,
+        *,
+        max_lines: int = files.DEFAULT_MAX_LINES,
+        max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
+        super().__init__(source, context)
+        assert isinstance(source, LineFileSettings), type(source)
+        self.path = context.path(source.path)
+        zone = getattr(source, "timezone", None)
+        self.zone = ZoneInfo(zone) if zone else context.timezone
+        self.max_lines = max_lines
+        self.max_line_bytes = max_line_bytes
+
+    def configured_path(self) -> Path:
+        return self.path
+
+    def tail_chunks(
+        self, cursor: Cursor | None, matched: list[Path] | None = None
+    ) -> Iterator[files.Chunk]:
+        """What is new since `cursor` in the files the path matches (or `matched`), in chunks."""
+        if matched is None:
+            matched = self.matched(permanent=False)
+        try:
+            return files.tail(
+                matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
+            )
+        except ValueError as exc:
+            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+
+    def read_chunks(self, paths: list[Path]) -> Iterator[files.Chunk]:
+        """The named files whole, for `import`."""
+        self.require_files(paths)
+        return files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
 
 
 def unreadable(path: Path, exc: OSError) -> str:
