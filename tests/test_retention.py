@@ -15,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, insert, select, update
 
+from monitor.cli import main
 from monitor.config import ConfigError, Settings, settings_from_mapping
 from monitor.deliveries import claim
 from monitor.exporter import exposition
@@ -25,6 +26,7 @@ from monitor.models import (
     DELIVERIES,
     INQUIRIES,
     MESSAGES,
+    PURGED_TALLIES,
     TALLIES,
     THREAD_LINKS,
 )
@@ -232,7 +234,7 @@ def test_a_dry_run_deletes_nothing_and_counts_what_a_purge_deletes(
     engine, settings = loaded(tmp_path, database_url, now)
 
     def stored() -> list[Any]:
-        return [rows(engine, table, "id") for table in (MESSAGES, INQUIRIES, CALLS, TALLIES)]
+        return [rows(engine, table, "id") for table in (MESSAGES, INQUIRIES, CALLS, PURGED_TALLIES)]
 
     before = stored()
     would = purge(engine, settings, now, dry_run=True, window=3)
@@ -361,3 +363,36 @@ def test_run_schedules_the_purge_only_when_retention_is_set(
         if job is not None:
             assert job.next_run_time == now + timedelta(minutes=5)
             assert job.trigger.interval == timedelta(days=1)
+
+
+def test_the_purge_command_prints_a_line_per_table_and_a_dry_run_deletes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Times far from any clock: 2001 is older than every horizon, 2999 newer.
+    long_ago, far_ahead = datetime(2001, 1, 1, tzinfo=UTC), datetime(2999, 1, 1, tzinfo=UTC)
+    (tmp_path / "chat.jsonl").write_text(
+        chat("a", long_ago, "customer")
+        + chat("a", long_ago + timedelta(minutes=1), "agent")
+        + chat("b", far_ahead, "customer")
+    )
+    config = tmp_path / "support-monitor.yaml"
+    source = {"name": "chat", "kind": "chat_jsonl", "path": "chat.jsonl"}
+    config.write_text(json.dumps({"database": "sqlite:///m.db", "sources": [source]}))
+    assert main(["--config", str(config), "poll"]) == 0
+    assert main(["--config", str(config), "purge"]) == 0
+    assert (
+        capsys.readouterr().out.splitlines()[-1] == "purge: no `retention` set; everything is kept"
+    )
+    config.write_text(
+        json.dumps({"database": "sqlite:///m.db", "sources": [source], "retention": "400d"})
+    )
+    assert main(["--config", str(config), "purge", "--dry-run"]) == 0
+    dry = capsys.readouterr().out.splitlines()
+    assert main(["--config", str(config), "purge"]) == 0
+    done = capsys.readouterr().out.splitlines()
+    assert dry[:7] == done[:7] and len(done) == 8
+    assert done[0].split() == ["message", "2"] and done[1].split() == ["inquiry", "1"]
+    assert dry[-1].startswith("purge: would delete 3 rows older than ")
+    assert done[-1].startswith("purge: deleted 3 rows older than ")
+    assert main(["--config", str(config), "purge"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("purge: deleted 0 rows")
