@@ -98,6 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="validate the config and try every source and the SMTP server"
     )
+    purge = commands.add_parser(
+        "purge", help="delete what is older than `retention` once; print the rows per table"
+    )
+    purge.add_argument(
+        "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
+    )
     return parser
 
 
@@ -167,6 +173,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return alerts(engine, settings, dry_run=args.dry_run)
     if args.command == "digest":
         return digest(engine, settings, args)
+    if args.command == "purge":
+        return purge(engine, settings, dry_run=args.dry_run)
     raise UsageError(f"unknown command {args.command!r}")
 
 
@@ -302,6 +310,24 @@ def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
         f"{counts['pending']} to retry, {counts['failed']} failed"
     )
     return 1 if counts["pending"] or counts["failed"] else 0
+
+
+def purge(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
+    """One purge (monitor.retention): a line per table, then what was done."""
+    from monitor.retention import horizon
+    from monitor.retention import purge as run_purge
+
+    now = utcnow()
+    cutoff = horizon(now, settings)
+    if cutoff is None:
+        print("purge: no `retention` set; everything is kept")
+        return 0
+    counts = run_purge(engine, settings, now, dry_run=dry_run)
+    for table, count in counts.items():
+        print(f"{table:<17} {count:>9,}")
+    verb = "would delete" if dry_run else "deleted"
+    print(f"purge: {verb} {sum(counts.values()):,} rows older than {cutoff:%Y-%m-%d %H:%M} UTC")
+    return 0
 
 
 def digest(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:

@@ -298,6 +298,9 @@ class ClusterSettings(Model):
         return self
 
 
+MIN_RETENTION = timedelta(days=14)
+
+
 class FileSettings(Model):
     """The top level of the file, with sources still as raw mappings (see `load_settings`)."""
 
@@ -312,6 +315,18 @@ class FileSettings(Model):
     digest: DigestSettings | None = None
     alerts: AlertSettings = AlertSettings()
     cluster: ClusterSettings = ClusterSettings()
+    # How long stored events are kept (monitor.retention); None keeps everything.
+    retention: Duration | None = None
+
+    @field_validator("retention")
+    @classmethod
+    def _long_enough(cls, value: timedelta | None) -> timedelta | None:
+        # The digest compares a day with the same weekday a week before, so purging younger
+        # data would quietly empty its comparisons.
+        if value is not None and value < MIN_RETENTION:
+            days = value.total_seconds() / 86400
+            raise ValueError(f"expected at least {MIN_RETENTION.days}d, got {days:g}d")
+        return value
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ class MessageKind(StrEnum):
     # A marker that the conversation ended (a chat closed, the visitor left). It never opens or
     # closes an inquiry; an inquiry still open when its conversation ends is *missed*.
     ENDED = "ended"
+    # Stored by retention (monitor.retention) in place of a conversation's purged beginning: it
+    # never pairs, but the inquiries after it are follow-ups, as they were before the purge.
+    EARLIER = "earlier"
 
 
 class CallOutcome(StrEnum):

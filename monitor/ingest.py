@@ -14,7 +14,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +27,9 @@ from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
 from monitor.batches import Measuring, measuring, rederive, store_batch
 from monitor.config import Settings, SourceSettings
+from monitor.events import Event
 from monitor.models import MESSAGES, STATES
+from monitor.retention import SKIPPED_REASON, horizon, recent
 from monitor.store import (
     StoreError,
     chunks,
@@ -63,6 +65,7 @@ class PollResult:
     messages: int = 0  # new messages stored
     calls: int = 0  # new or finished calls stored
     rejected: int = 0
+    skipped: int = 0  # events older than the retention horizon: neither stored nor counted
     error: str | None = None
     permanent: bool = False
     interrupted: bool = False
@@ -80,6 +83,8 @@ class PollResult:
             f"{self.calls} calls",
             f"{self.rejected} rejected",
         ]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped ({SKIPPED_REASON})")
         tail = " (stopped early)" if self.interrupted else ""
         return f"{self.source}: {', '.join(parts)} in {self.batches} batches{tail}"
 
@@ -111,6 +116,7 @@ def poll_source(
             stop,
             save_cursor=True,
             ahead=connector.reads_ahead,
+            cutoff=horizon(now, settings),
         )
     except ConnectorError as exc:
         result.error, result.permanent = str(exc), exc.permanent
@@ -137,7 +143,10 @@ def import_paths(
     result = PollResult(source.name)
     batches = build_connector(settings, source).fetch_paths(paths, now)
     ctx = measuring(settings, source)
-    _store_all(engine, ctx, batches, result, None, save_cursor=False, progress=progress)
+    cutoff = horizon(now, settings)
+    _store_all(
+        engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
+    )
     return result
 
 
@@ -151,12 +160,31 @@ def _store_all(
     save_cursor: bool,
     progress: Callable[[PollResult], None] | None = None,
     ahead: bool = False,
+    cutoff: datetime | None = None,
 ) -> None:
     if not ahead:
-        _store_each(engine, ctx, batches, result, stop, save_cursor=save_cursor, progress=progress)
+        _store_each(
+            engine,
+            ctx,
+            batches,
+            result,
+            stop,
+            save_cursor=save_cursor,
+            progress=progress,
+            cutoff=cutoff,
+        )
         return
     with read_ahead(batches) as taken:
-        _store_each(engine, ctx, taken, result, stop, save_cursor=save_cursor, progress=progress)
+        _store_each(
+            engine,
+            ctx,
+            taken,
+            result,
+            stop,
+            save_cursor=save_cursor,
+            progress=progress,
+            cutoff=cutoff,
+        )
 
 
 class _Failed:
@@ -233,10 +261,15 @@ def _store_each(
     *,
     save_cursor: bool,
     progress: Callable[[PollResult], None] | None,
+    cutoff: datetime | None,
 ) -> None:
     for batch in batches:
+        events: Sequence[Event] = batch.events
+        if cutoff is not None:  # a purged event read again is not stored (or counted) again
+            events, skipped = recent(events, cutoff)
+            result.skipped += skipped
         with transaction(engine) as conn:
-            messages, calls = store_batch(conn, ctx, batch.events)
+            messages, calls = store_batch(conn, ctx, events)
             _save_state(
                 conn, ctx.source, batch.cursor if save_cursor else None, len(batch.rejected)
             )

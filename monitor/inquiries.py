@@ -10,7 +10,8 @@ in time order:
 - automatic messages (auto-replies, bounces, bots, triggers) and internal ones (every
   participant on our side) never open, extend or close anything;
 - the conversation ending (a chat closed) with an inquiry still open makes that inquiry *missed*;
-- the first inquiry of a conversation is `first`, later ones `followup`.
+- the first inquiry of a conversation is `first`, later ones `followup` (also after a marker
+  that retention left where it purged the conversation's earlier inquiries).
 """
 
 from __future__ import annotations
@@ -74,26 +75,29 @@ def pair(messages: Iterable[PairableMessage]) -> list[Span]:
     stably, so messages with the same timestamp keep the order the source gave them."""
     spans: list[Span] = []
     opened: PairableMessage | None = None
+    earlier = False  # the conversation had inquiries before what is stored (purged)
     for message in sorted(messages, key=lambda m: m.at):
         if message.automatic or message.internal:
+            # Retention's marker is automatic: normal messages pay nothing for the check.
+            earlier = earlier or message.kind == MessageKind.EARLIER
             continue
         if message.kind == MessageKind.ENDED:
             if opened is not None:
-                spans.append(_span(opened, spans, ended_at=message.at))
+                spans.append(_span(opened, spans, earlier, ended_at=message.at))
                 opened = None
         elif message.side == Side.CUSTOMER:
             if opened is None:
                 opened = message
         elif opened is not None:
-            spans.append(_span(opened, spans, closed_at=message.at))
+            spans.append(_span(opened, spans, earlier, closed_at=message.at))
             opened = None
     if opened is not None:
-        spans.append(_span(opened, spans))
+        spans.append(_span(opened, spans, earlier))
     return spans
 
 
-def _span(opened: PairableMessage, earlier: list[Span], **end: datetime) -> Span:
-    return Span(opened_by=opened, kind="followup" if earlier else "first", **end)
+def _span(opened: PairableMessage, spans: list[Span], earlier: bool, **end: datetime) -> Span:
+    return Span(opened_by=opened, kind="followup" if spans or earlier else "first", **end)
 
 
 @dataclass(frozen=True, slots=True)

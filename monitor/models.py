@@ -10,6 +10,7 @@
   ingest, so "open and breached now" is an indexed comparison at scrape time, not a calendar walk.
 - `Tally` holds the monotonic counters and histogram buckets of SPEC §6, updated in the same
   transaction as the rows they count, so a scrape reads a few rows whatever the history's size.
+- `PurgedTally` keeps what rows deleted by retention had counted, for recounts.
 - `SourceState` holds each source's cursor (saved with the rows it covers) and its health.
 - `Meta` holds the schema version and the bucket layout the tallies were built with.
 - `Delivery` is an outgoing message (a digest for a day, an alert notification) claimed by a
@@ -138,6 +139,20 @@ class Tally(SQLModel, table=True):
     value: float
 
 
+class PurgedTally(SQLModel, table=True):
+    """What rows deleted by retention (monitor.retention) had added to the tallies, so that a
+    recount of the store plus these still equals the tallies: counters never go down."""
+
+    __tablename__ = "purged_tally"
+    __table_args__ = (UniqueConstraint("metric", "source", "labels", "le"),)
+    id: int | None = Field(default=None, primary_key=True)
+    metric: str
+    source: str
+    labels: str
+    le: str  # the bucket bound of the layout in force when the rows were deleted
+    value: float
+
+
 class SourceState(SQLModel, table=True):
     __tablename__ = "source_state"
     source: str = Field(primary_key=True)
@@ -228,6 +243,7 @@ WAITING_CALL: Any = CALLS.c.outcome == literal_column(
 )  # the condition of ix_call_waiting
 INQUIRIES = _table(Inquiry)
 TALLIES = _table(Tally)
+PURGED_TALLIES = _table(PurgedTally)
 STATES = _table(SourceState)
 META = _table(Meta)
 DELIVERIES = _table(Delivery)

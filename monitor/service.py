@@ -21,6 +21,9 @@ monitor.digest_mail: one send per day even with several instances). A 30-second 
 digests whose send failed, after their backoff, and a run at start-up catches up a digest whose
 fire time passed in the last day while no instance was running.
 
+With `retention` set, a job deletes what is older (monitor.retention) five minutes after start
+and then daily; on PostgreSQL every instance runs it, in turns, the later ones finding nothing.
+
 SIGINT/SIGTERM set a stop flag: a poll in progress finishes its current batch (whose cursor is
 then saved) and returns, the HTTP server closes, and the process exits.
 """
@@ -45,6 +48,7 @@ from monitor.cron import cron_trigger, last_fire
 from monitor.exporter import ProcessMetrics, registry_for
 from monitor.ingest import poll_source, utcnow
 from monitor.leases import owner_id
+from monitor.retention import purge
 from monitor.server import make_app, serve
 from monitor.store import StoreError
 
@@ -205,6 +209,42 @@ def schedule_digest(
     )
 
 
+PURGE_EVERY = timedelta(days=1)
+PURGE_AFTER_START = timedelta(minutes=5)  # after the first polls, not competing with them
+
+
+def schedule_purge(
+    scheduler: BackgroundScheduler,
+    engine: Engine,
+    settings: Settings,
+    stop: threading.Event,
+    start_at: datetime,
+) -> None:
+    """Retention (monitor.retention): a purge shortly after start, then daily; only when set."""
+    if settings.file.retention is None:
+        return
+
+    def purge_job() -> None:
+        if stop.is_set():
+            return
+        try:
+            purge(engine, settings, utcnow())
+        except StoreError as exc:  # the database is down: tomorrow's run deletes it
+            logger.error("purge: %s", exc)
+
+    scheduler.add_job(
+        purge_job,
+        "interval",
+        seconds=PURGE_EVERY.total_seconds(),
+        id="purge",
+        name="purge",
+        next_run_time=start_at + PURGE_AFTER_START,
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=3600,
+    )
+
+
 def build_scheduler(
     engine: Engine,
     settings: Settings,
@@ -256,6 +296,7 @@ def build_scheduler(
         misfire_grace_time=renew_every,
     )
     schedule_digest(scheduler, engine, settings, start_at)
+    schedule_purge(scheduler, engine, settings, stop, start_at)
     return scheduler
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from monitor.config import ResolvedTargets, Settings
-from monitor.models import CALLS, INQUIRIES, TALLIES
+from monitor.models import CALLS, INQUIRIES, PURGED_TALLIES, TALLIES
 from monitor.store import insert_add
 
 RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
@@ -212,10 +212,26 @@ def difference(new: Counter[Key], old: Counter[Key]) -> Counter[Key]:
 
 
 def recount(conn: Connection, settings: Settings, layout: Layout) -> None:
-    """Replace every tally by a recount of the stored inquiries and calls."""
+    """Replace every tally by a recount of the stored inquiries and calls, plus what rows
+    deleted by retention had counted (so a recount never makes a counter go down)."""
     targets = {s.name: settings.targets_for(s) for s in settings.sources}
     conn.execute(delete(TALLIES))
+    apply(conn, purged(conn, layout))
     inquiries = conn.execute(select(INQUIRIES)).mappings()
     apply(conn, inquiry_tallies(inquiries, layout))
     calls = conn.execute(select(CALLS)).mappings()
     apply(conn, call_tallies(calls, layout, targets))
+
+
+def purged(conn: Connection, layout: Layout) -> Counter[Key]:
+    """The purged tallies (monitor.retention) in `layout`'s buckets. A count kept under a bound
+    the layout no longer has goes to the next bound above it: every bound of both layouts keeps
+    its exact cumulative count; only a new bound can count a purged value too high."""
+    out: Counter[Key] = Counter()
+    for row in conn.execute(select(PURGED_TALLIES)).mappings():
+        metric, le = row["metric"], row["le"]
+        if metric in layout.buckets and le not in ("", "_sum", "+Inf"):
+            bounds = layout.buckets[metric]
+            le = _le_texts(tuple(bounds))[bisect.bisect_left(bounds, float(le))]
+        out[(metric, row["source"], row["labels"], le)] += row["value"]
+    return out
