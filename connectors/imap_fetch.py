@@ -48,6 +48,7 @@ _MONTHS = {
         "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), start=1
     )
 }
+_DATE_TIME = re.compile(rb"( \d|\d\d)-([A-Z][a-z]{2})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-]\d{4})")
 _ZONES: dict[bytes, timezone] = {}
 
 
@@ -120,34 +121,22 @@ def _parse_common(data: list[Any]) -> Response | None:
 def _internaldate(value: bytes) -> datetime | None:
     """`01-Oct-2026 08:31:00 +0000` (RFC 3501 date-time, the day may start with a space) as an
     aware datetime in its own offset; other forms as imapclient reads them."""
-    month = _MONTHS.get(value[3:6])
-    if (
-        len(value) != 26
-        or month is None
-        or value[2:3] != b"-"
-        or value[6:7] != b"-"
-        or value[11:12] != b" "
-        or value[20:21] != b" "
-    ):
+    found = _DATE_TIME.fullmatch(value)
+    month = _MONTHS.get(found.group(2)) if found is not None else None
+    if found is None or month is None:
         return _library_date(value)
-    zone = _ZONES.get(value[21:])
+    day, _, year, hour, minute, second, zone_text = found.groups()
+    zone = _ZONES.get(zone_text)
     try:
         if zone is None:
-            sign = {b"+": 1, b"-": -1}[value[21:22]]
-            minutes = int(value[22:24]) * 60 + int(value[24:26])
-            zone = timezone(timedelta(minutes=sign * minutes))
+            minutes = int(zone_text[1:3]) * 60 + int(zone_text[3:])
+            zone = timezone(timedelta(minutes=-minutes if zone_text[:1] == b"-" else minutes))
             if len(_ZONES) < 1000:
-                _ZONES[value[21:]] = zone
+                _ZONES[zone_text] = zone
         return datetime(
-            int(value[7:11]),
-            month,
-            int(value[0:2]),
-            int(value[12:14]),
-            int(value[15:17]),
-            int(value[18:20]),
-            tzinfo=zone,
+            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=zone
         )
-    except (KeyError, ValueError):
+    except ValueError:  # 31-Feb, 24:00, an offset of a day or more: imapclient decides
         return _library_date(value)
 
 

@@ -42,6 +42,9 @@ USUAL = {
     "lower-case item names": answer(
         b'7 (uid 41 internaldate "20-Nov-2026 09:00:00 +0000" ' + SECTION
     ),
+    "a -0000 zone": answer(b'7 (UID 41 INTERNALDATE "20-Nov-2026 09:00:00 -0000" ' + SECTION),
+    "a lower-case month": answer(b'7 (UID 41 INTERNALDATE "20-nov-2026 09:00:00 +0000" ' + SECTION),
+    "a time with dots": answer(b'7 (UID 41 INTERNALDATE "20-Nov-2026 09.00.00 +0000" ' + SECTION),
     "an unreadable INTERNALDATE": answer(b'7 (UID 41 INTERNALDATE "someday" ' + SECTION),
     "an impossible INTERNALDATE": answer(
         b'7 (UID 41 INTERNALDATE "31-Feb-2026 09:00:00 +0000" ' + SECTION
