@@ -228,3 +228,15 @@ def test_a_digest_that_failed_for_good_shows_in_check_and_metrics(
     assert main(["--config", str(config), "metrics"]) == 0
     metrics = capsys.readouterr().out
     assert 'support_deliveries_failed{notifier="email",purpose="digest"} 1.0' in metrics
+
+
+def test_importing_the_cli_leaves_the_garbage_collector_as_it_was() -> None:
+    # The collector is off during the start-up imports only (monitor.cli): a program or test
+    # importing the module keeps its own setting.
+    check = "import gc, sys; gc.disable() if sys.argv[1] == 'off' else None; import monitor.cli; "
+    check += "print(gc.isenabled())"
+    for setting, expected in (("on", "True"), ("off", "False")):
+        done = subprocess.run(
+            [sys.executable, "-c", check, setting], capture_output=True, text=True, check=True
+        )
+        assert done.stdout.strip() == expected

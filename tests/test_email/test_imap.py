@@ -3,6 +3,7 @@ test, seeded over IMAP APPEND with explicit INTERNALDATEs: what is measured, and
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -438,3 +439,15 @@ def test_a_server_that_never_answers_times_out_with_one_line(tmp_path: Path) -> 
         }
         error, permanent = failure(tmp_path, source)
     assert error == f"127.0.0.1:{port}: timed out" and not permanent
+
+
+def test_debug_logging_never_holds_message_contents(
+    tmp_path: Path, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    mailbox.append("INBOX", [question(1, 0, subject="Secret refund 7731")])
+    settings, engine = setup(tmp_path, mailbox)
+    with caplog.at_level(logging.DEBUG):
+        result = poll(engine, settings, "inbox", NOW)
+    assert result.messages == 1
+    assert caplog.records  # imapclient's own debug lines (commands) are still logged
+    assert "7731" not in caplog.text and "q1@customer.test" not in caplog.text
