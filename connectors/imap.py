@@ -239,7 +239,11 @@ def _arrival(value: object) -> datetime | None:
     `normalise_times` is off)."""
     if not isinstance(value, datetime):
         return None
-    if value.tzinfo is None or value.utcoffset() is None:
+    try:
+        offset = value.utcoffset()
+    except ValueError:  # imapclient accepts offsets of 24 hours or more; datetime does not
+        raise MailError("INTERNALDATE has an impossible time zone offset") from None
+    if offset is None:
         return None  # cannot happen with normalise_times off; never guess a zone
     return value.astimezone(UTC)
 

@@ -14,6 +14,7 @@ from servers import free_port
 from sqlalchemy import Engine, select
 from test_phone_logs.store import inquiries, messages, open_store, poll
 
+from connectors import imap_fetch
 from connectors.imap import ImapConnector
 from monitor.config import Settings, settings_from_mapping
 from monitor.ingest import build_connector, poll_source
@@ -330,6 +331,33 @@ def test_a_gmail_fetch_response_links_by_thread_id_and_the_sent_label(mailbox: M
     assert question_.thread and answer.thread
     assert "gm:1761234567890" in question_.thread.keys and answer.side == "agent"
     assert question_.conversation == answer.conversation == "gm:1761234567890"
+
+
+def test_an_internaldate_with_an_impossible_offset_rejects_that_message_only(
+    mailbox: Mailbox,
+) -> None:
+    """imapclient reads `+2500` as an offset datetime cannot use; one message is rejected."""
+    config = settings_from_mapping({"agents": AGENTS, "sources": [mailbox.source()]}, Path("."))
+    connector = build_connector(config, config.sources[0])
+    assert isinstance(connector, ImapConnector)
+    key = b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"
+    data = [
+        (
+            b'1 (UID 7 INTERNALDATE "01-Oct-2026 08:31:00 +2500" ' + key + b" {20}",
+            b"From: a@a.test\r\n\r\n",
+        ),
+        b")",
+        (
+            b'2 (UID 8 INTERNALDATE "01-Oct-2026 08:31:00 +0000" ' + key + b" {20}",
+            b"From: a@a.test\r\n\r\n",
+        ),
+        b")",
+    ]
+    events, rejected = connector.events("INBOX", False, [7, 8], imap_fetch.parse(data))
+    assert [(r.location, r.reason) for r in rejected] == [
+        ("INBOX uid 7", "INTERNALDATE has an impossible time zone offset")
+    ]
+    assert len(events) == 1
 
 
 @pytest.mark.parametrize("security", ["tls", "starttls"])
