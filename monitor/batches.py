@@ -15,9 +15,9 @@ from __future__ import annotations
 import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, select, update
@@ -28,15 +28,17 @@ from monitor.bulk import in_values, insert_rows, json_values, member, select_in,
 from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
 from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
-from monitor.inquiries import Measured, derive
+from monitor.inquiries import MEASURED, derive_values
 from monitor.models import CALLS, INQUIRIES, MESSAGES
 from monitor.tallies import (
+    INQUIRY_TALLIED,
     Layout,
     TallyCounter,
     difference,
     inquiry_tallies,
     layout_for,
     tally_calls,
+    tally_inquiries,
 )
 from monitor.tallies import apply as apply_tallies
 
@@ -241,14 +243,13 @@ def _rebuild_inquiries(
     by_conversation.update(new)
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):
-        for measured in derive(
+        for values in derive_values(
             conversation, by_conversation[conversation], ctx.targets, ctx.calendar
         ):
-            # Not dataclasses.asdict: it deep-copies every value.
-            rows.append((ctx.source, *_measured_values(measured)))
+            rows.append((ctx.source, *values))
     insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, rows)
-    added = (dict(zip(INQUIRY_COLUMNS, row, strict=True)) for row in rows)
-    change = difference(inquiry_tallies(added, ctx.layout), inquiry_tallies(old, ctx.layout))
+    added = tally_inquiries(map(_inquiry_tallied, rows), ctx.layout)
+    change = difference(added, inquiry_tallies(old, ctx.layout))
     if delta is None:
         apply_tallies(conn, change)
     else:
@@ -341,9 +342,9 @@ MESSAGE_COLUMNS = (
     "customer",
     "subject",
 )
-MEASURED = tuple(f.name for f in fields(Measured))
-_measured_values = attrgetter(*MEASURED)  # a Measured's fields, in MEASURED order
 INQUIRY_COLUMNS = ("source", *MEASURED)
+# The columns of an inquiry row that its tallies depend on, as tally_inquiries takes them.
+_inquiry_tallied = itemgetter(*(INQUIRY_COLUMNS.index(c) for c in INQUIRY_TALLIED))
 
 
 def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
