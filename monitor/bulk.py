@@ -36,9 +36,10 @@ def insert_rows(
     rows: Sequence[Sequence[Any]],
     *,
     ignore_conflicts: Sequence[str] | None = None,
-) -> None:
+) -> int:
     """INSERT many rows, given as tuples in `columns` order; with `ignore_conflicts`, rows whose
-    key (those columns) is already stored are skipped (ON CONFLICT DO NOTHING).
+    key (those columns) is already stored are skipped (ON CONFLICT DO NOTHING). Return how
+    many were stored, as the driver counts them (exact on SQLite; -1 where it cannot tell).
 
     This is ingest's hot path. SQLAlchemy's executemany builds a parameter dict per row and runs
     a type processor per value, which costs several times SQLite's own insert. On SQLite the
@@ -46,15 +47,15 @@ def insert_rows(
     that need it converted, exactly as the column types would (`_sqlite_converter`; a test
     holds them equal to SQLAlchemy's own processors). Other databases take the usual path."""
     if not rows:
-        return
+        return 0
     if conn.dialect.name != "sqlite":
         stmt = insert_ignore(conn, table, ignore_conflicts) if ignore_conflicts else table.insert()
-        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
-        return
+        return int(
+            conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows]).rowcount
+        )
     sql, order, converters = _sqlite_insert(table, tuple(columns), tuple(ignore_conflicts or ()))
     if order is None and not converters:
-        conn.exec_driver_sql(sql, [tuple(row) for row in rows])
-        return
+        return int(conn.exec_driver_sql(sql, [tuple(row) for row in rows]).rowcount)
     # Column by column: one comprehension per converted column, and zip (C) builds the tuples
     # the driver wants, instead of a Python loop over every value of every row.
     values = list(zip(*rows, strict=True))
@@ -62,7 +63,7 @@ def insert_rows(
         values = [values[i] for i in order]
     for index, convert in converters:
         values[index] = tuple(map(convert, values[index]))  # converters take None too
-    conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
+    return int(conn.exec_driver_sql(sql, list(zip(*values, strict=True))).rowcount)
 
 
 _SqliteInsert = tuple[str, list[int] | None, list[tuple[int, Converter]]]
