@@ -387,6 +387,17 @@ GOOD_LINES = [
     "0|p.1|support|NONE|COMPLETECALLER|1|1|1",
     "1763629200|p.6||NONE|ENTERQUEUE||02079460006|1",
     " 1763629260|p.6|support|NONE|CONNECT|60|p.9|1",
+    q(70, "p.7", "ENTERQUEUE", "", "02079460007", 1),
+    q(130, "p.7", "EXITWITHTIMEOUT", 1, 1, 60),
+    q(140, "p.8", "EXITEMPTY", 1, 1, 9),
+    q(150, "p.8", "WITHDRAW", 1, 1, 12),
+    q(160, "p.1", "EXITWITHKEY", 5, 1, 1, 40),
+    q(65, "p.2", "ABANDON", 1, 1, "?"),
+    q(65, "p.2", "ABANDON", 1, 1),
+    q(300, "p.4", "BLINDTRANSFER", 300, "from-internal", 30, 200, 1, agent="SIP/201"),
+    q(310, "p.5", "TRANSFER", 300, "from-internal", 12, 90, agent="SIP/201"),
+    q(320, "p.1", "BLINDTRANSFER", 300, "from-internal", 20),
+    q(330, "p.1", "ATTENDEDTRANSFER", "BRIDGE", "b1", "b2", 20, 30, 1),
 ]
 JUNK = st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
 
