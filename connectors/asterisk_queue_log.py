@@ -18,7 +18,6 @@ cursor (callid, queue, entered, caller), so a later poll can finish them; the id
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -32,7 +31,8 @@ from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
 from connectors.csv_rows import RowError
 from connectors.file_source import FileSource, read_error
-from connectors.queue_log_calls import NOT_CALLS, Calls, Record
+from connectors.queue_log_calls import Calls, Record
+from connectors.queue_log_lines import feed_texts, parse_text
 from connectors.queue_log_rows import CsvRows, TableRows
 from monitor.config import Duration, SourceSettings, TimezoneName
 from monitor.events import Channel, Event
@@ -43,6 +43,10 @@ CURSOR_VERSION = 1
 # per-transaction work (lookups, inquiries, tallies, commit) is small beside the rows, small
 # enough that a batch is a few MB and well under a second.
 DEFAULT_BATCH = 5000
+# An import (a backfill, `fetch_paths`) takes larger batches: it is not resumed from a cursor,
+# and each batch's fixed cost (its transaction, the rewrite of the indexes' last pages into the
+# WAL, the look at the open stints) then counts four times less; a batch stays a few MB.
+IMPORT_BATCH = 20_000
 # What a reader yields: (location, record) pairs, the position that covers them, rejections.
 Read = tuple[list[tuple[str, Record]], Any, list[Rejection]]
 
@@ -73,7 +77,7 @@ class AsteriskQueueLogConnector(FileSource):
         source: SourceSettings,
         context: ConnectorContext,
         *,
-        max_lines: int = DEFAULT_BATCH,
+        max_lines: int | None = None,  # lines per batch: DEFAULT_BATCH, IMPORT_BATCH to import
         max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         super().__init__(source, context)
@@ -83,7 +87,8 @@ class AsteriskQueueLogConnector(FileSource):
         self.zone = ZoneInfo("UTC") if source.table_utc else context.timezone
         if source.timezone and not source.table_utc:
             self.zone = ZoneInfo(source.timezone)
-        self.max_lines = max_lines
+        self.max_lines = max_lines or DEFAULT_BATCH
+        self.import_lines = max_lines or IMPORT_BATCH
         self.max_line_bytes = max_line_bytes
         self.unknown_after = source.unknown_after.total_seconds()
 
@@ -126,7 +131,9 @@ class AsteriskQueueLogConnector(FileSource):
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         self.require_files(paths)
-        chunks = files.read_all(paths, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes)
+        chunks = files.read_all(
+            paths, max_lines=self.import_lines, max_line_bytes=self.max_line_bytes
+        )
         calls = Calls(self.unknown_after)
         yield from self._file_batches(chunks, None, calls, None, now, tailing=False)
 
@@ -227,14 +234,7 @@ def _feed_flat(
             except RowError as exc:
                 rejected.append(Rejection(run.location(index), str(exc)))
         return
-    parse, feed, add = parse_text, calls.feed, events.extend
-    for index, text in enumerate(texts):
-        try:
-            record = parse(text)
-            if record is not None:
-                add(feed(record))
-        except RowError as exc:
-            rejected.append(Rejection(run.location(index), str(exc)))
+    feed_texts(calls, texts, run.location, events, rejected)
 
 
 def parse_line(data: bytes) -> Record | None:
@@ -249,33 +249,6 @@ def parse_line(data: bytes) -> Record | None:
     except UnicodeDecodeError as exc:
         raise RowError(f"invalid UTF-8 at byte {exc.start + 1}") from None
     return parse_text(text)
-
-
-# What bytes.strip() strips: a line of only these is blank (str.strip() would strip more).
-_BLANK = " \t\n\r\x0b\x0c"
-_new_record = functools.partial(tuple.__new__, Record)  # Record(...) without a Python call
-
-
-def parse_text(text: str) -> Record | None:
-    """One flat-file line, decoded and free of NUL bytes (see parse_line)."""
-    fields = text.split("|")
-    if len(fields) < 5:
-        if not text.strip(_BLANK):
-            return None  # a blank line (it has no "|": looked at only here)
-        raise RowError(f"expected at least 5 |-separated fields, got {len(fields)}")
-    try:
-        at = float(fields[0])
-    except ValueError:
-        raise RowError("the epoch (field 1) is not a number") from None
-    if not 0 < at < 10**11:
-        raise RowError("the epoch (field 1) is out of range")
-    callid, event = fields[1].strip(), fields[4].strip()
-    if not callid or not event:
-        raise RowError("missing callid" if not callid else "missing event")
-    if event in NOT_CALLS:
-        return None  # a third of a busy log (RINGNOANSWER, PAUSE...): skip it cheaply
-    queue = fields[2].strip() or "NONE"
-    return _new_record((at, callid, queue, fields[3].strip(), event, fields[5:]))
 
 
 def _dump(position: Any, calls: Calls, csv_rows: CsvRows | None) -> Cursor:

@@ -151,7 +151,7 @@ class Calls:
             self.latest = at
         key = (callid, queue)
         if verb == "ENTERQUEUE":
-            events = self._give_up(key) if key in self.open else []  # entered again, no end
+            events = self.give_up(key) if key in self.open else []  # entered again, no end
             caller = (data[1].strip() if len(data) > 1 else "") or None
             self.open[key] = Stint(callid, queue, at, caller)
             return events
@@ -162,7 +162,7 @@ class Calls:
                 stint.answered, stint.wait = at, wait
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
-                return [self._call(stint, ANSWERED, None, None)]
+                return [self.call_event(stint, ANSWERED, None, None)]
             return []
         if verb in COMPLETES or verb in TRANSFERS:
             if verb in COMPLETES:  # holdtime | calltime
@@ -177,7 +177,7 @@ class Calls:
             if stint.final:
                 return []
             outcome = ANSWERED if verb in COMPLETES else TRANSFERRED
-            return [self._call(stint, outcome, at, talk)]  # answered: no callback to ask for
+            return [self.call_event(stint, outcome, at, talk)]  # answered: no callback to ask for
         if verb in EXITS:
             outcome, index = EXITS[verb]
             wait = _seconds(record, index, "waittime")
@@ -226,12 +226,12 @@ class Calls:
     def _finish(
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
     ) -> list[Event]:
-        events: list[Event] = [self._call(stint, outcome, left, talk)]
+        events: list[Event] = [self.call_event(stint, outcome, left, talk)]
         if outcome not in CALLBACK_OUTCOMES or left is None:
             return events
         return events + callback_request(stint.key, stint.caller, _utc(left))
 
-    def _call(
+    def call_event(
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
     ) -> CallEvent:
         wait = stint.wait
@@ -250,7 +250,7 @@ class Calls:
             stint.caller,
         )
 
-    def _give_up(self, key: tuple[str, str]) -> list[Event]:
+    def give_up(self, key: tuple[str, str]) -> list[Event]:
         stint = self.open.pop(key, None)
         if stint is None or stint.final:
             return []
@@ -272,7 +272,7 @@ class Calls:
             rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
             stale += [k for _, k in rest[:excess]]
         for key in stale:
-            events.extend(self._give_up(key))
+            events.extend(self.give_up(key))
         return events
 
     def waiting(self) -> list[Event]:
@@ -281,7 +281,7 @@ class Calls:
         for stint in self.open.values():
             if stint.answered is None and not stint.shown:
                 stint.shown = True
-                events.append(self._call(stint, WAITING, None, None))
+                events.append(self.call_event(stint, WAITING, None, None))
         return events
 
 

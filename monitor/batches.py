@@ -15,12 +15,12 @@ from __future__ import annotations
 import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from connectors import connector_class
 from monitor import threads
@@ -28,15 +28,17 @@ from monitor.bulk import in_values, insert_rows, json_values, member, select_in,
 from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
 from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
-from monitor.inquiries import Measured, derive
-from monitor.models import CALLS, INQUIRIES, MESSAGES
+from monitor.inquiries import MEASURED, derive_values
+from monitor.models import CALLS, INQUIRIES, MESSAGES, WAITING_CALL
 from monitor.tallies import (
+    INQUIRY_TALLIED,
     Layout,
     TallyCounter,
     difference,
     inquiry_tallies,
     layout_for,
     tally_calls,
+    tally_inquiries,
 )
 from monitor.tallies import apply as apply_tallies
 
@@ -241,14 +243,13 @@ def _rebuild_inquiries(
     by_conversation.update(new)
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):
-        for measured in derive(
+        for values in derive_values(
             conversation, by_conversation[conversation], ctx.targets, ctx.calendar
         ):
-            # Not dataclasses.asdict: it deep-copies every value.
-            rows.append((ctx.source, *_measured_values(measured)))
+            rows.append((ctx.source, *values))
     insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, rows)
-    added = (dict(zip(INQUIRY_COLUMNS, row, strict=True)) for row in rows)
-    change = difference(inquiry_tallies(added, ctx.layout), inquiry_tallies(old, ctx.layout))
+    added = tally_inquiries(map(_inquiry_tallied, rows), ctx.layout)
+    change = difference(added, inquiry_tallies(old, ctx.layout))
     if delta is None:
         apply_tallies(conn, change)
     else:
@@ -282,12 +283,17 @@ def _store_calls(
     if not events:
         return 0
     latest = {e.external_id: e for e in events}  # the last state of a call in the batch wins
-    stored = {
-        r["external_id"]: r["outcome"]
-        for r in select_in(
-            conn, CALLS, {"source": ctx.source}, "external_id", latest, ["external_id", "outcome"]
-        )
-    }
+    # On SQLite only the stored *waiting* calls are looked up (a handful, by ix_call_waiting),
+    # not every id of the batch: the rest are inserted, and which of them were new is told by
+    # the row count and, only when some were stored already, by their ids (_insert_new_calls).
+    optimistic = conn.dialect.name == "sqlite"
+    found: Sequence[Any]
+    if optimistic:
+        found = conn.execute(_STORED_WAITING, {"source": ctx.source}).mappings().all()
+    else:
+        fields = ["external_id", "outcome"]
+        found = select_in(conn, CALLS, {"source": ctx.source}, "external_id", latest, fields)
+    stored = {r["external_id"]: r["outcome"] for r in found}
     inserts: list[tuple[Any, ...]] = []
     finished: list[tuple[Any, ...]] = []
     for event in latest.values():
@@ -308,12 +314,40 @@ def _store_calls(
                 .values(dict(zip(CALL_COLUMNS, row, strict=True)))
             )
             finished.append(row)
-    insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
+    if optimistic:
+        inserts = _insert_new_calls(conn, inserts)
+    else:
+        insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
     # (source, queue, outcome, wait) of each: tally_calls leaves out the waiting ones.
     counted = map(itemgetter(0, 2, 8, 6), inserts + finished)
     delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
     return len(inserts) + len(finished)
 
+
+def _insert_new_calls(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """SQLite: insert the call `rows` (ON CONFLICT DO NOTHING) and return those it stored.
+
+    A file read again holds calls stored before. When the row count says every row was new
+    (an import, a poll of what is new), that is all; otherwise the new ones are those with an
+    id above the largest before the insert: SQLite gives a new row the largest id + 1, and
+    nothing else writes during this transaction."""
+    if not rows:
+        return rows
+    before = conn.execute(_LARGEST_CALL_ID).scalar() or 0
+    stored = insert_rows(
+        conn, CALLS, CALL_COLUMNS, rows, ignore_conflicts=["source", "external_id"]
+    )
+    if stored == len(rows):
+        return rows
+    new = set(conn.execute(_CALLS_AFTER, {"after": before}).scalars())
+    return [row for row in rows if row[1] in new]
+
+
+_STORED_WAITING = select(CALLS.c.external_id, CALLS.c.outcome).where(
+    WAITING_CALL, CALLS.c.source == bindparam("source")
+)
+_LARGEST_CALL_ID = select(func.max(CALLS.c.id))
+_CALLS_AFTER = select(CALLS.c.external_id).where(CALLS.c.id > bindparam("after"))
 
 # Columns in table order, as insert_rows takes them.
 CALL_COLUMNS = (
@@ -341,9 +375,9 @@ MESSAGE_COLUMNS = (
     "customer",
     "subject",
 )
-MEASURED = tuple(f.name for f in fields(Measured))
-_measured_values = attrgetter(*MEASURED)  # a Measured's fields, in MEASURED order
 INQUIRY_COLUMNS = ("source", *MEASURED)
+# The columns of an inquiry row that its tallies depend on, as tally_inquiries takes them.
+_inquiry_tallied = itemgetter(*(INQUIRY_COLUMNS.index(c) for c in INQUIRY_TALLIED))
 
 
 def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:

@@ -70,6 +70,12 @@ def inquiries(engine: Engine) -> list[Any]:
         return list(conn.execute(select(INQUIRIES).order_by(INQUIRIES.c.opened_at)))
 
 
+def tallies(engine: Engine) -> dict[tuple[str, str, str, str], float]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(TALLIES)).mappings()
+        return {(r["metric"], r["source"], r["labels"], r["le"]): r["value"] for r in rows}
+
+
 def tally(engine: Engine, metric: str, le: str = "") -> float:
     with engine.connect() as conn:
         rows = conn.execute(
@@ -161,6 +167,35 @@ def test_a_waiting_call_is_replaced_by_its_outcome_and_counted_once(
     with engine.begin() as conn:  # a finished call never changes again
         store_batch(conn, ctx, [call("c1", CallOutcome.ABANDONED, 900)])
     assert tally(engine, "support_calls_total") == 1
+
+
+def test_a_batch_of_stored_and_new_calls_stores_and_counts_only_the_new_ones(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A file read again gives calls stored before among new ones: only the new ones are stored
+    # and counted (on SQLite they are told apart after the insert, by the row count and ids).
+    _, settings, engine = chat_setup(tmp_path, database_url)
+    ctx = measuring(settings, settings.sources[0])
+    first = [call(f"c{n}", CallOutcome.ANSWERED, 30 * n) for n in range(4)]
+    with engine.begin() as conn:
+        assert store_batch(conn, ctx, [*first, call("w", CallOutcome.WAITING, 0)]) == (0, 5)
+    again = [call(f"c{n}", CallOutcome.ABANDONED, 30 * n) for n in range(2, 6)]
+    with engine.begin() as conn:
+        stored = store_batch(conn, ctx, [*again, call("w", CallOutcome.TIMEOUT, 700)])
+    assert stored == (0, 3)  # c4, c5 and the waiting call's end
+    with engine.connect() as conn:
+        rows = {r[0]: r[1] for r in conn.execute(select(CALLS.c.external_id, CALLS.c.outcome))}
+    assert rows == {
+        **{f"c{n}": "answered" for n in range(4)},
+        "c4": "abandoned",
+        "c5": "abandoned",
+        "w": "timeout",
+    }
+    assert tally(engine, "support_calls_total") == 7
+    counted = tallies(engine)
+    with engine.begin() as conn:
+        recount(conn, settings, layout_for(settings))
+    assert tallies(engine) == counted
 
 
 def test_changing_the_reply_target_redoes_the_measurements(

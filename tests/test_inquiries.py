@@ -9,7 +9,7 @@ import pytest
 
 from monitor.calendars import BusinessCalendar
 from monitor.config import BUILTIN_TARGETS, CalendarSettings
-from monitor.inquiries import derive, is_breached_now, is_due_soon, pair
+from monitor.inquiries import MEASURED, derive, derive_values, is_breached_now, is_due_soon, pair
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)  # a Monday
 
@@ -190,3 +190,27 @@ def test_the_customer_and_subject_of_the_opening_message_are_kept_for_the_digest
         "Where is my order?",
         "m0",
     )
+
+
+BUSINESS_TARGETS = BUILTIN_TARGETS.__class__(
+    **{**BUILTIN_TARGETS.__dict__, "reply_clock": "business", "reply_within": timedelta(hours=4)}
+)
+
+
+@pytest.mark.parametrize(
+    "script",
+    [("c+0",), ("a+0",), ("c+0!",), ("c+0~",), ("end+0",), ("c+0", "a+5"), ("c+0", "end+9"), ()],
+)
+@pytest.mark.parametrize("clock", ["calendar", "business"])
+def test_inquiry_values_are_the_fields_of_what_derive_measures(
+    script: tuple[str, ...], clock: str
+) -> None:
+    # derive_values takes a conversation of one message without pairing objects (ingest's
+    # common case): it must give exactly derive's inquiries, field by field, in MEASURED order.
+    targets, calendar = (
+        (BUILTIN_TARGETS, None) if clock == "calendar" else (BUSINESS_TARGETS, OFFICE)
+    )
+    messages = conversation(*script)
+    measured = derive("conv", messages, targets, calendar)
+    expected = [tuple(getattr(m, name) for name in MEASURED) for m in measured]
+    assert derive_values("conv", messages, targets, calendar) == expected

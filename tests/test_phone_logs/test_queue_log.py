@@ -21,6 +21,7 @@ from connectors.asterisk_queue_log import AsteriskQueueLogConnector, parse_line
 from connectors.base import Rejection
 from connectors.csv_rows import RowError
 from connectors.queue_log_calls import Calls
+from connectors.queue_log_lines import feed_texts
 from monitor.config import settings_from_mapping
 from monitor.events import CallEvent, CallOutcome, MessageEvent
 from monitor.exporter import exposition
@@ -368,11 +369,40 @@ GOOD_LINES = [
     "   ",
     "",
     " 1763629200 | p.3 | support | NONE | EXITWITHKEY | 5 | 1 | 1 | 40 ",
+    # Lines the fused loop (connectors.queue_log_lines) takes, and near misses it must hand to
+    # the general path: every one gives what parse_line + Calls.feed give, in any order.
+    q(40, "p.4", "CONNECT", 30, "p.9", 3, agent="SIP/201"),
+    q(90, "p.4", "COMPLETECALLER", 30, 50, 1, agent="SIP/201"),
+    q(95, "p.5", "COMPLETEAGENT", 12, 70, 1),
+    q(10, "p.1", "ENTERQUEUE", "", "", 1),
+    q(20, "p.1", "CONNECT", "x", "p.9", 3),
+    q(20, "p.1", "CONNECT"),
+    q(80, "p.1", "COMPLETEAGENT", 20),
+    q(80, "p.1", "COMPLETECALLER", 20, "nan", 1),
+    q(80, "p.1", "COMPLETECALLER", -1, 60, 1),
+    q(20, "p.1", "connect", 20, "p.9", 3),
+    q(20, "NONE", "ENTERQUEUE", "", CALLER, 1),
+    q(15, " ", "RINGNOANSWER", 15000),
+    "x|p.1|support|NONE|ENTERQUEUE||1|1",
+    "0|p.1|support|NONE|COMPLETECALLER|1|1|1",
+    "1763629200|p.6||NONE|ENTERQUEUE||02079460006|1",
+    " 1763629260|p.6|support|NONE|CONNECT|60|p.9|1",
+    q(70, "p.7", "ENTERQUEUE", "", "02079460007", 1),
+    q(130, "p.7", "EXITWITHTIMEOUT", 1, 1, 60),
+    q(140, "p.8", "EXITEMPTY", 1, 1, 9),
+    q(150, "p.8", "WITHDRAW", 1, 1, 12),
+    q(160, "p.1", "EXITWITHKEY", 5, 1, 1, 40),
+    q(65, "p.2", "ABANDON", 1, 1, "?"),
+    q(65, "p.2", "ABANDON", 1, 1),
+    q(300, "p.4", "BLINDTRANSFER", 300, "from-internal", 30, 200, 1, agent="SIP/201"),
+    q(310, "p.5", "TRANSFER", 300, "from-internal", 12, 90, agent="SIP/201"),
+    q(320, "p.1", "BLINDTRANSFER", 300, "from-internal", 20),
+    q(330, "p.1", "ATTENDEDTRANSFER", "BRIDGE", "b1", "b2", 20, 30, 1),
 ]
 JUNK = st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b)
 
 
-@hypothesis.settings(max_examples=60, deadline=None)
+@hypothesis.settings(max_examples=150, deadline=None)
 @given(
     lines=st.lists(
         st.one_of(st.sampled_from(GOOD_LINES).map(str.encode), JUNK, st.just(b"\xe2\x82")),
@@ -398,3 +428,25 @@ def test_lines_decoded_a_run_at_a_time_give_what_each_line_alone_gives(
     events += expected_calls.expire(None) + expected_calls.expire(NOW.timestamp())
     assert [e for b in batches for e in b.events] == events
     assert [r for b in batches for r in b.rejected] == rejected
+
+
+def _one_line_at_a_time(texts: list[str]) -> tuple[list[Any], list[Rejection]]:
+    calls_, events, rejected = Calls(4 * 3600), [], []
+    for number, text in enumerate(texts, 1):
+        try:
+            record = parse_line(text.encode())
+            if record is not None:
+                events.extend(calls_.feed(record))
+        except RowError as exc:
+            rejected.append(Rejection(f"queue_log:{number}", str(exc)))
+    return events, rejected
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@given(texts=st.permutations(GOOD_LINES))
+def test_fused_loop_gives_what_the_general_path_gives_for_clean_lines_in_any_order(
+    texts: list[str],
+) -> None:
+    calls_, events, rejected = Calls(4 * 3600), [], []
+    feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", events, rejected)
+    assert (events, rejected) == _one_line_at_a_time(texts)
