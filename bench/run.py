@@ -11,7 +11,9 @@ times out becomes a row "failed: <one line>" instead of stopping the others.
 The `ok` column says whether ratio <= target; with no ratio target, a script may put its own
 verdict in `extra["ok"]` and the words of its target in `extra["target"]` (e.g. the scrape's
 absolute "under 100 ms"). The exit status is 1 when a
-benchmark failed or missed its target, else 0.
+benchmark failed or missed its target, else 0. With `--quick` a missed target is shown but does
+not fail the run: the targets of SPEC §10 are set at the full sizes, and at the small ones
+start-up (imports, a server's first answer) weighs more than the work measured.
 """
 
 from __future__ import annotations
@@ -184,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.write(table(rows))
     if args.markdown is not None:
         args.markdown.write_text(markdown(rows))
-    return 0 if all(row.failure is None and row.ok is not False for row in rows) else 1
+    if any(row.failure is not None for row in rows):
+        return 1
+    missed = [row.name for row in rows if row.ok is False]
+    if missed and args.quick:
+        print(f"--quick: {', '.join(missed)}: target missed at the small size", file=sys.stderr)
+        return 0
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":

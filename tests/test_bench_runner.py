@@ -78,6 +78,16 @@ def test_a_ratio_over_its_target_is_not_ok_and_fails_the_run(tmp_path: Path) -> 
     assert done.stdout.splitlines()[2].split()[-3:] == ["<=", "3x", "no"]
 
 
+def test_a_quick_run_shows_a_missed_target_without_failing(tmp_path: Path) -> None:
+    """Targets are set at full sizes: at the smoke size a miss is reported, not a failure."""
+    slow = FAST.replace('"ratio": 2.0 if quick else 8.0', '"ratio": 4.0')
+    folder = write_benches(tmp_path / "bench", slow=slow)
+    done = run("--dir", folder, "--quick")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[2].split()[-3:] == ["<=", "3x", "no"]
+    assert "--quick: fast thing: target missed at the small size" in done.stderr
+
+
 def test_a_crashing_or_silent_script_is_a_failed_row_and_the_others_still_run(
     tmp_path: Path,
 ) -> None:
