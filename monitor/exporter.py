@@ -122,7 +122,7 @@ class SupportCollector(Collector):
         counters: dict[str, tuple[CounterMetricFamily, list[str]]] = {}
         for name, (help_text, labels) in COUNTERS.items():
             names = ["source", *labels, *(["stage"] if name in WITH_STAGE else [])]
-            family = CounterMetricFamily(name.removesuffix("_total"), help_text, labels=names)
+            family = CounterMetricFamily(name, help_text, labels=names)
             counters[name] = (family, names)
         hist: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
         for metric, source, labels, le, value in (tuple(r)[1:] for r in rows):
@@ -230,11 +230,12 @@ class SupportCollector(Collector):
             "End of the last successful poll.",
             labels=["source"],
         )
+        # Full names, as in COUNTERS: prometheus_client drops the `_total` and puts it back.
         errors = CounterMetricFamily(
-            "support_source_poll_errors", "Failed polls.", labels=["source"]
+            "support_source_poll_errors_total", "Failed polls.", labels=["source"]
         )
         rejected = CounterMetricFamily(
-            "support_source_records_rejected", "Bad records skipped.", labels=["source"]
+            "support_source_records_rejected_total", "Bad records skipped.", labels=["source"]
         )
         by_source = {row.source: row for row in rows}
         for source in stages:
