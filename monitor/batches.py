@@ -58,8 +58,11 @@ class Measuring:
 
 
 def measuring(settings: Settings, source: SourceSettings) -> Measuring:
+    known = {s.name: s for s in settings.sources}
+
+    # Made once per peer for the whole poll (a calendar loads its holidays), not per batch.
+    @functools.cache
     def peer(name: str) -> Measuring | None:
-        known = {s.name: s for s in settings.sources}
         return measuring(settings, known[name]) if name in known else None
 
     calendar = None

@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,19 +162,7 @@ def _store_all(
     ahead: bool = False,
     cutoff: datetime | None = None,
 ) -> None:
-    if not ahead:
-        _store_each(
-            engine,
-            ctx,
-            batches,
-            result,
-            stop,
-            save_cursor=save_cursor,
-            progress=progress,
-            cutoff=cutoff,
-        )
-        return
-    with read_ahead(batches) as taken:
+    with read_ahead(batches) if ahead else nullcontext(batches) as taken:
         _store_each(
             engine,
             ctx,

@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
+from monitor.batches import MESSAGE_COLUMNS
 from monitor.bulk import insert_rows, select_in
 from monitor.config import Settings
 from monitor.events import CallEvent, Event, MessageKind, Side
@@ -243,7 +244,7 @@ class _Purger:
                 )
                 self.counts["thread_link"] += max(0, links.rowcount)
         unique = ["source", "external_id"]
-        insert_rows(conn, MESSAGES, MARKER_COLUMNS, plan.markers, ignore_conflicts=unique)
+        insert_rows(conn, MESSAGES, MESSAGE_COLUMNS, plan.markers, ignore_conflicts=unique)
 
     def cut_at(self, inquiries: list[Any]) -> datetime:
         """The latest moment at or before the horizon that no inquiry spans: before it, every
@@ -330,19 +331,6 @@ def _expired(key: str, purpose: str, first_day: date) -> bool:
         return False
 
 
-MARKER_COLUMNS = (
-    "source",
-    "external_id",
-    "conversation",
-    "at",
-    "side",
-    "kind",
-    "automatic",
-    "internal",
-    "channel",
-)
-
-
 def _marker(source: str, conversation: str, cut: datetime, channel: str) -> tuple[Any, ...]:
     # Customer side: callbacks read the agent side of other sources, so others never see it.
     return (
@@ -355,4 +343,6 @@ def _marker(source: str, conversation: str, cut: datetime, channel: str) -> tupl
         True,
         True,
         channel,
+        None,  # no customer
+        None,  # no subject
     )

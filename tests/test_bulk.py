@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.dialects import sqlite
 
+from monitor.batches import CALL_COLUMNS
 from monitor.bulk import _sqlite_insert, insert_rows, select_in, sqlite_datetime
 from monitor.config import settings_from_mapping
 from monitor.models import CALLS, MESSAGES
@@ -35,18 +36,6 @@ from monitor.tallies import (
 )
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-CALL_COLUMNS = (
-    "source",
-    "external_id",
-    "queue",
-    "entered_at",
-    "answered_at",
-    "left_at",
-    "wait_seconds",
-    "talk_seconds",
-    "outcome",
-    "caller",
-)
 PLUS_FIVE = timezone(timedelta(hours=5, minutes=30))
 
 
