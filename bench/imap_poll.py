@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _children import Child, run_child  # noqa: E402
 from servers import DovecotServer, start_dovecot  # noqa: E402
 
 from connectors.imap import HEADER_ITEM  # noqa: E402
@@ -101,20 +100,6 @@ def seed(server: DovecotServer, user: str, messages: int) -> None:
         client.logout()
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """Run `command`; its wall time and CPU time (user + system), in seconds."""
-    with tempfile.TemporaryFile() as output:
-        started = time.perf_counter()
-        child = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(child.pid, 0)
-        elapsed = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            output.seek(0)
-            why = output.read().decode(errors="replace").strip().splitlines()[-1:]
-            raise SystemExit(f"{command[1:4]} failed: {' '.join(why)}")
-    return elapsed, usage.ru_utime + usage.ru_stime
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2,000 messages")
@@ -142,8 +127,9 @@ def main() -> None:
                 str(server.ca_file),
                 HEADER_ITEM,
             ]
-            timed(baseline)  # warm Dovecot's caches, so neither side pays for a cold start
-            ours_runs, baseline_runs = [], []
+            run_child(baseline)  # warm Dovecot's caches, so neither side pays for a cold start
+            ours_runs: list[Child] = []
+            baseline_runs: list[Child] = []
             for round_ in range(args.rounds):
                 config = folder / f"bench-{round_}.yaml"
                 source = {
@@ -162,16 +148,16 @@ def main() -> None:
                     "sources": [source],
                 }
                 config.write_text(yaml.safe_dump(settings))
-                baseline_runs.append(timed(baseline))
+                baseline_runs.append(run_child(baseline))
                 ours_runs.append(
-                    timed([sys.executable, "-m", "monitor", "--config", str(config), "poll"])
+                    run_child([sys.executable, "-m", "monitor", "--config", str(config), "poll"])
                 )
     finally:
         server.stop()
-    ours_s = statistics.median(wall for wall, _ in ours_runs)
-    baseline_s = statistics.median(wall for wall, _ in baseline_runs)
-    ours_cpu = statistics.median(cpu for _, cpu in ours_runs)
-    baseline_cpu = statistics.median(cpu for _, cpu in baseline_runs)
+    ours_s = statistics.median(r.wall_s for r in ours_runs)
+    baseline_s = statistics.median(r.wall_s for r in baseline_runs)
+    ours_cpu = statistics.median(r.cpu_s for r in ours_runs)
+    baseline_cpu = statistics.median(r.cpu_s for r in baseline_runs)
     ratio = ours_s / baseline_s
     print(f"ours:     {ours_s:8.2f} s  CPU {ours_cpu:6.2f} s  (support-monitor poll)")
     print(f"baseline: {baseline_s:8.2f} s  CPU {baseline_cpu:6.2f} s  (bare imapclient fetch)")
@@ -187,8 +173,8 @@ def main() -> None:
         "target": TARGET_RATIO,
         "extra": {
             "messages": messages,
-            "ours_runs_s": [round(wall, 3) for wall, _ in ours_runs],
-            "baseline_runs_s": [round(wall, 3) for wall, _ in baseline_runs],
+            "ours_runs_s": [round(r.wall_s, 3) for r in ours_runs],
+            "baseline_runs_s": [round(r.wall_s, 3) for r in baseline_runs],
             "ours_cpu_s": round(ours_cpu, 3),
             "baseline_cpu_s": round(baseline_cpu, 3),
         },

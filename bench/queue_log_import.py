@@ -33,20 +33,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import closing
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
+from _children import run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 1_795_165_200  # 2026-11-20 09:00 UTC
@@ -171,26 +169,6 @@ def append_calls(path: Path, first: int, count: int) -> None:
         for number in range(first, first + count):
             last += 60
             out.write("\n".join(call_lines(rnd, number, last)) + "\n")
-
-
-@dataclass
-class Child:
-    wall_s: float
-    cpu_s: float  # user + system
-    peak_mb: float
-
-
-def run_child(command: list[str]) -> Child:
-    """Run `command`; return its wall and CPU time (s) and peak resident memory (MB)."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise SystemExit(f"{command[:3]} failed with exit status {child.returncode}")
-    # Linux reports ru_maxrss in KiB.
-    return Child(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
 
 
 def same_calls(ours: Path, baseline: Path) -> int:

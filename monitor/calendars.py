@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAIVE_EPOCH = datetime(1970, 1, 1)  # noqa: DTZ001 - local wall times are naive on purpose
 
-if TYPE_CHECKING:
-    import holidays as holiday_data
-
 Span = tuple[datetime, datetime]
 Minutes = tuple[int, int]  # (start, end) in minutes after the local midnight of the start day
 

@@ -119,7 +119,7 @@ def prepare(engine: Engine) -> None:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[step](conn)
                 set_meta(conn, "schema_version", str(SCHEMA_VERSION))
-            # Tables added in this version without a migration step (none yet) are created here.
+            # Tables added without a migration step (thread_link, purged_tally) are created here.
             SQLModel.metadata.create_all(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None

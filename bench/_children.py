@@ -1,0 +1,35 @@
+"""Timing a benchmark's child process: wall time, CPU time and peak memory, from wait4."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Child:
+    wall_s: float
+    cpu_s: float  # user + system
+    peak_mb: float
+
+
+def run_child(command: list[str]) -> Child:
+    """Run `command` from the project root; SystemExit with its last output line if it fails."""
+    with tempfile.TemporaryFile() as output:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - started
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            output.seek(0)
+            why = output.read().decode(errors="replace").strip().splitlines()[-1:]
+            raise SystemExit(f"{command[:4]} failed with exit status {code}: {' '.join(why)}")
+    # Linux reports ru_maxrss in KiB.
+    return Child(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
