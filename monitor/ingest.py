@@ -162,17 +162,33 @@ def _store_all(
     ahead: bool = False,
     cutoff: datetime | None = None,
 ) -> None:
+    """Store each batch with its cursor, in its own transaction, until the batches end or
+    `stop` is set; the next batch is read in a thread meanwhile when `ahead`."""
     with read_ahead(batches) if ahead else nullcontext(batches) as taken:
-        _store_each(
-            engine,
-            ctx,
-            taken,
-            result,
-            stop,
-            save_cursor=save_cursor,
-            progress=progress,
-            cutoff=cutoff,
-        )
+        for batch in taken:
+            events: Sequence[Event] = batch.events
+            if cutoff is not None:  # a purged event read again is not stored (or counted) again
+                events, skipped = recent(events, cutoff)
+                result.skipped += skipped
+            with transaction(engine) as conn:
+                messages, calls = store_batch(conn, ctx, events)
+                _save_state(
+                    conn, ctx.source, batch.cursor if save_cursor else None, len(batch.rejected)
+                )
+            result.batches += 1
+            result.messages += messages
+            result.calls += calls
+            result.rejected += len(batch.rejected)
+            for rejection in batch.rejected:
+                if len(result.rejections) < REJECTIONS_LOGGED:
+                    result.rejections.append(rejection)
+                    logger.warning("%s: rejected %s", ctx.source, rejection)
+            if progress is not None:
+                progress(result)
+            if stop is not None and stop.is_set():
+                # The cursor of every stored batch is saved, so stopping here loses nothing.
+                result.interrupted = True
+                return
 
 
 class _Failed:
@@ -238,43 +254,6 @@ def read_ahead(batches: Iterator[Batch]) -> Iterator[Iterator[Batch]]:
     finally:
         cancelled.set()
         reader.join()
-
-
-def _store_each(
-    engine: Engine,
-    ctx: Measuring,
-    batches: Iterator[Batch],
-    result: PollResult,
-    stop: threading.Event | None,
-    *,
-    save_cursor: bool,
-    progress: Callable[[PollResult], None] | None,
-    cutoff: datetime | None,
-) -> None:
-    for batch in batches:
-        events: Sequence[Event] = batch.events
-        if cutoff is not None:  # a purged event read again is not stored (or counted) again
-            events, skipped = recent(events, cutoff)
-            result.skipped += skipped
-        with transaction(engine) as conn:
-            messages, calls = store_batch(conn, ctx, events)
-            _save_state(
-                conn, ctx.source, batch.cursor if save_cursor else None, len(batch.rejected)
-            )
-        result.batches += 1
-        result.messages += messages
-        result.calls += calls
-        result.rejected += len(batch.rejected)
-        for rejection in batch.rejected:
-            if len(result.rejections) < REJECTIONS_LOGGED:
-                result.rejections.append(rejection)
-                logger.warning("%s: rejected %s", ctx.source, rejection)
-        if progress is not None:
-            progress(result)
-        if stop is not None and stop.is_set():
-            # The cursor of every stored batch is saved, so stopping here loses nothing.
-            result.interrupted = True
-            return
 
 
 def load_cursor(conn: Connection, source: str) -> Cursor | None:
