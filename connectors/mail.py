@@ -33,16 +33,19 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
-from connectors.base import ConnectorContext
-from connectors.mail_headers import AUTOREPLY_FIELDS, Headers
+from connectors.base import Connector, ConnectorContext
+from connectors.mail_headers import AUTOREPLY_FIELDS, Headers, parse
 from monitor.config import Duration, SourceSettings
-from monitor.events import MessageEvent, Side, Thread
+from monitor.events import Channel, MessageEvent, Side, Thread
 from monitor.threads import HINT_PREFIX
 
 DEFAULT_BATCH = 1000
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "list", "junk", "auto_reply"})
 BOUNCE_SENDERS = frozenset({"mailer-daemon", "postmaster"})
 MAX_SUBJECT = 255
+# The longest header block an archive connector reads; a longer one is rejected, not read.
+MAX_HEADER_BYTES = 1024 * 1024
+TOO_LONG = f"header block longer than {MAX_HEADER_BYTES // 1024} kB"
 # Reply and forward prefixes in the languages mail clients write them: "Re:", "RE[2]:",
 # "Fwd:", "AW:", "SV:", "Antw:", "WG:", "TR:", "RIF:", "Odp:", "YNT:", "回复:"...
 _PREFIX = re.compile(
@@ -210,3 +213,35 @@ def _synthetic_id(headers: Headers, arrived: datetime | None) -> str:
     dated = bool(headers.fields.get("date", "").strip())
     extra = "" if dated or arrived is None else arrived.isoformat()
     return f"<{headers.fingerprint(extra)}@synthetic.invalid>"
+
+
+class MailArchive(Connector):
+    """What the `mbox` and `maildir` connectors share: mail read from files on disk (polled,
+    or named by `import`), each message's header block made into one event."""
+
+    channel = Channel.EMAIL
+    imports_files = True
+
+    def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
+        super().__init__(source, context)
+        assert isinstance(source, MailSettings), type(source)
+        self.classifier = Classifier(context, window=source.thread_window)
+
+    def archive_event(
+        self, raw: bytes, *, arrived: datetime | None, sent: bool
+    ) -> MessageEvent | None:
+        """The event of one header block; None for mail labelled as a draft, spam or trash
+        (Takeout exports those too, as `X-Gmail-Labels`); MailError when it cannot be
+        measured."""
+        headers = parse(raw)
+        labels = (headers.get("x-gmail-labels") or "").split(",")
+        if skipped_by_labels(labels):
+            return None
+        return build_event(
+            headers,
+            arrived=arrived,
+            sent=sent,
+            classifier=self.classifier,
+            gmail_thread=(headers.get("x-gm-thrid") or "").strip() or None,
+            gmail_labels=[label for label in labels if label.strip()],
+        )

@@ -31,15 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.mail import Classifier, MailError, MailSettings, build_event, skipped_by_labels
-from connectors.mail_headers import parse
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from monitor.config import SourceSettings
-from monitor.events import Channel, Event
+from monitor.events import Event
 
 CURSOR_VERSION = 1
 SETTLE_NS = 10 * 1_000_000_000  # ctime granularity and clock skew of network file systems
-MAX_HEADER_BYTES = 1024 * 1024
 _BLOCK = 64 * 1024
 SENT_NAMES = ("Sent", "Sent Messages", "Sent Items", "Sent Mail")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
@@ -71,17 +69,14 @@ class _File:
         return f"{self.directory.name}/{self.sub}/{self.name}"
 
 
-class MaildirConnector(Connector):
+class MaildirConnector(MailArchive):
     kind = "maildir"
-    channel = Channel.EMAIL
     settings = MaildirSettings
-    imports_files = True
 
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
         super().__init__(source, context)
         assert isinstance(source, MaildirSettings), type(source)
         self.maildir = source
-        self.classifier = Classifier(context, window=source.thread_window)
 
     def plan(self, root: Path, *, permanent: bool) -> list[tuple[str, Path, bool]]:
         """(folder name, directory, is sent) to read, the sent folder first."""
@@ -162,26 +157,15 @@ class MaildirConnector(Connector):
             except OSError as exc:
                 raise ConnectorError(f"cannot read {file.path}: {exc.strerror}") from None
             if raw is None:
-                reason = f"header block longer than {MAX_HEADER_BYTES // 1024} kB"
-                rejected.append(Rejection(file.location, reason))
+                rejected.append(Rejection(file.location, TOO_LONG))
                 continue
             try:
-                headers = parse(raw)
-                labels = (headers.get("x-gmail-labels") or "").split(",")
-                if skipped_by_labels(labels):
-                    continue  # Takeout-style labels: drafts, spam and trash are not support mail
-                events.append(
-                    build_event(
-                        headers,
-                        arrived=_arrival(file),
-                        sent=sent,
-                        classifier=self.classifier,
-                        gmail_thread=(headers.get("x-gm-thrid") or "").strip() or None,
-                        gmail_labels=[label for label in labels if label.strip()],
-                    )
-                )
+                event = self.archive_event(raw, arrived=_arrival(file), sent=sent)
             except MailError as exc:
                 rejected.append(Rejection(file.location, str(exc)))
+                continue
+            if event is not None:
+                events.append(event)
         return events, rejected
 
 

@@ -35,13 +35,12 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from connectors import files
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.mail import Classifier, MailError, MailSettings, build_event, skipped_by_labels
-from connectors.mail_headers import parse
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.file_source import FileSource
+from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from monitor.config import SourceSettings, TimezoneName
-from monitor.events import Channel, Event
+from monitor.events import Event
 
-MAX_HEADER_BYTES = 1024 * 1024
 _READ = 64 * 1024  # readline limit: a line without a newline for megabytes stays bounded
 _GLOB_CHARS = frozenset("*?[")
 # Names mail clients give their sent-mail folder, for files imported without `sent_path`.
@@ -70,18 +69,15 @@ class _Message:
     in_header: bool = True
 
 
-class MboxConnector(Connector):
+class MboxConnector(MailArchive):
     kind = "mbox"
-    channel = Channel.EMAIL
     settings = MboxSettings
-    imports_files = True
 
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
         super().__init__(source, context)
         assert isinstance(source, MboxSettings), type(source)
         self.mbox = source
         self.zone = ZoneInfo(source.timezone) if source.timezone else context.timezone
-        self.classifier = Classifier(context, window=source.thread_window)
 
     def matching(self, pattern: str | None) -> list[Path]:
         if pattern is None:
@@ -121,11 +117,8 @@ class MboxConnector(Connector):
         yield from self._read(plan, previous, final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        plan = []
-        for path in paths:
-            if not path.is_file():
-                raise ConnectorError(f"{path}: no such file", permanent=True)
-            plan.append((path, self.is_sent_file(path)))
+        FileSource.require_files(paths)
+        plan = [(path, self.is_sent_file(path)) for path in paths]
         plan.sort(key=lambda item: not item[1])  # sent files first, as when polling
         yield from self._read(plan, {}, final=True)
 
@@ -181,26 +174,19 @@ class MboxConnector(Connector):
         self, message: _Message, sent: bool, events: list[Event], rejected: list[Rejection]
     ) -> None:
         if message.size > MAX_HEADER_BYTES:
-            reason = f"header block longer than {MAX_HEADER_BYTES // 1024} kB"
-            rejected.append(Rejection(message.location, reason))
+            rejected.append(Rejection(message.location, TOO_LONG))
             return
         try:
-            headers = parse(b"".join(message.header) + b"\n")
-            labels = (headers.get("x-gmail-labels") or "").split(",")
-            if skipped_by_labels(labels):
-                return  # Takeout exports drafts, spam and trash too
-            event = build_event(
-                headers,
+            event = self.archive_event(
+                b"".join(message.header) + b"\n",
                 arrived=from_line_date(message.from_line, self.zone),
                 sent=sent,
-                classifier=self.classifier,
-                gmail_thread=(headers.get("x-gm-thrid") or "").strip() or None,
-                gmail_labels=[label for label in labels if label.strip()],
             )
         except MailError as exc:
             rejected.append(Rejection(message.location, str(exc)))
             return
-        events.append(event)
+        if event is not None:
+            events.append(event)
 
 
 def _scan(

@@ -4,15 +4,17 @@ Each recovers on the next poll with nothing lost and nothing counted twice."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from mailboxes import AGENTS, Mailbox, message
+from sqlalchemy import Engine
 from test_phone_logs.store import inquiries, messages, open_store, poll
 
 from connectors.base import Batch, ConnectorError
+from monitor.config import Settings
 from monitor.ingest import PollResult, _store_all, build_connector, measuring, poll_source
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -24,6 +26,44 @@ def questions(first: int, count: int) -> list[tuple[bytes, datetime]]:
         (message(f"q{n}@customer.test", subject=f"Order {n}"), START + timedelta(minutes=n))
         for n in range(first, first + count)
     ]
+
+
+def first_poll_interrupted(
+    tmp_path: Path, mailbox: Mailbox, fault: Callable[[], None]
+) -> tuple[Settings, Engine, PollResult, ConnectorError]:
+    """Seven questions polled two a batch, `fault` striking the server once the first batch is
+    stored: the store, the poll's result and the error it failed with."""
+    mailbox.append("INBOX", questions(0, 7))
+    settings, engine = open_store(
+        tmp_path, [mailbox.source(batch_size=2, sent_folder=None)], agents=AGENTS
+    )
+    source = settings.sources[0]
+    batches = build_connector(settings, source).fetch(None, NOW)
+
+    def faulted_after_the_first_batch() -> Iterator[Batch]:
+        for batch in batches:
+            yield batch
+            fault()
+
+    result = PollResult(source.name)
+    with pytest.raises(ConnectorError) as failure:
+        _store_all(
+            engine,
+            measuring(settings, source),
+            faulted_after_the_first_batch(),
+            result,
+            None,
+            save_cursor=True,
+        )
+    return settings, engine, result, failure.value
+
+
+def assert_the_next_poll_reads_the_other_five(engine: Engine, settings: Settings) -> None:
+    """After `first_poll_interrupted`: nothing lost, nothing stored twice."""
+    again = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert again.ok and again.messages == 5
+    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
+    assert len(inquiries(engine)) == 7
 
 
 def test_a_new_uidvalidity_resyncs_the_folder_without_duplicates(
@@ -56,65 +96,26 @@ def test_a_new_uidvalidity_resyncs_the_folder_without_duplicates(
 def test_a_connection_dropped_between_batches_loses_nothing(
     tmp_path: Path, mailbox: Mailbox
 ) -> None:
-    mailbox.append("INBOX", questions(0, 7))
-    settings, engine = open_store(
-        tmp_path, [mailbox.source(batch_size=2, sent_folder=None)], agents=AGENTS
+    def the_server_closes_the_session() -> None:
+        mailbox.server.kick(mailbox.user)
+
+    settings, engine, result, error = first_poll_interrupted(
+        tmp_path, mailbox, the_server_closes_the_session
     )
-    source = settings.sources[0]
-    batches = build_connector(settings, source).fetch(None, NOW)
-
-    def dropped_after_the_first_batch() -> Iterator[Batch]:
-        for batch in batches:
-            yield batch
-            mailbox.server.kick(mailbox.user)  # the server closes the session
-
-    result = PollResult(source.name)
-    with pytest.raises(ConnectorError) as failure:
-        _store_all(
-            engine,
-            measuring(settings, source),
-            dropped_after_the_first_batch(),
-            result,
-            None,
-            save_cursor=True,
-        )
-    assert "connection lost" in str(failure.value) and not failure.value.permanent
-    assert "\n" not in str(failure.value)
+    assert "connection lost" in str(error) and not error.permanent
+    assert "\n" not in str(error)
     assert (result.batches, result.messages) == (1, 2)
 
-    again = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
-    assert again.ok and again.messages == 5
-    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
-    assert len(inquiries(engine)) == 7
+    assert_the_next_poll_reads_the_other_five(engine, settings)
 
 
 def test_a_server_stopped_mid_poll_fails_in_one_line_and_the_poll_after_its_return_completes(
     tmp_path: Path, mailbox: Mailbox
 ) -> None:
-    mailbox.append("INBOX", questions(0, 7))
-    settings, engine = open_store(
-        tmp_path, [mailbox.source(batch_size=2, sent_folder=None)], agents=AGENTS
-    )
-    source = settings.sources[0]
-    batches = build_connector(settings, source).fetch(None, NOW)
-
-    def stopped_after_the_first_batch() -> Iterator[Batch]:
-        for batch in batches:
-            yield batch
-            mailbox.server.halt()
-
-    result = PollResult(source.name)
     try:
-        with pytest.raises(ConnectorError) as failure:
-            _store_all(
-                engine,
-                measuring(settings, source),
-                stopped_after_the_first_batch(),
-                result,
-                None,
-                save_cursor=True,
-            )
-        assert not failure.value.permanent and "\n" not in str(failure.value)
+        settings, engine, _, error = first_poll_interrupted(tmp_path, mailbox, mailbox.server.halt)
+        assert not error.permanent and "\n" not in str(error)
+        source = settings.sources[0]
         # While it is down, a poll fails with one transient line and stores nothing.
         down = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
         assert down.error is not None and not down.permanent and "\n" not in down.error
@@ -122,10 +123,7 @@ def test_a_server_stopped_mid_poll_fails_in_one_line_and_the_poll_after_its_retu
     finally:
         mailbox.server.start_again()
     assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(2))
-    again = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
-    assert again.ok and again.messages == 5
-    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
-    assert len(inquiries(engine)) == 7
+    assert_the_next_poll_reads_the_other_five(engine, settings)
 
 
 def test_a_missing_folder_fails_the_poll_with_one_permanent_line(
