@@ -19,7 +19,7 @@ cursor (callid, queue, entered, caller), so a later poll can finish them; the id
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -155,14 +155,8 @@ class AsteriskQueueLogConnector(FileSource):
                 for run in chunk.runs:
                     if csv_rows is None:
                         _feed_flat(run, calls, events, rejected)
-                        continue
-                    for index, data in enumerate(run.lines):
-                        try:
-                            record = csv_rows.parse(data)
-                            if record is not None:
-                                events.extend(calls.feed(record))
-                        except RowError as exc:
-                            rejected.append(Rejection(run.location(index), str(exc)))
+                    else:
+                        _feed_each(run, csv_rows.parse, calls, events, rejected)
                 events.extend(calls.expire(None))
                 position = chunk.cursor
                 yield Batch(events, _dump(position, calls, csv_rows), rejected)
@@ -226,15 +220,26 @@ def _feed_flat(
         except UnicodeDecodeError:
             pass
     if texts is None:
-        for index, data in enumerate(run.lines):
-            try:
-                record = parse_line(data)
-                if record is not None:
-                    events.extend(calls.feed(record))
-            except RowError as exc:
-                rejected.append(Rejection(run.location(index), str(exc)))
-        return
-    feed_texts(calls, texts, run.location, events, rejected)
+        _feed_each(run, parse_line, calls, events, rejected)
+    else:
+        feed_texts(calls, texts, run.location, events, rejected)
+
+
+def _feed_each(
+    run: files.Run,
+    parse: Callable[[bytes], Record | None],
+    calls: Calls,
+    events: list[Event],
+    rejected: list[Rejection],
+) -> None:
+    """Each line of `run` through `parse` into `calls`; a malformed one rejected where it is."""
+    for index, data in enumerate(run.lines):
+        try:
+            record = parse(data)
+            if record is not None:
+                events.extend(calls.feed(record))
+        except RowError as exc:
+            rejected.append(Rejection(run.location(index), str(exc)))
 
 
 def parse_line(data: bytes) -> Record | None:

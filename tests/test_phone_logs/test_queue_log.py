@@ -417,29 +417,23 @@ def test_lines_decoded_a_run_at_a_time_give_what_each_line_alone_gives(
     path = write(tmp_path_factory.mktemp("runs") / "queue_log", *lines)
     config = settings_from_mapping({"sources": [source(path=str(path))]}, path.parent)
     batches = list(build_connector(config, config.sources[0]).fetch_paths([path], NOW))
-    expected_calls, events, rejected = Calls(4 * 3600), [], []
-    for number, data in enumerate(lines, 1):
-        try:
-            record = parse_line(data)
-            if record is not None:
-                events.extend(expected_calls.feed(record))
-        except RowError as exc:
-            rejected.append(Rejection(f"queue_log:{number}", str(exc)))
+    expected_calls, events, rejected = _one_line_at_a_time(lines)
     events += expected_calls.expire(None) + expected_calls.expire(NOW.timestamp())
     assert [e for b in batches for e in b.events] == events
     assert [r for b in batches for r in b.rejected] == rejected
 
 
-def _one_line_at_a_time(texts: list[str]) -> tuple[list[Any], list[Rejection]]:
+def _one_line_at_a_time(lines: list[bytes]) -> tuple[Calls, list[Any], list[Rejection]]:
+    """What parse_line + Calls.feed make of `lines`, each on its own (the reference)."""
     calls_, events, rejected = Calls(4 * 3600), [], []
-    for number, text in enumerate(texts, 1):
+    for number, data in enumerate(lines, 1):
         try:
-            record = parse_line(text.encode())
+            record = parse_line(data)
             if record is not None:
                 events.extend(calls_.feed(record))
         except RowError as exc:
             rejected.append(Rejection(f"queue_log:{number}", str(exc)))
-    return events, rejected
+    return calls_, events, rejected
 
 
 @hypothesis.settings(max_examples=100, deadline=None)
@@ -449,4 +443,5 @@ def test_fused_loop_gives_what_the_general_path_gives_for_clean_lines_in_any_ord
 ) -> None:
     calls_, events, rejected = Calls(4 * 3600), [], []
     feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", events, rejected)
-    assert (events, rejected) == _one_line_at_a_time(texts)
+    _, expected_events, expected_rejected = _one_line_at_a_time([t.encode() for t in texts])
+    assert (events, rejected) == (expected_events, expected_rejected)
