@@ -60,9 +60,7 @@ from monitor.events import (
     CallOutcome,
     Channel,
     Event,
-    MessageEvent,
-    Side,
-    callback_conversation,
+    callback_made,
     callback_request,
 )
 
@@ -258,19 +256,7 @@ class AsteriskCdrConnector(LineFileSource):
         origin = next((leg for leg in legs if leg.origin), legs[0])
         direction = self._direction(origin)
         if direction == "outbound":
-            conversation = callback_conversation(origin.dst)
-            if conversation is None:
-                return []
-            return [
-                MessageEvent(
-                    external_id=f"out:{key}",
-                    conversation=conversation,
-                    at=legs[0].started,
-                    side=Side.AGENT,
-                    channel=Channel.PHONE,
-                    customer=origin.dst,
-                )
-            ]
+            return callback_made(key, origin.dst, legs[0].started)
         if direction != "inbound":
             return []
         entered = legs[0].started

@@ -58,9 +58,7 @@ from monitor.events import (
     CallOutcome,
     Channel,
     Event,
-    MessageEvent,
-    Side,
-    callback_conversation,
+    callback_made,
     callback_request,
 )
 
@@ -267,18 +265,7 @@ class CallCsvConnector(LineFileSource):
         call_id = get("id") or _content_id(entered, caller, callee, get("direction"))
         direction = self._direction(get("direction"), caller, callee)
         if direction == "outbound":
-            conversation = callback_conversation(callee)
-            if conversation is None:
-                return []
-            message = MessageEvent(
-                external_id=f"out:{call_id}",
-                conversation=conversation,
-                at=entered,
-                side=Side.AGENT,
-                channel=Channel.PHONE,
-                customer=callee,
-            )
-            return [message]
+            return callback_made(call_id, callee, entered)
         if direction != "inbound":
             return []
         outcome, voicemail = self._outcome(get("outcome"), bool(get("voicemail")), answered)

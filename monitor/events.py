@@ -237,3 +237,22 @@ def callback_request(key: str, caller: str | None, at: datetime) -> list[Event]:
         customer=caller,
     )
     return [request]
+
+
+def callback_made(key: str, number: str | None, at: datetime) -> list[Event]:
+    """An outbound call to `number` (SPEC §2): an agent-side message on channel `phone` in that
+    number's `tel:` conversation, which closes its open callback inquiry in any phone source
+    (answered or not: trying to call back is the response). Nothing when the number cannot be a
+    customer's (an extension)."""
+    conversation = callback_conversation(number)
+    if conversation is None:
+        return []
+    call = MessageEvent(
+        external_id=f"out:{key}",
+        conversation=conversation,
+        at=at,
+        side=Side.AGENT,
+        channel=Channel.PHONE,
+        customer=number,
+    )
+    return [call]
