@@ -29,10 +29,7 @@ class FileSource(Connector):
 
     def matching_files(self) -> list[Path]:
         """The files the configured path matches now (sorted; regular files only)."""
-        path = self.configured_path()
-        if not _GLOB_CHARS & set(str(path)):
-            return [path] if path.is_file() else []
-        return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
+        return matching_files(self.configured_path())
 
     def matched(self, *, permanent: bool) -> list[Path]:
         found = self.matching_files()
@@ -58,6 +55,13 @@ class FileSource(Connector):
         for path in paths:
             if not path.is_file():
                 raise ConnectorError(f"{path}: no such file", permanent=True)
+
+
+def matching_files(path: Path) -> list[Path]:
+    """The regular files `path` (a file, or a glob with `**`) matches now, sorted."""
+    if not _GLOB_CHARS & set(str(path)):
+        return [path] if path.is_file() else []
+    return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
 
 
 class LineFileSettings(SourceSettings):

@@ -24,7 +24,6 @@ one and cannot resume from a byte offset; `email` still parses every header bloc
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import re
 from collections.abc import Iterator
@@ -36,13 +35,12 @@ from zoneinfo import ZoneInfo
 
 from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.file_source import FileSource
+from connectors.file_source import FileSource, matching_files
 from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import Event
 
 _READ = 64 * 1024  # readline limit: a line without a newline for megabytes stays bounded
-_GLOB_CHARS = frozenset("*?[")
 # Names mail clients give their sent-mail folder, for files imported without `sent_path`.
 SENT_NAMES = frozenset({"sent", "sent items", "sent messages", "sent mail"})
 _MONTHS = {m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
@@ -82,10 +80,7 @@ class MboxConnector(MailArchive):
     def matching(self, pattern: str | None) -> list[Path]:
         if pattern is None:
             return []
-        path = self.context.path(pattern)
-        if not _GLOB_CHARS & set(str(path)):
-            return [path] if path.is_file() else []
-        return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if os.path.isfile(p)]
+        return matching_files(self.context.path(pattern))
 
     def _plan(self, *, permanent: bool) -> list[tuple[Path, bool]]:
         sent = self.matching(self.mbox.sent_path)
