@@ -250,15 +250,17 @@ class ExportFileSource(FileSource):
 
     def _units(self, paths: list[Path]) -> Iterator[Unit]:
         for path in paths:
-            data = path.read_bytes() if path.stat().st_size <= self.max_document_bytes else None
-            if data is None:
-                size = path.stat().st_size
+            size = path.stat().st_size
+            if size > self.max_document_bytes:
                 reason = (
                     f"file of {size} bytes is larger than the {self.max_document_bytes} byte limit"
                     " for one JSON document (export smaller pages, or JSONL)"
                 )
-                yield Unit(f"{path.name}:{size}:large", bytes, _reject_all(path.name, reason))
+                yield Unit(
+                    f"{path.name}:{size}:large", bytes, rejecting([Rejection(path.name, reason)])
+                )
                 continue
+            data = path.read_bytes()
             # The bytes are read again only if this content was not read before.
             yield Unit(fingerprint(data), path.read_bytes, self._document_parser(path.name))
 
@@ -298,8 +300,11 @@ class ExportFileSource(FileSource):
         return events, rejected
 
 
-def _reject_all(name: str, reason: str) -> Callable[[bytes], Iterator[Parsed]]:
-    def parse(data: bytes) -> Iterator[Parsed]:
-        yield [], [Rejection(name, reason)]
+def rejecting(rejected: list[Rejection]) -> Callable[[bytes], Iterator[Parsed]]:
+    """A `Unit.parse` for a file known to be unusable before it is parsed (too large, or its
+    bad records already found): it stands for `rejected`, reported once per content."""
+
+    def parse(_: bytes) -> Iterator[Parsed]:
+        yield [], rejected
 
     return parse
