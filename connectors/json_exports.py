@@ -230,9 +230,7 @@ class ExportFileSource(FileSource):
             yield pending
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        for path in paths:
-            if not path.is_file():
-                raise ConnectorError(f"{path}: no such file", permanent=True)
+        self.require_files(paths)
         docs = [p for p in paths if not p.name.lower().endswith(LINE_SUFFIXES)]
         lined = [p for p in paths if p.name.lower().endswith(LINE_SUFFIXES)]
         try:
