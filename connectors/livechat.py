@@ -82,18 +82,10 @@ class LiveChatConnector(ExportFileSource):
         self.zone = ZoneInfo(source.timezone) if source.timezone else context.timezone
 
     def records(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                yield f"{path or '.'}[{index}]", item
-        elif not isinstance(value, dict):
-            raise RecordError(f"expected a chat or an array of chats, got {json_type(value)}")
-        elif "chats" in value:
-            for index, item in enumerate(array(value, "chats")):
-                yield f"{path}.chats[{index}]", item
-        elif isinstance(value.get("chat"), dict):
-            yield f"{path}.chat", value["chat"]
+        if isinstance(value, dict) and "chats" not in value and isinstance(value.get("chat"), dict):
+            yield f"{path}.chat", value["chat"]  # `{"chat": {...}}` (get chat)
         else:
-            yield path, value
+            yield from super().records(value, path)
 
     def parse_record(self, value: Any, location: str) -> Parsed:
         if not isinstance(value, dict):
