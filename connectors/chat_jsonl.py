@@ -26,12 +26,11 @@ from typing import Any
 from connectors import files
 from connectors.base import (
     Batch,
-    ConnectorError,
     Cursor,
     Rejection,
 )
-from connectors.file_source import LineFileSettings, LineFileSource, unreadable
-from connectors.json_records import json_type
+from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.json_records import RecordError, json_type, text
 from monitor.events import Channel, Event, MessageEvent, MessageKind, Side
 
 ROLES = {"customer", "agent", "bot", "system"}
@@ -44,8 +43,9 @@ class ChatJsonlSettings(LineFileSettings):
     path: str
 
 
-class LineError(ValueError):
-    """A line that cannot become an event; the message is the rejection reason (no text)."""
+class LineError(RecordError):
+    """A line that cannot become an event; the message is the rejection reason (no text).
+    (The field readers of `connectors.json_records` raise its base class, RecordError.)"""
 
 
 class ChatJsonlConnector(LineFileSource):
@@ -67,27 +67,26 @@ class ChatJsonlConnector(LineFileSource):
                 for location, data in chunk.lines:
                     try:
                         event = parse_line(data)
-                    except LineError as exc:
+                    except RecordError as exc:
                         rejected.append(Rejection(location, str(exc)))
                         continue
                     if event is not None:
                         events.append(event)
                 yield Batch(events, chunk.cursor, rejected)
         except OSError as exc:
-            path = Path(exc.filename) if exc.filename else self.path
-            raise ConnectorError(unreadable(path, exc)) from None
+            raise read_error(exc, self.path) from None
 
 
 def parse_line(data: bytes) -> MessageEvent | None:
-    """One line as an event; None for a blank line; LineError (the reason) when malformed."""
+    """One line as an event; None for a blank line; RecordError (the reason) when malformed."""
     try:
-        text = data.decode("utf-8")
+        decoded = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise LineError(f"invalid UTF-8 at byte {exc.start + 1}") from None
-    if not text.strip():
+    if not decoded.strip():
         return None
     try:
-        record = json.loads(text)
+        record = json.loads(decoded)
     except json.JSONDecodeError as exc:
         raise LineError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     except (ValueError, RecursionError):
@@ -99,14 +98,14 @@ def parse_line(data: bytes) -> MessageEvent | None:
     conversation = _identifier(record, "conversation", required=True)
     assert conversation is not None
     at = _timestamp(record.get("at"))
-    role = _text(record, "author_role", required=True)
+    role = text(record, "author_role", required=True)
     if role not in ROLES:
         raise LineError(f"unknown author_role {_short(role)} (expected {_expected(ROLES)})")
-    event = _text(record, "event") or "message"
+    event = text(record, "event") or "message"
     if event not in EVENTS:
         raise LineError(f"unknown event {_short(event)} (expected {_expected(EVENTS)})")
-    author = _text(record, "author")
-    body = _text(record, "text")
+    author = text(record, "author")
+    body = text(record, "text")
     external_id = _identifier(record, "id") or _content_id(
         conversation, at, role, event, author, body
     )
@@ -159,17 +158,6 @@ def _identifier(record: dict[str, Any], key: str, *, required: bool = False) -> 
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise LineError(f"{key} must be a string or a number, got {json_type(value)}")
     return str(value)
-
-
-def _text(record: dict[str, Any], key: str, *, required: bool = False) -> str | None:
-    value = record.get(key)
-    if value is None:
-        if required:
-            raise LineError(f"missing {key}")
-        return None
-    if not isinstance(value, str):
-        raise LineError(f"{key} must be a string, got {json_type(value)}")
-    return value
 
 
 def _short(value: str | None) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
 from connectors.file_source import FileSource, read_error
-from connectors.json_records import RecordError, load_json, nested
+from connectors.json_records import RecordError, array, json_type, load_json, nested
 from monitor.config import SourceSettings
 from monitor.events import Event
 
@@ -151,8 +151,8 @@ class ExportFileSettings(SourceSettings):
 
 
 class ExportFileSource(FileSource):
-    """A source of JSON documents and JSONL files holding chats; subclasses say what a record
-    is (`records`) and what events it makes (`parse_record`)."""
+    """A source of JSON documents and JSONL files holding chats; subclasses say what events a
+    record makes (`parse_record`) and may know more shapes of document (`records`)."""
 
     settings = ExportFileSettings
 
@@ -172,11 +172,22 @@ class ExportFileSource(FileSource):
         self.max_line_bytes = max_line_bytes
         self.max_document_bytes = max_document_bytes
 
-    # What a kind defines.
+    # What a kind defines (or extends).
 
     def records(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
-        """The records in a decoded document or line, with their jq paths (`.chats[3]`)."""
-        raise NotImplementedError
+        """The records in a decoded document or line, with their jq paths (`.chats[3]`). By
+        default the shapes chat APIs share: an array of chats, `{"chats": [...]}` or one chat;
+        a kind with more shapes unwraps them and passes the rest here."""
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                yield f"{path or '.'}[{index}]", item
+        elif not isinstance(value, dict):
+            raise RecordError(f"expected a chat or an array of chats, got {json_type(value)}")
+        elif "chats" in value:
+            for index, item in enumerate(array(value, "chats")):
+                yield f"{path}.chats[{index}]", item
+        else:
+            yield path, value
 
     def parse_record(self, value: Any, location: str) -> Parsed:
         """The events of one record; bad parts of it as rejections located under `location`."""
@@ -230,9 +241,7 @@ class ExportFileSource(FileSource):
             yield pending
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        for path in paths:
-            if not path.is_file():
-                raise ConnectorError(f"{path}: no such file", permanent=True)
+        self.require_files(paths)
         docs = [p for p in paths if not p.name.lower().endswith(LINE_SUFFIXES)]
         lined = [p for p in paths if p.name.lower().endswith(LINE_SUFFIXES)]
         try:
@@ -250,15 +259,17 @@ class ExportFileSource(FileSource):
 
     def _units(self, paths: list[Path]) -> Iterator[Unit]:
         for path in paths:
-            data = path.read_bytes() if path.stat().st_size <= self.max_document_bytes else None
-            if data is None:
-                size = path.stat().st_size
+            size = path.stat().st_size
+            if size > self.max_document_bytes:
                 reason = (
                     f"file of {size} bytes is larger than the {self.max_document_bytes} byte limit"
                     " for one JSON document (export smaller pages, or JSONL)"
                 )
-                yield Unit(f"{path.name}:{size}:large", bytes, _reject_all(path.name, reason))
+                yield Unit(
+                    f"{path.name}:{size}:large", bytes, rejecting([Rejection(path.name, reason)])
+                )
                 continue
+            data = path.read_bytes()
             # The bytes are read again only if this content was not read before.
             yield Unit(fingerprint(data), path.read_bytes, self._document_parser(path.name))
 
@@ -298,8 +309,11 @@ class ExportFileSource(FileSource):
         return events, rejected
 
 
-def _reject_all(name: str, reason: str) -> Callable[[bytes], Iterator[Parsed]]:
-    def parse(data: bytes) -> Iterator[Parsed]:
-        yield [], [Rejection(name, reason)]
+def rejecting(rejected: list[Rejection]) -> Callable[[bytes], Iterator[Parsed]]:
+    """A `Unit.parse` for a file known to be unusable before it is parsed (too large, or its
+    bad records already found): it stands for `rejected`, reported once per content."""
+
+    def parse(_: bytes) -> Iterator[Parsed]:
+        yield [], rejected
 
     return parse

@@ -53,6 +53,8 @@ V3_MESSAGES = {"message", "file", "rich_message"}
 V3_AUTOMATIC = {"system_message", "filled_form", "custom"}
 V2_DATE = "%a, %m/%d/%y %I:%M:%S %p"  # "Wed, 01/23/13 11:40:53 am" (strptime ignores case)
 CUSTOMER, AGENT, INTERNAL, AUTOMATIC = "customer", "agent", "internal", "automatic"
+V2_ROLES = {"visitor": CUSTOMER, "agent": AGENT, "supervisor": INTERNAL}  # by user_type
+V3_ROLES = {"customer": CUSTOMER, "agent": AGENT, "bot": AUTOMATIC}  # by users[].type
 
 
 class LiveChatSettings(ExportFileSettings):
@@ -82,18 +84,10 @@ class LiveChatConnector(ExportFileSource):
         self.zone = ZoneInfo(source.timezone) if source.timezone else context.timezone
 
     def records(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                yield f"{path or '.'}[{index}]", item
-        elif not isinstance(value, dict):
-            raise RecordError(f"expected a chat or an array of chats, got {json_type(value)}")
-        elif "chats" in value:
-            for index, item in enumerate(array(value, "chats")):
-                yield f"{path}.chats[{index}]", item
-        elif isinstance(value.get("chat"), dict):
-            yield f"{path}.chat", value["chat"]
+        if isinstance(value, dict) and "chats" not in value and isinstance(value.get("chat"), dict):
+            yield f"{path}.chat", value["chat"]  # `{"chat": {...}}` (get chat)
         else:
-            yield path, value
+            yield from super().records(value, path)
 
     def parse_record(self, value: Any, location: str) -> Parsed:
         if not isinstance(value, dict):
@@ -150,12 +144,11 @@ class LiveChatConnector(ExportFileSource):
             return _Item(external_id, at, AUTOMATIC)
         if kind not in V2_MESSAGES:
             raise RecordError(f"unknown event type {short(kind)}")
-        roles = {"visitor": CUSTOMER, "agent": AGENT, "supervisor": INTERNAL}
-        if user_type not in roles:
+        if user_type not in V2_ROLES:
             raise RecordError(
                 f"unknown user_type {short(user_type)} (expected agent, supervisor or visitor)"
             )
-        return _Item(external_id, at, roles[user_type])
+        return _Item(external_id, at, V2_ROLES[user_type])
 
     # --- v3 ---
 
@@ -238,10 +231,9 @@ class LiveChatConnector(ExportFileSource):
         user_type = users[author][0] if author in users else None
         if user_type is None and self.context.is_agent_address(author):
             user_type = "agent"  # LiveChat agents' ids are their e-mail addresses
-        roles = {"customer": CUSTOMER, "agent": AGENT, "bot": AUTOMATIC}
-        if user_type not in roles:
+        if user_type not in V3_ROLES:
             raise RecordError("author_id is not among the chat's users")
-        role = roles[user_type]
+        role = V3_ROLES[user_type]
         if role == AGENT and event.get("visibility") == "agents":
             role = INTERNAL  # a note or whisper the customer never sees
         lc2 = mapping(mapping(event, "properties"), "lc2")

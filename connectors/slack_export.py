@@ -52,6 +52,7 @@ from connectors.json_exports import (
     Snapshots,
     Unit,
     read_units,
+    rejecting,
 )
 from connectors.json_records import RecordError, json_type, load_json, short, text
 from connectors.slack_workspace import BOT, CUSTOMER, Export, People, Workspace, load_workspace
@@ -235,13 +236,12 @@ class SlackExportConnector(Connector):
 
     def _unit(self, export: Export, name: str, channel_id: str, people: People) -> Unit:
         location = f"{export.label}{name}"
-        if export.size(name) > self.max_document_bytes:
-            reason = f"day file of {export.size(name)} bytes is larger than the limit"
-
-            def too_big(_: bytes) -> Iterator[Parsed]:
-                yield [], [Rejection(location, reason)]
-
-            return Unit(f"{channel_id}/{name}:{export.size(name)}:large", bytes, too_big)
+        size = export.size(name)
+        if size > self.max_document_bytes:
+            reason = f"day file of {size} bytes is larger than the limit"
+            return Unit(
+                f"{channel_id}/{name}:{size}:large", bytes, rejecting([Rejection(location, reason)])
+            )
 
         def parse(data: bytes) -> Iterator[Parsed]:
             try:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import re
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from connectors.base import ConnectorContext, ConnectorError, Rejection
-from connectors.json_exports import Parsed, Unit, fingerprint
+from connectors.json_exports import Unit, fingerprint, rejecting
 from connectors.json_records import RecordError, json_type, load_json
 
 SLACKBOT = "USLACKBOT"
@@ -227,8 +226,4 @@ def _meta(export: Export, name: str, workspace: Workspace) -> None:
             workspace.channels[record["id"].lower()] = record["id"]
             if isinstance(record.get("name"), str):
                 workspace.channels[record["name"].lower()] = record["id"]
-
-    def parse(_: bytes) -> Iterator[Parsed]:
-        yield [], rejected
-
-    workspace.units.append(Unit(f"{name}:{fingerprint(data)}", bytes, parse))
+    workspace.units.append(Unit(f"{name}:{fingerprint(data)}", bytes, rejecting(rejected)))

@@ -63,19 +63,11 @@ class ZendeskChatConnector(ExportFileSource):
     channel = Channel.CHAT
 
     def records(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
-        if isinstance(value, list):
-            for index, item in enumerate(value):
-                yield f"{path or '.'}[{index}]", item
-        elif not isinstance(value, dict):
-            raise RecordError(f"expected a chat or an array of chats, got {json_type(value)}")
-        elif "stream" in value and "data" in value:  # an Airbyte record
+        if isinstance(value, dict) and "stream" in value and "data" in value:  # an Airbyte record
             if value["stream"] == "chats":
                 yield from self.records(value["data"], f"{path}.data")
-        elif "chats" in value:
-            for index, item in enumerate(array(value, "chats")):
-                yield f"{path}.chats[{index}]", item
         else:
-            yield path, value
+            yield from super().records(value, path)
 
     def parse_record(self, value: Any, location: str) -> Parsed:
         try:

@@ -4,7 +4,8 @@ here; the real samples the shapes were checked against are not copied).
 - `SlackExport`: a workspace export folder (users.json, channels.json, a folder per channel of
   day files), zipped on request, with messages written the way Slack writes them;
 - `zendesk_chat`, `zendesk_entry`, `zendesk_offline`: Chat API v2 chat objects;
-- `livechat_v2`, `livechat_v3`: LiveChat archive chats.
+- `livechat_v2`, `livechat_v3`: LiveChat archive chats;
+- `killed_after_each_batch`: what polls that each stop after their first batch store.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from connectors.base import Connector
+from monitor.events import Event
 
 DAY = datetime(2026, 11, 17, tzinfo=UTC)
 TEAM = "T0SHOP01"
@@ -355,3 +359,25 @@ def v3_thread(
         "properties": {},
         "access": {"group_ids": [0]},
     }
+
+
+# --- interrupted polls ------------------------------------------------------------------------
+
+
+def killed_after_each_batch(connector: Connector, now: datetime, limit: int = 50) -> list[Event]:
+    """The events of polls that are each killed right after their first batch is committed,
+    every one resuming from the cursor the previous one stored, until a poll brings nothing."""
+    collected: list[Event] = []
+    cursor = None
+    for _ in range(limit):
+        fetched = connector.fetch(cursor, now)
+        batch = next(fetched, None)
+        if batch is None:
+            return collected
+        fetched.close()  # type: ignore[attr-defined]  # killed right after the first commit
+        collected.extend(batch.events)
+        stored = json.loads(json.dumps(batch.cursor))  # as the store keeps it
+        if stored == cursor:
+            return collected
+        cursor = stored
+    raise AssertionError(f"polls still bring batches after {limit}")

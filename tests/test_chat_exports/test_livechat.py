@@ -13,6 +13,7 @@ from monitor.ingest import build_connector
 from test_chat_exports.builders import (
     CUSTOMER_ID,
     at,
+    killed_after_each_batch,
     livechat_v2,
     livechat_v2_event,
     livechat_v3,
@@ -235,16 +236,7 @@ def test_an_interrupted_poll_resumes_without_loss_or_duplicates(tmp_path: Path) 
     connector = build_connector(settings, settings.sources[0])
     connector.max_records = 3  # type: ignore[attr-defined]
     everything = [e for b in connector.fetch(None, at(0, 3)) for e in b.events]
-    collected: list[Any] = []
-    cursor = None
-    while True:
-        fetched = connector.fetch(cursor, at(0, 3))
-        batch = next(fetched, None)
-        if batch is None:
-            break
-        fetched.close()  # type: ignore[attr-defined]  # killed right after the first commit
-        collected.extend(batch.events)
-        cursor = json.loads(json.dumps(batch.cursor))
+    collected = killed_after_each_batch(connector, at(0, 3))
     assert collected == everything and len(everything) == 22
 
 

@@ -16,6 +16,7 @@ from test_chat_exports.builders import (
     TEAM,
     SlackExport,
     at,
+    killed_after_each_batch,
     message,
     slack_user,
     ts,
@@ -322,16 +323,7 @@ def test_an_interrupted_poll_resumes_inside_a_day_file_without_loss(tmp_path: Pa
     connector = build_connector(settings, settings.sources[0])
     connector.max_records = 5  # type: ignore[attr-defined]
     everything = [e for b in connector.fetch(None, at(0, 3)) for e in b.events]
-    collected: list[Any] = []
-    cursor = None
-    for _ in range(20):
-        fetched = connector.fetch(cursor, at(0, 3))
-        batch = next(fetched, None)
-        if batch is None:
-            break
-        fetched.close()  # type: ignore[attr-defined]  # killed right after the first commit
-        collected.extend(batch.events)
-        cursor = json.loads(json.dumps(batch.cursor))
+    collected = killed_after_each_batch(connector, at(0, 3))
     assert collected == everything and len(everything) == 15
 
 

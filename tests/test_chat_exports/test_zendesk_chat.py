@@ -13,6 +13,7 @@ from monitor.ingest import build_connector
 from test_chat_exports.builders import (
     at,
     iso,
+    killed_after_each_batch,
     zendesk_chat,
     zendesk_entry,
     zendesk_offline,
@@ -244,18 +245,7 @@ def test_an_interrupted_poll_resumes_inside_a_document_without_loss(tmp_path: Pa
     connector = build_connector(settings, settings.sources[0])
     connector.max_records = 4  # type: ignore[attr-defined]
     everything = [e for b in connector.fetch(None, at(0, 3)) for e in b.events]
-    collected: list[Any] = []
-    cursor = None
-    while True:
-        fetched = connector.fetch(cursor, at(0, 3))
-        batch = next(fetched, None)
-        if batch is None:
-            break
-        fetched.close()  # type: ignore[attr-defined]  # killed right after the first commit
-        collected.extend(batch.events)
-        if json.loads(json.dumps(batch.cursor)) == cursor:
-            break
-        cursor = batch.cursor
+    collected = killed_after_each_batch(connector, at(0, 3))
     assert collected == everything and len(everything) == 26
 
 
