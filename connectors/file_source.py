@@ -57,11 +57,16 @@ class FileSource(Connector):
                 raise ConnectorError(f"{path}: no such file", permanent=True)
 
 
-def matching_files(path: Path) -> list[Path]:
-    """The regular files `path` (a file, or a glob with `**`) matches now, sorted."""
+def matching_paths(path: Path) -> list[Path]:
+    """What `path` (a file or folder, or a glob with `**`) matches now, sorted by name."""
     if not _GLOB_CHARS & set(str(path)):
-        return [path] if path.is_file() else []
-    return [Path(p) for p in sorted(glob.glob(str(path), recursive=True)) if Path(p).is_file()]
+        return [path] if path.exists() else []
+    return [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+
+
+def matching_files(path: Path) -> list[Path]:
+    """The regular files of `matching_paths(path)`."""
+    return [p for p in matching_paths(path) if p.is_file()]
 
 
 class LineFileSettings(SourceSettings):

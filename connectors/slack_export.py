@@ -34,7 +34,6 @@ messages, edits, reactions), are read; the rest is skipped without being parsed.
 
 from __future__ import annotations
 
-import glob
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -44,7 +43,7 @@ from typing import Any
 from pydantic import Field
 
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
-from connectors.file_source import read_error
+from connectors.file_source import matching_paths, read_error
 from connectors.json_exports import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     DEFAULT_MAX_RECORDS,
@@ -83,7 +82,6 @@ AUTOMATIC_SUBTYPES = frozenset(
 # Records of changes to other messages: not messages themselves.
 IGNORED_SUBTYPES = {"message_changed", "message_deleted", "message_replied"}
 _TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
-_GLOB_CHARS = frozenset("*?[")
 
 
 class SlackExportSettings(SourceSettings):
@@ -121,11 +119,7 @@ class SlackExportConnector(Connector):
 
     def matching_exports(self) -> list[Path]:
         """The zips and folders the configured path matches now, oldest first."""
-        if not _GLOB_CHARS & set(str(self.path)):
-            found = [self.path] if self.path.exists() else []
-        else:
-            found = [Path(p) for p in glob.glob(str(self.path), recursive=True)]
-        found = [p for p in found if p.is_dir() or p.is_file()]
+        found = [p for p in matching_paths(self.path) if p.is_dir() or p.is_file()]
         return sorted(found, key=lambda p: (p.stat().st_mtime_ns, str(p)))
 
     def check(self) -> str:
