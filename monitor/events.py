@@ -225,18 +225,7 @@ def callback_request(key: str, caller: str | None, at: datetime) -> list[Event]:
     `voicemail` in the caller's `tel:` conversation, which an outbound call or a logged callback
     to that number in any phone source closes. Nothing when the number cannot be called back
     (anonymous, an extension)."""
-    conversation = callback_conversation(caller)
-    if conversation is None:
-        return []
-    request = MessageEvent(
-        external_id=f"missed:{key}",
-        conversation=conversation,
-        at=at,
-        side=Side.CUSTOMER,
-        channel=Channel.VOICEMAIL,
-        customer=caller,
-    )
-    return [request]
+    return _by_number(f"missed:{key}", caller, at, Side.CUSTOMER, Channel.VOICEMAIL)
 
 
 def callback_made(key: str, number: str | None, at: datetime) -> list[Event]:
@@ -244,15 +233,21 @@ def callback_made(key: str, number: str | None, at: datetime) -> list[Event]:
     number's `tel:` conversation, which closes its open callback inquiry in any phone source
     (answered or not: trying to call back is the response). Nothing when the number cannot be a
     customer's (an extension)."""
+    return _by_number(f"out:{key}", number, at, Side.AGENT, Channel.PHONE)
+
+
+def _by_number(
+    external_id: str, number: str | None, at: datetime, side: Side, channel: Channel
+) -> list[Event]:
     conversation = callback_conversation(number)
     if conversation is None:
         return []
-    call = MessageEvent(
-        external_id=f"out:{key}",
+    message = MessageEvent(
+        external_id=external_id,
         conversation=conversation,
         at=at,
-        side=Side.AGENT,
-        channel=Channel.PHONE,
+        side=side,
+        channel=channel,
         customer=number,
     )
-    return [call]
+    return [message]
