@@ -102,7 +102,9 @@ def feed_texts(
         if not 0 < at < 100_000_000_000 or not callid:
             general(index, text)
             continue
-        if kind == _SKIP or callid.upper() in system:
+        # A system callid (NONE, REALTIME...) starts with a letter: a callid starting with a
+        # digit (Asterisk's uniqueid, nearly every line) needs no upper-cased copy to tell.
+        if kind == _SKIP or (callid[0] > "9" and callid.upper() in system):
             continue
         queue = fields[2].strip() or "NONE"
         if kind == _ENTER:

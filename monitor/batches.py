@@ -299,8 +299,9 @@ def _store_calls(
     stored = {r["external_id"]: r["outcome"] for r in found}
     inserts: list[tuple[Any, ...]] = []
     finished: list[tuple[Any, ...]] = []
+    row_of = _call_row if optimistic else _call_row_datetimes
     for event in latest.values():
-        row = _call_row(ctx.source, event)
+        row = row_of(ctx.source, event)
         if event.external_id not in stored:
             inserts.append(row)
         elif (
@@ -314,7 +315,9 @@ def _store_calls(
                     CALLS.c.external_id == event.external_id,
                     CALLS.c.outcome == CallOutcome.WAITING.value,
                 )
-                .values(dict(zip(CALL_COLUMNS, row, strict=True)))
+                .values(
+                    dict(zip(CALL_COLUMNS, _call_row_datetimes(ctx.source, event), strict=True))
+                )
             )
             finished.append(row)
     if optimistic:
@@ -384,6 +387,13 @@ _inquiry_tallied = itemgetter(*(INQUIRY_COLUMNS.index(c) for c in INQUIRY_TALLIE
 
 
 def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
+    """The row of a call for insert_rows on SQLite: the event is a tuple in the table's column
+    order, its times the microseconds insert_rows turns into SQLite's text (no datetime made)."""
+    return (source,) + event
+
+
+def _call_row_datetimes(source: str, event: CallEvent) -> tuple[Any, ...]:
+    """The row of a call with its times as datetimes, for SQLAlchemy's own path."""
     return (
         source,
         event.external_id,
@@ -393,6 +403,6 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         event.left_at,
         event.wait_seconds,
         event.talk_seconds,
-        str(event.outcome),  # the StrEnum's text: Enum.value is a slow property
+        str(event.outcome),
         event.caller,
     )

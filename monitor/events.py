@@ -5,16 +5,16 @@ plain, database-free values. Everything downstream (pairing, summaries, metrics,
 only ever sees these shapes, so a new connector needs nothing but a way to produce them.
 
 Every datetime here is timezone-aware UTC; `require_utc` enforces it at construction so a naive
-or local value never reaches the store.
+or local value never reaches the store. A call keeps its times as whole microseconds since the
+Unix epoch (exact, and cheap to store), read back as aware UTC datetimes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import NamedTuple
 
 
 class Channel(StrEnum):
@@ -140,27 +140,55 @@ class MessageEvent:
             raise ValueError("MessageEvent.conversation is empty")
 
 
-@dataclass(frozen=True, slots=True, init=False)
-class CallEvent:
+# Instants of calls are kept as whole microseconds since the Unix epoch (UTC): exact for any
+# datetime, integer arithmetic for the store's text, and a queue_log's epoch seconds become one
+# without a datetime object in between (three per call, a million calls per import).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def micros(value: datetime, what: str = "time") -> int:
+    """An aware datetime as whole microseconds since the Unix epoch (exact); ValueError naming
+    `what` if it is naive."""
+    return (require_utc(value, what) - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The aware UTC datetime `value` microseconds after the Unix epoch."""
+    return _EPOCH + timedelta(microseconds=value)
+
+
+class _CallFields(NamedTuple):
+    # In the order of the call table's columns after `source`: the store's row is
+    # (source,) + event, made in C (an import stores a million calls).
+    external_id: str
+    queue: str
+    entered_us: int
+    answered_us: int | None
+    left_us: int | None
+    wait_seconds: float | None  # None: unknown (a waiting call)
+    talk_seconds: float | None
+    outcome: CallOutcome
+    caller: str | None  # the caller's number: digest and callbacks only, never a label
+
+
+class CallEvent(_CallFields):
     """One caller's stay in one phone queue, as far as it is known now.
 
     A caller still in the queue has outcome WAITING and no `left_at`; the connector emits the
     same `external_id` again with the final outcome once the call leaves the queue, and the store
     replaces the waiting row with it. A finished call never changes again.
+
+    Made from aware datetimes (`CallEvent(id, queue, entered_at, outcome, ...)`; a wait not
+    given is derived from the times) or from epoch seconds (`CallEvent.from_epochs`). The times
+    are held as `*_us`, whole microseconds since the Unix epoch, and read as aware UTC datetimes
+    by `entered_at`, `answered_at` and `left_at`. A tuple, as a million are made per import.
     """
 
-    external_id: str
-    queue: str
-    entered_at: datetime
-    outcome: CallOutcome
-    answered_at: datetime | None = None
-    left_at: datetime | None = None
-    wait_seconds: float | None = None  # None: derived from the timestamps
-    talk_seconds: float | None = None
-    caller: str | None = None  # the caller's number: digest and callbacks only, never a label
+    __slots__ = ()
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         external_id: str,
         queue: str,
         entered_at: datetime,
@@ -170,52 +198,100 @@ class CallEvent:
         wait_seconds: float | None = None,
         talk_seconds: float | None = None,
         caller: str | None = None,
-    ) -> None:
-        # The dataclass's own __init__ of a frozen class sets each field through
-        # object.__setattr__ and then runs __post_init__: this one checks the same first and
-        # sets the slots directly, in a third of the time. It runs for every call ingested.
-        if entered_at.tzinfo is not UTC:
-            entered_at = require_utc(entered_at, "entered_at")
-        if answered_at is not None and answered_at.tzinfo is not UTC:
-            answered_at = require_utc(answered_at, "answered_at")
-        if left_at is not None and left_at.tzinfo is not UTC:
-            left_at = require_utc(left_at, "left_at")
-        if outcome is CallOutcome.WAITING and left_at is not None:
-            raise ValueError("a waiting call has no left_at")
-        if wait_seconds is None and outcome is not CallOutcome.WAITING:
-            end = answered_at or left_at
-            if end is not None:
-                wait_seconds = max(0.0, (end - entered_at).total_seconds())
-        _set_external_id(self, external_id)
-        _set_queue(self, queue)
-        _set_entered_at(self, entered_at)
-        _set_outcome(self, outcome)
-        _set_answered_at(self, answered_at)
-        _set_left_at(self, left_at)
-        _set_wait_seconds(self, wait_seconds)
-        _set_talk_seconds(self, talk_seconds)
-        _set_caller(self, caller)
+    ) -> CallEvent:
+        return _made(
+            cls,
+            external_id,
+            queue,
+            micros(entered_at, "entered_at"),
+            outcome,
+            None if answered_at is None else micros(answered_at, "answered_at"),
+            None if left_at is None else micros(left_at, "left_at"),
+            wait_seconds,
+            talk_seconds,
+            caller,
+        )
+
+    @classmethod
+    def from_epochs(
+        cls,
+        external_id: str,
+        queue: str,
+        entered: float,
+        outcome: CallOutcome,
+        answered: float | None = None,
+        left: float | None = None,
+        wait_seconds: float | None = None,
+        talk_seconds: float | None = None,
+        caller: str | None = None,
+    ) -> CallEvent:
+        """A call whose times are Unix epoch seconds (UTC), as phone logs write them: no
+        datetime is made (the queue_log import's hot path)."""
+        return _made(
+            cls,
+            external_id,
+            queue,
+            round(entered * 1_000_000),
+            outcome,
+            None if answered is None else round(answered * 1_000_000),
+            None if left is None else round(left * 1_000_000),
+            wait_seconds,
+            talk_seconds,
+            caller,
+        )
+
+    @property
+    def entered_at(self) -> datetime:
+        return from_micros(self.entered_us)
+
+    @property
+    def answered_at(self) -> datetime | None:
+        return None if self.answered_us is None else from_micros(self.answered_us)
+
+    @property
+    def left_at(self) -> datetime | None:
+        return None if self.left_us is None else from_micros(self.left_us)
 
     def current_wait(self, now: datetime) -> timedelta:
         """How long a waiting caller has been in the queue at `now` (never negative)."""
         return max(timedelta(0), now - self.entered_at)
 
+    def __repr__(self) -> str:  # the times as datetimes: what a failing test should show
+        return (
+            f"CallEvent({self.external_id!r}, {self.queue!r}, {self.entered_at!r}, "
+            f"{self.outcome!r}, answered_at={self.answered_at!r}, left_at={self.left_at!r}, "
+            f"wait_seconds={self.wait_seconds!r}, talk_seconds={self.talk_seconds!r}, "
+            f"caller={self.caller!r})"
+        )
 
-def _slot_setter(name: str) -> Callable[[CallEvent, Any], None]:
-    """The setter of a CallEvent slot (a frozen class refuses setattr), for its __init__."""
-    setter: Callable[[CallEvent, Any], None] = vars(CallEvent)[name].__set__
-    return setter
+
+_new_tuple = tuple.__new__
 
 
-_set_external_id = _slot_setter("external_id")
-_set_queue = _slot_setter("queue")
-_set_entered_at = _slot_setter("entered_at")
-_set_outcome = _slot_setter("outcome")
-_set_answered_at = _slot_setter("answered_at")
-_set_left_at = _slot_setter("left_at")
-_set_wait_seconds = _slot_setter("wait_seconds")
-_set_talk_seconds = _slot_setter("talk_seconds")
-_set_caller = _slot_setter("caller")
+def _made(
+    cls: type[CallEvent],
+    external_id: str,
+    queue: str,
+    entered: int,
+    outcome: CallOutcome,
+    answered: int | None,
+    left: int | None,
+    wait_seconds: float | None,
+    talk_seconds: float | None,
+    caller: str | None,
+) -> CallEvent:
+    if outcome is CallOutcome.WAITING and left is not None:
+        raise ValueError("a waiting call has no left_at")
+    if wait_seconds is None and outcome is not CallOutcome.WAITING:
+        end = answered if answered is not None else left
+        if end is not None:
+            wait_seconds = max(0.0, (end - entered) / 1_000_000)
+    event: CallEvent = _new_tuple(
+        cls,
+        (external_id, queue, entered, answered, left, wait_seconds, talk_seconds, outcome, caller),
+    )
+    return event
+
 
 Event = MessageEvent | CallEvent
 

@@ -38,7 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from monitor.batches import MESSAGE_COLUMNS
 from monitor.bulk import insert_rows, select_in
 from monitor.config import Settings
-from monitor.events import CallEvent, Event, MessageKind, Side
+from monitor.events import CallEvent, Event, MessageKind, Side, micros
 from monitor.models import (
     ALERT_STATES,
     ATTEMPTS,
@@ -80,10 +80,15 @@ def horizon(now: datetime, settings: Settings) -> datetime | None:
 def recent(events: Sequence[Event], cutoff: datetime) -> tuple[Sequence[Event], int]:
     """The events not older than `cutoff`, and how many were not. A call's time is when it left
     the queue (when it entered, while waiting), so the end of a call stored as waiting is kept."""
+    cutoff_us = micros(cutoff)  # a call's times are microseconds: compared with no datetime made
     kept = [
         e
         for e in events
-        if (e.left_at or e.entered_at if isinstance(e, CallEvent) else e.at) >= cutoff
+        if (
+            (e.entered_us if e.left_us is None else e.left_us) >= cutoff_us
+            if isinstance(e, CallEvent)
+            else e.at >= cutoff
+        )
     ]
     return (events, 0) if len(kept) == len(events) else (kept, len(events) - len(kept))
 

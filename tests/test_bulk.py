@@ -20,8 +20,9 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import sqlite
 
 from monitor.batches import CALL_COLUMNS
-from monitor.bulk import _sqlite_insert, insert_rows, select_in, sqlite_datetime
+from monitor.bulk import _sqlite_insert, insert_rows, select_in, sqlite_datetime, sqlite_datetimes
 from monitor.config import settings_from_mapping
+from monitor.events import CallEvent, CallOutcome, from_micros, micros
 from monitor.models import CALLS, MESSAGES
 from monitor.store import CHUNK, make_engine, prepare
 from monitor.tallies import (
@@ -143,11 +144,54 @@ def test_the_fast_datetime_text_is_sqlalchemys_own(moment: datetime) -> None:
     assert sqlite_datetime(moment) == processor(moment)
 
 
+@given(
+    moment=st.datetimes(
+        min_value=datetime(1000, 1, 2),  # noqa: DTZ001 - hypothesis bounds are naive
+        max_value=datetime(9999, 12, 30),  # noqa: DTZ001
+        timezones=st.sampled_from([UTC, PLUS_FIVE]),
+    )
+)
+def test_a_time_held_as_microseconds_is_stored_as_the_same_text(moment: datetime) -> None:
+    # A CallEvent holds its times as microseconds; insert_rows turns them into SQLite's text
+    # by integer arithmetic, which must give what a datetime gives.
+    assert sqlite_datetimes([micros(moment), None]) == [sqlite_datetime(moment), None]
+    assert from_micros(micros(moment)) == moment
+
+
+def test_a_call_event_is_its_row_after_the_source() -> None:
+    # The store's row of a call is (source,) + event: the fields must be the columns, in order.
+    assert [f.replace("_us", "_at") for f in CallEvent._fields] == list(CALL_COLUMNS[1:])
+
+
+def test_a_call_from_epochs_equals_the_call_from_datetimes() -> None:
+    entered = 1_795_165_200.25
+    from_times = CallEvent(
+        "c1",
+        "sales",
+        datetime.fromtimestamp(entered, UTC),
+        CallOutcome.ANSWERED,
+        answered_at=datetime.fromtimestamp(entered + 30, UTC),
+        left_at=datetime.fromtimestamp(entered + 90, UTC),
+        talk_seconds=60.0,
+    )
+    from_epochs = CallEvent.from_epochs(
+        "c1", "sales", entered, CallOutcome.ANSWERED, entered + 30, entered + 90, None, 60.0
+    )
+    assert from_epochs == from_times
+    assert from_epochs.wait_seconds == 30.0
+    assert from_epochs.left_at == datetime(2026, 11, 20, 9, 1, 30, 250_000, tzinfo=UTC)
+
+
+def test_a_naive_call_time_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="entered_at must be timezone-aware"):
+        CallEvent("c1", "sales", T0.replace(tzinfo=None), CallOutcome.WAITING)
+
+
 def test_time_columns_take_the_fast_path_on_sqlite() -> None:
     # If SQLAlchemy or sqlmodel ever stored times differently, the probes in store.py would
     # fall back to their processor: correct, but this is the path ingest is tuned for.
     _, _, converters = _sqlite_insert(CALLS, CALL_COLUMNS, ())
-    fast = {CALL_COLUMNS[i] for i, convert in converters if convert is sqlite_datetime}
+    fast = {CALL_COLUMNS[i] for i, convert in converters if convert is sqlite_datetimes}
     assert fast == {"entered_at", "answered_at", "left_at"}
 
 
