@@ -299,27 +299,32 @@ def _store_calls(
     stored = {r["external_id"]: r["outcome"] for r in found}
     inserts: list[tuple[Any, ...]] = []
     finished: list[tuple[Any, ...]] = []
-    row_of = _call_row if optimistic else _call_row_datetimes
-    for event in latest.values():
-        row = row_of(ctx.source, event)
-        if event.external_id not in stored:
-            inserts.append(row)
-        elif (
-            stored[event.external_id] == CallOutcome.WAITING
-            and event.outcome != CallOutcome.WAITING
-        ):
-            conn.execute(
-                update(CALLS)
-                .where(
-                    CALLS.c.source == ctx.source,
-                    CALLS.c.external_id == event.external_id,
-                    CALLS.c.outcome == CallOutcome.WAITING.value,
+    if optimistic and not stored:  # no call of the source is waiting (an import): all are new
+        source = (ctx.source,)
+        inserts = [source + event for event in latest.values()]  # _call_row, inlined
+    else:
+        row_of = _call_row if optimistic else _call_row_datetimes
+        for event in latest.values():
+            row = row_of(ctx.source, event)
+            if event.external_id not in stored:
+                inserts.append(row)
+            elif (
+                stored[event.external_id] == CallOutcome.WAITING
+                and event.outcome != CallOutcome.WAITING
+            ):
+                values = dict(
+                    zip(CALL_COLUMNS, _call_row_datetimes(ctx.source, event), strict=True)
                 )
-                .values(
-                    dict(zip(CALL_COLUMNS, _call_row_datetimes(ctx.source, event), strict=True))
+                conn.execute(
+                    update(CALLS)
+                    .where(
+                        CALLS.c.source == ctx.source,
+                        CALLS.c.external_id == event.external_id,
+                        CALLS.c.outcome == CallOutcome.WAITING.value,
+                    )
+                    .values(values)
                 )
-            )
-            finished.append(row)
+                finished.append(row)
     if optimistic:
         inserts = _insert_new_calls(conn, inserts)
     else:
