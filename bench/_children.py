@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import compileall
 import os
+import statistics
 import subprocess
 import tempfile
 import time
@@ -34,6 +35,15 @@ def run_child(command: list[str]) -> Child:
             raise SystemExit(f"{command[:4]} failed with exit status {code}: {' '.join(why)}")
     # Linux reports ru_maxrss in KiB.
     return Child(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024)
+
+
+def median_child(children: list[Child]) -> Child:
+    """The median wall and CPU time of these runs, and the largest peak (the memory bound)."""
+    return Child(
+        statistics.median(c.wall_s for c in children),
+        statistics.median(c.cpu_s for c in children),
+        max(c.peak_mb for c in children),
+    )
 
 
 def byte_compile() -> None:

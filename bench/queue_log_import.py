@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
-from _children import Child, byte_compile, run_child
+from _children import Child, byte_compile, median_child, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 START = 1_795_165_200  # 2026-11-20 09:00 UTC
@@ -117,15 +117,6 @@ def timed_poll(config: Path) -> tuple[float, int]:
     )
     seconds, stored = done.stdout.split()
     return float(seconds), int(stored)
-
-
-def median_child(children: list[Child]) -> Child:
-    """The median of each figure (wall, CPU, peak memory) of these runs."""
-    return Child(
-        statistics.median(c.wall_s for c in children),
-        statistics.median(c.cpu_s for c in children),
-        max(c.peak_mb for c in children),  # the worst, for the memory bound
-    )
 
 
 def runs(children: list[Child]) -> str:

@@ -51,7 +51,6 @@ MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broke
 
 
 class AnsweringServiceCsvSettings(LineFileSettings):
-    path: str  # a file or a glob; relative to the config file's folder
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's header
     time_format: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_FORMATS))
     timezone: TimezoneName | None = None  # for times without an offset; default: the config's

@@ -89,7 +89,7 @@ _EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.event
 
 
 class AsteriskCdrSettings(LineFileSettings):
-    path: str  # Master.csv, or a glob; relative to the config file's folder
+    # `path`: Master.csv, or a glob (LineFileSettings)
     layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
     columns: list[str] | None = None  # field names of a cdr_custom mapping other than the stock
     timezone: TimezoneName | None = None  # default: the config's; "UTC" with usegmtime=yes

@@ -137,7 +137,6 @@ _EXTERNAL_DIGITS = 9
 
 
 class CallCsvSettings(LineFileSettings):
-    path: str  # a file or a glob; relative to the config file's folder
     preset: Literal["aircall", "3cx"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's column
     header: bool | None = None  # default: the preset's, else True

@@ -39,8 +39,7 @@ EVENTS = {"message": MessageKind.MESSAGE, "ended": MessageKind.ENDED}
 
 
 class ChatJsonlSettings(LineFileSettings):
-    # A file or a glob (`chats/*.jsonl`, `**` allowed); relative to the config file's folder.
-    path: str
+    """`path`: a file or a glob of JSONL files (`chats/*.jsonl`)."""
 
 
 class LineError(RecordError):

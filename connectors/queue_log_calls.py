@@ -157,7 +157,7 @@ class Calls:
             return events
         if verb == "CONNECT":
             wait = _seconds(record, 0, "holdtime")
-            stint = self.open.get(key) or self._stint(record, wait)
+            stint = self._stint(record, wait)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
             if stint.shown and not stint.final:

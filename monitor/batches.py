@@ -297,34 +297,32 @@ def _store_calls(
         fields = ["external_id", "outcome"]
         found = select_in(conn, CALLS, {"source": ctx.source}, "external_id", latest, fields)
     stored = {r["external_id"]: r["outcome"] for r in found}
-    inserts: list[tuple[Any, ...]] = []
-    finished: list[tuple[Any, ...]] = []
-    if optimistic and not stored:  # no call of the source is waiting (an import): all are new
+    new, ending = list(latest.values()), []  # none of them looked up is stored (an import)
+    if stored:
+        new = [e for e in new if e.external_id not in stored]
+        ending = [
+            e
+            for e in latest.values()
+            if stored.get(e.external_id) == CallOutcome.WAITING and e.outcome != CallOutcome.WAITING
+        ]
+    if optimistic:
+        # A CallEvent is a tuple in the table's column order, its times the microseconds that
+        # insert_rows turns into SQLite's text: its row is (source,) + event, made in C.
         source = (ctx.source,)
-        inserts = [source + event for event in latest.values()]  # _call_row, inlined
+        inserts = [source + event for event in new]
     else:
-        row_of = _call_row if optimistic else _call_row_datetimes
-        for event in latest.values():
-            row = row_of(ctx.source, event)
-            if event.external_id not in stored:
-                inserts.append(row)
-            elif (
-                stored[event.external_id] == CallOutcome.WAITING
-                and event.outcome != CallOutcome.WAITING
-            ):
-                values = dict(
-                    zip(CALL_COLUMNS, _call_row_datetimes(ctx.source, event), strict=True)
-                )
-                conn.execute(
-                    update(CALLS)
-                    .where(
-                        CALLS.c.source == ctx.source,
-                        CALLS.c.external_id == event.external_id,
-                        CALLS.c.outcome == CallOutcome.WAITING.value,
-                    )
-                    .values(values)
-                )
-                finished.append(row)
+        inserts = [_call_row(ctx.source, event) for event in new]
+    finished = [_call_row(ctx.source, event) for event in ending]
+    for row in finished:
+        conn.execute(
+            update(CALLS)
+            .where(
+                CALLS.c.source == ctx.source,
+                CALLS.c.external_id == row[1],
+                CALLS.c.outcome == CallOutcome.WAITING.value,
+            )
+            .values(dict(zip(CALL_COLUMNS, row, strict=True)))
+        )
     if optimistic:
         inserts = _insert_new_calls(conn, inserts)
     else:
@@ -392,12 +390,6 @@ _inquiry_tallied = itemgetter(*(INQUIRY_COLUMNS.index(c) for c in INQUIRY_TALLIE
 
 
 def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
-    """The row of a call for insert_rows on SQLite: the event is a tuple in the table's column
-    order, its times the microseconds insert_rows turns into SQLite's text (no datetime made)."""
-    return (source,) + event
-
-
-def _call_row_datetimes(source: str, event: CallEvent) -> tuple[Any, ...]:
     """The row of a call with its times as datetimes, for SQLAlchemy's own path."""
     return (
         source,

@@ -25,7 +25,7 @@ tallies are moved by what the DELETE returned, so a row is never retired twice.
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,8 +49,9 @@ from monitor.models import (
     PURGED_TALLIES,
     THREAD_LINKS,
 )
-from monitor.store import StoreError, chunks, describe, error_line, insert_add
-from monitor.tallies import Key, Layout, call_tallies, inquiry_tallies, layout_for
+from monitor.store import StoreError, chunks, describe, error_line
+from monitor.tallies import Layout, call_tallies, inquiry_tallies, layout_for
+from monitor.tallies import apply as apply_tallies
 
 logger = logging.getLogger(__name__)
 
@@ -164,16 +165,6 @@ class _Purger:
         for after in range(0, top, self.window):
             yield after, after + self.window
 
-    def retire(self, conn: Connection, delta: Counter[Key]) -> None:
-        rows = [
-            {"metric": m, "source": s, "labels": lab, "le": le, "value": v}
-            for (m, s, lab, le), v in sorted(delta.items())
-            if v
-        ]
-        if rows:
-            keys = ["metric", "source", "labels", "le"]
-            conn.execute(insert_add(conn, PURGED_TALLIES, keys, "value"), rows)
-
     # Messages and inquiries
 
     def conversations(self) -> None:
@@ -239,7 +230,7 @@ class _Purger:
             ).mappings()
             removed = list(rows)
             self.counts["inquiry"] += len(removed)
-            self.retire(conn, inquiry_tallies(removed, self.layout))
+            apply_tallies(conn, inquiry_tallies(removed, self.layout), PURGED_TALLIES)
         for source, keys in sorted(plan.links.items()):
             for part in chunks(keys):
                 links = conn.execute(
@@ -283,7 +274,7 @@ class _Purger:
                 ).mappings()
                 removed = list(rows)
                 self.counts["call"] += len(removed)
-                self.retire(conn, call_tallies(removed, self.layout, targets))
+                apply_tallies(conn, call_tallies(removed, self.layout, targets), PURGED_TALLIES)
 
     # Deliveries and alert states
 

@@ -201,9 +201,7 @@ def _insert_add(dialect: str, table: Table, keys: tuple[str, ...], column: str) 
 
 
 def set_meta(conn: Connection, key: str, value: str) -> None:
-    dialect = _dialect(conn.dialect.name)
-    table = META
-    stmt = dialect.insert(table).values(key=key, value=value)
+    stmt = _dialect(conn.dialect.name).insert(META).values(key=key, value=value)
     conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
 
 

@@ -210,15 +210,16 @@ def _count_sorted(
         out[(*key, "+Inf")] += len(values) - below
 
 
-def apply(conn: Connection, delta: Counter[Key]) -> None:
-    """Add `delta` to the stored tallies (one upsert per changed key)."""
+def apply(conn: Connection, delta: Counter[Key], table: Any = TALLIES) -> None:
+    """Add `delta` to the stored tallies, or to another table of tallies such as retention's
+    purged_tally (one upsert per changed key)."""
     rows = [
         {"metric": m, "source": s, "labels": lab, "le": le, "value": v}
         for (m, s, lab, le), v in sorted(delta.items())
         if v != 0
     ]
     if rows:
-        conn.execute(insert_add(conn, TALLIES, ["metric", "source", "labels", "le"], "value"), rows)
+        conn.execute(insert_add(conn, table, ["metric", "source", "labels", "le"], "value"), rows)
 
 
 def difference(new: Counter[Key], old: Counter[Key]) -> Counter[Key]:
