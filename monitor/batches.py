@@ -306,8 +306,8 @@ def _store_calls(
             if stored.get(e.external_id) == CallOutcome.WAITING and e.outcome != CallOutcome.WAITING
         ]
     if optimistic:
-        # A CallEvent is a tuple in the table's column order, its times the microseconds that
-        # insert_rows turns into SQLite's text: its row is (source,) + event, made in C.
+        # A CallEvent is a tuple in the table's column order, its times the microseconds SQLite
+        # stores (monitor.instants): its row is (source,) + event, made in C.
         source = (ctx.source,)
         inserts = [source + event for event in new]
     else:

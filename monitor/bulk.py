@@ -2,7 +2,7 @@
 
 - `insert_rows`: many rows as tuples. On SQLite the statement is compiled by SQLAlchemy once and
   the tuples go to the driver with only the values that need it converted, exactly as the column
-  types would (times by `sqlite_datetime`, checked against SQLAlchemy's own processor);
+  types would (times by `instants`, held to the type's own processor by a test);
   SQLAlchemy's executemany would build a parameter dict and call a type processor for every
   value, which costs more than SQLite's insert itself.
 - `in_values` / `value_parts` / `select_in`: `column IN values` as a statement made once and
@@ -18,12 +18,12 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import Connection, String, Table, bindparam, func, select
 from sqlalchemy.dialects import sqlite
 
+from monitor.instants import Instant, instants
 from monitor.store import chunks, insert_ignore
 
 Converter = Callable[[Any], Any]
@@ -100,97 +100,17 @@ def _sqlite_insert(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]
     return found
 
 
-# Values a datetime column's own processor must turn into what `sqlite_datetime` makes of them.
-_PROBES = (
-    datetime(2026, 11, 20, 9, 0, 0, 120, tzinfo=UTC),
-    datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
-    datetime(2026, 3, 29, 2, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
-)
-
-
 def _sqlite_converter(column_type: Any, dialect: Any) -> ColumnConverter | None:
+    if isinstance(column_type, Instant):
+        return instants  # a test holds it to the type's own processor
     processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
         return None
-    if all(_same(processor, sqlite_datetime, probe) for probe in _PROBES):
-        return sqlite_datetimes  # the same strings, without the per-value % formatting
     return functools.partial(_each, processor)
 
 
 def _each(processor: Converter, values: Sequence[Any]) -> list[Any]:
     return list(map(processor, values))  # processors take None too
-
-
-def _same(processor: Converter, fast: Converter, probe: datetime) -> bool:
-    try:
-        return bool(processor(probe) == fast(probe))
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-# The parts of the text shared by many values, made once: the date ("2026-11-20 ") by day
-# ordinal (cleared when it grows past its bound, so it never grows for ever in a long-running
-# service), "HH:MM:" by minute of the day and "SS." by second.
-_DAYS: dict[int, str] = {}
-_BOUND = 100_000
-_MINUTES = ["%02d:%02d:" % divmod(minute, 60) for minute in range(24 * 60)]  # noqa: UP031
-_SECONDS = ["%02d." % second for second in range(60)]  # noqa: UP031
-_UNIX_DAY = 719_163  # the ordinal of 1970-01-01
-_DAY_US = 86_400_000_000
-
-
-def sqlite_datetime(value: datetime | None) -> str | None:
-    """An aware datetime as sqlmodel's UTC type stores it in SQLite: in UTC, as
-    '2026-11-20 09:00:00.000000' (SQLAlchemy's format; None stays None, as with its processor).
-    The text is joined from parts made once (the date, the minute, the second); only a
-    fraction of a second is formatted, and most times have none. About half the cost of a
-    cache of whole clock times, which misses for most values of a day's first import, and a
-    third of formatting every value."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        if value.utcoffset() is None:
-            raise ValueError("Datetime values must have timezone information")
-        value = value.astimezone(UTC)
-    micro = value.microsecond
-    return (
-        (_DAYS.get(value.toordinal()) or _day(value.toordinal()))
-        + _MINUTES[value.hour * 60 + value.minute]
-        + _SECONDS[value.second]
-        + ("%06d" % micro if micro else "000000")  # noqa: UP031
-    )
-
-
-def sqlite_datetimes(values: Sequence[datetime | None] | Sequence[int | None]) -> list[str | None]:
-    """`sqlite_datetime` of a column of datetimes, or the same text of a column of instants in
-    whole microseconds since the Unix epoch (a CallEvent's times; a million calls are three
-    million of them): those by integer arithmetic in one comprehension, with no datetime made
-    and no function called per value, a third of the cost of the two."""
-    try:
-        return _from_micros(values)  # type: ignore[arg-type]
-    except TypeError:  # a column of datetimes (`//` is not defined for them)
-        return [sqlite_datetime(value) for value in values]  # type: ignore[arg-type]
-
-
-def _from_micros(values: Sequence[int | None]) -> list[str | None]:
-    days, day, minutes, seconds = _DAYS, _day, _MINUTES, _SECONDS
-    return [
-        None
-        if us is None
-        else (days.get(d := us // _DAY_US + _UNIX_DAY) or day(d))
-        + minutes[(s := us // 1_000_000 % 86_400) // 60]
-        + seconds[s % 60]
-        + ("%06d" % m if (m := us % 1_000_000) else "000000")  # noqa: UP031
-        for us in values
-    ]
-
-
-def _day(ordinal: int) -> str:
-    if len(_DAYS) > _BOUND:
-        _DAYS.clear()
-    on = date.fromordinal(ordinal)
-    found = _DAYS[ordinal] = "%04d-%02d-%02d " % (on.year, on.month, on.day)  # noqa: UP031
-    return found
 
 
 def in_values(conn: Connection, column: Any) -> Any:
@@ -248,7 +168,7 @@ def select_in(
 ) -> list[Any]:
     """Rows of `table` matching `where` (column = value) whose `column` is in `values`
     (strings or integers); only `fields` of each when given (cheaper than whole rows: no
-    datetimes to parse)."""
+    times to convert)."""
     rows: list[Any] = []
     query = _select_in(
         json_values(conn),

@@ -1,4 +1,4 @@
-"""The tables. Every datetime column is timezone-aware UTC (SQLModel's UTCDateTime).
+"""The tables. Every datetime column is an `Instant`: aware UTC in Python, microseconds on SQLite.
 
 - `Message` and `Call` are what connectors produced, keyed by (source, external_id), so storing
   the same event twice is a no-op.
@@ -28,7 +28,10 @@ from typing import Any
 from sqlalchemy import Index, Table, UniqueConstraint, literal_column, text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 2  # 2: ix_call_waiting (partial) replaces ix_call_outcome
+from monitor.instants import Instant
+
+# 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant)
+SCHEMA_VERSION = 3
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -50,7 +53,7 @@ class Message(SQLModel, table=True):
     source: str
     external_id: str
     conversation: str
-    at: datetime
+    at: datetime = Field(sa_type=Instant)
     side: str
     kind: str
     automatic: bool
@@ -72,8 +75,9 @@ class ThreadLink(SQLModel, table=True):
     # belongs to one conversation; a hint to one per span of time.
     key: str
     conversation: str
-    first_at: datetime | None = None  # a hint: the span of its messages in this conversation
-    last_at: datetime | None = None
+    # A hint: the span of its messages in this conversation
+    first_at: datetime | None = Field(default=None, sa_type=Instant)
+    last_at: datetime | None = Field(default=None, sa_type=Instant)
 
 
 class Call(SQLModel, table=True):
@@ -93,9 +97,9 @@ class Call(SQLModel, table=True):
     source: str
     external_id: str
     queue: str
-    entered_at: datetime
-    answered_at: datetime | None = None
-    left_at: datetime | None = None
+    entered_at: datetime = Field(sa_type=Instant)
+    answered_at: datetime | None = Field(default=None, sa_type=Instant)
+    left_at: datetime | None = Field(default=None, sa_type=Instant)
     wait_seconds: float | None = None
     talk_seconds: float | None = None
     outcome: str
@@ -115,13 +119,15 @@ class Inquiry(SQLModel, table=True):
     channel: str
     kind: str  # first | followup
     status: str  # open | answered | missed
-    opened_at: datetime
+    opened_at: datetime = Field(sa_type=Instant)
     opened_by: str  # external_id of the customer message that opened it
-    closed_at: datetime | None = None  # the human agent reply
-    ended_at: datetime | None = None  # the conversation ended unanswered (missed)
+    closed_at: datetime | None = Field(default=None, sa_type=Instant)  # the human agent reply
+    # The conversation ended unanswered (missed).
+    ended_at: datetime | None = Field(default=None, sa_type=Instant)
     response_seconds: float | None = None
     business_seconds: float | None = None
-    due_at: datetime | None = None  # when it breaches the reply target (None: never, no hours)
+    # When it breaches the reply target (None: never, no hours).
+    due_at: datetime | None = Field(default=None, sa_type=Instant)
     breached: bool = False  # answered (or missed) after due_at
     clamped: bool = False  # the reply was dated before the question (clock skew): counted as 0 s
     customer: str | None = None
@@ -157,10 +163,10 @@ class SourceState(SQLModel, table=True):
     __tablename__ = "source_state"
     source: str = Field(primary_key=True)
     cursor: str | None = None  # JSON
-    last_attempt_at: datetime | None = None
-    last_success_at: datetime | None = None
+    last_attempt_at: datetime | None = Field(default=None, sa_type=Instant)
+    last_success_at: datetime | None = Field(default=None, sa_type=Instant)
     last_error: str | None = None
-    last_error_at: datetime | None = None
+    last_error_at: datetime | None = Field(default=None, sa_type=Instant)
     consecutive_failures: int = 0
     poll_errors_total: int = 0
     records_rejected_total: int = 0
@@ -186,19 +192,19 @@ class Delivery(SQLModel, table=True):
     notifier: str  # email | webhook
     status: str  # pending | sent | failed (permanent error or retries exhausted)
     claimed_by: str  # the instance that claimed it (host:pid)
-    claimed_at: datetime
+    claimed_at: datetime = Field(sa_type=Instant)
     payload: str | None = None  # JSON of what to send, so a retry sends the same thing
     attempts: int = 0
-    next_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = Field(default=None, sa_type=Instant)
     last_error: str | None = None
-    sent_at: datetime | None = None
+    sent_at: datetime | None = Field(default=None, sa_type=Instant)
 
 
 class DeliveryAttempt(SQLModel, table=True):
     __tablename__ = "delivery_attempt"
     id: int | None = Field(default=None, primary_key=True)
     delivery_id: int = Field(foreign_key="delivery.id", index=True)
-    at: datetime
+    at: datetime = Field(sa_type=Instant)
     error: str | None = None  # None: this attempt delivered
     permanent: bool = False
 
@@ -214,10 +220,11 @@ class AlertState(SQLModel, table=True):
     state: str  # ok | firing
     value: float | None = None
     threshold: float | None = None
-    started_at: datetime | None = None  # when the current (or last) firing began
-    resolved_at: datetime | None = None
-    last_notified_at: datetime | None = None
-    evaluated_at: datetime
+    # When the current (or last) firing began.
+    started_at: datetime | None = Field(default=None, sa_type=Instant)
+    resolved_at: datetime | None = Field(default=None, sa_type=Instant)
+    last_notified_at: datetime | None = Field(default=None, sa_type=Instant)
+    evaluated_at: datetime = Field(sa_type=Instant)
 
 
 class SourceLease(SQLModel, table=True):
@@ -225,9 +232,9 @@ class SourceLease(SQLModel, table=True):
 
     __tablename__ = "source_lease"
     source: str = Field(primary_key=True)
-    next_run_at: datetime
+    next_run_at: datetime = Field(sa_type=Instant)
     lease_owner: str | None = None
-    lease_until: datetime | None = None
+    lease_until: datetime | None = Field(default=None, sa_type=Instant)
 
 
 def _table(model: type[SQLModel]) -> Table:

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
+from monitor.instants import Instant
 from monitor.models import CALLS, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
@@ -159,8 +160,38 @@ def _waiting_index(conn: Connection) -> None:
     next(i for i in CALLS.indexes if i.name == "ix_call_waiting").create(conn, checkfirst=True)
 
 
+# SQLAlchemy's text of a time on SQLite, "2026-11-20 09:00:00.000000" (always six decimals), as
+# microseconds since the Unix epoch: strftime('%s') reads the whole seconds in UTC.
+_TEXT_AS_MICROS = (
+    "CAST(strftime('%s', substr({c}, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr({c}, 21, 6) AS INTEGER)"
+)
+
+
+def _integer_times(conn: Connection) -> None:
+    """v3: on SQLite a time is stored as integer microseconds instead of text (monitor.instants).
+
+    Done in SQL, a column at a time, so a big database is converted without reading it into
+    Python. The columns keep their declared type (DATETIME: numeric affinity, so an integer is
+    stored as one) where a new database says BIGINT; SQLite treats both alike. PostgreSQL's
+    `timestamptz` columns do not change."""
+    if conn.dialect.name != "sqlite":
+        return
+    present = set(inspect(conn).get_table_names())  # later tables are created after the steps
+    for table in SQLModel.metadata.sorted_tables:
+        for column in table.c if table.name in present else ():
+            if isinstance(column.type, Instant):
+                name = f'"{column.name}"'
+                conn.execute(
+                    text(
+                        f'UPDATE "{table.name}" SET {name} = {_TEXT_AS_MICROS.format(c=name)} '
+                        f"WHERE typeof({name}) = 'text'"
+                    )
+                )
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {2: _waiting_index}
+MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times}
 
 
 def _dialect(name: str) -> Any:

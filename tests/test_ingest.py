@@ -264,6 +264,37 @@ def test_a_version_1_database_gets_the_index_of_waiting_calls(
     assert "ix_call_outcome" not in names
 
 
+def test_a_version_2_database_gets_its_times_as_integers_and_reads_the_same(
+    sqlite_url: str,
+) -> None:
+    engine = make_engine(sqlite_url)
+    prepare(engine)
+    entered = datetime(2026, 11, 20, 9, 0, 0, 250_001, tzinfo=UTC)
+    left = datetime(1969, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)  # before the epoch
+    at = datetime(2026, 11, 21, 23, 59, 59, tzinfo=UTC)
+    call = {"source": "q", "external_id": "c1", "queue": "support", "outcome": "abandoned"}
+    message = {"source": "m", "external_id": "m1", "conversation": "c", "side": "customer"}
+    message |= {"kind": "message", "automatic": False, "internal": False, "channel": "email"}
+    with engine.begin() as conn:
+        conn.execute(CALLS.insert(), [call | {"entered_at": entered, "left_at": left}])
+        conn.execute(MESSAGES.insert(), [message | {"at": at}])
+        # As version 2 stored times: SQLAlchemy's text, in UTC, always with six decimals.
+        for table, column, moment in [("call", "entered_at", entered), ("call", "left_at", left)]:
+            as_text = moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+            conn.execute(text(f"UPDATE {table} SET {column} = :t"), {"t": as_text})
+        conn.execute(text("UPDATE message SET at = '2026-11-21 23:59:59.000000'"))
+        set_meta(conn, "schema_version", "2")
+    prepare(engine)
+    with engine.connect() as conn:
+        kinds = conn.execute(
+            text("SELECT typeof(entered_at), typeof(answered_at), typeof(left_at) FROM call")
+        ).one()
+        assert tuple(kinds) == ("integer", "null", "integer")
+        times = conn.execute(select(CALLS.c.entered_at, CALLS.c.left_at)).one()
+        assert tuple(times) == (entered, left)
+        assert conn.execute(select(MESSAGES.c.at)).scalar_one() == at
+
+
 def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     prepare(engine)
