@@ -141,7 +141,7 @@ class MessageEvent:
 
 
 # Instants of calls are kept as whole microseconds since the Unix epoch (UTC): exact for any
-# datetime, integer arithmetic for the store's text, and a queue_log's epoch seconds become one
+# datetime, what SQLite stores (monitor.instants), and a queue_log's epoch seconds become one
 # without a datetime object in between (three per call, a million calls per import).
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from sqlalchemy import Engine, select
+from sqlalchemy import DateTime, Engine, select
 from sqlalchemy.dialects import sqlite
+from sqlmodel import SQLModel
 
 from monitor.batches import CALL_COLUMNS
 from monitor.bulk import _sqlite_insert, insert_rows, select_in
 from monitor.config import settings_from_mapping
 from monitor.events import CallEvent, CallOutcome, from_micros, micros
-from monitor.instants import instants
+from monitor.instants import Instant, instants
 from monitor.models import CALLS, MESSAGES
 from monitor.store import CHUNK, make_engine, prepare
 from monitor.tallies import (
@@ -178,6 +179,19 @@ def test_a_call_from_epochs_equals_the_call_from_datetimes() -> None:
 def test_a_naive_call_time_is_refused_by_name() -> None:
     with pytest.raises(ValueError, match="entered_at must be timezone-aware"):
         CallEvent("c1", "sales", T0.replace(tzinfo=None), CallOutcome.WAITING)
+
+
+def test_every_time_column_is_an_instant() -> None:
+    # A datetime field declared without sa_type=Instant would be stored as text on SQLite,
+    # where comparing it with the integers of every other time column silently goes wrong.
+    times = [
+        column
+        for table in SQLModel.metadata.sorted_tables
+        for column in table.c
+        if isinstance(getattr(column.type, "impl", column.type), DateTime)
+    ]
+    assert len(times) > 20
+    assert [str(c) for c in times if not isinstance(c.type, Instant)] == []
 
 
 def test_time_columns_take_the_fast_path_on_sqlite() -> None:
