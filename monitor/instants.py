@@ -22,7 +22,7 @@ from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from monitor.events import from_micros, micros
+from monitor.events import from_micros, micros, require_utc
 
 
 class Instant(TypeDecorator[datetime]):
@@ -34,16 +34,13 @@ class Instant(TypeDecorator[datetime]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(BigInteger())
-        return dialect.type_descriptor(DateTime(timezone=True))
+        return super().load_dialect_impl(dialect)  # `impl`
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if dialect.name == "sqlite":
-            return micros(value)  # refuses a naive datetime
-        if value.utcoffset() is None:
-            raise ValueError(f"time must be timezone-aware, got naive {value.isoformat()}")
-        return value.astimezone(UTC)
+        # Both refuse a naive datetime, naming it.
+        return micros(value) if dialect.name == "sqlite" else require_utc(value, "time")
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:

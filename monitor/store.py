@@ -161,33 +161,31 @@ def _waiting_index(conn: Connection) -> None:
 
 
 # SQLAlchemy's text of a time on SQLite, "2026-11-20 09:00:00.000000" (always six decimals), as
-# microseconds since the Unix epoch: strftime('%s') reads the whole seconds in UTC.
+# microseconds since the Unix epoch (strftime('%s') reads the whole seconds in UTC); any other
+# value (NULL) stays as it is.
 _TEXT_AS_MICROS = (
-    "CAST(strftime('%s', substr({c}, 1, 19)) AS INTEGER) * 1000000"
-    " + CAST(substr({c}, 21, 6) AS INTEGER)"
+    "CASE WHEN typeof({c}) = 'text' THEN"
+    " CAST(strftime('%s', substr({c}, 1, 19)) AS INTEGER) * 1000000"
+    " + CAST(substr({c}, 21, 6) AS INTEGER) ELSE {c} END"
 )
 
 
 def _integer_times(conn: Connection) -> None:
     """v3: on SQLite a time is stored as integer microseconds instead of text (monitor.instants).
 
-    Done in SQL, a column at a time, so a big database is converted without reading it into
-    Python. The columns keep their declared type (DATETIME: numeric affinity, so an integer is
-    stored as one) where a new database says BIGINT; SQLite treats both alike. PostgreSQL's
-    `timestamptz` columns do not change."""
+    Done in SQL, one UPDATE per table for all its times, so a big database is converted in one
+    pass over each table and without reading it into Python. The columns keep their declared
+    type (DATETIME: numeric affinity, so an integer is stored as one) where a new database says
+    BIGINT; SQLite treats both alike. PostgreSQL's `timestamptz` columns do not change."""
     if conn.dialect.name != "sqlite":
         return
     present = set(inspect(conn).get_table_names())  # later tables are created after the steps
     for table in SQLModel.metadata.sorted_tables:
-        for column in table.c if table.name in present else ():
-            if isinstance(column.type, Instant):
-                name = f'"{column.name}"'
-                conn.execute(
-                    text(
-                        f'UPDATE "{table.name}" SET {name} = {_TEXT_AS_MICROS.format(c=name)} '
-                        f"WHERE typeof({name}) = 'text'"
-                    )
-                )
+        times = [f'"{c.name}"' for c in table.c if isinstance(c.type, Instant)]
+        if table.name in present and times:
+            assignments = ", ".join(f"{c} = {_TEXT_AS_MICROS.format(c=c)}" for c in times)
+            texts = " OR ".join(f"typeof({c}) = 'text'" for c in times)
+            conn.execute(text(f'UPDATE "{table.name}" SET {assignments} WHERE {texts}'))
 
 
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
