@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Rejection
 from connectors.csv_rows import (
     DEFAULT_TIME_FORMATS,
     RowError,
@@ -78,6 +78,7 @@ class AnsweringServiceCsvConnector(LineFileSource):
         self.mapping = source.mapping()
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        records = self.collector(now)
         done = _load(cursor)
         matched = self.matched(permanent=False)
         state: dict[str, dict[str, Any]] = {}
@@ -97,7 +98,7 @@ class AnsweringServiceCsvConnector(LineFileSource):
             else:
                 skip = _appended_after(path, previous)
             state[key] = {"version": version, "line": skip, "complete": False}
-            for events, rejected, line in self._read(path, skip):
+            for events, rejected, line in self._read(path, skip, records):
                 state[key]["line"] = line
                 yield Batch(events, _dump(state | _later(done, state)), rejected)
             state[key] = {"version": version, "line": state[key]["line"], "complete": True}
@@ -108,11 +109,14 @@ class AnsweringServiceCsvConnector(LineFileSource):
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         self.require_files(paths)
+        records = self.collector(now)
         for path in paths:
-            for events, rejected, _ in self._read(path, 0):
+            for events, rejected, _ in self._read(path, 0, records):
                 yield Batch(events, {"v": CURSOR_VERSION, "files": {}}, rejected)
 
-    def _read(self, path: Path, skip: int) -> Iterator[tuple[list[Event], list[Rejection], int]]:
+    def _read(
+        self, path: Path, skip: int, records: Records
+    ) -> Iterator[tuple[list[Event], list[Rejection], int]]:
         """(events, rejections, last line fully consumed) per chunk of `path`, after `skip`."""
         header: list[str] | None = None
         pending: list[files.Line] = []  # the lines of a record whose quote is still open
@@ -122,36 +126,36 @@ class AnsweringServiceCsvConnector(LineFileSource):
                 [path], max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
             )
             for chunk in chunks:
-                events: list[Event] = []
-                rejected = [r for r in chunk.rejected if _line_number(r.location) > skip]
+                records.rejected.extend(
+                    r for r in chunk.rejected if _line_number(r.location) > skip
+                )
                 before = consumed
                 for line in chunk.lines:
                     number = _line_number(line.location)
                     if number == 1:
-                        header = self._header(line, rejected)
+                        header = self._header(line, records.rejected)
                         consumed = max(consumed, 1)
                         continue
                     if number <= skip:
                         continue
                     pending.append(line)
                     while pending:
-                        outcome = self._record(pending, header, events, rejected)
+                        outcome = self._record(pending, header, records)
                         if outcome is None:
                             break  # the record goes on in the next line
                         pending = pending[outcome:]
                     if not pending:
                         consumed = number
-                for rejection in rejected:
+                for rejection in records.rejected:
                     consumed = max(consumed, _line_number(rejection.location))
-                if events or rejected or consumed != before:  # not a chunk skipped whole
-                    yield events, rejected, consumed
+                if len(records) or consumed != before:  # not a chunk skipped whole
+                    yield *records.parsed(), consumed
             if pending:  # the file ended inside a quoted field
-                events, rejected = [], []
                 last = _line_number(pending[-1].location)
                 while pending:
-                    taken = self._record(pending, header, events, rejected, final=True)
+                    taken = self._record(pending, header, records, final=True)
                     pending = pending[taken or 1 :]
-                yield events, rejected, last
+                yield *records.parsed(), last
         except OSError as exc:
             raise read_error(exc, path) from None
 
@@ -175,8 +179,7 @@ class AnsweringServiceCsvConnector(LineFileSource):
         self,
         lines: list[files.Line],
         header: list[str] | None,
-        events: list[Event],
-        rejected: list[Rejection],
+        records: Records,
         *,
         final: bool = False,
     ) -> int | None:
@@ -191,16 +194,12 @@ class AnsweringServiceCsvConnector(LineFileSource):
             if unclosed and not final and len(lines) < MAX_RECORD_LINES:
                 return None
             if unclosed and len(lines) > 1:
-                rejected.append(Rejection(location, "a quoted field is never closed"))
+                records.reject(location, "a quoted field is never closed")
                 return 1  # read the following lines again as records of their own
-            rejected.append(Rejection(location, str(exc)))
+            records.reject(location, str(exc))
             return len(lines)
-        if fields is None:
-            return len(lines)
-        try:
-            events.extend(self.parse_fields(fields, header))
-        except RowError as exc:
-            rejected.append(Rejection(location, str(exc)))
+        if fields is not None:
+            records.take(location, self.parse_fields, fields, header)
         return len(lines)
 
     def parse_fields(self, fields: list[str], header: list[str] | None) -> list[Event]:

@@ -45,7 +45,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Window
 from connectors.csv_rows import (
     RowError,
     parse_time,
@@ -135,68 +135,74 @@ class AsteriskCdrConnector(LineFileSource):
         super().__init__(source, context, **limits)
         assert isinstance(source, AsteriskCdrSettings), type(source)
         self.options = source
+        self.settle = source.settle
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        tail_cursor, pending, latest = _load(cursor)
+        tail_cursor, legs, latest = _load(cursor)
         chunks = self.tail_chunks(tail_cursor)
-        yield from self._batches(chunks, tail_cursor, pending, latest, now, final=False)
+        pending = _Pending(legs, latest)
+        yield from self._batches(chunks, tail_cursor, pending, now, final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        yield from self._batches(self.read_chunks(paths), None, {}, None, now, final=True)
+        chunks = self.read_chunks(paths)
+        yield from self._batches(chunks, None, _Pending({}, None), now, final=True)
 
     def _batches(
         self,
         chunks: Iterator[files.Chunk],
         tail_cursor: Cursor | None,
-        pending: dict[str, list[Leg]],
-        latest: datetime | None,
+        pending: _Pending,
         now: datetime,
         *,
         final: bool,
     ) -> Iterator[Batch]:
+        records = self.collector(now)
         try:
             for chunk in chunks:
-                rejected = list(chunk.rejected)
+                records.rejected.extend(chunk.rejected)
                 for location, data in chunk.lines:
-                    try:
-                        leg = self.parse_line(data)
-                    except RowError as exc:
-                        rejected.append(Rejection(location, str(exc)))
-                        continue
-                    if leg is not None:
-                        pending.setdefault(leg.key, []).append(leg)
-                        latest = leg.ended if latest is None else max(latest, leg.ended)
+                    records.take(location, self._pend, data, pending, records.window)
                 tail_cursor = chunk.cursor
-                horizon = None if latest is None else latest - self.options.settle
-                _, events = self._settle(pending, horizon)
-                yield Batch(events, _dump(tail_cursor, pending, latest), rejected)
+                latest = pending.latest
+                self._settle(records, pending, None if latest is None else latest - self.settle)
+                yield records.batch(pending.dump(tail_cursor))
         except OSError as exc:
             raise read_error(exc, self.path) from None
         # The file has nothing newer: calls that ended `settle` ago are complete by now.
-        done, events = self._settle(
-            pending, None if final else now - self.options.settle, final=final
-        )
-        if done:
-            yield Batch(events, _dump(tail_cursor, pending, latest))
+        horizon = None if final else now - self.settle
+        if self._settle(records, pending, horizon, final=final):
+            yield records.batch(pending.dump(tail_cursor))
+
+    def _pend(self, data: bytes, pending: _Pending, window: Window) -> None:
+        leg = self.parse_line(data, window)
+        if leg is not None:
+            pending.add(leg)
 
     def _settle(
-        self, pending: dict[str, list[Leg]], horizon: datetime | None, *, final: bool = False
-    ) -> tuple[set[str], list[Event]]:
-        """Build and drop the pending calls that ended by `horizon` (all when `final`)."""
+        self,
+        records: Records,
+        pending: _Pending,
+        horizon: datetime | None,
+        *,
+        final: bool = False,
+    ) -> bool:
+        """Build and drop the pending calls that ended by `horizon` (all when `final`); whether
+        any was. A call that cannot be built is rejected under its key."""
+        legs = pending.legs
         done = {
             key
-            for key, legs in pending.items()
-            if final or (horizon is not None and max(leg.ended for leg in legs) <= horizon)
+            for key, group in legs.items()
+            if final or (horizon is not None and max(leg.ended for leg in group) <= horizon)
         }
-        overflow = max(0, len(pending) - len(done) - MAX_PENDING)
-        done.update([key for key in pending if key not in done][:overflow])
-        events: list[Event] = []
-        for key in [key for key in pending if key in done]:  # in file order
-            events.extend(self.build(key, pending.pop(key)))
-        return done, events
+        overflow = max(0, len(legs) - len(done) - MAX_PENDING)
+        done.update([key for key in legs if key not in done][:overflow])
+        for key in [key for key in legs if key in done]:  # in file order
+            records.take(f"call {key}", self.build, key, legs.pop(key))
+        return bool(done)
 
-    def parse_line(self, data: bytes) -> Leg | None:
-        """One CDR row as a leg; None for a blank line; RowError (the reason) when malformed."""
+    def parse_line(self, data: bytes, window: Window | None = None) -> Leg | None:
+        """One CDR row as a leg; None for a blank line; RowError (the reason) when malformed
+        or, given a `window`, when one of its times is implausible."""
         fields = split_line(data)
         if fields is None:
             return None
@@ -208,6 +214,10 @@ class AsteriskCdrConnector(LineFileSource):
         end = parse_time(row["end"], "end", self.zone, ("iso",))
         answer_text = text(row["answer"], "answer")
         answer = parse_time(answer_text, "answer", self.zone, ("iso",)) if answer_text else None
+        if window is not None:  # before it joins the pending legs: it would settle them all
+            for at, name in ((start, "start"), (end, "end"), (answer, "answer")):
+                if at is not None:
+                    window.check(at, name)
         seconds(row["duration"], "duration")
         billsec = seconds(row["billsec"], "billsec")
         uniqueid = text(row.get("uniqueid", ""), "uniqueid")
@@ -339,13 +349,25 @@ def _is_time(value: str) -> bool:
     return bool(_TIME.match(value.strip()))
 
 
-def _dump(tail: Cursor | None, pending: dict[str, list[Leg]], latest: datetime | None) -> Cursor:
-    return {
-        "v": CURSOR_VERSION,
-        "tail": tail,
-        "pending": [asdict(leg) for legs in pending.values() for leg in legs],
-        "latest": latest.isoformat() if latest else None,
-    }
+@dataclass
+class _Pending:
+    """The legs of calls not settled yet, by call, and the end of the newest leg read."""
+
+    legs: dict[str, list[Leg]]
+    latest: datetime | None
+
+    def add(self, leg: Leg) -> None:
+        self.legs.setdefault(leg.key, []).append(leg)
+        ended = leg.ended
+        self.latest = ended if self.latest is None else max(self.latest, ended)
+
+    def dump(self, tail: Cursor | None) -> Cursor:
+        return {
+            "v": CURSOR_VERSION,
+            "tail": tail,
+            "pending": [asdict(leg) for legs in self.legs.values() for leg in legs],
+            "latest": self.latest.isoformat() if self.latest else None,
+        }
 
 
 def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], datetime | None]:

@@ -28,12 +28,12 @@ from zoneinfo import ZoneInfo
 from pydantic import model_validator
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records
 from connectors.csv_rows import RowError
 from connectors.file_source import FileSource, read_error
 from connectors.queue_log_calls import Calls, Record
 from connectors.queue_log_lines import feed_texts, parse_text
-from connectors.queue_log_rows import CsvRows, TableRows
+from connectors.queue_log_rows import CsvRows, TableRows, record
 from monitor.config import Duration, SourceSettings, TimezoneName
 from monitor.events import Channel, Event
 
@@ -47,8 +47,8 @@ DEFAULT_BATCH = 5000
 # and each batch's fixed cost (its transaction, the rewrite of the indexes' last pages into the
 # WAL, the look at the open stints) then counts four times less; a batch stays a few MB.
 IMPORT_BATCH = 20_000
-# What a reader yields: (location, record) pairs, the position that covers them, rejections.
-Read = tuple[list[tuple[str, Record]], Any, list[Rejection]]
+# What the table reader yields: (location, row) pairs and the position that covers them.
+Read = tuple[list[tuple[str, dict[str, Any]]], Any]
 
 
 class AsteriskQueueLogSettings(SourceSettings):
@@ -109,14 +109,15 @@ class AsteriskQueueLogConnector(FileSource):
         return super().check()
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        calls = Calls(self.unknown_after)
+        records = self.collector(now)
+        calls = Calls(self.unknown_after, records.window)
         try:
             position, header = _load(cursor, calls)
         except (ValueError, TypeError) as exc:
             raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
         if self.options.table_url is not None:
             rows = self._table().read(position)
-            yield from self._batches(rows, position, calls, None, now, tailing=True)
+            yield from self._batches(rows, position, calls, records, now, tailing=True)
             return
         try:
             chunks = files.tail(
@@ -127,15 +128,16 @@ class AsteriskQueueLogConnector(FileSource):
             )
         except ValueError as exc:
             raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
-        yield from self._file_batches(chunks, position, calls, header, now, tailing=True)
+        yield from self._file_batches(chunks, position, calls, header, records, now, tailing=True)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         self.require_files(paths)
         chunks = files.read_all(
             paths, max_lines=self.import_lines, max_line_bytes=self.max_line_bytes
         )
-        calls = Calls(self.unknown_after)
-        yield from self._file_batches(chunks, None, calls, None, now, tailing=False)
+        records = self.collector(now)
+        calls = Calls(self.unknown_after, records.window)
+        yield from self._file_batches(chunks, None, calls, None, records, now, tailing=False)
 
     def _file_batches(
         self,
@@ -143,6 +145,7 @@ class AsteriskQueueLogConnector(FileSource):
         position: Any,
         calls: Calls,
         header: list[str] | None,
+        records: Records,
         now: datetime,
         *,
         tailing: bool,
@@ -150,17 +153,16 @@ class AsteriskQueueLogConnector(FileSource):
         csv_rows = CsvRows(self.zone, header) if self.options.format == "csv" else None
         try:
             for chunk in chunks:
-                events: list[Event] = []
-                rejected = list(chunk.rejected)
+                records.rejected.extend(chunk.rejected)
                 for run in chunk.runs:
                     if csv_rows is None:
-                        _feed_flat(run, calls, events, rejected)
+                        _feed_flat(run, calls, records)
                     else:
-                        _feed_each(run, csv_rows.parse, calls, events, rejected)
-                events.extend(calls.expire(None))
+                        _feed_each(run, csv_rows.parse, calls, records)
+                records.add(calls.expire(None))
                 position = chunk.cursor
-                yield Batch(events, _dump(position, calls, csv_rows), rejected)
-            yield from self._last_batch(position, calls, csv_rows, now, tailing=tailing)
+                yield records.batch(_dump(position, calls, csv_rows))
+            yield from self._last_batch(position, calls, csv_rows, records, now, tailing=tailing)
         except OSError as exc:
             raise read_error(exc, self.configured_path()) from None
 
@@ -169,29 +171,35 @@ class AsteriskQueueLogConnector(FileSource):
         reads: Iterator[Read],
         position: Any,
         calls: Calls,
-        csv_rows: CsvRows | None,
+        records: Records,
         now: datetime,
         *,
         tailing: bool,
     ) -> Iterator[Batch]:
-        for records, position, rejected in reads:
-            events: list[Event] = []
-            for location, record in records:
-                try:
-                    events.extend(calls.feed(record))
-                except RowError as exc:
-                    rejected.append(Rejection(location, str(exc)))
-            events.extend(calls.expire(None))
-            yield Batch(events, _dump(position, calls, csv_rows), rejected)
-        yield from self._last_batch(position, calls, csv_rows, now, tailing=tailing)
+        for found, position in reads:
+            for location, row in found:
+                records.take(location, self._row, calls, row)
+            records.add(calls.expire(None))
+            yield records.batch(_dump(position, calls, None))
+        yield from self._last_batch(position, calls, None, records, now, tailing=tailing)
+
+    def _row(self, calls: Calls, row: dict[str, Any]) -> list[Event]:
+        return calls.feed(record(row, self.zone))
 
     def _last_batch(
-        self, position: Any, calls: Calls, csv_rows: CsvRows | None, now: datetime, *, tailing: bool
+        self,
+        position: Any,
+        calls: Calls,
+        csv_rows: CsvRows | None,
+        records: Records,
+        now: datetime,
+        *,
+        tailing: bool,
     ) -> Iterator[Batch]:
         # Nothing newer to read: give up the stale stints, and show who is waiting now.
-        events = calls.expire(now.timestamp())
+        records.add(calls.expire(now.timestamp()))
         if tailing:
-            events.extend(calls.waiting())
+            records.add(calls.waiting())
         if calls.unknown_verbs:
             counted = ", ".join(f"{v} x{n}" for v, n in calls.unknown_verbs.most_common(10))
             logger.info(
@@ -200,13 +208,11 @@ class AsteriskQueueLogConnector(FileSource):
                 sum(calls.unknown_verbs.values()),
                 counted,
             )
-        if events:
-            yield Batch(events, _dump(position, calls, csv_rows))
+        if len(records):
+            yield records.batch(_dump(position, calls, csv_rows))
 
 
-def _feed_flat(
-    run: files.Run, calls: Calls, events: list[Event], rejected: list[Rejection]
-) -> None:
+def _feed_flat(run: files.Run, calls: Calls, records: Records) -> None:
     """Parse the flat-file lines of `run` and feed them to `calls`: the hot loop of an import.
 
     A run whose bytes are clean as a whole (no NUL, valid UTF-8) is decoded in one go: UTF-8
@@ -220,26 +226,25 @@ def _feed_flat(
         except UnicodeDecodeError:
             pass
     if texts is None:
-        _feed_each(run, parse_line, calls, events, rejected)
+        _feed_each(run, parse_line, calls, records)
     else:
-        feed_texts(calls, texts, run.location, events, rejected)
+        feed_texts(calls, texts, run.location, records)
 
 
 def _feed_each(
     run: files.Run,
     parse: Callable[[bytes], Record | None],
     calls: Calls,
-    events: list[Event],
-    rejected: list[Rejection],
+    records: Records,
 ) -> None:
-    """Each line of `run` through `parse` into `calls`; a malformed one rejected where it is."""
+    """Each line of `run` through `parse` into `calls`; a bad one rejected where it is."""
     for index, data in enumerate(run.lines):
-        try:
-            record = parse(data)
-            if record is not None:
-                events.extend(calls.feed(record))
-        except RowError as exc:
-            rejected.append(Rejection(run.location(index), str(exc)))
+        records.take(run.location(index), _fed, parse, calls, data)
+
+
+def _fed(parse: Callable[[bytes], Record | None], calls: Calls, data: bytes) -> list[Event]:
+    record = parse(data)
+    return [] if record is None else calls.feed(record)
 
 
 def parse_line(data: bytes) -> Record | None:

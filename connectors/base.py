@@ -8,20 +8,32 @@ connector never touches the database and never changes anything at the source.
 
 Bad records are not exceptions: they travel in `Batch.rejected` with a location and a reason,
 are counted and logged by the ingest loop, and the rest of the source is still read. Exceptions
-are for a source that cannot be read at all (`ConnectorError`).
+are for a source that cannot be read at all (`ConnectorError`, or an `OSError` of its files).
+
+One record never fails more than itself. Every connector makes its events through `Records`:
+`take(location, make, *args)` runs `make` for one record, and whatever goes wrong in it (a
+`BadRecord` with its reason, or any other exception: a charset that does not decode, a time
+that overflows, a value of the wrong type) makes that record a located rejection while the rest
+of the batch is kept. The events a record makes must carry plausible times (`Window`, from the
+`plausible_times` setting): a record with a time outside them is rejected too. Strings that
+cannot be stored (lone surrogates, NUL) are made storable by the event constructors
+(monitor.events), so a record cannot fail its batch in the database either.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from monitor.config import Agents, SourceSettings
-from monitor.events import Channel, Event
+from monitor.config import Agents, PlausibleTimes, SourceSettings
+from monitor.events import CallEvent, Channel, Event, MessageEvent, from_micros, micros
+
+logger = logging.getLogger(__name__)
 
 # Small, JSON-serializable, versioned ({"v": 1, ...}): it is stored as JSON with the rows.
 Cursor = dict[str, Any]
@@ -54,6 +66,182 @@ class Batch:
     rejected: list[Rejection] = field(default_factory=list)
 
 
+class BadRecord(ValueError):
+    """A record that cannot be used; the message is the rejection reason. Reasons name a field
+    or a type, never the record's contents (they are logged)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The times a record read now may carry: from `earliest` to `latest` (now plus the
+    `plausible_times.ahead` setting), both included. Calls are checked on their microseconds."""
+
+    earliest: datetime
+    latest: datetime
+    earliest_us: int
+    latest_us: int
+
+    @classmethod
+    def of(cls, earliest: datetime, latest: datetime) -> Window:
+        return cls(earliest, latest, micros(earliest), micros(latest))
+
+    @property
+    def epochs(self) -> tuple[float, float]:
+        """The window as Unix epoch seconds, for logs that write times so."""
+        return self.earliest_us / 1_000_000, self.latest_us / 1_000_000
+
+    def check(self, at: datetime, what: str) -> datetime:
+        """`at` when it is plausible; BadRecord naming `what` when it is not."""
+        if self.earliest <= at <= self.latest:
+            return at
+        raise BadRecord(self.reason(at, what))
+
+    def reason(self, at: datetime, what: str = "time") -> str:
+        stamp = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        if at < self.earliest:
+            return (
+                f"implausible {what} {stamp}: before {self.earliest:%Y-%m-%d}, the earliest "
+                "plausible time (plausible_times.earliest)"
+            )
+        return (
+            f"implausible {what} {stamp}: after {self.latest:%Y-%m-%d %H:%M} UTC, the latest "
+            "plausible time (now + plausible_times.ahead)"
+        )
+
+    def problem(self, event: Event) -> str | None:
+        """Why `event` carries an implausible time; None when it does not."""
+        if isinstance(event, MessageEvent):
+            at = event.at
+            return None if self.earliest <= at <= self.latest else self.reason(at)
+        lo, hi = self.earliest_us, self.latest_us
+        for value, what in (
+            (event.entered_us, "entered time"),
+            (event.answered_us, "answered time"),
+            (event.left_us, "end time"),
+        ):
+            if value is not None and not lo <= value <= hi:
+                return self.reason(from_micros(value), what)
+        return None
+
+
+def window_of(settings: PlausibleTimes, now: datetime) -> Window:
+    """The plausible times of records read at `now`."""
+    earliest = datetime.combine(settings.earliest, time(), UTC)
+    return Window.of(earliest, now.astimezone(UTC) + settings.ahead)
+
+
+# A record's events: one event, several, or none (a record that is skipped on purpose).
+Made = Event | Iterable[Event] | None
+
+
+class Records:
+    """The events and rejections of a batch being read, each record made on its own.
+
+    `take` is the one place where a record becomes events: any exception while it is made (but
+    a failure of the source itself: ConnectorError, OSError, MemoryError) and any implausible
+    time in what it made reject that record, located, and nothing of it is kept. `batch` hands
+    over what was collected and starts afresh, so one `Records` serves a whole fetch."""
+
+    __slots__ = ("events", "rejected", "window")
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.events: list[Event] = []
+        self.rejected: list[Rejection] = []
+
+    def __len__(self) -> int:
+        """Events and rejections collected: what a batch's size is counted in."""
+        return len(self.events) + len(self.rejected)
+
+    def take(self, location: str, make: Callable[..., Made], *args: Any) -> bool:
+        """Add the events `make(*args)` makes for the record at `location`; True when they were
+        kept, False when the record was rejected."""
+        try:
+            made = make(*args)
+            if made is None:
+                return True
+            found = [made] if isinstance(made, MessageEvent | CallEvent) else list(made)
+        except Exception as exc:  # noqa: BLE001 - the record boundary: reason_for sorts it out
+            self.rejected.append(Rejection(location, reason_for(exc)))
+            return False
+        return self._keep(location, found)
+
+    def take_parsed(
+        self,
+        location: str,
+        make: Callable[..., tuple[list[Event], list[Rejection]]],
+        *args: Any,
+    ) -> bool:
+        """As `take`, for a record whose parts are rejected on their own (a chat and its
+        messages): `make` returns (events, rejections)."""
+        try:
+            found, rejected = make(*args)
+        except Exception as exc:  # noqa: BLE001 - the record boundary: reason_for sorts it out
+            self.rejected.append(Rejection(location, reason_for(exc)))
+            return False
+        self.rejected.extend(rejected)
+        return self._keep(location, found)
+
+    def add(self, events: Iterable[Event]) -> None:
+        """Events made from what earlier records left (a call finished by the clock, legs
+        settled into a call): an implausible one is rejected under its own id."""
+        for event in events:
+            problem = self.window.problem(event)
+            if problem is None:
+                self.events.append(event)
+            else:
+                what = "call" if isinstance(event, CallEvent) else "message"
+                self.rejected.append(Rejection(f"{what} {event.external_id}", problem))
+
+    def reject(self, location: str, reason: str) -> None:
+        self.rejected.append(Rejection(location, reason))
+
+    def batch(self, cursor: Cursor) -> Batch:
+        """A batch of everything collected, with `cursor`; the collector starts empty again."""
+        batch = Batch(self.events, cursor, self.rejected)
+        self.events, self.rejected = [], []
+        return batch
+
+    def parsed(self) -> tuple[list[Event], list[Rejection]]:
+        """Everything collected as (events, rejections); the collector starts empty again."""
+        parsed = (self.events, self.rejected)
+        self.events, self.rejected = [], []
+        return parsed
+
+    def _keep(self, location: str, found: list[Event]) -> bool:
+        problem = self.window.problem
+        for event in found:
+            reason = problem(event)
+            if reason is not None:
+                self.rejected.append(Rejection(location, reason))
+                return False
+        self.events.extend(found)
+        return True
+
+
+def reason_for(exc: Exception) -> str:
+    """The rejection reason of a record whose making raised `exc`; `exc` itself when it is a
+    failure of the source (the poll fails, to be retried), not of the record."""
+    if isinstance(exc, ConnectorError | OSError | MemoryError):
+        raise exc
+    if isinstance(exc, BadRecord):
+        return str(exc)
+    # Not a reason we wrote: its message may quote the record, so only its kind is given (the
+    # traceback is logged at debug level for whoever wants to fix a parser).
+    logger.debug("a record raised %s", type(exc).__name__, exc_info=exc)
+    if isinstance(exc, OverflowError):
+        what = "a time or number out of range"
+    elif isinstance(exc, UnicodeError):
+        what = "text that cannot be decoded or encoded"
+    elif isinstance(exc, RecursionError):
+        what = "nesting too deep"
+    elif isinstance(exc, LookupError):
+        what = "an unknown name or a missing part"
+    else:
+        what = "unexpected content"
+    return f"cannot be read: {what} ({type(exc).__name__})"
+
+
 @dataclass(frozen=True)
 class ConnectorContext:
     """What a connector may know beyond its own settings."""
@@ -61,6 +249,10 @@ class ConnectorContext:
     agents: Agents
     base_dir: Path  # relative paths in the config are relative to this folder
     timezone: ZoneInfo  # the configured default zone for timestamps without an offset
+    plausible: PlausibleTimes = PlausibleTimes()  # the times a record may carry
+
+    def window(self, now: datetime) -> Window:
+        return window_of(self.plausible, now)
 
     def path(self, value: str | Path) -> Path:
         return (self.base_dir / Path(value).expanduser()).resolve()
@@ -87,6 +279,10 @@ class Connector:
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
         self.source = source
         self.context = context
+
+    def collector(self, now: datetime) -> Records:
+        """The collector every record of a fetch at `now` becomes events through."""
+        return Records(self.context.window(now))
 
     def check(self) -> str:
         """Try the source without reading it all; return a short description of what was found.

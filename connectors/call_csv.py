@@ -41,7 +41,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, Cursor
 from connectors.csv_rows import (
     DEFAULT_TIME_FORMATS,
     RowError,
@@ -201,27 +201,26 @@ class CallCsvConnector(LineFileSource):
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         matched = self.matched(permanent=False)
-        yield from self._batches(self.tail_chunks(cursor, matched), matched)
+        yield from self._batches(self.tail_chunks(cursor, matched), matched, now)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        yield from self._batches(self.read_chunks(paths), paths)
+        yield from self._batches(self.read_chunks(paths), paths, now)
 
-    def _batches(self, chunks: Iterator[files.Chunk], paths: list[Path]) -> Iterator[Batch]:
+    def _batches(
+        self, chunks: Iterator[files.Chunk], paths: list[Path], now: datetime
+    ) -> Iterator[Batch]:
+        records = self.collector(now)
         try:
             # Line locations carry the file name; each file's own first line is its header.
             headers = {path.name: self._header(path) for path in paths}
             for chunk in chunks:
-                events: list[Event] = []
-                rejected = list(chunk.rejected)
+                records.rejected.extend(chunk.rejected)
                 for location, data in chunk.lines:
                     name, _, number = location.rpartition(":")
                     if self.options.has_header() and number == "1":
                         continue
-                    try:
-                        events.extend(self.parse_row(data, headers.get(name)))
-                    except RowError as exc:
-                        rejected.append(Rejection(location, str(exc)))
-                yield Batch(events, chunk.cursor, rejected)
+                    records.take(location, self.parse_row, data, headers.get(name))
+                yield records.batch(chunk.cursor)
         except OSError as exc:
             raise read_error(exc, self.path) from None
 

@@ -24,14 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from connectors import files
-from connectors.base import (
-    Batch,
-    Cursor,
-    Rejection,
-)
+from connectors.base import Batch, Cursor
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.json_records import RecordError, json_type, text
-from monitor.events import Channel, Event, MessageEvent, MessageKind, Side
+from monitor.events import Channel, MessageEvent, MessageKind, Side
 
 ROLES = {"customer", "agent", "bot", "system"}
 AUTOMATIC_ROLES = {"bot", "system"}
@@ -53,25 +49,19 @@ class ChatJsonlConnector(LineFileSource):
     settings = ChatJsonlSettings
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        yield from self._batches(self.tail_chunks(cursor))
+        yield from self._batches(self.tail_chunks(cursor), now)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
-        yield from self._batches(self.read_chunks(paths))
+        yield from self._batches(self.read_chunks(paths), now)
 
-    def _batches(self, chunks: Iterator[files.Chunk]) -> Iterator[Batch]:
+    def _batches(self, chunks: Iterator[files.Chunk], now: datetime) -> Iterator[Batch]:
+        records = self.collector(now)
         try:
             for chunk in chunks:
-                events: list[Event] = []
-                rejected = list(chunk.rejected)
+                records.rejected.extend(chunk.rejected)
                 for location, data in chunk.lines:
-                    try:
-                        event = parse_line(data)
-                    except RecordError as exc:
-                        rejected.append(Rejection(location, str(exc)))
-                        continue
-                    if event is not None:
-                        events.append(event)
-                yield Batch(events, chunk.cursor, rejected)
+                    records.take(location, parse_line, data)
+                yield records.batch(chunk.cursor)
         except OSError as exc:
             raise read_error(exc, self.path) from None
 
@@ -144,7 +134,10 @@ def _timestamp(value: object) -> datetime:
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         # Guessing a zone would shift every response time by hours; the exporter must say.
         raise LineError("at has no UTC offset (naive time; add Z or +HH:MM)")
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # the year 9999 (or 1) moved past the end of the calendar
+        raise LineError("at is out of range") from None
 
 
 def _identifier(record: dict[str, Any], key: str, *, required: bool = False) -> str | None:

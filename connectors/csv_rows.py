@@ -18,13 +18,15 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+from connectors.base import BadRecord
+
 # The formats tried when a source configures none: ISO 8601 (which also covers Asterisk's
 # `2024-01-27 15:07:24`), Unix epoch seconds, and the slashed forms a spreadsheet re-save leaves
 # (`2020/2/10 22:41`, seconds lost).
 DEFAULT_TIME_FORMATS = ("iso", "epoch", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M")
 
 
-class RowError(ValueError):
+class RowError(BadRecord):
     """A line that cannot be used; the message is the rejection reason (never field contents
     beyond short vocabulary such as a column name)."""
 
@@ -75,7 +77,10 @@ def parse_time(value: str, name: str, zone: ZoneInfo, formats: Sequence[str]) ->
             continue
         if parsed.tzinfo is None or parsed.utcoffset() is None:
             parsed = parsed.replace(tzinfo=zone)
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # the year 9999 (or 1) moved past the end of the calendar
+            raise RowError(f"{name} is out of range") from None
     raise RowError(f"{name} is not a time in the configured formats ({', '.join(formats)})")
 
 

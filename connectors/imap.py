@@ -25,8 +25,9 @@ folder alone, telling our messages by their `\\Sent` label. For each folder:
    transaction: a dropped connection loses nothing, and the next poll starts after the last
    stored batch.
 
-A message that cannot be measured (no From in INBOX, no usable time) is a Rejection located
-`FOLDER uid N`; the rest of the folder is read.
+A message that cannot be measured (no From in INBOX, no usable or plausible time, anything in
+it that does not decode) is a Rejection located `FOLDER uid N` (connectors.base.Records); the
+rest of the folder is read.
 """
 
 from __future__ import annotations
@@ -41,13 +42,13 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from imapclient.imapclient import ALL, SENT
 
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Records
 from connectors.imap_fetch import fetch as fetch_items
 from connectors.imap_session import ImapSettings, describe, session
 from connectors.mail import Classifier, MailError, build_event, own_addresses, skipped_by_labels
 from connectors.mail_headers import FIELDS, parse
 from monitor.config import SourceSettings
-from monitor.events import Channel, Event
+from monitor.events import Channel, MessageEvent
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class ImapConnector(Connector):
         self.classifier = Classifier(
             context, own_addresses([source.username]), source.thread_window
         )
+        self._header_key: bytes | None = None  # the header section's name, as the server says it
 
     def check(self) -> str:
         with session(self.imap, self.context.base_dir) as client:
@@ -98,12 +100,11 @@ class ImapConnector(Connector):
             selected = folders[-1].name if folders else None
             changed = any(f.changed for f in folders)
             size = self.imap.batch_size
+            records = self.collector(now)
             # Round by round, `batch_size` UIDs of every folder with new mail go into one
             # batch: a reply and its question, arriving about together in Sent and INBOX, are
             # then stored and measured together, rather than each conversation twice.
             while any(f.uids for f in folders):
-                events: list[Event] = []
-                rejected: list[Rejection] = []
                 for folder in folders:
                     if not folder.uids:
                         continue
@@ -112,12 +113,10 @@ class ImapConnector(Connector):
                         self._select(client, folder.name, folder.validity)
                         selected = folder.name
                     response = fetch_items(client, part, items)
-                    found, bad = self.events(folder.name, folder.sent, part, response)
-                    events += found
-                    rejected += bad
+                    self.events(records, folder.name, folder.sent, part, response)
                     state[folder.name] = {"uidvalidity": folder.validity, "last_uid": part[-1]}
                 changed = False
-                yield Batch(events, dump_cursor(state), rejected)
+                yield records.batch(dump_cursor(state))
             if changed:  # nothing new, but a folder was renumbered: keep its new UIDVALIDITY
                 yield Batch([], dump_cursor(state))
 
@@ -193,45 +192,42 @@ class ImapConnector(Connector):
         return _Folder(name, sent, validity, uids, changed)
 
     def events(
-        self, folder: str, sent: bool, uids: list[int], response: dict[int, dict[bytes, Any]]
-    ) -> tuple[list[Event], list[Rejection]]:
-        """The events of one FETCH response (a pure function of it)."""
-        events: list[Event] = []
-        rejected: list[Rejection] = []
-        header_key: bytes | None = None
-        classifier = self.classifier
-        for uid in uids:  # the location string is made only for a rejection: this loop is hot
-            record = response.get(uid)
-            if record is None:
-                reason = "the server returned no data for it"
-                rejected.append(Rejection(f"{folder} uid {uid}", reason))
-                continue
-            if header_key is None or header_key not in record:
-                header_key = next((k for k in record if k.startswith(b"BODY[HEADER")), None)
-            raw = record.get(header_key) if header_key is not None else None
-            if not isinstance(raw, bytes):
-                reason = "the server returned no headers for it"
-                rejected.append(Rejection(f"{folder} uid {uid}", reason))
-                continue
-            found_labels = record.get(b"X-GM-LABELS")
-            labels = [_text(label) for label in found_labels] if found_labels else []
-            if labels and skipped_by_labels(labels):
-                continue  # Gmail's All Mail holds drafts too: not sent, not an answer
-            thread = record.get(b"X-GM-THRID")
-            try:
-                event = build_event(
-                    parse(raw),
-                    arrived=_arrival(record.get(b"INTERNALDATE")),
-                    sent=sent,
-                    classifier=classifier,
-                    gmail_thread=str(thread) if thread is not None else None,
-                    gmail_labels=labels,
-                )
-            except MailError as exc:
-                rejected.append(Rejection(f"{folder} uid {uid}", str(exc)))
-                continue
-            events.append(event)
-        return events, rejected
+        self,
+        records: Records,
+        folder: str,
+        sent: bool,
+        uids: list[int],
+        response: dict[int, dict[bytes, Any]],
+    ) -> None:
+        """The events of one FETCH response into `records` (a pure function of it)."""
+        for uid in uids:
+            records.take(f"{folder} uid {uid}", self.event, sent, response.get(uid))
+
+    def event(self, sent: bool, record: dict[bytes, Any] | None) -> MessageEvent | None:
+        """The event of one message of a FETCH response; None for a Gmail draft, spam or
+        trash; MailError when it cannot be measured."""
+        if record is None:
+            raise MailError("the server returned no data for it")
+        header_key = self._header_key
+        if header_key is None or header_key not in record:
+            header_key = next((k for k in record if k.startswith(b"BODY[HEADER")), None)
+            self._header_key = header_key
+        raw = record.get(header_key) if header_key is not None else None
+        if not isinstance(raw, bytes):
+            raise MailError("the server returned no headers for it")
+        found_labels = record.get(b"X-GM-LABELS")
+        labels = [_text(label) for label in found_labels] if found_labels else []
+        if labels and skipped_by_labels(labels):
+            return None  # Gmail's All Mail holds drafts too: not sent, not an answer
+        thread = record.get(b"X-GM-THRID")
+        return build_event(
+            parse(raw),
+            arrived=_arrival(record.get(b"INTERNALDATE")),
+            sent=sent,
+            classifier=self.classifier,
+            gmail_thread=str(thread) if thread is not None else None,
+            gmail_labels=labels,
+        )
 
 
 def _arrival(value: object) -> datetime | None:
@@ -245,7 +241,10 @@ def _arrival(value: object) -> datetime | None:
         raise MailError("INTERNALDATE has an impossible time zone offset") from None
     if offset is None:
         return None  # cannot happen with normalise_times off; never guess a zone
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # the year 9999 (or 1) moved past the end of the calendar
+        raise MailError("INTERNALDATE is out of range") from None
 
 
 def _text(value: object) -> str:

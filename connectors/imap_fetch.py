@@ -143,6 +143,6 @@ def _internaldate(value: bytes) -> datetime | None:
 def _library_date(value: bytes) -> datetime | None:
     try:
         parsed: datetime = parse_to_datetime(value, normalise=False)
-    except ValueError:
+    except (ValueError, OverflowError, IndexError, TypeError):  # no usable date: no arrival
         return None
     return parsed

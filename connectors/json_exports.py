@@ -30,7 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import (
+    Batch,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Records,
+    Rejection,
+    reason_for,
+)
 from connectors.file_source import FileSource, read_error
 from connectors.json_records import RecordError, array, json_type, load_json, nested
 from monitor.config import SourceSettings
@@ -92,11 +100,13 @@ Parsed = tuple[list[Event], list[Rejection]]  # what one record of a file became
 @dataclass(frozen=True)
 class Unit:
     """One snapshot file: its content fingerprint, how to read it and how to parse it into
-    records (deterministically: a resumed read skips the records already stored)."""
+    records (deterministically: a resumed read skips the records already stored), and where it
+    is (a file unreadable as a whole, a zip member that does not decompress, is rejected there)."""
 
     fingerprint: str
     read: Callable[[], bytes]
     parse: Callable[[bytes], Iterator[Parsed]]
+    location: str = ""
 
 
 def read_units(
@@ -122,7 +132,13 @@ def read_units(
         if unit.fingerprint in state.read:
             continue
         skip = resume[1] if resume is not None and resume[0] == unit.fingerprint else 0
-        for index, (found, bad) in enumerate(unit.parse(unit.read())):
+        try:
+            data = unit.read()
+        except Exception as exc:  # noqa: BLE001 - one file's failure: reason_for sorts it out
+            data, parse = b"", rejecting([Rejection(unit.location, reason_for(exc))])
+        else:
+            parse = unit.parse
+        for index, (found, bad) in enumerate(parse(data)):
             if index < skip:
                 continue
             events.extend(found)
@@ -199,6 +215,7 @@ class ExportFileSource(FileSource):
         return self.path
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        records = self.collector(now)
         found = self.matched(permanent=False)
         try:
             if cursor is not None and cursor.get("v") != CURSOR_VERSION:
@@ -219,7 +236,7 @@ class ExportFileSource(FileSource):
         # the same document state, and a poll's first batch is then one with something in it.
         pending: Batch | None = None
         try:
-            units = self._units(docs)
+            units = self._units(docs, records)
             for batch in read_units(
                 units, documents, whole, max_records=self.max_records, stored=cursor
             ):
@@ -231,7 +248,7 @@ class ExportFileSource(FileSource):
                 lined, lines_cursor, max_lines=self.max_records, max_line_bytes=self.max_line_bytes
             )
             for chunk in chunks:
-                events, rejected = self._lines(chunk)
+                events, rejected = self._lines(chunk, records)
                 state = {"v": CURSOR_VERSION, "documents": done.dump(), "lines": chunk.cursor}
                 pending = None
                 yield Batch(events, state, rejected)
@@ -242,22 +259,23 @@ class ExportFileSource(FileSource):
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         self.require_files(paths)
+        records = self.collector(now)
         docs = [p for p in paths if not p.name.lower().endswith(LINE_SUFFIXES)]
         lined = [p for p in paths if p.name.lower().endswith(LINE_SUFFIXES)]
         try:
             yield from read_units(
-                self._units(docs), Snapshots(), lambda s: {}, max_records=self.max_records
+                self._units(docs, records), Snapshots(), lambda s: {}, max_records=self.max_records
             )
             chunks = files.read_all(
                 lined, max_lines=self.max_records, max_line_bytes=self.max_line_bytes
             )
             for chunk in chunks:
-                events, rejected = self._lines(chunk)
+                events, rejected = self._lines(chunk, records)
                 yield Batch(events, {}, rejected)
         except OSError as exc:
             raise read_error(exc, self.path) from None
 
-    def _units(self, paths: list[Path]) -> Iterator[Unit]:
+    def _units(self, paths: list[Path], records: Records) -> Iterator[Unit]:
         for path in paths:
             size = path.stat().st_size
             if size > self.max_document_bytes:
@@ -266,33 +284,39 @@ class ExportFileSource(FileSource):
                     " for one JSON document (export smaller pages, or JSONL)"
                 )
                 yield Unit(
-                    f"{path.name}:{size}:large", bytes, rejecting([Rejection(path.name, reason)])
+                    f"{path.name}:{size}:large",
+                    bytes,
+                    rejecting([Rejection(path.name, reason)]),
+                    path.name,
                 )
                 continue
             data = path.read_bytes()
             # The bytes are read again only if this content was not read before.
-            yield Unit(fingerprint(data), path.read_bytes, self._document_parser(path.name))
+            parse = self._document_parser(path.name, records)
+            yield Unit(fingerprint(data), path.read_bytes, parse, path.name)
 
-    def _document_parser(self, name: str) -> Callable[[bytes], Iterator[Parsed]]:
+    def _document_parser(self, name: str, records: Records) -> Callable[[bytes], Iterator[Parsed]]:
         def parse(data: bytes) -> Iterator[Parsed]:
             try:
                 document = load_json(data)
             except RecordError as exc:
                 yield [], [Rejection(name, str(exc))]
                 return
-            yield from self._records_of(document, name, "")
+            yield from self._records_of(document, name, "", records)
 
         return parse
 
-    def _records_of(self, value: Any, where: str, path: str) -> Iterator[Parsed]:
+    def _records_of(self, value: Any, where: str, path: str, records: Records) -> Iterator[Parsed]:
+        """What each record in `value` makes, one record at a time (connectors.base.Records)."""
         try:
             for record_path, record in self.records(value, path):
                 location = nested(where, record_path) if record_path else where
-                yield self.parse_record(record, location)
-        except RecordError as exc:
-            yield [], [Rejection(nested(where, path) if path else where, str(exc))]
+                records.take_parsed(location, self.parse_record, record, location)
+                yield records.parsed()
+        except Exception as exc:  # noqa: BLE001 - the document's shape: reason_for sorts it out
+            yield [], [Rejection(nested(where, path) if path else where, reason_for(exc))]
 
-    def _lines(self, chunk: files.Chunk) -> Parsed:
+    def _lines(self, chunk: files.Chunk, records: Records) -> Parsed:
         events: list[Event] = []
         rejected = list(chunk.rejected)
         for location, data in chunk.lines:
@@ -303,7 +327,7 @@ class ExportFileSource(FileSource):
             except RecordError as exc:
                 rejected.append(Rejection(location, str(exc)))
                 continue
-            for found, bad in self._records_of(value, location, ""):
+            for found, bad in self._records_of(value, location, "", records):
                 events.extend(found)
                 rejected.extend(bad)
         return events, rejected

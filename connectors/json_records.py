@@ -11,10 +11,12 @@ import json
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from connectors.base import BadRecord
+
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
-class RecordError(ValueError):
+class RecordError(BadRecord):
     """A record that cannot be used; the message is the rejection reason (no message text)."""
 
 

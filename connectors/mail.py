@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
-from connectors.base import Connector, ConnectorContext
+from connectors.base import BadRecord, Connector, ConnectorContext
 from connectors.mail_headers import AUTOREPLY_FIELDS, Headers, parse
 from monitor.config import Duration, SourceSettings
 from monitor.events import Channel, MessageEvent, Side, Thread
@@ -65,7 +65,7 @@ class MailSettings(SourceSettings):
     thread_window: Duration = timedelta(days=7)
 
 
-class MailError(ValueError):
+class MailError(BadRecord):
     """A message that cannot be measured; the message is the rejection reason."""
 
 

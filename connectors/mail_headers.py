@@ -6,9 +6,18 @@ Maildir stop reading a message at its first empty line. Parsing uses `email`'s
 the subject, 8-bit bytes), which measured about ten times faster than `policy.default` on bulk
 header blocks; each header is looked up once, from one pass over the parsed fields.
 
-Nothing here raises for bad mail: undecodable or 8-bit bytes become text with U+FFFD, a date
-that cannot be read is None with the reason in `date_problem`, ids are normalised to `<id>`.
-Whether such a message can still be measured is decided by the caller (connectors.mail).
+Nothing here raises for bad mail: undecodable or 8-bit bytes become text with U+FFFD (an
+encoded word in a charset that cannot decode, `=?undefined?q?x?=` or `=?idna?q?x?=`, is read as
+UTF-8 as far as it goes, and a UTF-7 word's lone surrogates become U+FFFD), a date that cannot
+be read is None with the reason in `date_problem`, ids are normalised to `<id>`. Whether such a
+message can still be measured is decided by the caller (connectors.mail).
+
+Addresses come from the raw header, never from decoded text: an encoded word is display-name
+text, so `=?utf-8?b?...?= <evil@attacker.net>` is evil@attacker.net whatever the word decodes to
+(decoding first would let `Support <support@example.com>,` inside the word pass as our
+address). A list that does not parse into as many addresses as it has separators (unbalanced
+parentheses or quotes, the trick that makes parsers disagree on who sent a message) yields no
+address at all, as `email.utils.getaddresses(strict=True)` does in newer Pythons.
 """
 
 from __future__ import annotations
@@ -61,6 +70,10 @@ _WANTED = frozenset(f.lower() for f in FIELDS + TAKEOUT_FIELDS)
 _LISTS = frozenset({"to", "cc", "bcc"})  # may repeat; every occurrence counts
 
 _ID = re.compile(r"<([^<>\s]+)>")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_IN_ADDRESS = re.compile(r"[\s<>]")
+_LONE_SURROGATES = re.compile("[\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
 _PLAIN_ADDRESSES = re.compile(r'[^"()\\;:]*\Z')  # no quotes, comments, groups, escapes
 _ANGLE = re.compile(r"<([^<>]*)>")
@@ -211,10 +224,7 @@ def decode_words(value: str) -> str:
             # decode_header hands plain text back as raw-unicode-escape bytes.
             text, encoded = part.decode("raw-unicode-escape", "replace"), False
         else:
-            try:
-                text = part.decode(charset, "replace")
-            except LookupError:  # an unknown charset name
-                text = part.decode("utf-8", "replace")
+            text = _decoded(part, charset)
             encoded = True
         if out and last_encoded is not None and encoded != last_encoded:
             if text and not text[0].isspace() and not out[-1][-1:].isspace():
@@ -222,6 +232,21 @@ def decode_words(value: str) -> str:
         out.append(text)
         last_encoded = encoded
     return "".join(out)
+
+
+def _decoded(data: bytes, charset: str) -> str:
+    """The bytes of an encoded word in its charset, as far as they go.
+
+    A charset name is whatever the sender wrote: an unknown one, or a codec that is not a text
+    encoding or refuses to replace errors (`undefined`, `idna`, `rot13`), reads as UTF-8; a
+    codec that yields lone surrogates (UTF-7) has them replaced, so the text can be stored."""
+    try:
+        text = data.decode(charset, "replace")
+    except Exception:  # noqa: BLE001 - any codec failure: the sender's charset is unusable
+        text = data.decode("utf-8", "replace")
+    if not text.isascii():
+        text = _LONE_SURROGATES.sub("\ufffd", text)
+    return text
 
 
 def message_ids(value: str) -> list[str]:
@@ -246,17 +271,16 @@ def normalise_id(value: str) -> str:
 
 
 def addresses(values: list[str]) -> list[str]:
-    """The addresses of address headers, lower case, without display names.
+    """The addresses of address headers, lower case, without display names, read from the raw
+    values (encoded words are never decoded here: they are display names, not addresses).
 
     The usual `Name <a@b>, c@d` is split directly; anything with quotes, comments, groups or
-    escapes goes through `email.utils.getaddresses`, which is exact but about ten times slower.
-    """
+    escapes goes through `email.utils.getaddresses`, which is exact but about ten times slower,
+    and must find as many addresses as the value has separators (`_strictly`)."""
     found = []
     for value in values:
-        if "=?" in value:
-            value = decode_words(value)
         if _PLAIN_ADDRESSES.match(value) is None:
-            pairs = getaddresses([value])
+            pairs = _strictly(value)
         else:
             pairs = []
             for part in value.split(","):
@@ -266,9 +290,34 @@ def addresses(values: list[str]) -> list[str]:
                     pairs.append(("", address))
         for _, address in pairs:
             address = address.strip().lower()
-            if address:
+            # Spaces or angle brackets are left by a parse that went wrong, never an address.
+            if (
+                address
+                and _ENCODED_WORD.search(address) is None
+                and not _NOT_IN_ADDRESS.search(address)
+            ):
                 found.append(address)
     return found
+
+
+def _strictly(value: str) -> list[tuple[str, str]]:
+    """`getaddresses([value])`, or nothing when its parse is ambiguous: parentheses that do not
+    balance, or not as many addresses as commas outside quoted names say. (What Python 3.13's
+    `getaddresses(strict=True)` checks; 3.11 reads `a@ours.example)<b@evil.example>` as both.)"""
+    unquoted = _QUOTED.sub("", value)
+    if '"' in unquoted:  # a quote that never closes
+        return []
+    depth = 0
+    for char in unquoted:
+        depth += (char == "(") - (char == ")")
+        if depth < 0:
+            return []
+    if depth:
+        return []
+    pairs = getaddresses([value])
+    if len(pairs) != 1 + unquoted.count(","):
+        return []
+    return pairs
 
 
 def _first_address(value: str | None) -> str | None:

@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records
 from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from monitor.config import SourceSettings
-from monitor.events import Event
+from monitor.events import MessageEvent
 
 CURSOR_VERSION = 1
 SETTLE_NS = 10 * 1_000_000_000  # ctime granularity and clock skew of network file systems
@@ -107,16 +107,19 @@ class MaildirConnector(MailArchive):
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         root = self.context.path(self.maildir.path)
         state = load_cursor(cursor)
-        yield from self._read(self.plan(root, permanent=False), state, incremental=True)
+        plan = self.plan(root, permanent=False)
+        yield from self._read(plan, state, self.collector(now), incremental=True)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         for path in paths:
-            yield from self._read(self.plan(path, permanent=True), {}, incremental=False)
+            plan = self.plan(path, permanent=True)
+            yield from self._read(plan, {}, self.collector(now), incremental=False)
 
     def _read(
         self,
         plan: list[tuple[str, Path, bool]],
         state: dict[str, dict[str, Any]],
+        records: Records,
         *,
         incremental: bool,
     ) -> Iterator[Batch]:
@@ -135,7 +138,8 @@ class MaildirConnector(MailArchive):
             read: dict[str, int] = dict(stored["recent"])
             for start in range(0, len(found), size):
                 part = found[start : start + size]
-                events, rejected = self._events(part, sent)
+                for file in part:
+                    records.take(file.location, self._event, file, sent)
                 read.update((f.key, f.ctime_ns) for f in part)
                 following = found[start + size].ctime_ns if start + size < len(found) else None
                 after = scanned_at - SETTLE_NS
@@ -144,29 +148,18 @@ class MaildirConnector(MailArchive):
                 after = max(after, stored["after"])
                 read = {k: c for k, c in read.items() if c >= after}
                 state[name] = {"after": after, "recent": dict(read)}
-                yield Batch(events, dump_cursor(state) if incremental else {}, rejected)
+                yield records.batch(dump_cursor(state) if incremental else {})
 
-    def _events(self, part: list[_File], sent: bool) -> tuple[list[Event], list[Rejection]]:
-        events: list[Event] = []
-        rejected: list[Rejection] = []
-        for file in part:
-            try:
-                raw = read_header(file.path)
-            except FileNotFoundError:
-                continue  # renamed (new/ to cur/) since the scan: read under its new name
-            except OSError as exc:
-                raise ConnectorError(f"cannot read {file.path}: {exc.strerror}") from None
-            if raw is None:
-                rejected.append(Rejection(file.location, TOO_LONG))
-                continue
-            try:
-                event = self.archive_event(raw, arrived=_arrival(file), sent=sent)
-            except MailError as exc:
-                rejected.append(Rejection(file.location, str(exc)))
-                continue
-            if event is not None:
-                events.append(event)
-        return events, rejected
+    def _event(self, file: _File, sent: bool) -> MessageEvent | None:
+        try:
+            raw = read_header(file.path)
+        except FileNotFoundError:
+            return None  # renamed (new/ to cur/) since the scan: read under its new name
+        except OSError as exc:
+            raise ConnectorError(f"cannot read {file.path}: {exc.strerror}") from None
+        if raw is None:
+            raise MailError(TOO_LONG)
+        return self.archive_event(raw, arrived=_arrival(file), sent=sent)
 
 
 def _folder_dir(root: Path, name: str) -> Path:
@@ -219,7 +212,10 @@ def _arrival(file: _File) -> datetime:
     match = _DELIVERED.match(file.name)
     if match is not None:
         moment = min(moment, float(match.group(1)))
-    return datetime.fromtimestamp(moment, tz=UTC)
+    try:
+        return datetime.fromtimestamp(moment, tz=UTC)
+    except (OverflowError, OSError, ValueError):  # a file time beyond the calendar
+        raise MailError("the file's delivery time is out of range") from None
 
 
 def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, Any]]:

@@ -34,11 +34,11 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Rejection
 from connectors.file_source import FileSource, matching_files
 from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from monitor.config import SourceSettings, TimezoneName
-from monitor.events import Event
+from monitor.events import MessageEvent
 
 _READ = 64 * 1024  # readline limit: a line without a newline for megabytes stays bounded
 # Names mail clients give their sent-mail folder, for files imported without `sent_path`.
@@ -109,13 +109,13 @@ class MboxConnector(MailArchive):
             previous = files.load_cursor(cursor)
         except ValueError as exc:
             raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
-        yield from self._read(plan, previous, final=False)
+        yield from self._read(plan, previous, self.collector(now), final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         FileSource.require_files(paths)
         plan = [(path, self.is_sent_file(path)) for path in paths]
         plan.sort(key=lambda item: not item[1])  # sent files first, as when polling
-        yield from self._read(plan, {}, final=True)
+        yield from self._read(plan, {}, self.collector(now), final=True)
 
     def is_sent_file(self, path: Path) -> bool:
         """A file given to `import` is a sent folder when `sent_path` matches it, or (without
@@ -126,11 +126,14 @@ class MboxConnector(MailArchive):
         return path.name.lower().removesuffix(".mbox") in SENT_NAMES
 
     def _read(
-        self, plan: list[tuple[Path, bool]], previous: dict[str, dict[str, Any]], final: bool
+        self,
+        plan: list[tuple[Path, bool]],
+        previous: dict[str, dict[str, Any]],
+        records: Records,
+        *,
+        final: bool,
     ) -> Iterator[Batch]:
         done: dict[str, dict[str, Any]] = {}
-        events: list[Event] = []
-        rejected: list[Rejection] = []
         emitted = files._dump(previous)
         for sent in (True, False):
             group = [p for p, is_sent in plan if is_sent is sent]
@@ -152,36 +155,26 @@ class MboxConnector(MailArchive):
                     head = files._Head(handle, entry)
                     for item in _scan(handle, entry, path.name, info.st_size, final, head):
                         if isinstance(item, Rejection):
-                            rejected.append(item)
+                            records.rejected.append(item)
                         else:
-                            self._event(item, sent, events, rejected)
-                        if len(events) + len(rejected) >= self.mbox.batch_size:
+                            records.take(item.location, self._event, item, sent)
+                        if len(records) >= self.mbox.batch_size:
                             head.refresh()
                             emitted = files._dump(done | files._later(previous, done))
-                            yield Batch(events, emitted, rejected)
-                            events, rejected = [], []
+                            yield records.batch(emitted)
                     head.refresh()
         last = files._dump(done)
-        if events or rejected or last != emitted:
-            yield Batch(events, last, rejected)
+        if len(records) or last != emitted:
+            yield records.batch(last)
 
-    def _event(
-        self, message: _Message, sent: bool, events: list[Event], rejected: list[Rejection]
-    ) -> None:
+    def _event(self, message: _Message, sent: bool) -> MessageEvent | None:
         if message.size > MAX_HEADER_BYTES:
-            rejected.append(Rejection(message.location, TOO_LONG))
-            return
-        try:
-            event = self.archive_event(
-                b"".join(message.header) + b"\n",
-                arrived=from_line_date(message.from_line, self.zone),
-                sent=sent,
-            )
-        except MailError as exc:
-            rejected.append(Rejection(message.location, str(exc)))
-            return
-        if event is not None:
-            events.append(event)
+            raise MailError(TOO_LONG)
+        return self.archive_event(
+            b"".join(message.header) + b"\n",
+            arrived=from_line_date(message.from_line, self.zone),
+            sent=sent,
+        )
 
 
 def _scan(
@@ -265,5 +258,5 @@ def from_line_date(line: bytes, zone: ZoneInfo) -> datetime | None:
             tzinfo=zone_of_line,
         )
         return written.astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # no such day, or past the end of the calendar in UTC
         return None

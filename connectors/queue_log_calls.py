@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from connectors.base import Window
 from connectors.csv_rows import RowError
 from monitor.events import (
     CallEvent,
@@ -96,10 +97,17 @@ class Stint:
 
 
 class Calls:
-    """The stints open between records, and the events each record finishes."""
+    """The stints open between records, and the events each record finishes.
 
-    def __init__(self, unknown_after: float) -> None:
+    A record whose time is outside the plausible `window` is rejected before it touches the
+    stints: one line dated in the year 4000 would otherwise move `latest` there and give up
+    every caller still in the queue."""
+
+    def __init__(self, unknown_after: float, window: Window | None = None) -> None:
         self.unknown_after = unknown_after
+        self.window = window
+        # The window as epoch seconds (the fused loop of queue_log_lines compares them too).
+        self.earliest, self.latest_plausible = window.epochs if window else (1.0, 1e11)
         self.open: dict[tuple[str, str], Stint] = {}
         self.latest: float | None = None
         self.unknown_verbs: Counter[str] = Counter()
@@ -147,6 +155,8 @@ class Calls:
         verb = event.upper()
         if verb in NOT_CALLS or callid.upper() in SYSTEM_CALLIDS:
             return []
+        if not self.earliest <= at <= self.latest_plausible:
+            raise RowError(self._implausible(at))
         if self.latest is None or at > self.latest:
             self.latest = at
         key = (callid, queue)
@@ -190,6 +200,11 @@ class Calls:
             return self._end(key, stint, outcome, at, None)
         self.unknown_verbs[verb[:40]] += 1
         return []
+
+    def _implausible(self, at: float) -> str:
+        if self.window is None or not -1e11 < at < 1e11:
+            return "the time is out of range"
+        return self.window.reason(datetime.fromtimestamp(at, UTC))
 
     def _answered_times(self, record: Record, verb: str) -> tuple[float, float]:
         if verb == "ATTENDEDTRANSFER":

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from connectors.base import Rejection
+from connectors.base import Records
 from connectors.csv_rows import RowError
 from connectors.queue_log_calls import (
     ANSWERED,
@@ -68,25 +68,21 @@ def feed_texts(
     calls: Calls,
     texts: list[str],
     location: Callable[[int], str],
-    events: list[Event],
-    rejected: list[Rejection],
+    records: Records,
 ) -> None:
     """`parse_text` and `calls.feed` for each of `texts` (decoded lines, no NUL bytes): the
-    events go to `events`, a malformed line to `rejected` at `location(index)`.
+    events go to `records`, a malformed or implausible line is rejected at `location(index)`.
 
     Written out in one function on purpose: a call, a tuple or a second look at the verb per
     line is a tenth of an import's time. A fused line changes `calls` only once it has passed
-    every check, so a line that fails one is simply given to the general path."""
+    every check (its time and the times it implies plausible among them), so a line that fails
+    one is simply given to the general path, `records.take`."""
     open_, call, fused, system = calls.open, calls.call_event, _FUSED.get, SYSTEM_CALLIDS
-    add = events.append
+    add = records.events.append
+    earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
     def general(index: int, text: str) -> None:
-        try:
-            record = parse_text(text)
-            if record is not None:
-                events.extend(calls.feed(record))
-        except RowError as exc:
-            rejected.append(Rejection(location(index), str(exc)))
+        records.take(location(index), feed_text, calls, text)
 
     for index, text in enumerate(texts):
         fields = text.split("|")
@@ -99,7 +95,7 @@ def feed_texts(
             general(index, text)
             continue
         callid = fields[1].strip()
-        if not 0 < at < 100_000_000_000 or not callid:
+        if not earliest <= at <= latest_plausible or not callid:
             general(index, text)
             continue
         # A system callid (NONE, REALTIME...) starts with a letter: a callid starting with a
@@ -113,7 +109,7 @@ def feed_texts(
                 calls.latest = at
             key = (callid, queue)
             if key in open_:  # entered again with no end
-                events.extend(calls.give_up(key))
+                records.add(calls.give_up(key))
             caller = (fields[6].strip() if len(fields) > 6 else "") or None
             open_[key] = Stint(callid, queue, at, caller)
             continue
@@ -126,12 +122,24 @@ def feed_texts(
         if not (0.0 <= wait < 100_000_000.0 and 0.0 <= talk < 100_000_000.0):
             general(index, text)  # the general path says which field is wrong
             continue
+        key = (callid, queue)
+        stint = open_.get(key)
+        # Without its ENTERQUEUE read the call entered `wait` (+ `talk`) before this line, and a
+        # call completed without a CONNECT read was answered `wait` after it entered: the times
+        # a line implies must be plausible too, or the general path rejects it with the reason.
+        if stint is None:
+            if at - (wait if kind == _CONNECT else wait + talk) < earliest:
+                general(index, text)
+                continue
+        elif (
+            kind == _COMPLETE and stint.answered is None and stint.entered + wait > latest_plausible
+        ):
+            general(index, text)
+            continue
         latest = calls.latest
         if latest is None or at > latest:
             calls.latest = at
-        key = (callid, queue)
         if kind == _CONNECT:
-            stint = open_.get(key)
             if stint is None:  # its ENTERQUEUE is before what we read
                 stint = open_[key] = Stint(callid, queue, at - wait, None)
             if stint.answered is None:
@@ -145,3 +153,9 @@ def feed_texts(
             stint.answered, stint.wait = stint.entered + wait, wait
         if not stint.final:
             add(call(stint, ANSWERED, at, talk))
+
+
+def feed_text(calls: Calls, text: str) -> list[Event]:
+    """The events one decoded line makes (`parse_text` then `calls.feed`)."""
+    record = parse_text(text)
+    return [] if record is None else calls.feed(record)

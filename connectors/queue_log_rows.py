@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import MetaData, Table, and_, create_engine, func, or_, select
 from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
-from connectors.base import ConnectorError, Rejection
+from connectors.base import ConnectorError
 from connectors.csv_rows import RowError, parse_time, split_line, text
 from connectors.queue_log_calls import Record
 
@@ -107,8 +107,9 @@ class TableRows:
             engine.dispose()
         return f"table {self.name}, {count} rows"
 
-    def read(self, position: Any) -> Iterator[tuple[list[tuple[str, Record]], Any, list[Any]]]:
-        """Batches of (location, record) pairs after `position`, each with its new position."""
+    def read(self, position: Any) -> Iterator[tuple[list[tuple[str, dict[str, Any]]], Any]]:
+        """Batches of (location, row) pairs after `position`, each with its new position; a
+        row becomes a `Record` by `record` (in the connector, where each row is isolated)."""
         position = _position(position)
         engine = self._engine()
         try:
@@ -118,16 +119,11 @@ class TableRows:
                     rows = conn.execute(self._query(table, position)).mappings().all()
                     if not rows:
                         return
-                    records: list[tuple[str, Record]] = []
-                    rejected: list[Rejection] = []
+                    found: list[tuple[str, dict[str, Any]]] = []
                     for row in rows:
                         position = self._advance(position, row)
-                        location = self._location(row)
-                        try:
-                            records.append((location, record(dict(row), self.zone)))
-                        except RowError as exc:
-                            rejected.append(Rejection(location, str(exc)))
-                    yield records, dict(position), rejected
+                        found.append((self._location(row), dict(row)))
+                    yield found, dict(position)
                     if len(rows) < self.batch:
                         return
         except SQLAlchemyError as exc:

@@ -13,12 +13,13 @@ folder per channel, named by the channel's name, with one JSON array of messages
   row, so a re-export adds only what is new.
 - **Who is who**: with `agent_users` (Slack user ids or e-mail addresses from users.json),
   exactly those users, and users whose e-mail matches the top-level `agents` addresses or
-  domains, are agents; everyone else is a customer. Without it, workspace members are agents
-  and outsiders customers: a user is a customer when users.json marks them `is_stranger`
-  (Slack Connect), `is_restricted` or `is_ultra_restricted` (guests), or gives them a `team_id`
-  other than the workspace's (`team:`, by default the most common `team_id` among users.json's
-  humans); a user missing from users.json is a customer unless their message's `user_team` is
-  the workspace's.
+  domains, are agents (by e-mail only members of the workspace's own team: an outside
+  organisation can give its user our address); everyone else is a customer. Without it,
+  workspace members are agents and outsiders customers: a user is a customer when users.json
+  marks them `is_stranger` (Slack Connect), `is_restricted` or `is_ultra_restricted` (guests),
+  or gives them a `team_id` other than the workspace's (`team:`, by default the most common
+  `team_id` among users.json's humans); a user missing from users.json is a customer unless
+  their message's `user_team` is the workspace's.
 - **Automatic**: bot messages (`bot_message`, a `bot_id`, a users.json bot, Slackbot), joins,
   leaves, topic/purpose/name changes, pins, reminders, huddles, deleted-message tombstones and
   the other system subtypes. Edits never count as replies: an edited message keeps its own `ts`,
@@ -42,7 +43,15 @@ from typing import Any
 
 from pydantic import Field
 
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors.base import (
+    Batch,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Records,
+    Rejection,
+)
 from connectors.file_source import matching_paths, read_error
 from connectors.json_exports import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -148,15 +157,14 @@ class SlackExportConnector(Connector):
         except ValueError as exc:
             raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
         exports = self._open(self.matching_exports(), permanent=False)
-        yield from self._read(exports, previous, cursor)
+        yield from self._read(exports, previous, self.collector(now), cursor)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         for path in paths:
             if not path.exists():
                 raise ConnectorError(f"{path}: no such file or folder", permanent=True)
-        yield from (
-            Batch(b.events, {}, b.rejected) for b in self._read(self._open(paths), Snapshots())
-        )
+        read = self._read(self._open(paths), Snapshots(), self.collector(now))
+        yield from (Batch(b.events, {}, b.rejected) for b in read)
 
     def _open(self, paths: list[Path], *, permanent: bool = True) -> list[Export]:
         if not paths:
@@ -172,7 +180,11 @@ class SlackExportConnector(Connector):
         return exports
 
     def _read(
-        self, exports: list[Export], previous: Snapshots, stored: Cursor | None = None
+        self,
+        exports: list[Export],
+        previous: Snapshots,
+        records: Records,
+        stored: Cursor | None = None,
     ) -> Iterator[Batch]:
         try:
             workspace = load_workspace(exports)
@@ -182,7 +194,7 @@ class SlackExportConnector(Connector):
             for export in exports:
                 for channel_id, folder in channels[export.path]:
                     for name in export.day_files(folder):
-                        units.append(self._unit(export, name, channel_id, people))
+                        units.append(self._unit(export, name, channel_id, people, records))
             yield from read_units(
                 units,
                 previous,
@@ -228,13 +240,18 @@ class SlackExportConnector(Connector):
             )
         return found
 
-    def _unit(self, export: Export, name: str, channel_id: str, people: People) -> Unit:
+    def _unit(
+        self, export: Export, name: str, channel_id: str, people: People, records: Records
+    ) -> Unit:
         location = f"{export.label}{name}"
         size = export.size(name)
         if size > self.max_document_bytes:
             reason = f"day file of {size} bytes is larger than the limit"
             return Unit(
-                f"{channel_id}/{name}:{size}:large", bytes, rejecting([Rejection(location, reason)])
+                f"{channel_id}/{name}:{size}:large",
+                bytes,
+                rejecting([Rejection(location, reason)]),
+                location,
             )
 
         def parse(data: bytes) -> Iterator[Parsed]:
@@ -248,16 +265,12 @@ class SlackExportConnector(Connector):
                 yield [], [Rejection(location, str(exc))]
                 return
             for index, raw in enumerate(messages):
-                try:
-                    event = _message(raw, channel_id, people)
-                except RecordError as exc:
-                    yield [], [Rejection(f"{location} .[{index}]", str(exc))]
-                    continue
-                yield ([event] if event else []), []
+                records.take(f"{location} .[{index}]", _message, raw, channel_id, people)
+                yield records.parsed()
 
         reader: Callable[[], bytes] = lambda: export.read(name)  # noqa: E731
         # The channel is part of the identity: the same bytes in two channels are two files.
-        return Unit(f"{channel_id}/{export.fingerprint(name)}", reader, parse)
+        return Unit(f"{channel_id}/{export.fingerprint(name)}", reader, parse, location)
 
 
 def _ts(value: object, key: str) -> tuple[str, datetime]:

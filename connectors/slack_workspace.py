@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from connectors.base import ConnectorContext, ConnectorError, Rejection
+from connectors.base import BadRecord, ConnectorContext, ConnectorError, Rejection
 from connectors.json_exports import Unit, fingerprint, rejecting
 from connectors.json_records import RecordError, json_type, load_json
 
@@ -38,7 +39,8 @@ class Export:
         else:
             try:
                 self.zip = zipfile.ZipFile(path)
-            except zipfile.BadZipFile:
+            except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError, OverflowError):
+                # A crafted or truncated directory fails in several ways; all mean "not a zip".
                 raise ConnectorError(f"{path}: not a zip file or folder", permanent=True) from None
             names = [i for i in self.zip.infolist() if not i.is_dir()]
             prefix = zip_prefix([i.filename for i in names])
@@ -59,9 +61,16 @@ class Export:
         return self.members[name].file_size if self.zip else (self.root / name).stat().st_size
 
     def read(self, name: str) -> bytes:
-        if self.zip is not None:
+        """The file's bytes; BadRecord when a zip member cannot be decompressed (a corrupt or
+        truncated deflate stream, a wrong CRC, an unknown method): that file is rejected, and
+        the rest of the export is still read."""
+        if self.zip is None:
+            return (self.root / name).read_bytes()
+        try:
             return self.zip.read(self.members[name])
-        return (self.root / name).read_bytes()
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+            raise BadRecord(f"the zip member cannot be decompressed ({reason})") from None
 
     def fingerprint(self, name: str) -> str:
         if self.zip is not None:
@@ -125,15 +134,6 @@ class People:
     ) -> None:
         self.users = workspace.users
         self.context = context
-        listed = {a.strip() for a in agent_users if a.strip()}
-        self.listed: set[str] | None = None
-        if listed:
-            emails = {a.lower() for a in listed if "@" in a}
-            self.listed = {a.upper() for a in listed if "@" not in a}
-            for uid, user in self.users.items():
-                email = _string(user, "profile", "email").lower()
-                if email and (email in emails or context.is_agent_address(email)):
-                    self.listed.add(uid)
         teams = Counter(
             user.get("team_id")
             for user in self.users.values()
@@ -141,6 +141,20 @@ class People:
             and not (user.get("is_stranger") or user.get("is_bot") or user.get("deleted"))
         )
         self.team = team or (teams.most_common(1)[0][0] if teams else None)
+        listed = {a.strip() for a in agent_users if a.strip()}
+        self.listed: set[str] | None = None
+        if listed:
+            emails = {a.lower() for a in listed if "@" in a}
+            self.listed = {a.upper() for a in listed if "@" not in a}
+            for uid, user in self.users.items():
+                # A profile e-mail is only as good as the workspace that set it: an outside
+                # organisation (Slack Connect) can give its own user our address, so only our
+                # own workspace's members are made agents by e-mail (by id, anyone listed).
+                if user.get("is_stranger") is True or self._other_team(user):
+                    continue
+                email = _string(user, "profile", "email").lower()
+                if email and (email in emails or context.is_agent_address(email)):
+                    self.listed.add(uid)
 
     def is_bot(self, uid: str | None) -> bool:
         return uid == SLACKBOT or (uid in self.users and self.users[uid].get("is_bot") is True)
@@ -157,10 +171,11 @@ class People:
         guest = any(
             user.get(k) is True for k in ("is_stranger", "is_restricted", "is_ultra_restricted")
         )
-        other_team = (
-            self.team and isinstance(user.get("team_id"), str) and user["team_id"] != self.team
-        )
-        return CUSTOMER if guest or other_team else AGENT
+        return CUSTOMER if guest or self._other_team(user) else AGENT
+
+    def _other_team(self, user: dict[str, Any]) -> bool:
+        team = user.get("team_id")
+        return bool(self.team) and isinstance(team, str) and team != self.team
 
     def agents(self) -> int:
         return sum(1 for uid in self.users if self.role(uid, {}) == AGENT)
@@ -206,13 +221,13 @@ def _meta(export: Export, name: str, workspace: Workspace) -> None:
     become a unit of rejections, reported once per content like a day file's."""
     location = f"{export.label}{name}"
     rejected: list[Rejection] = []
-    data = export.read(name)
     try:
+        data = export.read(name)
         records = load_json(data)
         if not isinstance(records, list):
             raise RecordError(f"expected a JSON array, got {json_type(records)}")
-    except RecordError as exc:
-        records = []
+    except BadRecord as exc:
+        data, records = b"", []
         rejected.append(Rejection(location, str(exc)))
     else:
         workspace.users_read |= name == "users.json"

@@ -191,12 +191,14 @@ class _Chat:
         sender = text(entry, "sender_type")
         if sender and sender.lower() in _SENDER_TYPES:
             return _SENDER_TYPES[sender.lower()]
+        # Names are the last resort, and a visitor chooses their own: a name that is both an
+        # agent's and the visitor's tells nothing (a visitor calling themselves "Ann" from
+        # support must not answer their own question).
         name = entry.get("name")
         if isinstance(name, str) and name:
-            if name in self.agent_names:
-                return AGENT
-            if name == self.visitor_name:
-                return VISITOR
+            agent, visitor = name in self.agent_names, name == self.visitor_name
+            if agent != visitor:
+                return AGENT if agent else VISITOR
         return None
 
     def _event(

@@ -299,6 +299,33 @@ class ClusterSettings(Model):
 
 
 MIN_RETENTION = timedelta(days=14)
+EARLIEST_PLAUSIBLE = date(2000, 1, 1)
+
+
+class PlausibleTimes(Model):
+    """The times a record may carry. A year-1 or year-9999 time is junk or an attack (an
+    inquiry "open" for 2,000 years alerts forever), so a record dated outside these is rejected
+    with its place and reason, like any other bad record."""
+
+    # A record dated before this day (midnight UTC) is rejected.
+    earliest: date = EARLIEST_PLAUSIBLE
+    # A record dated more than this after the moment it is read is rejected (clocks drift; a
+    # PBX or an exporter in the wrong zone is hours off, not days).
+    ahead: Duration = timedelta(days=1)
+
+    @field_validator("earliest")
+    @classmethod
+    def _after_epoch(cls, value: date) -> date:
+        if value < date(1970, 1, 1):
+            raise ValueError(f"expected 1970-01-01 or later, got {value.isoformat()}")
+        return value
+
+    @field_validator("ahead")
+    @classmethod
+    def _within_a_year(cls, value: timedelta) -> timedelta:
+        if value > timedelta(days=366):
+            raise ValueError(f"expected at most 366d, got {value.total_seconds() / 86400:g}d")
+        return value
 
 
 class FileSettings(Model):
@@ -317,6 +344,8 @@ class FileSettings(Model):
     cluster: ClusterSettings = ClusterSettings()
     # How long stored events are kept (monitor.retention); None keeps everything.
     retention: Duration | None = None
+    # Records dated outside these times are rejected (connectors.base.Window).
+    plausible_times: PlausibleTimes = PlausibleTimes()
 
     @field_validator("retention")
     @classmethod

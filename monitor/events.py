@@ -7,10 +7,18 @@ only ever sees these shapes, so a new connector needs nothing but a way to produ
 Every datetime here is timezone-aware UTC; `require_utc` enforces it at construction so a naive
 or local value never reaches the store. A call keeps its times as whole microseconds since the
 Unix epoch (exact, and cheap to store), read back as aware UTC datetimes.
+
+Every string is storable: the constructors replace what a database refuses (lone surrogates,
+which a JSON `\ud800` escape or a UTF-7 word yields; NUL, which PostgreSQL refuses) with U+FFFD,
+cut names and subjects to `MAX_TEXT` and make keys (ids, conversations, thread keys) longer than
+`MAX_KEY` short and still distinct, since index entries have a size limit. So no value an
+outsider writes can make a batch fail in the store.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -78,6 +86,33 @@ def callback_conversation(number: str | None) -> str | None:
     return CALLBACK_PREFIX + digits[-_CALLBACK_DIGITS:]
 
 
+# Ids, conversations, queues and thread keys are index keys: PostgreSQL refuses an index entry
+# over about 2,700 bytes, and 255 characters are at most 1,020 bytes of UTF-8.
+MAX_KEY = 255
+MAX_TEXT = 255  # a customer's name or address, a subject: shown, never searched
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: str, limit: int = MAX_TEXT) -> str:
+    """`value` with lone surrogates and NUL replaced by U+FFFD, cut to `limit` characters."""
+    if value.isascii() and "\x00" not in value and len(value) <= limit:
+        return value  # nearly every value, checked in C
+    value = _UNSTORABLE.sub("\ufffd", value)
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def storable_key(value: str) -> str:
+    """`value` as a storable key: as `storable`, but a longer key keeps its start and ends in a
+    digest of the whole, so two long keys that share a start stay two keys."""
+    if value.isascii() and "\x00" not in value and len(value) <= MAX_KEY:
+        return value
+    value = _UNSTORABLE.sub("\ufffd", value)
+    if len(value) <= MAX_KEY:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+    return f"{value[: MAX_KEY - 34]}~{digest}"
+
+
 def require_utc(value: datetime, what: str) -> datetime:
     """Return `value` in UTC; raise ValueError if it is naive (its zone would be a guess)."""
     if value.tzinfo is UTC:
@@ -112,6 +147,11 @@ class Thread:
     by_hint: bool = False
     window: timedelta = timedelta(days=7)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", tuple(storable_key(key) for key in self.keys))
+        if self.hint is not None:
+            object.__setattr__(self, "hint", storable_key(self.hint))
+
 
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
@@ -134,6 +174,12 @@ class MessageEvent:
     def __post_init__(self) -> None:
         if self.at.tzinfo is not UTC:
             object.__setattr__(self, "at", require_utc(self.at, "MessageEvent.at"))
+        for name in ("external_id", "conversation"):
+            object.__setattr__(self, name, storable_key(getattr(self, name)))
+        for name in ("customer", "subject"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, storable(value))
         if not self.external_id:
             raise ValueError("MessageEvent.external_id is empty")
         if not self.conversation:
@@ -282,6 +328,13 @@ def _made(
 ) -> CallEvent:
     if outcome is CallOutcome.WAITING and left is not None:
         raise ValueError("a waiting call has no left_at")
+    # Written out (as `storable` does): this runs for every call of a million-line import.
+    if len(external_id) > MAX_KEY or not external_id.isascii() or "\x00" in external_id:
+        external_id = storable_key(external_id)
+    if len(queue) > MAX_KEY or not queue.isascii() or "\x00" in queue:
+        queue = storable(queue, MAX_KEY)
+    if caller is not None and (len(caller) > MAX_TEXT or not caller.isascii() or "\x00" in caller):
+        caller = storable(caller)
     if wait_seconds is None and outcome is not CallOutcome.WAITING:
         end = answered if answered is not None else left
         if end is not None:

@@ -53,7 +53,10 @@ def utcnow() -> datetime:
 
 def build_connector(settings: Settings, source: SourceSettings) -> Connector:
     context = ConnectorContext(
-        agents=settings.file.agents, base_dir=settings.base_dir, timezone=settings.timezone
+        agents=settings.file.agents,
+        base_dir=settings.base_dir,
+        timezone=settings.timezone,
+        plausible=settings.file.plausible_times,
     )
     return connector_class(source.kind)(source, context)
 

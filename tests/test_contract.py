@@ -513,7 +513,8 @@ def test_new_data_is_picked_up_by_the_next_poll(
     seeded, settings, engine = setup(kind, tmp_path, database_url)
     poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
     added = seeded.grow()
-    result = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    later = NOW + timedelta(hours=12)  # what grew was written after the first poll
+    result = poll_source(engine, settings, settings.sources[0], now=later, clock=lambda: later)
     assert result.messages + result.calls == added
 
 

@@ -107,8 +107,10 @@ def loaded(
     engine = make_engine(database_url, tmp_path)
     prepare(engine)
     write_sources(tmp_path)
-    poll_all(engine, settings, OLD + timedelta(days=1))  # the old data arrives on time...
-    poll_all(engine, settings, now)  # ... and yesterday's today
+    # The old data arrives on time (yesterday's is then in the future, and rejected)...
+    poll_all(engine, settings, OLD + timedelta(days=1))
+    write_sources(tmp_path)  # ... and is exported again with yesterday's, read today
+    poll_all(engine, settings, now)
     return engine, settings
 
 

@@ -14,6 +14,7 @@ from monitor.config import settings_from_mapping
 from monitor.ingest import build_connector
 from test_chat_exports.builders import (
     TEAM,
+    USERS,
     SlackExport,
     at,
     killed_after_each_batch,
@@ -116,7 +117,7 @@ def test_members_are_agents_and_slack_connect_guests_and_other_teams_are_custome
     export.add("support", {**message("U08VISITOR", at(9, 10)), "user_team": "T0ACME99"})
     export.write()
     settings, engine = open_store(tmp_path, [slack()])
-    poll(engine, settings, "slack")
+    poll(engine, settings, "slack", now=at(0, 11))
     sides = {
         m.external_id.partition(":")[2]: (m.side, m.automatic) for m in messages(engine).values()
     }
@@ -163,6 +164,32 @@ def test_listed_agents_by_id_or_email_and_the_agents_setting_decide_who_is_us(
     }
     check = build_connector(settings, settings.sources[0]).check()
     assert check == "1 export, 1 channel, 1 day files, 2 agents"
+
+
+def test_an_outside_organisation_giving_its_user_our_address_makes_no_agent(
+    tmp_path: Path,
+) -> None:
+    """A Slack Connect organisation sets its own users' e-mails: a stranger claiming our address
+    (in our domain, or the very address listed) is still a customer; listed by id, an agent."""
+    impostors = [
+        slack_user("U20FAKE", "Sam Porter", email="sam@shop.example", is_stranger=True),
+        slack_user("U21FAKE", "Desk", email="desk@shop.example", team_id="T0ACME99"),
+    ]
+    export = SlackExport(tmp_path / "export", users=[*USERS, *impostors])
+    export.add(
+        "support",
+        message("U09DANA", at(9)),
+        message("U20FAKE", at(9.1), thread=at(9)),
+        message("U21FAKE", at(9.2), thread=at(9)),
+    )
+    export.write()
+    settings, engine = open_store(
+        tmp_path, [slack(agent_users=["sam@shop.example"])], agents={"domains": ["shop.example"]}
+    )
+    poll(engine, settings, "slack")
+    sides = {m.external_id.partition(":")[2]: m.side for m in messages(engine).values()}
+    assert [sides[ts(at(hour))] for hour in (9, 9.1, 9.2)] == ["customer"] * 3
+    assert status(engine) == {(ts(at(9)), "first"): ("open", None)}
 
 
 def test_addresses_in_the_agents_setting_make_listed_mode_recognise_agents(tmp_path: Path) -> None:
@@ -436,7 +463,7 @@ def test_an_obfuscated_export_written_by_a_go_client_parses(tmp_path: Path) -> N
     export.write(indent=2)
     (export.folder / "users.json").write_text(json.dumps(export.users, indent=2))
     settings, engine = open_store(tmp_path, [slack(channels=["A1B2C3D"])])
-    result = poll(engine, settings, "slack")
+    result = poll(engine, settings, "slack", now=at(0, 9))
     assert (result.messages, result.rejected) == (9, 0)
     stored = messages(engine)
     assert all(key.startswith("CO5D4C3B2A:") for key in stored)
@@ -574,7 +601,7 @@ def test_import_backfills_an_older_zipped_export(tmp_path: Path) -> None:
     zipped = SlackExport(tmp_path / "old").zip(tmp_path / "old.zip")
     SlackExport(tmp_path / "export").add("support", message("U09DANA", at(9, day=5))).write()
     settings, engine = open_store(tmp_path, [slack()])
-    assert poll(engine, settings, "slack").messages == 1
+    assert poll(engine, settings, "slack", now=at(0, 6)).messages == 1
     result = import_paths(engine, settings, settings.sources[0], [zipped], now=at(0, 6))
     assert (result.messages, result.rejected) == (15, 0)
-    assert poll(engine, settings, "slack").messages == 0
+    assert poll(engine, settings, "slack", now=at(0, 6)).messages == 0

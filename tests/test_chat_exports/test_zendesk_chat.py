@@ -306,3 +306,25 @@ def test_import_backfills_files_and_leaves_the_cursor_alone(tmp_path: Path) -> N
         assert load_cursor(conn, "zendesk") == before
     again = import_paths(engine, settings, settings.sources[0], paths, now=at(0, 3))
     assert again.messages == 0
+
+
+def test_a_visitor_calling_themselves_by_an_agents_name_is_not_taken_for_that_agent(
+    tmp_path: Path,
+) -> None:
+    """Without `nick` or `sender_type` the name decides, as a last resort: a visitor who took
+    an agent's name could answer their own question (or close another's). Both names at once
+    tell nothing, so the message is rejected, not made a reply."""
+    entry = zendesk_entry("chat.msg", at(9), "visitor")
+    del entry["nick"]
+    chat = zendesk_chat("2611.9.A", [{**entry, "name": "Sam Porter"}])
+    chat["visitor"]["name"] = "Sam Porter"
+    (tmp_path / "chats.json").write_text(page(chat))
+    settings, engine = open_store(tmp_path, [zendesk()])
+    result = poll(engine, settings, "zendesk")
+    assert [(r.location, r.reason) for r in result.rejections] == [
+        (
+            "chats.json .chats[0].history[0]",
+            "cannot tell who wrote it (no nick, sender_type or known name)",
+        )
+    ]
+    assert not [m for m in messages(engine).values() if m.side == "agent"]

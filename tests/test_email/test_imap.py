@@ -325,7 +325,9 @@ def test_a_gmail_fetch_response_links_by_thread_id_and_the_sent_label(mailbox: M
             b"X-GM-LABELS": (b"\\Draft",),
         },
     }
-    events, rejected = connector.events("[Gmail]/All Mail", False, [7, 8, 9, 10], response)
+    records = connector.collector(NOW)
+    connector.events(records, "[Gmail]/All Mail", False, [7, 8, 9, 10], response)
+    events, rejected = records.parsed()
     assert [r.location for r in rejected] == ["[Gmail]/All Mail uid 9"]
     question_, answer = events
     assert question_.thread and answer.thread
@@ -353,7 +355,9 @@ def test_an_internaldate_with_an_impossible_offset_rejects_that_message_only(
         ),
         b")",
     ]
-    events, rejected = connector.events("INBOX", False, [7, 8], imap_fetch.parse(data))
+    records = connector.collector(NOW)
+    connector.events(records, "INBOX", False, [7, 8], imap_fetch.parse(data))
+    events, rejected = records.parsed()
     assert [(r.location, r.reason) for r in rejected] == [
         ("INBOX uid 7", "INTERNALDATE has an impossible time zone offset")
     ]

@@ -213,3 +213,65 @@ def test_the_date_of_an_mbox_from_line(line: bytes, expected: datetime | None) -
     zone = ZoneInfo("Europe/Paris")  # for lines without an offset
     found = from_line_date(line, zone)
     assert found == expected
+
+
+# "Support <support@example.com>," and '"Support <support@example.com>,"' as encoded words:
+# decoded before the addresses were parsed, either made the outsider's mail our reply.
+SPOOFS = [
+    "=?utf-8?b?U3VwcG9ydCA8c3VwcG9ydEBleGFtcGxlLmNvbT4sIA==?= <evil@attacker.net>",
+    "=?utf-8?b?IlN1cHBvcnQgPHN1cHBvcnRAZXhhbXBsZS5jb20+LCI=?= <evil@attacker.net>",
+    "=?utf-8?q?support=40example.com?= <evil@attacker.net>",
+]
+
+
+@pytest.mark.parametrize("sender", SPOOFS)
+def test_an_encoded_display_name_never_makes_an_outsider_an_agent(sender: str) -> None:
+    found = event(message("spoof@attacker.net", sender=sender))
+    assert found.side == Side.CUSTOMER
+    assert parse(f"From: {sender}\r\n\r\n".encode()).sender == "evil@attacker.net"
+
+
+def test_an_encoded_word_never_yields_an_address() -> None:
+    assert parse(b"From: =?utf-8?q?support=40example.com?=\r\n\r\n").sender is None
+    assert parse(b"From: =?utf-8?q?x?=@example.com\r\n\r\n").sender is None
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "support@example.com)<evil@attacker.net>",  # Python 3.11 reads both addresses
+        "support@example.com (x <evil@attacker.net>",
+        '"support@example.com <evil@attacker.net>',
+    ],
+)
+def test_a_from_header_that_parses_ambiguously_yields_no_address(sender: str) -> None:
+    raw = message("spoof@attacker.net", sender=sender)
+    assert parse(raw).sender is None
+    with pytest.raises(MailError, match="no address in From header"):
+        event(raw)
+
+
+def test_display_names_with_commas_and_comments_still_parse() -> None:
+    headers = parse(
+        b'From: "Doe, Jane" <jane@customer.test>\r\nTo: support@example.com (desk), '
+        b"=?utf-8?q?Bj=C3=B6rn?= <bjorn@customer.test>\r\n\r\n"
+    )
+    assert headers.sender == "jane@customer.test"
+    assert headers.recipients == ("support@example.com", "bjorn@customer.test")
+
+
+@pytest.mark.parametrize(
+    ("subject", "shown"),
+    [
+        (b"=?undefined?q?x?=", "x"),  # the codec refuses every byte
+        (b"=?idna?q?x?=", "x"),  # the codec refuses to replace
+        (b"=?utf-7?q?+2AA-?=", "\ufffd"),  # decodes to a lone surrogate
+        (b"=?rot13?q?x?=", "x"),  # not a text encoding
+    ],
+)
+def test_an_encoded_word_in_an_unusable_charset_is_read_as_far_as_it_goes(
+    subject: bytes, shown: str
+) -> None:
+    found = event(b"From: dana@customer.test\r\nSubject: " + subject + b"\r\n\r\n")
+    assert found.subject == shown
+    assert found.subject.encode("utf-8")  # storable

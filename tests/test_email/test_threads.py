@@ -127,7 +127,8 @@ def test_a_thread_less_message_outside_the_window_starts_a_new_conversation(
     deliver(path, settings, engine, "AB")
     later = message("e@customer.test", subject="Re: Broken zip")
     write_mbox(path, [(later, at(9 * 24 * 60))], append=True)
-    poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    then = at(9 * 24 * 60 + 60)
+    poll_source(engine, settings, settings.sources[0], now=then, clock=lambda: then)
     found = conversations(engine)
     assert found["<e@customer.test>"] != found["<a@customer.test>"]
 

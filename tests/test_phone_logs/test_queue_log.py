@@ -18,11 +18,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors.asterisk_queue_log import AsteriskQueueLogConnector, parse_line
-from connectors.base import Rejection
+from connectors.base import Records, Rejection, window_of
 from connectors.csv_rows import RowError
 from connectors.queue_log_calls import Calls
 from connectors.queue_log_lines import feed_texts
-from monitor.config import settings_from_mapping
+from monitor.config import PlausibleTimes, settings_from_mapping
 from monitor.events import CallEvent, CallOutcome, MessageEvent
 from monitor.exporter import exposition
 from monitor.ingest import build_connector
@@ -441,7 +441,8 @@ def _one_line_at_a_time(lines: list[bytes]) -> tuple[Calls, list[Any], list[Reje
 def test_fused_loop_gives_what_the_general_path_gives_for_clean_lines_in_any_order(
     texts: list[str],
 ) -> None:
-    calls_, events, rejected = Calls(4 * 3600), [], []
-    feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", events, rejected)
+    calls_, records = Calls(4 * 3600), Records(window_of(PlausibleTimes(), NOW))
+    feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
+    events, rejected = records.parsed()
     _, expected_events, expected_rejected = _one_line_at_a_time([t.encode() for t in texts])
     assert (events, rejected) == (expected_events, expected_rejected)
