@@ -292,9 +292,8 @@ def test_an_unknown_holiday_country_is_an_error() -> None:
 
 # --- properties -------------------------------------------------------------------------------
 
-CALENDARS = st.sampled_from(
-    [SPLIT_DAY, NIGHTS, EXCEPTIONS, LONDON_24H, NEW_YORK_NIGHTS, NEW_YORK_ODD, NEVER_OPEN]
-)
+SAMPLED = [SPLIT_DAY, NIGHTS, EXCEPTIONS, LONDON_24H, NEW_YORK_NIGHTS, NEW_YORK_ODD, NEVER_OPEN]
+CALENDARS = st.sampled_from(SAMPLED)
 INSTANTS = st.datetimes(
     min_value=datetime(2024, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive
     max_value=datetime(2028, 12, 31),  # noqa: DTZ001
@@ -362,3 +361,42 @@ def test_add_business_seconds_is_the_inverse_of_business_seconds(
     assert cal.business_seconds(start, due) == pytest.approx(seconds, abs=1e-6)
     if seconds >= 1e-6:  # and it is the earliest such instant
         assert cal.business_seconds(start, due - timedelta(microseconds=1)) < seconds
+
+
+# A shift past midnight overlapping the next day's early shift, and zones whose offsets change
+# in other ways: half hours (Lord Howe), a month without summer time (Morocco, with holidays).
+OVERLAPPING = calendar("America/New_York", ["20:00-04:00", "02:00-10:00"], EVERY_DAY)
+LORD_HOWE = calendar("Australia/Lord_Howe", ["23:30-02:15"], EVERY_DAY)
+CASABLANCA = calendar("Africa/Casablanca", ["21:00-05:00"], EVERY_DAY, holidays={"country": "MA"})
+LONG_SPANS = st.tuples(
+    st.sampled_from([*SAMPLED, OVERLAPPING, LORD_HOWE, CASABLANCA]),
+    INSTANTS,
+    st.integers(0, 3 * 365 * 86400),
+)
+
+
+@SOME
+@given(LONG_SPANS)
+def test_long_spans_counted_in_closed_form_equal_the_day_by_day_walk(
+    case: tuple[BusinessCalendar, datetime, int],
+) -> None:
+    cal, start, seconds = case
+    end = start + timedelta(seconds=seconds)
+    walked = sum((e - s for s, e in cal.open_intervals(start, end)), timedelta())
+    assert cal.business_seconds(start, end) == walked.total_seconds()
+
+
+def test_business_seconds_of_ten_thousand_years_cost_seconds_not_minutes() -> None:
+    """Year 1 to 9998 on a calendar with holidays and summer time: whole days in closed form,
+    only the days around holidays and clock changes walked (the day-by-day walk took 46 s and
+    574 MB)."""
+    import time
+
+    cal = calendar("Europe/London", ["09:00-17:00"], holidays=ENGLAND)
+    start, end = datetime(1, 1, 2, tzinfo=UTC), datetime(9998, 1, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    seconds = cal.business_seconds(start, end)
+    assert time.perf_counter() - started < 20
+    weekdays = (end - start).days * 5 / 7
+    assert 0.95 * weekdays * 8 * HOUR < seconds < weekdays * 8 * HOUR
+    assert len(cal._days) <= 20_000  # the memory a long span may keep
