@@ -4,6 +4,8 @@ The same dict is the webhook's body and the e-mail templates' input, and it is s
 delivery row, so a retry sends exactly what was claimed. It names what a support lead needs to
 act (the caller's number, the inquiry's subject) and nothing more of the customer's: no message
 text, no e-mail addresses. Times are ISO 8601 UTC in the fields and local (`timezone`) in text.
+Every string in it is one printable line (monitor.printable): a subject or a caller id written
+by an outsider cannot forge a line of a chat message or reach a terminal as an escape sequence.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from monitor.alert_rules import split_subject
 from monitor.alert_state import Notice
 from monitor.config import Settings
+from monitor.printable import strings
 from monitor.report import duration_text
 
 Row = Mapping[Any, Any]
@@ -67,7 +70,8 @@ def build(notice: Notice, detail: Row | None, now: datetime, settings: Settings)
     }
     # Slack, Mattermost and Rocket.Chat incoming webhooks post `text` and ignore the rest.
     body["text"] = f"[{label(notice)}] {slack_escape(summary)}"
-    return body
+    printable: dict[str, Any] = strings(body)
+    return printable
 
 
 def _describe(

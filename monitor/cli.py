@@ -32,6 +32,7 @@ from monitor.ingest import (  # noqa: E402
     reconcile,
     utcnow,
 )
+from monitor.printable import block, line  # noqa: E402
 from monitor.store import StoreError, make_engine, prepare  # noqa: E402
 
 if _collecting:
@@ -47,6 +48,19 @@ logger = logging.getLogger("monitor")
 
 class UsageError(Exception):
     """A command-line mistake: exit status 2."""
+
+
+class PrintableFormatter(logging.Formatter):
+    """Log lines as printable lines: a rejected record's place and reason, a source's error,
+    may carry an outsider's text (a zip member's name, a server's answer), which must not
+    reach the terminal or the journal as escape sequences or forged lines. A traceback
+    (`--debug`) keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return line(super().formatMessage(record), LOG_LIMIT)
+
+
+LOG_LIMIT = 2000  # characters of one log line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,33 +147,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(PrintableFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, handlers=[handler])
     if not args.debug:  # APScheduler logs every job run at INFO; ours already says what happened
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
     try:
         return dispatch(args)
     except ConfigError as exc:
         for problem in exc.problems:
-            print(f"config error: {problem}", file=sys.stderr)
+            print(line(f"config error: {problem}", LOG_LIMIT), file=sys.stderr)
         return 2
     except UsageError as exc:
-        print(f"support-monitor: {exc}", file=sys.stderr)
+        print(line(f"support-monitor: {exc}", LOG_LIMIT), file=sys.stderr)
         return 2
     except StoreError as exc:
         if args.debug:
             logger.exception("database error")
-        print(f"error: {exc}", file=sys.stderr)
+        print(line(f"error: {exc}", LOG_LIMIT), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # the outermost boundary: one line, no traceback
         if args.debug:
             raise
-        print(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        error = f"error: {type(exc).__name__}: {exc} (run with --debug for details)"
+        print(line(error, LOG_LIMIT), file=sys.stderr)
         return 1
 
 
@@ -215,7 +228,7 @@ def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
     failed = 0
     for name in _sources(settings, names):
         result = poll_source(engine, settings, settings.source(name), now=utcnow())
-        print(result.summary())
+        print(line(result.summary(), LOG_LIMIT))
         failed += not result.ok
     return 1 if failed else 0
 
@@ -230,7 +243,7 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
         raise UsageError(f"source {name} ({source.kind}) does not read files: nothing to import")
     if not sys.stderr.isatty():  # rich would draw nothing: spare its import and its thread
         result = import_paths(engine, settings, source, paths, now=utcnow())
-        print(result.summary())
+        print(line(result.summary(), LOG_LIMIT))
         return 0
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -251,7 +264,7 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
             bar.update(task, counts=f"{counts}, {result.rejected:,} rejected")
 
         result = import_paths(engine, settings, source, paths, now=utcnow(), progress=progress)
-    print(result.summary())
+    print(line(result.summary(), LOG_LIMIT))
     return 0
 
 
@@ -284,7 +297,7 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
 
     figures = all_figures(engine, settings, since, until, now)
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
-    sys.stdout.write(render(figures))
+    sys.stdout.write(block(render(figures)))
     if args.format == "table" and is_empty(figures):
         # An empty week usually means the data is older (a backfill, the demo): say where it is.
         latest = latest_activity(engine, settings)
@@ -301,22 +314,24 @@ def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
     from monitor.alerts import run_once
 
     outcome = run_once(engine, settings, utcnow(), dry_run=dry_run)
+    # Subjects and summaries name inquiries and callers: outsiders' text, printed as one line.
     for change in outcome.changes:
         if change.kind != "keep":
             state = change.old if change.kind == "resolve" else change.finding
             assert state is not None
             word = "firing" if change.kind == "fire" else "resolved"
-            print(f"{word:<9} {state.rule} {state.severity} {state.subject}")
+            print(line(f"{word:<9} {state.rule} {state.severity} {state.subject}", LOG_LIMIT))
     verb = "would send" if dry_run else "notify"
     for told in outcome.told:
         body = told.body
         where = ", ".join(told.to) or "no notifier configured"
-        print(f"{verb:<9} [{body['severity']} {body['status']}] {body['summary']} -> {where}")
+        said = f"{verb:<9} [{body['severity']} {body['status']}] {body['summary']} -> {where}"
+        print(line(said, LOG_LIMIT))
     for notice in outcome.held:
         state = notice.state
-        print(f"{'held':<9} {notice.event} {state.rule} {state.subject} (quiet hours)")
+        print(line(f"{'held':<9} {notice.event} {state.rule} {state.subject} (quiet hours)"))
     for error in outcome.errors:
-        print(f"{'error':<9} {error}")
+        print(line(f"{'error':<9} {error}", LOG_LIMIT))
     counts = outcome.deliveries
     if dry_run:
         print(f"alerts: {outcome.firing} firing; dry run, nothing stored or sent")
@@ -367,7 +382,7 @@ def digest(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     top = settings.file.digest.top if settings.file.digest is not None else 10
     rendered = render(build_digest(engine, settings, day, now, top))
     if args.preview is None:
-        sys.stdout.write(rendered.text)
+        sys.stdout.write(block(rendered.text))
         return 0
     try:
         args.preview.write_text(rendered.html, encoding="utf-8")

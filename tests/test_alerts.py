@@ -180,7 +180,34 @@ def test_hostile_inquiry_subjects_are_escaped_in_emails_and_slack_text(
     assert "None" not in text and "{{" not in text
     (hook,) = http_sink.requests
     assert "<" not in hook.json()["text"] and "&lt;!channel&gt;" in hook.json()["text"]
-    assert hook.json()["details"]["inquiry_subject"] == HOSTILE
+    # Every string of a notice is one printable line: the CR LF is shown, not obeyed.
+    assert hook.json()["details"]["inquiry_subject"] == HOSTILE.replace("\r\n", "\u240d\u240a")
+
+
+CONTROLS = "\x1b[2J\x1b]0;pwned\x07\rRESOLVED \x9b1m\u202e"
+
+
+def test_control_characters_in_a_subject_reach_no_text_mail_or_webhook_raw(
+    tmp_path: Path, sqlite_url: str, smtp_sink: SmtpSink, http_sink: HttpSink, now: datetime
+) -> None:
+    """A subject and a conversation id written to clear a terminal, retitle a window and forge
+    lines: every value printed in the plain-text mail and the webhook is one printable line."""
+    settings, engine = setup(tmp_path, sqlite_url, smtp=smtp_sink, http=http_sink)
+    conversation = f"c1{CONTROLS}\nRule:           nothing to see"
+    question = MessageEvent("m1", conversation, now, Side.CUSTOMER, subject=CONTROLS + "\nBcc: x")
+    store(engine, settings, "chat", question)
+    run_once(engine, settings, now + 61 * MIN)
+    (mail,) = smtp_sink.messages
+    text = mail.message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # SMTP's
+    (hook,) = http_sink.requests
+    for sent in (text, hook.body.decode(), hook.json()["text"]):
+        assert not [c for c in "\x1b\x07\r\x9b\u202e" if c in sent], sent
+    lines = text.splitlines()
+    assert [line for line in lines if line.startswith(("Bcc:", "Rule:"))] == [
+        "Rule:           reply_overdue (critical)"  # the real one, not the forged one
+    ]
+    assert "\u241b[2J\u241b]0;pwned\u2407\u240dRESOLVED" in text
+    assert "\n" not in hook.json()["text"]
 
 
 def test_an_inquiry_due_soon_then_overdue_then_answered(

@@ -240,3 +240,46 @@ def test_importing_the_cli_leaves_the_garbage_collector_as_it_was() -> None:
             [sys.executable, "-c", check, setting], capture_output=True, text=True, check=True
         )
         assert done.stdout.strip() == expected
+
+
+# An outsider's chat: a conversation id that clears the screen, retitles the window and forges
+# an alert line, and a name that turns the terminal red and overwrites its line.
+FORGED = "firing    forged critical everything/is-fine"
+HOSTILE_CONVERSATION = f"c\x1b[2J\x1b]0;pwned\x07\r\n{FORGED}"
+HOSTILE_NAME = "Dana\x1b[31m\rRESOLVED\x9b1m\u202eevil"
+UNPRINTABLE = ("\x1b", "\x07", "\r", "\x9b", "\u202e")
+
+
+def test_what_an_outsider_wrote_reaches_the_terminal_printable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = str(write_chat_config(tmp_path))
+    chat = {"conversation": HOSTILE_CONVERSATION, "author_role": "customer", "author": HOSTILE_NAME}
+    with (tmp_path / "chat.jsonl").open("a") as log:
+        log.write(json.dumps({**chat, "at": (T0 + timedelta(hours=2)).isoformat()}) + "\n")
+    outputs = []
+    for args in (
+        ["poll"],
+        ["alerts", "--dry-run"],
+        ["alerts"],
+        ["digest", "--date", "2026-11-19"],
+        ["report", "--since", "2026-11-19", "--until", "2026-11-20", "--format", "csv"],
+    ):
+        main(["--config", config, *args])
+        captured = capsys.readouterr()
+        outputs.append(captured.out + captured.err)
+    text = "\n".join(outputs)
+    assert "c\u241b[2J\u241b]0;pwned\u2407\u240d\u240afiring    forged" in outputs[1]  # shown
+    assert [c for c in UNPRINTABLE if c in text] == []
+    assert not [line for line in text.splitlines() if line.startswith(FORGED)]
+    assert "Dana\u241b[31m" in outputs[3]  # the digest names who waits, as printable text
+
+
+def test_log_lines_are_printable_lines() -> None:
+    import logging
+
+    from monitor.cli import PrintableFormatter
+
+    formatter = PrintableFormatter("%(levelname)s %(message)s")
+    record = logging.LogRecord("x", logging.WARNING, "", 0, "rejected %s", ("a\x1b[2J\nb",), None)
+    assert formatter.format(record) == "WARNING rejected a\u241b[2J\u240ab"
