@@ -1,6 +1,7 @@
 # Two commands: `make run` starts the monitor, `make test` runs the linters and the whole test suite.
 #
-# Other targets: `make lint`, `make fmt`, `make bench`, `make clean`, `make .venv` (or `make venv`).
+# Other targets: `make lint`, `make fmt`, `make fuzz`, `make bench`, `make clean`, `make .venv` (or
+# `make venv`).
 # Everything runs from the private virtualenv in .venv, created on first use and
 # re-installed whenever pyproject.toml changes.
 
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: venv .venv run test lint fmt bench clean
+.PHONY: venv .venv run test lint fmt fuzz bench clean
 
 # --- virtualenv -------------------------------------------------------------------------------
 
@@ -47,6 +48,11 @@ lint: $(STAMP)
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The fuzz suite of hostile input (tests/test_bad_input.py) with many more examples than the
+# few CI runs: minutes, not seconds. FUZZ_PROFILE picks the hypothesis settings it runs with.
+fuzz: $(STAMP)
+	FUZZ_PROFILE=fuzz $(BIN)/pytest tests/test_bad_input.py -k fails_no_more_than_itself
 
 # Every benchmark (bench/run.py), a table of ratios against their baselines; BENCH_ARGS=--quick
 # for the small sizes.
