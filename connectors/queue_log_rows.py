@@ -55,7 +55,10 @@ def _time(value: Any, zone: ZoneInfo) -> datetime:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=zone)).astimezone(UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(float(value), UTC)
+        try:
+            return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):  # beyond the platform's or the calendar's
+            raise RowError("time is out of range") from None
     if value is None:
         raise RowError("missing time")
     return parse_time(str(value), "time", zone, _TIME_FORMATS)

@@ -26,6 +26,13 @@ from typing import Any
 from hypothesis import strategies as st
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+# The settings of each kind's source: those of its malformed-input corpus.
+CORPUS_SETTINGS = {
+    name.split("/")[0]: entry["settings"]
+    for name, entry in json.loads(
+        (Path(__file__).parent / "data" / "bad" / "MANIFEST.json").read_text()
+    ).items()
+}
 
 # --- values -----------------------------------------------------------------------------------
 
@@ -536,18 +543,13 @@ def csv_line(fields: list[str]) -> bytes:
     return raw(out.getvalue())
 
 
-# asterisk_cdr: cdr_csv with linkedid (19 columns), one leg a call.
+# asterisk_cdr: cdr_csv with linkedid (19 columns), one answered inbound leg a call.
+_CDR = '|02079460001|6000|from-pstn|"" <02079460001>|SIP/trunk-1|SIP/201-2|Dial|SIP/201'
+
+
 def cdr_fields(key: str, start: str, end: str) -> list[str]:
     return [
-        "",
-        "02079460001",
-        "6000",
-        "from-pstn",
-        '"" <02079460001>',
-        "SIP/trunk-1",
-        "SIP/201-2",
-        "Dial",
-        "SIP/201",
+        *_CDR.split("|"),
         start,
         start,
         end,
@@ -576,7 +578,7 @@ def _cdr_line(n: int) -> st.SearchStrategy[bytes]:
 
 ASTERISK_CDR = Kind(
     "asterisk_cdr",
-    {"timezone": "UTC"},
+    CORPUS_SETTINGS["asterisk_cdr"],
     [
         csv_line(cdr_fields("g0", "2026-11-20 09:00:00", "2026-11-20 09:01:00")),
         csv_line(cdr_fields("g1", "2026-11-20 09:30:00", "2026-11-20 09:31:00")),
@@ -608,16 +610,7 @@ def _row_strategy(template: list[str], key: int) -> Callable[[int], st.SearchStr
 
 CALL_CSV = Kind(
     "call_csv",
-    {
-        "columns": {
-            "id": "id",
-            "entered": "start",
-            "answered": "answer",
-            "ended": "end",
-            "caller": "from",
-        },
-        "timezone": "UTC",
-    },
+    CORPUS_SETTINGS["call_csv"],
     [
         b"g0,2026-11-20 09:00:00,2026-11-20 09:00:30,2026-11-20 09:04:00,+44 20 7946 0001",
         b"g1,2026-11-20 09:30:00,2026-11-20 09:30:30,2026-11-20 09:34:00,+44 20 7946 0002",
@@ -632,7 +625,7 @@ CALL_CSV = Kind(
 
 ANSWERING_SERVICE_CSV = Kind(
     "answering_service_csv",
-    {"timezone": "UTC"},
+    CORPUS_SETTINGS["answering_service_csv"],
     [b"g0,2026-11-20 09:00,+44 20 7946 0001,", b"g1,2026-11-20 09:30,+44 20 7946 0002,"],
     {"msg:g0", "msg:g1"},
     _row_strategy(["", "2026-11-20 10:00", "+44 20 7946 0003", ""], key=0),

@@ -359,30 +359,6 @@ def test_a_queue_log_table_time_that_overflows_rejects_only_its_row(tmp_path: Pa
     assert "g0@support@1795165200" in seen.keys
 
 
-def test_an_internaldate_that_overflows_rejects_only_its_message(dovecot: DovecotServer) -> None:
-    """Dovecot keeps no INTERNALDATE in 9999, so the server's answer is crafted here."""
-    from connectors import imap_fetch
-    from connectors.imap import ImapConnector
-    from monitor.ingest import build_connector
-
-    mailbox = Mailbox(dovecot, dovecot.new_user())
-    config = settings_from_mapping({"sources": [mailbox.source()]}, Path("."))
-    connector = build_connector(config, config.sources[0])
-    assert isinstance(connector, ImapConnector)
-    key = b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"
-    data: list[Any] = []
-    for uid, stamp in ((7, b"31-Dec-9999 23:59:59 -0100"), (8, b"20-Nov-2026 09:00:00 +0000")):
-        head = b'%d (UID %d INTERNALDATE "%s" ' % (uid - 6, uid, stamp) + key + b" {20}"
-        data += [(head, b"From: a@a.test\r\n\r\n"), b")"]
-    records = connector.collector(NOW)
-    connector.events(records, "INBOX", False, [7, 8], imap_fetch.parse(data))
-    events, rejected = records.parsed()
-    assert [(r.location, r.reason) for r in rejected] == [
-        ("INBOX uid 7", "INTERNALDATE is out of range")
-    ]
-    assert len(events) == 1
-
-
 SURROGATE = "\ud800"
 # A name or an id written as the JSON escape `\ud800`, in each chat kind.
 SURROGATES = {

@@ -335,19 +335,24 @@ def test_a_gmail_fetch_response_links_by_thread_id_and_the_sent_label(mailbox: M
     assert question_.conversation == answer.conversation == "gm:1761234567890"
 
 
-def test_an_internaldate_with_an_impossible_offset_rejects_that_message_only(
-    mailbox: Mailbox,
+@pytest.mark.parametrize(
+    ("stamp", "reason"),
+    [
+        # imapclient reads `+2500` as an offset datetime cannot use.
+        (b"01-Oct-2026 08:31:00 +2500", "INTERNALDATE has an impossible time zone offset"),
+        # Behind UTC the year 9999 overflows (Dovecot keeps no such date: the answer is crafted).
+        (b"31-Dec-9999 23:59:59 -0100", "INTERNALDATE is out of range"),
+    ],
+)
+def test_an_unusable_internaldate_rejects_that_message_only(
+    mailbox: Mailbox, stamp: bytes, reason: str
 ) -> None:
-    """imapclient reads `+2500` as an offset datetime cannot use; one message is rejected."""
     config = settings_from_mapping({"agents": AGENTS, "sources": [mailbox.source()]}, Path("."))
     connector = build_connector(config, config.sources[0])
     assert isinstance(connector, ImapConnector)
     key = b"BODY[HEADER.FIELDS (MESSAGE-ID FROM)]"
     data = [
-        (
-            b'1 (UID 7 INTERNALDATE "01-Oct-2026 08:31:00 +2500" ' + key + b" {20}",
-            b"From: a@a.test\r\n\r\n",
-        ),
+        (b'1 (UID 7 INTERNALDATE "' + stamp + b'" ' + key + b" {20}", b"From: a@a.test\r\n\r\n"),
         b")",
         (
             b'2 (UID 8 INTERNALDATE "01-Oct-2026 08:31:00 +0000" ' + key + b" {20}",
@@ -358,9 +363,7 @@ def test_an_internaldate_with_an_impossible_offset_rejects_that_message_only(
     records = connector.collector(NOW)
     connector.events(records, "INBOX", False, [7, 8], imap_fetch.parse(data))
     events, rejected = records.parsed()
-    assert [(r.location, r.reason) for r in rejected] == [
-        ("INBOX uid 7", "INTERNALDATE has an impossible time zone offset")
-    ]
+    assert [(r.location, r.reason) for r in rejected] == [("INBOX uid 7", reason)]
     assert len(events) == 1
 
 
