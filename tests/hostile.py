@@ -204,6 +204,8 @@ def _replace(template: dict[str, Any], values: dict[str, Any], marker: str) -> d
                 value = marker + value
             elif isinstance(value, int) and not isinstance(value, bool):
                 value = int(f"9{marker[1:]}{abs(value)}")  # an integer id, still distinct
+            elif isinstance(value, float):
+                value = float(f"9{marker[1:]}.5")  # a number id, still distinct
         record[key] = value
     return record
 
@@ -357,7 +359,15 @@ SLACK_USERS = [
 
 
 def _slack_day(n: int) -> st.SearchStrategy[Any]:
-    template = {"type": "message", "user": "U02CUST", "ts": f"1795{n:06d}.000100", "text": "hi"}
+    # A day file is known by its content (two equal ones are one re-export): the client's
+    # message id keeps the hostile ones distinct whatever else they hold.
+    template = {
+        "type": "message",
+        "user": "U02CUST",
+        "ts": f"1795{n:06d}.000100",
+        "text": "hi",
+        "client_msg_id": f"h{n}",
+    }
     keys = ["type", "user", "ts", "thread_ts", "subtype", "bot_id", "user_team", "hidden"]
     profile = st.builds(lambda name: {"real_name": name}, JSON_VALUES)
     message = st.builds(
@@ -365,8 +375,6 @@ def _slack_day(n: int) -> st.SearchStrategy[Any]:
         _fields(keys, JSON_VALUES),
         profile,
     )
-    # Day files are known by their content: two equal ones are one (a re-export), so even
-    # junk is kept distinct.
     return st.lists(message, min_size=1, max_size=1) | JUNK.map(lambda b: b"h%d" % n + b)
 
 

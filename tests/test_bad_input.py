@@ -119,7 +119,7 @@ settings.register_profile(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-settings.register_profile("fuzz", settings.get_profile("ci"), max_examples=400)
+settings.register_profile("fuzz", settings.get_profile("ci"), max_examples=250)
 FUZZ = settings.get_profile(os.environ.get("FUZZ_PROFILE", "ci"))
 HOSTILE_COUNT = st.integers(1, 3)
 
