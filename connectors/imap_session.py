@@ -34,7 +34,7 @@ from pydantic import SecretStr, model_validator
 
 from connectors.base import ConnectorError
 from connectors.mail import MailSettings
-from monitor.config import Duration, is_loopback, read_secret
+from monitor.config import Duration, Port, is_loopback, read_secret
 
 DEFAULT_PORTS = {"tls": 993, "starttls": 143, "none": 143}
 TOKEN_COMMAND_TIMEOUT = 60
@@ -42,7 +42,7 @@ TOKEN_COMMAND_TIMEOUT = 60
 
 class ImapSettings(MailSettings):
     host: str
-    port: int | None = None  # 993 with tls, 143 otherwise
+    port: Port | None = None  # 993 with tls, 143 otherwise
     security: Literal["tls", "starttls", "none"] = "tls"
     username: str
     password: SecretStr | None = None
