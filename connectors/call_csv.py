@@ -52,7 +52,7 @@ from connectors.csv_rows import (
     text,
 )
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
-from monitor.config import SourceSettings, TimezoneName
+from monitor.config import PhoneSettings, SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
     CallOutcome,
@@ -136,7 +136,7 @@ MISSED = {
 _EXTERNAL_DIGITS = 9
 
 
-class CallCsvSettings(LineFileSettings):
+class CallCsvSettings(LineFileSettings, PhoneSettings):
     preset: Literal["aircall", "3cx"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's column
     header: bool | None = None  # default: the preset's, else True

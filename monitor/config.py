@@ -263,6 +263,18 @@ class SourceSettings(Model):
     enabled: bool = True
 
 
+class PhoneSettings(SourceSettings):
+    """Keys of the sources whose calls carry a queue (the phone kinds).
+
+    The `queue` label comes from the log, so it is bounded: with `queues`, exactly those
+    queues are exported under their own name (a mapping renames them: `{"600": Sales}`); without
+    it, the first `max_queues` names met. Every other queue, and any name that looks like an
+    e-mail address or a phone number, is stored and exported as `other`."""
+
+    queues: list[str] | dict[str, str] | None = None
+    max_queues: int = Field(default=50, ge=1, le=1000)
+
+
 class MetricsSettings(Model):
     listen: str = "127.0.0.1:9742"
 
