@@ -18,10 +18,10 @@ is no resynchronising inside a JSON text); the records before it are kept. No re
 document's text (ijson's own messages do, so they are not passed on).
 
 Numbers are floats or ints as with `json.loads` (`use_float`), not Decimals. yajl turns a lone
-low surrogate escape ("\\udc00") into bytes that Python cannot decode and stops; the document
-is then read again by ijson's pure-Python backend, which passes such strings on as
-`json.loads` does (their sanitising is the events' business), skipping the records already
-given.
+low surrogate escape ("\\udc00") into bytes that Python cannot decode, and refuses integers
+beyond 64 bits; such a document is then read again by ijson's pure-Python backend, which
+passes them on as `json.loads` does (sanitising strings is the events' business), skipping
+the records already given.
 """
 
 from __future__ import annotations
@@ -68,6 +68,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Unsupported(Exception):
+    """Valid JSON that yajl cannot read (an integer beyond 64 bits)."""
+
+
 class DocumentError(RecordError):
     """The document is not valid JSON from some point on: the rest of it cannot be read."""
 
@@ -88,8 +92,9 @@ def read_records(
         for item in _records(stream, "yajl2_c", unwrap, max_record_bytes, 0):
             given += 1
             yield item
-    except UnicodeDecodeError:
-        # yajl's lone surrogates: read again by the pure-Python parser from the start.
+    except (UnicodeDecodeError, _Unsupported):
+        # yajl's lone surrogates and integers beyond 64 bits: read again by the pure-Python
+        # parser from the start (slower, and only for such documents).
         stream.seek(0)
         try:
             yield from _records(stream, "python", unwrap, max_record_bytes, given)
@@ -124,6 +129,8 @@ def _records(
     except UnicodeDecodeError:
         raise
     except (ijson.JSONError, ValueError) as exc:  # and a number beyond int()'s digit limit
+        if backend != "python" and "integer overflow" in str(exc):
+            raise _Unsupported from None
         if "UTF8" in str(exc):
             yield "", DocumentError(f"invalid UTF-8 at byte {_bad_utf8_at(stream)}")
             return

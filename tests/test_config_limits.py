@@ -153,3 +153,19 @@ def test_a_percent_encoded_password_works_and_is_never_shown() -> None:
 def test_urls_are_masked_from_the_scheme_to_the_host(url: str, shown: str) -> None:
     assert config_module.masked_url(url) == shown
     assert "TOPSECRET" not in config_module.masked_url(url)
+
+
+def test_a_table_url_password_holding_an_at_sign_is_an_error_naming_the_source_key(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        "sources:\n"
+        "  - name: phones-db\n"
+        "    kind: asterisk_queue_log\n"
+        "    table_url: postgresql+psycopg://asterisk:TOP@SECRET-part@127.0.0.1/asterisk\n"
+    )
+    done = run_child(cli("--config", str(config), "check"), deadline=30)
+    assert done.status == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("config error: sources[0].table_url: ")
+    assert "SECRET" not in done.stdout + done.stderr
