@@ -197,10 +197,12 @@ class _Reader:
 
     def skip(self, event: str) -> None:
         """Pass over the rest of a value whose first event was `event`."""
-        if event not in _STARTS:
-            return
-        depth = 1
-        for event, _ in self.events:
+        if event in _STARTS:
+            self.close(1)
+
+    def close(self, depth: int) -> None:
+        """Pass over events until the `depth` containers open now are closed."""
+        for event, _ in self.events if depth else ():
             if event in _STARTS:
                 depth += 1
             elif event in _ENDS:
@@ -256,13 +258,7 @@ class _Reader:
             stack = []
             if pending:
                 depth += 1 if event in _STARTS else -1 if event in _ENDS else 0
-            for event, _ in events if depth else ():
-                if event in _STARTS:
-                    depth += 1
-                elif event in _ENDS:
-                    depth -= 1
-                    if depth == 0:
-                        break
+            self.close(depth)
             return RecordError(str(exc))
         raise ijson.IncompleteJSONError("the document ends inside a value")
 

@@ -110,15 +110,7 @@ def prepare(engine: Engine) -> None:
                     [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
                 )
                 return
-            found = conn.execute(
-                select(META.c.value).where(META.c.key == "schema_version")
-            ).scalar_one_or_none()
-            version = int(found) if found is not None else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database {describe(engine)} has schema v{version}, newer than this "
-                    f"support-monitor (v{SCHEMA_VERSION}): upgrade support-monitor"
-                )
+            version = schema_version(conn, engine)
             if version < SCHEMA_VERSION:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[step](conn)
@@ -127,6 +119,20 @@ def prepare(engine: Engine) -> None:
             SQLModel.metadata.create_all(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None
+
+
+def schema_version(conn: Connection, engine: Engine) -> int:
+    """The stored schema version; StoreError when it is newer than this version knows."""
+    found = conn.execute(
+        select(META.c.value).where(META.c.key == "schema_version")
+    ).scalar_one_or_none()
+    version = int(found) if found is not None else 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {describe(engine)} has schema v{version}, newer than this "
+            f"support-monitor (v{SCHEMA_VERSION}): upgrade support-monitor"
+        )
+    return version
 
 
 # Any constant: the key of the transaction-level advisory lock that serialises schema changes.
@@ -273,15 +279,7 @@ def verify(engine: Engine) -> str:
                 _check_creatable(conn, engine)
                 conn.rollback()
                 return f"{describe(engine)} (empty: the tables are created on first use)"
-            found = conn.execute(
-                select(META.c.value).where(META.c.key == "schema_version")
-            ).scalar_one_or_none()
-            version = int(found) if found is not None else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database {describe(engine)} has schema v{version}, newer than this "
-                    f"support-monitor (v{SCHEMA_VERSION}): upgrade support-monitor"
-                )
+            version = schema_version(conn, engine)
             # A write that changes nothing, rolled back: a read-only file, role, replica or
             # transaction fails here rather than at the first poll.
             conn.execute(
