@@ -52,6 +52,7 @@ from connectors.csv_rows import (
     text,
 )
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.regular_files import open_regular
 from monitor.config import PhoneSettings, SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
@@ -229,8 +230,11 @@ class CallCsvConnector(LineFileSource):
         """The column names of `path` (None when its first line is not a usable header)."""
         if not self.options.has_header():
             return self.options.field_names()
-        with path.open("rb") as handle:
-            first = handle.readline(self.max_line_bytes + 1).rstrip(b"\r\n")
+        try:
+            with open_regular(path) as handle:
+                first = handle.readline(self.max_line_bytes + 1).rstrip(b"\r\n")
+        except OSError:
+            return None  # not a regular file, or unreadable: its reading says so, located
         try:
             fields = split_line(first.removeprefix(b"\xef\xbb\xbf"))  # a BOM from spreadsheets
             return [text(name, "header") for name in fields] if fields else None

@@ -15,6 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from limits import cli, run_child
 from test_chat_exports.builders import SlackExport, at, message, zendesk_chat, zendesk_entry
@@ -271,3 +272,26 @@ def test_a_double_star_glob_never_follows_a_symlinked_folder(tmp_path: Path) -> 
     assert "chat: 1 new messages, 0 calls, 0 rejected" in done.stdout
     checked = run_child(cli("--config", str(config), "check"), deadline=30)
     assert "ok    source chat (chat_jsonl): 1 file," in checked.stdout
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"kind": "call_csv", "columns": {"entered": "Start"}},
+        {"kind": "answering_service_csv"},
+        {"kind": "asterisk_cdr"},
+        {"kind": "asterisk_queue_log"},
+        {"kind": "mbox"},
+        {"kind": "zendesk_chat"},
+        {"kind": "livechat"},
+    ],
+)
+def test_every_file_kind_rejects_a_fifo_by_name_instead_of_waiting_on_it(
+    tmp_path: Path, source: dict[str, Any]
+) -> None:
+    os.mkfifo(tmp_path / "log.fifo")
+    config = write_config(tmp_path, {"name": "src", "path": "*.fifo", **source})
+    done = run_child(cli("--config", str(config), "poll"), deadline=30)
+    assert done.status == 0, done.stdout + done.stderr
+    assert "1 rejected" in done.stdout
+    assert "rejected log.fifo: not a regular file (a FIFO)" in done.stderr
