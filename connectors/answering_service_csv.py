@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -42,6 +43,7 @@ from connectors.csv_rows import (
     text,
 )
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.regular_files import NotRegularFile, open_regular, reason
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import Channel, Event, MessageEvent, Side, callback_conversation
 
@@ -86,6 +88,15 @@ class AnsweringServiceCsvConnector(LineFileSource):
             try:
                 info = path.stat()
             except FileNotFoundError:
+                continue
+            except OSError as exc:  # a symlink loop, a folder it may not enter: this file alone
+                yield Batch(
+                    [], _dump(state | _later(done, state)), [Rejection(path.name, reason(exc))]
+                )
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                why = reason(NotRegularFile(path, info.st_mode))
+                yield Batch([], _dump(state | _later(done, state)), [Rejection(path.name, why)])
                 continue
             key = f"{info.st_dev}:{info.st_ino}"
             version = f"{info.st_size}:{info.st_mtime_ns}"
@@ -254,7 +265,7 @@ def _fingerprint(path: Path, size: int) -> dict[str, Any]:
     version of the file starts with exactly these bytes, only lines were added after them."""
     digest, lines, last = hashlib.sha1(), 0, b""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             remaining = size
             while remaining > 0:
                 block = handle.read(min(1 << 16, remaining))

@@ -54,7 +54,7 @@ from connectors.csv_rows import (
     text,
 )
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
-from monitor.config import Duration, SourceSettings, TimezoneName
+from monitor.config import Duration, PhoneSettings, SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
     CallOutcome,
@@ -88,7 +88,7 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
 _EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.events)
 
 
-class AsteriskCdrSettings(LineFileSettings):
+class AsteriskCdrSettings(LineFileSettings, PhoneSettings):
     # `path`: Master.csv, or a glob (LineFileSettings)
     layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
     columns: list[str] | None = None  # field names of a cdr_custom mapping other than the stock

@@ -34,7 +34,7 @@ from connectors.file_source import FileSource, read_error
 from connectors.queue_log_calls import Calls, Record
 from connectors.queue_log_lines import feed_texts, parse_text
 from connectors.queue_log_rows import CsvRows, TableRows, record
-from monitor.config import Duration, SourceSettings, TimezoneName
+from monitor.config import DatabaseUrl, Duration, PhoneSettings, SourceSettings, TimezoneName
 from monitor.events import Channel, Event
 
 logger = logging.getLogger(__name__)
@@ -51,10 +51,10 @@ IMPORT_BATCH = 20_000
 Read = tuple[list[tuple[str, dict[str, Any]]], Any]
 
 
-class AsteriskQueueLogSettings(SourceSettings):
+class AsteriskQueueLogSettings(PhoneSettings):
     path: str | None = None  # the flat file (or a glob, or a CSV export with format: csv)
     format: Literal["flat", "csv"] = "flat"
-    table_url: str | None = None  # SQLAlchemy URL of the Asterisk database (never ours)
+    table_url: DatabaseUrl | None = None  # SQLAlchemy URL of the Asterisk database (never ours)
     table: str = "queue_log"
     table_utc: bool = False  # queue_log_realtime_use_gmt=yes
     timezone: TimezoneName | None = None  # of table times; default: the config's timezone

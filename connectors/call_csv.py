@@ -52,7 +52,8 @@ from connectors.csv_rows import (
     text,
 )
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
-from monitor.config import SourceSettings, TimezoneName
+from connectors.regular_files import open_regular
+from monitor.config import PhoneSettings, SourceSettings, TimezoneName
 from monitor.events import (
     CallEvent,
     CallOutcome,
@@ -136,7 +137,7 @@ MISSED = {
 _EXTERNAL_DIGITS = 9
 
 
-class CallCsvSettings(LineFileSettings):
+class CallCsvSettings(LineFileSettings, PhoneSettings):
     preset: Literal["aircall", "3cx"] | None = None
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's column
     header: bool | None = None  # default: the preset's, else True
@@ -228,8 +229,11 @@ class CallCsvConnector(LineFileSource):
         """The column names of `path` (None when its first line is not a usable header)."""
         if not self.options.has_header():
             return self.options.field_names()
-        with path.open("rb") as handle:
-            first = handle.readline(self.max_line_bytes + 1).rstrip(b"\r\n")
+        try:
+            with open_regular(path) as handle:
+                first = handle.readline(self.max_line_bytes + 1).rstrip(b"\r\n")
+        except OSError:
+            return None  # not a regular file, or unreadable: its reading says so, located
         try:
             fields = split_line(first.removeprefix(b"\xef\xbb\xbf"))  # a BOM from spreadsheets
             return [text(name, "header") for name in fields] if fields else None

@@ -8,16 +8,15 @@ the new file's creation) nothing may match for a moment, and the next poll heals
 
 from __future__ import annotations
 
-import glob
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors import files
 from connectors.base import Connector, ConnectorContext, ConnectorError, Cursor
+from connectors.regular_files import glob_files, glob_paths, open_regular, reason
 from monitor.config import SourceSettings
-
-_GLOB_CHARS = frozenset("*?[")
 
 
 class FileSource(Connector):
@@ -28,7 +27,8 @@ class FileSource(Connector):
         raise NotImplementedError
 
     def matching_files(self) -> list[Path]:
-        """The files the configured path matches now (sorted; regular files only)."""
+        """The files the configured path matches now (sorted; folders left out, anything else
+        in: a FIFO or a device there is a located rejection when read, not silence)."""
         return matching_files(self.configured_path())
 
     def matched(self, *, permanent: bool) -> list[Path]:
@@ -39,34 +39,47 @@ class FileSource(Connector):
 
     def check(self) -> str:
         found = self.matched(permanent=True)
-        size = 0
-        for path in found:
-            try:
-                with path.open("rb") as handle:
-                    handle.read(1)
-                size += path.stat().st_size
-            except OSError as exc:
-                raise ConnectorError(unreadable(path, exc), permanent=True) from None
-        return f"{len(found)} file{'' if len(found) == 1 else 's'}, {human_size(size)}"
+        return describe_files(found)
 
     @staticmethod
     def require_files(paths: list[Path]) -> None:
-        """For `import`: every named file exists (a typo fails before anything is read)."""
+        """For `import`: every named file exists (a typo fails before anything is read). One
+        that is not a regular file or cannot be read is a located rejection when read."""
         for path in paths:
-            if not path.is_file():
+            if not path.exists() and not path.is_symlink():
                 raise ConnectorError(f"{path}: no such file", permanent=True)
 
 
 def matching_paths(path: Path) -> list[Path]:
-    """What `path` (a file or folder, or a glob with `**`) matches now, sorted by name."""
-    if not _GLOB_CHARS & set(str(path)):
-        return [path] if path.exists() else []
-    return [Path(p) for p in sorted(glob.glob(str(path), recursive=True))]
+    """What `path` (a file or folder, or a glob with `**`) matches now, sorted by name; `**`
+    never follows a symlinked folder (connectors.regular_files)."""
+    return glob_paths(path)
 
 
 def matching_files(path: Path) -> list[Path]:
-    """The regular files of `matching_paths(path)`."""
-    return [p for p in matching_paths(path) if p.is_file()]
+    """`matching_paths(path)` without folders."""
+    return glob_files(path)
+
+
+def describe_files(found: list[Path]) -> str:
+    """`check`'s line for matched files: how many and how large; ConnectorError naming the
+    first that a poll would reject (not a regular file, unreadable) and how many there are."""
+    size = 0
+    refused: list[str] = []
+    for path in found:
+        try:
+            with open_regular(path) as handle:
+                handle.read(1)
+                size += os.fstat(handle.fileno()).st_size
+        except OSError as exc:
+            refused.append(f"{path}: {reason(exc)}")
+    if refused:
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        raise ConnectorError(
+            f"{refused[0]}{more}; the other {len(found) - len(refused)} would be read",
+            permanent=True,
+        )
+    return f"{len(found)} file{'' if len(found) == 1 else 's'}, {human_size(size)}"
 
 
 class LineFileSettings(SourceSettings):

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from connectors.base import Cursor, Rejection
+from connectors.regular_files import NotRegularFile, open_regular, reason
 
 CURSOR_VERSION = 1
 DEFAULT_MAX_LINES = 5000
@@ -89,7 +90,8 @@ def tail(
 
     The last chunk always carries the final cursor, even with no lines, whenever the cursor
     changed (a file restarted, a vanished file forgotten). Raises ValueError for a cursor that
-    is not of this shape and OSError when a matched file cannot be read.
+    is not of this shape. A matched file that is not a regular file or cannot be opened is a
+    rejection located by its name; the others are read.
     """
     return _read(paths, load_cursor(cursor), max_lines, max_line_bytes, final=False)
 
@@ -136,19 +138,27 @@ def _dump(files: dict[str, dict[str, Any]]) -> Cursor:
     return {"v": CURSOR_VERSION, "files": {key: dict(entry) for key, entry in files.items()}}
 
 
-def _ordered(paths: Iterable[Path]) -> list[tuple[Path, os.stat_result]]:
+def _ordered(paths: Iterable[Path]) -> tuple[list[tuple[Path, os.stat_result]], list[Rejection]]:
     """Regular files, oldest modification first, then by name: a rotated file (older) is
-    finished before the one that replaced it. A path that vanished meanwhile is skipped."""
+    finished before the one that replaced it. A path that vanished meanwhile is skipped; one
+    that is not a regular file (a FIFO, a device, a socket, a symlink to one) is a rejection
+    located by its name, and the others are read."""
     found: list[tuple[Path, os.stat_result]] = []
+    refused: list[Rejection] = []
     for path in paths:
         try:
             info = path.stat()
         except FileNotFoundError:
             continue  # rotated away between the glob and now; seen under its new name if matched
+        except OSError as exc:
+            refused.append(Rejection(path.name, reason(exc)))
+            continue
         if stat.S_ISREG(info.st_mode):
             found.append((path, info))
+        elif not stat.S_ISDIR(info.st_mode):
+            refused.append(Rejection(path.name, reason(NotRegularFile(path, info.st_mode))))
     found.sort(key=lambda item: (item[1].st_mtime_ns, str(item[0])))
-    return found
+    return found, refused
 
 
 def _read(
@@ -164,13 +174,17 @@ def _read(
     # Only files matched now stay in the cursor: it stays small however often logs rotate.
     files: dict[str, dict[str, Any]] = {}
     runs: list[Run] = []
-    rejected: list[Rejection] = []
-    count = 0  # lines and rejections in the chunk being filled
+    ordered, rejected = _ordered(paths)
+    count = len(rejected)  # lines and rejections in the chunk being filled
     emitted = _dump(previous)
-    for path, _ in _ordered(paths):
+    for path, _ in ordered:
         try:
-            handle = path.open("rb")
+            handle = open_regular(path)
         except FileNotFoundError:
+            continue
+        except OSError as exc:  # unreadable, or replaced by a FIFO since: this file alone
+            rejected.append(Rejection(path.name, reason(exc)))
+            count += 1
             continue
         with handle:
             info = os.fstat(handle.fileno())  # the file actually opened, even if renamed since
@@ -188,8 +202,8 @@ def _read(
                 if isinstance(piece, _Long):
                     entry["offset"] += piece.consumed
                     entry["line"] += 1
-                    reason = f"line of {piece.length} bytes is longer than the limit"
-                    rejected.append(Rejection(f"{path.name}:{entry['line']}", reason))
+                    why = f"line of {piece.length} bytes is longer than the limit"
+                    rejected.append(Rejection(f"{path.name}:{entry['line']}", why))
                     count += 1
                 else:
                     # Cut the piece where the chunk fills; the cursor must cover exactly the

@@ -14,7 +14,8 @@ folder alone, telling our messages by their `\\Sent` label. For each folder:
 3. Nothing is new when UIDNEXT - 1 <= last_uid. Otherwise `UID SEARCH last+1:*`, keeping only
    UIDs above last_uid: `n:*` always matches the highest UID, even when it is below n.
 4. `UID FETCH` of `batch_size` UIDs at a time, given as lists of numbers (imapclient 4
-   rejects range strings), of `BODY.PEEK[HEADER.FIELDS (...)]` (PEEK never sets `\\Seen`) and
+   rejects range strings), of `BODY.PEEK[HEADER.FIELDS (...)]<0.n>` (PEEK never sets
+   `\\Seen`; the partial keeps a header block past the header limit from being sent) and
    `INTERNALDATE` with `normalise_times = False` (aware datetimes), read by
    connectors.imap_fetch (imapclient's result, without the cost of its lexer). Folders take
    turns: a batch holds one FETCH from each folder with new mail, so replies in Sent and the
@@ -45,7 +46,15 @@ from imapclient.imapclient import ALL, SENT
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Records
 from connectors.imap_fetch import fetch as fetch_items
 from connectors.imap_session import ImapSettings, describe, session
-from connectors.mail import Classifier, MailError, build_event, own_addresses, skipped_by_labels
+from connectors.mail import (
+    MAX_HEADER_BYTES,
+    TOO_LONG,
+    Classifier,
+    MailError,
+    build_event,
+    own_addresses,
+    skipped_by_labels,
+)
 from connectors.mail_headers import FIELDS, parse
 from monitor.config import SourceSettings
 from monitor.events import Channel, MessageEvent
@@ -53,7 +62,9 @@ from monitor.events import Channel, MessageEvent
 logger = logging.getLogger(__name__)
 
 CURSOR_VERSION = 1
-HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(FIELDS)})]"
+# A partial of one byte more than the header limit: the server never sends a longer literal,
+# and a block that fills it is known to be too long (and rejected, alone).
+HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(FIELDS)})]<0.{MAX_HEADER_BYTES + 1}>"
 GMAIL = b"X-GM-EXT-1"
 _warned_no_sent: set[str] = set()  # sources already told that no Sent folder was found
 
@@ -215,6 +226,8 @@ class ImapConnector(Connector):
         raw = record.get(header_key) if header_key is not None else None
         if not isinstance(raw, bytes):
             raise MailError("the server returned no headers for it")
+        if len(raw) > MAX_HEADER_BYTES:
+            raise MailError(TOO_LONG)
         found_labels = record.get(b"X-GM-LABELS")
         labels = [_text(label) for label in found_labels] if found_labels else []
         if labels and skipped_by_labels(labels):

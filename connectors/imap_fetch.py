@@ -32,11 +32,12 @@ from imapclient.response_parser import parse_fetch_response
 
 Response = dict[int, dict[bytes, Any]]
 
-# `12 (UID 7 INTERNALDATE "01-Oct-2026 08:31:00 +0000" BODY[HEADER.FIELDS (FROM TO)] {288}`:
-# the sequence number, simple items, the section and the size of the literal that follows.
+# `12 (UID 7 INTERNALDATE "01-Oct-2026 08:31:00 +0000" BODY[HEADER.FIELDS (FROM TO)]<0> {288}`:
+# the sequence number, simple items, the section (with the origin of a partial fetch) and the
+# size of the literal that follows.
 _HEAD = re.compile(
     rb'(\d+) \(((?:[A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*") )*)'
-    rb"(BODY\[[^\]\[]*\]) \{\d+\}\Z"
+    rb"(BODY\[[^\]\[]*\](?:<\d+>)?) \{\d+\}\Z"
 )
 # What follows the literal: more simple items, then the closing parenthesis.
 _TAIL = re.compile(rb'((?: [A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*"))*)\)\Z')

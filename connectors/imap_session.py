@@ -7,8 +7,9 @@
   (SASL XOAUTH2) read from `oauth2_token_file` or printed by `oauth2_token_command`; getting
   and refreshing the token is the job of that file's writer or that command (for example a
   `msal` or `oauth2l` call), so no provider SDK is needed here.
-- `timeout` bounds the connection and every read, so a silent server fails the poll instead
-  of hanging it.
+- `timeout` bounds each command, from sending it to the end of its answer (and connecting with
+  the greeting), however slowly the server answers, so a silent or trickling server fails the
+  poll instead of holding it; no literal longer than the header limit is read.
 
 Every failure becomes a `ConnectorError` of one line naming host and port: bad credentials are
 permanent (retrying will not fix them and may lock the account), network trouble is not.
@@ -30,19 +31,25 @@ from typing import Any, Literal
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imap4 import IMAP4WithTimeout
+from imapclient.tls import IMAP4_TLS
 from pydantic import SecretStr, model_validator
 
 from connectors.base import ConnectorError
-from connectors.mail import MailSettings
-from monitor.config import Duration, is_loopback, read_secret
+from connectors.mail import MAX_HEADER_BYTES, MailSettings
+from monitor.config import Duration, Port, is_loopback, read_secret
+from monitor.deadlines import Deadline, timed_out
 
 DEFAULT_PORTS = {"tls": 993, "starttls": 143, "none": 143}
 TOKEN_COMMAND_TIMEOUT = 60
+# The largest literal read from the server: a header block fetched as a partial of one byte
+# more than the header limit (connectors.imap), so that a longer block is seen to be longer.
+MAX_LITERAL = MAX_HEADER_BYTES + 1
 
 
 class ImapSettings(MailSettings):
     host: str
-    port: int | None = None  # 993 with tls, 143 otherwise
+    port: Port | None = None  # 993 with tls, 143 otherwise
     security: Literal["tls", "starttls", "none"] = "tls"
     username: str
     password: SecretStr | None = None
@@ -92,6 +99,77 @@ def tls_context(settings: ImapSettings, base_dir: Path) -> ssl.SSLContext:
     return context
 
 
+class _Bounded:
+    """What our imaplib connections add (mixed into imapclient's two imaplib classes):
+
+    - a deadline per command (monitor.deadlines): from sending a command to the end of its
+      tagged answer, including the greeting after connecting, so a server trickling its
+      answer one byte at a time fails the poll by `timeout` instead of holding it for ever;
+    - no literal larger than MAX_LITERAL is read: imaplib would buffer whatever size the
+      server announces (`{999999999}`) before our header rule could apply. Honest servers
+      never send one, since the headers are fetched as a partial of that size (connectors.imap).
+    """
+
+    deadline: Deadline
+
+    def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
+        self.deadline.start()  # connecting, TLS and the greeting: stopped by the first command
+        super().open(host, port, timeout)  # type: ignore[misc]
+        # imaplib keeps its current socket in `sock` (STARTTLS replaces it there).
+        self.deadline.socket_of = lambda: getattr(self, "sock", None)
+
+    def _command(self, name: str, *args: Any) -> Any:
+        self.deadline.start()
+        return super()._command(name, *args)  # type: ignore[misc]
+
+    def _command_complete(self, name: str, tag: Any) -> Any:
+        try:
+            return super()._command_complete(name, tag)  # type: ignore[misc]
+        finally:
+            self.deadline.stop()
+
+    def read(self, size: int) -> bytes:
+        if size > MAX_LITERAL:
+            raise imaplib.IMAP4.abort(
+                f"the server announced a literal of {size:,} bytes, more than the "
+                f"{MAX_LITERAL:,} byte limit: not read"
+            )
+        return super().read(size)  # type: ignore[misc,no-any-return]
+
+
+class _PlainImap(_Bounded, IMAP4WithTimeout):  # type: ignore[misc]
+    def __init__(self, host: str, port: int, timeout: float | None, deadline: Deadline) -> None:
+        self.deadline = deadline
+        super().__init__(host, port, timeout)
+
+
+class _TlsImap(_Bounded, IMAP4_TLS):  # type: ignore[misc]
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        timeout: float | None,
+        deadline: Deadline,
+    ) -> None:
+        self.deadline = deadline
+        super().__init__(host, port, ssl_context, timeout)
+
+
+class _Client(IMAPClient):  # type: ignore[misc]
+    """imapclient's client on the connections above."""
+
+    def __init__(self, *args: Any, deadline: Deadline, **kwargs: Any) -> None:
+        self.deadline = deadline
+        super().__init__(*args, **kwargs)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TlsImap(self.host, self.port, self.ssl_context, timeout, self.deadline)
+        return _PlainImap(self.host, self.port, timeout, self.deadline)
+
+
 @contextmanager
 def session(settings: ImapSettings, base_dir: Path) -> Iterator[IMAPClient]:
     """A logged-in client with `normalise_times = False` (aware INTERNALDATEs); logged out at
@@ -100,13 +178,15 @@ def session(settings: ImapSettings, base_dir: Path) -> Iterator[IMAPClient]:
     context = tls_context(settings, base_dir) if settings.security != "none" else None
     seconds = settings.timeout.total_seconds()
     client: IMAPClient | None = None
+    deadline = Deadline(seconds, lambda: None)  # the connection gives it its socket
     try:
-        client = IMAPClient(
+        client = _Client(
             settings.host,
             port=settings.port or DEFAULT_PORTS[settings.security],
             ssl=settings.security == "tls",
             ssl_context=context,
             timeout=seconds,
+            deadline=deadline,
         )
         if settings.security == "starttls":
             client.starttls(context)
@@ -121,14 +201,19 @@ def session(settings: ImapSettings, base_dir: Path) -> Iterator[IMAPClient]:
     except ConnectorError:
         raise
     except LoginError:
+        if deadline.expired:
+            raise ConnectorError(f"{where}: {timed_out(seconds)}") from None
         raise ConnectorError(
             f"{where}: login failed for {settings.username}", permanent=True
         ) from None
     except (IMAPClientError, imaplib.IMAP4.error, OSError, EOFError) as exc:
+        if deadline.expired:
+            raise ConnectorError(f"{where}: {timed_out(seconds)}") from None
         raise ConnectorError(f"{where}: {describe(exc)}") from None
     finally:
         if client is not None:
             _close(client)
+        deadline.close()
 
 
 def _login(client: IMAPClient, settings: ImapSettings, base_dir: Path) -> None:

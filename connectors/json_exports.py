@@ -22,12 +22,15 @@ record.
 
 from __future__ import annotations
 
+import functools
+import io
+import os
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from connectors import files
 from connectors.base import (
@@ -41,19 +44,28 @@ from connectors.base import (
 )
 from connectors.file_source import FileSource, read_error
 from connectors.json_records import RecordError, array, json_type, load_json, nested
+from connectors.json_stream import DEFAULT_MAX_RECORD_BYTES, read_records
+from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
 from monitor.events import Event
 
 CURSOR_VERSION = 1
 DEFAULT_MAX_RECORDS = 5000
-# One JSON document is decoded in memory; beyond this, export smaller pages or JSONL.
+# A JSON document is parsed as a stream, one record in memory at a time (connectors.json_stream);
+# this bounds the time a single file can take.
 DEFAULT_MAX_DOCUMENT_BYTES = 200 * 1000 * 1000
 LINE_SUFFIXES = (".jsonl", ".ndjson")
+_BLOCK = 1024 * 1024
 
 
-def fingerprint(data: bytes) -> str:
-    """Content identity of a file: the same as a zip member's stored size and CRC-32."""
-    return f"{len(data)}:{zlib.crc32(data):08x}"
+def stream_fingerprint(stream: BinaryIO) -> str:
+    """Content identity of what `stream` holds, read a block at a time (never whole): its size
+    and CRC-32, the same as a zip member's stored ones."""
+    size, crc = 0, 0
+    while block := stream.read(_BLOCK):
+        size += len(block)
+        crc = zlib.crc32(block, crc)
+    return f"{size}:{crc:08x}"
 
 
 # --- the snapshot cursor ----------------------------------------------------------------------
@@ -99,14 +111,21 @@ Parsed = tuple[list[Event], list[Rejection]]  # what one record of a file became
 
 @dataclass(frozen=True)
 class Unit:
-    """One snapshot file: its content fingerprint, how to read it and how to parse it into
+    """One snapshot file: its content fingerprint, how to open it and how to parse it into
     records (deterministically: a resumed read skips the records already stored), and where it
-    is (a file unreadable as a whole, a zip member that does not decompress, is rejected there)."""
+    is. Parsing reads the stream as it goes: a file is never held whole in memory. Whatever
+    makes the file fail as a whole while it is opened or read (a zip member that does not
+    decompress) is a rejection at `location`; the records read before it are kept."""
 
     fingerprint: str
-    read: Callable[[], bytes]
-    parse: Callable[[bytes], Iterator[Parsed]]
-    location: str = ""
+    open: Callable[[], BinaryIO]
+    parse: Callable[[BinaryIO], Iterator[Parsed]]
+    location: str
+
+
+def nothing() -> BinaryIO:
+    """`Unit.open` of a unit that stands for rejections found without reading it."""
+    return io.BytesIO()
 
 
 def read_units(
@@ -133,20 +152,18 @@ def read_units(
             continue
         skip = resume[1] if resume is not None and resume[0] == unit.fingerprint else 0
         try:
-            data = unit.read()
+            with unit.open() as stream:
+                for index, (found, bad) in enumerate(unit.parse(stream)):
+                    if index < skip:
+                        continue
+                    events.extend(found)
+                    rejected.extend(bad)
+                    if len(events) + len(rejected) >= max_records:
+                        state.partial = (unit.fingerprint, index + 1)
+                        yield Batch(events, cursor(state), rejected)
+                        events, rejected = [], []
         except Exception as exc:  # noqa: BLE001 - one file's failure: reason_for sorts it out
-            data, parse = b"", rejecting([Rejection(unit.location, reason_for(exc))])
-        else:
-            parse = unit.parse
-        for index, (found, bad) in enumerate(parse(data)):
-            if index < skip:
-                continue
-            events.extend(found)
-            rejected.extend(bad)
-            if len(events) + len(rejected) >= max_records:
-                state.partial = (unit.fingerprint, index + 1)
-                yield Batch(events, cursor(state), rejected)
-                events, rejected = [], []
+            rejected.append(Rejection(unit.location, reason_for(exc)))
         state.read.add(unit.fingerprint)
         state.partial = None
         if len(events) + len(rejected) >= max_records:
@@ -171,6 +188,8 @@ class ExportFileSource(FileSource):
     record makes (`parse_record`) and may know more shapes of document (`records`)."""
 
     settings = ExportFileSettings
+    # The array of a document `{"chats": [...], ...}` whose elements are read one at a time.
+    unwrap = "chats"
 
     def __init__(
         self,
@@ -180,6 +199,7 @@ class ExportFileSource(FileSource):
         max_records: int = DEFAULT_MAX_RECORDS,
         max_line_bytes: int = files.DEFAULT_MAX_LINE_BYTES,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         super().__init__(source, context)
         assert isinstance(source, ExportFileSettings), type(source)
@@ -187,6 +207,7 @@ class ExportFileSource(FileSource):
         self.max_records = max_records
         self.max_line_bytes = max_line_bytes
         self.max_document_bytes = max_document_bytes
+        self.max_record_bytes = max_record_bytes
 
     # What a kind defines (or extends).
 
@@ -277,32 +298,49 @@ class ExportFileSource(FileSource):
 
     def _units(self, paths: list[Path], records: Records) -> Iterator[Unit]:
         for path in paths:
-            size = path.stat().st_size
-            if size > self.max_document_bytes:
-                reason = (
-                    f"file of {size} bytes is larger than the {self.max_document_bytes} byte limit"
-                    " for one JSON document (export smaller pages, or JSONL)"
-                )
+            try:
+                handle = open_regular(path)
+            except FileNotFoundError:
+                continue  # gone since the glob
+            except OSError as exc:  # not a regular file, or unreadable: this file alone
+                why = reason(exc)
                 yield Unit(
-                    f"{path.name}:{size}:large",
-                    bytes,
-                    rejecting([Rejection(path.name, reason)]),
-                    path.name,
+                    f"{path.name}:{why}", nothing, rejecting([Rejection(path.name, why)]), path.name
                 )
                 continue
-            data = path.read_bytes()
-            # The bytes are read again only if this content was not read before.
+            with handle:
+                size = os.fstat(handle.fileno()).st_size
+                if size > self.max_document_bytes:
+                    why = (
+                        f"file of {size} bytes is larger than the {self.max_document_bytes} byte"
+                        " limit for one JSON document (export smaller pages, or JSONL)"
+                    )
+                    yield Unit(
+                        f"{path.name}:{size}:large",
+                        nothing,
+                        rejecting([Rejection(path.name, why)]),
+                        path.name,
+                    )
+                    continue
+                # The bytes are read again only if this content was not read before.
+                content = stream_fingerprint(handle)
             parse = self._document_parser(path.name, records)
-            yield Unit(fingerprint(data), path.read_bytes, parse, path.name)
+            yield Unit(content, functools.partial(open_regular, path), parse, path.name)
 
-    def _document_parser(self, name: str, records: Records) -> Callable[[bytes], Iterator[Parsed]]:
-        def parse(data: bytes) -> Iterator[Parsed]:
-            try:
-                document = load_json(data)
-            except RecordError as exc:
-                yield [], [Rejection(name, str(exc))]
-                return
-            yield from self._records_of(document, name, "", records)
+    def _document_parser(
+        self, name: str, records: Records
+    ) -> Callable[[BinaryIO], Iterator[Parsed]]:
+        def parse(stream: BinaryIO) -> Iterator[Parsed]:
+            found = read_records(stream, unwrap=self.unwrap, max_record_bytes=self.max_record_bytes)
+            for path, value in found:
+                location = nested(name, path) if path else name
+                if isinstance(value, RecordError):
+                    yield [], [Rejection(location, str(value))]
+                elif path:  # an element of the document's array (or of its `chats`): a chat
+                    records.take_parsed(location, self.parse_record, value, location)
+                    yield records.parsed()
+                else:  # the document is one value: the kind knows its shapes
+                    yield from self._records_of(value, name, "", records)
 
         return parse
 
@@ -333,11 +371,11 @@ class ExportFileSource(FileSource):
         return events, rejected
 
 
-def rejecting(rejected: list[Rejection]) -> Callable[[bytes], Iterator[Parsed]]:
+def rejecting(rejected: list[Rejection]) -> Callable[[BinaryIO], Iterator[Parsed]]:
     """A `Unit.parse` for a file known to be unusable before it is parsed (too large, or its
     bad records already found): it stands for `rejected`, reported once per content."""
 
-    def parse(_: bytes) -> Iterator[Parsed]:
+    def parse(_: BinaryIO) -> Iterator[Parsed]:
         yield [], rejected
 
     return parse

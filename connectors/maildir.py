@@ -31,8 +31,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records
+from connectors.base import BadRecord, Batch, ConnectorContext, ConnectorError, Cursor, Records
 from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
+from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
 from monitor.events import MessageEvent
 
@@ -155,8 +156,8 @@ class MaildirConnector(MailArchive):
             raw = read_header(file.path)
         except FileNotFoundError:
             return None  # renamed (new/ to cur/) since the scan: read under its new name
-        except OSError as exc:
-            raise ConnectorError(f"cannot read {file.path}: {exc.strerror}") from None
+        except OSError as exc:  # unreadable, or not a regular file: this message alone
+            raise BadRecord(reason(exc)) from None
         if raw is None:
             raise MailError(TOO_LONG)
         return self.archive_event(raw, arrived=_arrival(file), sent=sent)
@@ -169,7 +170,8 @@ def _folder_dir(root: Path, name: str) -> Path:
 
 
 def _listing(directory: Path) -> list[_File]:
-    """Every message file in `new/` and `cur/` (dot files and subfolders skipped)."""
+    """Every message file in `new/` and `cur/` (dot files and subfolders skipped; entries that
+    are not regular files are listed, to be refused with their location when read)."""
     found = []
     for sub in ("new", "cur"):
         try:
@@ -183,8 +185,8 @@ def _listing(directory: Path) -> list[_File]:
                 info = entry.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue  # renamed between the listing and now
-            if not entry.is_file(follow_symlinks=False):
-                continue
+            if entry.is_dir(follow_symlinks=False):
+                continue  # anything else (a FIFO, a symlink to a device) is refused when read
             key = entry.name.split(":", 1)[0]
             found.append(_File(info.st_ctime_ns, key, directory, sub, entry.name, info.st_mtime))
     return found
@@ -193,7 +195,7 @@ def _listing(directory: Path) -> list[_File]:
 def read_header(path: Path) -> bytes | None:
     """The file's header block (up to its first empty line); None when it is too long."""
     data = b""
-    with path.open("rb") as handle:
+    with open_regular(path) as handle:
         while True:
             block = handle.read(_BLOCK)
             if not block:

@@ -35,8 +35,9 @@ from zoneinfo import ZoneInfo
 
 from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Rejection
-from connectors.file_source import FileSource, matching_files
+from connectors.file_source import FileSource, describe_files, matching_files
 from connectors.mail import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
+from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings, TimezoneName
 from monitor.events import MessageEvent
 
@@ -92,16 +93,8 @@ class MboxConnector(MailArchive):
 
     def check(self) -> str:
         plan = self._plan(permanent=True)
-        size = 0
-        for path, _ in plan:
-            try:
-                size += path.stat().st_size
-            except OSError as exc:
-                raise ConnectorError(
-                    f"cannot read {path}: {exc.strerror}", permanent=True
-                ) from None
-        sent = sum(1 for _, is_sent in plan if is_sent)
-        return f"{len(plan)} file{'s' if len(plan) != 1 else ''} ({sent} sent), {size:,} bytes"
+        found = describe_files([path for path, _ in plan])
+        return f"{found} ({sum(1 for _, is_sent in plan if is_sent)} sent)"
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         plan = self._plan(permanent=False)
@@ -137,13 +130,16 @@ class MboxConnector(MailArchive):
         emitted = files._dump(previous)
         for sent in (True, False):
             group = [p for p, is_sent in plan if is_sent is sent]
-            for path, _ in files._ordered(group):
+            ordered, refused = files._ordered(group)
+            records.rejected.extend(refused)
+            for path, _ in ordered:
                 try:
-                    handle = path.open("rb")
+                    handle = open_regular(path)
                 except FileNotFoundError:
                     continue  # rotated away since it was matched
-                except OSError as exc:
-                    raise ConnectorError(f"cannot read {path}: {exc.strerror}") from None
+                except OSError as exc:  # this file alone: the others are read
+                    records.reject(path.name, reason(exc))
+                    continue
                 with handle:
                     info = os.fstat(handle.fileno())
                     key = f"{info.st_dev}:{info.st_ino}"

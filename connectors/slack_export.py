@@ -35,11 +35,12 @@ messages, edits, reactions), are read; the rest is skipped without being parsed.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import Field
 
@@ -59,11 +60,22 @@ from connectors.json_exports import (
     Parsed,
     Snapshots,
     Unit,
+    nothing,
     read_units,
     rejecting,
 )
-from connectors.json_records import RecordError, json_type, load_json, short, text
-from connectors.slack_workspace import BOT, CUSTOMER, Export, People, Workspace, load_workspace
+from connectors.json_records import RecordError, json_type, nested, short, text
+from connectors.json_stream import DEFAULT_MAX_RECORD_BYTES, read_records
+from connectors.regular_files import reason
+from connectors.slack_workspace import (
+    BOT,
+    CUSTOMER,
+    READ_ERRORS,
+    Export,
+    People,
+    Workspace,
+    load_workspace,
+)
 from monitor.config import SourceSettings
 from monitor.events import Channel, MessageEvent, Side
 
@@ -118,6 +130,7 @@ class SlackExportConnector(Connector):
         *,
         max_records: int = DEFAULT_MAX_RECORDS,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     ) -> None:
         super().__init__(source, context)
         assert isinstance(source, SlackExportSettings), type(source)
@@ -125,18 +138,39 @@ class SlackExportConnector(Connector):
         self.path = context.path(source.path)
         self.max_records = max_records
         self.max_document_bytes = max_document_bytes
+        self.max_record_bytes = max_record_bytes
+        self.refused: list[tuple[str, str]] = []
 
     def matching_exports(self) -> list[Path]:
-        """The zips and folders the configured path matches now, oldest first."""
-        found = [p for p in matching_paths(self.path) if p.is_dir() or p.is_file()]
-        return sorted(found, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+        """The zips and folders the configured path matches now, oldest first (anything else
+        it matches, a FIFO or a device, is refused with its name when opened)."""
+        found = matching_paths(self.path)
+
+        def age(path: Path) -> tuple[int, str]:
+            try:
+                return path.stat().st_mtime_ns, str(path)
+            except OSError:
+                return 0, str(path)
+
+        return sorted(found, key=age)
 
     def check(self) -> str:
         exports = self._open(self.matching_exports(), permanent=True)
         try:
+            self._refusal()
             workspace = load_workspace(exports)
             channels = self._channels(exports, workspace)
-            days = sum(len(e.day_files(folder)) for e in exports for _, folder in channels[e.path])
+            days = 0
+            for export in exports:
+                for _, folder in channels[export.path]:
+                    for name in export.day_files(folder):
+                        days += 1
+                        try:
+                            export.verify(name)
+                        except READ_ERRORS as exc:
+                            self.refused.append((f"{export.label}{name}", f"day file {exc}"))
+            self.refused.extend(("", problem) for problem in workspace.problems)
+            self._refusal()
             agents = self._people(workspace).agents()
         except OSError as exc:
             raise ConnectorError(str(read_error(exc, self.path)), permanent=True) from None
@@ -148,6 +182,15 @@ class SlackExportConnector(Connector):
             f"{len(exports)} export{'s' * (len(exports) != 1)}, {count} channel"
             f"{'s' * (count != 1)}, {days} day files, {agents} agent{'s' * (agents != 1)}"
         )
+
+    def _refusal(self) -> None:
+        """For `check`: fail naming the first file a poll would refuse, and how many more."""
+        if self.refused:
+            (location, why), more = self.refused[0], len(self.refused) - 1
+            where = f"{location}: " if location else ""
+            raise ConnectorError(
+                f"{where}{why}" + (f" (and {more} more)" if more else ""), permanent=True
+            )
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         try:
@@ -161,22 +204,30 @@ class SlackExportConnector(Connector):
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         for path in paths:
-            if not path.exists():
+            if not path.exists() and not path.is_symlink():
                 raise ConnectorError(f"{path}: no such file or folder", permanent=True)
         read = self._read(self._open(paths), Snapshots(), self.collector(now))
         yield from (Batch(b.events, {}, b.rejected) for b in read)
 
     def _open(self, paths: list[Path], *, permanent: bool = True) -> list[Export]:
+        """The exports that open; the others (not a regular file or folder, unreadable) are
+        kept in `refused` with their reasons, to be reported as rejections."""
         if not paths:
             raise ConnectorError(f"no Slack export matches {self.path}", permanent=permanent)
         exports = []
-        try:
-            for path in paths:
-                exports.append(Export(path))
-        except OSError as exc:
+        self.refused = []
+        for path in paths:
+            try:
+                exports.append(Export(path, self.max_document_bytes))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                self.refused.append((path.name, reason(exc)))
+        if not exports:
             for export in exports:
                 export.close()
-            raise read_error(exc, path) from None
+            location, why = self.refused[0] if self.refused else (str(self.path), "gone")
+            raise ConnectorError(f"cannot read {location}: {why}", permanent=permanent)
         return exports
 
     def _read(
@@ -191,6 +242,10 @@ class SlackExportConnector(Connector):
             people = self._people(workspace)
             channels = self._channels(exports, workspace)
             units = list(workspace.units)
+            units += [
+                Unit(f"{name}:{why}", nothing, rejecting([Rejection(name, why)]), name)
+                for name, why in self.refused
+            ]
             for export in exports:
                 for channel_id, folder in channels[export.path]:
                     for name in export.day_files(folder):
@@ -244,33 +299,33 @@ class SlackExportConnector(Connector):
         self, export: Export, name: str, channel_id: str, people: People, records: Records
     ) -> Unit:
         location = f"{export.label}{name}"
-        size = export.size(name)
-        if size > self.max_document_bytes:
-            reason = f"day file of {size} bytes is larger than the limit"
+        try:
+            content = export.fingerprint(name)
+        except READ_ERRORS as exc:  # refused before reading (too large, a zip bomb, a FIFO)
+            why = f"day file not read: {exc}"
             return Unit(
-                f"{channel_id}/{name}:{size}:large",
-                bytes,
-                rejecting([Rejection(location, reason)]),
+                f"{channel_id}/{name}:{why}",
+                nothing,
+                rejecting([Rejection(location, why)]),
                 location,
             )
 
-        def parse(data: bytes) -> Iterator[Parsed]:
-            try:
-                messages = load_json(data)
-                if not isinstance(messages, list):
-                    raise RecordError(
-                        f"expected a JSON array of messages, got {json_type(messages)}"
-                    )
-            except RecordError as exc:
-                yield [], [Rejection(location, str(exc))]
-                return
-            for index, raw in enumerate(messages):
-                records.take(f"{location} .[{index}]", _message, raw, channel_id, people)
+        def parse(stream: BinaryIO) -> Iterator[Parsed]:
+            # A zip member found damaged while it is read ends the file here: read_units
+            # rejects it at `location` and keeps what was read before.
+            for path, raw in read_records(stream, max_record_bytes=self.max_record_bytes):
+                if isinstance(raw, RecordError):
+                    records.reject(nested(location, path) if path else location, str(raw))
+                elif not path:
+                    why = f"expected a JSON array of messages, got {json_type(raw)}"
+                    records.reject(location, why)
+                else:
+                    records.take(f"{location} {path}", _message, raw, channel_id, people)
                 yield records.parsed()
 
-        reader: Callable[[], bytes] = lambda: export.read(name)  # noqa: E731
         # The channel is part of the identity: the same bytes in two channels are two files.
-        return Unit(f"{channel_id}/{export.fingerprint(name)}", reader, parse, location)
+        opened = functools.partial(export.open, name)
+        return Unit(f"{channel_id}/{content}", opened, parse, location)
 
 
 def _ts(value: object, key: str) -> tuple[str, datetime]:

@@ -30,6 +30,7 @@ from monitor.config import ResolvedTargets, Settings, SourceSettings
 from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
 from monitor.inquiries import MEASURED, derive_values
 from monitor.models import CALLS, INQUIRIES, MESSAGES, WAITING_CALL
+from monitor.queue_labels import QueueLabels
 from monitor.tallies import (
     INQUIRY_TALLIED,
     Layout,
@@ -55,6 +56,8 @@ class Measuring:
     all_targets: Mapping[str, ResolvedTargets]
     # Builds the Measuring of another source: a callback stored here may close its inquiries.
     peer: Callable[[str], Measuring | None]
+    # The bounded `queue` label of each call stored (monitor.queue_labels).
+    queues: QueueLabels
 
 
 def measuring(settings: Settings, source: SourceSettings) -> Measuring:
@@ -76,6 +79,7 @@ def measuring(settings: Settings, source: SourceSettings) -> Measuring:
         layout=layout_for(settings),
         all_targets={s.name: settings.targets_for(s) for s in settings.sources},
         peer=peer,
+        queues=QueueLabels(source),
     )
 
 
@@ -91,7 +95,7 @@ def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> t
     known |= regrouped - new.keys()
     _rebuild_inquiries(conn, ctx, known, new, delta)
     _rederive_callback_peers(conn, ctx, known, delta)
-    stored = _store_calls(conn, ctx, calls, delta)
+    stored = _store_calls(conn, ctx, ctx.queues.apply(conn, calls), delta)
     apply_tallies(conn, delta)
     return inserted, stored
 

@@ -17,7 +17,7 @@ from monitor import deliveries
 from monitor.config import Settings, SmtpSettings
 from monitor.ingest import build_connector
 from monitor.mailer import connect
-from monitor.store import StoreError, describe, make_engine, ping, transaction
+from monitor.store import StoreError, make_engine, transaction, verify
 
 
 def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:
@@ -54,8 +54,7 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
     say(f"ok    config: {count} source{'' if count == 1 else 's'}")
     try:
         engine = make_engine(settings.file.database, settings.base_dir)
-        ping(engine)
-        say(f"ok    database: {describe(engine)}")
+        say(f"ok    database: {verify(engine)}")
         report_deliveries(engine, say)
     except StoreError as exc:
         failures += 1

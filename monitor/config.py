@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -31,11 +32,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from monitor.events import Channel, Stage
 
 DEFAULT_CONFIG = "support-monitor.yaml"
 CONFIG_ENV = "SUPPORT_MONITOR_CONFIG"
+# A config file is a few kB; these bound what a hostile or broken one can cost before it is
+# refused: its size, and the values its YAML aliases expand to (a "billion laughs" file of a
+# few hundred bytes otherwise expands to billions of values in the checks that walk it).
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_VALUES = 100_000
 
 
 class ConfigError(Exception):
@@ -81,6 +89,75 @@ def _check_timezone(name: str) -> str:
 
 
 TimezoneName = Annotated[str, BeforeValidator(lambda v: _check_timezone(str(v)))]
+# A TCP port: checked when the file is loaded, not when a connection is first tried.
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+def masked_url(url: str | URL) -> str:
+    """A URL for messages: what lies between the scheme and the host (a user name, a password,
+    whatever characters it holds) and the query (which may carry a password too) are left out.
+    Parsed by SQLAlchemy's URL, never by hand; what does not parse shows as its scheme only."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+        # A password holding an unencoded "@" leaves its tail in SQLAlchemy's host: the host
+        # is what follows the last "@".
+        host = parsed.host.rpartition("@")[2] if parsed.host else parsed.host
+        hidden = parsed.username is not None or parsed.password is not None or host != parsed.host
+        masked = URL.create(
+            parsed.drivername, host=host, port=parsed.port, database=parsed.database
+        )
+    except (ArgumentError, ValueError, TypeError):
+        scheme = str(url).partition("://")[0] if "://" in str(url) else ""
+        return f"{scheme}://..." if scheme.isidentifier() else "(a URL that does not parse)"
+    text = masked.render_as_string(hide_password=True)
+    if hidden:
+        text = text.replace("://", "://***@", 1)
+    return text
+
+
+def _check_database_url(value: object) -> str:
+    """A SQLAlchemy URL whose parts are where they belong. A password holding `@`, `/`, `?`
+    or `#` unencoded makes the parser take part of it for the host (which would then be shown
+    in messages and sent to the resolver), so it is refused here, before anything connects."""
+    if not isinstance(value, str):
+        raise ValueError("expected a database URL such as sqlite:///support-monitor.db")
+    try:
+        parsed = make_url(value)
+        parsed.port  # noqa: B018 - a port that is not a number raises here, not at connect time
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            "not a database URL such as postgresql+psycopg://user:password@host:5432/name "
+            "(a port must be a number from 1 to 65535)"
+        ) from None
+    host = parsed.host or ""
+    if "@" in host or (parsed.port is not None and not 0 < parsed.port < 65536):
+        raise ValueError(
+            "the URL does not parse into user, password, host and port: percent-encode the "
+            "reserved characters of the password (@ as %40, / as %2F, ? as %3F, # as %23, "
+            "% as %25)"
+        )
+    return value
+
+
+DatabaseUrl = Annotated[str, BeforeValidator(_check_database_url)]
+
+
+def _check_http_url(value: object) -> str:
+    """An http(s) URL with a host and, if given, a valid port."""
+    text = value if isinstance(value, str) else ""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range or not a number
+    except ValueError:
+        raise ValueError("expected an http(s) URL with a port from 1 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http(s) URL such as https://hooks.example.com/...")
+    if parts.port == 0:
+        raise ValueError("expected an http(s) URL with a port from 1 to 65535")
+    return text
+
+
+HttpUrl = Annotated[str, BeforeValidator(_check_http_url)]
 
 
 class Model(BaseModel):
@@ -186,6 +263,18 @@ class SourceSettings(Model):
     enabled: bool = True
 
 
+class PhoneSettings(SourceSettings):
+    """Keys of the sources whose calls carry a queue (the phone kinds).
+
+    The `queue` label comes from the log, so it is bounded: with `queues`, exactly those
+    queues are exported under their own name (a mapping renames them: `{"600": Sales}`); without
+    it, the first `max_queues` names met. Every other queue, and any name that looks like an
+    e-mail address or a phone number, is stored and exported as `other`."""
+
+    queues: list[str] | dict[str, str] | None = None
+    max_queues: int = Field(default=50, ge=1, le=1000)
+
+
 class MetricsSettings(Model):
     listen: str = "127.0.0.1:9742"
 
@@ -211,7 +300,7 @@ def is_loopback(host: str) -> bool:
 
 class SmtpSettings(Model):
     host: str
-    port: int = 587
+    port: Port = 587
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password: SecretStr | None = None
@@ -250,14 +339,16 @@ class DigestSettings(Model):
 class NotifySettings(Model):
     kind: Literal["email", "webhook"]
     to: list[str] = []
-    url: str | None = None
-    timeout: Duration = timedelta(seconds=10)  # webhook: a slow receiver must not stall alerts
+    url: HttpUrl | None = None
+    # webhook: the whole POST (connecting, sending, the answer) ends within it, however slowly
+    # the receiver answers, so a slow receiver cannot stall alerts
+    timeout: Duration = timedelta(seconds=10)
 
     @model_validator(mode="after")
     def _destination(self) -> NotifySettings:
         if self.kind == "email" and not self.to:
             raise ValueError("an email notifier needs `to`")
-        if self.kind == "webhook" and not (self.url or "").startswith(("http://", "https://")):
+        if self.kind == "webhook" and not self.url:
             raise ValueError("a webhook notifier needs an http(s) `url`")
         return self
 
@@ -332,7 +423,7 @@ class FileSettings(Model):
     """The top level of the file, with sources still as raw mappings (see `load_settings`)."""
 
     timezone: TimezoneName = "UTC"
-    database: str = "sqlite:///support-monitor.db"
+    database: DatabaseUrl = "sqlite:///support-monitor.db"
     targets: Targets = Targets()
     agents: Agents = Agents()
     calendars: dict[str, CalendarSettings] = {}
@@ -398,12 +489,24 @@ def channel_of(source: SourceSettings) -> Channel:
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _interpolate(node: Any, path: str, problems: list[str]) -> Any:
-    """Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing VAR."""
+@dataclass(frozen=True)
+class _Substituted:
+    """A string that held `${VAR}`: where, as written, and what it became."""
+
+    path: str
+    written: str
+    value: str
+
+
+def _interpolate(node: Any, path: str, problems: list[str], substituted: list[_Substituted]) -> Any:
+    """Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing VAR;
+    each replacement is noted in `substituted`, so that errors show what was written."""
     if isinstance(node, dict):
-        return {k: _interpolate(v, _join(path, str(k)), problems) for k, v in node.items()}
+        return {
+            k: _interpolate(v, _join(path, str(k)), problems, substituted) for k, v in node.items()
+        }
     if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(node)]
+        return [_interpolate(v, f"{path}[{i}]", problems, substituted) for i, v in enumerate(node)]
     if isinstance(node, str) and "${" in node:
 
         def replace(match: re.Match[str]) -> str:
@@ -413,8 +516,28 @@ def _interpolate(node: Any, path: str, problems: list[str]) -> Any:
                 return ""
             return value if value is not None else match.group(2)
 
-        return _ENV_REF.sub(replace, node)
+        value = _ENV_REF.sub(replace, node)
+        if value != node:
+            substituted.append(_Substituted(path, node, value))
+        return value
     return node
+
+
+def _redacted(problems: list[str], substituted: list[_Substituted]) -> list[str]:
+    """`problems` with every substituted value under the problem's key shown as written
+    (`${SMTP_PASSWORD}`): an error message never carries what the environment holds."""
+    if not substituted:
+        return problems
+    lines = []
+    for line in problems:
+        where, sep, message = line.partition(": ")
+        for item in substituted:
+            inside = item.path == where or item.path.startswith((f"{where}.", f"{where}["))
+            if sep and item.value and (inside or where == "(top level)"):
+                message = message.replace(repr(item.value), repr(item.written))
+                message = message.replace(item.value, item.written)
+        lines.append(f"{where}{sep}{message}")
+    return lines
 
 
 def _join(path: str, key: str) -> str:
@@ -449,11 +572,12 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
     from connectors import CONNECTORS, connector_class
 
     problems: list[str] = []
-    data = _interpolate(dict(raw), "", problems)
+    substituted: list[_Substituted] = []
+    data = _interpolate(dict(raw), "", problems, substituted)
     try:
         top = FileSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems + _located(exc)) from None
+        raise ConfigError(_redacted(problems + _located(exc), substituted)) from None
 
     sources: list[SourceSettings] = []
     seen: set[str] = set()
@@ -479,7 +603,7 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
         sources.append(source)
     problems.extend(_check_alerts(top))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(_redacted(problems, substituted))
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
 
 
@@ -505,19 +629,73 @@ def config_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a document whose aliases expand past MAX_CONFIG_VALUES
+    values (counted on the composed graph before anything is built from it)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        if _expanded_size(node) > MAX_CONFIG_VALUES:
+            raise _TooLarge(
+                f"the YAML expands to more than {MAX_CONFIG_VALUES:,} values "
+                "(aliases repeat what they point to): write the settings out"
+            )
+        return super().construct_document(node)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """How many values the document holds once every alias is replaced by what it names.
+
+    Each node's size is computed once (an alias is the same node object), children before
+    parents, without recursion: a deeply nested file cannot exhaust the stack either."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            sizes[id(node)] = 1
+            continue
+        if children_done:
+            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_CONFIG_VALUES + 1)
+        else:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
 def load_settings(path: Path) -> Settings:
-    """Read and validate the YAML file at `path`."""
+    """Read and validate the YAML file at `path` (at most MAX_CONFIG_BYTES)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{path}: the config file is larger than {MAX_CONFIG_BYTES // 1024} kB"])
     try:
-        raw = yaml.safe_load(text)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 (at byte {exc.start + 1})"]) from None
+    try:
+        raw = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass: no tags run code
+    except _TooLarge as exc:
+        raise ConfigError([f"{path}: {exc}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         reason = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError([f"{where}: {reason}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: the YAML is nested too deeply"]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -12,6 +12,7 @@ overrides instead of repeating the defaults.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
@@ -32,8 +33,9 @@ from monitor.alert_rules import RULES
 from monitor.config import Settings, channel_of
 from monitor.deliveries import failures
 from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
+from monitor.queue_labels import OTHER, exported
 from monitor.store import transaction
-from monitor.tallies import HISTOGRAMS, fmt_le, layout_for, parse_labels
+from monitor.tallies import HISTOGRAMS, fmt_le, labels_text, layout_for, parse_labels
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,44 @@ WITH_STAGE = {"support_inquiries_total", "support_response_breaches_total", *HIS
 }
 
 
+class OneAtATime:
+    """Runs `work` for one caller at a time: callers that come while it runs wait for that run
+    and get its result (figures of a moment ago, as a scrape a moment earlier would have)."""
+
+    def __init__(self, work: Callable[[], list[Metric]]) -> None:
+        self.work = work
+        self.lock = threading.Lock()
+        self.running: _Run | None = None
+
+    def __call__(self) -> list[Metric]:
+        with self.lock:
+            run, leader = self.running, self.running is None
+            if run is None:
+                run = self.running = _Run()
+        if not leader:
+            run.done.wait()
+            if run.error is not None:
+                raise run.error
+            return run.result
+        try:
+            run.result = self.work()
+        except BaseException as exc:
+            run.error = exc
+            raise
+        finally:
+            with self.lock:
+                self.running = None
+            run.done.set()
+        return run.result
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: list[Metric] = []
+        self.error: BaseException | None = None
+
+
 class SupportCollector(Collector):
     """Reads the store on every scrape; `now` is a callable so tests can pin it."""
 
@@ -68,12 +108,18 @@ class SupportCollector(Collector):
         self.engine = engine
         self.settings = settings
         self.now = now
+        # However many scrapers come at once, one collection runs at a time (one database
+        # connection), and the scrapes that arrive meanwhile share its result.
+        self.shared = OneAtATime(lambda: list(self.collect_now()))
 
     def describe(self) -> list[Metric]:
         # Without this, registering the collector would run collect() (a database query) once.
         return []
 
     def collect(self) -> Iterator[Metric]:
+        return iter(self.shared())
+
+    def collect_now(self) -> Iterator[Metric]:
         now = self.now()
         stages = {s.name: s.stage.value for s in self.settings.sources}
         channels = {s.name: channel_of(s).value for s in self.settings.sources}
@@ -105,10 +151,11 @@ class SupportCollector(Collector):
                 .group_by(ALERT_STATES.c.rule)
             ).all()
             failed = failures(conn)
+            labels = exported(conn, self.settings)
 
-        yield from self._tallies(tallies, stages)
+        yield from self._tallies(_folded_tallies(tallies, labels), stages)
         yield from self._open_inquiries(open_rows, stages, channels, now)
-        yield from self._waiting(waiting_rows, stages, now)
+        yield from self._waiting(_folded_waiting(waiting_rows, labels), stages, now)
         yield from self._sources(states, stages)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
@@ -299,6 +346,37 @@ class SupportCollector(Collector):
             if source.enabled:
                 interval.add_metric([name], source.every.total_seconds())
         yield from (reply, hold, interval)
+
+
+def _folded_tallies(rows: Sequence[Any], labels: dict[str, set[str]]) -> list[tuple[Any, ...]]:
+    """Tally rows with a `queue` that its source no longer exports (stored before labels were
+    bounded, or since dropped from `queues:`) counted under `other`, summed: the series of a
+    source never outnumber its labels, whatever was stored."""
+    folded: dict[tuple[Any, ...], float] = {}
+    for row in rows:
+        _, metric, source, text, le, value = tuple(row)
+        allowed = labels.get(source)
+        if allowed is not None and "queue=" in text:
+            parts = parse_labels(text)
+            if parts.get("queue") not in allowed:
+                text = labels_text(**(parts | {"queue": OTHER}))
+        key = (None, metric, source, text, le)
+        folded[key] = folded.get(key, 0.0) + value
+    return [(*key, value) for key, value in folded.items()]
+
+
+def _folded_waiting(rows: Sequence[Any], labels: dict[str, set[str]]) -> list[tuple[Any, ...]]:
+    """Waiting callers by (source, queue) with the queues not exported counted as `other`."""
+    folded: dict[tuple[str, str], tuple[int, datetime]] = {}
+    for source, queue, count, first in rows:
+        allowed = labels.get(source)
+        if allowed is not None and queue not in allowed:
+            queue = OTHER
+        before = folded.get((source, queue))
+        if before is not None:
+            count, first = count + before[0], min(first, before[1])
+        folded[(source, queue)] = (count, first)
+    return [(source, queue, count, first) for (source, queue), (count, first) in folded.items()]
 
 
 class ProcessMetrics:

@@ -29,6 +29,7 @@ from monitor.batches import Measuring, measuring, rederive, store_batch
 from monitor.config import Settings, SourceSettings
 from monitor.events import Event
 from monitor.models import MESSAGES, STATES
+from monitor.queue_labels import relabel_stored
 from monitor.retention import SKIPPED_REASON, horizon, recent
 from monitor.store import (
     StoreError,
@@ -305,9 +306,13 @@ def reconcile(engine: Engine, settings: Settings) -> bool:
     with transaction(engine) as conn:
         serialize(conn)  # instances starting together redo the measurements once
         previous = get_meta(conn, "measure_signature")
-        if previous == signature:
+        bounded = get_meta(conn, "queue_labels") is not None
+        if previous == signature and bounded:
             return False
-        for source in settings.sources:
+        if not bounded:  # calls stored before queue labels were bounded: once
+            relabel_stored(conn, settings)
+            set_meta(conn, "queue_labels", "bounded")
+        for source in settings.sources if previous != signature else ():
             ctx = measuring(settings, source)
             query = (
                 select(MESSAGES.c.conversation).where(MESSAGES.c.source == source.name).distinct()

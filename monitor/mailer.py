@@ -11,30 +11,46 @@ from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 from monitor.config import SmtpSettings, read_secret
+from monitor.deadlines import Deadline, timed_out
 from monitor.deliveries import DeliveryError
 
 
 @contextmanager
 def connect(smtp: SmtpSettings, base_dir: Path) -> Iterator[smtplib.SMTP]:
-    """An SMTP session, secured as configured (certificates verified) and logged in."""
+    """An SMTP session, secured as configured (certificates verified) and logged in.
+
+    The whole session, from connecting to QUIT, ends within `smtp.timeout` however slowly the
+    server answers (monitor.deadlines): past it, TimeoutError."""
     context = ssl.create_default_context(
         cafile=str(base_dir / smtp.ca_file) if smtp.ca_file else None
     )
     timeout = smtp.timeout.total_seconds()
     client: smtplib.SMTP
     if smtp.security == "tls":
-        client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout, context=context)
+        client = smtplib.SMTP_SSL(timeout=timeout, context=context)
     else:
-        client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout)
-    with client:
-        client.ehlo()
-        if smtp.security == "starttls":
-            client.starttls(context=context)
-            client.ehlo()
-        password = read_secret(smtp.password, smtp.password_file, base_dir)
-        if smtp.username and password:
-            client.login(smtp.username, password)
-        yield client
+        client = smtplib.SMTP(timeout=timeout)
+    deadline = Deadline(timeout, lambda: client.sock)
+    try:
+        with deadline:
+            client.connect(smtp.host, smtp.port)
+            with client:
+                client.ehlo()
+                if smtp.security == "starttls":
+                    client.starttls(context=context)
+                    client.ehlo()
+                password = read_secret(smtp.password, smtp.password_file, base_dir)
+                if smtp.username and password:
+                    client.login(smtp.username, password)
+                yield client
+        if deadline.expired:  # cut short, an answer can look whole: it is not one
+            raise TimeoutError(timed_out(timeout))
+    except (OSError, smtplib.SMTPException) as exc:
+        if deadline.expired:
+            raise TimeoutError(timed_out(timeout)) from exc
+        raise
+    finally:
+        client.close()
 
 
 def send(smtp: SmtpSettings, base_dir: Path, message: EmailMessage) -> None:

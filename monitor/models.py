@@ -106,6 +106,15 @@ class Call(SQLModel, table=True):
     caller: str | None = None
 
 
+class QueueName(SQLModel, table=True):
+    """A queue name a phone source without a `queues:` list exports as its own label: the
+    first `max_queues` it met (monitor.queue_labels). Every other name is stored as `other`."""
+
+    __tablename__ = "queue_name"
+    source: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+
+
 class Inquiry(SQLModel, table=True):
     __tablename__ = "inquiry"
     __table_args__ = (
@@ -245,6 +254,7 @@ def _table(model: type[SQLModel]) -> Table:
 MESSAGES = _table(Message)
 THREAD_LINKS = _table(ThreadLink)
 CALLS = _table(Call)
+QUEUE_NAMES = _table(QueueName)
 WAITING_CALL: Any = CALLS.c.outcome == literal_column(
     "'waiting'"
 )  # the condition of ix_call_waiting

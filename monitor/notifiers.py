@@ -10,7 +10,9 @@ log.
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
@@ -23,6 +25,7 @@ from urllib.parse import urlsplit
 from monitor import __version__
 from monitor.alert_groups import LISTED
 from monitor.config import NotifySettings, Settings
+from monitor.deadlines import Deadline, timed_out
 from monitor.deliveries import DeliveryError
 from monitor.mailer import compose
 from monitor.mailer import send as send_mail
@@ -157,6 +160,44 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+class _Connections:
+    """The HTTP connections urllib opens for one request (one, or one through a proxy), so
+    that the exchange's deadline can reach their socket (monitor.deadlines)."""
+
+    def __init__(self) -> None:
+        self.made: list[http.client.HTTPConnection] = []
+
+    def factory(self, kind: type[http.client.HTTPConnection]) -> Any:
+        def make(host: str, **options: Any) -> http.client.HTTPConnection:
+            connection = kind(host, **options)
+            self.made.append(connection)
+            return connection
+
+        return make
+
+    def socket(self) -> socket.socket | None:
+        return self.made[-1].sock if self.made else None
+
+
+class _HttpHandler(urllib.request.HTTPHandler):
+    def __init__(self, connections: _Connections) -> None:
+        super().__init__()
+        self.connections = connections
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(self.connections.factory(http.client.HTTPConnection), req)
+
+
+class _HttpsHandler(urllib.request.HTTPSHandler):
+    def __init__(self, connections: _Connections) -> None:
+        super().__init__()
+        self.connections = connections
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        factory = self.connections.factory(http.client.HTTPSConnection)
+        return self.do_open(factory, req, context=self._context)  # type: ignore[attr-defined]
+
+
 class WebhookNotifier(Notifier):
     """The notice as a JSON POST; its `text` makes it a Slack/Mattermost incoming webhook."""
 
@@ -181,10 +222,24 @@ class WebhookNotifier(Notifier):
                 "User-Agent": f"support-monitor/{__version__}",
             },
         )
-        opener = urllib.request.build_opener(_NoRedirect)
+        # The whole POST, from connecting to the last byte of the answer, ends within
+        # `timeout` however slowly the receiver trickles its answer.
+        seconds = self.notify.timeout.total_seconds()
+        connections = _Connections()
+        opener = urllib.request.build_opener(
+            _NoRedirect, _HttpHandler(connections), _HttpsHandler(connections)
+        )
         try:
-            with opener.open(request, timeout=self.notify.timeout.total_seconds()) as response:
-                response.read()
+            with Deadline(seconds, connections.socket) as deadline:
+                try:
+                    with opener.open(request, timeout=seconds) as response:
+                        response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    if deadline.expired and not isinstance(exc, urllib.error.HTTPError):
+                        raise TimeoutError(timed_out(seconds)) from exc
+                    raise
+                if deadline.expired:  # cut short, an answer can look whole: it is not one
+                    raise TimeoutError(timed_out(seconds))
         except urllib.error.HTTPError as exc:
             # 4xx: the receiver refuses this request (wrong URL, revoked token): retrying will
             # not help, except for "timeout" and "too many requests". 3xx: fix the URL.
@@ -195,7 +250,7 @@ class WebhookNotifier(Notifier):
             ) from None
         except urllib.error.URLError as exc:
             raise DeliveryError(f"{self.where}: {exc.reason}") from None
-        except OSError as exc:  # timeouts, resets
+        except (OSError, http.client.HTTPException) as exc:  # timeouts, resets, bad answers
             raise DeliveryError(f"{self.where}: {exc or type(exc).__name__}") from None
 
     def describe(self) -> str:

@@ -29,11 +29,38 @@ logger = logging.getLogger(__name__)
 StartResponse = Callable[..., Any]
 
 
+# Requests served at once. Beyond them, connections wait in the listen backlog: however many
+# clients come, the server's threads (and the database connections they use) stay bounded.
+MAX_REQUESTS = 8
+# A client that sends its request slower than this (per read) is dropped.
+CLIENT_TIMEOUT = 10
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
+    def server_activate(self) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_REQUESTS)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.slots.acquire()  # in the accepting thread: the next accept waits for a slot
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = CLIENT_TIMEOUT
+
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every 15 s would drown the log; errors are logged by the app itself."""
 

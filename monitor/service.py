@@ -38,6 +38,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
@@ -245,6 +246,10 @@ def schedule_purge(
     )
 
 
+# alerts, lease renewal, the digest (scheduled, catch-up, retry) and retention.
+FIXED_JOBS = 6
+
+
 def build_scheduler(
     engine: Engine,
     settings: Settings,
@@ -253,7 +258,15 @@ def build_scheduler(
     start_at: datetime,
     process: ProcessMetrics | None = None,
 ) -> BackgroundScheduler:
-    scheduler = BackgroundScheduler(timezone=settings.timezone)
+    # A thread for every job: each runs alone (max_instances=1), so no job ever waits for a
+    # free worker while others wait on their peers (APScheduler's default pool has 10, and
+    # a slow IMAP server behind ten sources would have stalled every other poll, the alerts
+    # and the lease renewals). Each job's own network exchanges end by their deadlines.
+    enabled = sum(1 for source in settings.sources if source.enabled)
+    workers = enabled + FIXED_JOBS
+    scheduler = BackgroundScheduler(
+        timezone=settings.timezone, executors={"default": ThreadPoolExecutor(workers)}
+    )
     poller = Poller(engine, settings, stop, process)
     leases.sync(engine, settings, start_at)
     for source in settings.sources:

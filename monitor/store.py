@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,11 +24,13 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
+from monitor.config import masked_url
 from monitor.instants import Instant
 from monitor.models import CALLS, META, SCHEMA_VERSION
 
@@ -66,7 +69,7 @@ def make_engine(url: str, base_dir: Path | None = None) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(f"database: {url!r} is not a database URL") from None
+        raise StoreError(f"database: {masked_url(url)} is not a database URL") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database in ("", ":memory:"):
@@ -87,8 +90,8 @@ def make_engine(url: str, base_dir: Path | None = None) -> Engine:
 
 
 def describe(engine: Engine) -> str:
-    """The URL without its password, for messages."""
-    return engine.url.render_as_string(hide_password=True)
+    """The URL without its user name and password, for messages."""
+    return masked_url(engine.url)
 
 
 def prepare(engine: Engine) -> None:
@@ -107,15 +110,7 @@ def prepare(engine: Engine) -> None:
                     [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
                 )
                 return
-            found = conn.execute(
-                select(META.c.value).where(META.c.key == "schema_version")
-            ).scalar_one_or_none()
-            version = int(found) if found is not None else 0
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"database {describe(engine)} has schema v{version}, newer than this "
-                    f"support-monitor (v{SCHEMA_VERSION}): upgrade support-monitor"
-                )
+            version = schema_version(conn, engine)
             if version < SCHEMA_VERSION:
                 for step in range(version + 1, SCHEMA_VERSION + 1):
                     MIGRATIONS[step](conn)
@@ -124,6 +119,20 @@ def prepare(engine: Engine) -> None:
             SQLModel.metadata.create_all(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None
+
+
+def schema_version(conn: Connection, engine: Engine) -> int:
+    """The stored schema version; StoreError when it is newer than this version knows."""
+    found = conn.execute(
+        select(META.c.value).where(META.c.key == "schema_version")
+    ).scalar_one_or_none()
+    version = int(found) if found is not None else 0
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"database {describe(engine)} has schema v{version}, newer than this "
+            f"support-monitor (v{SCHEMA_VERSION}): upgrade support-monitor"
+        )
+    return version
 
 
 # Any constant: the key of the transaction-level advisory lock that serialises schema changes.
@@ -257,3 +266,44 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 def ping(engine: Engine) -> None:
     with transaction(engine) as conn:
         conn.execute(text("SELECT 1"))
+
+
+def verify(engine: Engine) -> str:
+    """What `check` says of the database: reachable, of a schema this version can use, and
+    writable, as every other command needs it; StoreError (one line) when it is not. Nothing
+    is changed: the test write is rolled back, and a new database is not created."""
+    try:
+        with engine.connect() as conn:
+            has_meta = inspect(conn).has_table("meta")
+            if not has_meta:
+                _check_creatable(conn, engine)
+                conn.rollback()
+                return f"{describe(engine)} (empty: the tables are created on first use)"
+            version = schema_version(conn, engine)
+            # A write that changes nothing, rolled back: a read-only file, role, replica or
+            # transaction fails here rather than at the first poll.
+            conn.execute(
+                update(META).where(META.c.key == "schema_version").values(value=META.c.value)
+            )
+            conn.rollback()
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"database {describe(engine)} cannot be written: {_first_line(exc)}"
+        ) from None
+    upgrade = f", upgraded to v{SCHEMA_VERSION} on first use" if version < SCHEMA_VERSION else ""
+    return f"{describe(engine)} (schema v{version}{upgrade})"
+
+
+def _check_creatable(conn: Connection, engine: Engine) -> None:
+    """An empty database: can its tables be created?"""
+    if conn.dialect.name == "sqlite":
+        path = Path(engine.url.database or "")
+        if not os.access(path.parent if not path.exists() else path, os.W_OK):
+            raise StoreError(f"database {describe(engine)} cannot be written: permission denied")
+        if conn.execute(text("PRAGMA query_only")).scalar():
+            raise StoreError(f"database {describe(engine)} cannot be written: read-only")
+        return
+    conn.execute(text("CREATE TEMPORARY TABLE support_monitor_check (x INTEGER)"))
+    allowed = conn.execute(text("SELECT has_schema_privilege(current_schema(), 'CREATE')")).scalar()
+    if not allowed:
+        raise StoreError(f"database {describe(engine)}: no right to create tables in its schema")

@@ -409,34 +409,71 @@ def test_a_json_surrogate_in_a_name_or_id_is_stored_as_a_replacement_character(
     assert seen.rows == _GOOD_ROWS[kind] + 1
 
 
-def test_a_corrupt_deflate_member_of_a_slack_zip_rejects_that_day_file_only(tmp_path: Path) -> None:
+def _slack_zip(
+    path: Path, days: dict[str, list[dict[str, Any]]], compression: int, at: int, junk: bytes
+) -> None:
+    """A Slack export zip of `days` whose second day file has its data (not the directory)
+    overwritten with `junk` from `at` bytes into the member's data."""
     import zipfile
 
-    days = {  # fifty messages a day: a deflate stream long enough to break in its middle
-        f"support/2026-11-{day:02d}.json": [
-            {"type": "message", "user": "U02CUST", "ts": f"179516{day}{n:03d}.000100"}
-            for n in range(50)
-        ]
-        for day in (1, 2, 3)
-    }
-    with zipfile.ZipFile(tmp_path / "export.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(path, "w", compression) as archive:
         archive.writestr("users.json", json.dumps(MEMBERS))
         archive.writestr("channels.json", json.dumps([{"id": "C01", "name": "support"}]))
         for name, messages in days.items():
             archive.writestr(name, json.dumps(messages))
-    data = bytearray((tmp_path / "export.zip").read_bytes())
-    with zipfile.ZipFile(tmp_path / "export.zip") as archive:
-        member = archive.getinfo("support/2026-11-02.json")
-    start = member.header_offset + 30 + len(member.filename) + len(member.extra)
-    data[start + 2 : start + 12] = b"\xff" * 10  # the deflate stream, not the directory
-    (tmp_path / "export.zip").write_bytes(bytes(data))
-    source = {"name": "s", "kind": "slack_export", "path": "export.zip", "channels": ["support"]}
-    seen = poll_config(tmp_path, {"sources": [source]})
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        member = archive.getinfo(sorted(days)[1])
+    start = member.header_offset + 30 + len(member.filename) + len(member.extra) + at
+    data[start : start + len(junk)] = junk
+    path.write_bytes(bytes(data))
+
+
+def _slack_day(day: int, count: int) -> list[dict[str, Any]]:
+    return [
+        {"type": "message", "user": "U02CUST", "ts": f"17951{day}{n:04d}.000100", "text": "hello"}
+        for n in range(count)
+    ]
+
+
+_SLACK_ZIP = {"name": "s", "kind": "slack_export", "path": "export.zip", "channels": ["support"]}
+
+
+def test_a_corrupt_deflate_member_of_a_slack_zip_rejects_that_day_file_only(tmp_path: Path) -> None:
+    import zipfile
+
+    # Fifty messages a day: a deflate stream long enough to break in its middle.
+    days = {f"support/2026-11-{day:02d}.json": _slack_day(day, 50) for day in (1, 2, 3)}
+    _slack_zip(tmp_path / "export.zip", days, zipfile.ZIP_DEFLATED, 2, b"\xff" * 10)
+    seen = poll_config(tmp_path, {"sources": [_SLACK_ZIP]})
     assert seen.result.ok, seen.result.error
     (rejection,) = seen.result.rejections
     assert rejection.location == "export.zip:support/2026-11-02.json"
     assert rejection.reason.startswith("the zip member cannot be decompressed")
     assert seen.rows == 100  # the other two days
+
+
+def test_a_zip_member_found_damaged_at_its_end_keeps_the_messages_read_before(
+    tmp_path: Path,
+) -> None:
+    """Day files are read as streams (never whole): damage found at the end of one (here its
+    CRC, checked when the last bytes are read) rejects that file where it is, and what was
+    read of it before is stored, like the other files."""
+    import zipfile
+
+    days = {
+        "support/2026-11-01.json": _slack_day(1, 50),
+        "support/2026-11-02.json": _slack_day(2, 1600),  # 140 kB: several reads of the stream
+    }
+    size = len(json.dumps(days["support/2026-11-02.json"]))
+    # A stored member whose last "hello" became "jello": valid JSON, a wrong CRC.
+    _slack_zip(tmp_path / "export.zip", days, zipfile.ZIP_STORED, size - len('hello"}]'), b"j")
+    seen = poll_config(tmp_path, {"sources": [_SLACK_ZIP]})
+    assert seen.result.ok, seen.result.error
+    (rejection,) = seen.result.rejections
+    assert rejection.location == "export.zip:support/2026-11-02.json"
+    assert rejection.reason.startswith("the zip member cannot be decompressed (Bad CRC-32")
+    assert 50 + 500 < seen.rows < 50 + 1600
 
 
 def _chat_at(at: str) -> bytes:

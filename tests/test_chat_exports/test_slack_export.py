@@ -311,6 +311,7 @@ def test_bad_users_json_records_are_reported_once_and_a_broken_users_json_fails(
     failed = poll_failing(engine, settings)
     assert failed == (
         f"no readable users.json in {tmp_path / 'export'}: cannot tell agents from customers"
+        " (export/users.json: not valid JSON (a syntax error within the first 9 bytes))"
     )
 
 

@@ -473,7 +473,8 @@ def test_a_server_that_never_answers_times_out_with_one_line(tmp_path: Path) -> 
             "timeout": "0.3s",
         }
         error, permanent = failure(tmp_path, source)
-    assert error == f"127.0.0.1:{port}: timed out" and not permanent
+    assert error == f"127.0.0.1:{port}: timed out: no complete answer within 0.3 s"
+    assert not permanent
 
 
 def test_debug_logging_never_holds_message_contents(
