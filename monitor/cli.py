@@ -181,7 +181,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         from monitor.checks import run_checks
 
-        return run_checks(settings, print)
+        # A check names files and what servers answered: printed as printable lines.
+        return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
     engine = open_store(settings)
     if args.command == "run":
         from monitor.service import run

@@ -283,3 +283,23 @@ def test_log_lines_are_printable_lines() -> None:
     formatter = PrintableFormatter("%(levelname)s %(message)s")
     record = logging.LogRecord("x", logging.WARNING, "", 0, "rejected %s", ("a\x1b[2J\nb",), None)
     assert formatter.format(record) == "WARNING rejected a\u241b[2J\u240ab"
+
+
+def test_check_names_a_refused_file_as_printable_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check` names the first file a poll would refuse (here a FIFO in the glob): that name,
+    like any name in a watched folder, is printed as one printable line."""
+    import os
+
+    config = write_chat_config(tmp_path)
+    raw = yaml.safe_load(config.read_text())
+    raw["sources"][0]["path"] = "*.jsonl"
+    config.write_text(yaml.safe_dump(raw))
+    os.mkfifo(tmp_path / "c\x1b[2J\x1b]0;pwned\x07\r\nfiring    forged.jsonl")
+    assert main(["--config", str(config), "check"]) == 1
+    out = capsys.readouterr().out
+    shown = "c\u241b[2J\u241b]0;pwned\u2407\u240d\u240afiring    forged.jsonl: not a regular file"
+    assert shown in out
+    assert [c for c in UNPRINTABLE if c in out] == []
+    assert not [line for line in out.splitlines() if line.startswith("firing")]
