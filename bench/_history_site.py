@@ -287,43 +287,15 @@ class Site:
                     self._message("web-chat", asked, conversation, opened, "customer", "chat")
                 )
                 kind = "followup" if number else "first"
-                if rnd.random() < 0.06:  # the visitor left before anyone answered
-                    ended = opened + timedelta(seconds=int(rnd.uniform(30, 600)))
-                    out["messages"].append(
-                        self._message(
-                            "web-chat",
-                            f"{conversation}:end",
-                            conversation,
-                            ended,
-                            "customer",
-                            "chat",
-                            kind="ended",
-                        )
-                    )
-                    out["inquiries"].append(
-                        self._inquiry(
-                            "web-chat",
-                            conversation,
-                            "chat",
-                            opened,
-                            asked,
-                            CHAT_TARGET,
-                            kind=kind,
-                            ended=ended,
-                            customer=visitor,
-                        )
-                    )
-                    break
-                closed = opened + timedelta(seconds=int(rnd.lognormvariate(3.6, 0.9)) + 5)
+                missed = rnd.random() < 0.06  # the visitor left before anyone answered
+                if missed:
+                    at = opened + timedelta(seconds=int(rnd.uniform(30, 600)))
+                    said, side, what = f"{conversation}:end", "customer", "ended"
+                else:
+                    at = opened + timedelta(seconds=int(rnd.lognormvariate(3.6, 0.9)) + 5)
+                    said, side, what = f"{conversation}:{2 * number + 2}", "agent", "message"
                 out["messages"].append(
-                    self._message(
-                        "web-chat",
-                        f"{conversation}:{2 * number + 2}",
-                        conversation,
-                        closed,
-                        "agent",
-                        "chat",
-                    )
+                    self._message("web-chat", said, conversation, at, side, "chat", kind=what)
                 )
                 out["inquiries"].append(
                     self._inquiry(
@@ -334,11 +306,14 @@ class Site:
                         asked,
                         CHAT_TARGET,
                         kind=kind,
-                        closed=closed,
+                        closed=None if missed else at,
+                        ended=at if missed else None,
                         customer=visitor,
                     )
                 )
-                opened = closed + timedelta(seconds=int(rnd.uniform(60, 900)))
+                if missed:
+                    break
+                opened = at + timedelta(seconds=int(rnd.uniform(60, 900)))
 
     def _calls(self, day: date, out: dict[str, list[dict[str, Any]]]) -> None:
         rnd = self.rnd
