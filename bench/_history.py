@@ -192,7 +192,7 @@ def service(config: Path, listen: str, log: Path) -> Iterator[float]:
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_ready(process, listen, log)
+            _wait_ready(process, listen, config, log)
             yield started
         finally:
             process.send_signal(signal.SIGTERM)
@@ -203,8 +203,9 @@ def service(config: Path, listen: str, log: Path) -> Iterator[float]:
                 process.wait()
 
 
-def _wait_ready(process: subprocess.Popen[bytes], listen: str, log: Path) -> None:
+def _wait_ready(process: subprocess.Popen[bytes], listen: str, config: Path, log: Path) -> None:
     host, port = listen.rsplit(":", 1)
+    expected = len(yaml.safe_load(config.read_text())["sources"])
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -218,7 +219,7 @@ def _wait_ready(process: subprocess.Popen[bytes], listen: str, log: Path) -> Non
             time.sleep(0.2)
             continue
         sources = body.get("sources", {})
-        if len(sources) == 3 and all(s.get("last_success") for s in sources.values()):
+        if len(sources) == expected and all(s.get("last_success") for s in sources.values()):
             return
         time.sleep(0.2)
     raise SystemExit(f"`run` on {listen} was not ready in 300 s: {log.read_text()[-500:]}")
