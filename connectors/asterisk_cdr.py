@@ -297,7 +297,7 @@ class AsteriskCdrConnector(LineFileSource):
                 caller=caller,
             )
         ]
-        return events + callback_request(key, caller, left)
+        return events + callback_request(key, caller, left, call=f"call:{key}")
 
     def _direction(self, origin: Leg) -> str:
         context = origin.dcontext

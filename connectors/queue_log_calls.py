@@ -229,7 +229,7 @@ class Calls:
         events: list[Event] = [self.call_event(stint, outcome, left, talk)]
         if outcome not in CALLBACK_OUTCOMES or left is None:
             return events
-        return events + callback_request(stint.key, stint.caller, _utc(left))
+        return events + callback_request(stint.key, stint.caller, _utc(left), call=stint.key)
 
     def call_event(
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None

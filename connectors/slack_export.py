@@ -6,8 +6,9 @@ folder per channel, named by the channel's name, with one JSON array of messages
 
 - **Conversations**: a thread (`thread_ts`) is one conversation; a top-level message without
   replies is a conversation of its own. Replies may be in later day files; conversations are
-  keyed `<channel id>:<thread_ts>`, so that does not matter. A reply whose `ts` is earlier than
-  its thread's (seen in importer fixtures) is taken at the thread's time.
+  keyed `<channel id>:<thread_ts>`, so that does not matter. A reply keeps its own `ts` and
+  names its thread's parent as what it answers: one whose `ts` is earlier than the parent's
+  (seen in importer fixtures) is placed after it when measured, never moved when stored.
 - **Ids**: a message is `<channel id>:<ts>` (`ts` is the string `"1516454398.000069"`, unique per
   channel; read as text, never as a float). A message read again in a later export is the same
   row, so a re-export adds only what is new.
@@ -292,10 +293,7 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         return None
     thread_ts = ts
     if raw.get("thread_ts") is not None:
-        thread_ts, parent_at = _ts(raw["thread_ts"], "thread_ts")
-        # A reply never precedes its thread (a clock or an importer got it wrong): taken at the
-        # parent's time it answers the question instead of coming before it.
-        at = max(at, parent_at)
+        thread_ts, _ = _ts(raw["thread_ts"], "thread_ts")
     user = text(raw, "user")
     bot = subtype == "bot_message" or bool(raw.get("bot_id")) or people.is_bot(user)
     if subtype in AUTOMATIC_SUBTYPES or raw.get("hidden") is True:
@@ -315,4 +313,7 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         side=Side.CUSTOMER if role == CUSTOMER else Side.AGENT,
         automatic=automatic,
         customer=people.name(user, raw) if customer and user else None,
+        # A reply answers its thread's parent: never earlier than it, whatever its `ts` says
+        # (the measurement places it after the parent; its stored time stays true).
+        refers=(f"{channel_id}:{thread_ts}",) if thread_ts != ts else (),
     )

@@ -16,7 +16,7 @@ import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -27,9 +27,17 @@ from monitor import threads
 from monitor.bulk import in_values, insert_rows, json_values, member, select_in, value_parts
 from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
-from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
+from monitor.events import (
+    CALLBACK_PREFIX,
+    CallEvent,
+    CallOutcome,
+    MessageEvent,
+    Side,
+    got_through,
+)
 from monitor.inquiries import MEASURED, derive_values
 from monitor.models import CALLS, INQUIRIES, MESSAGES, WAITING_CALL
+from monitor.summaries import is_short_abandon
 from monitor.tallies import (
     INQUIRY_TALLIED,
     Layout,
@@ -83,13 +91,19 @@ def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> t
     """Store one batch's events; return (new messages, new or finished calls)."""
     messages = [e for e in events if isinstance(e, MessageEvent)]
     calls = [e for e in events if isinstance(e, CallEvent)]
+    # A caller who gets through answers their own callback request, in any phone source. These
+    # messages are the calls' consequence, not the source's messages: they are not counted.
+    derived = [m for c in calls for m in got_through(c)]
+    messages += derived
     delta: TallyCounter = Counter()  # the batch's tally changes, stored in one statement
     # E-mails find their conversation through the links of earlier messages (monitor.threads);
     # a merge of two threads moves stored messages, so both are measured again.
     placed, regrouped = threads.resolve(conn, ctx.source, messages)
-    inserted, known, new = _store_messages(conn, ctx, messages, placed)
+    rows, known, new = _store_messages(conn, ctx, messages, placed)
+    skip = {m.external_id for m in derived}
+    inserted = sum(1 for row in rows if row[1] not in skip) if skip else len(rows)
     known |= regrouped - new.keys()
-    _rebuild_inquiries(conn, ctx, known, new, delta)
+    _rebuild_inquiries(conn, ctx, known, new, delta, calls)
     _rederive_callback_peers(conn, ctx, known, delta)
     stored = _store_calls(conn, ctx, calls, delta)
     apply_tallies(conn, delta)
@@ -132,6 +146,7 @@ class StoredMessage(NamedTuple):
     channel: str
     customer: str | None
     subject: str | None
+    refers: str | None
 
 
 def _store_messages(
@@ -139,8 +154,8 @@ def _store_messages(
     ctx: Measuring,
     events: list[MessageEvent],
     placed: Mapping[str, str],
-) -> tuple[int, set[str], dict[str, list[StoredMessage]]]:
-    """Insert the new messages. Return how many, the conversations they touched that were
+) -> tuple[list[tuple[Any, ...]], set[str], dict[str, list[StoredMessage]]]:
+    """Insert the new messages. Return their rows, the conversations they touched that were
     stored before (in any source), and those that were not, with their messages. `placed` maps
     external ids to the conversation threading found for them.
 
@@ -148,7 +163,7 @@ def _store_messages(
     come from the messages at hand: reading them back, looking for old inquiries and callbacks
     in other sources would find nothing (each missed call is such a conversation)."""
     if not events:
-        return 0, set(), {}
+        return [], set(), {}
     unique = {e.external_id: e for e in reversed(events)}  # the first of duplicate ids wins
     existing = {
         r["external_id"]
@@ -169,6 +184,7 @@ def _store_messages(
             (str(e.channel) if e.channel else ctx.channel),
             e.customer,
             e.subject,
+            " ".join(e.refers) or None,
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
@@ -180,7 +196,7 @@ def _store_messages(
     for row in rows:  # in the order stored, as a read back by id would give them
         if row[2] not in known:
             new[row[2]].append(StoredMessage(*row[1:]))
-    return len(rows), known & touched, new
+    return rows, known & touched, new
 
 
 def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) -> set[str]:
@@ -223,9 +239,11 @@ def _rebuild_inquiries(
     stored: Iterable[str],
     new: Mapping[str, list[StoredMessage]],
     delta: TallyCounter | None,
+    calls: Sequence[CallEvent] = (),
 ) -> None:
     """rederive of the `stored` conversations (read from the store) and of the `new` ones
-    (their messages given), their inquiries stored together in conversation order."""
+    (their messages given), their inquiries stored together in conversation order. `calls`
+    are the batch's calls, not stored yet (a callback request may stand for one of them)."""
     known = sorted(set(stored))
     if not known and not new:
         return
@@ -244,6 +262,7 @@ def _rebuild_inquiries(
     for part in value_parts(conn, sorted({str(r["conversation"]) for r in old})):
         conn.execute(remove, {"values": part, "source": ctx.source})
     by_conversation.update(new)
+    _leave_out_short_abandons(conn, ctx, by_conversation, calls)
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):
         for values in derive_values(
@@ -257,6 +276,50 @@ def _rebuild_inquiries(
         apply_tallies(conn, change)
     else:
         delta.update(change)
+
+
+def _leave_out_short_abandons(
+    conn: Connection,
+    ctx: Measuring,
+    by_conversation: dict[str, list[Any]],
+    calls: Sequence[CallEvent],
+) -> None:
+    """Drop the callback requests of short abandons from the messages to pair: the caller
+    hung up within `short_abandon` (or the source called it a short abandon), so no callback
+    is owed. Decided here, with the targets in force, so a changed `short_abandon` applies to
+    the history when the measurements are redone."""
+    if ctx.targets.short_abandon <= timedelta(0):
+        return  # off: the sources' own short abandons asked for no callback in the first place
+    wanted = {
+        ref
+        for conversation, messages in by_conversation.items()
+        if conversation.startswith(CALLBACK_PREFIX)
+        for m in messages
+        if m.side == Side.CUSTOMER and m.refers
+        for ref in m.refers.split()
+    }
+    if not wanted:
+        return
+    found = {c.external_id: c for c in calls if c.external_id in wanted}
+    missing = wanted - found.keys()
+    fields = ["external_id", "outcome", "wait_seconds", "short_abandon"]
+    short = {
+        external_id
+        for external_id, c in found.items()
+        if is_short_abandon(c.outcome, c.wait_seconds, c.short_abandon, ctx.targets)
+    }
+    for row in select_in(conn, CALLS, {"source": ctx.source}, "external_id", missing, fields):
+        if is_short_abandon(row["outcome"], row["wait_seconds"], row["short_abandon"], ctx.targets):
+            short.add(row["external_id"])
+    if not short:
+        return
+    for conversation, messages in by_conversation.items():
+        if conversation.startswith(CALLBACK_PREFIX):
+            by_conversation[conversation] = [
+                m
+                for m in messages
+                if m.side != Side.CUSTOMER or not m.refers or short.isdisjoint(m.refers.split())
+            ]
 
 
 @functools.lru_cache(maxsize=4)
@@ -370,6 +433,7 @@ CALL_COLUMNS = (
     "talk_seconds",
     "outcome",
     "caller",
+    "short_abandon",
 )
 MESSAGE_COLUMNS = (
     "source",
@@ -383,6 +447,7 @@ MESSAGE_COLUMNS = (
     "channel",
     "customer",
     "subject",
+    "refers",
 )
 INQUIRY_COLUMNS = ("source", *MEASURED)
 # The columns of an inquiry row that its tallies depend on, as tally_inquiries takes them.
@@ -402,4 +467,5 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         event.talk_seconds,
         str(event.outcome),
         event.caller,
+        event.short_abandon,
     )

@@ -1,12 +1,16 @@
-"""The Prometheus exporter: SPEC §6 metrics read from the store at scrape time.
+"""The Prometheus exporter: the product's metrics read from the store at scrape time.
 
 Counters and histograms come from the `tally` table (kept by ingest), so they are monotonic,
 survive restarts, agree between instances and cost a few rows per scrape. Gauges ("open now",
-"waiting now") are indexed aggregates over open inquiries and waiting calls only. Labels come
-only from configuration (source, channel, stage, queue, kind, threshold, outcome); sources no
-longer in the configuration are not exported. Beside SPEC §6, each source's configured targets
-and poll interval are exported as gauges, so the shipped Prometheus rules honour per-source
-overrides instead of repeating the defaults.
+"waiting now") are indexed aggregates over open inquiries and waiting calls only; they read 0
+when there is nothing, never vanish, so a dashboard tells "nobody is waiting" from "no data":
+every inquiry source exports its open-inquiry gauges for the channels of its inquiries, every
+phone source its waiting gauges for each queue it has seen (from the calls counted; before the
+first, one series for the source as a whole, with an empty `queue`). Labels come only from
+configuration (source, channel, stage, queue, kind, threshold, outcome); sources no longer in
+the configuration are not exported. Beside the product's metrics, each source's configured
+targets and poll interval are exported as gauges, so the shipped Prometheus rules honour
+per-source overrides instead of repeating the defaults.
 """
 
 from __future__ import annotations
@@ -29,11 +33,18 @@ from sqlalchemy import Engine, Integer, case, func, select
 
 from monitor import __version__
 from monitor.alert_rules import RULES
-from monitor.config import Settings, channel_of
+from monitor.config import Settings, channel_of, inquiry_channel_of
 from monitor.deliveries import failures
 from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
 from monitor.store import transaction
-from monitor.tallies import HISTOGRAMS, fmt_le, layout_for, parse_labels
+from monitor.tallies import (
+    CALLS_TOTAL,
+    HISTOGRAMS,
+    INQUIRIES_TOTAL,
+    fmt_le,
+    layout_for,
+    parse_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +60,11 @@ COUNTERS = {
         ("queue", "threshold"),
     ),
     "support_chats_missed_total": ("Chats that ended with no human agent reply.", ()),
+    "support_responses_clamped_total": (
+        "Replies dated before the message they answer (a sender's clock is off), measured "
+        "from that message.",
+        ("channel",),
+    ),
 }
 HISTOGRAM_HELP = {
     "support_response_seconds": "Response time of closed inquiries, calendar seconds.",
@@ -77,6 +93,7 @@ class SupportCollector(Collector):
         now = self.now()
         stages = {s.name: s.stage.value for s in self.settings.sources}
         channels = {s.name: channel_of(s).value for s in self.settings.sources}
+        asked = {s.name: inquiry_channel_of(s).value for s in self.settings.sources}
         with transaction(self.engine) as conn:
             tallies = conn.execute(select(TALLIES)).all()
             inquiries = INQUIRIES
@@ -106,9 +123,10 @@ class SupportCollector(Collector):
             ).all()
             failed = failures(conn)
 
+        seen = _seen_labels(tallies)
         yield from self._tallies(tallies, stages)
-        yield from self._open_inquiries(open_rows, stages, channels, now)
-        yield from self._waiting(waiting_rows, stages, now)
+        yield from self._open_inquiries(open_rows, stages, asked, seen, now)
+        yield from self._waiting(waiting_rows, stages, channels, seen, now)
         yield from self._sources(states, stages)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
@@ -168,7 +186,12 @@ class SupportCollector(Collector):
         yield from (family for family, _ in families.values())
 
     def _open_inquiries(
-        self, rows: Sequence[Any], stages: dict[str, str], channels: dict[str, str], now: datetime
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        asked: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        now: datetime,
     ) -> Iterator[Metric]:
         labels = ["source", "channel", "stage"]
         open_ = GaugeMetricFamily("support_open_inquiries", "Inquiries open now.", labels=labels)
@@ -188,27 +211,34 @@ class SupportCollector(Collector):
             "(absent when none will).",
             labels=labels,
         )
-        seen = set()
+        open_seen = set()
         for source, channel, count, late, first, next_due in rows:
             if source not in stages:
                 continue
             key = [source, channel, stages[source]]
-            seen.add((source, channel))
+            open_seen.add((source, channel))
             open_.add_metric(key, count)
             breached.add_metric(key, late or 0)
             oldest.add_metric(key, max(0.0, (now - first).total_seconds()))
             if next_due is not None:
                 next_breach.add_metric(key, max(0.0, (next_due - now).total_seconds()))
-        # Every inquiry source shows zeros when nothing is open, so absent() means "no data".
+        # Every source shows zeros for the channels its inquiries are on (a phone source's are
+        # on voicemail) when nothing is open, so absent() means "no data".
         for source, stage in stages.items():
-            channel = channels[source]
-            if channel != "phone" and (source, channel) not in seen:
-                for family in (open_, breached, oldest):
-                    family.add_metric([source, channel, stage], 0)
+            channels = {asked[source]} | seen.get((INQUIRIES_TOTAL, source), set())
+            for channel in sorted(channels):
+                if (source, channel) not in open_seen:
+                    for family in (open_, breached, oldest):
+                        family.add_metric([source, channel, stage], 0)
         yield from (open_, breached, oldest, next_breach)
 
     def _waiting(
-        self, rows: Sequence[Any], stages: dict[str, str], now: datetime
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        channels: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        now: datetime,
     ) -> Iterator[Metric]:
         waiting = GaugeMetricFamily(
             "support_calls_waiting", "Callers in the queue now.", labels=["source", "queue"]
@@ -218,10 +248,22 @@ class SupportCollector(Collector):
             "Current wait of the longest-waiting caller (0 when none).",
             labels=["source", "queue"],
         )
+        shown: set[tuple[str, str]] = set()
         for source, queue, count, first in rows:
             if source in stages:
                 waiting.add_metric([source, queue], count)
                 longest.add_metric([source, queue], max(0.0, (now - first).total_seconds()))
+                shown.add((source, queue))
+        # Nobody waiting is 0, not "no data": every queue a phone source has counted calls in
+        # (or, before its first, the source as a whole) reads 0 when nobody waits there.
+        for source in stages:
+            if channels[source] != "phone":
+                continue
+            queues = seen.get((CALLS_TOTAL, source), set()) | {q for s, q in shown if s == source}
+            for queue in sorted(queues or {""}):
+                if (source, queue) not in shown:
+                    waiting.add_metric([source, queue], 0)
+                    longest.add_metric([source, queue], 0)
         yield from (waiting, longest)
 
     def _sources(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
@@ -265,7 +307,12 @@ class SupportCollector(Collector):
             "or every retry spent).",
             labels=["purpose", "notifier"],
         )
-        for (purpose, notifier), count in sorted(failed.items()):
+        # Every way this configuration delivers reads 0 until something fails for good there.
+        expected = {("alert", n.kind): 0 for n in self.settings.file.alerts.notify}
+        digest = self.settings.file.digest
+        if digest is not None and digest.to:
+            expected[("digest", "email")] = 0
+        for (purpose, notifier), count in sorted((expected | failed).items()):
             deliveries.add_metric([purpose, notifier], count)
         yield from (alerts, deliveries)
 
@@ -299,6 +346,18 @@ class SupportCollector(Collector):
             if source.enabled:
                 interval.add_metric([name], source.every.total_seconds())
         yield from (reply, hold, interval)
+
+
+def _seen_labels(tallies: Sequence[Any]) -> dict[tuple[str, str], set[str]]:
+    """For (metric, source): the channels (inquiries) or queues (calls) its tallies hold."""
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in tallies:
+        metric, source, labels = tuple(row)[1:4]
+        if metric == INQUIRIES_TOTAL:
+            seen[(metric, source)].add(parse_labels(labels).get("channel", ""))
+        elif metric == CALLS_TOTAL:
+            seen[(metric, source)].add(parse_labels(labels).get("queue", ""))
+    return seen
 
 
 class ProcessMetrics:

@@ -25,13 +25,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Table, UniqueConstraint, literal_column, text
+from sqlalchemy import Boolean, Column, Index, Table, UniqueConstraint, false, literal_column, text
 from sqlmodel import Field, SQLModel
 
 from monitor.instants import Instant
 
-# 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant)
-SCHEMA_VERSION = 3
+# 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant);
+# 4: message.refers (what a reply answers, the call of a callback request), call.short_abandon
+SCHEMA_VERSION = 4
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -61,6 +62,9 @@ class Message(SQLModel, table=True):
     channel: str
     customer: str | None = None
     subject: str | None = None
+    # External ids of what the message refers to, separated by spaces (ids never hold one):
+    # the messages a reply answers, or the missed call a callback request stands for.
+    refers: str | None = None
 
 
 class ThreadLink(SQLModel, table=True):
@@ -104,6 +108,12 @@ class Call(SQLModel, table=True):
     talk_seconds: float | None = None
     outcome: str
     caller: str | None = None
+    # The source itself called it a short abandon. A server default, as the v4 upgrade adds it,
+    # so a call stored without it (every source but a few presets) is not one.
+    short_abandon: bool = Field(
+        default=False,
+        sa_column=Column("short_abandon", Boolean, nullable=False, server_default=false()),
+    )
 
 
 class Inquiry(SQLModel, table=True):

@@ -188,8 +188,38 @@ def _integer_times(conn: Connection) -> None:
             conn.execute(text(f'UPDATE "{table.name}" SET {assignments} WHERE {texts}'))
 
 
+def _references(conn: Connection) -> None:
+    """v4: `message.refers` (what a reply answers; the missed call a callback request stands
+    for) and `call.short_abandon` (the source called it a short abandon).
+
+    The callback requests stored before get their call: the call of `missed:<key>` is `<key>`
+    (queue_log) or `call:<key>` (CDR, call logs) in the same source."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+
+    def has(table: str, column: str) -> bool:
+        return table in present and column in {c["name"] for c in inspector.get_columns(table)}
+
+    if "message" in present and not has("message", "refers"):
+        conn.execute(text("ALTER TABLE message ADD COLUMN refers VARCHAR"))
+        if "call" in present:
+            conn.execute(
+                text(
+                    'UPDATE message SET refers = (SELECT c.external_id FROM "call" c'
+                    " WHERE c.source = message.source AND c.external_id IN"
+                    " (substr(message.external_id, 8), 'call:' || substr(message.external_id, 8))"
+                    " LIMIT 1) WHERE message.external_id LIKE 'missed:%'"
+                )
+            )
+    if "call" in present and not has("call", "short_abandon"):
+        false = "0" if conn.dialect.name == "sqlite" else "false"
+        conn.execute(
+            text(f'ALTER TABLE "call" ADD COLUMN short_abandon BOOLEAN NOT NULL DEFAULT {false}')
+        )
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times}
+MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times, 4: _references}
 
 
 def _dialect(name: str) -> Any:

@@ -60,6 +60,7 @@ def call(source: str, n: int, entered: datetime, **extra: Any) -> tuple[Any, ...
         "talk_seconds": None,
         "outcome": "abandoned",
         "caller": None,
+        "short_abandon": False,
         **extra,
     }
     return tuple(row[c] for c in CALL_COLUMNS)
@@ -233,14 +234,17 @@ SETTINGS = settings_from_mapping(
 
 
 def one_at_a_time(calls: list[tuple[str, str, str, float | None]]) -> Counter[Key]:
-    """The tallies as SPEC §6 words them, a call at a time."""
+    """The tallies as the metrics' documentation words them, a call at a time: an unknown
+    call (or one without a wait) is counted, but has no hold to bucket or breach."""
     layout, targets = layout_for(SETTINGS), SETTINGS.targets_for(SETTINGS.sources[0])
     out: Counter[Key] = Counter()
     for source, queue, outcome, wait in calls:
         if outcome == "waiting":
             continue
         out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += 1
-        value = wait or 0.0
+        if outcome == "unknown" or wait is None:
+            continue
+        value = wait
         bucket = next((b for b in layout.buckets[HOLD] if value <= b), math.inf)
         out[(HOLD, source, labels_text(queue=queue), fmt_le(bucket))] += 1
         out[(HOLD, source, labels_text(queue=queue), "_sum")] += value  # type: ignore[assignment]
@@ -263,7 +267,7 @@ WAITS = st.one_of(
         st.tuples(
             st.just("s"),
             st.sampled_from(["sales", "support"]),
-            st.sampled_from(["answered", "abandoned", "waiting", "timeout"]),
+            st.sampled_from(["answered", "abandoned", "waiting", "timeout", "unknown"]),
             WAITS,
         ),
         max_size=40,

@@ -139,7 +139,7 @@ def test_source_targets_override_the_defaults_which_override_the_builtins() -> N
         }
     )
     targets = settings.targets_for(settings.sources[0])
-    assert targets.reply_within == timedelta(hours=8)
+    assert targets.reply_within == timedelta(minutes=2)  # the top-level one is not chat's
     assert targets.hold_warn == timedelta(minutes=3)
     assert targets.hold_max == timedelta(minutes=13)
 

@@ -295,6 +295,53 @@ def test_a_version_2_database_gets_its_times_as_integers_and_reads_the_same(
         assert conn.execute(select(MESSAGES.c.at)).scalar_one() == at
 
 
+def test_a_version_3_database_gets_what_messages_refer_to_and_its_callbacks_their_calls(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A v3 database (no message.refers, no call.short_abandon) holding a queue_log's and a
+    call log's missed calls and their callback requests: the upgrade adds both columns and
+    finds each request's call (so `short_abandon` can leave it out when measured)."""
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    entered = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    calls = [
+        {"source": "q", "external_id": "k1@support@1795165200", "queue": "support"},
+        {"source": "csv", "external_id": "call:77", "queue": "calls"},
+    ]
+    requests = [("q", "missed:k1@support@1795165200"), ("csv", "missed:77"), ("q", "out:9")]
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE message DROP COLUMN refers"))
+        conn.execute(text('ALTER TABLE "call" DROP COLUMN short_abandon'))
+        conn.execute(
+            text(
+                'INSERT INTO "call" (source, external_id, queue, entered_at, wait_seconds, outcome)'
+                " VALUES (:source, :external_id, :queue, :entered, 3, 'abandoned')"
+            ),
+            [c | {"entered": entered} for c in calls],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO message (source, external_id, conversation, at, side, kind,"
+                " automatic, internal, channel) VALUES (:source, :external_id, 'tel:079460000',"
+                " :at, 'customer', 'message', false, false, 'voicemail')"
+            ),
+            [{"source": s, "external_id": e, "at": entered} for s, e in requests],
+        )
+        set_meta(conn, "schema_version", "3")
+    prepare(engine)
+    with engine.connect() as conn:
+        refers = dict(conn.execute(select(MESSAGES.c.external_id, MESSAGES.c.refers)).all())
+        short = conn.execute(select(CALLS.c.short_abandon)).scalars().all()
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION) == "4"
+    assert refers == {
+        "missed:k1@support@1795165200": "k1@support@1795165200",
+        "missed:77": "call:77",
+        "out:9": None,
+    }
+    assert short == [False, False]
+
+
 def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     prepare(engine)
