@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
@@ -135,6 +136,7 @@ class AsteriskCdrConnector(LineFileSource):
         super().__init__(source, context, **limits)
         assert isinstance(source, AsteriskCdrSettings), type(source)
         self.options = source
+        self.skipped: Counter[str] = Counter()  # calls built but not queue calls, per reason
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         tail_cursor, pending, latest = _load(cursor)
@@ -169,15 +171,23 @@ class AsteriskCdrConnector(LineFileSource):
                 tail_cursor = chunk.cursor
                 horizon = None if latest is None else latest - self.options.settle
                 _, events = self._settle(pending, horizon)
-                yield Batch(events, _dump(tail_cursor, pending, latest), rejected)
+                yield Batch(events, _dump(tail_cursor, pending, latest), rejected, self._skips())
         except OSError as exc:
             raise read_error(exc, self.path) from None
         # The file has nothing newer: calls that ended `settle` ago are complete by now.
         done, events = self._settle(
             pending, None if final else now - self.options.settle, final=final
         )
-        if done:
-            yield Batch(events, _dump(tail_cursor, pending, latest))
+        skipped = self._skips()
+        if pending:  # not measured yet, not lost: they are built by a later poll
+            skipped["rows of calls still settling"] = sum(len(legs) for legs in pending.values())
+        if done or skipped:
+            yield Batch(events, _dump(tail_cursor, pending, latest), skipped=skipped)
+
+    def _skips(self) -> dict[str, int]:
+        counts = dict(self.skipped)
+        self.skipped.clear()
+        return counts
 
     def _settle(
         self, pending: dict[str, list[Leg]], horizon: datetime | None, *, final: bool = False
@@ -256,8 +266,10 @@ class AsteriskCdrConnector(LineFileSource):
         origin = next((leg for leg in legs if leg.origin), legs[0])
         direction = self._direction(origin)
         if direction == "outbound":
+            self.skipped["outbound calls (callbacks, not queue calls)"] += 1
             return callback_made(key, origin.dst, legs[0].started)
         if direction != "inbound":
+            self.skipped["internal calls"] += 1
             return []
         entered = legs[0].started
         people = [

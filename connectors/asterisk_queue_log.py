@@ -200,8 +200,9 @@ class AsteriskQueueLogConnector(FileSource):
                 sum(calls.unknown_verbs.values()),
                 counted,
             )
-        if events:
-            yield Batch(events, _dump(position, calls, csv_rows))
+        skipped = calls.skipped()
+        if events or skipped:
+            yield Batch(events, _dump(position, calls, csv_rows), skipped=skipped)
 
 
 def _feed_flat(

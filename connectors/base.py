@@ -8,7 +8,9 @@ connector never touches the database and never changes anything at the source.
 
 Bad records are not exceptions: they travel in `Batch.rejected` with a location and a reason,
 are counted and logged by the ingest loop, and the rest of the source is still read. Exceptions
-are for a source that cannot be read at all (`ConnectorError`).
+are for a source that cannot be read at all (`ConnectorError`). Records left out on purpose
+(an internal call, an outbound call that is no queue call, a verb that is not measured) are
+counted per reason in `Batch.skipped`, so a poll can say why it found nothing to measure.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class Batch:
     events: list[Event]
     cursor: Cursor  # valid once these events (and all earlier batches') are stored
     rejected: list[Rejection] = field(default_factory=list)
+    # Records read and left out on purpose, or not measured yet, per reason in a few words
+    # ("internal calls": 12). Reasons are fixed words of the connector, never data.
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -217,15 +218,16 @@ class CallCsvConnector(LineFileSource):
             for chunk in chunks:
                 events: list[Event] = []
                 rejected = list(chunk.rejected)
+                skipped: Counter[str] = Counter()
                 for location, data in chunk.lines:
                     name, _, number = location.rpartition(":")
                     if self.options.has_header() and number == "1":
                         continue
                     try:
-                        events.extend(self.parse_row(data, headers.get(name)))
+                        events.extend(self.parse_row(data, headers.get(name), skipped))
                     except RowError as exc:
                         rejected.append(Rejection(location, str(exc)))
-                yield Batch(events, chunk.cursor, rejected)
+                yield Batch(events, chunk.cursor, rejected, dict(skipped))
         except OSError as exc:
             raise read_error(exc, self.path) from None
 
@@ -241,8 +243,12 @@ class CallCsvConnector(LineFileSource):
         except RowError:
             return None
 
-    def parse_row(self, data: bytes, header: list[str] | None) -> list[Event]:
-        """The events of one line; [] for a blank line; RowError (the reason) when malformed."""
+    def parse_row(
+        self, data: bytes, header: list[str] | None, skipped: Counter[str] | None = None
+    ) -> list[Event]:
+        """The events of one line; [] for a blank line; RowError (the reason) when malformed.
+        A call that is no queue call (internal, outbound) is counted in `skipped`."""
+        skipped = Counter() if skipped is None else skipped
         if header is None:
             raise RowError("the file has no readable header line")
         fields = split_line(data)
@@ -268,8 +274,10 @@ class CallCsvConnector(LineFileSource):
         call_id = get("id") or _content_id(entered, caller, callee, get("direction"))
         direction = self._direction(get("direction"), caller, callee)
         if direction == "outbound":
+            skipped["outbound calls (callbacks, not queue calls)"] += 1
             return callback_made(call_id, callee, entered)
         if direction != "inbound":
+            skipped["internal calls"] += 1
             return []
         outcome, voicemail, short = self._outcome(get("outcome"), bool(get("voicemail")), answered)
         wait_text = get("wait")

@@ -24,7 +24,8 @@ module pairs them into `CallEvent`s, whatever form they were read from:
 
 Agent, member and system events (AGENTLOGIN, PAUSE, QUEUESTART, RINGNOANSWER, ...) are ignored.
 Verbs we do not know (custom `QueueLog()` verbs, Wazo's FULL/CLOSED, OUTDIAL...) are valid lines,
-not rejections: they are counted per verb and logged once per poll.
+not rejections: they are counted per verb and logged once per poll. Both are counted in the
+poll's skipped records (`skipped`), so a log of nothing but those says so.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class Calls:
         self.open: dict[tuple[str, str], Stint] = {}
         self.latest: float | None = None
         self.unknown_verbs: Counter[str] = Counter()
+        self.ignored = 0  # agent, member and system lines read (not about a caller)
 
     # -- state in the cursor ---------------------------------------------------------------
 
@@ -146,6 +148,7 @@ class Calls:
         at, callid, queue, _, event, data = record
         verb = event.upper()
         if verb in NOT_CALLS or callid.upper() in SYSTEM_CALLIDS:
+            self.ignored += 1
             return []
         if self.latest is None or at > self.latest:
             self.latest = at
@@ -258,6 +261,16 @@ class Calls:
         return self._finish(stint, outcome, None, None)
 
     # -- the end of a read -----------------------------------------------------------------
+
+    def skipped(self) -> dict[str, int]:
+        """The lines left out so far, per reason (for the poll's last batch), and reset."""
+        counts = {
+            "agent, member and system lines": self.ignored,
+            "lines of verbs not measured": sum(self.unknown_verbs.values()),
+        }
+        self.ignored = 0
+        self.unknown_verbs.clear()
+        return {reason: n for reason, n in counts.items() if n}
 
     def expire(self, now: float | None) -> list[Event]:
         """Give up (as unknown) the stints with no end `unknown_after` after they entered, by

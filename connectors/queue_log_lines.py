@@ -80,11 +80,15 @@ def feed_texts(
     open_, call, fused, system = calls.open, calls.call_event, _FUSED.get, SYSTEM_CALLIDS
     add = events.append
 
+    ignored = 0  # agent, member and system lines: counted once, at the end
+
     def general(index: int, text: str) -> None:
         try:
             record = parse_text(text)
             if record is not None:
                 events.extend(calls.feed(record))
+            elif text.strip(_BLANK):
+                calls.ignored += 1
         except RowError as exc:
             rejected.append(Rejection(location(index), str(exc)))
 
@@ -105,6 +109,7 @@ def feed_texts(
         # A system callid (NONE, REALTIME...) starts with a letter: a callid starting with a
         # digit (Asterisk's uniqueid, nearly every line) needs no upper-cased copy to tell.
         if kind == _SKIP or (callid[0] > "9" and callid.upper() in system):
+            ignored += 1
             continue
         queue = fields[2].strip() or "NONE"
         if kind == _ENTER:
@@ -145,3 +150,4 @@ def feed_texts(
             stint.answered, stint.wait = stint.entered + wait, wait
         if not stint.final:
             add(call(stint, ANSWERED, at, talk))
+    calls.ignored += ignored

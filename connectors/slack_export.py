@@ -184,13 +184,14 @@ class SlackExportConnector(Connector):
                 for channel_id, folder in channels[export.path]:
                     for name in export.day_files(folder):
                         units.append(self._unit(export, name, channel_id, people))
-            yield from read_units(
+            batches = read_units(
                 units,
                 previous,
                 lambda state: {"v": CURSOR_VERSION, "snapshots": state.dump()},
                 max_records=self.max_records,
                 stored=stored,
             )
+            yield from people.noted(batches)
         except OSError as exc:
             raise read_error(exc, self.path) from None
         finally:
