@@ -14,9 +14,10 @@ a script puts in `extra` as a boolean named `ok` or `..._ok` (the queue_log impo
 new calls costs well under a second": a bench that keeps its ratio but misses one of these has
 missed its target all the same). A miss names what was missed: `no (memory)`. With no ratio
 target, `extra["target"]` holds the words of the script's own (e.g. the scrape's absolute
-"under 100 ms"). The exit status is 1 when a benchmark failed or missed a target, else 0. With `--quick` a missed target is shown but does
-not fail the run: the targets of SPEC §10 are set at the full sizes, and at the small ones
-start-up (imports, a server's first answer) weighs more than the work measured.
+"under 100 ms"). The exit status is 1 when a benchmark failed or missed a target, else 0.
+With `--quick` a missed target is shown but does not fail the run: the performance targets are
+set at the full sizes, and at the small ones start-up (imports, a server's first answer) weighs
+more than the work measured.
 """
 
 from __future__ import annotations

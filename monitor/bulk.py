@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, bindparam, func, select
+from sqlalchemy import Boolean, Connection, String, Table, bindparam, func, select
 from sqlalchemy.dialects import sqlite
 
 from monitor.instants import Instant, instants
@@ -103,6 +103,10 @@ def _sqlite_insert(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]
 def _sqlite_converter(column_type: Any, dialect: Any) -> ColumnConverter | None:
     if isinstance(column_type, Instant):
         return instants  # a test holds it to the type's own processor
+    if isinstance(column_type, Boolean):
+        # A bool is an int: sqlite3 stores it as the 0 or 1 the type's processor would make
+        # (a test holds them equal), without a Python call per value of every flag column.
+        return None
     processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
         return None

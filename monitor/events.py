@@ -74,7 +74,14 @@ def callback_conversation(number: str | None) -> str | None:
     phone source, so the callback closes the inquiry even when it was made from another system.
     It also makes a caller who rang three times one conversation: one inquiry per caller
     waiting for a callback, opened at the first unreturned call."""
-    digits = "".join(filter(str.isdigit, number or ""))
+    if not number:
+        return None
+    if number.isdigit():  # most logs write digits alone, or after a "+": no filtering needed
+        digits = number
+    elif number[0] == "+" and number[1:].isdigit():
+        digits = number[1:]
+    else:
+        digits = "".join(filter(str.isdigit, number))
     if len(digits) < _CALLBACK_DIGITS:
         return None
     return CALLBACK_PREFIX + digits[-_CALLBACK_DIGITS:]
@@ -342,27 +349,28 @@ def callback_made(key: str, number: str | None, at: datetime) -> list[Event]:
 
 
 GOT_THROUGH_PREFIX = "through:"
-_GOT_THROUGH = frozenset({CallOutcome.ANSWERED, CallOutcome.TRANSFERRED})
+GOT_THROUGH = frozenset({CallOutcome.ANSWERED, CallOutcome.TRANSFERRED})
 
 
-def got_through(call: CallEvent) -> list[MessageEvent]:
-    """The caller of an answered inbound call got through: like a callback, an agent-side
-    message on channel `phone` in the caller's `tel:` conversation at the answer, which closes
-    the number's open callback inquiry in any phone source. A site that only logs its queues
-    (a queue_log) has no outbound calls, and its missed callers who ring again and are answered
-    were helped all the same. Nothing for other outcomes, or a number that cannot be called."""
-    if call.outcome not in _GOT_THROUGH or call.caller is None:
-        return []
-    if call.answered_us is not None:
-        at = call.answered_at
-    elif call.wait_seconds is not None:
-        at = call.entered_at + timedelta(seconds=call.wait_seconds)
-    else:
-        at = call.entered_at
-    assert at is not None
-    return _by_number(
-        GOT_THROUGH_PREFIX + call.external_id, call.caller, at, Side.AGENT, Channel.PHONE
-    )
+def got_through(call: CallEvent) -> str | None:
+    """The callback conversation an answered inbound call answers: its caller got through.
+
+    Like a callback, the answer closes the number's open callback inquiry in any phone source
+    (a site that only logs its queues, a queue_log, has no outbound calls, and its missed
+    callers who ring again and are answered were helped all the same). The store keeps this key
+    with the call (`call.caller_key`) and measures the answer as an agent-side message at the
+    moment the call was answered; None for other outcomes and numbers that cannot be called."""
+    if call.outcome not in GOT_THROUGH or call.caller is None:
+        return None
+    return callback_conversation(call.caller)
+
+
+def answer_time(answered: datetime | None, entered: datetime, wait: float | None) -> datetime:
+    """When a call was answered: its answer time, else when its wait ended (a log that gives
+    the wait, not the time), else when it entered."""
+    if answered is not None:
+        return answered
+    return entered + timedelta(seconds=wait or 0.0)
 
 
 def _by_number(

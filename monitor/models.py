@@ -31,7 +31,8 @@ from sqlmodel import Field, SQLModel
 from monitor.instants import Instant
 
 # 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant);
-# 4: message.refers (what a reply answers, the call of a callback request), call.short_abandon
+# 4: message.refers (what a reply answers, the call of a callback request), call.short_abandon,
+# call.caller_key (an answered caller's callback conversation) and ix_call_got_through
 SCHEMA_VERSION = 4
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
@@ -40,6 +41,8 @@ SCHEMA_VERSION = 4
 # million-line import). Queries say it as this very SQL (`WAITING_CALL`), not with a bound
 # parameter, so PostgreSQL can match the index whatever plan it caches.
 _WAITING_SQL = "outcome = 'waiting'"
+# Only answered calls carry a caller key: the index holds them alone.
+_GOT_THROUGH_SQL = "caller_key IS NOT NULL"
 
 
 class Message(SQLModel, table=True):
@@ -96,6 +99,12 @@ class Call(SQLModel, table=True):
             postgresql_where=text(_WAITING_SQL),
         ),
         Index("ix_call_entered", "source", "entered_at"),
+        Index(
+            "ix_call_got_through",
+            "caller_key",
+            sqlite_where=text(_GOT_THROUGH_SQL),
+            postgresql_where=text(_GOT_THROUGH_SQL),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -114,6 +123,10 @@ class Call(SQLModel, table=True):
         default=False,
         sa_column=Column("short_abandon", Boolean, nullable=False, server_default=false()),
     )
+    # An answered call's caller: the callback conversation of the number (`tel:<last nine
+    # digits>`), so that a callback request of that number, in any source, finds the caller
+    # got through. None for other calls, which the index (ix_call_got_through) leaves out.
+    caller_key: str | None = None
 
 
 class Inquiry(SQLModel, table=True):
@@ -258,6 +271,8 @@ CALLS = _table(Call)
 WAITING_CALL: Any = CALLS.c.outcome == literal_column(
     "'waiting'"
 )  # the condition of ix_call_waiting
+# The condition of ix_call_got_through, in its very SQL (as WAITING_CALL, for the planners).
+GOT_THROUGH_CALL: Any = literal_column("caller_key IS NOT NULL")
 INQUIRIES = _table(Inquiry)
 TALLIES = _table(Tally)
 PURGED_TALLIES = _table(PurgedTally)

@@ -61,6 +61,7 @@ def call(source: str, n: int, entered: datetime, **extra: Any) -> tuple[Any, ...
         "outcome": "abandoned",
         "caller": None,
         "short_abandon": False,
+        "caller_key": None,
         **extra,
     }
     return tuple(row[c] for c in CALL_COLUMNS)
@@ -82,8 +83,15 @@ def test_bulk_inserted_rows_are_stored_as_sqlalchemy_stores_them(database_url: s
         datetime(2026, 3, 29, 2, 30, 15, 999_999, tzinfo=PLUS_FIVE),  # stored in UTC
         datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
     ]
-    ours = [call("ours", n, at, talk_seconds=n * 1.5) for n, at in enumerate(moments)]
-    theirs = [call("theirs", n, at, talk_seconds=n * 1.5) for n, at in enumerate(moments)]
+    flags = {"short_abandon": True, "caller_key": "tel:079460000"}  # a flag set, a key
+
+    def calls(source: str) -> list[tuple[Any, ...]]:
+        return [
+            call(source, n, at, talk_seconds=n * 1.5, **(flags if n % 2 else {}))
+            for n, at in enumerate(moments)
+        ]
+
+    ours, theirs = calls("ours"), calls("theirs")
     with engine.begin() as conn:
         insert_rows(conn, CALLS, CALL_COLUMNS, ours, ignore_conflicts=["source", "external_id"])
         conn.execute(CALLS.insert(), [dict(zip(CALL_COLUMNS, r, strict=True)) for r in theirs])
@@ -154,8 +162,10 @@ def test_the_fast_time_column_is_the_types_own_and_reads_back_the_same_instant(
 
 
 def test_a_call_event_is_its_row_after_the_source() -> None:
-    # The store's row of a call is (source,) + event: the fields must be the columns, in order.
-    assert [f.replace("_us", "_at") for f in CallEvent._fields] == list(CALL_COLUMNS[1:])
+    # The store's row of a call is (source,) + event + (caller key,): the fields must be the
+    # columns, in order.
+    assert [f.replace("_us", "_at") for f in CallEvent._fields] == list(CALL_COLUMNS[1:-1])
+    assert CALL_COLUMNS[-1] == "caller_key"
 
 
 def test_a_call_from_epochs_equals_the_call_from_datetimes() -> None:

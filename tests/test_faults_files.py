@@ -25,7 +25,6 @@ from connectors.asterisk_cdr import AsteriskCdrConnector
 from connectors.base import Batch, Connector, ConnectorContext
 from connectors.chat_jsonl import ChatJsonlConnector
 from monitor.config import Settings, settings_from_mapping
-from monitor.events import GOT_THROUGH_PREFIX
 from monitor.ingest import PollResult, _store_all, measuring, poll_source
 from monitor.models import CALLS, INQUIRIES, MESSAGES, TALLIES
 from monitor.store import make_engine, prepare
@@ -123,12 +122,7 @@ def change_after_first_batch(
 def outcome(engine: Engine) -> dict[str, Any]:
     with engine.connect() as conn:
         return {
-            # The source's own messages (not those its answered calls stand for).
-            "messages": sorted(
-                r.external_id
-                for r in conn.execute(select(MESSAGES))
-                if not r.external_id.startswith(GOT_THROUGH_PREFIX)
-            ),
+            "messages": sorted(r.external_id for r in conn.execute(select(MESSAGES))),
             "calls": sorted(
                 (r.external_id, r.outcome, r.wait_seconds) for r in conn.execute(select(CALLS))
             ),

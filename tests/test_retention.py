@@ -159,11 +159,9 @@ def test_old_answered_inquiries_and_their_messages_go_and_open_ones_stay(
         "long",
         "recent",
         "recent",
-        "tel:079460001",  # the recent answered call: its caller got through
         "unanswered",
     ]
-    # the old call's got-through message goes with it
-    assert (counts["message"], counts["inquiry"], counts["call"]) == (5, 2, 1)
+    assert (counts["message"], counts["inquiry"], counts["call"]) == (4, 2, 1)
 
 
 def test_old_calls_go_and_recent_ones_stay(
@@ -242,7 +240,7 @@ def test_a_dry_run_deletes_nothing_and_counts_what_a_purge_deletes(
     would = purge(engine, settings, now, dry_run=True, window=3)
     assert stored() == before
     assert purge(engine, settings, now, window=3) == would
-    assert would["message"] == 5
+    assert would["message"] == 4
 
 
 def test_without_retention_nothing_is_purged_or_skipped(
@@ -252,8 +250,7 @@ def test_without_retention_nothing_is_purged_or_skipped(
     assert sum(purge(engine, settings, now).values()) == 0
     write_sources(tmp_path)
     assert all(r.skipped == 0 for r in poll_all(engine, settings, now))
-    # 9 chat messages and the 2 answered calls' got-through messages
-    assert len(rows(engine, MESSAGES, "id")) == 11 and len(rows(engine, CALLS, "id")) == 2
+    assert len(rows(engine, MESSAGES, "id")) == 9 and len(rows(engine, CALLS, "id")) == 2
 
 
 def test_a_digest_claim_for_a_day_inside_the_horizon_survives(
