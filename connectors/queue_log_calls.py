@@ -154,7 +154,7 @@ class Calls:
             self.latest = at
         key = (callid, queue)
         if verb == "ENTERQUEUE":
-            events = self.give_up(key) if key in self.open else []  # entered again, no end
+            events = self.give_up(key, at) if key in self.open else []  # entered again, no end
             caller = (data[1].strip() if len(data) > 1 else "") or None
             self.open[key] = Stint(callid, queue, at, caller)
             return events
@@ -252,13 +252,17 @@ class Calls:
             stint.caller,
         )
 
-    def give_up(self, key: tuple[str, str]) -> list[Event]:
+    def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:
+        """Finish a stint whose end was never read: answered if connected, else `unknown`,
+        its wait the time it was last seen waiting (`seen`): a wait of at least that, which
+        the measurements leave out of every wait figure and a report may show as such."""
         stint = self.open.pop(key, None)
         if stint is None or stint.final:
             return []
-        answered = stint.answered is not None
-        outcome = CallOutcome.ANSWERED if answered else CallOutcome.UNKNOWN
-        return self._finish(stint, outcome, None, None)
+        if stint.answered is not None:
+            return self._finish(stint, CallOutcome.ANSWERED, None, None)
+        stint.wait = max(0.0, seen - stint.entered)
+        return self._finish(stint, CallOutcome.UNKNOWN, None, None)
 
     # -- the end of a read -----------------------------------------------------------------
 
@@ -284,7 +288,7 @@ class Calls:
             rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
             stale += [k for _, k in rest[:excess]]
         for key in stale:
-            events.extend(self.give_up(key))
+            events.extend(self.give_up(key, horizon))
         return events
 
     def waiting(self) -> list[Event]:

@@ -118,7 +118,7 @@ def feed_texts(
                 calls.latest = at
             key = (callid, queue)
             if key in open_:  # entered again with no end
-                events.extend(calls.give_up(key))
+                events.extend(calls.give_up(key, at))
             caller = (fields[6].strip() if len(fields) > 6 else "") or None
             open_[key] = Stint(callid, queue, at, caller)
             continue
