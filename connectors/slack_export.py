@@ -156,7 +156,8 @@ class SlackExportConnector(Connector):
             if not path.exists():
                 raise ConnectorError(f"{path}: no such file or folder", permanent=True)
         yield from (
-            Batch(b.events, {}, b.rejected) for b in self._read(self._open(paths), Snapshots())
+            Batch(b.events, {}, b.rejected, b.skipped)
+            for b in self._read(self._open(paths), Snapshots())
         )
 
     def _open(self, paths: list[Path], *, permanent: bool = True) -> list[Export]:

@@ -5,8 +5,10 @@ This is the one place the report, the digest and the alerter get their numbers f
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
@@ -153,18 +155,14 @@ def source_figures(
     targets = settings.targets_for(source)
     queues: tuple[QueueFigures, ...] = ()
     if has_calls:
-        names = sorted({r["queue"] for r in calls} | {r["queue"] for r in waiting})
+        by_queue: dict[str, tuple[list[Any], list[Any]]] = defaultdict(lambda: ([], []))
+        for row in calls:
+            by_queue[row["queue"]][0].append(row)
+        for row in waiting:
+            by_queue[row["queue"]][1].append(row)
         queues = tuple(
-            QueueFigures(
-                name,
-                summarize_calls(
-                    [r for r in calls if r["queue"] == name],
-                    [r for r in waiting if r["queue"] == name],
-                    now,
-                    targets,
-                ),
-            )
-            for name in names
+            QueueFigures(name, summarize_calls(left, still, now, targets))
+            for name, (left, still) in sorted(by_queue.items())
         )
     return SourceFigures(
         source=source.name,
