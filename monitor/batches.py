@@ -29,6 +29,7 @@ from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
 from monitor.events import (
     CALLBACK_PREFIX,
+    GOT_THROUGH,
     GOT_THROUGH_PREFIX,
     CallEvent,
     CallOutcome,
@@ -276,7 +277,7 @@ def _rebuild_inquiries(
 ) -> None:
     """rederive of the `stored` conversations (read from the store) and of the `new` ones
     (their messages given), their inquiries stored together in conversation order. `calls`
-    are the batch's calls, not stored yet (a callback request may stand for one of them)."""
+    are the batch's calls, at hand (a callback request may stand for one of them)."""
     known = sorted(set(stored))
     if not known and not new:
         return
@@ -435,8 +436,10 @@ def _store_calls(
     if optimistic:
         # A CallEvent is a tuple in the table's column order, its times the microseconds SQLite
         # stores (monitor.instants): its row is (source,) + event + (caller key,), made in C.
-        source = (ctx.source,)
-        inserts = [source + event + (got_through(event),) for event in new]
+        source, keyed = (ctx.source,), GOT_THROUGH
+        inserts = [
+            source + event + ((got_through(event) if event[7] in keyed else None),) for event in new
+        ]
     else:
         inserts = [_call_row(ctx.source, event) for event in new]
     finished = [_call_row(ctx.source, event) for event in ending]
@@ -472,9 +475,9 @@ def _insert_new_calls(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tup
     if not rows:
         return rows
     before = conn.execute(_LARGEST_CALL_ID).scalar() or 0
-    stored = insert_rows(
-        conn, CALLS, CALL_COLUMNS, rows, ignore_conflicts=["source", "external_id"]
-    )
+    keys = ["source", "external_id"]
+    # Its times are the integers SQLite stores, its flags bools (ints): nothing to convert.
+    stored = insert_rows(conn, CALLS, CALL_COLUMNS, rows, ignore_conflicts=keys, as_stored=True)
     if stored == len(rows):
         return rows
     new = set(conn.execute(_CALLS_AFTER, {"after": before}).scalars())
