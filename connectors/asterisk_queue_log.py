@@ -208,7 +208,9 @@ class AsteriskQueueLogConnector(FileSource):
                 sum(calls.unknown_verbs.values()),
                 counted,
             )
-        if len(records):
+        for reason, count in calls.skipped().items():
+            records.skip(reason, count)
+        if len(records) or records.skipped:
             yield records.batch(_dump(position, calls, csv_rows))
 
 

@@ -9,6 +9,9 @@ connector never touches the database and never changes anything at the source.
 Bad records are not exceptions: they travel in `Batch.rejected` with a location and a reason,
 are counted and logged by the ingest loop, and the rest of the source is still read. Exceptions
 are for a source that cannot be read at all (`ConnectorError`, or an `OSError` of its files).
+Records left out on purpose (an internal call, an outbound call that is no queue call, a verb
+that is not measured) are counted per reason in `Batch.skipped` (`Records.skip`), so a poll can
+say why it found nothing to measure.
 
 One record never fails more than itself. Every connector makes its events through `Records`:
 `take(location, make, *args)` runs `make` for one record, and whatever goes wrong in it (a
@@ -23,6 +26,7 @@ cannot be stored (lone surrogates, NUL) are made storable by the event construct
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
@@ -64,6 +68,9 @@ class Batch:
     events: list[Event]
     cursor: Cursor  # valid once these events (and all earlier batches') are stored
     rejected: list[Rejection] = field(default_factory=list)
+    # Records read and left out on purpose, or not measured yet, per reason in a few words
+    # ("internal calls": 12). Reasons are fixed words of the connector, never data.
+    skipped: dict[str, int] = field(default_factory=dict)
 
 
 class BadRecord(ValueError):
@@ -142,12 +149,13 @@ class Records:
     time in what it made reject that record, located, and nothing of it is kept. `batch` hands
     over what was collected and starts afresh, so one `Records` serves a whole fetch."""
 
-    __slots__ = ("events", "rejected", "window")
+    __slots__ = ("events", "rejected", "skipped", "window")
 
     def __init__(self, window: Window) -> None:
         self.window = window
         self.events: list[Event] = []
         self.rejected: list[Rejection] = []
+        self.skipped: Counter[str] = Counter()
 
     def __len__(self) -> int:
         """Events and rejections collected: what a batch's size is counted in."""
@@ -196,10 +204,18 @@ class Records:
     def reject(self, location: str, reason: str) -> None:
         self.rejected.append(Rejection(location, reason))
 
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count `count` records left out on purpose (or not measured yet) for `reason`: a few
+        fixed words of the connector ("internal calls"), never data. They go out in the next
+        batch's `skipped`."""
+        if count:
+            self.skipped[reason] += count
+
     def batch(self, cursor: Cursor) -> Batch:
         """A batch of everything collected, with `cursor`; the collector starts empty again."""
-        batch = Batch(self.events, cursor, self.rejected)
+        batch = Batch(self.events, cursor, self.rejected, dict(self.skipped))
         self.events, self.rejected = [], []
+        self.skipped = Counter()
         return batch
 
     def parsed(self) -> tuple[list[Event], list[Rejection]]:

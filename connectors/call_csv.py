@@ -15,7 +15,8 @@ entries override it:
 
 Each inbound row is a `CallEvent`. Its wait is the `wait` column, else answered − entered, else
 (not answered) ended − entered. The outcome is the `outcome` column through `outcomes:` (file
-value → answered, abandoned, voicemail, timeout, exit_key, exit_empty, transferred, unknown),
+value → answered, abandoned, voicemail, timeout, exit_key, exit_empty, transferred, unknown,
+short_abandoned: an abandoned call the file itself calls a short abandon),
 else `voicemail` when the voicemail column is set, else answered when there is an answer time,
 else abandoned. An inbound call not answered also asks for a callback: a customer-side message
 on channel `voicemail` in the caller's `tel:` conversation. Each outbound row is an agent-side
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -73,6 +74,7 @@ Outcome = Literal[
     "exit_empty",
     "transferred",
     "unknown",
+    "short_abandoned",
 ]
 Direction = Literal["inbound", "outbound", "internal"]
 DEFAULT_DIRECTIONS: dict[str, Direction] = {
@@ -107,7 +109,9 @@ PRESETS: dict[str, dict[str, object]] = {
         },
         "outcomes": {
             "out_of_opening_hours": "unknown",
-            "short_abandoned": "abandoned",
+            # "The caller hangs up during the first 10 seconds" (Aircall's missed call reasons,
+            # support.aircall.io/hc/en-gb/articles/14936017803549): a short abandon.
+            "short_abandoned": "short_abandoned",
             "abandoned_in_ivr": "abandoned",
             "abandoned_in_classic": "abandoned",
             "no_available_agent": "exit_empty",
@@ -220,7 +224,7 @@ class CallCsvConnector(LineFileSource):
                     name, _, number = location.rpartition(":")
                     if self.options.has_header() and number == "1":
                         continue
-                    records.take(location, self.parse_row, data, headers.get(name))
+                    records.take(location, self.parse_row, data, headers.get(name), records.skip)
                 yield records.batch(chunk.cursor)
         except OSError as exc:
             raise read_error(exc, self.path) from None
@@ -240,8 +244,11 @@ class CallCsvConnector(LineFileSource):
         except RowError:
             return None
 
-    def parse_row(self, data: bytes, header: list[str] | None) -> list[Event]:
-        """The events of one line; [] for a blank line; RowError (the reason) when malformed."""
+    def parse_row(
+        self, data: bytes, header: list[str] | None, skip: Callable[[str], None]
+    ) -> list[Event]:
+        """The events of one line; [] for a blank line; RowError (the reason) when malformed.
+        A call that is no queue call (internal, outbound) is counted by `skip` with its reason."""
         if header is None:
             raise RowError("the file has no readable header line")
         fields = split_line(data)
@@ -267,10 +274,12 @@ class CallCsvConnector(LineFileSource):
         call_id = get("id") or _content_id(entered, caller, callee, get("direction"))
         direction = self._direction(get("direction"), caller, callee)
         if direction == "outbound":
+            skip("outbound calls (callbacks, not queue calls)")
             return callback_made(call_id, callee, entered)
         if direction != "inbound":
+            skip("internal calls")
             return []
-        outcome, voicemail = self._outcome(get("outcome"), bool(get("voicemail")), answered)
+        outcome, voicemail, short = self._outcome(get("outcome"), bool(get("voicemail")), answered)
         wait_text = get("wait")
         if wait_text:
             wait = seconds(wait_text, "wait")
@@ -291,10 +300,12 @@ class CallCsvConnector(LineFileSource):
             wait_seconds=wait,
             talk_seconds=seconds(talk_text, "talk") if talk_text else None,
             caller=caller or None,
+            short_abandon=short,
         )
         events: list[Event] = [call]
-        if voicemail or outcome in MISSED:
-            events += callback_request(call_id, caller, ended or entered)
+        # A short abandon (a misdial, a caller who thought better of it) asks for no callback.
+        if (voicemail or outcome in MISSED) and not short:
+            events += callback_request(call_id, caller, ended or entered, call=call.external_id)
         return events
 
     def _direction(self, value: str, caller: str, callee: str) -> str:
@@ -311,20 +322,23 @@ class CallCsvConnector(LineFileSource):
 
     def _outcome(
         self, value: str, voicemail: bool, answered: datetime | None
-    ) -> tuple[CallOutcome, bool]:
-        """The call's outcome, and whether it reached voicemail."""
+    ) -> tuple[CallOutcome, bool, bool]:
+        """The call's outcome, whether it reached voicemail, and whether the file calls it a
+        short abandon."""
         if value:
             found = self.outcomes.get(value.lower())
             if found is None:
                 raise RowError(f"unknown outcome {value[:24]!r} (add it to `outcomes:`)")
             if found == "voicemail":
-                return CallOutcome.TIMEOUT, True
-            return CallOutcome(found), voicemail
+                return CallOutcome.TIMEOUT, True, False
+            if found == "short_abandoned":
+                return CallOutcome.ABANDONED, False, True
+            return CallOutcome(found), voicemail, False
         if voicemail:
-            return CallOutcome.TIMEOUT, True
+            return CallOutcome.TIMEOUT, True, False
         if answered is not None:
-            return CallOutcome.ANSWERED, False
-        return CallOutcome.ABANDONED, False
+            return CallOutcome.ANSWERED, False, False
+        return CallOutcome.ABANDONED, False, False
 
 
 def _digits(number: str) -> int:

@@ -1,4 +1,4 @@
-"""One e-mail's headers to one `MessageEvent`: the rules of SPEC §2 shared by `imap`, `mbox`
+"""One e-mail's headers to one `MessageEvent`: the measurement rules shared by `imap`, `mbox`
 and `maildir`.
 
 - **Side.** A message is ours when it was read from a sent-mail folder (or carries Gmail's
@@ -19,6 +19,9 @@ and `maildir`.
   without one gets a synthetic id from a digest of its headers. The thread keys are its own
   id, the ids it references and a Gmail thread id; the hint is the customer's address plus the
   subject stripped of `Re:`/`Fwd:`-style prefixes (monitor.threads resolves both at ingest).
+- **What it answers.** In-Reply-To (else the last id of References) names the message it
+  answers: a reply dated before that message (an agent's clock running behind) still
+  answers it (monitor.inquiries).
 
 Bad mail raises `MailError` with a reason the connector turns into a located `Rejection`.
 """
@@ -43,6 +46,7 @@ DEFAULT_BATCH = 1000
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "list", "junk", "auto_reply"})
 BOUNCE_SENDERS = frozenset({"mailer-daemon", "postmaster"})
 MAX_SUBJECT = 255
+MAX_PARENTS = 4  # In-Reply-To ids kept as what a message answers (it names one, as a rule)
 # The longest header block an archive connector reads; a longer one is rejected, not read.
 MAX_HEADER_BYTES = 1024 * 1024
 TOO_LONG = f"header block longer than {MAX_HEADER_BYTES // 1024} kB"
@@ -175,6 +179,11 @@ def build_event(
     )
     own = headers.message_id or _synthetic_id(headers, arrived)
     references = [r for r in dict.fromkeys(headers.references + headers.in_reply_to) if r != own]
+    # What it answers: In-Reply-To, else the last of References (RFC 5322: the parent). A
+    # reply is never earlier than that message, whatever the sender's clock said.
+    parents = [r for r in headers.in_reply_to if r != own] or [
+        r for r in headers.references[-1:] if r != own
+    ]
     keys = [own, *references]
     thread_key = None
     if gmail_thread:
@@ -203,6 +212,7 @@ def build_event(
             by_hint=not references and thread_key is None,
             window=classifier.window,
         ),
+        refers=tuple(dict.fromkeys(parents))[:MAX_PARENTS],
     )
 
 

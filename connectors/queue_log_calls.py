@@ -24,7 +24,8 @@ module pairs them into `CallEvent`s, whatever form they were read from:
 
 Agent, member and system events (AGENTLOGIN, PAUSE, QUEUESTART, RINGNOANSWER, ...) are ignored.
 Verbs we do not know (custom `QueueLog()` verbs, Wazo's FULL/CLOSED, OUTDIAL...) are valid lines,
-not rejections: they are counted per verb and logged once per poll.
+not rejections: they are counted per verb and logged once per poll. Both are counted in the
+poll's skipped records (`skipped`), so a log of nothing but those says so.
 """
 
 from __future__ import annotations
@@ -111,6 +112,7 @@ class Calls:
         self.open: dict[tuple[str, str], Stint] = {}
         self.latest: float | None = None
         self.unknown_verbs: Counter[str] = Counter()
+        self.ignored = 0  # agent, member and system lines read (not about a caller)
 
     # -- state in the cursor ---------------------------------------------------------------
 
@@ -154,6 +156,7 @@ class Calls:
         at, callid, queue, _, event, data = record
         verb = event.upper()
         if verb in NOT_CALLS or callid.upper() in SYSTEM_CALLIDS:
+            self.ignored += 1
             return []
         if not self.earliest <= at <= self.latest_plausible:
             raise RowError(self._implausible(at))
@@ -161,7 +164,7 @@ class Calls:
             self.latest = at
         key = (callid, queue)
         if verb == "ENTERQUEUE":
-            events = self.give_up(key) if key in self.open else []  # entered again, no end
+            events = self.give_up(key, at) if key in self.open else []  # entered again, no end
             caller = (data[1].strip() if len(data) > 1 else "") or None
             self.open[key] = Stint(callid, queue, at, caller)
             return events
@@ -244,7 +247,7 @@ class Calls:
         events: list[Event] = [self.call_event(stint, outcome, left, talk)]
         if outcome not in CALLBACK_OUTCOMES or left is None:
             return events
-        return events + callback_request(stint.key, stint.caller, _utc(left))
+        return events + callback_request(stint.key, stint.caller, _utc(left), call=stint.key)
 
     def call_event(
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
@@ -264,15 +267,29 @@ class Calls:
             stint.caller,
         )
 
-    def give_up(self, key: tuple[str, str]) -> list[Event]:
+    def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:
+        """Finish a stint whose end was never read: answered if connected, else `unknown`,
+        its wait the time it was last seen waiting (`seen`): a wait of at least that, which
+        the measurements leave out of every wait figure and a report may show as such."""
         stint = self.open.pop(key, None)
         if stint is None or stint.final:
             return []
-        answered = stint.answered is not None
-        outcome = CallOutcome.ANSWERED if answered else CallOutcome.UNKNOWN
-        return self._finish(stint, outcome, None, None)
+        if stint.answered is not None:
+            return self._finish(stint, CallOutcome.ANSWERED, None, None)
+        stint.wait = max(0.0, seen - stint.entered)
+        return self._finish(stint, CallOutcome.UNKNOWN, None, None)
 
     # -- the end of a read -----------------------------------------------------------------
+
+    def skipped(self) -> dict[str, int]:
+        """The lines left out so far, per reason (for the poll's last batch), and reset."""
+        counts = {
+            "agent, member and system lines": self.ignored,
+            "lines of verbs not measured": sum(self.unknown_verbs.values()),
+        }
+        self.ignored = 0
+        self.unknown_verbs.clear()
+        return {reason: n for reason, n in counts.items() if n}
 
     def expire(self, now: float | None) -> list[Event]:
         """Give up (as unknown) the stints with no end `unknown_after` after they entered, by
@@ -286,7 +303,7 @@ class Calls:
             rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
             stale += [k for _, k in rest[:excess]]
         for key in stale:
-            events.extend(self.give_up(key))
+            events.extend(self.give_up(key, horizon))
         return events
 
     def waiting(self) -> list[Event]:

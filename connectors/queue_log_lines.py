@@ -81,6 +81,8 @@ def feed_texts(
     add = records.events.append
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
+    ignored = 0  # agent, member and system lines: counted once, at the end
+
     def general(index: int, text: str) -> None:
         records.take(location(index), feed_text, calls, text)
 
@@ -101,6 +103,7 @@ def feed_texts(
         # A system callid (NONE, REALTIME...) starts with a letter: a callid starting with a
         # digit (Asterisk's uniqueid, nearly every line) needs no upper-cased copy to tell.
         if kind == _SKIP or (callid[0] > "9" and callid.upper() in system):
+            ignored += 1
             continue
         queue = fields[2].strip() or "NONE"
         if kind == _ENTER:
@@ -109,7 +112,7 @@ def feed_texts(
                 calls.latest = at
             key = (callid, queue)
             if key in open_:  # entered again with no end
-                records.add(calls.give_up(key))
+                records.add(calls.give_up(key, at))
             caller = (fields[6].strip() if len(fields) > 6 else "") or None
             open_[key] = Stint(callid, queue, at, caller)
             continue
@@ -153,9 +156,15 @@ def feed_texts(
             stint.answered, stint.wait = stint.entered + wait, wait
         if not stint.final:
             add(call(stint, ANSWERED, at, talk))
+    calls.ignored += ignored
 
 
 def feed_text(calls: Calls, text: str) -> list[Event]:
-    """The events one decoded line makes (`parse_text` then `calls.feed`)."""
+    """The events one decoded line makes (`parse_text` then `calls.feed`); an agent, member or
+    system line is counted in `calls.ignored`."""
     record = parse_text(text)
-    return [] if record is None else calls.feed(record)
+    if record is None:
+        if text.strip(_BLANK):
+            calls.ignored += 1
+        return []
+    return calls.feed(record)

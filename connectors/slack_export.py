@@ -6,8 +6,9 @@ folder per channel, named by the channel's name, with one JSON array of messages
 
 - **Conversations**: a thread (`thread_ts`) is one conversation; a top-level message without
   replies is a conversation of its own. Replies may be in later day files; conversations are
-  keyed `<channel id>:<thread_ts>`, so that does not matter. A reply whose `ts` is earlier than
-  its thread's (seen in importer fixtures) is taken at the thread's time.
+  keyed `<channel id>:<thread_ts>`, so that does not matter. A reply keeps its own `ts` and
+  names its thread's parent as what it answers: one whose `ts` is earlier than the parent's
+  (seen in importer fixtures) is placed after it when measured, never moved when stored.
 - **Ids**: a message is `<channel id>:<ts>` (`ts` is the string `"1516454398.000069"`, unique per
   channel; read as text, never as a float). A message read again in a later export is the same
   row, so a re-export adds only what is new.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -207,7 +209,7 @@ class SlackExportConnector(Connector):
             if not path.exists() and not path.is_symlink():
                 raise ConnectorError(f"{path}: no such file or folder", permanent=True)
         read = self._read(self._open(paths), Snapshots(), self.collector(now))
-        yield from (Batch(b.events, {}, b.rejected) for b in read)
+        yield from (replace(b, cursor={}) for b in read)
 
     def _open(self, paths: list[Path], *, permanent: bool = True) -> list[Export]:
         """The exports that open; the others (not a regular file or folder, unreadable) are
@@ -250,13 +252,14 @@ class SlackExportConnector(Connector):
                 for channel_id, folder in channels[export.path]:
                     for name in export.day_files(folder):
                         units.append(self._unit(export, name, channel_id, people, records))
-            yield from read_units(
+            batches = read_units(
                 units,
                 previous,
                 lambda state: {"v": CURSOR_VERSION, "snapshots": state.dump()},
                 max_records=self.max_records,
                 stored=stored,
             )
+            yield from people.noted(batches)
         except OSError as exc:
             raise read_error(exc, self.path) from None
         finally:
@@ -360,10 +363,7 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         return None
     thread_ts = ts
     if raw.get("thread_ts") is not None:
-        thread_ts, parent_at = _ts(raw["thread_ts"], "thread_ts")
-        # A reply never precedes its thread (a clock or an importer got it wrong): taken at the
-        # parent's time it answers the question instead of coming before it.
-        at = max(at, parent_at)
+        thread_ts, _ = _ts(raw["thread_ts"], "thread_ts")
     user = text(raw, "user")
     bot = subtype == "bot_message" or bool(raw.get("bot_id")) or people.is_bot(user)
     if subtype in AUTOMATIC_SUBTYPES or raw.get("hidden") is True:
@@ -383,4 +383,7 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         side=Side.CUSTOMER if role == CUSTOMER else Side.AGENT,
         automatic=automatic,
         customer=people.name(user, raw) if customer and user else None,
+        # A reply answers its thread's parent: never earlier than it, whatever its `ts` says
+        # (the measurement places it after the parent; its stored time stays true).
+        refers=(f"{channel_id}:{thread_ts}",) if thread_ts != ts else (),
     )

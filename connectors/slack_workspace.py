@@ -16,15 +16,17 @@ import re
 import zipfile
 import zlib
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from connectors.base import BadRecord, ConnectorContext, ConnectorError, Rejection
+from connectors.base import BadRecord, Batch, ConnectorContext, ConnectorError, Rejection
 from connectors.json_exports import Unit, nothing, rejecting, stream_fingerprint
 from connectors.json_records import RecordError, json_type, nested
 from connectors.json_stream import DocumentError, read_records
 from connectors.regular_files import open_regular, reason
+from monitor.events import MessageEvent, Side
 
 SLACKBOT = "USLACKBOT"
 AGENT, CUSTOMER, BOT = "agent", "customer", "bot"
@@ -275,6 +277,29 @@ class People:
                 email = _string(user, "profile", "email").lower()
                 if email and (email in emails or context.is_agent_address(email)):
                     self.listed.add(uid)
+
+    def noted(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        """`batches`, and when the members rule (no `agent_users`) made every author of the
+        poll's human messages an agent, the last one says so in its `skipped` counts: such a
+        channel has no inquiry at all, which looks like a quiet one unless the poll says why."""
+        if self.listed is not None:
+            yield from batches
+            return
+        held: Batch | None = None
+        humans = customers = 0
+        for batch in batches:
+            for event in batch.events:
+                if isinstance(event, MessageEvent) and not event.automatic:
+                    humans += 1
+                    customers += event.side == Side.CUSTOMER
+            if held is not None:
+                yield held
+            held = batch
+        if held is not None and humans and not customers:
+            reason = "messages, all by members (the members rule found no customers)"
+            held = replace(held, skipped={**held.skipped, reason: humans})
+        if held is not None:
+            yield held
 
     def is_bot(self, uid: str | None) -> bool:
         return uid == SLACKBOT or (uid in self.users and self.users[uid].get("is_bot") is True)

@@ -16,7 +16,7 @@ import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, NamedTuple
 
@@ -27,10 +27,22 @@ from monitor import threads
 from monitor.bulk import in_values, insert_rows, json_values, member, select_in, value_parts
 from monitor.calendars import BusinessCalendar
 from monitor.config import ResolvedTargets, Settings, SourceSettings
-from monitor.events import CALLBACK_PREFIX, CallEvent, CallOutcome, MessageEvent, Side
+from monitor.events import (
+    CALLBACK_PREFIX,
+    GOT_THROUGH,
+    GOT_THROUGH_PREFIX,
+    CallEvent,
+    CallOutcome,
+    Channel,
+    MessageEvent,
+    Side,
+    answer_time,
+    got_through,
+)
 from monitor.inquiries import MEASURED, derive_values
-from monitor.models import CALLS, INQUIRIES, MESSAGES, WAITING_CALL
+from monitor.models import CALLS, GOT_THROUGH_CALL, INQUIRIES, MESSAGES, WAITING_CALL
 from monitor.queue_labels import QueueLabels
+from monitor.summaries import is_short_abandon
 from monitor.tallies import (
     INQUIRY_TALLIED,
     Layout,
@@ -86,16 +98,20 @@ def measuring(settings: Settings, source: SourceSettings) -> Measuring:
 def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> tuple[int, int]:
     """Store one batch's events; return (new messages, new or finished calls)."""
     messages = [e for e in events if isinstance(e, MessageEvent)]
-    calls = [e for e in events if isinstance(e, CallEvent)]
+    # Queue names become bounded labels where calls are stored (monitor.queue_labels).
+    calls = ctx.queues.apply(conn, [e for e in events if isinstance(e, CallEvent)])
     delta: TallyCounter = Counter()  # the batch's tally changes, stored in one statement
+    # Calls first: a caller who got through (an answered call, kept with its caller's callback
+    # key) answers their callback request, in any phone source, when it is measured below.
+    stored, through = _store_calls(conn, ctx, calls, delta)
     # E-mails find their conversation through the links of earlier messages (monitor.threads);
     # a merge of two threads moves stored messages, so both are measured again.
     placed, regrouped = threads.resolve(conn, ctx.source, messages)
     inserted, known, new = _store_messages(conn, ctx, messages, placed)
     known |= regrouped - new.keys()
-    _rebuild_inquiries(conn, ctx, known, new, delta)
+    known |= _waiting_for_callbacks(conn, through)
+    _rebuild_inquiries(conn, ctx, known, new, delta, calls)
     _rederive_callback_peers(conn, ctx, known, delta)
-    stored = _store_calls(conn, ctx, ctx.queues.apply(conn, calls), delta)
     apply_tallies(conn, delta)
     return inserted, stored
 
@@ -136,6 +152,7 @@ class StoredMessage(NamedTuple):
     channel: str
     customer: str | None
     subject: str | None
+    refers: str | None
 
 
 def _store_messages(
@@ -173,6 +190,7 @@ def _store_messages(
             (str(e.channel) if e.channel else ctx.channel),
             e.customer,
             e.subject,
+            " ".join(e.refers) or None,
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
@@ -187,18 +205,48 @@ def _store_messages(
     return len(rows), known & touched, new
 
 
-def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) -> set[str]:
-    """Those of `conversations` with a message in any source, or an inquiry in this one."""
+def _waiting_for_callbacks(conn: Connection, keys: set[str]) -> set[str]:
+    """The callback conversations among `keys` with a customer-side message in any source: the
+    callers who got through and wait, or waited, for a callback (few of them), so that they
+    are measured again."""
     found: set[str] = set()
-    in_messages, in_inquiries = _history(json_values(conn))
-    for part in value_parts(conn, sorted(conversations)):
-        found.update(conn.execute(in_messages, {"values": part}).scalars())
-        found.update(conn.execute(in_inquiries, {"values": part, "source": ctx.source}).scalars())
+    if not keys:
+        return found
+    waiting = _waiting_in(json_values(conn))
+    for part in value_parts(conn, sorted(keys)):
+        found.update(conn.execute(waiting, {"values": part}).scalars())
     return found
 
 
 @functools.lru_cache(maxsize=4)
-def _history(as_json: bool) -> tuple[Any, Any]:
+def _waiting_in(as_json: bool) -> Any:
+    """The callback conversations among some with a customer-side message (any source)."""
+    return (
+        select(MESSAGES.c.conversation)
+        .where(
+            member(MESSAGES.c.conversation, as_json=as_json),
+            MESSAGES.c.side == Side.CUSTOMER.value,
+        )
+        .distinct()
+    )
+
+
+def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) -> set[str]:
+    """Those of `conversations` with a message in any source, or an inquiry in this one, or
+    (a callback conversation) an answered call from its number in any source."""
+    found: set[str] = set()
+    in_messages, in_inquiries, in_calls = _history(json_values(conn))
+    for part in value_parts(conn, sorted(conversations)):
+        found.update(conn.execute(in_messages, {"values": part}).scalars())
+        found.update(conn.execute(in_inquiries, {"values": part, "source": ctx.source}).scalars())
+    callbacks = sorted(c for c in conversations - found if c.startswith(CALLBACK_PREFIX))
+    for part in value_parts(conn, callbacks):
+        found.update(conn.execute(in_calls, {"values": part}).scalars())
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _history(as_json: bool) -> tuple[Any, Any, Any]:
     """The statements of _stored_before, made once: they run for every batch."""
     messages = select(MESSAGES.c.conversation).where(
         member(MESSAGES.c.conversation, as_json=as_json)
@@ -207,7 +255,10 @@ def _history(as_json: bool) -> tuple[Any, Any]:
         member(INQUIRIES.c.conversation, as_json=as_json),
         INQUIRIES.c.source == bindparam("source"),
     )
-    return messages.distinct(), inquiries.distinct()
+    calls = select(CALLS.c.caller_key).where(
+        member(CALLS.c.caller_key, as_json=as_json), GOT_THROUGH_CALL
+    )
+    return messages.distinct(), inquiries.distinct(), calls.distinct()
 
 
 def rederive(
@@ -227,27 +278,33 @@ def _rebuild_inquiries(
     stored: Iterable[str],
     new: Mapping[str, list[StoredMessage]],
     delta: TallyCounter | None,
+    calls: Sequence[CallEvent] = (),
 ) -> None:
     """rederive of the `stored` conversations (read from the store) and of the `new` ones
-    (their messages given), their inquiries stored together in conversation order."""
+    (their messages given), their inquiries stored together in conversation order. `calls`
+    are the batch's calls, at hand (a callback request may stand for one of them)."""
     known = sorted(set(stored))
     if not known and not new:
         return
     by_conversation: dict[str, list[Any]] = defaultdict(list)
-    own, others, remove = _rebuild_statements(json_values(conn))
+    own, others, answered, remove = _rebuild_statements(json_values(conn))
     for part in value_parts(conn, known):
         for row in conn.execute(own, {"values": part, "source": ctx.source}):
             by_conversation[row.conversation].append(row)
-    # A callback conversation also takes the agent side (the calls back) of every other source.
+    # A callback conversation also takes the agent side (the calls back) of every other source,
+    # and every answered call from its number (the caller got through), in any source.
     callbacks = [c for c in known if c.startswith(CALLBACK_PREFIX)]
     for part in value_parts(conn, callbacks):
         for row in conn.execute(others, {"values": part, "source": ctx.source}):
             by_conversation[row.conversation].append(row)
+        for row in conn.execute(answered, {"values": part}):
+            by_conversation[row.caller_key].append(_got_through_message(row))
     old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", known)
     # Only conversations that had inquiries have any to delete (most new mail has none).
     for part in value_parts(conn, sorted({str(r["conversation"]) for r in old})):
         conn.execute(remove, {"values": part, "source": ctx.source})
     by_conversation.update(new)
+    _leave_out_short_abandons(conn, ctx, by_conversation, calls)
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):
         for values in derive_values(
@@ -263,11 +320,56 @@ def _rebuild_inquiries(
         delta.update(change)
 
 
+def _leave_out_short_abandons(
+    conn: Connection,
+    ctx: Measuring,
+    by_conversation: dict[str, list[Any]],
+    calls: Sequence[CallEvent],
+) -> None:
+    """Drop the callback requests of short abandons from the messages to pair: the caller
+    hung up within `short_abandon` (or the source called it a short abandon), so no callback
+    is owed. Decided here, with the targets in force, so a changed `short_abandon` applies to
+    the history when the measurements are redone."""
+    if ctx.targets.short_abandon <= timedelta(0):
+        return  # off: the sources' own short abandons asked for no callback in the first place
+    wanted = {
+        ref
+        for conversation, messages in by_conversation.items()
+        if conversation.startswith(CALLBACK_PREFIX)
+        for m in messages
+        if m.side == Side.CUSTOMER and m.refers
+        for ref in m.refers.split()
+    }
+    if not wanted:
+        return
+    found = {c.external_id: c for c in calls if c.external_id in wanted}
+    missing = wanted - found.keys()
+    fields = ["external_id", "outcome", "wait_seconds", "short_abandon"]
+    short = {
+        external_id
+        for external_id, c in found.items()
+        if is_short_abandon(c.outcome, c.wait_seconds, c.short_abandon, ctx.targets)
+    }
+    for row in select_in(conn, CALLS, {"source": ctx.source}, "external_id", missing, fields):
+        if is_short_abandon(row["outcome"], row["wait_seconds"], row["short_abandon"], ctx.targets):
+            short.add(row["external_id"])
+    if not short:
+        return
+    for conversation, messages in by_conversation.items():
+        if conversation.startswith(CALLBACK_PREFIX):
+            by_conversation[conversation] = [
+                m
+                for m in messages
+                if m.side != Side.CUSTOMER or not m.refers or short.isdisjoint(m.refers.split())
+            ]
+
+
 @functools.lru_cache(maxsize=4)
-def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any]:
+def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any, Any]:
     """The statements of _rebuild_inquiries, made once (building them cost more than running
     them for a batch of new conversations): the source's messages of some conversations, the
-    other sources' calls back in them, and the deletion of the source's inquiries in them."""
+    other sources' calls back in them, the answered calls from their numbers, and the deletion
+    of the source's inquiries in them."""
     source: Any = bindparam("source")
     among = member(MESSAGES.c.conversation, as_json=as_json)
     own = select(MESSAGES).where(MESSAGES.c.source == source, among).order_by(MESSAGES.c.id)
@@ -276,19 +378,46 @@ def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any]:
         .where(among, MESSAGES.c.side == Side.AGENT.value, MESSAGES.c.source != source)
         .order_by(MESSAGES.c.id)
     )
+    c = CALLS.c
+    answered = (
+        select(c.source, c.external_id, c.caller_key, c.caller)
+        .add_columns(c.answered_at, c.entered_at, c.wait_seconds)
+        .where(member(c.caller_key, as_json=as_json), GOT_THROUGH_CALL)
+        .order_by(c.id)
+    )
     remove = delete(INQUIRIES).where(
         INQUIRIES.c.source == source, member(INQUIRIES.c.conversation, as_json=as_json)
     )
-    return own, others, remove
+    return own, others, answered, remove
+
+
+def _got_through_message(call: Any) -> StoredMessage:
+    """An answered call from the number of a callback conversation, as the agent-side message
+    it stands for: the caller got through at the answer (in any phone source)."""
+    return StoredMessage(
+        external_id=f"{GOT_THROUGH_PREFIX}{call.source}/{call.external_id}",
+        conversation=call.caller_key,
+        at=answer_time(call.answered_at, call.entered_at, call.wait_seconds),
+        side=Side.AGENT.value,
+        kind="message",
+        automatic=False,
+        internal=False,
+        channel=Channel.PHONE.value,
+        customer=call.caller,
+        subject=None,
+        refers=None,
+    )
 
 
 def _store_calls(
     conn: Connection, ctx: Measuring, events: list[CallEvent], delta: TallyCounter
-) -> int:
+) -> tuple[int, set[str]]:
     """Insert new calls; replace a stored *waiting* call by its final state. A finished call
-    never changes again, so re-reading a log cannot count it twice."""
+    never changes again, so re-reading a log cannot count it twice. Return how many were
+    stored, and the callback keys of those answered (their callers got through): the call's
+    `caller_key`, indexed, where a callback request of the number finds it."""
     if not events:
-        return 0
+        return 0, set()
     latest = {e.external_id: e for e in events}  # the last state of a call in the batch wins
     # On SQLite only the stored *waiting* calls are looked up (a handful, by ix_call_waiting),
     # not every id of the batch: the rest are inserted, and which of them were new is told by
@@ -311,9 +440,11 @@ def _store_calls(
         ]
     if optimistic:
         # A CallEvent is a tuple in the table's column order, its times the microseconds SQLite
-        # stores (monitor.instants): its row is (source,) + event, made in C.
-        source = (ctx.source,)
-        inserts = [source + event for event in new]
+        # stores (monitor.instants): its row is (source,) + event + (caller key,), made in C.
+        source, keyed = (ctx.source,), GOT_THROUGH
+        inserts = [
+            source + event + ((got_through(event) if event[7] in keyed else None),) for event in new
+        ]
     else:
         inserts = [_call_row(ctx.source, event) for event in new]
     finished = [_call_row(ctx.source, event) for event in ending]
@@ -334,7 +465,9 @@ def _store_calls(
     # (source, queue, outcome, wait) of each: tally_calls leaves out the waiting ones.
     counted = map(itemgetter(0, 2, 8, 6), inserts + finished)
     delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
-    return len(inserts) + len(finished)
+    through = {row[-1] for row in inserts if row[-1] is not None}
+    through.update(row[-1] for row in finished if row[-1] is not None)
+    return len(inserts) + len(finished), through
 
 
 def _insert_new_calls(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -347,9 +480,9 @@ def _insert_new_calls(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tup
     if not rows:
         return rows
     before = conn.execute(_LARGEST_CALL_ID).scalar() or 0
-    stored = insert_rows(
-        conn, CALLS, CALL_COLUMNS, rows, ignore_conflicts=["source", "external_id"]
-    )
+    keys = ["source", "external_id"]
+    # Its times are the integers SQLite stores, its flags bools (ints): nothing to convert.
+    stored = insert_rows(conn, CALLS, CALL_COLUMNS, rows, ignore_conflicts=keys, as_stored=True)
     if stored == len(rows):
         return rows
     new = set(conn.execute(_CALLS_AFTER, {"after": before}).scalars())
@@ -374,6 +507,8 @@ CALL_COLUMNS = (
     "talk_seconds",
     "outcome",
     "caller",
+    "short_abandon",
+    "caller_key",
 )
 MESSAGE_COLUMNS = (
     "source",
@@ -387,6 +522,7 @@ MESSAGE_COLUMNS = (
     "channel",
     "customer",
     "subject",
+    "refers",
 )
 INQUIRY_COLUMNS = ("source", *MEASURED)
 # The columns of an inquiry row that its tallies depend on, as tally_inquiries takes them.
@@ -406,4 +542,6 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         event.talk_seconds,
         str(event.outcome),
         event.caller,
+        event.short_abandon,
+        got_through(event),
     )

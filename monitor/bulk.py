@@ -20,7 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, String, Table, bindparam, func, select
+from sqlalchemy import Boolean, Connection, String, Table, bindparam, func, select
 from sqlalchemy.dialects import sqlite
 
 from monitor.instants import Instant, instants
@@ -37,6 +37,7 @@ def insert_rows(
     rows: Sequence[Sequence[Any]],
     *,
     ignore_conflicts: Sequence[str] | None = None,
+    as_stored: bool = False,
 ) -> int:
     """INSERT many rows, given as tuples in `columns` order; with `ignore_conflicts`, rows whose
     key (those columns) is already stored are skipped (ON CONFLICT DO NOTHING). Return how
@@ -46,7 +47,10 @@ def insert_rows(
     a type processor per value, which costs several times SQLite's own insert. On SQLite the
     statement is compiled by SQLAlchemy once and the tuples go to the driver with only the values
     that need it converted, exactly as the column types would (`_sqlite_converter`; a test
-    holds them equal to SQLAlchemy's own processors). Other databases take the usual path."""
+    holds them equal to SQLAlchemy's own processors). Other databases take the usual path.
+
+    `as_stored`: on SQLite the rows already hold every value as SQLite stores it (a
+    CallEvent's times are integer microseconds), so not one is converted."""
     if not rows:
         return 0
     if conn.dialect.name != "sqlite":
@@ -55,7 +59,7 @@ def insert_rows(
             conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows]).rowcount
         )
     sql, order, converters = _sqlite_insert(table, tuple(columns), tuple(ignore_conflicts or ()))
-    if order is None and not converters:
+    if order is None and (as_stored or not converters):
         return int(conn.exec_driver_sql(sql, [tuple(row) for row in rows]).rowcount)
     # Column by column: one comprehension per converted column, and zip (C) builds the tuples
     # the driver wants, instead of a Python loop over every value of every row.
@@ -103,6 +107,10 @@ def _sqlite_insert(table: Table, columns: tuple[str, ...], keys: tuple[str, ...]
 def _sqlite_converter(column_type: Any, dialect: Any) -> ColumnConverter | None:
     if isinstance(column_type, Instant):
         return instants  # a test holds it to the type's own processor
+    if isinstance(column_type, Boolean):
+        # A bool is an int: sqlite3 stores it as the 0 or 1 the type's processor would make
+        # (a test holds them equal), without a Python call per value of every flag column.
+        return None
     processor: Converter | None = column_type.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
         return None

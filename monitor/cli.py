@@ -245,7 +245,7 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
     if not sys.stderr.isatty():  # rich would draw nothing: spare its import and its thread
         result = import_paths(engine, settings, source, paths, now=utcnow())
         print(line(result.summary(), LOG_LIMIT))
-        return 0
+        return 0 if result.ok else 1
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -266,7 +266,7 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
 
         result = import_paths(engine, settings, source, paths, now=utcnow(), progress=progress)
     print(line(result.summary(), LOG_LIMIT))
-    return 0
+    return 0 if result.ok else 1
 
 
 def parse_moment(value: str, settings: Settings, what: str) -> datetime:

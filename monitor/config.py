@@ -175,6 +175,28 @@ class Targets(Model):
     # Service level: do calls abandoned before `answer_within` count against it? (Call centres
     # disagree; counting them is the stricter and default reading.)
     abandons_count: bool | None = None
+    # A caller who hangs up this soon after entering the queue misdialled or thought better of
+    # it: an abandoned call still, but no callback is owed and the service level leaves it out.
+    # 0 (the default) turns it off.
+    short_abandon: Duration | None = None
+
+
+class DefaultTargets(Targets):
+    """The top-level `targets:`: defaults for every source, then per channel.
+
+    A channel's own section beats the keys above it, and the built-in chat reply target (2
+    minutes) beats a top-level `reply_within`: that one is written for mail and callbacks, and
+    setting it must not give live chats a day to answer. A chat target is set under `chat:` or
+    on the source."""
+
+    email: Targets = Targets()
+    chat: Targets = Targets()
+    phone: Targets = Targets()
+    answering_service: Targets = Targets()
+
+    def for_channel(self, channel: Channel) -> Targets:
+        section: Targets = getattr(self, channel.value, Targets())
+        return section
 
 
 @dataclass(frozen=True)
@@ -187,6 +209,7 @@ class ResolvedTargets:
     hold_max: timedelta
     answer_within: timedelta
     abandons_count: bool
+    short_abandon: timedelta = timedelta(0)
 
 
 BUILTIN_TARGETS = ResolvedTargets(
@@ -196,9 +219,37 @@ BUILTIN_TARGETS = ResolvedTargets(
     hold_max=timedelta(minutes=13),
     answer_within=timedelta(seconds=20),
     abandons_count=True,
+    short_abandon=timedelta(0),
 )
 # Chat visitors leave within minutes, so a 24-hour reply target would call every chat a success.
 CHAT_REPLY_WITHIN = timedelta(minutes=2)
+# Built-in defaults of a channel, above the top-level `targets:` keys (see DefaultTargets).
+CHANNEL_DEFAULTS: dict[Channel, dict[str, Any]] = {
+    Channel.CHAT: {"reply_within": CHAT_REPLY_WITHIN}
+}
+
+
+def resolve_targets(
+    defaults: DefaultTargets, channel: Channel, own: Targets | None = None
+) -> ResolvedTargets:
+    """Built-in defaults < the top-level `targets:` keys < the channel's built-in defaults <
+    `targets.<channel>:` < the source's own `targets:`."""
+    values = dict(BUILTIN_TARGETS.__dict__)
+    layers: list[dict[str, Any]] = [
+        _set(defaults, Targets.model_fields),
+        CHANNEL_DEFAULTS.get(channel, {}),
+        _set(defaults.for_channel(channel), Targets.model_fields),
+    ]
+    if own is not None:
+        layers.append(_set(own, Targets.model_fields))
+    for layer in layers:
+        values.update(layer)
+    return ResolvedTargets(**values)
+
+
+def _set(targets: Targets, keys: Iterable[str]) -> dict[str, Any]:
+    """The keys of `targets` that are set."""
+    return {k: getattr(targets, k) for k in keys if getattr(targets, k) is not None}
 
 
 class Agents(Model):
@@ -424,7 +475,7 @@ class FileSettings(Model):
 
     timezone: TimezoneName = "UTC"
     database: DatabaseUrl = "sqlite:///support-monitor.db"
-    targets: Targets = Targets()
+    targets: DefaultTargets = DefaultTargets()
     agents: Agents = Agents()
     calendars: dict[str, CalendarSettings] = {}
     sources: list[dict[str, Any]] = []
@@ -470,20 +521,22 @@ class Settings:
     def targets_for(
         self, source: SourceSettings, channel: Channel | None = None
     ) -> ResolvedTargets:
-        """Built-in defaults < chat defaults < `targets:` < the source's own `targets:`."""
-        values = dict(BUILTIN_TARGETS.__dict__)
-        if (channel or channel_of(source)) is Channel.CHAT:
-            values["reply_within"] = CHAT_REPLY_WITHIN
-        for layer in (self.file.targets, source.targets):
-            values.update({k: v for k, v in layer.model_dump().items() if v is not None})
-        return ResolvedTargets(**values)
+        """The source's targets: see `resolve_targets` for the layers."""
+        return resolve_targets(self.file.targets, channel or channel_of(source), source.targets)
 
 
 def channel_of(source: SourceSettings) -> Channel:
-    """The channel a source's kind measures (SPEC §3)."""
+    """The channel a source's kind measures."""
     from connectors import connector_class
 
     return connector_class(source.kind).channel
+
+
+def inquiry_channel_of(source: SourceSettings) -> Channel:
+    """The channel of a source's inquiries, as the metrics label them: a phone source's
+    inquiries are its missed callers waiting for a callback, on channel `voicemail`."""
+    channel = channel_of(source)
+    return Channel.VOICEMAIL if channel is Channel.PHONE else channel
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -621,7 +674,7 @@ def _check_alerts(top: FileSettings) -> list[str]:
 
 
 def _reply_clock(top: FileSettings, source: SourceSettings) -> str:
-    return source.targets.reply_clock or top.targets.reply_clock or BUILTIN_TARGETS.reply_clock
+    return resolve_targets(top.targets, channel_of(source), source.targets).reply_clock
 
 
 def config_path(explicit: str | None) -> Path:

@@ -77,10 +77,19 @@ _CALLBACK_DIGITS = 9
 def callback_conversation(number: str | None) -> str | None:
     """The conversation key shared by every phone-side event about one caller's number.
 
-    A missed call or an answering-service message (customer side) and a later outbound call or
-    logged callback to the same number (agent side) use this key, in any phone source, so the
-    callback closes the inquiry even when it was made from another system (SPEC §2)."""
-    digits = "".join(filter(str.isdigit, number or ""))
+    A missed call or an answering-service message (customer side) and a later outbound call,
+    logged callback or answered call from the same number (agent side) use this key, in any
+    phone source, so the callback closes the inquiry even when it was made from another system.
+    It also makes a caller who rang three times one conversation: one inquiry per caller
+    waiting for a callback, opened at the first unreturned call."""
+    if not number:
+        return None
+    if number.isdigit():  # most logs write digits alone, or after a "+": no filtering needed
+        digits = number
+    elif number[0] == "+" and number[1:].isdigit():
+        digits = number[1:]
+    else:
+        digits = "".join(filter(str.isdigit, number))
     if len(digits) < _CALLBACK_DIGITS:
         return None
     return CALLBACK_PREFIX + digits[-_CALLBACK_DIGITS:]
@@ -170,12 +179,19 @@ class MessageEvent:
     )
     subject: str | None = None
     thread: Thread | None = None  # e-mail: ingest resolves `conversation` from these links
+    # External ids (in this source) of what the message is about: for a reply, the messages it
+    # names as the ones it answers (In-Reply-To, a Slack thread's parent), so that a sender's
+    # clock running behind cannot put the answer before its question (monitor.inquiries); for
+    # a missed call's callback request, the call (a short abandon asks for no callback).
+    refers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is not UTC:
             object.__setattr__(self, "at", require_utc(self.at, "MessageEvent.at"))
         for name in ("external_id", "conversation"):
             object.__setattr__(self, name, storable_key(getattr(self, name)))
+        if self.refers:  # external ids: made storable as theirs are, so that they still match
+            object.__setattr__(self, "refers", tuple(storable_key(r) for r in self.refers))
         for name in ("customer", "subject"):
             value = getattr(self, name)
             if value is not None:
@@ -216,6 +232,9 @@ class _CallFields(NamedTuple):
     talk_seconds: float | None
     outcome: CallOutcome
     caller: str | None  # the caller's number: digest and callbacks only, never a label
+    # The source itself says the caller hung up too soon to count (Aircall's short_abandoned):
+    # a short abandon whatever `short_abandon` is set to (monitor.summaries.is_short_abandon).
+    short_abandon: bool
 
 
 class CallEvent(_CallFields):
@@ -244,6 +263,7 @@ class CallEvent(_CallFields):
         wait_seconds: float | None = None,
         talk_seconds: float | None = None,
         caller: str | None = None,
+        short_abandon: bool = False,
     ) -> CallEvent:
         return _made(
             cls,
@@ -256,6 +276,7 @@ class CallEvent(_CallFields):
             wait_seconds,
             talk_seconds,
             caller,
+            short_abandon,
         )
 
     @classmethod
@@ -270,6 +291,7 @@ class CallEvent(_CallFields):
         wait_seconds: float | None = None,
         talk_seconds: float | None = None,
         caller: str | None = None,
+        short_abandon: bool = False,
     ) -> CallEvent:
         """A call whose times are Unix epoch seconds (UTC), as phone logs write them: no
         datetime is made (the queue_log import's hot path)."""
@@ -284,6 +306,7 @@ class CallEvent(_CallFields):
             wait_seconds,
             talk_seconds,
             caller,
+            short_abandon,
         )
 
     @property
@@ -307,7 +330,7 @@ class CallEvent(_CallFields):
             f"CallEvent({self.external_id!r}, {self.queue!r}, {self.entered_at!r}, "
             f"{self.outcome!r}, answered_at={self.answered_at!r}, left_at={self.left_at!r}, "
             f"wait_seconds={self.wait_seconds!r}, talk_seconds={self.talk_seconds!r}, "
-            f"caller={self.caller!r})"
+            f"caller={self.caller!r}, short_abandon={self.short_abandon!r})"
         )
 
 
@@ -325,6 +348,7 @@ def _made(
     wait_seconds: float | None,
     talk_seconds: float | None,
     caller: str | None,
+    short_abandon: bool,
 ) -> CallEvent:
     if outcome is CallOutcome.WAITING and left is not None:
         raise ValueError("a waiting call has no left_at")
@@ -341,7 +365,18 @@ def _made(
             wait_seconds = max(0.0, (end - entered) / 1_000_000)
     event: CallEvent = _new_tuple(
         cls,
-        (external_id, queue, entered, answered, left, wait_seconds, talk_seconds, outcome, caller),
+        (
+            external_id,
+            queue,
+            entered,
+            answered,
+            left,
+            wait_seconds,
+            talk_seconds,
+            outcome,
+            caller,
+            short_abandon,
+        ),
     )
     return event
 
@@ -349,25 +384,58 @@ def _made(
 Event = MessageEvent | CallEvent
 
 
-def callback_request(key: str, caller: str | None, at: datetime) -> list[Event]:
-    """A missed call that needs a callback (SPEC §2): a customer-side message on channel
-    `voicemail` in the caller's `tel:` conversation, which an outbound call or a logged callback
-    to that number in any phone source closes. Nothing when the number cannot be called back
-    (anonymous, an extension)."""
-    return _by_number(f"missed:{key}", caller, at, Side.CUSTOMER, Channel.VOICEMAIL)
+def callback_request(key: str, caller: str | None, at: datetime, *, call: str) -> list[Event]:
+    """A missed call that needs a callback: a customer-side message on channel `voicemail` in
+    the caller's `tel:` conversation, which an outbound call or a logged callback to that
+    number, or the caller getting through later, in any phone source closes. `call` is the
+    external id of the missed call it stands for (a short abandon asks for no callback, which is
+    decided when the inquiries are derived, with the targets of the day). Nothing when the
+    number cannot be called back (anonymous, an extension)."""
+    missed = _by_number(f"missed:{key}", caller, at, Side.CUSTOMER, Channel.VOICEMAIL, (call,))
+    return [*missed]
 
 
 def callback_made(key: str, number: str | None, at: datetime) -> list[Event]:
-    """An outbound call to `number` (SPEC §2): an agent-side message on channel `phone` in that
-    number's `tel:` conversation, which closes its open callback inquiry in any phone source
-    (answered or not: trying to call back is the response). Nothing when the number cannot be a
+    """An outbound call to `number`: an agent-side message on channel `phone` in that number's
+    `tel:` conversation, which closes its open callback inquiry in any phone source (answered
+    or not: trying to call back is the response). Nothing when the number cannot be a
     customer's (an extension)."""
-    return _by_number(f"out:{key}", number, at, Side.AGENT, Channel.PHONE)
+    return [*_by_number(f"out:{key}", number, at, Side.AGENT, Channel.PHONE)]
+
+
+GOT_THROUGH_PREFIX = "through:"
+GOT_THROUGH = frozenset({CallOutcome.ANSWERED, CallOutcome.TRANSFERRED})
+
+
+def got_through(call: CallEvent) -> str | None:
+    """The callback conversation an answered inbound call answers: its caller got through.
+
+    Like a callback, the answer closes the number's open callback inquiry in any phone source
+    (a site that only logs its queues, a queue_log, has no outbound calls, and its missed
+    callers who ring again and are answered were helped all the same). The store keeps this key
+    with the call (`call.caller_key`) and measures the answer as an agent-side message at the
+    moment the call was answered; None for other outcomes and numbers that cannot be called."""
+    if call.outcome not in GOT_THROUGH or call.caller is None:
+        return None
+    return callback_conversation(call.caller)
+
+
+def answer_time(answered: datetime | None, entered: datetime, wait: float | None) -> datetime:
+    """When a call was answered: its answer time, else when its wait ended (a log that gives
+    the wait, not the time), else when it entered."""
+    if answered is not None:
+        return answered
+    return entered + timedelta(seconds=wait or 0.0)
 
 
 def _by_number(
-    external_id: str, number: str | None, at: datetime, side: Side, channel: Channel
-) -> list[Event]:
+    external_id: str,
+    number: str | None,
+    at: datetime,
+    side: Side,
+    channel: Channel,
+    refers: tuple[str, ...] = (),
+) -> list[MessageEvent]:
     conversation = callback_conversation(number)
     if conversation is None:
         return []
@@ -378,5 +446,6 @@ def _by_number(
         side=side,
         channel=channel,
         customer=number,
+        refers=refers,
     )
     return [message]

@@ -1,12 +1,18 @@
-"""The Prometheus exporter: SPEC §6 metrics read from the store at scrape time.
+"""The Prometheus exporter: the product's metrics read from the store at scrape time.
 
 Counters and histograms come from the `tally` table (kept by ingest), so they are monotonic,
 survive restarts, agree between instances and cost a few rows per scrape. Gauges ("open now",
-"waiting now") are indexed aggregates over open inquiries and waiting calls only. Labels come
-only from configuration (source, channel, stage, queue, kind, threshold, outcome); sources no
-longer in the configuration are not exported. Beside SPEC §6, each source's configured targets
-and poll interval are exported as gauges, so the shipped Prometheus rules honour per-source
-overrides instead of repeating the defaults.
+"waiting now") are indexed aggregates over open inquiries and waiting calls only; they read 0
+when there is nothing, never vanish, so a dashboard tells "nobody is waiting" from "no data":
+every inquiry source exports its open-inquiry gauges for the channels of its inquiries, every
+phone source its waiting gauges for each queue it has seen or lists in `queues:` (from the
+calls counted; before the first, one series for the source as a whole, with an empty `queue`).
+Labels come only from configuration (source, channel, stage, kind, threshold, outcome) or are
+bounded where calls are stored (queue: monitor.queue_labels; a queue stored before labels were
+bounded is folded into `other` here, the zero gauges included); sources no longer in the
+configuration are not exported. Beside the product's metrics, each source's configured
+targets and poll interval are exported as gauges, so the shipped Prometheus rules honour
+per-source overrides instead of repeating the defaults.
 """
 
 from __future__ import annotations
@@ -30,12 +36,20 @@ from sqlalchemy import Engine, Integer, case, func, select
 
 from monitor import __version__
 from monitor.alert_rules import RULES
-from monitor.config import Settings, channel_of
+from monitor.config import Settings, channel_of, inquiry_channel_of
 from monitor.deliveries import failures
 from monitor.models import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
-from monitor.queue_labels import OTHER, exported
+from monitor.queue_labels import OTHER, exported, listed
 from monitor.store import transaction
-from monitor.tallies import HISTOGRAMS, fmt_le, labels_text, layout_for, parse_labels
+from monitor.tallies import (
+    CALLS_TOTAL,
+    HISTOGRAMS,
+    INQUIRIES_TOTAL,
+    fmt_le,
+    labels_text,
+    layout_for,
+    parse_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +65,11 @@ COUNTERS = {
         ("queue", "threshold"),
     ),
     "support_chats_missed_total": ("Chats that ended with no human agent reply.", ()),
+    "support_responses_clamped_total": (
+        "Replies dated before the message they answer (a sender's clock is off), measured "
+        "from that message.",
+        ("channel",),
+    ),
 }
 HISTOGRAM_HELP = {
     "support_response_seconds": "Response time of closed inquiries, calendar seconds.",
@@ -108,6 +127,8 @@ class SupportCollector(Collector):
         self.engine = engine
         self.settings = settings
         self.now = now
+        # The phone sources with a `queues:` list: their labels are known before any call.
+        self.listing = {s.name for s in settings.sources if listed(s) is not None}
         # However many scrapers come at once, one collection runs at a time (one database
         # connection), and the scrapes that arrive meanwhile share its result.
         self.shared = OneAtATime(lambda: list(self.collect_now()))
@@ -123,6 +144,7 @@ class SupportCollector(Collector):
         now = self.now()
         stages = {s.name: s.stage.value for s in self.settings.sources}
         channels = {s.name: channel_of(s).value for s in self.settings.sources}
+        asked = {s.name: inquiry_channel_of(s).value for s in self.settings.sources}
         with transaction(self.engine) as conn:
             tallies = conn.execute(select(TALLIES)).all()
             inquiries = INQUIRIES
@@ -153,9 +175,14 @@ class SupportCollector(Collector):
             failed = failures(conn)
             labels = exported(conn, self.settings)
 
-        yield from self._tallies(_folded_tallies(tallies, labels), stages)
-        yield from self._open_inquiries(open_rows, stages, channels, now)
-        yield from self._waiting(_folded_waiting(waiting_rows, labels), stages, now)
+        # Queues no longer exported are folded into `other` first: the zero gauges below are of
+        # the labels the counters show, never of a name stored before labels were bounded.
+        folded = _folded_tallies(tallies, labels)
+        seen = _seen_labels(folded)
+        yield from self._tallies(folded, stages)
+        yield from self._open_inquiries(open_rows, stages, asked, seen, now)
+        waiting = _folded_waiting(waiting_rows, labels)
+        yield from self._waiting(waiting, stages, channels, seen, labels, now)
         yield from self._sources(states, stages)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
@@ -215,7 +242,12 @@ class SupportCollector(Collector):
         yield from (family for family, _ in families.values())
 
     def _open_inquiries(
-        self, rows: Sequence[Any], stages: dict[str, str], channels: dict[str, str], now: datetime
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        asked: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        now: datetime,
     ) -> Iterator[Metric]:
         labels = ["source", "channel", "stage"]
         open_ = GaugeMetricFamily("support_open_inquiries", "Inquiries open now.", labels=labels)
@@ -235,27 +267,35 @@ class SupportCollector(Collector):
             "(absent when none will).",
             labels=labels,
         )
-        seen = set()
+        open_seen = set()
         for source, channel, count, late, first, next_due in rows:
             if source not in stages:
                 continue
             key = [source, channel, stages[source]]
-            seen.add((source, channel))
+            open_seen.add((source, channel))
             open_.add_metric(key, count)
             breached.add_metric(key, late or 0)
             oldest.add_metric(key, max(0.0, (now - first).total_seconds()))
             if next_due is not None:
                 next_breach.add_metric(key, max(0.0, (next_due - now).total_seconds()))
-        # Every inquiry source shows zeros when nothing is open, so absent() means "no data".
+        # Every source shows zeros for the channels its inquiries are on (a phone source's are
+        # on voicemail) when nothing is open, so absent() means "no data".
         for source, stage in stages.items():
-            channel = channels[source]
-            if channel != "phone" and (source, channel) not in seen:
-                for family in (open_, breached, oldest):
-                    family.add_metric([source, channel, stage], 0)
+            channels = {asked[source]} | seen.get((INQUIRIES_TOTAL, source), set())
+            for channel in sorted(channels):
+                if (source, channel) not in open_seen:
+                    for family in (open_, breached, oldest):
+                        family.add_metric([source, channel, stage], 0)
         yield from (open_, breached, oldest, next_breach)
 
     def _waiting(
-        self, rows: Sequence[Any], stages: dict[str, str], now: datetime
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        channels: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        labels: dict[str, set[str]],
+        now: datetime,
     ) -> Iterator[Metric]:
         waiting = GaugeMetricFamily(
             "support_calls_waiting", "Callers in the queue now.", labels=["source", "queue"]
@@ -265,10 +305,25 @@ class SupportCollector(Collector):
             "Current wait of the longest-waiting caller (0 when none).",
             labels=["source", "queue"],
         )
+        shown: set[tuple[str, str]] = set()
         for source, queue, count, first in rows:
             if source in stages:
                 waiting.add_metric([source, queue], count)
                 longest.add_metric([source, queue], max(0.0, (now - first).total_seconds()))
+                shown.add((source, queue))
+        # Nobody waiting is 0, not "no data": every queue a phone source has counted calls in,
+        # or lists in `queues:` (or, before its first call, the source as a whole) reads 0 when
+        # nobody waits there.
+        for source in stages:
+            if channels[source] != "phone":
+                continue
+            queues = seen.get((CALLS_TOTAL, source), set()) | {q for s, q in shown if s == source}
+            if source in self.listing:
+                queues |= labels.get(source, set()) - {OTHER}
+            for queue in sorted(queues or {""}):
+                if (source, queue) not in shown:
+                    waiting.add_metric([source, queue], 0)
+                    longest.add_metric([source, queue], 0)
         yield from (waiting, longest)
 
     def _sources(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
@@ -312,7 +367,12 @@ class SupportCollector(Collector):
             "or every retry spent).",
             labels=["purpose", "notifier"],
         )
-        for (purpose, notifier), count in sorted(failed.items()):
+        # Every way this configuration delivers reads 0 until something fails for good there.
+        expected = {("alert", n.kind): 0 for n in self.settings.file.alerts.notify}
+        digest = self.settings.file.digest
+        if digest is not None and digest.to:
+            expected[("digest", "email")] = 0
+        for (purpose, notifier), count in sorted((expected | failed).items()):
             deliveries.add_metric([purpose, notifier], count)
         yield from (alerts, deliveries)
 
@@ -377,6 +437,18 @@ def _folded_waiting(rows: Sequence[Any], labels: dict[str, set[str]]) -> list[tu
             count, first = count + before[0], min(first, before[1])
         folded[(source, queue)] = (count, first)
     return [(source, queue, count, first) for (source, queue), (count, first) in folded.items()]
+
+
+def _seen_labels(tallies: Sequence[Any]) -> dict[tuple[str, str], set[str]]:
+    """For (metric, source): the channels (inquiries) or queues (calls) its tallies hold."""
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in tallies:
+        metric, source, labels = tuple(row)[1:4]
+        if metric == INQUIRIES_TOTAL:
+            seen[(metric, source)].add(parse_labels(labels).get("channel", ""))
+        elif metric == CALLS_TOTAL:
+            seen[(metric, source)].add(parse_labels(labels).get("queue", ""))
+    return seen
 
 
 class ProcessMetrics:

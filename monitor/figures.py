@@ -5,13 +5,15 @@ This is the one place the report, the digest and the alerter get their numbers f
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from monitor.config import Settings, SourceSettings, channel_of
+from monitor.config import Settings, SourceSettings, channel_of, inquiry_channel_of
 from monitor.models import CALLS, INQUIRIES, WAITING_CALL
 from monitor.store import transaction
 from monitor.summaries import (
@@ -29,15 +31,26 @@ from monitor.summaries import (
 
 
 @dataclass(frozen=True)
+class QueueFigures:
+    """The calls of one queue of a phone source."""
+
+    queue: str
+    calls: CallFigures
+
+
+@dataclass(frozen=True)
 class SourceFigures:
     source: str
     kind: str
-    channel: str
+    channel: str  # the source's channel (its calls' for a phone source)
     stage: str
     since: datetime
     until: datetime
     inquiries: InquiryFigures | None  # None for sources that produce no inquiries
     calls: CallFigures | None  # None for sources that produce no calls
+    # The channel of its inquiries, as the metrics label them (a phone source's: voicemail).
+    inquiry_channel: str = ""
+    queues: tuple[QueueFigures, ...] = ()  # the calls queue by queue, by queue name
     # Only with `detail` (the digest): whom to act on, and the period hour by hour.
     oldest_open: tuple[OpenInquiry, ...] = ()
     longest_holds: tuple[Hold, ...] = ()
@@ -73,6 +86,7 @@ CALL_COLUMNS = [
         "wait_seconds",
         "outcome",
         "caller",
+        "short_abandon",
     )
 ]
 
@@ -139,6 +153,17 @@ def source_figures(
     has_calls = channel == "phone" or bool(calls) or bool(waiting)
     has_inquiries = channel != "phone" or bool(period) or bool(open_now)
     targets = settings.targets_for(source)
+    queues: tuple[QueueFigures, ...] = ()
+    if has_calls:
+        by_queue: dict[str, tuple[list[Any], list[Any]]] = defaultdict(lambda: ([], []))
+        for row in calls:
+            by_queue[row["queue"]][0].append(row)
+        for row in waiting:
+            by_queue[row["queue"]][1].append(row)
+        queues = tuple(
+            QueueFigures(name, summarize_calls(left, still, now, targets))
+            for name, (left, still) in sorted(by_queue.items())
+        )
     return SourceFigures(
         source=source.name,
         kind=source.kind,
@@ -148,6 +173,8 @@ def source_figures(
         until=until,
         inquiries=summarize_inquiries(period, open_now, now) if has_inquiries else None,
         calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
+        inquiry_channel=inquiry_channel_of(source).value,
+        queues=queues,
         oldest_open=oldest_open(open_now, now, detail) if detail else (),
         longest_holds=longest_holds(calls, targets, detail) if detail else (),
         hours=hourly(period, calls, since, until, now, targets) if detail else (),

@@ -14,6 +14,7 @@ import json
 import logging
 import queue
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -74,6 +75,9 @@ class PollResult:
     permanent: bool = False
     interrupted: bool = False
     rejections: list[Rejection] = field(default_factory=list)
+    events: int = 0  # events the source gave, new or not
+    # Records the source left out on purpose (or has not measured yet), per reason.
+    left_out: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -90,7 +94,21 @@ class PollResult:
         if self.skipped:
             parts.append(f"{self.skipped} skipped ({SKIPPED_REASON})")
         tail = " (stopped early)" if self.interrupted else ""
-        return f"{self.source}: {', '.join(parts)} in {self.batches} batches{tail}"
+        line = f"{self.source}: {', '.join(parts)} in {self.batches} batches{tail}"
+        if self.left_out:
+            reasons = ", ".join(f"{n:,} {why}" for why, n in sorted(self.left_out.items()))
+            line += f"; skipped on purpose: {reasons}"
+        return line
+
+    def only_rejections(self) -> str | None:
+        """When every record the poll read was rejected (it read some, and gave no event and
+        left nothing out on purpose): why, in one line, with the first reasons. A source whose
+        records all fail to parse is misconfigured or not what it claims, not a quiet day."""
+        if not self.rejected or self.events or self.left_out or self.skipped:
+            return None
+        first = "; ".join(str(r) for r in self.rejections[:3])
+        more = f" (and {self.rejected - 3:,} more)" if self.rejected > 3 else ""
+        return f"every record read was rejected ({self.rejected:,}): {first}{more}"
 
 
 def poll_source(
@@ -122,6 +140,7 @@ def poll_source(
             ahead=connector.reads_ahead,
             cutoff=horizon(now, settings),
         )
+        result.error = result.only_rejections()
     except ConnectorError as exc:
         result.error, result.permanent = str(exc), exc.permanent
     except StoreError:
@@ -151,6 +170,7 @@ def import_paths(
     _store_all(
         engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
     )
+    result.error = result.only_rejections()
     return result
 
 
@@ -171,6 +191,8 @@ def _store_all(
     with read_ahead(batches) if ahead else nullcontext(batches) as taken:
         for batch in taken:
             events: Sequence[Event] = batch.events
+            result.events += len(events)
+            result.left_out.update(batch.skipped)
             if cutoff is not None:  # a purged event read again is not stored (or counted) again
                 events, skipped = recent(events, cutoff)
                 result.skipped += skipped

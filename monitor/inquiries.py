@@ -1,4 +1,4 @@
-"""Inquiry pairing (SPEC §2): which customer messages wait for us, and when we answered.
+"""Inquiry pairing: which customer messages wait for us, and when we answered.
 
 Pure functions of (messages, calendar, targets): no database, no clock. For each conversation,
 in time order:
@@ -12,6 +12,17 @@ in time order:
 - the conversation ending (a chat closed) with an inquiry still open makes that inquiry *missed*;
 - the first inquiry of a conversation is `first`, later ones `followup` (also after a marker
   that retention left where it purged the conversation's earlier inquiries).
+
+**Clock skew.** A reply that names what it answers (`refers`: an e-mail's In-Reply-To or
+References, a Slack thread's parent) was written after that message, whatever its sender's
+clock says. Mail we send is timed by its `Date:`, which an agent's wrong clock can put minutes
+before the question it answers (which is timed by its arrival); sorted by time alone, the
+answer would come first, close nothing, and leave the question open to breach. So an agent
+message is placed no earlier than the messages it names (and they no earlier than what they
+name): the reply still closes that inquiry, its response is measured from the moment of the
+message it answers (0 s when that message opened the inquiry) and the inquiry is `clamped`,
+counted in `support_responses_clamped_total`. Stored times are never moved: the clamp is
+made here, every time the conversation is measured, so a rebuild gives the same result.
 """
 
 from __future__ import annotations
@@ -53,6 +64,8 @@ class PairableMessage(Protocol):
     def customer(self) -> str | None: ...
     @property
     def subject(self) -> str | None: ...
+    @property
+    def refers(self) -> str | None: ...  # the external ids it answers, separated by spaces
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,8 @@ class Span:
     kind: str  # first | followup
     closed_at: datetime | None = None
     ended_at: datetime | None = None
+    # The reply's own time was before the message it answers: `closed_at` is that message's.
+    clamped: bool = False
 
     @property
     def status(self) -> str:
@@ -72,33 +87,70 @@ class Span:
 
 
 def pair(messages: Iterable[PairableMessage]) -> list[Span]:
-    """The inquiries of one conversation. `messages` in stored order; sorted here by time,
-    stably, so messages with the same timestamp keep the order the source gave them."""
+    """The inquiries of one conversation. `messages` in stored order; sorted here by time (a
+    reply no earlier than what it answers), stably, so messages with the same timestamp keep
+    the order the source gave them."""
     spans: list[Span] = []
     opened: PairableMessage | None = None
     earlier = False  # the conversation had inquiries before what is stored (purged)
-    for message in sorted(messages, key=lambda m: m.at):
+    for at, message in in_order(messages):
         if message.automatic or message.internal:
             # Retention's marker is automatic: normal messages pay nothing for the check.
             earlier = earlier or message.kind == MessageKind.EARLIER
             continue
         if message.kind == MessageKind.ENDED:
             if opened is not None:
-                spans.append(_span(opened, spans, earlier, ended_at=message.at))
+                spans.append(_span(opened, spans, earlier, ended_at=at))
                 opened = None
         elif message.side == Side.CUSTOMER:
             if opened is None:
                 opened = message
         elif opened is not None:
-            spans.append(_span(opened, spans, earlier, closed_at=message.at))
+            clamped = at > message.at
+            spans.append(_span(opened, spans, earlier, closed_at=at, clamped=clamped))
             opened = None
     if opened is not None:
         spans.append(_span(opened, spans, earlier))
     return spans
 
 
-def _span(opened: PairableMessage, spans: list[Span], earlier: bool, **end: datetime) -> Span:
+def _span(opened: PairableMessage, spans: list[Span], earlier: bool, **end: Any) -> Span:
     return Span(opened_by=opened, kind="followup" if spans or earlier else "first", **end)
+
+
+def in_order(messages: Iterable[PairableMessage]) -> list[tuple[datetime, PairableMessage]]:
+    """The messages with the time each counts at, in that order: their own time, but an agent
+    message no earlier than the messages of the conversation it names (`refers`). Among equal
+    times a message placed by what it names comes after what it names."""
+    listed = sorted(messages, key=attrgetter("at"))
+    if not any(m.refers and m.side == Side.AGENT for m in listed):  # most conversations
+        return [(m.at, m) for m in listed]
+    # (when it counts, how many named messages lead to that time): relaxed a few times over,
+    # oldest first, so a chain of replies settles in one pass and a loop of references (only
+    # hostile mail has one) costs a bounded number of passes.
+    placed = [(m.at, 0) for m in listed]
+    where = {m.external_id: i for i, m in reversed(list(enumerate(listed)))}
+    named_by = [
+        (i, [where[r] for r in (m.refers or "").split() if r in where and where[r] != i])
+        for i, m in enumerate(listed)
+        if m.refers and m.side == Side.AGENT
+    ]
+    for _ in range(_PLACING_PASSES):
+        moved = False
+        for i, named in named_by:
+            best = placed[i]
+            for j in named:
+                if (placed[j][0], placed[j][1] + 1) > best:
+                    best = (placed[j][0], placed[j][1] + 1)
+            if best != placed[i]:
+                placed[i], moved = best, True
+        if not moved:
+            break
+    order = sorted(range(len(listed)), key=placed.__getitem__)  # stable: stored order on ties
+    return [(placed[i][0], listed[i]) for i in order]
+
+
+_PLACING_PASSES = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +193,14 @@ def measure(
     calendar: Clock | None,
 ) -> Measured:
     """Response time in calendar seconds (and business seconds with a calendar), due time and
-    breach of one span. A reply dated before its question (clock skew) counts as 0 s, flagged."""
+    breach of one span. A reply dated before the message it answers (clock skew) counts from
+    that message (0 s when it opened the inquiry), flagged `clamped`."""
     opened = span.opened_by
     response = business = None
-    clamped = False
+    clamped = span.clamped
     if span.closed_at is not None:
         raw = (span.closed_at - opened.at).total_seconds()
-        clamped = raw < 0
+        clamped = clamped or raw < 0
         response = max(0.0, raw)
         if calendar is not None:
             business = calendar.business_seconds(opened.at, max(span.closed_at, opened.at))

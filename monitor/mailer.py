@@ -30,6 +30,10 @@ def connect(smtp: SmtpSettings, base_dir: Path) -> Iterator[smtplib.SMTP]:
         client = smtplib.SMTP_SSL(timeout=timeout, context=context)
     else:
         client = smtplib.SMTP(timeout=timeout)
+    # smtplib checks the server's certificate (TLS, STARTTLS) against the host its constructor
+    # was given, and a constructor given a host connects at once, before the deadline could
+    # watch the socket: so the host is set where the constructor would have kept it.
+    vars(client)["_host"] = smtp.host
     deadline = Deadline(timeout, lambda: client.sock)
     try:
         with deadline:

@@ -25,13 +25,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Table, UniqueConstraint, literal_column, text
+from sqlalchemy import Boolean, Column, Index, Table, UniqueConstraint, false, literal_column, text
 from sqlmodel import Field, SQLModel
 
 from monitor.instants import Instant
 
-# 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant)
-SCHEMA_VERSION = 3
+# 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant);
+# 4: message.refers (what a reply answers, the call of a callback request), call.short_abandon,
+# call.caller_key (an answered caller's callback conversation) and ix_call_got_through
+SCHEMA_VERSION = 4
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -39,6 +41,8 @@ SCHEMA_VERSION = 3
 # million-line import). Queries say it as this very SQL (`WAITING_CALL`), not with a bound
 # parameter, so PostgreSQL can match the index whatever plan it caches.
 _WAITING_SQL = "outcome = 'waiting'"
+# Only answered calls carry a caller key: the index holds them alone.
+_GOT_THROUGH_SQL = "caller_key IS NOT NULL"
 
 
 class Message(SQLModel, table=True):
@@ -61,6 +65,9 @@ class Message(SQLModel, table=True):
     channel: str
     customer: str | None = None
     subject: str | None = None
+    # External ids of what the message refers to, separated by spaces (ids never hold one):
+    # the messages a reply answers, or the missed call a callback request stands for.
+    refers: str | None = None
 
 
 class ThreadLink(SQLModel, table=True):
@@ -92,6 +99,12 @@ class Call(SQLModel, table=True):
             postgresql_where=text(_WAITING_SQL),
         ),
         Index("ix_call_entered", "source", "entered_at"),
+        Index(
+            "ix_call_got_through",
+            "caller_key",
+            sqlite_where=text(_GOT_THROUGH_SQL),
+            postgresql_where=text(_GOT_THROUGH_SQL),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -104,6 +117,16 @@ class Call(SQLModel, table=True):
     talk_seconds: float | None = None
     outcome: str
     caller: str | None = None
+    # The source itself called it a short abandon. A server default, as the v4 upgrade adds it,
+    # so a call stored without it (every source but a few presets) is not one.
+    short_abandon: bool = Field(
+        default=False,
+        sa_column=Column("short_abandon", Boolean, nullable=False, server_default=false()),
+    )
+    # An answered call's caller: the callback conversation of the number (`tel:<last nine
+    # digits>`), so that a callback request of that number, in any source, finds the caller
+    # got through. None for other calls, which the index (ix_call_got_through) leaves out.
+    caller_key: str | None = None
 
 
 class QueueName(SQLModel, table=True):
@@ -258,6 +281,8 @@ QUEUE_NAMES = _table(QueueName)
 WAITING_CALL: Any = CALLS.c.outcome == literal_column(
     "'waiting'"
 )  # the condition of ix_call_waiting
+# The condition of ix_call_got_through, in its very SQL (as WAITING_CALL, for the planners).
+GOT_THROUGH_CALL: Any = literal_column("caller_key IS NOT NULL")
 INQUIRIES = _table(Inquiry)
 TALLIES = _table(Tally)
 PURGED_TALLIES = _table(PurgedTally)

@@ -341,4 +341,5 @@ def _marker(source: str, conversation: str, cut: datetime, channel: str) -> tupl
         channel,
         None,  # no customer
         None,  # no subject
+        None,  # refers to nothing
     )

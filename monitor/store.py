@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from monitor.config import masked_url
+from monitor.events import callback_conversation
 from monitor.instants import Instant
 from monitor.models import CALLS, META, SCHEMA_VERSION
 
@@ -197,8 +198,56 @@ def _integer_times(conn: Connection) -> None:
             conn.execute(text(f'UPDATE "{table.name}" SET {assignments} WHERE {texts}'))
 
 
+def _references(conn: Connection) -> None:
+    """v4: `message.refers` (what a reply answers; the missed call a callback request stands
+    for), `call.short_abandon` (the source called it a short abandon) and `call.caller_key`
+    (an answered caller's callback conversation) with its index, `ix_call_got_through`.
+
+    The callback requests stored before get their call: the call of `missed:<key>` is `<key>`
+    (queue_log) or `call:<key>` (CDR, call logs) in the same source. The answered calls stored
+    before get their caller's key, computed as ingest computes it (monitor.events)."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+
+    def has(table: str, column: str) -> bool:
+        return table in present and column in {c["name"] for c in inspector.get_columns(table)}
+
+    if "message" in present and not has("message", "refers"):
+        conn.execute(text("ALTER TABLE message ADD COLUMN refers VARCHAR"))
+        if "call" in present:
+            conn.execute(
+                text(
+                    'UPDATE message SET refers = (SELECT c.external_id FROM "call" c'
+                    " WHERE c.source = message.source AND c.external_id IN"
+                    " (substr(message.external_id, 8), 'call:' || substr(message.external_id, 8))"
+                    " LIMIT 1) WHERE message.external_id LIKE 'missed:%'"
+                )
+            )
+    if "call" not in present:
+        return
+    if not has("call", "short_abandon"):
+        false = "0" if conn.dialect.name == "sqlite" else "false"
+        conn.execute(
+            text(f'ALTER TABLE "call" ADD COLUMN short_abandon BOOLEAN NOT NULL DEFAULT {false}')
+        )
+    if not has("call", "caller_key"):
+        conn.execute(text('ALTER TABLE "call" ADD COLUMN caller_key VARCHAR'))
+        # A part at a time, by id: a big history is converted in bounded memory.
+        page = text(
+            'SELECT id, caller FROM "call" WHERE id > :after AND caller IS NOT NULL'
+            " AND outcome IN ('answered', 'transferred') ORDER BY id LIMIT 10000"
+        )
+        after = 0
+        while rows := conn.execute(page, {"after": after}).all():
+            after = rows[-1][0]
+            keys = [{"key": callback_conversation(caller), "id": id_} for id_, caller in rows]
+            if keys := [k for k in keys if k["key"] is not None]:
+                conn.execute(text('UPDATE "call" SET caller_key = :key WHERE id = :id'), keys)
+    next(i for i in CALLS.indexes if i.name == "ix_call_got_through").create(conn, checkfirst=True)
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times}
+MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times, 4: _references}
 
 
 def _dialect(name: str) -> Any:

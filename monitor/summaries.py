@@ -3,8 +3,12 @@
 The report, the digest and the alerter all call these functions, and the exporter's live gauges
 use the same breach rule (`inquiries.is_breached_now`), so every surface shows the same numbers.
 
-Percentiles are nearest-rank (SPEC §2): the smallest value with at least q% of the values at or
-below it, so a reported p90 is always a response time that really happened.
+Percentiles are nearest-rank: the smallest value with at least q% of the values at or below
+it, so a reported p90 is always a response time that really happened.
+
+A call whose end was never seen (`unknown`) has no known wait: it is counted among the calls
+and the unanswered ones, but never in waits, their percentiles, the hold thresholds or the
+service level (a 0-second hold would flatter every one of them).
 """
 
 from __future__ import annotations
@@ -20,6 +24,28 @@ from monitor.inquiries import is_breached_now
 
 Row = Mapping[Any, Any]
 UNANSWERED_OUTCOMES = ("abandoned", "timeout", "exit_key", "exit_empty", "unknown")
+UNKNOWN = "unknown"
+
+
+def is_short_abandon(
+    outcome: str, wait: float | None, flagged: bool, targets: ResolvedTargets
+) -> bool:
+    """An abandoned call the caller hung up within `short_abandon` of entering (0: off), or
+    that its source itself called a short abandon: no callback is owed for it and the service
+    level leaves it out (a misdial is not a customer let down). It stays an abandoned call."""
+    if outcome != "abandoned":
+        return False
+    if flagged:
+        return True
+    limit = targets.short_abandon.total_seconds()
+    return limit > 0 and wait is not None and wait <= limit
+
+
+def known_wait(row: Row) -> float | None:
+    """A finished call's wait, None when it is not known (an `unknown` call)."""
+    if row["outcome"] == UNKNOWN or row["wait_seconds"] is None:
+        return None
+    return float(row["wait_seconds"])
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -116,7 +142,7 @@ def summarize_inquiries(
 class CallFigures:
     total: int  # calls that entered the queue in the period and have left it
     answered: int  # answered, including answered then transferred
-    abandoned: int  # the caller hung up while waiting
+    abandoned: int  # the caller hung up while waiting (short abandons included)
     unanswered: int  # abandoned, timed out, left by key or empty queue, or never seen to end
     service_level: float | None  # answered within answer_within / offered
     median_wait_seconds: float | None
@@ -128,6 +154,10 @@ class CallFigures:
     longest_wait_seconds: float | None
     waiting_now: int
     longest_waiting_now_seconds: float | None
+    unknown: int = 0  # never seen to end: no known wait, left out of every wait figure
+    short_abandoned: int = 0  # hung up within `short_abandon`: out of the service level
+    # The longest wait an `unknown` call was seen to have, at least (it may have held longer).
+    unknown_wait_at_least_seconds: float | None = None
 
     @property
     def abandoned_ratio(self) -> float | None:
@@ -140,7 +170,7 @@ class CallFigures:
 
 def call_let_down(row: Row, targets: ResolvedTargets) -> bool:
     """A finished call that waited longer than `hold_warn` or was never answered."""
-    wait = float(row["wait_seconds"] or 0.0)
+    wait = known_wait(row) or 0.0
     return wait > targets.hold_warn.total_seconds() or row["outcome"] in UNANSWERED_OUTCOMES
 
 
@@ -149,22 +179,31 @@ def summarize_calls(
 ) -> CallFigures:
     """Figures for the calls of a period and the callers waiting at `now`."""
     rows = [r for r in period if r["outcome"] != "waiting"]
-    waits = [float(r["wait_seconds"] or 0.0) for r in rows]
+    unknown = [r for r in rows if r["outcome"] == UNKNOWN]
+    waits = [w for r in rows if (w := known_wait(r)) is not None]
     answered = [r for r in rows if r["outcome"] in ("answered", "transferred")]
     abandoned = [r for r in rows if r["outcome"] == "abandoned"]
+    short = [r for r in abandoned if _short(r, targets)]
     limit = targets.answer_within.total_seconds()
-    fast = sum(1 for r in answered if (r["wait_seconds"] or 0.0) <= limit)
-    # Callers who hung up before the service-level threshold arguably never gave us a chance;
-    # whether they count against it is a setting (`abandons_count`).
-    quick_abandons = sum(1 for r in abandoned if (r["wait_seconds"] or 0.0) <= limit)
-    offered = len(rows) if targets.abandons_count else len(rows) - quick_abandons
+    fast = sum(1 for r in answered if (known_wait(r) or 0.0) <= limit)
+
+    def offered(row: Row) -> bool:
+        """In the service level's denominator: not unknown calls (no known wait), not short
+        abandons (no chance to answer); callers who hung up before the threshold arguably
+        never gave us a chance either: whether they count is `abandons_count`."""
+        if row["outcome"] == UNKNOWN or _short(row, targets):
+            return False
+        quick = row["outcome"] == "abandoned" and (known_wait(row) or 0.0) <= limit
+        return targets.abandons_count or not quick
+
     current = [waiting_seconds(r, now) for r in waiting_now]
+    seen = [float(r["wait_seconds"]) for r in unknown if r["wait_seconds"] is not None]
     return CallFigures(
         total=len(rows),
         answered=len(answered),
         abandoned=len(abandoned),
         unanswered=sum(1 for r in rows if r["outcome"] in UNANSWERED_OUTCOMES),
-        service_level=_ratio(fast, offered),
+        service_level=_ratio(fast, sum(1 for r in rows if offered(r))),
         median_wait_seconds=percentile(waits, 50),
         p90_wait_seconds=percentile(waits, 90),
         mean_wait_seconds=sum(waits) / len(waits) if waits else None,
@@ -174,7 +213,15 @@ def summarize_calls(
         longest_wait_seconds=max(waits) if waits else None,
         waiting_now=len(current),
         longest_waiting_now_seconds=max(current) if current else None,
+        unknown=len(unknown),
+        short_abandoned=len(short),
+        unknown_wait_at_least_seconds=max(seen) if seen else None,
     )
+
+
+def _short(row: Row, targets: ResolvedTargets) -> bool:
+    flagged = bool(row["short_abandon"]) if "short_abandon" in row else False
+    return is_short_abandon(row["outcome"], row["wait_seconds"], flagged, targets)
 
 
 # What the digest lists so a lead can act: who waits now, who held longest, and when in the day.
@@ -222,11 +269,11 @@ class Hold:
 
 def longest_holds(period: Iterable[Row], targets: ResolvedTargets, limit: int) -> tuple[Hold, ...]:
     """The `limit` finished calls of a period that waited longest, longest first."""
-    rows = [r for r in period if r["outcome"] != "waiting"]
-    rows.sort(key=lambda r: (-float(r["wait_seconds"] or 0.0), r["entered_at"], r["external_id"]))
+    rows = [r for r in period if r["outcome"] != "waiting" and known_wait(r) is not None]
+    rows.sort(key=lambda r: (-float(r["wait_seconds"]), r["entered_at"], r["external_id"]))
     holds = []
     for r in rows[:limit]:
-        wait = float(r["wait_seconds"] or 0.0)
+        wait = float(r["wait_seconds"])
         holds.append(
             Hold(
                 source=r["source"],

@@ -1,4 +1,4 @@
-"""What each stored inquiry and call adds to the monotonic metrics of SPEC §6.
+"""What each stored inquiry and call adds to the monotonic metrics (counters and histograms).
 
 Prometheus counters and histograms must never go down and must survive restarts, and a scrape
 must cost the same whatever the history's size. So the store keeps them as `Tally` rows, and
@@ -40,7 +40,13 @@ CHATS_MISSED = "support_chats_missed_total"
 CALLS_TOTAL = "support_calls_total"
 HOLD = "support_hold_seconds"
 HOLD_BREACHES = "support_hold_breaches_total"
+RESPONSES_CLAMPED = "support_responses_clamped_total"
 HISTOGRAMS = (RESPONSE, RESPONSE_BUSINESS, HOLD)
+# Bumped whenever a measurement rule changes what the stored rows measure (which call waits
+# count, which reply closes what), so that start-up redoes the measurements once (ingest's
+# `reconcile`), as it does for a changed target. 2: unknown calls have no wait, clamped
+# replies, callbacks closed by the caller getting through, short abandons.
+RULES = 2
 
 Key = tuple[str, str, str, str]  # metric, source, labels, le
 TallyCounter = Counter[Key]  # values are floats (sums) as well as counts
@@ -56,6 +62,7 @@ class Layout:
         """Changes whenever stored measurements must be redone: other buckets, targets or
         calendars change breaches, business seconds and the bucket each value falls in."""
         payload = {
+            "rules": RULES,
             "buckets": {k: list(v) for k, v in sorted(self.buckets.items())},
             "sources": {
                 s.name: [repr(settings.targets_for(s)), s.calendar] for s in settings.sources
@@ -118,6 +125,7 @@ INQUIRY_TALLIED = (
     "response_seconds",
     "business_seconds",
     "breached",
+    "clamped",
 )
 
 
@@ -130,7 +138,7 @@ def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Cou
     """inquiry_tallies of tuples of the INQUIRY_TALLIED columns (ingest has its new inquiries
     as tuples: no mapping is made for each)."""
     out: Counter[Key] = Counter()
-    for source, channel, status, kind, response, business, breached in inquiries:
+    for source, channel, status, kind, response, business, breached, clamped in inquiries:
         by_channel = labels_text(channel=channel)
         out[(INQUIRIES_TOTAL, source, by_channel, "")] += 1
         if status == "answered":
@@ -140,6 +148,8 @@ def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Cou
                 _observe(out, RESPONSE_BUSINESS, source, labels, business, layout)
             if breached:
                 out[(RESPONSE_BREACHES, source, by_channel, "")] += 1
+            if clamped:
+                out[(RESPONSES_CLAMPED, source, by_channel, "")] += 1
         elif status == "missed" and channel == "chat" and kind == "first":
             out[(CHATS_MISSED, source, "", "")] += 1
     return out
@@ -161,14 +171,17 @@ def tally_calls(
     """call_tallies of (source, queue, outcome, wait seconds) tuples.
 
     Ingest tallies every call it stores, so the per-call work is only grouping; the buckets
-    and breaches of each queue are then counted with bisect on its sorted waits."""
+    and breaches of each queue are then counted with bisect on its sorted waits. A call whose
+    end was never seen (`unknown`) counts among the calls but has no known wait: it is in no
+    hold bucket and no breach."""
     out: Counter[Key] = Counter()
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
     outcomes: Counter[tuple[str, str, str]] = Counter()
     for source, queue, outcome, wait in calls:
         if outcome != "waiting":
             outcomes[(source, queue, outcome)] += 1
-            waits[(source, queue)].append(wait or 0.0)
+            if outcome != "unknown" and wait is not None:
+                waits[(source, queue)].append(wait)
     for (source, queue, outcome), count in outcomes.items():
         out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += count
     for (source, queue), values in waits.items():

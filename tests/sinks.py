@@ -1,21 +1,26 @@
 """Real receiving servers for the delivery tests: an SMTP sink (aiosmtpd) and an HTTP sink.
 
 Both listen on loopback on a free port in a background thread, keep what they received, and can
-be told to refuse the next N requests with a given status, to script "down, then up".
+be told to refuse the next N requests with a given status, to script "down, then up". The SMTP
+sink can also speak TLS as mail servers do, with a certificate from a private CA
+(`servers.make_test_ca`): STARTTLS on a plain port (required before anything else), or
+implicit TLS from the first byte; with `credentials` it takes AUTH PLAIN/LOGIN, only inside TLS.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from servers import free_port
 
 
@@ -28,11 +33,18 @@ class Received:
 
 @dataclass
 class SmtpSink:
-    """An SMTP server that stores messages; `refuse(n, "451 ...")` answers the next n DATA."""
+    """An SMTP server that stores messages; `refuse(n, "451 ...")` answers the next n DATA.
+
+    `security` "starttls" or "tls" needs `certificate` (cert.pem, key.pem); `credentials`
+    (user, password) makes AUTH required, and `logins` keeps who logged in."""
 
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[Received] = field(default_factory=list)
+    security: Literal["none", "starttls", "tls"] = "none"
+    certificate: tuple[Path, Path] | None = None
+    credentials: tuple[str, str] | None = None
+    logins: list[str] = field(default_factory=list)
     _refusals: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
@@ -53,9 +65,7 @@ class SmtpSink:
 
     def start(self) -> SmtpSink:
         self.port = free_port()
-        self._controller = Controller(self, hostname=self.host, port=self.port)
-        self._controller.start()
-        return self
+        return self.restart()
 
     def stop(self) -> None:
         if self._controller is not None:
@@ -64,9 +74,38 @@ class SmtpSink:
 
     def restart(self) -> SmtpSink:
         """Listen again on the same port after `stop`: a mail server that was down is back."""
-        self._controller = Controller(self, hostname=self.host, port=self.port)
+        self._controller = Controller(self, hostname=self.host, port=self.port, **self._options())
         self._controller.start()
         return self
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if self.security != "none":
+            assert self.certificate is not None, "a TLS sink needs a certificate"
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*map(str, self.certificate))
+            if self.security == "tls":
+                # aiosmtpd counts only STARTTLS as TLS for AUTH; here every byte is in TLS.
+                options |= {"ssl_context": context, "auth_require_tls": False}
+            else:
+                options |= {"tls_context": context, "require_starttls": True}
+        if self.credentials is not None:
+            options |= {"authenticator": self._authenticate, "auth_required": True}
+        return options
+
+    def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert self.credentials is not None
+        user, password = self.credentials
+        if isinstance(data, LoginPassword) and (data.login, data.password) == (
+            user.encode(),
+            password.encode(),
+        ):
+            with self._lock:
+                self.logins.append(user)
+            return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
 
 
 @dataclass

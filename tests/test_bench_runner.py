@@ -75,7 +75,7 @@ def test_a_ratio_over_its_target_is_not_ok_and_fails_the_run(tmp_path: Path) -> 
     folder = write_benches(tmp_path / "bench", fast=FAST)
     done = run("--dir", folder)
     assert done.returncode == 1
-    assert done.stdout.splitlines()[2].split()[-3:] == ["<=", "3x", "no"]
+    assert done.stdout.splitlines()[2].split()[-4:] == ["<=", "3x", "no", "(ratio)"]
 
 
 def test_a_quick_run_shows_a_missed_target_without_failing(tmp_path: Path) -> None:
@@ -84,7 +84,7 @@ def test_a_quick_run_shows_a_missed_target_without_failing(tmp_path: Path) -> No
     folder = write_benches(tmp_path / "bench", slow=slow)
     done = run("--dir", folder, "--quick")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[2].split()[-3:] == ["<=", "3x", "no"]
+    assert done.stdout.splitlines()[2].split()[-4:] == ["<=", "3x", "no", "(ratio)"]
     assert "--quick: fast thing: target missed at the small size" in done.stderr
 
 
@@ -110,3 +110,47 @@ def test_the_runner_does_not_run_itself(tmp_path: Path) -> None:
     done = run("--dir", folder, "--quick")
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3
+
+
+MEMORY_MISSED = """
+import json
+result = {"name": "big import", "ours_s": 3.0, "baseline_s": 1.5, "ratio": 2.0, "target": 3,
+          "extra": {"memory_ok": False, "poll_ok": True, "ours_peak_mb": 900}}
+print("RESULT " + json.dumps(result))
+"""
+POLL_MISSED = MEMORY_MISSED.replace("big import", "slow poll").replace(
+    '"memory_ok": False, "poll_ok": True', '"memory_ok": True, "poll_ok": False'
+)
+
+
+def test_a_row_that_keeps_its_ratio_but_misses_its_memory_or_poll_target_fails(
+    tmp_path: Path,
+) -> None:
+    """The queue_log import has three targets: its ratio, bounded memory and a cheap
+    incremental poll. Missing either of the last two fails the row as missing the ratio does,
+    and the row says which."""
+    folder = write_benches(tmp_path / "bench", a=MEMORY_MISSED, b=POLL_MISSED, c=FAST)
+    done = run("--dir", folder)
+    assert done.returncode == 1
+    big, slow, fast = done.stdout.splitlines()[2:]
+    assert big.split()[-4:] == ["<=", "3x", "no", "(memory)"]
+    assert slow.split()[-4:] == ["<=", "3x", "no", "(poll)"]
+    assert fast.split()[-4:] == ["<=", "3x", "no", "(ratio)"]
+    report = tmp_path / "bench.md"
+    run("--dir", folder, "--markdown", report)
+    assert "| big import | 3.00 s | 1.50 s | 2.00x | <= 3x | no (memory) |" in report.read_text()
+
+
+def test_a_miss_is_named_once_whichever_verdicts_name_it(tmp_path: Path) -> None:
+    """The benchmarks of real sites give their ratio's verdict as `ratio_ok` too, and an
+    overall `ok` beside named verdicts: a row says each target it missed once, by name."""
+    twice = FAST.replace('"extra": {"quick": quick}', '"extra": {"ratio_ok": False}')
+    summed = ABSOLUTE.replace(
+        '"extra": {"ok": True,', '"extra": {"ok": False, "help_ok": False, "report_ok": True,'
+    )
+    folder = write_benches(tmp_path / "bench", a=twice, b=summed)
+    done = run("--dir", folder)
+    assert done.returncode == 1
+    ratio, help_ = done.stdout.splitlines()[2:]
+    assert ratio.split()[-4:] == ["<=", "3x", "no", "(ratio)"]
+    assert help_.split()[-2:] == ["no", "(help)"]

@@ -122,6 +122,27 @@ def test_calls_stored_before_labels_were_bounded_are_relabelled_once(tmp_path: P
     assert not reconcile(engine, settings)  # once
 
 
+def waiting_queues(text: str) -> dict[str, str]:
+    """The `queue` of each support_calls_waiting sample, with its value."""
+    return dict(re.findall(r'support_calls_waiting\{queue="([^"]*)",source="phones"\} (\S+)', text))
+
+
+def test_the_zero_waiting_gauges_are_of_the_labels_exported(tmp_path: Path) -> None:
+    """Nobody waiting reads 0 on every queue shown, and only on those: a listed queue reads 0
+    before its first call, and a queue since dropped from `queues:` is `other` there too,
+    as in the counters."""
+    (tmp_path / "queue_log").write_text(call_lines(["600", "601"]))
+    listed = {"600": "Sales", "601": "Support"}
+    settings, engine = open_store(tmp_path, [source(queues=listed)])
+    before = exposition(engine, settings, lambda: NOW).decode()
+    assert waiting_queues(before) == {"Sales": "0.0", "Support": "0.0"}
+    poll(engine, settings, "phones")
+    settings, _ = open_store(tmp_path, [source(queues={"600": "Sales"})])
+    exported = exposition(engine, settings, lambda: NOW).decode()
+    assert queue_labels(exported) == {"Sales", "other"}
+    assert waiting_queues(exported) == {"Sales": "0.0", "other": "0.0"}
+
+
 def test_two_hundred_concurrent_scrapes_share_collections_on_a_bounded_server(
     tmp_path: Path,
 ) -> None:

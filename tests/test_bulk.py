@@ -60,6 +60,8 @@ def call(source: str, n: int, entered: datetime, **extra: Any) -> tuple[Any, ...
         "talk_seconds": None,
         "outcome": "abandoned",
         "caller": None,
+        "short_abandon": False,
+        "caller_key": None,
         **extra,
     }
     return tuple(row[c] for c in CALL_COLUMNS)
@@ -81,8 +83,15 @@ def test_bulk_inserted_rows_are_stored_as_sqlalchemy_stores_them(database_url: s
         datetime(2026, 3, 29, 2, 30, 15, 999_999, tzinfo=PLUS_FIVE),  # stored in UTC
         datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
     ]
-    ours = [call("ours", n, at, talk_seconds=n * 1.5) for n, at in enumerate(moments)]
-    theirs = [call("theirs", n, at, talk_seconds=n * 1.5) for n, at in enumerate(moments)]
+    flags = {"short_abandon": True, "caller_key": "tel:079460000"}  # a flag set, a key
+
+    def calls(source: str) -> list[tuple[Any, ...]]:
+        return [
+            call(source, n, at, talk_seconds=n * 1.5, **(flags if n % 2 else {}))
+            for n, at in enumerate(moments)
+        ]
+
+    ours, theirs = calls("ours"), calls("theirs")
     with engine.begin() as conn:
         insert_rows(conn, CALLS, CALL_COLUMNS, ours, ignore_conflicts=["source", "external_id"])
         conn.execute(CALLS.insert(), [dict(zip(CALL_COLUMNS, r, strict=True)) for r in theirs])
@@ -153,8 +162,10 @@ def test_the_fast_time_column_is_the_types_own_and_reads_back_the_same_instant(
 
 
 def test_a_call_event_is_its_row_after_the_source() -> None:
-    # The store's row of a call is (source,) + event: the fields must be the columns, in order.
-    assert [f.replace("_us", "_at") for f in CallEvent._fields] == list(CALL_COLUMNS[1:])
+    # The store's row of a call is (source,) + event + (caller key,): the fields must be the
+    # columns, in order.
+    assert [f.replace("_us", "_at") for f in CallEvent._fields] == list(CALL_COLUMNS[1:-1])
+    assert CALL_COLUMNS[-1] == "caller_key"
 
 
 def test_a_call_from_epochs_equals_the_call_from_datetimes() -> None:
@@ -233,14 +244,17 @@ SETTINGS = settings_from_mapping(
 
 
 def one_at_a_time(calls: list[tuple[str, str, str, float | None]]) -> Counter[Key]:
-    """The tallies as SPEC §6 words them, a call at a time."""
+    """The tallies as the metrics' documentation words them, a call at a time: an unknown
+    call (or one without a wait) is counted, but has no hold to bucket or breach."""
     layout, targets = layout_for(SETTINGS), SETTINGS.targets_for(SETTINGS.sources[0])
     out: Counter[Key] = Counter()
     for source, queue, outcome, wait in calls:
         if outcome == "waiting":
             continue
         out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += 1
-        value = wait or 0.0
+        if outcome == "unknown" or wait is None:
+            continue
+        value = wait
         bucket = next((b for b in layout.buckets[HOLD] if value <= b), math.inf)
         out[(HOLD, source, labels_text(queue=queue), fmt_le(bucket))] += 1
         out[(HOLD, source, labels_text(queue=queue), "_sum")] += value  # type: ignore[assignment]
@@ -263,7 +277,7 @@ WAITS = st.one_of(
         st.tuples(
             st.just("s"),
             st.sampled_from(["sales", "support"]),
-            st.sampled_from(["answered", "abandoned", "waiting", "timeout"]),
+            st.sampled_from(["answered", "abandoned", "waiting", "timeout", "unknown"]),
             WAITS,
         ),
         max_size=40,

@@ -152,11 +152,52 @@ def test_report_of_an_empty_period_says_where_the_data_is(
         main(["--config", config, "report", "--since", "2027-01-01", "--until", "2027-01-08"]) == 0
     )
     out = capsys.readouterr().out
-    assert "late" in out.splitlines()[3] and "open late" in out.splitlines()[3]
+    groups, header = out.splitlines()[3:5]
+    assert "opened in the period" in groups and "open now" in groups
+    assert header.split()[:6] == ["source", "channel", "received", "answered", "late", "clamped"]
     assert out.rstrip().endswith(
         "Nothing in this period; the latest activity stored is on 2026-11-19: "
         "try --since 2026-11-13 --until 2026-11-20"
     )
+
+
+def test_report_keeps_counts_shares_and_times_apart_and_rounds_durations(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reply 25 minutes and a microsecond after the question: 1500 s in JSON and CSV, as the
+    table's 25m 00s, never 1500.000001. Counts, shares and times sit in their own groups."""
+    config = write_chat_config(tmp_path)
+    asked = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
+    (tmp_path / "chat.jsonl").write_text(
+        json.dumps({"conversation": "c", "at": asked.isoformat(), "author_role": "customer"})
+        + "\n"
+        + json.dumps(
+            {
+                "conversation": "c",
+                "at": (asked + timedelta(minutes=25, microseconds=1)).isoformat(),
+                "author_role": "agent",
+            }
+        )
+        + "\n"
+    )
+    main(["--config", str(config), "poll"])
+    period = ["--since", "2026-11-19", "--until", "2026-11-20"]
+    capsys.readouterr()
+    assert main(["--config", str(config), "report", *period, "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["sources"]
+    assert row["inquiries_median_seconds"] == 1500 and row["inquiries_p90_seconds"] == 1500
+    assert main(["--config", str(config), "report", *period, "--format", "csv"]) == 0
+    assert "1500.000001" not in capsys.readouterr().out
+    assert main(["--config", str(config), "report", *period]) == 0
+    groups, header, _, line = capsys.readouterr().out.splitlines()[3:7]
+    assert groups.split() == [
+        "opened", "in", "the", "period", "share", "response", "time", "open", "now"
+    ]  # fmt: skip
+    cells = line.split()
+    # counts: received, answered, late (chat's 2-minute target), clamped
+    assert cells[2:6] == ["1", "1", "1", "0"]
+    assert cells[6] == "0%"  # the share answered within target, in a group of its own
+    assert " ".join(cells[7:9]) == "25m 00s"
 
 
 def test_report_rejects_an_unreadable_date(

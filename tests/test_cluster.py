@@ -1,7 +1,10 @@
-"""Three `run` instances on one PostgreSQL database share six sources (SPEC §9).
+"""Three `run` instances on one PostgreSQL database share six sources and a stalled one.
 
 Real processes, real leases: no source is polled by two instances at once, every line is stored
-once, and when an instance is killed its sources are taken over within the lease time.
+once, and when an instance is killed while it holds a lease, that source is taken over within
+the lease time. The instance to kill is the one polling `stall`, an IMAP source whose server
+accepts connections and never says a word: its poll holds the lease (renewed) until the
+IMAP timeout, so the kill is certain to find a lease held, not a moment between polls.
 """
 
 from __future__ import annotations
@@ -9,11 +12,13 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,6 +30,8 @@ from monitor.models import INQUIRIES, LEASES, MESSAGES, TALLIES
 from monitor.store import make_engine
 
 SOURCES = [f"chat-{n}" for n in range(6)]
+STALL = "stall"
+STALL_TIMEOUT = timedelta(seconds=10)  # how long a poll of the silent IMAP server holds on
 LEASE = timedelta(seconds=3)
 TICK = timedelta(seconds=1)
 WAIT_SECONDS = 120  # a loaded 2-core CI machine; normally a few seconds
@@ -46,6 +53,9 @@ class Cluster:
         self.written = dict.fromkeys(SOURCES, 0)
         for source in SOURCES:
             self.grow(source, 40)
+        # A server that accepts connections (the kernel does, into the backlog) and never
+        # answers: an IMAP poll of it waits for the greeting until its timeout.
+        self.silent = socket.create_server(("127.0.0.1", 0), backlog=64)
         self.instances = [self._start(database, i) for i in range(3)]
 
     def grow(self, source: str, lines: int) -> None:
@@ -60,8 +70,21 @@ class Cluster:
             "metrics": {"listen": f"127.0.0.1:{free_port()}"},
             "cluster": {"lease": f"{LEASE.seconds}s", "tick": f"{TICK.seconds}s"},
             "sources": [
-                {"name": s, "kind": "chat_jsonl", "path": f"{s}.jsonl", "every": "1s"}
-                for s in SOURCES
+                *(
+                    {"name": s, "kind": "chat_jsonl", "path": f"{s}.jsonl", "every": "1s"}
+                    for s in SOURCES
+                ),
+                {
+                    "name": STALL,
+                    "kind": "imap",
+                    "host": "127.0.0.1",
+                    "port": self.silent.getsockname()[1],
+                    "security": "none",
+                    "username": "support@example.com",
+                    "password": "not-needed",
+                    "timeout": f"{STALL_TIMEOUT.seconds}s",
+                    "every": "1s",
+                },
             ],
         }
         path = self.folder / f"instance-{index}.yaml"
@@ -92,6 +115,29 @@ class Cluster:
         return sum(1 for p in self.polls() if p[1] == source and p[0] in instances)
 
 
+def holder(database: Any, source: str) -> int | None:
+    """The pid of the instance holding a live lease on `source` now, if any."""
+    with database.connect() as conn:
+        row = conn.execute(
+            select(LEASES.c.lease_owner, LEASES.c.lease_until).where(LEASES.c.source == source)
+        ).first()
+    if row is None or row.lease_owner is None or row.lease_until <= datetime.now(UTC):
+        return None
+    return int(row.lease_owner.rpartition(":")[2])
+
+
+def leases_of(database: Any, pid: int, *, alive_at: datetime) -> list[str]:
+    """The sources whose lease the instance `pid` held, still live at `alive_at`."""
+    with database.connect() as conn:
+        return list(
+            conn.execute(
+                select(LEASES.c.source).where(
+                    LEASES.c.lease_owner.like(f"%:{pid}"), LEASES.c.lease_until > alive_at
+                )
+            ).scalars()
+        )
+
+
 @pytest.fixture
 def cluster(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Cluster]:
     group = Cluster(tmp_path, postgres_server.create_database("cluster"))
@@ -102,6 +148,7 @@ def cluster(tmp_path: Path, postgres_server: PostgresServer) -> Iterator[Cluster
             if instance.process.poll() is None:
                 instance.process.kill()
                 instance.process.wait()
+        group.silent.close()
 
 
 def test_three_instances_share_six_sources_without_overlap_or_loss(cluster: Cluster) -> None:
@@ -113,24 +160,44 @@ def test_three_instances_share_six_sources_without_overlap_or_loss(cluster: Clus
         cluster.grow(source, 20)
     cluster.wait_for_polls([0, 1, 2], each=2)
 
-    victim = cluster.instances[0]
-    with database.connect() as conn:
-        held = (
-            conn.execute(
-                select(LEASES.c.source).where(LEASES.c.lease_owner.like(f"%:{victim.process.pid}"))
-            )
-            .scalars()
-            .all()
-        )
-    killed_at = datetime.now(UTC)
-    victim.process.send_signal(signal.SIGKILL)
-    victim.process.wait()
+    # Kill the instance polling `stall`, while it polls it: it holds that lease at the kill.
+    pids = {instance.process.pid: index for index, instance in enumerate(cluster.instances)}
+    victim_index, held, killed_at = None, [], datetime.now(UTC)
+    deadline = time.monotonic() + WAIT_SECONDS
+    while victim_index is None:
+        assert time.monotonic() < deadline, "no instance took the stalled source"
+        for instance in cluster.instances:
+            instance.read_available(timeout=0.05)
+        owner = holder(database, STALL)
+        if owner not in pids:
+            continue
+        victim = cluster.instances[pids[owner]]
+        victim.process.send_signal(signal.SIGSTOP)  # frozen, it can neither renew nor release
+        if holder(database, STALL) != owner:  # it finished that poll just before: try again
+            victim.process.send_signal(signal.SIGCONT)
+            continue
+        victim_index = pids[owner]
+        victim.process.send_signal(signal.SIGKILL)
+        killed_at = datetime.now(UTC)
+        victim.process.wait()
+        held = leases_of(database, owner, alive_at=killed_at)
+    assert STALL in held, "the killed instance held no lease at the kill"
+    survivors = [i for i in range(3) if i != victim_index]
+    taken_over = None
+    while taken_over is None:  # another instance claims it once the lease runs out
+        assert time.monotonic() < deadline, "the stalled source was not taken over"
+        for index in survivors:
+            cluster.instances[index].read_available(timeout=0.05)
+        if pids.get(holder(database, STALL)) in survivors:
+            taken_over = datetime.now(UTC)
+    assert taken_over - killed_at <= LEASE + TICK + timedelta(seconds=5)
     for source in SOURCES:
         cluster.grow(source, 20)
-    cluster.wait_for_polls([1, 2], each=3)
-    for instance in cluster.instances[1:]:
+    cluster.wait_for_polls(survivors, each=3)
+    for index in survivors:  # one may be stalled in `stall`: it stops after its timeout
+        instance = cluster.instances[index]
         instance.process.send_signal(signal.SIGTERM)
-        status = instance.process.wait(timeout=30)
+        status = instance.process.wait(timeout=30 + STALL_TIMEOUT.seconds)
         instance.read_all()
         assert status == 0, "".join(instance.log[-20:])
 
@@ -144,8 +211,10 @@ def test_three_instances_share_six_sources_without_overlap_or_loss(cluster: Clus
             assert a == b or b_start >= a_end - timedelta(milliseconds=2), (source, spans)
     assert len({index for index, *_ in polls}) >= 2, "the work was not shared"
 
-    for source in held:  # taken over within the lease (plus a tick and a loaded machine)
-        after = [p[3] for p in polls if p[1] == source and p[0] != 0 and p[3] > killed_at]
+    for source in set(held) - {STALL}:  # taken over within the lease too
+        after = [
+            p[3] for p in polls if p[1] == source and p[0] != victim_index and p[3] > killed_at
+        ]
         assert after and min(after) <= killed_at + LEASE + TICK + timedelta(seconds=5)
 
     with database.connect() as conn:

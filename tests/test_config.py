@@ -139,7 +139,7 @@ def test_source_targets_override_the_defaults_which_override_the_builtins() -> N
         }
     )
     targets = settings.targets_for(settings.sources[0])
-    assert targets.reply_within == timedelta(hours=8)
+    assert targets.reply_within == timedelta(minutes=2)  # the top-level one is not chat's
     assert targets.hold_warn == timedelta(minutes=3)
     assert targets.hold_max == timedelta(minutes=13)
 
@@ -147,6 +147,43 @@ def test_source_targets_override_the_defaults_which_override_the_builtins() -> N
 def test_chat_sources_default_to_a_two_minute_reply_target() -> None:
     settings = load({"sources": [CHAT]})
     assert settings.targets_for(settings.sources[0]).reply_within == timedelta(minutes=2)
+
+
+def test_the_e_mail_reply_target_never_changes_chats_and_chat_has_its_own_section() -> None:
+    """`targets.reply_within: 24h` is written for mail and callbacks: live chats keep their
+    2 minutes unless `targets.chat` (or the source) says otherwise."""
+    mail = {"name": "inbox", "kind": "mbox", "path": "inbox.mbox"}
+    phones = {"name": "phones", "kind": "asterisk_queue_log", "path": "queue_log"}
+    settings = load({"targets": {"reply_within": "24h"}, "sources": [CHAT, mail, phones]})
+    chat, inbox, queue = (settings.targets_for(s).reply_within for s in settings.sources)
+    assert (chat, inbox, queue) == (timedelta(minutes=2), timedelta(hours=24), timedelta(hours=24))
+
+    layered = load(
+        {
+            "targets": {"reply_within": "8h", "hold_warn": "4m", "chat": {"reply_within": "5m"}},
+            "sources": [
+                CHAT,
+                {**CHAT, "name": "vip-chat", "targets": {"reply_within": "1m"}},
+                mail,
+            ],
+        }
+    )
+    chat_t, vip, inbox_t = (layered.targets_for(s) for s in layered.sources)
+    assert (chat_t.reply_within, vip.reply_within, inbox_t.reply_within) == (
+        timedelta(minutes=5),
+        timedelta(minutes=1),
+        timedelta(hours=8),
+    )
+    assert chat_t.hold_warn == inbox_t.hold_warn == timedelta(minutes=4)
+    assert problems({"targets": {"voicemail": {"reply_within": "1h"}}}) == [
+        "targets.voicemail: unknown key"
+    ]
+
+
+def test_the_example_config_gives_its_chats_their_two_minutes() -> None:
+    example = load_settings(Path(__file__).resolve().parent.parent / "config.example.yaml")
+    chats = [s for s in example.sources if s.kind == "zendesk_chat"]
+    assert chats and all(example.targets_for(s).reply_within == timedelta(minutes=2) for s in chats)
 
 
 def test_calendar_intervals_are_validated() -> None:

@@ -44,6 +44,7 @@ SPEC_METRICS = {
     "support_source_poll_errors_total",
     "support_source_records_rejected_total",
     "support_chats_missed_total",
+    "support_responses_clamped_total",
     "support_alerts_firing",
     "support_monitor_build_info",
 }

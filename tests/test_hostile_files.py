@@ -242,8 +242,12 @@ def test_a_fifo_or_a_device_in_a_glob_is_a_rejection_and_the_other_files_are_rea
     imported = run_child(
         cli("--config", str(config), "import", "chat", str(tmp_path / "b.jsonl")), deadline=30
     )
-    assert imported.status == 0, imported.stdout + imported.stderr
-    assert "chat: 0 new messages, 0 calls, 1 rejected" in imported.stdout
+    # Nothing but a rejection: an import of nothing usable fails, saying why.
+    assert imported.status == 1, imported.stdout + imported.stderr
+    assert (
+        "chat: FAILED every record read was rejected (1): b.jsonl: not a regular file (a FIFO)"
+        in imported.stdout
+    )
 
 
 def test_importing_a_fifo_as_a_slack_export_is_one_error_not_a_hang(tmp_path: Path) -> None:
@@ -292,6 +296,10 @@ def test_every_file_kind_rejects_a_fifo_by_name_instead_of_waiting_on_it(
     os.mkfifo(tmp_path / "log.fifo")
     config = write_config(tmp_path, {"name": "src", "path": "*.fifo", **source})
     done = run_child(cli("--config", str(config), "poll"), deadline=30)
-    assert done.status == 0, done.stdout + done.stderr
-    assert "1 rejected" in done.stdout
+    # The source has nothing it can read: its poll fails (exit 1) naming the FIFO, at once.
+    assert done.status == 1, done.stdout + done.stderr
+    assert (
+        "src: FAILED every record read was rejected (1): log.fifo: not a regular file (a FIFO)"
+        in done.stdout
+    )
     assert "rejected log.fifo: not a regular file (a FIFO)" in done.stderr

@@ -295,6 +295,67 @@ def test_a_version_2_database_gets_its_times_as_integers_and_reads_the_same(
         assert conn.execute(select(MESSAGES.c.at)).scalar_one() == at
 
 
+def test_a_version_3_database_gets_what_messages_refer_to_and_its_callbacks_their_calls(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A v3 database (no message.refers, call.short_abandon or call.caller_key) holding a
+    queue_log's and a call log's missed calls, their callback requests and an answered call:
+    the upgrade adds the columns, finds each request's call (so `short_abandon` can leave it
+    out when measured) and keys the answered call by its caller's number."""
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    entered = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+    calls = [
+        {"source": "q", "external_id": "k1@support@1795165200", "outcome": "abandoned"},
+        {"source": "csv", "external_id": "call:77", "outcome": "abandoned"},
+        {"source": "q", "external_id": "k2@support@1795169000", "outcome": "answered"},
+    ]
+    requests = [("q", "missed:k1@support@1795165200"), ("csv", "missed:77"), ("q", "out:9")]
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE message DROP COLUMN refers"))
+        conn.execute(text("DROP INDEX ix_call_got_through"))
+        for column in ("short_abandon", "caller_key"):
+            conn.execute(text(f'ALTER TABLE "call" DROP COLUMN {column}'))
+        conn.execute(
+            text(
+                'INSERT INTO "call" (source, external_id, queue, entered_at, wait_seconds,'
+                " outcome, caller) VALUES (:source, :external_id, 'support', :entered, 3,"
+                " :outcome, '+44 20 7946 0000')"
+            ),
+            [c | {"entered": entered} for c in calls],
+        )
+        conn.execute(
+            text(
+                "INSERT INTO message (source, external_id, conversation, at, side, kind,"
+                " automatic, internal, channel) VALUES (:source, :external_id, 'tel:079460000',"
+                " :at, 'customer', 'message', false, false, 'voicemail')"
+            ),
+            [{"source": s, "external_id": e, "at": entered} for s, e in requests],
+        )
+        set_meta(conn, "schema_version", "3")
+    prepare(engine)
+    with engine.connect() as conn:
+        refers = dict(conn.execute(select(MESSAGES.c.external_id, MESSAGES.c.refers)).all())
+        short = conn.execute(select(CALLS.c.short_abandon)).scalars().all()
+        keys = dict(conn.execute(select(CALLS.c.external_id, CALLS.c.caller_key)).all())
+        indexes = {i["name"] for i in inspect(conn).get_indexes("call")}
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION) == "4"
+    assert refers == {
+        "missed:k1@support@1795165200": "k1@support@1795165200",
+        "missed:77": "call:77",
+        "out:9": None,
+    }
+    assert short == [False, False, False]
+    # The caller of the answered call got through: its number's key, indexed.
+    assert keys == {
+        "k1@support@1795165200": None,
+        "call:77": None,
+        "k2@support@1795169000": "tel:079460000",
+    }
+    assert "ix_call_got_through" in indexes
+
+
 def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     prepare(engine)

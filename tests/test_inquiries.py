@@ -25,6 +25,7 @@ class Msg:
     channel: str = "email"
     customer: str | None = "ann@customer.example"
     subject: str | None = "Where is my order?"
+    refers: str | None = None
 
 
 def conversation(*script: str) -> list[Msg]:
@@ -126,6 +127,66 @@ def test_messages_are_paired_in_time_order_whatever_order_they_arrive_in() -> No
         1800,
         300,
     ]
+
+
+def measured(*messages: Msg) -> list[tuple[str, str, float | None, bool]]:
+    """(kind, status, response minutes, clamped) per inquiry of these messages."""
+    return [
+        (
+            m.kind,
+            m.status,
+            None if m.response_seconds is None else m.response_seconds / 60,
+            m.clamped,
+        )
+        for m in derive("conv", messages, BUILTIN_TARGETS, None)
+    ]
+
+
+def at_minute(n: float) -> datetime:
+    return T0 + timedelta(minutes=n)
+
+
+def test_a_reply_dated_before_the_question_it_names_answers_it_at_zero_seconds() -> None:
+    question = Msg("q", at_minute(10), "customer")
+    reply = Msg("r", at_minute(7), "agent", refers="q")  # the agent's clock 3 minutes slow
+    assert measured(question, reply) == [("first", "answered", 0, True)]
+    # Without naming it, a reply before the question is outreach: the question stays open.
+    assert measured(question, Msg("r", at_minute(7), "agent")) == [("first", "open", None, False)]
+
+
+def test_a_reply_naming_a_later_message_of_an_open_inquiry_counts_from_that_message() -> None:
+    """Two questions, the reply names the second but is dated between them: it was written
+    after the second, so the inquiry (opened by the first) is answered 20 minutes in."""
+    messages = [
+        Msg("q1", at_minute(0), "customer"),
+        Msg("q2", at_minute(20), "customer"),
+        Msg("r", at_minute(15), "agent", refers="q2"),
+    ]
+    assert measured(*messages) == [("first", "answered", 20, True)]
+
+
+def test_a_reply_later_than_what_it_names_is_measured_as_dated() -> None:
+    messages = [Msg("q", at_minute(0), "customer"), Msg("r", at_minute(30), "agent", refers="q")]
+    assert measured(*messages) == [("first", "answered", 30, False)]
+
+
+def test_replies_naming_replies_keep_their_order_and_a_loop_of_references_ends() -> None:
+    """Our second reply names our first, which names the follow-up question; both clocks are
+    slow. A loop of references (only hostile mail writes one) is bounded, not endless."""
+    chain = [
+        Msg("q1", at_minute(0), "customer"),
+        Msg("r1", at_minute(5), "agent", refers="q1"),
+        Msg("q2", at_minute(60), "customer"),
+        Msg("r2", at_minute(58), "agent", refers="q2"),
+        Msg("r3", at_minute(57), "agent", refers="r2"),
+    ]
+    assert measured(*chain) == [("first", "answered", 5, False), ("followup", "answered", 0, True)]
+    loop = [
+        Msg("q", at_minute(10), "customer"),
+        Msg("a", at_minute(1), "agent", refers="b q"),
+        Msg("b", at_minute(2), "agent", refers="a"),
+    ]
+    assert measured(*loop) == [("first", "answered", 0, True)]
 
 
 def test_an_inquiry_answered_after_the_target_is_breached() -> None:

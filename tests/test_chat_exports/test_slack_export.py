@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_phone_logs.store import inquiries, messages, open_store, poll
+from test_phone_logs.store import inquiries, messages, open_store, poll, tally
 
 from connectors.base import ConnectorError
 from monitor.config import settings_from_mapping
@@ -533,12 +534,13 @@ def test_an_older_export_with_legacy_fields_and_no_channels_json_parses(tmp_path
     assert {k.partition(":")[0] for k in messages(engine)} == {"random"}
 
 
-def test_a_reply_dated_before_its_parent_is_taken_at_the_parents_time(
+def test_a_thread_reply_dated_before_its_parent_answers_it_and_is_counted_as_clamped(
     tmp_path: Path,
 ) -> None:
     """Modelled on a hand-written importer fixture: a reply whose ts is earlier than its
     parent's, users without profiles, a channel list with `created` as a string and members
-    that no users.json knows."""
+    that no users.json knows. The reply keeps its own time; measured, it is never earlier than
+    the question it answers: 0 s, clamped, and counted."""
     users = [
         {"id": "U066MTL5U", "name": "john doe", "deleted": False, "real_name": "John"},
         {"id": "U061A5N1G", "name": "jane doe", "deleted": False, "real_name": "Jane"},
@@ -593,6 +595,10 @@ def test_a_reply_dated_before_its_parent_is_taken_at_the_parents_time(
     assert (result.messages, result.rejected) == (3, 0)
     (inquiry,) = inquiries(engine)
     assert (inquiry.status, inquiry.response_seconds) == ("answered", 0.0)
+    assert inquiry.clamped is True
+    answer = messages(engine)[f"C061A0WJG:{ts(at(11, day=1))}"]
+    assert answer.at == at(11, day=1) + timedelta(microseconds=100)  # its own ts, not moved
+    assert tally(engine, "support_responses_clamped_total", channel="chat") == 1
 
 
 def test_import_backfills_an_older_zipped_export(tmp_path: Path) -> None:

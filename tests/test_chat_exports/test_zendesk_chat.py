@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from test_phone_logs.store import inquiries, messages, open_store, poll, tally
+from test_phone_logs.store import NOW, inquiries, messages, open_store, poll, tally
 
 from monitor.config import settings_from_mapping
-from monitor.ingest import build_connector
+from monitor.ingest import build_connector, poll_source
 from test_chat_exports.builders import (
     at,
     iso,
@@ -313,14 +313,16 @@ def test_a_visitor_calling_themselves_by_an_agents_name_is_not_taken_for_that_ag
 ) -> None:
     """Without `nick` or `sender_type` the name decides, as a last resort: a visitor who took
     an agent's name could answer their own question (or close another's). Both names at once
-    tell nothing, so the message is rejected, not made a reply."""
+    tell nothing, so the message is rejected, not made a reply (and a poll that read nothing
+    but that record fails, saying why)."""
     entry = zendesk_entry("chat.msg", at(9), "visitor")
     del entry["nick"]
     chat = zendesk_chat("2611.9.A", [{**entry, "name": "Sam Porter"}])
     chat["visitor"]["name"] = "Sam Porter"
     (tmp_path / "chats.json").write_text(page(chat))
     settings, engine = open_store(tmp_path, [zendesk()])
-    result = poll(engine, settings, "zendesk")
+    result = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
+    assert (result.error or "").startswith("every record read was rejected (1)")
     assert [(r.location, r.reason) for r in result.rejections] == [
         (
             "chats.json .chats[0].history[0]",

@@ -3,6 +3,7 @@ incrementally, and backfilled with `support-monitor import`."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from mailboxes import AGENT, AGENTS, CUSTOMER, deliver, mbox_entry, message, wri
 from test_phone_logs.store import inquiries, messages, open_store, poll
 
 from monitor.cli import main
+from monitor.exporter import exposition
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -52,6 +54,40 @@ def test_an_mbox_and_its_sent_file_are_measured_like_a_mailbox(tmp_path: Path) -
     assert poll(engine, settings, "archive", NOW).messages == 3
     assert answered(engine) == {"<q1@customer.test>": 1800.0, "<q2@customer.test>": None}
     assert messages(engine)["<q1@customer.test>"].at == at(0)  # the From line, not Date
+
+
+def test_a_reply_dated_minutes_before_the_question_it_names_still_answers_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An agent's clock 3 minutes slow: the reply's Date is before the question's arrival.
+    In-Reply-To says what it answers: the question is answered, at 0 s, and the skew counted."""
+    write_mbox(tmp_path / "inbox.mbox", [question(1, 0)])
+    write_mbox(tmp_path / "sent.mbox", [reply(1, -3)])  # Date 08:57, question arrived 09:00
+    source = {"name": "archive", "kind": "mbox", "path": "*.mbox", "sent_path": "sent.mbox"}
+    settings, engine = open_store(tmp_path, [source], agents=AGENTS)
+    poll(engine, settings, "archive", NOW)
+    (found,) = inquiries(engine)
+    assert (found.status, found.response_seconds, found.clamped) == ("answered", 0.0, True)
+    assert not found.breached  # three days later, it is not an overdue question
+    assert messages(engine)["<r1@example.com>"].at == at(-3)  # stored as dated, never moved
+    metrics = exposition(engine, settings, lambda: NOW).decode()
+    assert 'support_responses_clamped_total{channel="email",source="archive"} 1.0' in metrics
+    assert 'support_open_inquiries{channel="email",source="archive",stage="experience"} 0.0' in (
+        metrics
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: sqlite:///{tmp_path}/monitor.db\n"
+        "agents: {addresses: [support@example.com]}\n"
+        "sources: [{name: archive, kind: mbox, path: '*.mbox', sent_path: sent.mbox}]\n"
+    )
+    period = ["--since", "2026-11-20", "--until", "2026-11-21"]
+    assert main(["--config", str(config), "report", *period, "--format", "json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["sources"]
+    assert (row["inquiries_answered"], row["inquiries_clamped"]) == (1, 1)
+    assert main(["--config", str(config), "report", *period]) == 0
+    table = capsys.readouterr().out
+    assert "clamped" in table and "1 reply dated before its question" in table
 
 
 def test_a_takeout_mbox_uses_the_sent_label_and_the_gmail_thread_id(tmp_path: Path) -> None:

@@ -12,12 +12,12 @@ import pytest
 from mailboxes import AGENT, AGENTS, CUSTOMER, Mailbox, message
 from servers import free_port
 from sqlalchemy import Engine, select
-from test_phone_logs.store import inquiries, messages, open_store, poll
+from test_phone_logs.store import inquiries, messages, open_store, poll, tally
 
 from connectors import imap_fetch
 from connectors.imap import ImapConnector
 from monitor.config import Settings, settings_from_mapping
-from monitor.ingest import build_connector, poll_source
+from monitor.ingest import build_connector, poll_source, reconcile
 from monitor.models import STATES
 
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)
@@ -87,6 +87,31 @@ def test_a_reply_linked_only_by_references_closes_the_inquiry(
     poll(engine, settings, "inbox", NOW)
     (inquiry,) = inquiries(engine)
     assert (inquiry.status, inquiry.response_seconds) == ("answered", 45 * 60)
+
+
+def test_a_reply_dated_before_its_question_answers_it_whichever_poll_reads_it_first(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """The agent's clock is 4 minutes slow: our reply's Date is before the question's arrival.
+    Its In-Reply-To names the question, so it answers it (0 s, clamped), read in either order
+    and measured again after a change of targets."""
+    mailbox.append("Sent", [reply(1, -4)])  # dated 08:56, filed at 08:59
+    settings, engine = setup(tmp_path, mailbox)
+    poll(engine, settings, "inbox", NOW)
+    assert inquiries(engine) == []  # the reply alone: outreach, nothing to answer yet
+    mailbox.append("INBOX", [question(1, 0)])  # arrived at 09:00
+    poll(engine, settings, "inbox", NOW)
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.status, inquiry.response_seconds, inquiry.clamped) == ("answered", 0, True)
+    assert inquiry.breached is False
+    assert messages(engine)["<r1--4@example.com>"].at == at(-4)  # stored as dated
+    assert tally(engine, "support_responses_clamped_total", channel="email") == 1
+
+    stricter = setup(tmp_path, mailbox, top={"targets": {"reply_within": "1h"}})[0]
+    assert reconcile(engine, stricter)  # the measurements are redone from the stored rows
+    (again,) = inquiries(engine)
+    assert (again.status, again.response_seconds, again.clamped) == ("answered", 0, True)
+    assert tally(engine, "support_responses_clamped_total", channel="email") == 1
 
 
 def test_the_agents_out_of_office_does_not_close_an_inquiry(

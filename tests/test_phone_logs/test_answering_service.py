@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from connectors.answering_service_csv import AnsweringServiceCsvConnector
 from connectors.base import ConnectorContext
 from monitor.config import Agents
+from monitor.ingest import poll_source
 from test_phone_logs.store import NOW, inquiries, messages, open_store, poll
 from test_phone_logs.test_asterisk_cdr import cdr
 
@@ -150,13 +151,19 @@ def test_bad_lines_are_skipped_with_counted_located_reasons(tmp_path: Path) -> N
     assert set(messages(engine)) == {"msg:b1", "msg:b10"}
 
 
-def test_a_file_without_the_mapped_header_rejects_its_rows(tmp_path: Path) -> None:
+def test_a_file_without_the_mapped_header_rejects_its_rows_and_fails_the_poll(
+    tmp_path: Path,
+) -> None:
     write(tmp_path / "messages.csv", "When,Who", "2026-11-20 09:00,Dana")
     settings, engine = open_store(tmp_path, [answering()])
-    result = poll(engine, settings, "answering", NOW + timedelta(minutes=1))
+    later = NOW + timedelta(minutes=1)
+    result = poll_source(engine, settings, settings.sources[0], now=later, clock=lambda: later)
     reasons = [r.reason for r in result.rejections]
     assert reasons == ["the header has no column 'Taken'", "the file has no usable header line"]
     assert messages(engine) == {}
+    # Nothing it read could be measured: a misconfigured source, not a quiet one.
+    assert result.error is not None
+    assert result.error.startswith("every record read was rejected (2): messages.csv")
 
 
 def test_a_read_stopped_after_any_batch_resumes_without_loss_or_duplicates(

@@ -35,7 +35,7 @@ AIRCALL_DAY = [
     "https://example.invalid/vm/5",
     f"6,inbound,{epoch(300)},,{epoch(300)},+44 20 7946 0006,no_available_agent,",
     f"7,inbound,{epoch(330)},,{epoch(331)},anonymous,abandoned_in_ivr,",
-    f"8,outbound,{epoch(400)},{epoch(400.2)},{epoch(405)},+44 20 7946 0004,,",  # calls back 4
+    f"8,outbound,{epoch(400)},{epoch(400.2)},{epoch(405)},+44 20 7946 0005,,",  # calls back 5
 ]
 
 
@@ -61,10 +61,11 @@ def test_an_aircall_day_gives_outcomes_waits_breaches_and_callbacks(tmp_path: Pa
     assert {r.queue for r in calls(engine).values()} == {"main line"}
     assert tally(engine, "support_hold_breaches_total", threshold="warn") == 2
     assert tally(engine, "support_hold_breaches_total", threshold="max") == 1
+    # Aircall's short_abandoned is a short abandon: abandoned, but no callback is owed
+    assert [k for k, r in calls(engine).items() if r.short_abandon] == ["call:4"]
     status = {i.conversation: (i.channel, i.status, i.response_seconds) for i in inquiries(engine)}
     assert status == {
-        "tel:079460004": ("voicemail", "answered", (400 - 182) * 60),
-        "tel:079460005": ("voicemail", "open", None),
+        "tel:079460005": ("voicemail", "answered", (400 - 241) * 60),
         "tel:079460006": ("voicemail", "open", None),
     }
 

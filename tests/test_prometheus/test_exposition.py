@@ -44,6 +44,7 @@ SPEC_METRICS = {
     "support_source_poll_errors_total": "counter",
     "support_source_records_rejected_total": "counter",
     "support_chats_missed_total": "counter",
+    "support_responses_clamped_total": "counter",
     "support_alerts_firing": "gauge",
     "support_monitor_build_info": "gauge",
 }
@@ -336,3 +337,50 @@ def test_open_inquiries_waiting_callers_and_targets_are_gauges_of_now(ingested: 
     assert total(ingested, "support_hold_threshold_seconds", threshold="max") == 780
     assert total(ingested, "support_source_poll_interval_seconds", source="phones") == 300
     assert total(ingested, "support_source_last_success_timestamp_seconds") == 3 * NOW.timestamp()
+
+
+def gauge(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {tuple(sorted(labels.items())): value for labels, value in samples(text)[name]}
+
+
+def test_gauges_read_zero_when_nobody_waits_and_nothing_is_open(tmp_path: Path) -> None:
+    """A phone source with nobody waiting: "callers waiting now" is 0 on every queue it has
+    seen (and for the source as a whole before its first call), never "no data"; so are its
+    callback inquiries (channel voicemail) and the failed deliveries of every notifier."""
+    settings = settings_from_mapping(
+        {
+            "smtp": {"host": "127.0.0.1", "security": "none", "sender": "m@example.com"},
+            "digest": {"to": ["lead@example.com"]},
+            "alerts": {"notify": [{"kind": "webhook", "url": "http://127.0.0.1:9/hook"}]},
+            "sources": [{"name": "phones", "kind": "call_csv", "path": "calls.csv",
+                         "columns": {"entered": "Start"}}],
+        },
+        tmp_path,
+    )  # fmt: skip
+    (tmp_path / "calls.csv").write_text("Start\n")
+    engine = open_store(tmp_path, settings)
+    before = scrape(engine, settings)  # nothing read yet: the source as a whole
+    whole = ((("queue", ""), ("source", "phones")),)
+    assert gauge(before, "support_calls_waiting") == dict.fromkeys(whole, 0.0)
+    assert gauge(before, "support_longest_wait_seconds") == dict.fromkeys(whole, 0.0)
+    voicemail = (("channel", "voicemail"), ("source", "phones"), ("stage", "experience"))
+    for name in ("support_open_inquiries", "support_open_inquiries_breached"):
+        assert gauge(before, name) == {voicemail: 0.0}
+    assert gauge(before, "support_oldest_open_inquiry_age_seconds") == {voicemail: 0.0}
+    assert gauge(before, "support_deliveries_failed") == {
+        (("notifier", "email"), ("purpose", "digest")): 0.0,
+        (("notifier", "webhook"), ("purpose", "alert")): 0.0,
+    }
+
+    store_calls(engine, settings, FIRST_CALLS)  # k3 waits in sales; sales and billing seen
+    assert gauge(scrape(engine, settings), "support_calls_waiting") == {
+        (("queue", "billing"), ("source", "phones")): 0.0,
+        (("queue", "sales"), ("source", "phones")): 1.0,
+    }
+    store_calls(engine, settings, [call("k3", CallOutcome.ANSWERED, 500)])  # ... and now left
+    after = scrape(engine, settings)
+    assert gauge(after, "support_calls_waiting") == {
+        (("queue", "billing"), ("source", "phones")): 0.0,
+        (("queue", "sales"), ("source", "phones")): 0.0,
+    }
+    assert set(gauge(after, "support_longest_wait_seconds").values()) == {0.0}
