@@ -9,6 +9,7 @@ customers and bots apart (see `connectors.slack_export`).
 
 from __future__ import annotations
 
+import errno
 import io
 import lzma
 import os
@@ -203,11 +204,18 @@ class Export:
             found = [n for n in names if _DAY_FILE.match(n[len(folder) + 1 :])]
         else:
             directory = self.root / folder
-            found = (
-                [f"{folder}/{p.name}" for p in directory.iterdir() if _DAY_FILE.match(p.name)]
-                if directory.is_dir()
-                else []
-            )
+            try:
+                found = (
+                    [f"{folder}/{p.name}" for p in directory.iterdir() if _DAY_FILE.match(p.name)]
+                    if directory.is_dir()
+                    else []
+                )
+            except OSError as exc:
+                # A channel id or name from channels.json too long for a file name: no folder
+                # can have it. (A folder that cannot be listed still fails the poll.)
+                if exc.errno != errno.ENAMETOOLONG:
+                    raise
+                found = []
         return sorted(found)
 
 

@@ -14,6 +14,7 @@ from connectors.base import ConnectorError
 from monitor.config import settings_from_mapping
 from monitor.ingest import build_connector
 from test_chat_exports.builders import (
+    CHANNELS,
     TEAM,
     USERS,
     SlackExport,
@@ -599,6 +600,22 @@ def test_a_thread_reply_dated_before_its_parent_answers_it_and_is_counted_as_cla
     answer = messages(engine)[f"C061A0WJG:{ts(at(11, day=1))}"]
     assert answer.at == at(11, day=1) + timedelta(microseconds=100)  # its own ts, not moved
     assert tally(engine, "support_responses_clamped_total", channel="chat") == 1
+
+
+def test_a_thread_reply_in_a_channel_whose_id_is_too_long_to_store_still_answers_it(
+    tmp_path: Path,
+) -> None:
+    """channels.json is data: an id longer than a stored key makes keys that are short and
+    distinct, and what a reply names as its parent is made the same key, so a reply dated
+    before its parent still answers it."""
+    channels = [{**CHANNELS[0], "id": "C" + "X" * 400}]
+    SlackExport(tmp_path / "export", channels=channels).add(
+        "support", message("U09DANA", at(10)), message("U01SAM", at(9), thread=at(10))
+    ).write()
+    settings, engine = open_store(tmp_path, [slack(agent_users=["U01SAM"])])
+    poll(engine, settings, "slack")
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.status, inquiry.response_seconds, inquiry.clamped) == ("answered", 0.0, True)
 
 
 def test_import_backfills_an_older_zipped_export(tmp_path: Path) -> None:
