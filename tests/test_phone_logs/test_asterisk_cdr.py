@@ -259,3 +259,19 @@ def test_a_bad_cursor_is_a_permanent_error(tmp_path: Path) -> None:
     connector = build_connector(settings, settings.sources[0])
     with pytest.raises(ConnectorError, match="cursor"):
         list(connector.fetch({"v": 1, "tail": None, "pending": [{"x": 1}]}, NOW))
+
+
+def test_a_poll_counts_the_rows_left_out_and_those_still_settling(tmp_path: Path) -> None:
+    """What a CDR poll does not measure is said per reason: calls that are no queue calls,
+    and the rows of calls that may still be ringing elsewhere (measured by a later poll)."""
+    ringing = cdr("20.1", CALLER, "6000", "17:00:00", 20, None)  # ended 16:00:20 UTC
+    write(tmp_path / "Master.csv", *A_DAY, ringing)
+    settings, engine = open_store(tmp_path, [source()])
+    just_after = datetime(2026, 11, 20, 16, 0, 30, tzinfo=UTC)
+    assert poll(engine, settings, "pbx", just_after).left_out == {
+        "internal calls": 1,
+        "outbound calls (callbacks, not queue calls)": 1,
+        "rows of calls still settling": 1,
+    }
+    later = poll(engine, settings, "pbx", just_after + timedelta(minutes=5))
+    assert (later.calls, later.left_out) == (1, {})
