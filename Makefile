@@ -44,15 +44,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The fuzz suite of hostile input (tests/test_bad_input.py) with many more examples than the
-# few CI runs: minutes, not seconds. FUZZ_PROFILE picks the hypothesis settings it runs with.
+# The fuzz suite of hostile input (tests/connectors/test_bad_input.py) with many more examples
+# than the few CI runs: minutes, not seconds. FUZZ_PROFILE picks the hypothesis settings it runs
+# with.
 fuzz: $(STAMP)
-	FUZZ_PROFILE=fuzz $(BIN)/pytest tests/test_bad_input.py -k fails_no_more_than_itself
+	FUZZ_PROFILE=fuzz $(BIN)/pytest tests/connectors/test_bad_input.py -k fails_no_more_than_itself
 
 # Every benchmark (bench/run.py), a table of ratios against their baselines; BENCH_ARGS=--quick
 # for the small sizes.

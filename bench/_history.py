@@ -134,7 +134,7 @@ def digest_day() -> date:
 def _fingerprint() -> str:
     """A hash of _history_site.py and of the schema the code creates: a new schema, or a change
     to what is generated, builds the history again."""
-    from monitor.store import make_engine, prepare
+    from monitor.store.database import make_engine, prepare
 
     with tempfile.TemporaryDirectory() as scratch:
         engine = make_engine(f"sqlite:///{scratch}/schema.db")

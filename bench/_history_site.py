@@ -10,11 +10,12 @@ and 277,000 calls, a handful of callers waiting now.
 
 It is built in bulk (the tables' own inserts, day by day in time order as ingest would have
 stored them, not by polling: that would take an hour), then the real code recounts the tallies
-(`monitor.tallies.recount`) and evaluates the alert rules once (`monitor.alerts.run_once`, as
-`run` does every minute: their states are rows the exporter reads). Inquiry rows are written as
-ingest writes them for the configured targets (due when the reply target runs out on the
-calendar clock); business seconds are an approximation (the calendar is not walked), which no
-reader recomputes. A change to this file builds the cached history again.
+(`monitor.store.tallies.recount`) and evaluates the alert rules once
+(`monitor.publish.alerts.run.run_once`, as `run` does every minute: their states are rows the
+exporter reads). Inquiry rows are written as ingest writes them for the configured targets (due when
+the reply target runs out on the calendar clock); business seconds are an approximation (the
+calendar is not walked), which no reader recomputes. A change to this file builds the cached history
+again.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ class Built:
     path: Path
     built_at: str  # ISO UTC: the end of the history
     seconds: float  # how long building it took
-    alerts_s: float  # the first evaluation of the alert rules on it (monitor.alerts.run_once)
+    alerts_s: (
+        float  # the first evaluation of the alert rules on it (monitor.publish.alerts.run.run_once)
+    )
     counts: dict[str, int]
 
 
@@ -115,11 +118,11 @@ def settings_mapping(folder: Path, database: Path, listen: str | None = None) ->
 
 
 def build(path: Path, sizes: Sizes) -> Built:
-    from monitor.alerts import run_once
     from monitor.config import settings_from_mapping
-    from monitor.models import CALLS, INQUIRIES, MESSAGES
-    from monitor.store import make_engine, prepare
-    from monitor.tallies import layout_for, recount
+    from monitor.publish.alerts.run import run_once
+    from monitor.store.database import make_engine, prepare
+    from monitor.store.tables import CALLS, INQUIRIES, MESSAGES
+    from monitor.store.tallies import layout_for, recount
 
     started = time.perf_counter()
     now = datetime.now(UTC).replace(microsecond=0)

@@ -4,9 +4,9 @@
 
 Builds the databases of `bench/scrape.py` (the same generators: a million finished calls and a
 million inquiries over a year, a few dozen inquiries still open and long overdue, a handful of
-callers waiting) and times `monitor.alerts.run_once` — what `run` does every `alerts.every` —
-on each: first the evaluation that finds everything firing and claims its notices, then the
-steady state (everything still firing, nothing new to send), median of `--evaluations`. No
+callers waiting) and times `monitor.publish.alerts.run.run_once` — what `run` does every
+`alerts.every` — on each: first the evaluation that finds everything firing and claims its notices,
+then the steady state (everything still firing, nothing new to send), median of `--evaluations`. No
 notifier is configured, so no network time is counted. The target: an evaluation well inside
 the default 1-minute interval whatever the history, here under 1 s. Not part of the test suite.
 
@@ -28,9 +28,9 @@ from pathlib import Path
 from scrape import NOW, fill, settings
 from sqlalchemy import Engine
 
-from monitor.alerts import run_once
 from monitor.config import Settings
-from monitor.store import make_engine, prepare
+from monitor.publish.alerts.run import run_once
+from monitor.store.database import make_engine, prepare
 
 LIMIT_S = 1.0
 

@@ -36,11 +36,11 @@ from scrape import NOW, calls, inquiries, settings  # NOW: noon the day after DA
 from sqlalchemy import Engine
 
 from monitor.config import Settings
-from monitor.digest import build_digest
-from monitor.digest_mail import render
-from monitor.figures import day_bounds
-from monitor.models import CALLS, INQUIRIES
-from monitor.store import make_engine, prepare
+from monitor.publish.digest.build import build_digest
+from monitor.publish.digest.mail import render
+from monitor.store.database import make_engine, prepare
+from monitor.store.figures import day_bounds
+from monitor.store.tables import CALLS, INQUIRIES
 
 DAY = date(2026, 11, 19)
 CHUNK = 20_000

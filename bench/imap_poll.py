@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from _children import Child, byte_compile, median_child, run_child  # noqa: E402
 from servers import DovecotServer, start_dovecot  # noqa: E402
 
-from connectors.imap import HEADER_ITEM  # noqa: E402
+from connectors.mail.imap import HEADER_ITEM  # noqa: E402
 
 TARGET_RATIO = 2.0
 START = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)

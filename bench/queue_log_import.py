@@ -103,7 +103,7 @@ import sys, time
 from pathlib import Path
 from monitor.cli import open_store
 from monitor.config import load_settings
-from monitor.ingest import poll_source, utcnow
+from monitor.store.ingest import poll_source, utcnow
 settings = load_settings(Path(sys.argv[1]))
 engine = open_store(settings)
 started = time.perf_counter()
@@ -133,7 +133,7 @@ def same_calls(ours: Path, baseline: Path) -> int:
     """Check that both databases hold the same calls, field by field; return how many."""
 
     def moment(epoch: float | None) -> int | None:
-        # Our times are stored as microseconds since the epoch (monitor.instants).
+        # Our times are stored as microseconds since the epoch (monitor.store.instants).
         return None if epoch is None else round(epoch * 1_000_000)
 
     with closing(sqlite3.connect(ours)) as db:

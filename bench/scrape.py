@@ -5,7 +5,7 @@
 Builds SQLite databases in a temporary folder with the same configuration: one empty, one with a
 year of history inserted directly in bulk (a million finished calls and a million inquiries, a
 few dozen still open or waiting) and one with a day of the same history, their tallies recounted
-once by the real code (`monitor.tallies.recount`). Then it times `exposition()` — what
+once by the real code (`monitor.store.tallies.recount`). Then it times `exposition()` — what
 `/metrics` and `support-monitor metrics` serve — on each and prints the medians and ratios. The
 target: a median under 100 ms whatever the history. An empty database exports fewer series (no
 label combination has been seen yet), so the day-of-history database, which exports the same
@@ -34,10 +34,10 @@ from typing import Any
 from sqlalchemy import Engine
 
 from monitor.config import Settings, settings_from_mapping
-from monitor.exporter import exposition
-from monitor.models import CALLS, INQUIRIES
-from monitor.store import make_engine, prepare
-from monitor.tallies import layout_for, recount
+from monitor.publish.exporter import exposition
+from monitor.store.database import make_engine, prepare
+from monitor.store.tables import CALLS, INQUIRIES
+from monitor.store.tallies import layout_for, recount
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 YEAR = 365 * 86400

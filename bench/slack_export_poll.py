@@ -27,8 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.config import settings_from_mapping
-from monitor.ingest import poll_source
-from monitor.store import make_engine, prepare
+from monitor.store.database import make_engine, prepare
+from monitor.store.ingest import poll_source
 
 START = datetime(2025, 11, 20, 8, 0, tzinfo=UTC)
 PER_DAY = 300

@@ -2,6 +2,12 @@
 
 Kinds map to `module:Class` strings and are imported on first use, so a kind's dependencies
 (and its import time) cost nothing until a source of that kind is configured.
+
+Layout: one package per channel (`mail/`, `phone/`, `chat/`); what kinds share sits here at
+the top: the contract (`base`) and the readers (`regular_files`, `files`, `file_source`,
+`csv_rows`, `json_records`, `json_stream`). Connectors import only `monitor.measure.events`,
+`monitor.config`'s settings models and this top; never each other's channel, the store or a
+publisher.
 """
 
 from __future__ import annotations
@@ -12,17 +18,17 @@ from importlib import import_module
 from connectors.base import Connector
 
 CONNECTORS: dict[str, str] = {
-    "chat_jsonl": "connectors.chat_jsonl:ChatJsonlConnector",
-    "slack_export": "connectors.slack_export:SlackExportConnector",
-    "zendesk_chat": "connectors.zendesk_chat:ZendeskChatConnector",
-    "livechat": "connectors.livechat:LiveChatConnector",
-    "asterisk_cdr": "connectors.asterisk_cdr:AsteriskCdrConnector",
-    "call_csv": "connectors.call_csv:CallCsvConnector",
-    "answering_service_csv": "connectors.answering_service_csv:AnsweringServiceCsvConnector",
-    "asterisk_queue_log": "connectors.asterisk_queue_log:AsteriskQueueLogConnector",
-    "imap": "connectors.imap:ImapConnector",
-    "mbox": "connectors.mbox:MboxConnector",
-    "maildir": "connectors.maildir:MaildirConnector",
+    "chat_jsonl": "connectors.chat.jsonl:ChatJsonlConnector",
+    "slack_export": "connectors.chat.slack_export:SlackExportConnector",
+    "zendesk_chat": "connectors.chat.zendesk_chat:ZendeskChatConnector",
+    "livechat": "connectors.chat.livechat:LiveChatConnector",
+    "asterisk_cdr": "connectors.phone.asterisk_cdr:AsteriskCdrConnector",
+    "call_csv": "connectors.phone.call_csv:CallCsvConnector",
+    "answering_service_csv": "connectors.phone.answering_service_csv:AnsweringServiceCsvConnector",
+    "asterisk_queue_log": "connectors.phone.asterisk_queue_log:AsteriskQueueLogConnector",
+    "imap": "connectors.mail.imap:ImapConnector",
+    "mbox": "connectors.mail.mbox:MboxConnector",
+    "maildir": "connectors.mail.maildir:MaildirConnector",
 }
 
 

@@ -20,7 +20,7 @@ that overflows, a value of the wrong type) makes that record a located rejection
 of the batch is kept. The events a record makes must carry plausible times (`Window`, from the
 `plausible_times` setting): a record with a time outside them is rejected too. Strings that
 cannot be stored (lone surrogates, NUL) are made storable by the event constructors
-(monitor.events), so a record cannot fail its batch in the database either.
+(monitor.measure.events), so a record cannot fail its batch in the database either.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from monitor.config import Agents, PlausibleTimes, SourceSettings
-from monitor.events import CallEvent, Channel, Event, MessageEvent, from_micros, micros
+from monitor.measure.events import CallEvent, Channel, Event, MessageEvent, from_micros, micros
 
 logger = logging.getLogger(__name__)
 
@@ -288,7 +288,7 @@ class Connector:
     # Kinds whose sources are files may be backfilled with `support-monitor import`.
     imports_files: ClassVar[bool] = False
     # A source that mostly waits for a server (IMAP): ingest reads its next batch in a thread
-    # while storing the last (monitor.ingest.read_ahead). Not for CPU-bound parsers of local
+    # while storing the last (monitor.store.ingest.read_ahead). Not for CPU-bound parsers of local
     # files: with one GIL, the thread only adds switching (measured on queue_log imports).
     reads_ahead: ClassVar[bool] = False
 

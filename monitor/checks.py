@@ -13,11 +13,11 @@ from collections.abc import Callable
 from sqlalchemy import Engine, inspect
 
 from connectors.base import ConnectorError
-from monitor import deliveries
 from monitor.config import Settings, SmtpSettings
-from monitor.ingest import build_connector
-from monitor.mailer import connect
-from monitor.store import StoreError, make_engine, transaction, verify
+from monitor.publish import deliveries
+from monitor.publish.mailer import connect
+from monitor.store.database import StoreError, make_engine, transaction, verify
+from monitor.store.ingest import build_connector
 
 
 def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:

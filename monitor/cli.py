@@ -25,15 +25,15 @@ gc.disable()
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
 from monitor.config import ConfigError, Settings, config_path, load_settings  # noqa: E402
-from monitor.ingest import (  # noqa: E402
+from monitor.publish.printable import block, line  # noqa: E402
+from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
+from monitor.store.ingest import (  # noqa: E402
     PollResult,
     import_paths,
     poll_source,
     reconcile,
     utcnow,
 )
-from monitor.printable import block, line  # noqa: E402
-from monitor.store import StoreError, make_engine, prepare  # noqa: E402
 
 if _collecting:
     gc.enable()
@@ -193,7 +193,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "import":
         return import_files(engine, settings, args.source, args.paths)
     if args.command == "metrics":
-        from monitor.exporter import exposition
+        from monitor.publish.exporter import exposition
 
         sys.stdout.write(exposition(engine, settings, utcnow).decode())
         return 0
@@ -293,8 +293,8 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     since, until = since.astimezone(settings.timezone), until.astimezone(settings.timezone)
     if until <= since:
         raise UsageError("--until must be after --since")
-    from monitor.figures import all_figures, latest_activity
-    from monitor.report import is_empty, render_csv, render_json, render_table
+    from monitor.publish.report import is_empty, render_csv, render_json, render_table
+    from monitor.store.figures import all_figures, latest_activity
 
     figures = all_figures(engine, settings, since, until, now)
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
@@ -312,7 +312,7 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
 def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
     """One evaluation: a line per transition and per notice, then a summary line. Exit 1 when a
     notification could not be delivered (it is retried by the next evaluation or by `run`)."""
-    from monitor.alerts import run_once
+    from monitor.publish.alerts.run import run_once
 
     outcome = run_once(engine, settings, utcnow(), dry_run=dry_run)
     # Subjects and summaries name inquiries and callers: outsiders' text, printed as one line.
@@ -345,9 +345,9 @@ def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
 
 
 def purge(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
-    """One purge (monitor.retention): a line per table, then what was done."""
-    from monitor.retention import horizon
-    from monitor.retention import purge as run_purge
+    """One purge (monitor.store.retention): a line per table, then what was done."""
+    from monitor.store.retention import horizon
+    from monitor.store.retention import purge as run_purge
 
     now = utcnow()
     cutoff = horizon(now, settings)
@@ -364,8 +364,8 @@ def purge(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
 
 def digest(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     """Print the day's digest as text, write its HTML (--preview), or send it once (--send)."""
-    from monitor.digest import build_digest
-    from monitor.digest_mail import render
+    from monitor.publish.digest.build import build_digest
+    from monitor.publish.digest.mail import render
 
     now = utcnow()
     today = now.astimezone(settings.timezone).date()
@@ -394,8 +394,8 @@ def digest(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def send_digest(engine: Engine, settings: Settings, day: date, today: date, now: datetime) -> int:
-    from monitor import deliveries
-    from monitor.digest_mail import claim_digest, deliver_digests, status
+    from monitor.publish import deliveries
+    from monitor.publish.digest.mail import claim_digest, deliver_digests, status
 
     if settings.file.digest is None or not settings.file.digest.to:
         raise UsageError("--send: no recipients; set digest.to (and the smtp section)")

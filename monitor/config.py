@@ -35,7 +35,7 @@ from pydantic import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from monitor.events import Channel, Stage
+from monitor.measure.events import Channel, Stage
 
 DEFAULT_CONFIG = "support-monitor.yaml"
 CONFIG_ENV = "SUPPORT_MONITOR_CONFIG"
@@ -484,7 +484,7 @@ class FileSettings(Model):
     digest: DigestSettings | None = None
     alerts: AlertSettings = AlertSettings()
     cluster: ClusterSettings = ClusterSettings()
-    # How long stored events are kept (monitor.retention); None keeps everything.
+    # How long stored events are kept (monitor.store.retention); None keeps everything.
     retention: Duration | None = None
     # Records dated outside these times are rejected (connectors.base.Window).
     plausible_times: PlausibleTimes = PlausibleTimes()

@@ -2,8 +2,8 @@
 
 APScheduler 3.x is only the local ticker: one interval job per source asks the database every few
 seconds whether the source is due and free, and polls it if this instance wins its lease
-(monitor.leases); so several instances on PostgreSQL share the sources and one alone polls each
-source every `every`. Our own state (cursors, health, leases) lives in our tables, so the
+(monitor.store.leases); so several instances on PostgreSQL share the sources and one alone polls
+each source every `every`. Our own state (cursors, health, leases) lives in our tables, so the
 scheduler keeps its jobs in memory. Each job has `max_instances=1` (a slow poll is never
 overlapped by the next), `coalesce=True` (after a pause, one catch-up run rather than a burst)
 and a misfire grace of the job's own interval (the 1 s default silently skips runs on a busy
@@ -12,16 +12,16 @@ machine).
 The alert rules are evaluated every `alerts.every` by one more interval job (`alert_job`), first
 one interval after start, when the first polls have refreshed what the rules read (a monitor that
 was stopped for an hour would otherwise call every source stale for a minute). Every instance
-evaluates: transitions and notices are claimed in the database (monitor.alerts), so several
-instances notify once, and one that stops leaves the others alerting.
+evaluates: transitions and notices are claimed in the database (monitor.publish.alerts.run), so
+several instances notify once, and one that stops leaves the others alerting.
 
 The digest (when `digest.to` names someone) is a cron job on `digest.schedule` in the configured
 timezone; it builds and *claims* the digest of the day before the fire time, then sends it (see
-monitor.digest_mail: one send per day even with several instances). A 30-second job retries
+monitor.publish.digest.mail: one send per day even with several instances). A 30-second job retries
 digests whose send failed, after their backoff, and a run at start-up catches up a digest whose
 fire time passed in the last day while no instance was running.
 
-With `retention` set, a job deletes what is older (monitor.retention) five minutes after start
+With `retention` set, a job deletes what is older (monitor.store.retention) five minutes after start
 and then daily; on PostgreSQL every instance runs it, in turns, the later ones finding nothing.
 
 SIGINT/SIGTERM set a stop flag: a poll in progress finishes its current batch (whose cursor is
@@ -42,22 +42,22 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
-from monitor import leases
-from monitor.alerts import run_once
 from monitor.config import Settings, SourceSettings
 from monitor.cron import cron_trigger, last_fire
-from monitor.exporter import ProcessMetrics, registry_for
-from monitor.ingest import poll_source, utcnow
-from monitor.leases import owner_id
-from monitor.retention import purge
-from monitor.server import make_app, serve
-from monitor.store import StoreError
+from monitor.publish.alerts.run import run_once
+from monitor.publish.exporter import ProcessMetrics, registry_for
+from monitor.publish.server import make_app, serve
+from monitor.store import leases
+from monitor.store.database import StoreError
+from monitor.store.ingest import poll_source, utcnow
+from monitor.store.leases import owner_id
+from monitor.store.retention import purge
 
 logger = logging.getLogger(__name__)
 
 
 class Poller:
-    """Polls the sources this instance wins the lease of (monitor.leases)."""
+    """Polls the sources this instance wins the lease of (monitor.store.leases)."""
 
     def __init__(
         self,
@@ -130,7 +130,7 @@ def alert_job(engine: Engine, settings: Settings, stop: threading.Event) -> Call
     return evaluate
 
 
-DIGEST_RETRY_SECONDS = 30  # the first backoff of a failed delivery (monitor.deliveries)
+DIGEST_RETRY_SECONDS = 30  # the first backoff of a failed delivery (monitor.publish.deliveries)
 DIGEST_CATCH_UP = timedelta(days=1)
 
 
@@ -153,7 +153,7 @@ class DigestJob:
 
     def run(self) -> None:
         """Claim the digest of the day before the latest fire time, then send what is due."""
-        from monitor.digest_mail import claim_digest, deliver_digests
+        from monitor.publish.digest.mail import claim_digest, deliver_digests
 
         now = self.clock()
         fired = self.due_day(now)
@@ -166,7 +166,7 @@ class DigestJob:
             logger.error("digest: %s", exc)
 
     def retry(self) -> None:
-        from monitor.digest_mail import deliver_digests
+        from monitor.publish.digest.mail import deliver_digests
 
         try:
             deliver_digests(self.engine, self.settings, self.clock())
@@ -221,7 +221,8 @@ def schedule_purge(
     stop: threading.Event,
     start_at: datetime,
 ) -> None:
-    """Retention (monitor.retention): a purge shortly after start, then daily; only when set."""
+    """Retention (monitor.store.retention): a purge shortly after start, then daily; only when
+    set."""
     if settings.file.retention is None:
         return
 

@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
-from browser import find_chromium
-from mailboxes import Mailbox
-from servers import (
+
+from tests.browser import find_chromium
+from tests.mailboxes import Mailbox
+from tests.servers import (
     ComponentMissing,
     DovecotServer,
     PostgresServer,
@@ -31,7 +32,7 @@ from servers import (
     start_dovecot,
     start_postgres,
 )
-from sinks import HttpSink, SmtpSink
+from tests.sinks import HttpSink, SmtpSink
 
 
 def _missing(message: str) -> NoReturn:

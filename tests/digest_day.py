@@ -31,8 +31,8 @@ from markupsafe import escape
 from sqlalchemy import Engine
 
 from monitor.config import Settings, settings_from_mapping
-from monitor.ingest import poll_source
-from monitor.store import make_engine, prepare
+from monitor.store.database import make_engine, prepare
+from monitor.store.ingest import poll_source
 
 DAY = date(2026, 11, 19)
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

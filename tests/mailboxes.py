@@ -12,7 +12,7 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-from servers import DovecotServer
+from tests.servers import DovecotServer
 
 CUSTOMER = "dana@customer.test"
 AGENT = "support@example.com"

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from servers import free_port
+
+from tests.servers import free_port
 
 
 @dataclass

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servers import PostgresServer
 from sqlalchemy import text, update
 
 from monitor.cli import main
-from monitor.models import META
-from monitor.store import make_engine, prepare
+from monitor.store.database import make_engine, prepare
+from monitor.store.tables import META
+from tests.servers import PostgresServer
 
 
 def check(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from monitor.cli import main
-from monitor.deliveries import DeliveryError, claim, record, take_due
-from monitor.store import make_engine
+from monitor.publish.deliveries import DeliveryError, claim, record, take_due
+from monitor.store.database import make_engine
 
 T0 = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
 
@@ -216,8 +216,8 @@ def test_an_unreachable_database_is_one_line_and_exits_1(tmp_path: Path) -> None
 
 
 def test_run_refuses_a_second_instance_on_the_same_sqlite_file(tmp_path: Path) -> None:
-    from monitor.leases import instance_lock
-    from monitor.store import make_engine
+    from monitor.store.database import make_engine
+    from monitor.store.leases import instance_lock
 
     config = write_chat_config(tmp_path)
     with instance_lock(make_engine("sqlite:///monitor.db", tmp_path)):

@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 import yaml
-from servers import PostgresServer, free_port
 from sqlalchemy import func, select
-from test_service import Service
 
-from monitor.models import INQUIRIES, LEASES, MESSAGES, TALLIES
-from monitor.store import make_engine
+from monitor.store.database import make_engine
+from monitor.store.tables import INQUIRIES, LEASES, MESSAGES, TALLIES
+from tests.servers import PostgresServer, free_port
+from tests.test_service import Service
 
 SOURCES = [f"chat-{n}" for n in range(6)]
 STALL = "stall"

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from limits import cli, run_child
 
 from monitor import config as config_module
 from monitor.config import ConfigError, load_settings, settings_from_mapping
+from tests.limits import cli, run_child
 
 # 342 bytes: nine lists of nine aliases each, 9**9 (387 million) strings once expanded.
 ALIAS_BOMB = "\n".join(

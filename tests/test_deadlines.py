@@ -20,16 +20,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from limits import cli, run_child
-from trickle import Trickler
 
 from monitor.config import settings_from_mapping
-from monitor.deliveries import DeliveryError
-from monitor.ingest import poll_source, utcnow
-from monitor.mailer import compose, send
-from monitor.notifiers import WebhookNotifier
+from monitor.publish.deliveries import DeliveryError
+from monitor.publish.mailer import compose, send
+from monitor.publish.notifiers import WebhookNotifier
 from monitor.service import build_scheduler
-from monitor.store import make_engine, prepare
+from monitor.store.database import make_engine, prepare
+from monitor.store.ingest import poll_source, utcnow
+from tests.limits import cli, run_child
+from tests.trickle import Trickler
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TIMEOUT = 1.0  # the configured timeout of every peer here

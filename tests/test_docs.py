@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from connectors import CONNECTORS, connector_class
 from monitor.cli import build_parser
 from monitor.config import FileSettings, load_settings
-from monitor.exporter import exposition
-from monitor.ingest import poll_source
-from monitor.store import make_engine, prepare
+from monitor.publish.exporter import exposition
+from monitor.store.database import make_engine, prepare
+from monitor.store.ingest import poll_source
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "config.example.yaml"

@@ -15,9 +15,9 @@ import yaml
 from sqlalchemy import Engine, func, select
 
 from monitor.config import load_settings
-from monitor.ingest import poll_source
-from monitor.models import INQUIRIES, MESSAGES, TALLIES
-from monitor.store import make_engine, prepare
+from monitor.store.database import make_engine, prepare
+from monitor.store.ingest import poll_source
+from monitor.store.tables import INQUIRIES, MESSAGES, TALLIES
 
 LINES = 30_000  # six batches of the tailer's 5,000 lines
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -30,7 +30,7 @@ def test_the_wheel_ships_every_template_and_the_installed_loader_finds_them(
         templates
     )
     probe = (
-        "import monitor.templating as t; "
+        "import monitor.publish.templating as t; "
         "print(t.template_dir()); print(t.environment().list_templates())"
     )
     done = subprocess.run(

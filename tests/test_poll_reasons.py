@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import yaml
-from test_chat_exports.builders import SlackExport, at, message
-from test_phone_logs.test_queue_log import q
 
 from monitor.cli import main
+from tests.connectors.chat.builders import SlackExport, at, message
+from tests.connectors.phone.test_queue_log import q
 
 CALLS_HEADER = "id,direction,entered,from,to"
 

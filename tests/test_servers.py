@@ -6,8 +6,9 @@ import subprocess
 
 from imapclient.imapclient import SENT
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from servers import DovecotServer
 from sqlalchemy import create_engine, inspect, text
+
+from tests.servers import DovecotServer
 
 
 def test_postgres_fixture_gives_a_fresh_empty_database(database_url: str) -> None:

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import free_port
-from test_cli import write_chat_config
+
+from tests.servers import free_port
+from tests.test_cli import write_chat_config
 
 STARTUP_SECONDS = 60  # generous: a loaded 2-core CI machine imports slowly
 

@@ -1,0 +1,332 @@
+"""The `answering_service_csv` connector: message logs of an answering service (SPEC §3).
+
+Each row is a message the service took for us. A `columns:` mapping names, for each of our
+keys, the file's header (default: the key itself): `taken_at` (required), `caller`,
+`callback_number` (one of the two is required; the callback number wins), `urgency`,
+`callback_at` (empty: not returned yet), and optional `id` and `message` (message text is never
+read or stored).
+
+A message is a customer-side inquiry on channel `answering_service` in the number's `tel:`
+conversation, at `taken_at`; a filled `callback_at` is an agent-side callback in the same
+conversation. An outbound call to the number in any phone source (`asterisk_cdr`, `call_csv`)
+closes it just the same. A number too short to call back keeps the message in its own
+conversation, which only its `callback_at` can close.
+
+Services export the whole log again with callbacks filled in, so a file that changed (size,
+modification time or inode) is read again from the start, unless it still begins with exactly
+the bytes read last time (rows were only appended: then only the new lines are read). Stable ids
+(the `id` column, else a hash of the time and numbers) make a re-read add only what is new. The
+cursor remembers how far each version of a file was read, so an interrupted poll resumes there.
+A quoted field may span lines (message text with line breaks).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import stat
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from connectors import files
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Rejection
+from connectors.csv_rows import (
+    DEFAULT_TIME_FORMATS,
+    RowError,
+    optional_time,
+    parse_time,
+    split_line,
+    text,
+)
+from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.regular_files import NotRegularFile, open_regular, reason
+from monitor.config import SourceSettings, TimezoneName
+from monitor.measure.events import Channel, Event, MessageEvent, Side, callback_conversation
+
+CURSOR_VERSION = 1
+KEYS = ("taken_at", "caller", "callback_number", "urgency", "callback_at", "id", "message")
+MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broken quote
+
+
+class AnsweringServiceCsvSettings(LineFileSettings):
+    columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's header
+    time_format: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_FORMATS))
+    timezone: TimezoneName | None = None  # for times without an offset; default: the config's
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> AnsweringServiceCsvSettings:
+        unknown = sorted(set(self.columns) - set(KEYS))
+        if unknown:
+            raise ValueError(f"unknown column key {unknown[0]!r} (expected one of {KEYS})")
+        return self
+
+    def mapping(self) -> dict[str, str]:
+        return {key: self.columns.get(key, key) for key in KEYS}
+
+
+class AnsweringServiceCsvConnector(LineFileSource):
+    kind = "answering_service_csv"
+    channel = Channel.ANSWERING_SERVICE
+    settings = AnsweringServiceCsvSettings
+
+    def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
+        super().__init__(source, context, **limits)
+        assert isinstance(source, AnsweringServiceCsvSettings), type(source)
+        self.options = source
+        self.mapping = source.mapping()
+
+    def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        records = self.collector(now)
+        done = _load(cursor)
+        matched = self.matched(permanent=False)
+        state: dict[str, dict[str, Any]] = {}
+        for path in matched:
+            try:
+                info = path.stat()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:  # a symlink loop, a folder it may not enter: this file alone
+                yield Batch(
+                    [], _dump(state | _later(done, state)), [Rejection(path.name, reason(exc))]
+                )
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                why = reason(NotRegularFile(path, info.st_mode))
+                yield Batch([], _dump(state | _later(done, state)), [Rejection(path.name, why)])
+                continue
+            key = f"{info.st_dev}:{info.st_ino}"
+            version = f"{info.st_size}:{info.st_mtime_ns}"
+            previous = done.get(key)
+            if previous and previous["version"] == version:
+                if previous["complete"]:
+                    state[key] = previous
+                    continue
+                skip = previous["line"]
+            else:
+                skip = _appended_after(path, previous)
+            state[key] = {"version": version, "line": skip, "complete": False}
+            for events, rejected, line in self._read(path, skip, records):
+                state[key]["line"] = line
+                yield Batch(events, _dump(state | _later(done, state)), rejected)
+            state[key] = {"version": version, "line": state[key]["line"], "complete": True}
+            state[key].update(_fingerprint(path, info.st_size))
+        final = _dump(state)
+        if final != cursor:
+            yield Batch([], final)
+
+    def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
+        self.require_files(paths)
+        records = self.collector(now)
+        for path in paths:
+            for events, rejected, _ in self._read(path, 0, records):
+                yield Batch(events, {"v": CURSOR_VERSION, "files": {}}, rejected)
+
+    def _read(
+        self, path: Path, skip: int, records: Records
+    ) -> Iterator[tuple[list[Event], list[Rejection], int]]:
+        """(events, rejections, last line fully consumed) per chunk of `path`, after `skip`."""
+        header: list[str] | None = None
+        pending: list[files.Line] = []  # the lines of a record whose quote is still open
+        consumed = skip
+        try:
+            chunks = files.read_all(
+                [path], max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
+            )
+            for chunk in chunks:
+                records.rejected.extend(
+                    r for r in chunk.rejected if _line_number(r.location) > skip
+                )
+                before = consumed
+                for line in chunk.lines:
+                    number = _line_number(line.location)
+                    if number == 1:
+                        header = self._header(line, records.rejected)
+                        consumed = max(consumed, 1)
+                        continue
+                    if number <= skip:
+                        continue
+                    pending.append(line)
+                    while pending:
+                        outcome = self._record(pending, header, records)
+                        if outcome is None:
+                            break  # the record goes on in the next line
+                        pending = pending[outcome:]
+                    if not pending:
+                        consumed = number
+                for rejection in records.rejected:
+                    consumed = max(consumed, _line_number(rejection.location))
+                if len(records) or consumed != before:  # not a chunk skipped whole
+                    yield *records.parsed(), consumed
+            if pending:  # the file ended inside a quoted field
+                last = _line_number(pending[-1].location)
+                while pending:
+                    taken = self._record(pending, header, records, final=True)
+                    pending = pending[taken or 1 :]
+                yield *records.parsed(), last
+        except OSError as exc:
+            raise read_error(exc, path) from None
+
+    def _header(self, line: files.Line, rejected: list[Rejection]) -> list[str] | None:
+        try:
+            fields = split_line(line.data.removeprefix(b"\xef\xbb\xbf"))
+            if fields is None:
+                raise RowError("the header line is empty")
+            names = [text(name, "header") for name in fields]
+        except RowError as exc:
+            rejected.append(Rejection(line.location, f"unusable header: {exc}"))
+            return None
+        missing = [self.mapping[k] for k in ("taken_at",) if self.mapping[k] not in names]
+        if missing or not {self.mapping["caller"], self.mapping["callback_number"]} & set(names):
+            what = missing[0] if missing else self.mapping["callback_number"]
+            rejected.append(Rejection(line.location, f"the header has no column {what!r}"))
+            return None
+        return names
+
+    def _record(
+        self,
+        lines: list[files.Line],
+        header: list[str] | None,
+        records: Records,
+        *,
+        final: bool = False,
+    ) -> int | None:
+        """Parse the record starting at lines[0]; return how many lines it took, or None when
+        its quoted field goes on in a line not read yet."""
+        location = lines[0].location
+        data = b"\n".join(line.data for line in lines)
+        try:
+            fields = split_line(data)
+        except RowError as exc:
+            unclosed = "unexpected end of data" in str(exc)
+            if unclosed and not final and len(lines) < MAX_RECORD_LINES:
+                return None
+            if unclosed and len(lines) > 1:
+                records.reject(location, "a quoted field is never closed")
+                return 1  # read the following lines again as records of their own
+            records.reject(location, str(exc))
+            return len(lines)
+        if fields is not None:
+            records.take(location, self.parse_fields, fields, header)
+        return len(lines)
+
+    def parse_fields(self, fields: list[str], header: list[str] | None) -> list[Event]:
+        if header is None:
+            raise RowError("the file has no usable header line")
+        if len(fields) != len(header):
+            raise RowError(f"expected {len(header)} columns, got {len(fields)}")
+        row = dict(zip(header, fields, strict=True))
+
+        def get(key: str) -> str:
+            column = self.mapping[key]
+            return text(row[column], column) if column in row else ""
+
+        formats = self.options.time_format
+        taken = parse_time(get("taken_at"), self.mapping["taken_at"], self.zone, formats)
+        caller, callback = get("caller"), get("callback_number")
+        number = callback or caller
+        if not number:
+            columns = f"{self.mapping['callback_number']} and {self.mapping['caller']}"
+            raise RowError(f"missing {columns}")
+        message_id = get("id") or _content_id(taken, caller, callback)
+        conversation = callback_conversation(number) or f"answering:{message_id}"
+        urgency = get("urgency")
+        events: list[Event] = [
+            MessageEvent(
+                external_id=f"msg:{message_id}",
+                conversation=conversation,
+                at=taken,
+                side=Side.CUSTOMER,
+                channel=Channel.ANSWERING_SERVICE,
+                customer=caller or number,
+                subject=f"urgency: {urgency[:40]}" if urgency else None,
+            )
+        ]
+        returned = optional_time(get("callback_at"), "callback_at", self.zone, formats)
+        if returned is not None:
+            events.append(
+                MessageEvent(
+                    external_id=f"callback:{message_id}",
+                    conversation=conversation,
+                    at=returned,
+                    side=Side.AGENT,
+                    channel=Channel.PHONE,
+                    customer=number,
+                )
+            )
+        return events
+
+
+def _fingerprint(path: Path, size: int) -> dict[str, Any]:
+    """The hash and line count of the first `size` bytes, when they end a line: if a later
+    version of the file starts with exactly these bytes, only lines were added after them."""
+    digest, lines, last = hashlib.sha1(), 0, b""
+    try:
+        with open_regular(path) as handle:
+            remaining = size
+            while remaining > 0:
+                block = handle.read(min(1 << 16, remaining))
+                if not block:
+                    return {}
+                digest.update(block)
+                lines += block.count(b"\n")
+                remaining -= len(block)
+                last = block[-1:]
+    except OSError:
+        return {}
+    if last != b"\n":
+        return {}
+    return {"size": size, "sha1": digest.hexdigest(), "lines": lines}
+
+
+def _appended_after(path: Path, previous: dict[str, Any] | None) -> int:
+    """How many lines to skip in a changed file: those of the last complete read, when the file
+    still starts with exactly those bytes (rows were only appended); else 0 (read it all)."""
+    if not previous or not previous.get("sha1"):
+        return 0
+    size = previous.get("size")
+    if not isinstance(size, int) or _fingerprint(path, size) != {
+        "size": size,
+        "sha1": previous["sha1"],
+        "lines": previous.get("lines"),
+    }:
+        return 0
+    return int(previous["lines"])
+
+
+def _line_number(location: str) -> int:
+    return int(location.rpartition(":")[2])
+
+
+def _content_id(taken: datetime, caller: str, callback: str) -> str:
+    canonical = json.dumps([taken.isoformat(), caller, callback])
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+def _dump(state: dict[str, dict[str, Any]]) -> Cursor:
+    return {"v": CURSOR_VERSION, "files": {key: dict(entry) for key, entry in state.items()}}
+
+
+def _later(done: dict[str, dict[str, Any]], state: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    # Files not reached yet in this pass keep their entries in mid-pass cursors.
+    return {key: entry for key, entry in done.items() if key not in state}
+
+
+def _load(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
+    if cursor is None:
+        return {}
+    entries = cursor.get("files") if isinstance(cursor, dict) else None
+    if cursor.get("v") != CURSOR_VERSION or not isinstance(entries, dict):
+        raise ConnectorError("stored cursor is unusable: not a version 1 cursor", permanent=True)
+    for key, entry in entries.items():
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("version"), str)
+            and isinstance(entry.get("line"), int)
+            and isinstance(entry.get("complete"), bool)
+        ):
+            raise ConnectorError(f"stored cursor entry {key!r} is malformed", permanent=True)
+    return {key: dict(entry) for key, entry in entries.items()}

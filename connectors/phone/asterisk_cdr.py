@@ -1,0 +1,400 @@
+"""The `asterisk_cdr` connector: Asterisk CDR CSV files (`Master.csv`), tailed (SPEC §3).
+
+Two writers share the file name (research/phone-anchors.md §2), both without a header:
+
+- `cdr_csv`: accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
+  start, answer, end, duration, billsec, disposition, amaflags, then optionally uniqueid,
+  userfield, and peeraccount, linkedid, sequence: 16, 17, 18, 19 or 21 columns;
+- `cdr_custom` with the stock mapping: clid first, 19 columns, accountcode after amaflags.
+
+The layout is detected per line by its column count (a 19-column line is cdr_custom when its
+9th field is a time and its 12th is not: start and duration there, lastdata and end in cdr_csv),
+or fixed with `layout:`; `columns:` names the fields of any other cdr_custom mapping.
+
+One call writes several rows (a leg per Dial attempt, Local channel halves, ring-group forks);
+they are grouped by linkedid, else uniqueid. A group is built only once it is *settled*: its
+legs ended `settle` (default 2 minutes) before the newest leg read or before now, since legs are
+written as they hang up. Rows of groups not settled yet travel in the cursor.
+
+A group becomes:
+- inbound (dcontext matches `inbound_contexts`, or an outside caller dialled a short number): a
+  `CallEvent`. Answered when a leg was ANSWERED by a channel (dstchannel set, not VoiceMail);
+  its wait is first such answer − the group's first start, i.e. duration − billsec of the
+  answering leg plus the earlier legs' ring time: ring and queue time, including any IVR or
+  announcement before it, which CDR cannot tell apart. Otherwise it is missed: `timeout` if it
+  reached VoiceMail, `exit_empty` if BUSY, `unknown` for FAILED/CONGESTION, else `abandoned`;
+  and a customer-side message on channel `voicemail` in the caller's `tel:` conversation asks for
+  a callback;
+- outbound (dcontext matches `outbound_contexts`, or a short extension dialled an outside
+  number): an agent-side message in the callee's `tel:` conversation at the call's start, which
+  closes that number's open callback inquiry in any phone source (answered or not: trying to
+  call back is the response);
+- anything else (internal calls): nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from connectors import files
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Window
+from connectors.csv_rows import (
+    RowError,
+    parse_time,
+    seconds,
+    split_line,
+    text,
+)
+from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from monitor.config import Duration, PhoneSettings, SourceSettings, TimezoneName
+from monitor.measure.events import (
+    CallEvent,
+    CallOutcome,
+    Channel,
+    Event,
+    callback_made,
+    callback_request,
+)
+
+CURSOR_VERSION = 1
+BASE = (
+    "accountcode src dst dcontext clid channel dstchannel lastapp lastdata start answer end "
+    "duration billsec disposition amaflags"
+).split()
+CDR_CSV = {
+    16: BASE,
+    17: [*BASE, "uniqueid"],
+    18: [*BASE, "uniqueid", "userfield"],
+    19: [*BASE, "peeraccount", "linkedid", "sequence"],
+    21: [*BASE, "uniqueid", "userfield", "peeraccount", "linkedid", "sequence"],
+}
+CDR_CUSTOM = (
+    "clid src dst dcontext channel dstchannel lastapp lastdata start answer end duration billsec "
+    "disposition amaflags accountcode uniqueid userfield sequence"
+).split()
+REQUIRED = ("src", "dst", "dcontext", "channel", "start", "end", "duration", "billsec")
+DEFAULT_INBOUND = ["from-pstn*", "from-trunk*", "from-did*", "ext-queues", "ext-group", "*-pstn"]
+DEFAULT_OUTBOUND = ["from-internal*", "outrt-*", "macro-dialout*", "*outbound*"]
+MAX_PENDING = 2000  # groups held unsettled at most; beyond, the oldest are built as they are
+_TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
+_EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.measure.events)
+
+
+class AsteriskCdrSettings(LineFileSettings, PhoneSettings):
+    # `path`: Master.csv, or a glob (LineFileSettings)
+    layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
+    columns: list[str] | None = None  # field names of a cdr_custom mapping other than the stock
+    timezone: TimezoneName | None = None  # default: the config's; "UTC" with usegmtime=yes
+    queue: str | None = None  # one queue label for every inbound call
+    queues: dict[str, str] = Field(default_factory=dict)  # dcontext or dst -> queue label
+    inbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_INBOUND))
+    outbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_OUTBOUND))
+    settle: Duration = timedelta(minutes=2)
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    """The fields of one CDR row that calls are built from (JSON-safe, for the cursor)."""
+
+    key: str
+    src: str
+    dst: str
+    dcontext: str
+    dstchannel: str
+    lastapp: str
+    disposition: str
+    start: str  # ISO 8601 UTC
+    answer: str | None
+    end: str
+    billsec: float
+    origin: bool  # the caller's own channel (uniqueid == linkedid, or no linkedid)
+
+    @property
+    def started(self) -> datetime:
+        return datetime.fromisoformat(self.start)
+
+    @property
+    def ended(self) -> datetime:
+        return datetime.fromisoformat(self.end)
+
+
+class AsteriskCdrConnector(LineFileSource):
+    kind = "asterisk_cdr"
+    channel = Channel.PHONE
+    settings = AsteriskCdrSettings
+
+    def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
+        super().__init__(source, context, **limits)
+        assert isinstance(source, AsteriskCdrSettings), type(source)
+        self.options = source
+        self.settle = source.settle
+
+    def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+        tail_cursor, legs, latest = _load(cursor)
+        chunks = self.tail_chunks(tail_cursor)
+        pending = _Pending(legs, latest)
+        yield from self._batches(chunks, tail_cursor, pending, now, final=False)
+
+    def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
+        chunks = self.read_chunks(paths)
+        yield from self._batches(chunks, None, _Pending({}, None), now, final=True)
+
+    def _batches(
+        self,
+        chunks: Iterator[files.Chunk],
+        tail_cursor: Cursor | None,
+        pending: _Pending,
+        now: datetime,
+        *,
+        final: bool,
+    ) -> Iterator[Batch]:
+        records = self.collector(now)
+        try:
+            for chunk in chunks:
+                records.rejected.extend(chunk.rejected)
+                for location, data in chunk.lines:
+                    records.take(location, self._pend, data, pending, records.window)
+                tail_cursor = chunk.cursor
+                latest = pending.latest
+                self._settle(records, pending, None if latest is None else latest - self.settle)
+                yield records.batch(pending.dump(tail_cursor))
+        except OSError as exc:
+            raise read_error(exc, self.path) from None
+        # The file has nothing newer: calls that ended `settle` ago are complete by now.
+        horizon = None if final else now - self.settle
+        done = self._settle(records, pending, horizon, final=final)
+        # Not measured yet, not lost: they are built by a later poll.
+        records.skip("rows of calls still settling", sum(map(len, pending.legs.values())))
+        if done or records.skipped:
+            yield records.batch(pending.dump(tail_cursor))
+
+    def _pend(self, data: bytes, pending: _Pending, window: Window) -> None:
+        leg = self.parse_line(data, window)
+        if leg is not None:
+            pending.add(leg)
+
+    def _settle(
+        self,
+        records: Records,
+        pending: _Pending,
+        horizon: datetime | None,
+        *,
+        final: bool = False,
+    ) -> bool:
+        """Build and drop the pending calls that ended by `horizon` (all when `final`); whether
+        any was. A call that cannot be built is rejected under its key."""
+        legs = pending.legs
+        done = {
+            key
+            for key, group in legs.items()
+            if final or (horizon is not None and max(leg.ended for leg in group) <= horizon)
+        }
+        overflow = max(0, len(legs) - len(done) - MAX_PENDING)
+        done.update([key for key in legs if key not in done][:overflow])
+        for key in [key for key in legs if key in done]:  # in file order
+            records.take(f"call {key}", self.build, key, legs.pop(key), records.skip)
+        return bool(done)
+
+    def parse_line(self, data: bytes, window: Window | None = None) -> Leg | None:
+        """One CDR row as a leg; None for a blank line; RowError (the reason) when malformed
+        or, given a `window`, when one of its times is implausible."""
+        fields = split_line(data)
+        if fields is None:
+            return None
+        row = dict(zip(self._names(fields), fields, strict=True))
+        for name in REQUIRED:
+            if not row[name].strip():
+                raise RowError(f"missing {name}")
+        start = parse_time(row["start"], "start", self.zone, ("iso",))
+        end = parse_time(row["end"], "end", self.zone, ("iso",))
+        answer_text = text(row["answer"], "answer")
+        answer = parse_time(answer_text, "answer", self.zone, ("iso",)) if answer_text else None
+        if window is not None:  # before it joins the pending legs: it would settle them all
+            for at, name in ((start, "start"), (end, "end"), (answer, "answer")):
+                if at is not None:
+                    window.check(at, name)
+        seconds(row["duration"], "duration")
+        billsec = seconds(row["billsec"], "billsec")
+        uniqueid = text(row.get("uniqueid", ""), "uniqueid")
+        linkedid = text(row.get("linkedid", ""), "linkedid")
+        channel = text(row["channel"], "channel")
+        # Channel names repeat after a restart, so the fallback key includes the start time.
+        key = linkedid or uniqueid or f"{channel}@{start.isoformat()}"
+        return Leg(
+            key=key,
+            src=text(row["src"], "src"),
+            dst=text(row["dst"], "dst"),
+            dcontext=text(row["dcontext"], "dcontext"),
+            dstchannel=text(row["dstchannel"], "dstchannel"),
+            lastapp=text(row["lastapp"], "lastapp"),
+            disposition=text(row["disposition"], "disposition").upper(),
+            start=start.isoformat(),
+            answer=answer.isoformat() if answer else None,
+            end=end.isoformat(),
+            billsec=billsec,
+            origin=not linkedid or uniqueid == linkedid,
+        )
+
+    def _names(self, fields: list[str]) -> list[str]:
+        count, layout = len(fields), self.options.layout
+        if self.options.columns is not None:
+            names = self.options.columns
+        elif layout == "cdr_custom" or (
+            layout == "auto" and count == 19 and _is_time(fields[8]) and not _is_time(fields[11])
+        ):
+            names = CDR_CUSTOM
+        elif count in CDR_CSV:
+            names = CDR_CSV[count]
+        else:
+            raise RowError(f"expected 16, 17, 18, 19 or 21 columns, got {count}")
+        if len(names) != count:
+            raise RowError(f"expected {len(names)} columns, got {count}")
+        used = (*REQUIRED, "answer", "dstchannel", "lastapp", "disposition")
+        absent = [n for n in used if n not in names]
+        if absent:
+            raise RowError(f"the layout has no {absent[0]} column")
+        return names
+
+    def build(self, key: str, legs: list[Leg], skip: Callable[[str], None]) -> list[Event]:
+        """The events of one settled call (all its legs); a call that is no queue call is
+        counted by `skip` with its reason."""
+        legs = sorted(legs, key=lambda leg: (leg.start, leg.end))
+        origin = next((leg for leg in legs if leg.origin), legs[0])
+        direction = self._direction(origin)
+        if direction == "outbound":
+            skip("outbound calls (callbacks, not queue calls)")
+            return callback_made(key, origin.dst, legs[0].started)
+        if direction != "inbound":
+            skip("internal calls")
+            return []
+        entered = legs[0].started
+        people = [
+            leg
+            for leg in legs
+            if leg.disposition == "ANSWERED"
+            and leg.answer
+            and leg.dstchannel
+            and leg.lastapp.lower() != "voicemail"
+        ]
+        caller = origin.src or None
+        queue = self._queue(origin)
+        if people:
+            answered = min(datetime.fromisoformat(leg.answer or "") for leg in people)
+            call = CallEvent(
+                external_id=f"call:{key}",
+                queue=queue,
+                entered_at=entered,
+                outcome=CallOutcome.ANSWERED,
+                answered_at=answered,
+                left_at=max(leg.ended for leg in legs),
+                wait_seconds=max(0.0, (answered - entered).total_seconds()),
+                talk_seconds=max(leg.billsec for leg in people),
+                caller=caller,
+            )
+            return [call]
+        voicemail = [leg for leg in legs if leg.lastapp.lower() == "voicemail"]
+        left = voicemail[0].started if voicemail else max(leg.ended for leg in legs)
+        events: list[Event] = [
+            CallEvent(
+                external_id=f"call:{key}",
+                queue=queue,
+                entered_at=entered,
+                outcome=_missed_outcome(legs, bool(voicemail)),
+                left_at=left,
+                wait_seconds=max(0.0, (left - entered).total_seconds()),
+                caller=caller,
+            )
+        ]
+        return events + callback_request(key, caller, left, call=f"call:{key}")
+
+    def _direction(self, origin: Leg) -> str:
+        context = origin.dcontext
+        if any(fnmatch.fnmatchcase(context, p) for p in self.options.inbound_contexts):
+            return "inbound"
+        outside_dst = _digits(origin.dst) >= _EXTERNAL_DIGITS
+        if any(fnmatch.fnmatchcase(context, p) for p in self.options.outbound_contexts):
+            return "outbound" if outside_dst else "internal"
+        outside_src = _digits(origin.src) >= _EXTERNAL_DIGITS
+        if outside_src and not outside_dst:
+            return "inbound"
+        if outside_dst and not outside_src:
+            return "outbound"
+        return "internal"
+
+    def _queue(self, origin: Leg) -> str:
+        if self.options.queue is not None:
+            return self.options.queue
+        mapping = self.options.queues
+        return mapping.get(origin.dcontext) or mapping.get(origin.dst) or origin.dcontext or "cdr"
+
+
+def _missed_outcome(legs: list[Leg], voicemail: bool) -> CallOutcome:
+    if voicemail:
+        return CallOutcome.TIMEOUT  # rang out to voicemail
+    dispositions = {leg.disposition for leg in legs}
+    if dispositions <= {"BUSY"}:
+        return CallOutcome.EXIT_EMPTY  # nobody free to take it
+    if dispositions & {"NO ANSWER", "ANSWERED", "BUSY"}:
+        return CallOutcome.ABANDONED  # hung up while ringing, or in the IVR/queue
+    return CallOutcome.UNKNOWN  # FAILED, CONGESTION
+
+
+def _digits(number: str) -> int:
+    return sum(ch.isdigit() for ch in number)
+
+
+def _is_time(value: str) -> bool:
+    return bool(_TIME.match(value.strip()))
+
+
+@dataclass
+class _Pending:
+    """The legs of calls not settled yet, by call, and the end of the newest leg read."""
+
+    legs: dict[str, list[Leg]]
+    latest: datetime | None
+
+    def add(self, leg: Leg) -> None:
+        self.legs.setdefault(leg.key, []).append(leg)
+        ended = leg.ended
+        self.latest = ended if self.latest is None else max(self.latest, ended)
+
+    def dump(self, tail: Cursor | None) -> Cursor:
+        return {
+            "v": CURSOR_VERSION,
+            "tail": tail,
+            "pending": [asdict(leg) for legs in self.legs.values() for leg in legs],
+            "latest": self.latest.isoformat() if self.latest else None,
+        }
+
+
+def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], datetime | None]:
+    if cursor is None:
+        return None, {}, None
+    try:
+        if cursor.get("v") != CURSOR_VERSION:
+            raise ValueError("not a version 1 CDR cursor")
+        pending: dict[str, list[Leg]] = {}
+        for raw in cursor.get("pending") or []:
+            leg = Leg(**_leg_fields(raw))
+            pending.setdefault(leg.key, []).append(leg)
+        latest = cursor.get("latest")
+        tail = cursor.get("tail")
+        files.load_cursor(tail)  # checks its shape now rather than mid-poll
+        return tail, pending, datetime.fromisoformat(latest) if latest else None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+
+
+def _leg_fields(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict) or set(raw) != set(Leg.__dataclass_fields__):
+        raise ValueError("a pending CDR row is malformed")
+    return raw

@@ -1,0 +1,347 @@
+"""Turning Asterisk queue_log records into calls: one caller's stay in one queue (SPEC §2).
+
+The flat file, the realtime table and a CSV export of that table all hold the same records
+(research/phone-anchors.md §1.1-§1.3): time, callid, queue, agent, event, data1..dataN. This
+module pairs them into `CallEvent`s, whatever form they were read from:
+
+- a stay (*stint*) is keyed by (callid, queue); it opens at ENTERQUEUE, is answered at CONNECT
+  (wait = data1) and ends at the first terminal verb: COMPLETECALLER/COMPLETEAGENT (answered;
+  talk = data2), BLINDTRANSFER/ATTENDEDTRANSFER/TRANSFER (transferred; ATTENDEDTRANSFER has a
+  variable field count, so holdtime and calltime are read from the right), ABANDON,
+  EXITWITHTIMEOUT, EXITEMPTY, WITHDRAW (wait = data3), EXITWITHKEY (wait = data4), AGENTDUMP and
+  SYSCOMPAT (answered if connected, else unknown);
+- a terminal or CONNECT line whose ENTERQUEUE was never read (the file starts mid-call) makes a
+  stint that entered at time - wait;
+- callers still in the queue at the end of a poll are emitted once as WAITING, and the final
+  state replaces that row later. A caller answered after being shown as waiting is emitted as
+  answered at once (a talking caller must not look like one on hold), so such a call keeps no
+  talk time or transfer;
+- a stint with no end `unknown_after` after it entered (by the newest record or by now) is
+  emitted as `unknown` (or answered, if it was connected);
+- an unanswered call (abandoned, timeout, exit key, exit empty) from a caller number asks for a
+  callback: a customer-side message on channel `voicemail` in the caller's `tel:` conversation,
+  as asterisk_cdr does, closed by an outbound call to that number in any phone source.
+
+Agent, member and system events (AGENTLOGIN, PAUSE, QUEUESTART, RINGNOANSWER, ...) are ignored.
+Verbs we do not know (custom `QueueLog()` verbs, Wazo's FULL/CLOSED, OUTDIAL...) are valid lines,
+not rejections: they are counted per verb and logged once per poll. Both are counted in the
+poll's skipped records (`skipped`), so a log of nothing but those says so.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from connectors.base import Window
+from connectors.csv_rows import RowError
+from monitor.measure.events import (
+    CallEvent,
+    CallOutcome,
+    Event,
+    callback_request,
+)
+
+SYSTEM_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})
+NOT_CALLS = frozenset(
+    """AGENTLOGIN AGENTLOGOFF AGENTCALLBACKLOGIN AGENTCALLBACKLOGOFF ADDMEMBER REMOVEMEMBER PAUSE
+    UNPAUSE PAUSEALL UNPAUSEALL PENALTY RINGINUSE QUEUESTART CONFIGRELOAD RINGNOANSWER
+    RINGCANCELED OUTCALL DID INFO""".split()
+)
+# verb -> (outcome, index of the wait field from the left, or from the right when negative)
+EXITS = {
+    "ABANDON": (CallOutcome.ABANDONED, 2),
+    "EXITWITHTIMEOUT": (CallOutcome.TIMEOUT, 2),
+    "EXITEMPTY": (CallOutcome.EXIT_EMPTY, 2),
+    # Pulled out by the AMI (e.g. into a callback system): Asterisk counts it with timeouts.
+    "WITHDRAW": (CallOutcome.TIMEOUT, 2),
+    "EXITWITHKEY": (CallOutcome.EXIT_KEY, 3),
+}
+COMPLETES = frozenset({"COMPLETECALLER", "COMPLETEAGENT"})
+TRANSFERS = frozenset({"BLINDTRANSFER", "ATTENDEDTRANSFER", "TRANSFER"})
+DROPS = frozenset({"AGENTDUMP", "SYSCOMPAT"})
+CALLBACK_OUTCOMES = frozenset(
+    {CallOutcome.ABANDONED, CallOutcome.TIMEOUT, CallOutcome.EXIT_KEY, CallOutcome.EXIT_EMPTY}
+)
+ANSWERED, TRANSFERRED, WAITING = CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.WAITING
+MAX_TRACKED = 20_000  # stints held open at most; beyond, the oldest are given up as unknown
+
+
+class Record(NamedTuple):
+    """One queue_log line or row, whatever form it was read from (a tuple: a million are made
+    per million lines, so it must be cheap)."""
+
+    at: float  # Unix epoch seconds (UTC)
+    callid: str
+    queue: str
+    agent: str
+    event: str
+    data: list[str]
+
+
+@dataclass(slots=True)
+class Stint:
+    callid: str
+    queue: str
+    entered: float
+    caller: str | None
+    answered: float | None = None
+    wait: float | None = None
+    shown: bool = False  # emitted as WAITING in an earlier poll
+    final: bool = False  # already emitted as finished; its end line is swallowed
+
+    @property
+    def key(self) -> str:
+        return f"{self.callid}@{self.queue}@{int(self.entered)}"
+
+
+class Calls:
+    """The stints open between records, and the events each record finishes.
+
+    A record whose time is outside the plausible `window` is rejected before it touches the
+    stints: one line dated in the year 4000 would otherwise move `latest` there and give up
+    every caller still in the queue."""
+
+    def __init__(self, unknown_after: float, window: Window | None = None) -> None:
+        self.unknown_after = unknown_after
+        self.window = window
+        # The window as epoch seconds (the fused loop of queue_log_lines compares them too).
+        self.earliest, self.latest_plausible = window.epochs if window else (1.0, 1e11)
+        self.open: dict[tuple[str, str], Stint] = {}
+        self.latest: float | None = None
+        self.unknown_verbs: Counter[str] = Counter()
+        self.ignored = 0  # agent, member and system lines read (not about a caller)
+
+    # -- state in the cursor ---------------------------------------------------------------
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "latest": self.latest,
+            "open": [
+                [s.callid, s.queue, s.entered, s.caller, s.answered, s.wait, s.shown, s.final]
+                for s in self.open.values()
+            ],
+        }
+
+    def load(self, state: Any) -> None:
+        if state is None:
+            return
+        if not isinstance(state, dict) or not isinstance(state.get("open"), list):
+            raise ValueError("queue_log state is malformed")
+        latest = state.get("latest")
+        self.latest = None if latest is None else float(latest)
+        for item in state["open"]:
+            callid, queue, entered, caller, answered, wait, shown, final = item
+            stint = Stint(
+                str(callid),
+                str(queue),
+                float(entered),
+                None if caller is None else str(caller),
+                None if answered is None else float(answered),
+                None if wait is None else float(wait),
+                bool(shown),
+                bool(final),
+            )
+            self.open[(stint.callid, stint.queue)] = stint
+
+    # -- records ---------------------------------------------------------------------------
+
+    def feed(self, record: Record) -> list[Event]:
+        """The events `record` finishes; RowError when a call line lacks a usable field.
+
+        Runs once per line of a log of millions: the branches go from the most common verb,
+        and the common path is written out rather than spread over small helpers."""
+        at, callid, queue, _, event, data = record
+        verb = event.upper()
+        if verb in NOT_CALLS or callid.upper() in SYSTEM_CALLIDS:
+            self.ignored += 1
+            return []
+        if not self.earliest <= at <= self.latest_plausible:
+            raise RowError(self._implausible(at))
+        if self.latest is None or at > self.latest:
+            self.latest = at
+        key = (callid, queue)
+        if verb == "ENTERQUEUE":
+            events = self.give_up(key, at) if key in self.open else []  # entered again, no end
+            caller = (data[1].strip() if len(data) > 1 else "") or None
+            self.open[key] = Stint(callid, queue, at, caller)
+            return events
+        if verb == "CONNECT":
+            wait = _seconds(record, 0, "holdtime")
+            stint = self._stint(record, wait)
+            if stint.answered is None:
+                stint.answered, stint.wait = at, wait
+            if stint.shown and not stint.final:
+                stint.final = True  # shown waiting: it must stop looking like it is on hold
+                return [self.call_event(stint, ANSWERED, None, None)]
+            return []
+        if verb in COMPLETES or verb in TRANSFERS:
+            if verb in COMPLETES:  # holdtime | calltime
+                wait, talk = _seconds(record, 0, "holdtime"), _seconds(record, 1, "calltime")
+            else:
+                wait, talk = self._answered_times(record, verb)
+            # Its ENTERQUEUE may be before what we read: then it entered wait + talk ago.
+            found = self.open.pop(key, None)
+            stint = found or Stint(callid, queue, at - (wait + talk), None)
+            if stint.answered is None:  # no CONNECT read: answered when the wait ended
+                stint.answered, stint.wait = stint.entered + wait, wait
+            if stint.final:
+                return []
+            outcome = ANSWERED if verb in COMPLETES else TRANSFERRED
+            return [self.call_event(stint, outcome, at, talk)]  # answered: no callback to ask for
+        if verb in EXITS:
+            outcome, index = EXITS[verb]
+            wait = _seconds(record, index, "waittime")
+            stint = self._stint(record, wait)
+            stint.wait = wait
+            return self._end(key, stint, outcome, at, None)
+        if verb in DROPS:
+            stint = self._stint(record, 0.0)
+            outcome = ANSWERED if stint.answered is not None else CallOutcome.UNKNOWN
+            return self._end(key, stint, outcome, at, None)
+        self.unknown_verbs[verb[:40]] += 1
+        return []
+
+    def _implausible(self, at: float) -> str:
+        if self.window is None or not -1e11 < at < 1e11:
+            return "the time is out of range"
+        return self.window.reason(datetime.fromtimestamp(at, UTC))
+
+    def _answered_times(self, record: Record, verb: str) -> tuple[float, float]:
+        if verb == "ATTENDEDTRANSFER":
+            # method | method data (1 or 2 fields) | holdtime | calltime | origpos
+            data = record.data
+            while data and not data[-1].strip():
+                data = data[:-1]
+            if len(data) < 4:
+                raise RowError(f"{verb} has {len(data)} data fields, expected at least 4")
+            return _number(data[-3], verb, "holdtime"), _number(data[-2], verb, "calltime")
+        first = 2 if verb in TRANSFERS else 0  # exten | context | holdtime | calltime
+        return _seconds(record, first, "holdtime"), _seconds(record, first + 1, "calltime")
+
+    def _stint(self, record: Record, elapsed: float) -> Stint:
+        stint = self.open.get((record.callid, record.queue))
+        if stint is None:  # its ENTERQUEUE is before what we read
+            stint = Stint(record.callid, record.queue, record.at - elapsed, None)
+            self.open[(record.callid, record.queue)] = stint
+        return stint
+
+    def _end(
+        self,
+        key: tuple[str, str],
+        stint: Stint,
+        outcome: CallOutcome,
+        left: float,
+        talk: float | None,
+    ) -> list[Event]:
+        del self.open[key]
+        if stint.final:
+            return []
+        return self._finish(stint, outcome, left, talk)
+
+    def _finish(
+        self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
+    ) -> list[Event]:
+        events: list[Event] = [self.call_event(stint, outcome, left, talk)]
+        if outcome not in CALLBACK_OUTCOMES or left is None:
+            return events
+        return events + callback_request(stint.key, stint.caller, _utc(left), call=stint.key)
+
+    def call_event(
+        self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
+    ) -> CallEvent:
+        wait = stint.wait
+        if outcome is WAITING or (outcome is CallOutcome.UNKNOWN and wait is None):
+            wait = None
+        return _from_epochs(
+            f"{stint.callid}@{stint.queue}@{int(stint.entered)}",  # stint.key, without a call
+            stint.queue,
+            stint.entered,
+            outcome,
+            stint.answered,
+            left,
+            None if wait is None else (wait if wait > 0.0 else 0.0),
+            talk,
+            stint.caller,
+        )
+
+    def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:
+        """Finish a stint whose end was never read: answered if connected, else `unknown`,
+        its wait the time it was last seen waiting (`seen`): a wait of at least that, which
+        the measurements leave out of every wait figure and a report may show as such."""
+        stint = self.open.pop(key, None)
+        if stint is None or stint.final:
+            return []
+        if stint.answered is not None:
+            return self._finish(stint, CallOutcome.ANSWERED, None, None)
+        stint.wait = max(0.0, seen - stint.entered)
+        return self._finish(stint, CallOutcome.UNKNOWN, None, None)
+
+    # -- the end of a read -----------------------------------------------------------------
+
+    def skipped(self) -> dict[str, int]:
+        """The lines left out so far, per reason (for the poll's last batch), and reset."""
+        counts = {
+            "agent, member and system lines": self.ignored,
+            "lines of verbs not measured": sum(self.unknown_verbs.values()),
+        }
+        self.ignored = 0
+        self.unknown_verbs.clear()
+        return {reason: n for reason, n in counts.items() if n}
+
+    def expire(self, now: float | None) -> list[Event]:
+        """Give up (as unknown) the stints with no end `unknown_after` after they entered, by
+        the newest record read or `now`; also the oldest beyond MAX_TRACKED."""
+        horizon = max(t for t in (now, self.latest, float("-inf")) if t is not None)
+        events: list[Event] = []
+        stale = [k for k, s in self.open.items() if s.entered + self.unknown_after <= horizon]
+        excess = len(self.open) - len(stale) - MAX_TRACKED
+        if excess > 0:
+            given_up = set(stale)
+            rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
+            stale += [k for _, k in rest[:excess]]
+        for key in stale:
+            events.extend(self.give_up(key, horizon))
+        return events
+
+    def waiting(self) -> list[Event]:
+        """The callers still in the queue, each emitted (as WAITING) once."""
+        events: list[Event] = []
+        for stint in self.open.values():
+            if stint.answered is None and not stint.shown:
+                stint.shown = True
+                events.append(self.call_event(stint, WAITING, None, None))
+        return events
+
+
+def _seconds(record: Record, index: int, name: str) -> float:
+    data = record.data
+    value = data[index] if index < len(data) else ""
+    try:
+        number = float(value)
+    except ValueError:
+        if not value.strip():
+            raise RowError(f"{record.event} has no {name} (data{index + 1})") from None
+        raise RowError(f"{record.event} {name} is not a number") from None
+    if not 0 <= number < 10**8:
+        raise RowError(f"{record.event} {name} is out of range")
+    return number
+
+
+def _number(value: str, verb: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise RowError(f"{verb} {name} is not a number") from None
+    if not 0 <= number < 10**8:
+        raise RowError(f"{verb} {name} is out of range")
+    return number
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+_from_epochs = CallEvent.from_epochs

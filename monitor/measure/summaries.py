@@ -1,0 +1,351 @@
+"""The metrics engine: figures of a period from inquiry and call rows (pure; `now` passed in).
+
+The report, the digest and the alerter all call these functions, and the exporter's live gauges
+use the same breach rule (`inquiries.is_breached_now`), so every surface shows the same numbers.
+
+Percentiles are nearest-rank: the smallest value with at least q% of the values at or below
+it, so a reported p90 is always a response time that really happened.
+
+A call whose end was never seen (`unknown`) has no known wait: it is counted among the calls
+and the unanswered ones, but never in waits, their percentiles, the hold thresholds or the
+service level (a 0-second hold would flatter every one of them).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.config import ResolvedTargets
+from monitor.measure.inquiries import is_breached_now
+
+Row = Mapping[Any, Any]
+UNANSWERED_OUTCOMES = ("abandoned", "timeout", "exit_key", "exit_empty", "unknown")
+UNKNOWN = "unknown"
+
+
+def is_short_abandon(
+    outcome: str, wait: float | None, flagged: bool, targets: ResolvedTargets
+) -> bool:
+    """An abandoned call the caller hung up within `short_abandon` of entering (0: off), or
+    that its source itself called a short abandon: no callback is owed for it and the service
+    level leaves it out (a misdial is not a customer let down). It stays an abandoned call."""
+    if outcome != "abandoned":
+        return False
+    if flagged:
+        return True
+    limit = targets.short_abandon.total_seconds()
+    return limit > 0 and wait is not None and wait <= limit
+
+
+def known_wait(row: Row) -> float | None:
+    """A finished call's wait, None when it is not known (an `unknown` call)."""
+    if row["outcome"] == UNKNOWN or row["wait_seconds"] is None:
+        return None
+    return float(row["wait_seconds"])
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (0 < q <= 100) of `values`; None when there are none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def waiting_seconds(call: Row, now: datetime) -> float:
+    """The current wait of a caller still in the queue: now minus entering it, never negative."""
+    entered: datetime = call["entered_at"]
+    return max(0.0, (now - entered).total_seconds())
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+@dataclass(frozen=True)
+class InquiryFigures:
+    received: int  # opened in the period
+    answered: int
+    within_target: int  # answered no later than the target
+    decided: int  # answered, missed, or still open past the target: the target's verdict is in
+    missed: int  # the conversation ended with nobody answering (chats)
+    breached: int  # answered late, missed late, or open past the target
+    clamped: int  # replies dated before their question (clock skew), counted as 0 s
+    median_seconds: float | None
+    p90_seconds: float | None
+    mean_seconds: float | None
+    median_business_seconds: float | None
+    p90_business_seconds: float | None
+    open_now: int  # open at `now`, whenever opened
+    open_breached_now: int
+    oldest_open_age_seconds: float | None
+
+    @property
+    def within_target_ratio(self) -> float | None:
+        """Share answered within target among the inquiries whose verdict is in."""
+        return _ratio(self.within_target, self.decided)
+
+    @property
+    def not_within_target(self) -> int:
+        """Answered late, missed, or open past the target: customers left waiting too long."""
+        return self.decided - self.within_target
+
+
+def let_down(row: Row, now: datetime) -> bool:
+    """An inquiry not answered within its target: answered late, missed, or open past it.
+    (The complement, among decided inquiries, of `InquiryFigures.within_target`.)"""
+    if row["status"] == "answered":
+        return bool(row["breached"])
+    if row["status"] == "missed":
+        return True
+    return is_breached_now(row["due_at"], now)
+
+
+def summarize_inquiries(
+    period: Iterable[Row], open_now: Iterable[Row], now: datetime
+) -> InquiryFigures:
+    """Figures for the inquiries opened in a period (`period`) and those open at `now`."""
+    rows = list(period)
+    answered = [r for r in rows if r["status"] == "answered"]
+    responses = [r["response_seconds"] for r in answered]
+    business = [r["business_seconds"] for r in answered if r["business_seconds"] is not None]
+    late_open = [r for r in rows if r["status"] == "open" and is_breached_now(r["due_at"], now)]
+    missed = [r for r in rows if r["status"] == "missed"]
+    within = [r for r in answered if not r["breached"]]
+    currently_open = list(open_now)
+    ages = [(now - r["opened_at"]).total_seconds() for r in currently_open]
+    return InquiryFigures(
+        received=len(rows),
+        answered=len(answered),
+        within_target=len(within),
+        decided=len(answered) + len(late_open) + len(missed),
+        missed=len(missed),
+        breached=sum(1 for r in answered + missed if r["breached"]) + len(late_open),
+        clamped=sum(1 for r in answered if r["clamped"]),
+        median_seconds=percentile(responses, 50),
+        p90_seconds=percentile(responses, 90),
+        mean_seconds=sum(responses) / len(responses) if responses else None,
+        median_business_seconds=percentile(business, 50),
+        p90_business_seconds=percentile(business, 90),
+        open_now=len(currently_open),
+        open_breached_now=sum(1 for r in currently_open if is_breached_now(r["due_at"], now)),
+        oldest_open_age_seconds=max(ages) if ages else None,
+    )
+
+
+@dataclass(frozen=True)
+class CallFigures:
+    total: int  # calls that entered the queue in the period and have left it
+    answered: int  # answered, including answered then transferred
+    abandoned: int  # the caller hung up while waiting (short abandons included)
+    unanswered: int  # abandoned, timed out, left by key or empty queue, or never seen to end
+    service_level: float | None  # answered within answer_within / offered
+    median_wait_seconds: float | None
+    p90_wait_seconds: float | None
+    mean_wait_seconds: float | None
+    over_warn: int
+    over_max: int
+    held_long_or_unanswered: int  # over hold_warn, or not answered at all: callers let down
+    longest_wait_seconds: float | None
+    waiting_now: int
+    longest_waiting_now_seconds: float | None
+    unknown: int = 0  # never seen to end: no known wait, left out of every wait figure
+    short_abandoned: int = 0  # hung up within `short_abandon`: out of the service level
+    # The longest wait an `unknown` call was seen to have, at least (it may have held longer).
+    unknown_wait_at_least_seconds: float | None = None
+
+    @property
+    def abandoned_ratio(self) -> float | None:
+        return _ratio(self.abandoned, self.total)
+
+    @property
+    def held_long_or_unanswered_ratio(self) -> float | None:
+        return _ratio(self.held_long_or_unanswered, self.total)
+
+
+def call_let_down(row: Row, targets: ResolvedTargets) -> bool:
+    """A finished call that waited longer than `hold_warn` or was never answered."""
+    wait = known_wait(row) or 0.0
+    return wait > targets.hold_warn.total_seconds() or row["outcome"] in UNANSWERED_OUTCOMES
+
+
+def summarize_calls(
+    period: Iterable[Row], waiting_now: Iterable[Row], now: datetime, targets: ResolvedTargets
+) -> CallFigures:
+    """Figures for the calls of a period and the callers waiting at `now`."""
+    rows = [r for r in period if r["outcome"] != "waiting"]
+    unknown = [r for r in rows if r["outcome"] == UNKNOWN]
+    waits = [w for r in rows if (w := known_wait(r)) is not None]
+    answered = [r for r in rows if r["outcome"] in ("answered", "transferred")]
+    abandoned = [r for r in rows if r["outcome"] == "abandoned"]
+    short = [r for r in abandoned if _short(r, targets)]
+    limit = targets.answer_within.total_seconds()
+    fast = sum(1 for r in answered if (known_wait(r) or 0.0) <= limit)
+
+    def offered(row: Row) -> bool:
+        """In the service level's denominator: not unknown calls (no known wait), not short
+        abandons (no chance to answer); callers who hung up before the threshold arguably
+        never gave us a chance either: whether they count is `abandons_count`."""
+        if row["outcome"] == UNKNOWN or _short(row, targets):
+            return False
+        quick = row["outcome"] == "abandoned" and (known_wait(row) or 0.0) <= limit
+        return targets.abandons_count or not quick
+
+    current = [waiting_seconds(r, now) for r in waiting_now]
+    seen = [float(r["wait_seconds"]) for r in unknown if r["wait_seconds"] is not None]
+    return CallFigures(
+        total=len(rows),
+        answered=len(answered),
+        abandoned=len(abandoned),
+        unanswered=sum(1 for r in rows if r["outcome"] in UNANSWERED_OUTCOMES),
+        service_level=_ratio(fast, sum(1 for r in rows if offered(r))),
+        median_wait_seconds=percentile(waits, 50),
+        p90_wait_seconds=percentile(waits, 90),
+        mean_wait_seconds=sum(waits) / len(waits) if waits else None,
+        over_warn=sum(1 for w in waits if w > targets.hold_warn.total_seconds()),
+        over_max=sum(1 for w in waits if w > targets.hold_max.total_seconds()),
+        held_long_or_unanswered=sum(1 for r in rows if call_let_down(r, targets)),
+        longest_wait_seconds=max(waits) if waits else None,
+        waiting_now=len(current),
+        longest_waiting_now_seconds=max(current) if current else None,
+        unknown=len(unknown),
+        short_abandoned=len(short),
+        unknown_wait_at_least_seconds=max(seen) if seen else None,
+    )
+
+
+def _short(row: Row, targets: ResolvedTargets) -> bool:
+    flagged = bool(row["short_abandon"]) if "short_abandon" in row else False
+    return is_short_abandon(row["outcome"], row["wait_seconds"], flagged, targets)
+
+
+# What the digest lists so a lead can act: who waits now, who held longest, and when in the day.
+
+
+@dataclass(frozen=True)
+class OpenInquiry:
+    source: str
+    channel: str
+    customer: str | None
+    subject: str | None
+    opened_at: datetime
+    age_seconds: float
+    past_target: bool
+
+
+def oldest_open(open_now: Iterable[Row], now: datetime, limit: int) -> tuple[OpenInquiry, ...]:
+    """The `limit` inquiries open at `now` that have waited longest, oldest first."""
+    rows = sorted(open_now, key=lambda r: (r["opened_at"], r["source"], r["conversation"]))
+    return tuple(
+        OpenInquiry(
+            source=r["source"],
+            channel=r["channel"],
+            customer=r["customer"],
+            subject=r["subject"],
+            opened_at=r["opened_at"],
+            age_seconds=max(0.0, (now - r["opened_at"]).total_seconds()),
+            past_target=is_breached_now(r["due_at"], now),
+        )
+        for r in rows[:limit]
+    )
+
+
+@dataclass(frozen=True)
+class Hold:
+    source: str
+    queue: str
+    caller: str | None
+    entered_at: datetime
+    wait_seconds: float
+    outcome: str
+    over_warn: bool
+    over_max: bool
+
+
+def longest_holds(period: Iterable[Row], targets: ResolvedTargets, limit: int) -> tuple[Hold, ...]:
+    """The `limit` finished calls of a period that waited longest, longest first."""
+    rows = [r for r in period if r["outcome"] != "waiting" and known_wait(r) is not None]
+    rows.sort(key=lambda r: (-float(r["wait_seconds"]), r["entered_at"], r["external_id"]))
+    holds = []
+    for r in rows[:limit]:
+        wait = float(r["wait_seconds"])
+        holds.append(
+            Hold(
+                source=r["source"],
+                queue=r["queue"],
+                caller=r["caller"],
+                entered_at=r["entered_at"],
+                wait_seconds=wait,
+                outcome=r["outcome"],
+                over_warn=wait > targets.hold_warn.total_seconds(),
+                over_max=wait > targets.hold_max.total_seconds(),
+            )
+        )
+    return tuple(holds)
+
+
+@dataclass(frozen=True)
+class HourCounts:
+    """Contacts that began in one hour [start, start + 1 h) and how many were let down."""
+
+    start: datetime
+    inquiries: int = 0
+    inquiries_let_down: int = 0  # not answered within target (see `let_down`)
+    calls: int = 0
+    calls_let_down: int = 0  # held over hold_warn or not answered (see `call_let_down`)
+
+    def __add__(self, other: HourCounts) -> HourCounts:
+        return HourCounts(
+            self.start,
+            self.inquiries + other.inquiries,
+            self.inquiries_let_down + other.inquiries_let_down,
+            self.calls + other.calls,
+            self.calls_let_down + other.calls_let_down,
+        )
+
+
+HOUR = timedelta(hours=1)
+
+
+def hour_starts(since: datetime, until: datetime) -> list[datetime]:
+    """Hour starts from `since` to `until`, stepped in absolute time: a day with a
+    daylight-saving change has 23 or 25 of them (UTC arithmetic: Python adds wall-clock time
+    to datetimes in a zone)."""
+    starts, at, end = [], since.astimezone(UTC), until.astimezone(UTC)
+    while at < end:
+        starts.append(at)
+        at += HOUR
+    return starts
+
+
+def hourly(
+    inquiries: Iterable[Row],
+    calls: Iterable[Row],
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    targets: ResolvedTargets,
+) -> tuple[HourCounts, ...]:
+    """Inquiries opened and finished calls entered in each hour of [since, until)."""
+    starts = hour_starts(since, until)
+    counts = [[0, 0, 0, 0] for _ in starts]
+    origin = since.astimezone(UTC)
+
+    def slot(at: datetime) -> int | None:
+        index = int((at - origin).total_seconds() // 3600)
+        return index if 0 <= index < len(starts) else None
+
+    for r in inquiries:
+        if (i := slot(r["opened_at"])) is not None:
+            counts[i][0] += 1
+            counts[i][1] += let_down(r, now)
+    for r in calls:
+        if r["outcome"] != "waiting" and (i := slot(r["entered_at"])) is not None:
+            counts[i][2] += 1
+            counts[i][3] += call_let_down(r, targets)
+    return tuple(HourCounts(start, *c) for start, c in zip(starts, counts, strict=True))

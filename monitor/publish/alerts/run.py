@@ -1,0 +1,356 @@
+"""Evaluating the alert rules against the store and notifying (SPEC §8).
+
+One evaluation at `now`:
+
+1. read the rows the rules need and the stored alert states (`observe`);
+2. the pure core (`alert_rules.evaluate`, `alert_state.diff`) says which states change;
+3. each change is written guarded by the old values (compare-and-set), so when two instances
+   evaluate together exactly one makes each transition (`apply_changes`);
+4. the states are read back and the notices they owe are grouped by (rule, event)
+   (`alert_groups`) and claimed a group at a time: in one transaction, a guarded update of each
+   member's `last_notified_at` and one `delivery` row per notifier for the members this call
+   took, with a unique key (`alert:<rule>:<event>:<now>:<hash of the episodes>:notify[i]`), so
+   each notice is claimed once whatever runs concurrently (`claim_notices`);
+5. due deliveries are attempted with `monitor.publish.deliveries` (retries with backoff, every
+   attempt stored) by `send_due`.
+
+A dry run stops after 2 and reports what would change and be sent; it stores nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+
+from monitor.config import Settings
+from monitor.publish.alerts.groups import combine, group, group_key
+from monitor.publish.alerts.notices import CALL_RULES, INQUIRY_RULES, build
+from monitor.publish.alerts.rules import LONGEST_STAY, AlertInputs, evaluate, split_subject
+from monitor.publish.alerts.state import (
+    FIRING,
+    OK,
+    Change,
+    Key,
+    Notice,
+    Plan,
+    State,
+    advance,
+    after_change,
+    diff,
+    notices,
+)
+from monitor.publish.deliveries import (
+    FAILED,
+    PENDING,
+    SENT,
+    DeliveryError,
+    Pending,
+    claim,
+    deliver_due,
+)
+from monitor.publish.notifiers import notifier_for
+from monitor.store.database import insert_ignore, transaction
+from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, WAITING_CALL
+
+logger = logging.getLogger(__name__)
+
+# Resolved states are kept this long (a resolve notice held over a long closed weekend still
+# goes out), then deleted, so per-caller and per-inquiry subjects do not pile up for ever.
+PRUNE_AFTER = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Told:
+    """A notification claimed (or, in a dry run, that would be): the notices it tells, its body
+    and who gets it."""
+
+    notices: list[Notice]
+    body: dict[str, Any]
+    to: list[str]
+
+
+class _KeyTaken(Exception):
+    """A group's delivery key exists already: roll its claims back, so its notices stay owed."""
+
+
+@dataclass
+class Outcome:
+    changes: list[Change]
+    told: list[Told]
+    held: list[Notice]  # quiet hours: owed again at the next evaluation
+    firing: int
+    deliveries: dict[str, int] = field(default_factory=lambda: {PENDING: 0, SENT: 0, FAILED: 0})
+    errors: list[str] = field(default_factory=list)  # one line per failed delivery attempt
+
+
+def load_inputs(conn: Connection, settings: Settings, now: datetime) -> AlertInputs:
+    names = [s.name for s in settings.sources if s.enabled]
+    since = now - settings.file.alerts.long_holds_window - LONGEST_STAY
+
+    def rows(query: Any) -> list[Mapping[Any, Any]]:
+        return list(conn.execute(query).mappings().all())
+
+    return AlertInputs(
+        waiting=rows(select(CALLS).where(WAITING_CALL, CALLS.c.source.in_(names))),
+        recent_calls=rows(
+            select(CALLS).where(
+                CALLS.c.source.in_(names),
+                CALLS.c.entered_at >= since,
+                CALLS.c.outcome != "waiting",
+            )
+        ),
+        open_inquiries=rows(
+            select(INQUIRIES).where(
+                INQUIRIES.c.status == "open",
+                INQUIRIES.c.source.in_(names),
+                INQUIRIES.c.due_at.is_not(None),
+            )
+        ),
+        source_states=rows(select(STATES).where(STATES.c.source.in_(names))),
+    )
+
+
+def load_states(conn: Connection) -> dict[Key, State]:
+    states = (State.from_row(r) for r in conn.execute(select(ALERT_STATES)).mappings())
+    return {s.key: s for s in states}
+
+
+def observe(
+    engine: Engine, settings: Settings, now: datetime
+) -> tuple[dict[Key, State], list[Change]]:
+    """The stored states and the changes the rules call for at `now` (reads only)."""
+    with transaction(engine) as conn:
+        inputs = load_inputs(conn, settings, now)
+        states = load_states(conn)
+    return states, diff(states, evaluate(inputs, now, settings))
+
+
+def _same(state: State, *columns: str) -> list[Any]:
+    """WHERE clauses: the row still holds the values we decided on (compare-and-set)."""
+    clauses: list[Any] = [ALERT_STATES.c.id == state.id]
+    for column in columns:
+        clauses.append(ALERT_STATES.c[column].is_not_distinct_from(getattr(state, column)))
+    return clauses
+
+
+# Still firing: only the figures move. One statement for many rows (executemany), since a
+# backlog of open inquiries keeps hundreds of alerts firing at every evaluation.
+_KEEP = (
+    update(ALERT_STATES)
+    .where(
+        ALERT_STATES.c.id == bindparam("k_id"),
+        ALERT_STATES.c.state == FIRING,
+        ALERT_STATES.c.started_at == bindparam("k_started", type_=ALERT_STATES.c.started_at.type),
+    )
+    .values(
+        value=bindparam("k_value"),
+        threshold=bindparam("k_threshold"),
+        severity=bindparam("k_severity"),
+        evaluated_at=bindparam("k_at", type_=ALERT_STATES.c.evaluated_at.type),
+    )
+)
+
+
+def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
+    """Write the transitions; a change another instance already made is skipped. Returns how
+    many transitions this call made."""
+    made = 0
+    keeps: list[dict[str, Any]] = []
+    with transaction(engine) as conn:
+        # In key order, keeps batched between transitions: concurrent writers lock rows in one
+        # order, so they cannot deadlock.
+        for change in changes:
+            new = after_change(change, now)
+            if change.kind == "keep":
+                keeps.append(
+                    {
+                        "k_id": new.id,
+                        "k_started": new.started_at,
+                        "k_value": new.value,
+                        "k_threshold": new.threshold,
+                        "k_severity": new.severity,
+                        "k_at": now,
+                    }
+                )
+                continue
+            if keeps:
+                conn.execute(_KEEP, keeps)
+                keeps = []
+            made += _transition(conn, change, new)
+        if keeps:
+            conn.execute(_KEEP, keeps)
+    # Its own transaction: deleting rows in whatever order the database picks, inside the one
+    # above, could deadlock with another instance updating them in key order.
+    with transaction(engine) as conn:
+        conn.execute(
+            delete(ALERT_STATES).where(
+                ALERT_STATES.c.state == OK, ALERT_STATES.c.resolved_at < now - PRUNE_AFTER
+            )
+        )
+    return made
+
+
+def _transition(conn: Connection, change: Change, new: State) -> bool:
+    values = {
+        name: getattr(new, name)
+        for name in State.__dataclass_fields__
+        if name not in ("id", "rule", "subject")
+    }
+    if change.old is None:
+        inserted = conn.execute(
+            insert_ignore(conn, ALERT_STATES, ["rule", "subject"]).returning(ALERT_STATES.c.id),
+            {"rule": new.rule, "subject": new.subject, **values},
+        ).first()
+        return inserted is not None
+    guard = _same(change.old, "state", "started_at")
+    return bool(conn.execute(update(ALERT_STATES).where(*guard).values(**values)).rowcount)
+
+
+def lookup(conn: Connection, state: State) -> Mapping[Any, Any] | None:
+    """The row a state's subject refers to, for the notice's details."""
+    source, key = split_subject(state.subject)
+    if state.rule in CALL_RULES:
+        query = select(CALLS).where(CALLS.c.source == source, CALLS.c.external_id == key)
+    elif state.rule in INQUIRY_RULES:
+        # The inquiry that fired: the latest opened before the alert started (a later follow-up
+        # in the same conversation is another episode). Chosen here, not by ORDER BY opened_at,
+        # which SQLite answers by walking the source's whole (source, opened_at) index.
+        query = select(INQUIRIES).where(
+            INQUIRIES.c.source == source, INQUIRIES.c.conversation == key
+        )
+        rows = conn.execute(query).mappings().all()
+        started = state.started_at
+        before = [r for r in rows if started is None or r["opened_at"] <= started] or list(rows)
+        return max(before, key=lambda r: r["opened_at"], default=None)
+    elif state.rule == "source_stale":
+        query = select(STATES).where(STATES.c.source == state.subject)
+    else:
+        return None
+    return conn.execute(query).mappings().first()
+
+
+def recipients(settings: Settings) -> list[str]:
+    return [
+        notifier_for(settings, i, n.kind).describe()
+        for i, n in enumerate(settings.file.alerts.notify)
+    ]
+
+
+def claim_notices(engine: Engine, settings: Settings, plan: Plan, now: datetime) -> list[Told]:
+    """Claim the notices of `plan.send` that no one else has, a notification per group, and
+    mark `plan.covered` done."""
+    told = []
+    notify = settings.file.alerts.notify
+    to = recipients(settings)
+    for members in group(plan.send):
+        try:
+            with transaction(engine) as conn:
+                taken = [notice for notice in members if _take(conn, notice, now)]
+                if not taken:
+                    continue
+                bodies = [build(n, lookup(conn, n.state), now, settings) for n in taken]
+                body = combine(taken, bodies, now)
+                for index, notifier in enumerate(notify):
+                    payload = {"notify": index, "notice": body}
+                    key = group_key(taken, now, index)
+                    if not claim(
+                        conn,
+                        key=key,
+                        purpose="alert",
+                        notifier=notifier.kind,
+                        payload=payload,
+                        now=now,
+                    ):
+                        raise _KeyTaken(key)
+        except _KeyTaken as exc:  # cannot happen while the guards hold; never drop a notice
+            logger.error("alert notification %s already claimed; its notices stay owed", exc)
+            continue
+        told.append(Told(taken, body, to))
+        # Not the summary: it may quote an inquiry's subject, and logs get no message contents.
+        first = taken[0].state
+        what = first.subject if len(taken) == 1 else f"{len(taken)} subjects"
+        logger.info("alert %s: %s %s %s", taken[0].event, first.rule, first.severity, what)
+    if plan.covered:
+        with transaction(engine) as conn:
+            for notice in sorted(plan.covered, key=lambda n: n.state.key):
+                _take(conn, notice, now)
+    return told
+
+
+def _take(conn: Connection, notice: Notice, now: datetime) -> bool:
+    """Mark `notice` told unless someone already has (the guard on `last_notified_at`)."""
+    taken = conn.execute(
+        update(ALERT_STATES)
+        .where(*_same(notice.state, "state", "started_at", "last_notified_at"))
+        .values(last_notified_at=_told_at(notice, now))
+    )
+    return bool(taken.rowcount)
+
+
+def _told_at(notice: Notice, now: datetime) -> datetime:
+    """When `notice` counts as told: `now`, but never before the moment it tells of. Instances'
+    clocks differ by a little: an alert started by one instance at 12:14:00.1 and told by another
+    at 12:14:00 would otherwise look untold (told before it started) and be sent again."""
+    state = notice.state
+    moments = [now, state.started_at]
+    if notice.event == "resolved":
+        moments.append(state.resolved_at)
+    return max(m for m in moments if m is not None)
+
+
+def send_due(engine: Engine, settings: Settings, now: datetime) -> tuple[dict[str, int], list[str]]:
+    """Attempt every alert notification that is due (new ones and retries); the counts by new
+    status and one line per failed attempt."""
+
+    def send(delivery: Pending) -> None:
+        payload = delivery.payload
+        notifier_for(settings, int(payload["notify"]), delivery.notifier).send(payload["notice"])
+
+    def failed(delivery: Pending, error: DeliveryError, status: str) -> None:
+        what = "failed for good" if status == FAILED else "will be retried"
+        errors.append(f"{delivery.key}: {error} ({what})")
+        logger.warning("alert notification %s: %s (%s)", delivery.key, error, what)
+
+    errors: list[str] = []
+    return deliver_due(engine, now, send, purpose="alert", on_error=failed), errors
+
+
+def run_once(
+    engine: Engine, settings: Settings, now: datetime, *, dry_run: bool = False
+) -> Outcome:
+    """Evaluate every rule at `now`, record transitions, claim and send the notices owed."""
+    states, changes = observe(engine, settings, now)
+    if dry_run:
+        after = advance(states, changes, now)
+        plan = notices(after, now, settings)
+        with transaction(engine) as conn:
+            told = [
+                Told(
+                    members,
+                    combine(
+                        members,
+                        [build(n, lookup(conn, n.state), now, settings) for n in members],
+                        now,
+                    ),
+                    recipients(settings),
+                )
+                for members in group(plan.send)
+            ]
+        return Outcome(changes, told, plan.held, _firing(after))
+    apply_changes(engine, changes, now)
+    with transaction(engine) as conn:
+        states = load_states(conn)
+    plan = notices(states, now, settings)
+    told = claim_notices(engine, settings, plan, now)
+    outcome = Outcome(changes, told, plan.held, _firing(states))
+    outcome.deliveries, outcome.errors = send_due(engine, settings, now)
+    return outcome
+
+
+def _firing(states: Mapping[Key, State]) -> int:
+    return sum(1 for s in states.values() if s.state == FIRING)

@@ -1,0 +1,484 @@
+"""The Prometheus exporter: the product's metrics read from the store at scrape time.
+
+Counters and histograms come from the `tally` table (kept by ingest), so they are monotonic,
+survive restarts, agree between instances and cost a few rows per scrape. Gauges ("open now",
+"waiting now") are indexed aggregates over open inquiries and waiting calls only; they read 0
+when there is nothing, never vanish, so a dashboard tells "nobody is waiting" from "no data":
+every inquiry source exports its open-inquiry gauges for the channels of its inquiries, every
+phone source its waiting gauges for each queue it has seen or lists in `queues:` (from the
+calls counted; before the first, one series for the source as a whole, with an empty `queue`).
+Labels come only from configuration (source, channel, stage, kind, threshold, outcome) or are
+bounded where calls are stored (queue: monitor.store.queue_labels; a queue stored before labels were
+bounded is folded into `other` here, the zero gauges included); sources no longer in the
+configuration are not exported. Beside the product's metrics, each source's configured
+targets and poll interval are exported as gauges, so the shipped Prometheus rules honour
+per-source overrides instead of repeating the defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, Integer, case, func, select
+
+from monitor import __version__
+from monitor.config import Settings, channel_of, inquiry_channel_of
+from monitor.publish.alerts.rules import RULES
+from monitor.publish.deliveries import failures
+from monitor.store.database import transaction
+from monitor.store.queue_labels import OTHER, exported, listed
+from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
+from monitor.store.tallies import (
+    CALLS_TOTAL,
+    HISTOGRAMS,
+    INQUIRIES_TOTAL,
+    fmt_le,
+    labels_text,
+    layout_for,
+    parse_labels,
+)
+
+logger = logging.getLogger(__name__)
+
+COUNTERS = {
+    "support_inquiries_total": ("Inquiries opened.", ("channel",)),
+    "support_response_breaches_total": (
+        "Inquiries answered later than the reply target.",
+        ("channel",),
+    ),
+    "support_calls_total": ("Calls that left the queue.", ("queue", "outcome")),
+    "support_hold_breaches_total": (
+        "Calls whose wait exceeded hold_warn (threshold=warn) or hold_max (threshold=max).",
+        ("queue", "threshold"),
+    ),
+    "support_chats_missed_total": ("Chats that ended with no human agent reply.", ()),
+    "support_responses_clamped_total": (
+        "Replies dated before the message they answer (a sender's clock is off), measured "
+        "from that message.",
+        ("channel",),
+    ),
+}
+HISTOGRAM_HELP = {
+    "support_response_seconds": "Response time of closed inquiries, calendar seconds.",
+    "support_response_business_seconds": "Response time of closed inquiries, business seconds.",
+    "support_hold_seconds": "Wait in the queue of every call that left it.",
+}
+# Metrics labelled by source with its channel and stage (the inquiry metrics).
+WITH_STAGE = {"support_inquiries_total", "support_response_breaches_total", *HISTOGRAM_HELP} - {
+    "support_hold_seconds"
+}
+
+
+class OneAtATime:
+    """Runs `work` for one caller at a time: callers that come while it runs wait for that run
+    and get its result (figures of a moment ago, as a scrape a moment earlier would have)."""
+
+    def __init__(self, work: Callable[[], list[Metric]]) -> None:
+        self.work = work
+        self.lock = threading.Lock()
+        self.running: _Run | None = None
+
+    def __call__(self) -> list[Metric]:
+        with self.lock:
+            run, leader = self.running, self.running is None
+            if run is None:
+                run = self.running = _Run()
+        if not leader:
+            run.done.wait()
+            if run.error is not None:
+                raise run.error
+            return run.result
+        try:
+            run.result = self.work()
+        except BaseException as exc:
+            run.error = exc
+            raise
+        finally:
+            with self.lock:
+                self.running = None
+            run.done.set()
+        return run.result
+
+
+class _Run:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.result: list[Metric] = []
+        self.error: BaseException | None = None
+
+
+class SupportCollector(Collector):
+    """Reads the store on every scrape; `now` is a callable so tests can pin it."""
+
+    def __init__(self, engine: Engine, settings: Settings, now: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.now = now
+        # The phone sources with a `queues:` list: their labels are known before any call.
+        self.listing = {s.name for s in settings.sources if listed(s) is not None}
+        # However many scrapers come at once, one collection runs at a time (one database
+        # connection), and the scrapes that arrive meanwhile share its result.
+        self.shared = OneAtATime(lambda: list(self.collect_now()))
+
+    def describe(self) -> list[Metric]:
+        # Without this, registering the collector would run collect() (a database query) once.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.shared())
+
+    def collect_now(self) -> Iterator[Metric]:
+        now = self.now()
+        stages = {s.name: s.stage.value for s in self.settings.sources}
+        channels = {s.name: channel_of(s).value for s in self.settings.sources}
+        asked = {s.name: inquiry_channel_of(s).value for s in self.settings.sources}
+        with transaction(self.engine) as conn:
+            tallies = conn.execute(select(TALLIES)).all()
+            inquiries = INQUIRIES
+            open_rows = conn.execute(
+                select(
+                    inquiries.c.source,
+                    inquiries.c.channel,
+                    func.count(),
+                    func.sum((inquiries.c.due_at < now).cast(Integer)),
+                    func.min(inquiries.c.opened_at),
+                    func.min(case((inquiries.c.due_at >= now, inquiries.c.due_at))),
+                )
+                .where(inquiries.c.status == "open")
+                .group_by(inquiries.c.source, inquiries.c.channel)
+            ).all()
+            calls = CALLS
+            waiting_rows = conn.execute(
+                select(calls.c.source, calls.c.queue, func.count(), func.min(calls.c.entered_at))
+                .where(WAITING_CALL)
+                .group_by(calls.c.source, calls.c.queue)
+            ).all()
+            states = conn.execute(select(STATES)).all()
+            firing = conn.execute(
+                select(ALERT_STATES.c.rule, func.count())
+                .where(ALERT_STATES.c.state == "firing")
+                .group_by(ALERT_STATES.c.rule)
+            ).all()
+            failed = failures(conn)
+            labels = exported(conn, self.settings)
+
+        # Queues no longer exported are folded into `other` first: the zero gauges below are of
+        # the labels the counters show, never of a name stored before labels were bounded.
+        folded = _folded_tallies(tallies, labels)
+        seen = _seen_labels(folded)
+        yield from self._tallies(folded, stages)
+        yield from self._open_inquiries(open_rows, stages, asked, seen, now)
+        waiting = _folded_waiting(waiting_rows, labels)
+        yield from self._waiting(waiting, stages, channels, seen, labels, now)
+        yield from self._sources(states, stages)
+        yield from self._targets(stages, channels)
+        yield from self._outgoing(firing, failed)
+        info = GaugeMetricFamily(
+            "support_monitor_build_info", "Support Monitor version.", labels=["version"]
+        )
+        info.add_metric([__version__], 1)
+        yield info
+
+    def _tallies(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
+        counters: dict[str, tuple[CounterMetricFamily, list[str]]] = {}
+        for name, (help_text, labels) in COUNTERS.items():
+            names = ["source", *labels, *(["stage"] if name in WITH_STAGE else [])]
+            family = CounterMetricFamily(name, help_text, labels=names)
+            counters[name] = (family, names)
+        hist: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+        for metric, source, labels, le, value in (tuple(r)[1:] for r in rows):
+            if source not in stages:
+                continue
+            if metric in HISTOGRAMS:
+                hist[(metric, source, labels)][le] = value
+            elif metric in counters:
+                family, names = counters[metric]
+                values = {"source": source, "stage": stages[source], **parse_labels(labels)}
+                family.add_metric([values[k] for k in names], value)
+        yield from (family for family, _ in counters.values())
+        yield from self._histograms(hist, stages)
+
+    def _histograms(
+        self, hist: dict[tuple[str, str, str], dict[str, float]], stages: dict[str, str]
+    ) -> Iterator[Metric]:
+        families: dict[str, tuple[HistogramMetricFamily, list[str]]] = {}
+        for metric, help_text in HISTOGRAM_HELP.items():
+            names = (
+                ["source", "queue"]
+                if metric == "support_hold_seconds"
+                else ["source", "channel", "stage", "kind"]
+            )
+            families[metric] = (HistogramMetricFamily(metric, help_text, labels=names), names)
+        layout = layout_for(self.settings).buckets
+        for (metric, source, labels), counts in sorted(hist.items()):
+            values = {"source": source, "stage": stages[source], **parse_labels(labels)}
+            cumulative, buckets = 0.0, []
+            for bound in layout[metric]:
+                cumulative += counts.get(fmt_le(bound), 0.0)
+                buckets.append((fmt_le(bound), cumulative))
+            cumulative += counts.get("+Inf", 0.0)
+            # Counts under bounds that are no longer configured still belong in +Inf and _count.
+            cumulative += sum(
+                v
+                for k, v in counts.items()
+                if k not in ("_sum", "+Inf") and float(k) not in layout[metric]
+            )
+            buckets.append(("+Inf", cumulative))
+            family, names = families[metric]
+            family.add_metric([values[k] for k in names], buckets, counts.get("_sum", 0.0))
+        yield from (family for family, _ in families.values())
+
+    def _open_inquiries(
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        asked: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        now: datetime,
+    ) -> Iterator[Metric]:
+        labels = ["source", "channel", "stage"]
+        open_ = GaugeMetricFamily("support_open_inquiries", "Inquiries open now.", labels=labels)
+        breached = GaugeMetricFamily(
+            "support_open_inquiries_breached",
+            "Open inquiries already past the reply target.",
+            labels=labels,
+        )
+        oldest = GaugeMetricFamily(
+            "support_oldest_open_inquiry_age_seconds",
+            "Age of the oldest open inquiry (0 when none).",
+            labels=labels,
+        )
+        next_breach = GaugeMetricFamily(
+            "support_open_inquiry_next_breach_seconds",
+            "Seconds until the next open inquiry not yet past the reply target breaches it "
+            "(absent when none will).",
+            labels=labels,
+        )
+        open_seen = set()
+        for source, channel, count, late, first, next_due in rows:
+            if source not in stages:
+                continue
+            key = [source, channel, stages[source]]
+            open_seen.add((source, channel))
+            open_.add_metric(key, count)
+            breached.add_metric(key, late or 0)
+            oldest.add_metric(key, max(0.0, (now - first).total_seconds()))
+            if next_due is not None:
+                next_breach.add_metric(key, max(0.0, (next_due - now).total_seconds()))
+        # Every source shows zeros for the channels its inquiries are on (a phone source's are
+        # on voicemail) when nothing is open, so absent() means "no data".
+        for source, stage in stages.items():
+            channels = {asked[source]} | seen.get((INQUIRIES_TOTAL, source), set())
+            for channel in sorted(channels):
+                if (source, channel) not in open_seen:
+                    for family in (open_, breached, oldest):
+                        family.add_metric([source, channel, stage], 0)
+        yield from (open_, breached, oldest, next_breach)
+
+    def _waiting(
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        channels: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        labels: dict[str, set[str]],
+        now: datetime,
+    ) -> Iterator[Metric]:
+        waiting = GaugeMetricFamily(
+            "support_calls_waiting", "Callers in the queue now.", labels=["source", "queue"]
+        )
+        longest = GaugeMetricFamily(
+            "support_longest_wait_seconds",
+            "Current wait of the longest-waiting caller (0 when none).",
+            labels=["source", "queue"],
+        )
+        shown: set[tuple[str, str]] = set()
+        for source, queue, count, first in rows:
+            if source in stages:
+                waiting.add_metric([source, queue], count)
+                longest.add_metric([source, queue], max(0.0, (now - first).total_seconds()))
+                shown.add((source, queue))
+        # Nobody waiting is 0, not "no data": every queue a phone source has counted calls in,
+        # or lists in `queues:` (or, before its first call, the source as a whole) reads 0 when
+        # nobody waits there.
+        for source in stages:
+            if channels[source] != "phone":
+                continue
+            queues = seen.get((CALLS_TOTAL, source), set()) | {q for s, q in shown if s == source}
+            if source in self.listing:
+                queues |= labels.get(source, set()) - {OTHER}
+            for queue in sorted(queues or {""}):
+                if (source, queue) not in shown:
+                    waiting.add_metric([source, queue], 0)
+                    longest.add_metric([source, queue], 0)
+        yield from (waiting, longest)
+
+    def _sources(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
+        success = GaugeMetricFamily(
+            "support_source_last_success_timestamp_seconds",
+            "End of the last successful poll.",
+            labels=["source"],
+        )
+        # Full names, as in COUNTERS: prometheus_client drops the `_total` and puts it back.
+        errors = CounterMetricFamily(
+            "support_source_poll_errors_total", "Failed polls.", labels=["source"]
+        )
+        rejected = CounterMetricFamily(
+            "support_source_records_rejected_total", "Bad records skipped.", labels=["source"]
+        )
+        by_source = {row.source: row for row in rows}
+        for source in stages:
+            row = by_source.get(source)
+            if row is not None and row.last_success_at is not None:
+                success.add_metric([source], row.last_success_at.timestamp())
+            errors.add_metric([source], row.poll_errors_total if row else 0)
+            rejected.add_metric([source], row.records_rejected_total if row else 0)
+        yield from (success, errors, rejected)
+
+    def _outgoing(
+        self, firing: Sequence[Any], failed: dict[tuple[str, str], int]
+    ) -> Iterator[Metric]:
+        alerts = GaugeMetricFamily(
+            "support_alerts_firing",
+            "1 while an alert rule fires (for any subject; see the alert's own notice for which).",
+            labels=["rule"],
+        )
+        # Every built-in rule is exported, 0 when quiet, so a dashboard tells "nothing fires"
+        # from "no data"; a rule fires while any of its subjects (a caller, an inquiry) does.
+        counts: dict[str, int] = {str(rule): int(count) for rule, count in firing}
+        for rule in sorted(set(RULES) | set(counts)):
+            alerts.add_metric([rule], 1 if counts.get(rule) else 0)
+        deliveries = GaugeMetricFamily(
+            "support_deliveries_failed",
+            "Digests and alert notifications that could not be delivered (a permanent error, "
+            "or every retry spent).",
+            labels=["purpose", "notifier"],
+        )
+        # Every way this configuration delivers reads 0 until something fails for good there.
+        expected = {("alert", n.kind): 0 for n in self.settings.file.alerts.notify}
+        digest = self.settings.file.digest
+        if digest is not None and digest.to:
+            expected[("digest", "email")] = 0
+        for (purpose, notifier), count in sorted((expected | failed).items()):
+            deliveries.add_metric([purpose, notifier], count)
+        yield from (alerts, deliveries)
+
+    def _targets(self, stages: dict[str, str], channels: dict[str, str]) -> Iterator[Metric]:
+        """The configured targets, so that Prometheus rules compare against each source's own
+        `reply_within`, `hold_warn`/`hold_max` and poll interval instead of copies of them."""
+        reply = GaugeMetricFamily(
+            "support_reply_target_seconds",
+            "Reply target of the source (reply_within, on its reply_clock).",
+            labels=["source", "channel", "stage"],
+        )
+        hold = GaugeMetricFamily(
+            "support_hold_threshold_seconds",
+            "Hold thresholds of the source: hold_warn (threshold=warn), hold_max (threshold=max).",
+            labels=["source", "threshold"],
+        )
+        interval = GaugeMetricFamily(
+            "support_source_poll_interval_seconds",
+            "How often an enabled source is polled (`every`).",
+            labels=["source"],
+        )
+        for source in self.settings.sources:
+            targets = self.settings.targets_for(source)
+            name = source.name
+            reply.add_metric(
+                [name, channels[name], stages[name]], targets.reply_within.total_seconds()
+            )
+            if channels[name] == "phone":  # only phone sources have queues
+                hold.add_metric([name, "warn"], targets.hold_warn.total_seconds())
+                hold.add_metric([name, "max"], targets.hold_max.total_seconds())
+            if source.enabled:
+                interval.add_metric([name], source.every.total_seconds())
+        yield from (reply, hold, interval)
+
+
+def _folded_tallies(rows: Sequence[Any], labels: dict[str, set[str]]) -> list[tuple[Any, ...]]:
+    """Tally rows with a `queue` that its source no longer exports (stored before labels were
+    bounded, or since dropped from `queues:`) counted under `other`, summed: the series of a
+    source never outnumber its labels, whatever was stored."""
+    folded: dict[tuple[Any, ...], float] = {}
+    for row in rows:
+        _, metric, source, text, le, value = tuple(row)
+        allowed = labels.get(source)
+        if allowed is not None and "queue=" in text:
+            parts = parse_labels(text)
+            if parts.get("queue") not in allowed:
+                text = labels_text(**(parts | {"queue": OTHER}))
+        key = (None, metric, source, text, le)
+        folded[key] = folded.get(key, 0.0) + value
+    return [(*key, value) for key, value in folded.items()]
+
+
+def _folded_waiting(rows: Sequence[Any], labels: dict[str, set[str]]) -> list[tuple[Any, ...]]:
+    """Waiting callers by (source, queue) with the queues not exported counted as `other`."""
+    folded: dict[tuple[str, str], tuple[int, datetime]] = {}
+    for source, queue, count, first in rows:
+        allowed = labels.get(source)
+        if allowed is not None and queue not in allowed:
+            queue = OTHER
+        before = folded.get((source, queue))
+        if before is not None:
+            count, first = count + before[0], min(first, before[1])
+        folded[(source, queue)] = (count, first)
+    return [(source, queue, count, first) for (source, queue), (count, first) in folded.items()]
+
+
+def _seen_labels(tallies: Sequence[Any]) -> dict[tuple[str, str], set[str]]:
+    """For (metric, source): the channels (inquiries) or queues (calls) its tallies hold."""
+    seen: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for row in tallies:
+        metric, source, labels = tuple(row)[1:4]
+        if metric == INQUIRIES_TOTAL:
+            seen[(metric, source)].add(parse_labels(labels).get("channel", ""))
+        elif metric == CALLS_TOTAL:
+            seen[(metric, source)].add(parse_labels(labels).get("queue", ""))
+    return seen
+
+
+class ProcessMetrics:
+    """Live instruments of this process, beside the store's business numbers: how long polls
+    take is about this instance's work, not about customers, so it need not survive restarts
+    or agree between instances (each instance's /metrics shows its own)."""
+
+    def __init__(self) -> None:
+        self.poll_seconds = Histogram(
+            "support_source_poll_duration_seconds",
+            "How long polls of a source took in this process (failed polls included).",
+            ["source"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=None,
+        )
+
+
+def registry_for(
+    engine: Engine,
+    settings: Settings,
+    now: Callable[[], datetime],
+    process: ProcessMetrics | None = None,
+) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SupportCollector(engine, settings, now))
+    if process is not None:
+        registry.register(process.poll_seconds)
+    return registry
+
+
+def exposition(engine: Engine, settings: Settings, now: Callable[[], datetime]) -> bytes:
+    """The text exposition, as `support-monitor metrics` prints it."""
+    return generate_latest(registry_for(engine, settings, now))

@@ -1,0 +1,124 @@
+"""The HTTP endpoint of `run`: `/metrics` for Prometheus and `/healthz` for probes.
+
+A tiny WSGI router on the standard library's threading WSGI server: prometheus_client's
+`make_wsgi_app` serves `/metrics` (with OpenMetrics negotiation), and `/healthz` answers 200 while
+the database answers. A source that is down does not make the process unhealthy (restarting us
+would not bring an IMAP server back); its state is in the body and in the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from sqlalchemy import Engine, select
+
+from monitor import __version__
+from monitor.store.database import StoreError, transaction
+from monitor.store.tables import STATES
+
+logger = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+
+
+# Requests served at once. Beyond them, connections wait in the listen backlog: however many
+# clients come, the server's threads (and the database connections they use) stay bounded.
+MAX_REQUESTS = 8
+# A client that sends its request slower than this (per read) is dropped.
+CLIENT_TIMEOUT = 10
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+    def server_activate(self) -> None:
+        self.slots = threading.BoundedSemaphore(MAX_REQUESTS)
+        super().server_activate()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self.slots.acquire()  # in the accepting thread: the next accept waits for a slot
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+class _QuietHandler(WSGIRequestHandler):
+    timeout = CLIENT_TIMEOUT
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every 15 s would drown the log; errors are logged by the app itself."""
+
+
+def health(engine: Engine, now: datetime) -> tuple[bool, dict[str, Any]]:
+    """(healthy, body): healthy while the database answers; the body lists source states."""
+    try:
+        with transaction(engine) as conn:
+            rows = conn.execute(select(STATES)).all()
+    except StoreError as exc:
+        return False, {"status": "database unavailable", "error": str(exc)}
+    sources = {
+        row.source: {
+            "last_success": row.last_success_at.isoformat() if row.last_success_at else None,
+            "consecutive_failures": row.consecutive_failures,
+        }
+        for row in rows
+    }
+    return True, {
+        "status": "ok",
+        "version": __version__,
+        "now": now.isoformat(),
+        "sources": sources,
+    }
+
+
+def make_app(
+    registry: CollectorRegistry, engine: Engine, now: Callable[[], datetime]
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/metrics":
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+        if path == "/healthz":
+            healthy, body = health(engine, now())
+            status = "200 OK" if healthy else "503 Service Unavailable"
+            start_response(status, [("Content-Type", "application/json")])
+            return [json.dumps(body).encode()]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+            return [b"Support Monitor: see /metrics and /healthz\n"]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"not found\n"]
+
+    return app
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def serve(listen: str, app: Callable[..., Iterable[bytes]]) -> tuple[WSGIServer, threading.Thread]:
+    """Serve `app` on `listen` (host:port) in a daemon thread; stop with server.shutdown()."""
+    host, port = split_listen(listen)
+    server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
+    thread.start()
+    return server, thread

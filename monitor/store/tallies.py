@@ -1,0 +1,269 @@
+"""What each stored inquiry and call adds to the monotonic metrics (counters and histograms).
+
+Prometheus counters and histograms must never go down and must survive restarts, and a scrape
+must cost the same whatever the history's size. So the store keeps them as `Tally` rows, and
+ingest applies, in the same transaction as the rows themselves, the difference between what the
+rows it replaces contributed and what the new rows contribute. The tallies therefore always equal
+a recount of the store (a test checks exactly that), without ever recounting at scrape time.
+
+Bucket bounds are fixed per metric from defaults plus every configured target, so that
+"answered within target" is an exact bucket in PromQL. When the configured targets change, the
+layout changes and the tallies are rebuilt once from the store (`rebuild`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any
+
+from sqlalchemy import Connection, delete, select
+
+from monitor.config import ResolvedTargets, Settings
+from monitor.store.database import insert_add
+from monitor.store.tables import CALLS, INQUIRIES, PURGED_TALLIES, TALLIES
+
+RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
+HOLD_BUCKETS = (10, 20, 30, 60, 120, 180, 300, 600, 780, 900, 1800, 3600)
+
+RESPONSE = "support_response_seconds"
+RESPONSE_BUSINESS = "support_response_business_seconds"
+INQUIRIES_TOTAL = "support_inquiries_total"
+RESPONSE_BREACHES = "support_response_breaches_total"
+CHATS_MISSED = "support_chats_missed_total"
+CALLS_TOTAL = "support_calls_total"
+HOLD = "support_hold_seconds"
+HOLD_BREACHES = "support_hold_breaches_total"
+RESPONSES_CLAMPED = "support_responses_clamped_total"
+HISTOGRAMS = (RESPONSE, RESPONSE_BUSINESS, HOLD)
+# Bumped whenever a measurement rule changes what the stored rows measure (which call waits
+# count, which reply closes what), so that start-up redoes the measurements once (ingest's
+# `reconcile`), as it does for a changed target. 2: unknown calls have no wait, clamped
+# replies, callbacks closed by the caller getting through, short abandons.
+RULES = 2
+
+Key = tuple[str, str, str, str]  # metric, source, labels, le
+TallyCounter = Counter[Key]  # values are floats (sums) as well as counts
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Histogram bucket bounds per metric, in seconds."""
+
+    buckets: Mapping[str, tuple[float, ...]]
+
+    def signature(self, settings: Settings) -> str:
+        """Changes whenever stored measurements must be redone: other buckets, targets or
+        calendars change breaches, business seconds and the bucket each value falls in."""
+        payload = {
+            "rules": RULES,
+            "buckets": {k: list(v) for k, v in sorted(self.buckets.items())},
+            "sources": {
+                s.name: [repr(settings.targets_for(s)), s.calendar] for s in settings.sources
+            },
+            "calendars": {
+                k: v.model_dump_json() for k, v in sorted(settings.file.calendars.items())
+            },
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def layout_for(settings: Settings) -> Layout:
+    reply: set[float] = set(RESPONSE_BUCKETS)
+    hold: set[float] = set(HOLD_BUCKETS)
+    for source in settings.sources:
+        targets = settings.targets_for(source)
+        reply.add(targets.reply_within.total_seconds())
+        hold.update(
+            t.total_seconds() for t in (targets.hold_warn, targets.hold_max, targets.answer_within)
+        )
+    response = tuple(sorted(float(b) for b in reply))
+    return Layout({RESPONSE: response, RESPONSE_BUSINESS: response, HOLD: tuple(sorted(hold))})
+
+
+def fmt_le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else f"{bound:g}"
+
+
+@functools.lru_cache(maxsize=4096)
+def labels_text(**labels: str) -> str:
+    # Cached: ingest asks for the same few label sets (a queue, an outcome) for every row.
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in text.split(",")) if text else {}
+
+
+@functools.cache
+def _le_texts(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    return (*(fmt_le(b) for b in bounds), "+Inf")
+
+
+def _observe(
+    out: Counter[Key], metric: str, source: str, labels: str, value: float, layout: Layout
+) -> None:
+    bounds = layout.buckets[metric]
+    # The first bound >= value (value <= bound), else +Inf; NaN compares false: +Inf too.
+    index = bisect.bisect_left(bounds, value) if value == value else len(bounds)
+    out[(metric, source, labels, _le_texts(tuple(bounds))[index])] += 1
+    out[(metric, source, labels, "_sum")] += value  # type: ignore[assignment]
+
+
+# What an inquiry row contributes depends on these of its columns (tally_inquiries' order).
+INQUIRY_TALLIED = (
+    "source",
+    "channel",
+    "status",
+    "kind",
+    "response_seconds",
+    "business_seconds",
+    "breached",
+    "clamped",
+)
+
+
+def inquiry_tallies(rows: Iterable[Mapping[Any, Any]], layout: Layout) -> Counter[Key]:
+    """What these inquiry rows contribute (non-cumulative bucket counts)."""
+    return tally_inquiries(map(itemgetter(*INQUIRY_TALLIED), rows), layout)
+
+
+def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Counter[Key]:
+    """inquiry_tallies of tuples of the INQUIRY_TALLIED columns (ingest has its new inquiries
+    as tuples: no mapping is made for each)."""
+    out: Counter[Key] = Counter()
+    for source, channel, status, kind, response, business, breached, clamped in inquiries:
+        by_channel = labels_text(channel=channel)
+        out[(INQUIRIES_TOTAL, source, by_channel, "")] += 1
+        if status == "answered":
+            labels = labels_text(channel=channel, kind=kind)
+            _observe(out, RESPONSE, source, labels, response, layout)
+            if business is not None:
+                _observe(out, RESPONSE_BUSINESS, source, labels, business, layout)
+            if breached:
+                out[(RESPONSE_BREACHES, source, by_channel, "")] += 1
+            if clamped:
+                out[(RESPONSES_CLAMPED, source, by_channel, "")] += 1
+        elif status == "missed" and channel == "chat" and kind == "first":
+            out[(CHATS_MISSED, source, "", "")] += 1
+    return out
+
+
+def call_tallies(
+    rows: Iterable[Mapping[Any, Any]], layout: Layout, targets: Mapping[str, ResolvedTargets]
+) -> Counter[Key]:
+    """What these finished calls contribute; waiting calls contribute nothing yet."""
+    calls = ((r["source"], r["queue"], r["outcome"], r["wait_seconds"]) for r in rows)
+    return tally_calls(calls, layout, targets)
+
+
+def tally_calls(
+    calls: Iterable[tuple[str, str, str, float | None]],
+    layout: Layout,
+    targets: Mapping[str, ResolvedTargets],
+) -> Counter[Key]:
+    """call_tallies of (source, queue, outcome, wait seconds) tuples.
+
+    Ingest tallies every call it stores, so the per-call work is only grouping; the buckets
+    and breaches of each queue are then counted with bisect on its sorted waits. A call whose
+    end was never seen (`unknown`) counts among the calls but has no known wait: it is in no
+    hold bucket and no breach."""
+    out: Counter[Key] = Counter()
+    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    outcomes: Counter[tuple[str, str, str]] = Counter()
+    for source, queue, outcome, wait in calls:
+        if outcome != "waiting":
+            outcomes[(source, queue, outcome)] += 1
+            if outcome != "unknown" and wait is not None:
+                waits[(source, queue)].append(wait)
+    for (source, queue, outcome), count in outcomes.items():
+        out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += count
+    for (source, queue), values in waits.items():
+        labels = labels_text(queue=queue)
+        total = sum(values)
+        ordered = total == total  # else a NaN among them: sorting would not order them
+        if ordered:
+            values.sort()
+            _count_sorted(out, (HOLD, source, labels), values, layout.buckets[HOLD])
+            out[(HOLD, source, labels, "_sum")] += total  # type: ignore[assignment]
+        else:
+            for value in values:
+                _observe(out, HOLD, source, labels, value, layout)
+        target = targets.get(source)
+        if target is None:
+            continue
+        for name, limit in (("warn", target.hold_warn), ("max", target.hold_max)):
+            seconds = limit.total_seconds()
+            if ordered:
+                over = len(values) - bisect.bisect_right(values, seconds)
+            else:
+                over = sum(1 for v in values if v > seconds)
+            if over:
+                out[(HOLD_BREACHES, source, labels_text(queue=queue, threshold=name), "")] += over
+    return out
+
+
+def _count_sorted(
+    out: Counter[Key], key: tuple[str, str, str], values: list[float], bounds: tuple[float, ...]
+) -> None:
+    """Bucket counts (non-cumulative) of sorted `values`, each in the first bound >= it."""
+    below = 0
+    for bound, le in zip(bounds, _le_texts(tuple(bounds)), strict=False):
+        upto = bisect.bisect_right(values, bound)
+        if upto > below:
+            out[(*key, le)] += upto - below
+        below = upto
+    if len(values) > below:
+        out[(*key, "+Inf")] += len(values) - below
+
+
+def apply(conn: Connection, delta: Counter[Key], table: Any = TALLIES) -> None:
+    """Add `delta` to the stored tallies, or to another table of tallies such as retention's
+    purged_tally (one upsert per changed key)."""
+    rows = [
+        {"metric": m, "source": s, "labels": lab, "le": le, "value": v}
+        for (m, s, lab, le), v in sorted(delta.items())
+        if v != 0
+    ]
+    if rows:
+        conn.execute(insert_add(conn, table, ["metric", "source", "labels", "le"], "value"), rows)
+
+
+def difference(new: Counter[Key], old: Counter[Key]) -> Counter[Key]:
+    """new - old, keeping negative entries (Counter's own subtraction drops them)."""
+    delta: Counter[Key] = Counter(new)
+    for key, value in old.items():
+        delta[key] -= value
+    return delta
+
+
+def recount(conn: Connection, settings: Settings, layout: Layout) -> None:
+    """Replace every tally by a recount of the stored inquiries and calls, plus what rows
+    deleted by retention had counted (so a recount never makes a counter go down)."""
+    targets = {s.name: settings.targets_for(s) for s in settings.sources}
+    conn.execute(delete(TALLIES))
+    apply(conn, purged(conn, layout))
+    inquiries = conn.execute(select(INQUIRIES)).mappings()
+    apply(conn, inquiry_tallies(inquiries, layout))
+    calls = conn.execute(select(CALLS)).mappings()
+    apply(conn, call_tallies(calls, layout, targets))
+
+
+def purged(conn: Connection, layout: Layout) -> Counter[Key]:
+    """The purged tallies (monitor.store.retention) in `layout`'s buckets. A count kept under a
+    bound the layout no longer has goes to the next bound above it: every bound of both layouts
+    keeps its exact cumulative count; only a new bound can count a purged value too high."""
+    out: Counter[Key] = Counter()
+    for row in conn.execute(select(PURGED_TALLIES)).mappings():
+        metric, le = row["metric"], row["le"]
+        if metric in layout.buckets and le not in ("", "_sum", "+Inf"):
+            bounds = layout.buckets[metric]
+            le = _le_texts(tuple(bounds))[bisect.bisect_left(bounds, float(le))]
+        out[(metric, row["source"], row["labels"], le)] += row["value"]
+    return out

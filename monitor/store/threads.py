@@ -1,0 +1,234 @@
+"""E-mail threading at ingest: which conversation each message belongs to (SPEC §2).
+
+Connectors only extract and never see the database, yet threading needs every message seen
+before: a reply read from Sent in this poll belongs with a question read from INBOX last week.
+So an e-mail event does not name its conversation outright; it carries a `Thread`
+(monitor.measure.events): its own Message-ID, the ids it references, a Gmail thread id, and a hint
+(customer + normalised subject). This module, run by ingest inside the batch's transaction,
+keeps a `thread_link` table from those keys to conversations and resolves each event:
+
+- Messages sharing any key are one conversation: the union of Message-ID, In-Reply-To,
+  References and X-GM-THRID links, whatever order the messages arrive in. A message that
+  links two conversations known so far merges them: the messages of the one merged away are
+  moved to the survivor, its links re-pointed, and both are returned so that ingest re-derives
+  their inquiries (and moves the tallies by the difference) in the same transaction.
+- A message with no references and no thread id (a reply typed as a new mail, a webmail that
+  drops headers) joins a conversation holding a message with the same hint within the
+  thread window of it. Each (hint, conversation) keeps the span of its messages, so the test
+  is "within the window of the span": single-linkage in time, the same whatever the order.
+- The same Message-ID read twice (INBOX and Sent, a resynced folder) is one row: ids are the
+  store's unique key, and its links lead to the same conversation.
+
+Everything is keyed by source, committed with the batch and its cursor, so a poll interrupted
+anywhere, a restart or a re-read changes nothing. Events without a `Thread` (chat, phone) pass
+through untouched and cost no query.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, update
+
+from monitor.measure.events import HINT_PREFIX, MessageEvent
+from monitor.store.bulk import insert_rows, select_in
+from monitor.store.database import chunks
+from monitor.store.tables import MESSAGES, THREAD_LINKS
+
+Span = tuple[datetime, datetime]
+
+
+class _Groups:
+    """Union-find over conversation names. A merge keeps a name already stored (fewer rows to
+    move), then the smallest, so the survivor does not depend on the order of the merge."""
+
+    def __init__(self, stored: set[str]) -> None:
+        self.stored = stored
+        self.parent: dict[str, str] = {}
+
+    def find(self, name: str) -> str:
+        root = name
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while name != root:  # path compression
+            self.parent[name], name = root, self.parent[name]
+        return root
+
+    def join(self, names: Iterable[str]) -> str:
+        roots = {self.find(n) for n in names}
+        survivor = min(roots, key=lambda n: (n not in self.stored, n))
+        for root in roots:
+            if root != survivor:
+                self.parent[root] = survivor
+        return survivor
+
+    def merged(self) -> set[str]:
+        return {name for name in self.parent if self.find(name) != name}
+
+
+def resolve(
+    conn: Connection, source: str, events: Sequence[MessageEvent]
+) -> tuple[dict[str, str], set[str]]:
+    """The conversation of each threaded event (by external id), and the stored conversations
+    whose messages changed by a merge (the merged-away ones and their survivors)."""
+    threaded = [e for e in events if e.thread is not None]
+    if not threaded:
+        return {}, set()
+    wanted = {k for e in threaded for k in _keys(e)}
+    wanted |= {e.thread.hint for e in threaded if e.thread and e.thread.hint}
+    rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", wanted)
+    groups = _Groups({r["conversation"] for r in rows})
+    owner: dict[str, str] = {}  # id key -> a conversation name (find() gives the current one)
+    spans: dict[str, dict[str, Span]] = defaultdict(dict)  # hint -> conversation -> span
+    for row in rows:
+        key, name = row["key"], row["conversation"]
+        if key.startswith(HINT_PREFIX):
+            span = _span_of(row)
+            if span is not None:
+                spans[key][name] = span
+        elif key in owner:
+            groups.join([owner[key], name])
+        else:
+            owner[key] = name
+
+    placed: list[str] = []
+    for event in threaded:
+        thread = event.thread
+        assert thread is not None
+        found = {owner[k] for k in _keys(event) if k in owner}
+        if thread.hint and thread.by_hint:
+            for name, (first, last) in spans.get(thread.hint, {}).items():
+                if first - thread.window <= event.at <= last + thread.window:
+                    found.add(name)
+        name = groups.join(found) if found else event.conversation
+        for key in _keys(event):
+            owner.setdefault(key, name)
+        if thread.hint:
+            spans[thread.hint][name] = _widen(spans[thread.hint].get(name), event.at)
+        placed.append(name)
+
+    final = {e.external_id: groups.find(n) for e, n in zip(threaded, placed, strict=True)}
+    moved = groups.merged() & groups.stored
+    regrouped = moved | {groups.find(n) for n in moved}
+    if moved:
+        _move_messages(conn, source, moved, groups)
+        rows = _with_links_of(conn, source, rows, moved)
+    _write_links(conn, source, rows, threaded, placed, groups)
+    return final, regrouped
+
+
+def _keys(event: MessageEvent) -> list[str]:
+    assert event.thread is not None
+    keys = list(event.thread.keys)
+    if event.conversation not in keys:
+        keys.append(event.conversation)
+    return keys
+
+
+def _span_of(row: Any) -> Span | None:
+    # Only hints keep a span. Stored as aware UTC; naive values from a driver are read as UTC.
+    if row["first_at"] is None or row["last_at"] is None:
+        return None
+    return (_utc(row["first_at"]), _utc(row["last_at"]))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _widen(span: Span | None, at: datetime) -> Span:
+    return (at, at) if span is None else (min(span[0], at), max(span[1], at))
+
+
+def _move_messages(conn: Connection, source: str, moved: set[str], groups: _Groups) -> None:
+    targets: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(moved):
+        targets[groups.find(name)].append(name)
+    for target, names in sorted(targets.items()):
+        for part in chunks(names):
+            conn.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.source == source, MESSAGES.c.conversation.in_(part))
+                .values(conversation=target)
+            )
+
+
+def _with_links_of(conn: Connection, source: str, rows: list[Any], moved: set[str]) -> list[Any]:
+    """`rows` plus every link of the merged-away conversations (their other keys move too)
+    and the survivors' links under the same keys (a hint's spans are joined, not doubled)."""
+    seen = {r["id"] for r in rows}
+    extra = select_in(conn, THREAD_LINKS, {"source": source}, "conversation", moved)
+    extra += select_in(conn, THREAD_LINKS, {"source": source}, "key", {r["key"] for r in extra})
+    found = list(rows)
+    for row in extra:
+        if row["id"] not in seen:
+            seen.add(row["id"])
+            found.append(row)
+    return found
+
+
+def _write_links(
+    conn: Connection,
+    source: str,
+    rows: list[Any],
+    threaded: list[MessageEvent],
+    placed: list[str],
+    groups: _Groups,
+) -> None:
+    """Bring the links to their new state with as few writes as possible: a batch read again
+    writes nothing. Id keys carry no span; hints carry the span of their messages."""
+    desired: dict[tuple[str, str], Span | None] = {}
+    existing: dict[tuple[str, str], Any] = {}
+    deletes: list[int] = []
+    for row in rows:
+        name = groups.find(row["conversation"])
+        pair = (row["key"], name)
+        desired[pair] = _merge(desired.get(pair), _span_of(row))
+        if name == row["conversation"]:
+            existing[pair] = row
+        else:
+            deletes.append(row["id"])
+    for event, placed_name in zip(threaded, placed, strict=True):
+        name = groups.find(placed_name)
+        for key in _keys(event):
+            desired.setdefault((key, name), None)
+        assert event.thread is not None
+        if event.thread.hint:
+            pair = (event.thread.hint, name)
+            desired[pair] = _widen(desired.get(pair), event.at)
+
+    inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
+    spanned: list[tuple[str, str, str, datetime, datetime]] = []
+    updates: list[dict[str, Any]] = []
+    for (key, name), span in desired.items():
+        row = existing.get((key, name))
+        if row is None:
+            if span is None:
+                inserts.append((source, key, name))
+            else:
+                spanned.append((source, key, name, span[0], span[1]))
+        elif _span_of(row) != span:
+            first, last = span if span is not None else (None, None)
+            updates.append({"link_id": row["id"], "first": first, "last": last})
+    for part in chunks(deletes):
+        conn.execute(delete(THREAD_LINKS).where(THREAD_LINKS.c.id.in_(part)))
+    if updates:
+        conn.execute(
+            update(THREAD_LINKS)
+            .where(THREAD_LINKS.c.id == bindparam("link_id"))
+            .values(first_at=bindparam("first"), last_at=bindparam("last")),
+            updates,
+        )
+    unique = ("source", "key", "conversation")
+    insert_rows(conn, THREAD_LINKS, unique, inserts, ignore_conflicts=unique)
+    spans = (*unique, "first_at", "last_at")
+    insert_rows(conn, THREAD_LINKS, spans, spanned, ignore_conflicts=unique)
+
+
+def _merge(one: Span | None, other: Span | None) -> Span | None:
+    if one is None or other is None:
+        return one or other
+    return (min(one[0], other[0]), max(one[1], other[1]))
