@@ -1,4 +1,4 @@
-"""Alert evaluation time with a year of history against an empty database (SPEC §8, issue 8).
+"""Alert evaluation time with a year of history against an empty database (issue 8).
 
     .venv/bin/python bench/alerts.py [--quick] [--calls N] [--inquiries N] [--evaluations 30]
 

@@ -11,7 +11,7 @@ with the three days the digest reads (the day, the day before, the same weekday 
 before). Then it times building the digest of that day — every figure from the
 metrics engine for the day, the day before and the same weekday a week before, the lists and
 the hours, rendered to subject, text and HTML (`build_digest` + `render`; no sending) — and
-prints the medians and their ratio. Target (SPEC §10 / issue 7): under 1 s with a year of
+prints the medians and their ratio. Target (issue 7): under 1 s with a year of
 history. Not part of the test suite.
 
 The last line is `RESULT {json}` for bench/run.py: ours = the year's median build, baseline =

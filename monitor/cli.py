@@ -1,4 +1,4 @@
-"""The `support-monitor` command (SPEC §5).
+"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge, check.
 
 Exit status: 0 success, 1 a source, the SMTP server or the database failed, 2 a usage or
 configuration error. Errors are one readable line; `--debug` adds the traceback.

@@ -1,4 +1,4 @@
-"""The configuration file (SPEC §4): YAML in, validated frozen models out.
+"""The configuration file: YAML in, validated frozen models out.
 
 Loading is strict because a monitor that silently ignores a misspelt `hold_max` measures the
 wrong thing for months: unknown keys are errors, every error names its key path

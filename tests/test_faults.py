@@ -1,4 +1,4 @@
-"""Fault injection: the process killed at random moments loses and doubles nothing (SPEC §10)."""
+"""Fault injection: the process killed at random moments loses and doubles nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `chat_jsonl` connector: a generic chat log, one JSON object a line (SPEC §3).
+"""The `chat_jsonl` connector: a generic chat log, one JSON object a line.
 
 Each line is one message or one end-of-chat marker::
 

@@ -1,4 +1,4 @@
-"""E-mail header blocks to plain values, fast and forgiving (SPEC §2, §3).
+"""E-mail header blocks to plain values, fast and forgiving: bodies are never read.
 
 Only headers are ever read: IMAP fetches the fields in `FIELDS` with `BODY.PEEK`, mbox and
 Maildir stop reading a message at its first empty line. Parsing uses `email`'s

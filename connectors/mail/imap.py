@@ -1,5 +1,5 @@
 """The `imap` connector: support mailboxes over IMAP, headers only, never changing a thing
-(SPEC §3).
+(folders opened with EXAMINE, headers fetched with BODY.PEEK: nothing is marked read).
 
 One session per poll (connectors.mail.imap_session: TLS, login, one-line errors). The folders are
 read in this order: the sent folder first (`sent_folder: auto` finds the `\\Sent` special-use

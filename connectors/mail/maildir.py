@@ -1,5 +1,5 @@
 """The `maildir` connector: a Maildir (Dovecot, Courier, getmail, offlineimap backups) read
-from disk, for backfill and for servers without IMAP access (SPEC §3).
+from disk, for backfill and for servers without IMAP access.
 
 `path` is a Maildir (a folder with `cur/` and `new/`); it is the INBOX, and other folders are
 its Maildir++ subfolders (`Sent` is `.Sent`, `Support/Billing` is `.Support.Billing`). The sent

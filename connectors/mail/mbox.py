@@ -1,5 +1,5 @@
 """The `mbox` connector: mail archives in mbox format (Google Takeout, Thunderbird, a server's
-/var/mail), for backfill and for mailboxes without IMAP (SPEC §3).
+/var/mail), for backfill and for mailboxes without IMAP.
 
 A message starts at a `From ` line that opens the file or follows an empty line (mboxo and
 mboxrd writers escape `From ` at the start of body lines; requiring the empty line also keeps a

@@ -101,7 +101,10 @@ def own_addresses(values: Iterable[str | None]) -> frozenset[str]:
 
 
 def is_automatic(headers: Headers) -> bool:
-    """SPEC §2's header rules for auto-replies, out-of-office, list and bulk mail and bounces."""
+    """Whether headers mark a message automatic: an auto-reply or out-of-office (RFC 3834's
+    Auto-Submitted, the X-Autoreply family), list or bulk mail (Precedence, List-Id) or a bounce
+    (MAILER-DAEMON, an empty Return-Path, a delivery report). Automatic mail never opens, extends
+    or closes an inquiry."""
     fields = headers.fields
     if _AUTOMATIC_FIELDS.isdisjoint(fields):  # most mail has none of them
         return is_bounce(headers)

@@ -1,4 +1,4 @@
-"""The `answering_service_csv` connector: message logs of an answering service (SPEC §3).
+"""The `answering_service_csv` connector: message logs of an answering service.
 
 Each row is a message the service took for us. A `columns:` mapping names, for each of our
 keys, the file's header (default: the key itself): `taken_at` (required), `caller`,

@@ -1,6 +1,7 @@
-"""The `asterisk_cdr` connector: Asterisk CDR CSV files (`Master.csv`), tailed (SPEC §3).
+"""The `asterisk_cdr` connector: Asterisk CDR CSV files (`Master.csv`), tailed.
 
-Two writers share the file name (research/phone-anchors.md §2), both without a header:
+Two writers share the file name (Asterisk's `cdr/cdr_csv.c` and the sample
+`cdr_custom.conf`), both without a header:
 
 - `cdr_csv`: accountcode, src, dst, dcontext, clid, channel, dstchannel, lastapp, lastdata,
   start, answer, end, duration, billsec, disposition, amaflags, then optionally uniqueid,

@@ -1,4 +1,4 @@
-"""The `asterisk_queue_log` connector: Asterisk's queue_log, in any of its three forms (SPEC §3).
+"""The `asterisk_queue_log` connector: Asterisk's queue_log, in any of its three forms.
 
 - `path:` the flat file `/var/log/asterisk/queue_log` (or a glob), one record a line,
   `epoch|callid|queue|agent|EVENT|data1|data2|...`, tailed by inode + byte offset with

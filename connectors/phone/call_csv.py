@@ -1,4 +1,4 @@
-"""The `call_csv` connector: call-log CSV exports of hosted phone systems (SPEC §3).
+"""The `call_csv` connector: call-log CSV exports of hosted phone systems.
 
 A `columns:` mapping names, for each of our keys, the file's column (a header name; for files
 without a header, a name from `fields:`, the column order):

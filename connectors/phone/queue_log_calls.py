@@ -1,7 +1,7 @@
-"""Turning Asterisk queue_log records into calls: one caller's stay in one queue (SPEC §2).
+"""Turning Asterisk queue_log records into calls: one caller's stay in one queue.
 
 The flat file, the realtime table and a CSV export of that table all hold the same records
-(research/phone-anchors.md §1.1-§1.3): time, callid, queue, agent, event, data1..dataN. This
+(Asterisk's `ast_queue_log` in main/logger.c): time, callid, queue, agent, event, data1..dataN. This
 module pairs them into `CallEvent`s, whatever form they were read from:
 
 - a stay (*stint*) is keyed by (callid, queue); it opens at ENTERQUEUE, is answered at CONNECT

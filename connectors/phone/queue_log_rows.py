@@ -1,9 +1,9 @@
 """The table forms of queue_log: Asterisk's realtime table, or a CSV export of it.
 
-Asterisk's realtime queue_log (research/phone-anchors.md §1.2) has the columns `time`, `callid`,
-`queuename`, `agent`, `event` and either `data1..data5` (split parameters) or one `data` column
-with the parameters still joined by `|`; FreePBX tables have both, and `data1..5` win when they
-hold anything. The alembic schema adds an `id`. `time` is the server's local wall-clock time
+Asterisk's realtime queue_log (main/logger.c) has the columns `time`, `callid`, `queuename`,
+`agent`, `event` and either `data1..data5` (split parameters) or one `data` column with the
+parameters still joined by `|`; FreePBX tables have both, and `data1..5` win when they hold
+anything. The alembic schema adds an `id`. `time` is the server's local wall-clock time
 (`%F %T.%6q`) unless `queue_log_realtime_use_gmt=yes`, so a naive time is read in the zone given.
 
 - `CsvRows` parses the lines of a CSV export (header row first; a file may repeat the header);

@@ -1,4 +1,4 @@
-"""Sharing the polling between instances: one lease row per source (SPEC §9).
+"""Sharing the polling between instances: one lease row per source.
 
 APScheduler 3.x cannot share a job store between processes (its FAQ; two schedulers on one store
 run jobs twice), so it stays a local ticker and the database decides who polls:

@@ -1,4 +1,4 @@
-"""Retention (SPEC §9): what is older than `retention` is deleted; the counters keep their totals.
+"""Retention: what is older than `retention` is deleted; the counters keep their totals.
 
 The *horizon* is now minus `retention`. A purge deletes, in short transactions:
 

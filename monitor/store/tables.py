@@ -8,7 +8,7 @@
 - `Inquiry` is derived from the messages of one conversation and is rebuilt whenever that
   conversation gets a new message. `due_at` (when an open inquiry breaches) is computed once at
   ingest, so "open and breached now" is an indexed comparison at scrape time, not a calendar walk.
-- `Tally` holds the monotonic counters and histogram buckets of SPEC §6, updated in the same
+- `Tally` holds the monotonic counters and histogram buckets of `/metrics`, updated in the same
   transaction as the rows they count, so a scrape reads a few rows whatever the history's size.
 - `PurgedTally` keeps what rows deleted by retention had counted, for recounts.
 - `SourceState` holds each source's cursor (saved with the rows it covers) and its health.
@@ -262,7 +262,7 @@ class AlertState(SQLModel, table=True):
 
 
 class SourceLease(SQLModel, table=True):
-    """Who polls a source now and when it is next due, shared by every instance (SPEC §9)."""
+    """Who polls a source now and when it is next due, shared by every instance."""
 
     __tablename__ = "source_lease"
     source: str = Field(primary_key=True)

@@ -1,4 +1,4 @@
-"""E-mail threading at ingest: which conversation each message belongs to (SPEC §2).
+"""E-mail threading at ingest: which conversation each message belongs to.
 
 Connectors only extract and never see the database, yet threading needs every message seen
 before: a reply read from Sent in this poll belongs with a question read from INBOX last week.

@@ -1,4 +1,4 @@
-"""A log file rotated, truncated or replaced between two batches of one poll (SPEC §10).
+"""A log file rotated, truncated or replaced between two batches of one poll.
 
 The first poll is the real ingest loop fed by a real connector with a batch size of 4 lines;
 right after its first batch is committed, the file is changed the way logrotate (rename or

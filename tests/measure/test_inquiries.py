@@ -1,4 +1,6 @@
-"""Inquiry pairing and measurement, rule by rule from SPEC §2."""
+"""Inquiry pairing and measurement, rule by rule: what opens and closes an inquiry, first and
+follow-up, replies dated before their question, response time, targets, breaches and due times,
+business time."""
 
 from __future__ import annotations
 

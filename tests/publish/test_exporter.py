@@ -26,8 +26,8 @@ from monitor.store.tables import CALLS, INQUIRIES
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
-# SPEC §6: the names dashboards and alert rules depend on.
-SPEC_METRICS = {
+# The documented names and types that dashboards and alert rules depend on.
+DOCUMENTED_METRICS = {
     "support_inquiries_total": "counter",
     "support_response_seconds": "histogram",
     "support_response_business_seconds": "histogram",
@@ -51,7 +51,8 @@ SPEC_METRICS = {
 # Personal data the fixtures carry: none of it may appear in a label.
 PERSONAL = ("alice@example.org", "Alice Smith", "+44 20 7946 0958", "07700900123", "Refund")
 ALLOWED_LABELS = {"source", "channel", "stage", "queue", "kind", "threshold", "outcome", "rule"}
-# Beside SPEC §6's: fixed words of the code (digest/alert, email/webhook), never data.
+# Beside the documented metrics' labels: fixed words of the code (digest/alert,
+# email/webhook), never data.
 ALLOWED_LABELS |= {"purpose", "notifier"}
 MAIL = """\
 From alice@example.org Fri Nov 20 09:30:00 2026
@@ -288,12 +289,12 @@ def ingested(tmp_path: Path, database_url: str) -> str:
     return scrape(engine, settings)
 
 
-def test_every_spec_metric_is_exported_with_its_type(ingested: str) -> None:
+def test_every_documented_metric_is_exported_with_its_type(ingested: str) -> None:
     families = {f.name: f.type for f in text_string_to_metric_families(ingested)}
     exported = {
         (f"{name}_total" if kind == "counter" else name): kind for name, kind in families.items()
     }
-    assert {name: exported.get(name) for name in SPEC_METRICS} == SPEC_METRICS
+    assert {name: exported.get(name) for name in DOCUMENTED_METRICS} == DOCUMENTED_METRICS
 
 
 def test_buckets_include_the_reply_targets_and_the_hold_thresholds(ingested: str) -> None:

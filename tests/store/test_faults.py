@@ -1,4 +1,4 @@
-"""The database misbehaving during a poll: locked, full, unreachable (SPEC §10, issue #9).
+"""The database misbehaving during a poll: locked, full, unreachable (issue #9).
 
 Each fault is real: another connection holding SQLite's write lock, a small tmpfs filled to the
 last byte under the SQLite file, a PostgreSQL server stopped under a running `run` process.

@@ -1,4 +1,4 @@
-"""The built-in alert rules (SPEC §8): pure functions of (rows, now, settings).
+"""The built-in alert rules: pure functions of (rows, now, settings).
 
 Each rule yields a `Finding` for every subject that fires at `now`; a subject it does not yield
 is not firing. The numbers come from the metrics engine (`summaries`, `inquiries`), read from the
@@ -100,8 +100,9 @@ def left_queue_at(call: Row) -> datetime:
 
 
 def _waiting_over(rule: str, severity: str, limit: Callable[[ResolvedTargets], timedelta]) -> Check:
-    """A caller still in the queue whose current wait has passed the source's threshold: fired
-    while they wait, not after they hang up (SPEC §2)."""
+    """A caller still in the queue whose current wait has passed the source's threshold: a
+    waiting caller breaches the moment their wait passes it, so this fires while they wait, not
+    after they hang up."""
 
     def check(inputs: AlertInputs, now: datetime, ctx: _Context) -> Iterator[Finding]:
         for call in inputs.waiting:

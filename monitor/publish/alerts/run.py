@@ -1,4 +1,4 @@
-"""Evaluating the alert rules against the store and notifying (SPEC §8).
+"""Evaluating the alert rules against the store and notifying.
 
 One evaluation at `now`:
 

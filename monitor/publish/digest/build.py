@@ -1,4 +1,4 @@
-"""The daily digest's content (SPEC §7): one day's figures, ranked, compared and worded.
+"""The daily digest's content: one day's figures, ranked, compared and worded.
 
 Every number comes from the metrics engine (`monitor.store.figures`, `monitor.measure.summaries`),
 the same functions `report`, `/metrics` and the alerts use; this module only picks, ranks, compares

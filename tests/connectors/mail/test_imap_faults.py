@@ -1,4 +1,4 @@
-"""The IMAP server misbehaving under a poll (SPEC §10): a UIDVALIDITY change, the connection
+"""The IMAP server misbehaving under a poll: a UIDVALIDITY change, the connection
 dropped by the server between two batches, the server stopped mid-poll and down for a while.
 Each recovers on the next poll with nothing lost and nothing counted twice."""
 

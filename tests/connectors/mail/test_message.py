@@ -52,7 +52,7 @@ def event(raw: bytes, *, sent: bool = False, **extra: object):  # type: ignore[n
         ("Content-Type", 'multipart/report; report-type=delivery-status; boundary="b"'),
     ],
 )
-def test_spec_headers_make_a_message_automatic(header: tuple[str, str]) -> None:
+def test_these_headers_make_a_message_automatic(header: tuple[str, str]) -> None:
     raw = message("m@customer.test", headers={header[0]: header[1]})
     assert event(raw).automatic
 
