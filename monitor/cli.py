@@ -1,4 +1,5 @@
-"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge, check.
+"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge,
+check, init.
 
 Exit status: 0 success, 1 a source, the SMTP server or the database failed, 2 a usage or
 configuration error. Errors are one readable line; `--debug` adds the traceback.
@@ -24,7 +25,13 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import ConfigError, Settings, config_path, load_settings  # noqa: E402
+from monitor.config import (  # noqa: E402
+    NOTHING_TO_MONITOR,
+    ConfigError,
+    Settings,
+    config_path,
+    load_settings,
+)
 from monitor.publish.printable import block, line  # noqa: E402
 from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
 from monitor.store.ingest import (  # noqa: E402
@@ -126,7 +133,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what would fire, resolve and be notified; store and send nothing",
     )
     commands.add_parser(
-        "check", help="validate the config and try every source and the SMTP server"
+        "check",
+        help="validate the config and try what `run` needs: the listen address, the database, "
+        "every source (a sample of each file source's first records) and the SMTP server",
+    )
+    init = commands.add_parser(
+        "init",
+        help="write a short starter config with only the kinds of source asked for "
+        "(never over an existing file)",
+    )
+    init.add_argument(
+        "--kinds",
+        metavar="KIND,...",
+        help="the kinds of source, comma-separated, e.g. imap,call_csv (default: imap)",
+    )
+    init.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="where to write it; - for stdout (default: --config, $SUPPORT_MONITOR_CONFIG "
+        "or ./support-monitor.yaml)",
     )
     purge = commands.add_parser(
         "purge", help="delete what is older than `retention` once; print the rows per table"
@@ -177,7 +203,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "init":  # writes a config: there is none to load yet
+        return init(args.kinds, args.file or str(config_path(args.config)))
     settings = load_settings(config_path(args.config))
+    if args.command in ("run", "poll") and not settings.sources:
+        raise ConfigError([NOTHING_TO_MONITOR])
     if args.command == "check":
         from monitor.checks import run_checks
 
@@ -206,6 +236,33 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "purge":
         return purge(engine, settings, dry_run=args.dry_run)
     raise UsageError(f"unknown command {args.command!r}")
+
+
+def init(kinds: str | None, file: str) -> int:
+    """Write the starter config (monitor.starter); say what to do next."""
+    from connectors import CONNECTORS
+    from monitor.starter import StarterError, local_zone, parse_kinds, render, secrets, write
+
+    try:
+        chosen = parse_kinds(kinds, sorted(CONNECTORS))
+    except StarterError as exc:
+        raise UsageError(str(exc)) from None
+    text = render(chosen, local_zone(), "THIS-FILE" if file == "-" else file)
+    if file == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(file)
+    try:
+        write(path, text)
+    except FileExistsError:
+        raise UsageError(f"{path} exists already; init never overwrites a file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror})") from None
+    needed = secrets(chosen)
+    print(f"wrote {path}: edit the lines marked CHANGE ME", end="")
+    print(f", set {' and '.join(needed)} in the environment" if needed else "", end="")
+    print(f", then: support-monitor --config {path} check")
+    return 0
 
 
 def open_store(settings: Settings) -> Engine:

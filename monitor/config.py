@@ -13,9 +13,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address, HeaderRegistry
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -23,12 +26,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -39,6 +44,11 @@ from monitor.measure.events import Channel, Stage
 
 DEFAULT_CONFIG = "support-monitor.yaml"
 CONFIG_ENV = "SUPPORT_MONITOR_CONFIG"
+# `run`, `poll` and `check` refuse a config without sources with this.
+NOTHING_TO_MONITOR = (
+    "nothing to monitor: no source is configured (add one under `sources:`; "
+    "`support-monitor init` writes a starter config)"
+)
 # A config file is a few kB; these bound what a hostile or broken one can cost before it is
 # refused: its size, and the values its YAML aliases expand to (a "billion laughs" file of a
 # few hundred bytes otherwise expands to billions of values in the checks that walk it).
@@ -159,6 +169,39 @@ def _check_http_url(value: object) -> str:
 
 HttpUrl = Annotated[str, BeforeValidator(_check_http_url)]
 
+_HEADERS = HeaderRegistry()
+
+
+def _check_mailbox(value: object) -> str:
+    """One e-mail address (`lead@example.com` or `Lead <lead@example.com>`), parsed by the
+    same `email` package that writes the messages: what it cannot put in a To: or From:
+    header fails here, not at the first digest or alert."""
+    expected = "expected one e-mail address such as lead@example.com or 'Lead <lead@example.com>'"
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    addresses: tuple[Address, ...] = ()
+    try:
+        if value.isprintable():
+            addresses = tuple(getattr(_HEADERS("to", value), "addresses", ()))
+    except (ValueError, IndexError, HeaderParseError):
+        pass
+    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
+        raise ValueError(f"{expected}, got {value!r}")
+    return value
+
+
+Mailbox = Annotated[str, BeforeValidator(_check_mailbox)]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("expected a duration longer than 0s (a timeout of 0 fails every exchange)")
+    return value
+
+
+# A deadline of a network exchange: 0 would make every exchange fail at once.
+Timeout = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -197,6 +240,11 @@ class DefaultTargets(Targets):
     def for_channel(self, channel: Channel) -> Targets:
         section: Targets = getattr(self, channel.value, Targets())
         return section
+
+    @classmethod
+    def channels(cls) -> list[Channel]:
+        """The channels that have a section here."""
+        return [c for c in Channel if c.value in cls.model_fields]
 
 
 @dataclass(frozen=True)
@@ -265,8 +313,51 @@ class Agents(Model):
 
 
 class HolidaySettings(Model):
+    """Public holidays from the `holidays` package. An unknown country or subdivision is an
+    error when the file is loaded, not when a calendar is first built (which every command
+    that measures does: `run` would start and then fail)."""
+
     country: str
     subdivision: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if _holiday_subdivisions(code) is None:
+            raise ValueError(
+                f"no holiday data for country {value!r}: expected an ISO 3166 code the "
+                "`holidays` package knows, such as GB, US, DE or FR"
+            )
+        return code
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        known = _holiday_subdivisions(country) if country else None
+        if value is None or known is None:  # no subdivision, or the country is the error
+            return value
+        for code in known:
+            if code.upper() == value.strip().upper():
+                return code
+        listed = ", ".join(known[:40]) + (", ..." if len(known) > 40 else "")
+        raise ValueError(
+            f"{country} has no holiday subdivision {value!r}"
+            + (f" (its subdivisions: {listed})" if known else " (it has no subdivisions)")
+        )
+
+
+def _holiday_subdivisions(country: str) -> list[str] | None:
+    """The subdivision codes of `country` as the `holidays` package knows them; None when it has
+    no data for that country. Asked of the package the way a calendar asks it (imported here
+    only when a calendar has holidays: its import costs tens of milliseconds)."""
+    import holidays as holiday_data
+
+    try:
+        return list(holiday_data.country_holidays(country).subdivisions)
+    except NotImplementedError:  # how `holidays` reports an unknown country
+        return None
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -302,10 +393,33 @@ class CalendarSettings(Model):
     open: dict[date, list[Interval]] = {}
 
 
+MAX_NAME = 63
+_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
+
+
+def _check_name(value: str) -> str:
+    """The naming rule of sources (their `source` label), said as a sentence, not a pattern."""
+    rule = (
+        f"a source name is 1 to {MAX_NAME} letters, digits, '-', '_' or '.', starting with a "
+        "letter or a digit (it is the `source` label of every metric)"
+    )
+    if not value:
+        raise ValueError(f"{rule}; this one is empty")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{rule}; this one has {len(value)} characters")
+    if not value[0].isascii() or not value[0].isalnum():
+        raise ValueError(f"{rule}; this one starts with {value[0]!r}")
+    wrong = next((ch for ch in value if ch not in _NAME_CHARACTERS), None)
+    if wrong is not None:
+        what = "a space" if wrong == " " else repr(wrong)
+        raise ValueError(f"{rule}; {value!r} has {what}")
+    return value
+
+
 class SourceSettings(Model):
     """Keys every source has; a connector's own settings model extends this."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: Annotated[str, AfterValidator(_check_name)]
     kind: str
     stage: Stage = Stage.EXPERIENCE
     calendar: str | None = None
@@ -356,9 +470,9 @@ class SmtpSettings(Model):
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
-    sender: str
+    sender: Mailbox
     ca_file: Path | None = None
-    timeout: Duration = timedelta(seconds=30)
+    timeout: Timeout = timedelta(seconds=30)
 
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> SmtpSettings:
@@ -370,7 +484,7 @@ class SmtpSettings(Model):
 
 class DigestSettings(Model):
     schedule: str = "0 8 * * *"  # cron (minute hour day month weekday) in `timezone`
-    to: list[str] = []
+    to: list[Mailbox] = []
     top: int = Field(default=10, ge=1, le=100)  # oldest open inquiries and longest holds listed
 
     @field_validator("schedule")
@@ -389,11 +503,11 @@ class DigestSettings(Model):
 
 class NotifySettings(Model):
     kind: Literal["email", "webhook"]
-    to: list[str] = []
+    to: list[Mailbox] = []
     url: HttpUrl | None = None
     # webhook: the whole POST (connecting, sending, the answer) ends within it, however slowly
     # the receiver answers, so a slow receiver cannot stall alerts
-    timeout: Duration = timedelta(seconds=10)
+    timeout: Timeout = timedelta(seconds=10)
 
     @model_validator(mode="after")
     def _destination(self) -> NotifySettings:
@@ -621,18 +735,22 @@ def read_secret(value: SecretStr | None, file: Path | None, base_dir: Path) -> s
 
 
 def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
-    """Validate an already-parsed YAML mapping. Raises ConfigError listing every problem."""
+    """Validate an already-parsed YAML mapping. Raises ConfigError listing every problem; a
+    problem inside a source names the source as well as its place in the list."""
     from connectors import CONNECTORS, connector_class
 
     problems: list[str] = []
     substituted: list[_Substituted] = []
     data = _interpolate(dict(raw), "", problems, substituted)
+    entries = data.get("sources")
     try:
         top = FileSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_redacted(problems + _located(exc), substituted)) from None
+        lines = _redacted(problems + _located(exc), substituted)
+        raise ConfigError(_naming_sources(lines, entries)) from None
 
     sources: list[SourceSettings] = []
+    placed: list[tuple[str, SourceSettings]] = []
     seen: set[str] = set()
     for index, entry in enumerate(top.sources):
         where = f"sources[{index}]"
@@ -654,10 +772,95 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
         elif source.calendar is None and _reply_clock(top, source) == "business":
             problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
         sources.append(source)
+        placed.append((where, source))
+    problems.extend(_check_hold_order(top, placed))
     problems.extend(_check_alerts(top))
     if problems:
-        raise ConfigError(_redacted(problems, substituted))
+        raise ConfigError(_naming_sources(_redacted(problems, substituted), entries))
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
+
+
+_SOURCE_PATH = re.compile(r"^sources\[(\d+)\](\.name)?")
+
+
+def _naming_sources(lines: list[str], entries: object) -> list[str]:
+    """Each problem inside a source with the source's name after its key path: `sources[3]`
+    alone sends the reader counting list items. (A problem with the name itself shows it.)"""
+    if not isinstance(entries, list):
+        return lines
+    named = []
+    for line in lines:
+        match = _SOURCE_PATH.match(line)
+        index = int(match.group(1)) if match else len(entries)
+        entry = entries[index] if index < len(entries) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if match and not match.group(2) and isinstance(name, str) and name:
+            shown = name if len(name) <= MAX_NAME else f"{name[:MAX_NAME]}..."
+            where, sep, message = line.partition(": ")
+            line = f"{where} (source {shown}){sep}{message}"
+        named.append(line)
+    return named
+
+
+# The targets a source resolves are layered (resolve_targets); each layer's key path, for
+# errors that must name the key to change.
+def _target_layers(
+    top: FileSettings, channel: Channel, own: tuple[str, Targets] | None
+) -> list[tuple[str, Targets]]:
+    layers = [
+        ("targets", top.targets),
+        (f"targets.{channel.value}", top.targets.for_channel(channel)),
+    ]
+    if own is not None:
+        layers.append(own)
+    return layers
+
+
+def _check_hold_order(top: FileSettings, sources: list[tuple[str, SourceSettings]]) -> list[str]:
+    """`hold_max` below `hold_warn` wherever targets resolve (the top level, a channel's section,
+    a source's own): a caller would be critical before being a warning. The problem is put on
+    the key of the most specific layer that sets either of the two, once."""
+    checks: list[tuple[Channel, tuple[str, Targets] | None]] = [
+        (channel, None) for channel in DefaultTargets.channels()
+    ]
+    checks += [
+        (channel_of(source), (f"{where}.targets", source.targets)) for where, source in sources
+    ]
+    problems: dict[str, None] = {}  # ordered, without repeats
+    for channel, own in checks:
+        origin = {"hold_warn": "the built-in default", "hold_max": "the built-in default"}
+        value = {"hold_warn": BUILTIN_TARGETS.hold_warn, "hold_max": BUILTIN_TARGETS.hold_max}
+        last = None
+        for path, layer in _target_layers(top, channel, own):
+            for key in ("hold_warn", "hold_max"):
+                if getattr(layer, key) is not None:
+                    value[key], origin[key], last = getattr(layer, key), f"{path}.{key}", key
+        warn, most = value["hold_warn"], value["hold_max"]
+        if last is None or most >= warn:
+            continue
+        if last == "hold_max":
+            problem = (
+                f"{origin['hold_max']}: {human_duration(most)} is below hold_warn, "
+                f"{human_duration(warn)} from {origin['hold_warn']} (a caller would be critical "
+                "before being a warning)"
+            )
+        else:
+            problem = (
+                f"{origin['hold_warn']}: {human_duration(warn)} is above hold_max, "
+                f"{human_duration(most)} from {origin['hold_max']} (a caller would be critical "
+                "before being a warning)"
+            )
+        problems[problem] = None
+    return list(problems)
+
+
+def human_duration(value: timedelta) -> str:
+    """A duration as a config file writes it: `13m`, `90s`, `1.5s`."""
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _check_alerts(top: FileSettings) -> list[str]:

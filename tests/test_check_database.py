@@ -13,14 +13,28 @@ from sqlalchemy import text, update
 from monitor.cli import main
 from monitor.store.database import make_engine, prepare
 from monitor.store.tables import META
-from tests.servers import PostgresServer
+from tests.servers import PostgresServer, free_port
+
+
+def write_config(folder: Path, url: str) -> Path:
+    """A config of `url` and one small chat log (something to monitor), the metrics on a free
+    port (`check` tries to listen there)."""
+    (folder / "chat.jsonl").write_text(
+        '{"conversation": "c1", "at": "2026-11-19T09:00:00+00:00", "author_role": "customer"}\n'
+    )
+    config = folder / "support-monitor.yaml"
+    source = {"name": "web", "kind": "chat_jsonl", "path": "chat.jsonl"}
+    listen = f"127.0.0.1:{free_port()}"
+    config.write_text(
+        yaml.safe_dump({"database": url, "sources": [source], "metrics": {"listen": listen}})
+    )
+    return config
 
 
 def check(tmp_path: Path, url: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    config = tmp_path / "support-monitor.yaml"
-    config.write_text(yaml.safe_dump({"database": url}))
+    config = write_config(tmp_path, url)
     status = main(["--config", str(config), "check"])
-    (line,) = [x for x in capsys.readouterr().out.splitlines() if "database" in x]
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if " database: " in x]
     return status, line
 
 

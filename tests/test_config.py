@@ -58,14 +58,14 @@ def test_an_unknown_top_level_key_is_an_error_naming_it() -> None:
 
 def test_a_typo_inside_a_source_names_the_source_and_the_key() -> None:
     assert problems({"sources": [CHAT, {**CHAT, "name": "b", "pth": "x"}]}) == [
-        "sources[1].pth: unknown key"
+        "sources[1].pth (source b): unknown key"
     ]
 
 
 def test_a_bad_target_names_its_full_path() -> None:
     found = problems({"sources": [{**CHAT, "targets": {"hold_warn": "soon"}}]})
     assert len(found) == 1 and found[0].startswith(
-        "sources[0].targets.hold_warn: expected a duration"
+        "sources[0].targets.hold_warn (source website-chat): expected a duration"
     )
 
 
@@ -77,7 +77,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_an_unknown_kind_lists_the_known_ones() -> None:
     (found,) = problems({"sources": [{"name": "x", "kind": "fax"}]})
     assert (
-        found.startswith("sources[0].kind: unknown kind 'fax' (known: ") and "chat_jsonl" in found
+        found.startswith("sources[0].kind (source x): unknown kind 'fax' (known: ")
+        and "chat_jsonl" in found
     )
 
 
@@ -89,7 +90,7 @@ def test_two_sources_cannot_share_a_name() -> None:
 
 def test_a_source_must_name_an_existing_calendar() -> None:
     assert problems({"sources": [{**CHAT, "calendar": "office"}]}) == [
-        "sources[0].calendar: no calendar named 'office'"
+        "sources[0].calendar (source website-chat): no calendar named 'office'"
     ]
 
 
