@@ -192,7 +192,8 @@ class Records:
             self.rejected.append(Rejection(location, reason_for(exc)))
             return False
         self.rejected.extend(rejected)
-        return self._keep(location, found)
+        # A record whose every part was rejected was not read, whatever it is made of.
+        return self._keep(location, found, read=bool(found) or not rejected)
 
     def add(self, events: Iterable[Event]) -> None:
         """Events made from what earlier records left (a call finished by the clock, legs
@@ -228,7 +229,7 @@ class Records:
         self.events, self.rejected = [], []
         return parsed
 
-    def _keep(self, location: str, found: list[Event]) -> bool:
+    def _keep(self, location: str, found: list[Event], *, read: bool = True) -> bool:
         problem = self.window.problem
         for event in found:
             reason = problem(event)
@@ -236,7 +237,7 @@ class Records:
                 self.rejected.append(Rejection(location, reason))
                 return False
         self.events.extend(found)
-        self.read += 1
+        self.read += read
         return True
 
 
