@@ -82,8 +82,11 @@ def feed_texts(
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
     ignored = 0  # agent, member and system lines: counted once, at the end
+    taken = 0  # lines given to the general path, which counts them in `records` itself
 
     def general(index: int, text: str) -> None:
+        nonlocal taken
+        taken += 1
         records.take(location(index), feed_text, calls, text)
 
     for index, text in enumerate(texts):
@@ -157,6 +160,7 @@ def feed_texts(
         if not stint.final:
             add(call(stint, ANSWERED, at, talk))
     calls.ignored += ignored
+    records.read += len(texts) - taken - ignored  # the lines fed here, as `take` counts them
 
 
 def feed_text(calls: Calls, text: str) -> list[Event]:

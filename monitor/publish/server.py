@@ -141,7 +141,10 @@ def open_server(listen: str, app: Callable[..., Iterable[bytes]]) -> WSGIServer:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (socket.gaierror, UnicodeError) as exc:
         raise ListenError(listen, f"the host {host!r} does not resolve ({exc})") from None
-    server_class = _Server6 if found[0][0] == socket.AF_INET6 else _Server
+    # IPv4 when the host has an IPv4 address (`localhost` stays 127.0.0.1, as it always was);
+    # IPv6 for an IPv6 address or a name with no other.
+    families = {family for family, *_ in found}
+    server_class = _Server if socket.AF_INET in families else _Server6
     try:
         return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
     except OSError as exc:

@@ -85,7 +85,8 @@ def make_engine(url: str, base_dir: Path | None = None, *, create_folder: bool =
             if create_folder:
                 path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"database: cannot create {path.parent} ({exc.strerror})") from None
+            why = (exc.strerror or str(exc)).lower()
+            raise StoreError(f"database: cannot create the folder {path.parent}: {why}") from None
         engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
