@@ -166,8 +166,6 @@ def test_every_relative_link_of_the_docs_points_at_a_file() -> None:
         for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue  # a URL, or an anchor of the same page
-            if target == "docs/digest.png":
-                continue  # the screenshot is not made yet (`make screenshot`, to come)
             if not (path.parent / target.split("#", 1)[0]).exists():
                 broken.append(f"{path.relative_to(ROOT)}: {target}")
     assert broken == []
