@@ -35,6 +35,7 @@ from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from monitor.config import Agents, PlausibleTimes, SourceSettings
+from monitor.errors import BadRecord, OperationError
 from monitor.measure.events import CallEvent, Channel, Event, MessageEvent, from_micros, micros
 
 logger = logging.getLogger(__name__)
@@ -43,13 +44,9 @@ logger = logging.getLogger(__name__)
 Cursor = dict[str, Any]
 
 
-class ConnectorError(Exception):
+class ConnectorError(OperationError):
     """The source cannot be read now. `permanent` errors (bad credentials, a missing file that
     is configured) will not heal by retrying; transient ones (network, a locked file) may."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +68,6 @@ class Batch:
     # Records read and left out on purpose, or not measured yet, per reason in a few words
     # ("internal calls": 12). Reasons are fixed words of the connector, never data.
     skipped: dict[str, int] = field(default_factory=dict)
-
-
-class BadRecord(ValueError):
-    """A record that cannot be used; the message is the rejection reason. Reasons name a field
-    or a type, never the record's contents (they are logged)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from pydantic import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from monitor.errors import SupportMonitorError
 from monitor.measure.events import Channel, Stage
 
 DEFAULT_CONFIG = "support-monitor.yaml"
@@ -46,7 +47,7 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_CONFIG_VALUES = 100_000
 
 
-class ConfigError(Exception):
+class ConfigError(SupportMonitorError):
     """The configuration is invalid; `problems` holds one `path: what` line each."""
 
     def __init__(self, problems: Iterable[str]) -> None:

@@ -31,10 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import BadRecord, Batch, ConnectorContext, ConnectorError, Cursor, Records
+from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records
 from connectors.mail.message import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
+from monitor.errors import BadRecord
 from monitor.measure.events import MessageEvent
 
 CURSOR_VERSION = 1

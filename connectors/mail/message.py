@@ -36,9 +36,10 @@ from datetime import datetime, timedelta
 
 from pydantic import Field
 
-from connectors.base import BadRecord, Connector, ConnectorContext
+from connectors.base import Connector, ConnectorContext
 from connectors.mail.headers import AUTOREPLY_FIELDS, Headers, parse
 from monitor.config import Duration, SourceSettings
+from monitor.errors import BadRecord
 from monitor.measure.events import HINT_PREFIX, Channel, MessageEvent, Side, Thread
 
 DEFAULT_BATCH = 1000
