@@ -26,6 +26,7 @@ cannot be stored (lone surrogates, NUL) are made storable by the event construct
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -271,8 +272,24 @@ class ConnectorContext:
         return address in self.agents.addresses or domain in self.agents.domains
 
 
-class Connector:
-    """Base class: one small subclass per source kind, listed in `connectors.CONNECTORS`."""
+class Connector(ABC):
+    """Base class: one small subclass per source kind, listed in `connectors.CONNECTORS`.
+
+    A kind says what it is, which settings it takes, and implements `check` and `fetch` (a kind
+    missing one cannot be built: the error names the method). A minimal one::
+
+        class NotesConnector(Connector):
+            kind, channel, settings = "notes", Channel.CHAT, NotesSettings
+
+            def check(self) -> str:
+                return f"{len(self.notes())} notes"
+
+            def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+                records = self.collector(now)
+                for number, note in enumerate(self.notes(), 1):
+                    records.take(f"note {number}", message_of, note)
+                yield records.batch({"v": 1})
+    """
 
     kind: ClassVar[str]
     channel: ClassVar[Channel]
@@ -292,15 +309,15 @@ class Connector:
         """The collector every record of a fetch at `now` becomes events through."""
         return Records(self.context.window(now))
 
+    @abstractmethod
     def check(self) -> str:
         """Try the source without reading it all; return a short description of what was found.
 
         Raises ConnectorError with one readable line when the source cannot be used."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         """Yield batches of what is new since `cursor` (None: from the beginning)."""
-        raise NotImplementedError
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         """Read the given files once, for `import` (backfill). Cursors of these batches are

@@ -9,6 +9,7 @@ the new file's creation) nothing may match for a moment, and the next poll heals
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,11 +21,14 @@ from monitor.config import SourceSettings
 
 
 class FileSource(Connector):
+    """A source of files: a kind says where they are (`configured_path`) and how to read them
+    (`fetch`); matching, `check` and `import`'s file checks are shared."""
+
     imports_files = True
 
+    @abstractmethod
     def configured_path(self) -> Path:
         """The configured file or glob, resolved against the config file's folder."""
-        raise NotImplementedError
 
     def matching_files(self) -> list[Path]:
         """The files the configured path matches now (sorted; folders left out, anything else

@@ -26,6 +26,7 @@ import functools
 import io
 import os
 import zlib
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -226,9 +227,9 @@ class ExportFileSource(FileSource):
         else:
             yield path, value
 
+    @abstractmethod
     def parse_record(self, value: Any, location: str) -> Parsed:
         """The events of one record; bad parts of it as rejections located under `location`."""
-        raise NotImplementedError
 
     # The rest is shared.
 
