@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config import Agents, PlausibleTimes, SourceSettings
 from monitor.errors import BadRecord, OperationError
-from monitor.measure.events import CallEvent, Channel, Event, MessageEvent, from_micros, micros
+from monitor.measure.events import CallEvent, Event, MessageEvent, from_micros, micros
 
 logger = logging.getLogger(__name__)
 
@@ -275,11 +275,16 @@ class ConnectorContext:
 class Connector(ABC):
     """Base class: one small subclass per source kind, listed in `connectors.CONNECTORS`.
 
-    A kind says what it is, which settings it takes, and implements `check` and `fetch` (a kind
-    missing one cannot be built: the error names the method). A minimal one::
+    A kind says what it is and which settings it takes (a `SourceSettings` subclass that
+    declares the channel it measures), and implements `check` and `fetch` (a kind missing one
+    cannot be built: the error names the method). A minimal one::
+
+        class NotesSettings(SourceSettings):
+            channel: ClassVar[Channel] = Channel.CHAT
+            path: str
 
         class NotesConnector(Connector):
-            kind, channel, settings = "notes", Channel.CHAT, NotesSettings
+            kind, settings = "notes", NotesSettings
 
             def check(self) -> str:
                 return f"{len(self.notes())} notes"
@@ -292,7 +297,6 @@ class Connector(ABC):
     """
 
     kind: ClassVar[str]
-    channel: ClassVar[Channel]
     settings: ClassVar[type[SourceSettings]] = SourceSettings
     # Kinds whose sources are files may be backfilled with `support-monitor import`.
     imports_files: ClassVar[bool] = False

@@ -30,7 +30,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: `tests.browser` is found from the checkout
 
-from monitor.config import settings_from_mapping  # noqa: E402
+from monitor.config_file import settings_from_mapping  # noqa: E402
 from monitor.publish.digest.build import build_digest  # noqa: E402
 from monitor.publish.digest.mail import render  # noqa: E402
 from monitor.store.database import make_engine, prepare  # noqa: E402

@@ -24,7 +24,8 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import ConfigError, Settings, config_path, load_settings  # noqa: E402
+from monitor.config import Settings  # noqa: E402
+from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
 from monitor.errors import SupportMonitorError  # noqa: E402
 from monitor.publish.printable import block, line  # noqa: E402
 from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402

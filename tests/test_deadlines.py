@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.mailer import compose, send
 from monitor.publish.notifiers import WebhookNotifier

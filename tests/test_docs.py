@@ -18,7 +18,8 @@ from pydantic import BaseModel
 
 from connectors import CONNECTORS, connector_class
 from monitor.cli import build_parser
-from monitor.config import FileSettings, load_settings
+from monitor.config import FileSettings
+from monitor.config_file import load_settings
 from monitor.publish.exporter import exposition
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source

@@ -12,7 +12,7 @@ from connectors.json_records import RecordError
 from connectors.json_stream import DocumentError
 from connectors.mail.message import MailError
 from monitor.cli import UsageError
-from monitor.config import ConfigError
+from monitor.config_file import ConfigError
 from monitor.errors import BadRecord, OperationError, SupportMonitorError
 from monitor.publish.deliveries import DeliveryError
 from monitor.store.database import StoreError

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from connectors import files
 from connectors.base import (
@@ -48,7 +48,7 @@ from connectors.json_records import RecordError, array, json_type, load_json, ne
 from connectors.json_stream import DEFAULT_MAX_RECORD_BYTES, read_records
 from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
-from monitor.measure.events import Event
+from monitor.measure.events import Channel, Event
 
 CURSOR_VERSION = 1
 DEFAULT_MAX_RECORDS = 5000
@@ -179,6 +179,7 @@ def read_units(
 
 
 class ExportFileSettings(SourceSettings):
+    channel: ClassVar[Channel] = Channel.CHAT
     # A file or a glob (`exports/*.json`, `**` allowed); relative to the config file's folder.
     # Files ending .jsonl or .ndjson hold one record a line; others are one JSON document.
     path: str

@@ -42,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar
 
 from pydantic import Field
 
@@ -108,6 +108,7 @@ _TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
 
 
 class SlackExportSettings(SourceSettings):
+    channel: ClassVar[Channel] = Channel.CHAT
     # A zip, an unpacked folder, or a glob of several (`exports/slack-*.zip`); relative to the
     # config file's folder.
     path: str
@@ -121,7 +122,6 @@ class SlackExportSettings(SourceSettings):
 
 class SlackExportConnector(Connector):
     kind = "slack_export"
-    channel = Channel.CHAT
     settings = SlackExportSettings
     imports_files = True
 

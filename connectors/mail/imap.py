@@ -57,7 +57,7 @@ from connectors.mail.message import (
     skipped_by_labels,
 )
 from monitor.config import SourceSettings
-from monitor.measure.events import Channel, MessageEvent
+from monitor.measure.events import MessageEvent
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,6 @@ class _Folder:
 
 class ImapConnector(Connector):
     kind = "imap"
-    channel = Channel.EMAIL
     settings = ImapSettings
     reads_ahead = True  # a poll mostly waits for the server
 

@@ -28,7 +28,7 @@ import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -53,6 +53,7 @@ MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broke
 
 
 class AnsweringServiceCsvSettings(LineFileSettings):
+    channel: ClassVar[Channel] = Channel.ANSWERING_SERVICE
     columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's header
     time_format: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_FORMATS))
     timezone: TimezoneName | None = None  # for times without an offset; default: the config's
@@ -70,7 +71,6 @@ class AnsweringServiceCsvSettings(LineFileSettings):
 
 class AnsweringServiceCsvConnector(LineFileSource):
     kind = "answering_service_csv"
-    channel = Channel.ANSWERING_SERVICE
     settings = AnsweringServiceCsvSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:

@@ -59,7 +59,6 @@ from monitor.config import Duration, PhoneSettings, SourceSettings, TimezoneName
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
     callback_made,
     callback_request,
@@ -129,7 +128,6 @@ class Leg:
 
 class AsteriskCdrConnector(LineFileSource):
     kind = "asterisk_cdr"
-    channel = Channel.PHONE
     settings = AsteriskCdrSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:

@@ -35,7 +35,7 @@ from connectors.phone.queue_log_calls import Calls, Record
 from connectors.phone.queue_log_lines import feed_texts, parse_text
 from connectors.phone.queue_log_rows import CsvRows, TableRows, record
 from monitor.config import DatabaseUrl, Duration, PhoneSettings, SourceSettings, TimezoneName
-from monitor.measure.events import Channel, Event
+from monitor.measure.events import Event
 
 logger = logging.getLogger(__name__)
 CURSOR_VERSION = 1
@@ -69,7 +69,6 @@ class AsteriskQueueLogSettings(PhoneSettings):
 
 class AsteriskQueueLogConnector(FileSource):
     kind = "asterisk_queue_log"
-    channel = Channel.PHONE
     settings = AsteriskQueueLogSettings
 
     def __init__(

@@ -14,7 +14,6 @@ from connectors.base import Batch, Connector, ConnectorContext, Cursor
 from connectors.chat.json_exports import ExportFileSettings, ExportFileSource
 from connectors.file_source import FileSource
 from monitor.config import Agents, SourceSettings
-from monitor.measure.events import Channel
 
 CONTEXT = ConnectorContext(Agents(), Path("."), ZoneInfo("UTC"))
 SOURCE = SourceSettings(name="s", kind="k")
@@ -22,7 +21,7 @@ SOURCE = SourceSettings(name="s", kind="k")
 
 def test_a_connector_without_fetch_cannot_be_built() -> None:
     class Checked(Connector):
-        kind, channel = "checked", Channel.CHAT
+        kind = "checked"
 
         def check(self) -> str:
             return "ok"
@@ -33,7 +32,7 @@ def test_a_connector_without_fetch_cannot_be_built() -> None:
 
 def test_a_file_source_without_its_path_cannot_be_built() -> None:
     class Pathless(FileSource):
-        kind, channel = "pathless", Channel.CHAT
+        kind = "pathless"
 
         def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
             yield from ()
@@ -44,7 +43,7 @@ def test_a_file_source_without_its_path_cannot_be_built() -> None:
 
 def test_an_export_source_without_parse_record_cannot_be_built() -> None:
     class Unparsed(ExportFileSource):
-        kind, channel = "unparsed", Channel.CHAT
+        kind = "unparsed"
 
     settings = ExportFileSettings(name="s", kind="unparsed", path="x.json")
     with pytest.raises(TypeError, match="parse_record"):

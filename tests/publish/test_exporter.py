@@ -16,7 +16,8 @@ from prometheus_client import Gauge
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.publish.deliveries import DeliveryError, claim, record, take_due
 from monitor.publish.exporter import SupportCollector, exposition, registry_for
