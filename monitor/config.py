@@ -371,20 +371,12 @@ class DigestSettings(Model):
 
 
 class NotifySettings(Model):
-    kind: Literal["email", "webhook"]
-    to: list[str] = []
-    url: HttpUrl | None = None
-    # webhook: the whole POST (connecting, sending, the answer) ends within it, however slowly
-    # the receiver answers, so a slow receiver cannot stall alerts
-    timeout: Duration = timedelta(seconds=10)
+    """Keys every notifier has; a notifier's own settings model (beside its class, in
+    monitor.publish.notifiers) extends this with where notices go, and says whether it sends
+    over the `smtp:` section (`needs_smtp`)."""
 
-    @model_validator(mode="after")
-    def _destination(self) -> NotifySettings:
-        if self.kind == "email" and not self.to:
-            raise ValueError("an email notifier needs `to`")
-        if self.kind == "webhook" and not self.url:
-            raise ValueError("a webhook notifier needs an http(s) `url`")
-        return self
+    needs_smtp: ClassVar[bool] = False
+    kind: str
 
 
 class QuietHours(Model):

@@ -126,10 +126,14 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
     problems: list[str] = []
     substituted: list[_Substituted] = []
     data = _interpolate(dict(raw), "", problems, substituted)
+    # A bad notifier is a problem of the file's top level, reported with the others there.
+    top_problems = _validate_notifiers(data)
     try:
         top = FileSettings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_redacted(problems + _located(exc), substituted)) from None
+        top_problems += _located(exc)
+    if top_problems:
+        raise ConfigError(_redacted(problems + top_problems, substituted)) from None
 
     sources: list[SourceSettings] = []
     seen: set[str] = set()
@@ -159,6 +163,43 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
 
 
+def _validate_notifiers(data: dict[str, Any]) -> list[str]:
+    """Validate each `alerts.notify` entry by the settings model its kind declares (found
+    through the notifier registry) and put the validated model in its place, so FileSettings
+    takes it as it is; a bad entry is dropped and its problems returned. Entries that are not
+    mappings are left for FileSettings to refuse."""
+    problems: list[str] = []
+    alerts = data.get("alerts")
+    if not isinstance(alerts, dict) or not isinstance(alerts.get("notify"), list):
+        return problems
+    notify: list[Any] = alerts["notify"]
+    if not notify:
+        return problems
+    # Imported here: the notifiers (and urllib) cost a command's start-up only when configured.
+    from monitor.publish.notifiers import NOTIFIERS, notifier_class
+
+    validated: list[Any] = []
+    for index, entry in enumerate(notify):
+        where = f"alerts.notify[{index}]"
+        if not isinstance(entry, dict):
+            validated.append(entry)
+            continue
+        kind = entry.get("kind")
+        if "kind" not in entry:
+            problems.append(f"{where}.kind: Field required")
+        elif not isinstance(kind, str) or kind not in NOTIFIERS:
+            known = [repr(k) for k in NOTIFIERS]
+            choices = f"{', '.join(known[:-1])} or {known[-1]}" if len(known) > 1 else known[0]
+            problems.append(f"{where}.kind: Input should be {choices}")
+        else:
+            try:
+                validated.append(notifier_class(kind).settings.model_validate(entry))
+            except ValidationError as exc:
+                problems.extend(_located(exc, where))
+    data["alerts"] = {**alerts, "notify": validated}
+    return problems
+
+
 def _check_alerts(top: FileSettings) -> list[str]:
     problems = []
     quiet = top.alerts.quiet_hours
@@ -167,8 +208,10 @@ def _check_alerts(top: FileSettings) -> list[str]:
     if top.digest is not None and top.digest.to and top.smtp is None:
         problems.append("digest.to: sending the digest needs the `smtp` section")
     for index, notify in enumerate(top.alerts.notify):
-        if notify.kind == "email" and top.smtp is None:
-            problems.append(f"alerts.notify[{index}]: an email notifier needs the `smtp` section")
+        if notify.needs_smtp and top.smtp is None:
+            problems.append(
+                f"alerts.notify[{index}]: an {notify.kind} notifier needs the `smtp` section"
+            )
     return problems
 
 

@@ -24,7 +24,7 @@ import pytest
 from monitor.config_file import settings_from_mapping
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.mailer import compose, send
-from monitor.publish.notifiers import WebhookNotifier
+from monitor.publish.notifiers.webhook import WebhookNotifier
 from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source, utcnow

@@ -21,6 +21,7 @@ from monitor.cli import build_parser
 from monitor.config import FileSettings
 from monitor.config_file import load_settings
 from monitor.publish.exporter import exposition
+from monitor.publish.notifiers import NOTIFIERS, notifier_class
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source
 
@@ -94,6 +95,8 @@ def test_the_example_config_shows_every_setting() -> None:
     wanted.discard("sources")  # a list of per-kind mappings, checked below
     for kind in CONNECTORS:
         wanted |= {p.rsplit(".", 1)[-1] for p in model_fields(connector_class(kind).settings)}
+    for kind in NOTIFIERS:
+        wanted |= {p.rsplit(".", 1)[-1] for p in model_fields(notifier_class(kind).settings)}
     assert sorted(wanted - keys) == []
 
 
@@ -111,6 +114,8 @@ def test_every_setting_is_documented() -> None:
     keys = set(model_fields(FileSettings))
     for kind in CONNECTORS:
         keys |= {f"{kind}: {p}" for p in model_fields(connector_class(kind).settings)}
+    for kind in NOTIFIERS:
+        keys |= {f"{kind}: {p}" for p in model_fields(notifier_class(kind).settings)}
     undocumented = [
         k for k in sorted(keys) if not is_documented_key(k.rsplit(".", 1)[-1].split(": ")[-1], text)
     ]
