@@ -32,8 +32,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
+
+from pydantic import Field, Strict, TypeAdapter, ValidationError
 
 from monitor.config import Agents, PlausibleTimes, SourceSettings
 from monitor.errors import BadRecord, OperationError
@@ -42,7 +44,41 @@ from monitor.measure.events import CallEvent, Event, MessageEvent, from_micros, 
 logger = logging.getLogger(__name__)
 
 # Small, JSON-serializable, versioned ({"v": 1, ...}): it is stored as JSON with the rows.
+# Each kind declares its shape as a TypedDict (`ImapCursor`, `FileCursor`, ...), checked when
+# it is loaded by `checked_cursor`.
 Cursor = dict[str, Any]
+CURSOR_VERSION = 1
+# Field types of cursor shapes: exactly these JSON types (a `true` is no count, "3" no number).
+Count = Annotated[int, Strict(), Field(ge=0)]
+Number = Annotated[int, Strict()]
+Text = Annotated[str, Strict()]
+Shape = TypeVar("Shape")
+
+
+def checked_cursor(shape: type[Shape], cursor: object, what: str) -> Shape:
+    """`cursor` as the `shape` its kind declares (a TypedDict), its version and every field
+    checked, in this one place for every kind; ValueError saying what does not fit.
+
+    A stored cursor of another version or another kind, or a damaged one, would make a poll
+    read the wrong things: callers fail the poll for good (`unusable_cursor`)."""
+    if not isinstance(cursor, dict) or cursor.get("v") != CURSOR_VERSION:
+        raise ValueError(f"not a version {CURSOR_VERSION} {what} cursor")
+    try:
+        adapter = _ADAPTERS.get(shape) or _ADAPTERS.setdefault(shape, TypeAdapter(shape))
+        checked: Shape = adapter.validate_python(cursor)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        raise ValueError(f"{what} cursor {where.lstrip('.')}: {error['msg']}") from None
+    return checked
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}  # a shape's validator, built once
+
+
+def unusable_cursor(exc: Exception) -> ConnectorError:
+    """The poll's error for a stored cursor that `checked_cursor` refused: permanent."""
+    return ConnectorError(f"stored cursor is unusable: {exc}", permanent=True)
 
 
 class ConnectorError(OperationError):

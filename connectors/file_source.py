@@ -15,7 +15,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors import files
-from connectors.base import Connector, ConnectorContext, ConnectorError, Cursor
+from connectors.base import Connector, ConnectorContext, ConnectorError, Cursor, unusable_cursor
 from connectors.regular_files import glob_files, glob_paths, open_regular, reason
 from monitor.config import SourceSettings
 
@@ -125,7 +125,7 @@ class LineFileSource(FileSource):
                 matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
             )
         except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+            raise unusable_cursor(exc) from None
 
     def read_chunks(self, paths: list[Path]) -> Iterator[files.Chunk]:
         """The named files whole, for `import`."""
