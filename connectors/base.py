@@ -81,6 +81,17 @@ def unusable_cursor(exc: Exception) -> ConnectorError:
     return ConnectorError(f"stored cursor is unusable: {exc}", permanent=True)
 
 
+def stored_cursor(shape: type[Shape], cursor: Cursor | None, what: str) -> Shape | None:
+    """A fetch's stored cursor checked (`checked_cursor`), None for none; a cursor that does
+    not fit fails the poll for good (`unusable_cursor`)."""
+    if cursor is None:
+        return None
+    try:
+        return checked_cursor(shape, cursor, what)
+    except ValueError as exc:
+        raise unusable_cursor(exc) from None
+
+
 class ConnectorError(OperationError):
     """The source cannot be read now. `permanent` errors (bad credentials, a missing file that
     is configured) will not heal by retrying; transient ones (network, a locked file) may."""

@@ -47,9 +47,8 @@ from connectors.base import (
     Records,
     Rejection,
     Text,
-    checked_cursor,
     reason_for,
-    unusable_cursor,
+    stored_cursor,
 )
 from connectors.file_source import FileSource, read_error
 from connectors.files import FileCursor
@@ -245,10 +244,7 @@ class ExportFileSource(FileSource):
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         records = self.collector(now)
         found = self.matched(permanent=False)
-        try:
-            checked = None if cursor is None else checked_cursor(ExportCursor, cursor, "export")
-        except ValueError as exc:
-            raise unusable_cursor(exc) from None
+        checked = stored_cursor(ExportCursor, cursor, "export")
         documents = Snapshots.load(checked.get("documents") if checked else None)
         lines_cursor: Cursor | None = cursor.get("lines") if cursor else None
         docs = [p for p in found if not p.name.lower().endswith(LINE_SUFFIXES)]

@@ -57,8 +57,7 @@ from connectors.base import (
     Number,
     Records,
     Rejection,
-    checked_cursor,
-    unusable_cursor,
+    stored_cursor,
 )
 from connectors.chat.json_exports import (
     DEFAULT_MAX_DOCUMENT_BYTES,
@@ -206,12 +205,7 @@ class SlackExportConnector(Connector):
             )
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        try:
-            checked = (
-                None if cursor is None else checked_cursor(SlackCursor, cursor, "Slack export")
-            )
-        except ValueError as exc:
-            raise unusable_cursor(exc) from None
+        checked = stored_cursor(SlackCursor, cursor, "Slack export")
         previous = Snapshots.load(checked.get("snapshots") if checked else None)
         exports = self._open(self.matching_exports(), permanent=False)
         yield from self._read(exports, previous, self.collector(now), cursor)

@@ -54,8 +54,7 @@ from connectors.base import (
     Cursor,
     Number,
     Records,
-    checked_cursor,
-    unusable_cursor,
+    stored_cursor,
 )
 from connectors.mail.headers import FIELDS, parse
 from connectors.mail.imap_fetch import fetch as fetch_items
@@ -289,12 +288,9 @@ class ImapCursor(TypedDict):
 
 def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, int]]:
     """The per-folder state of a stored cursor; ConnectorError if it is not ours."""
-    if cursor is None:
+    checked = stored_cursor(ImapCursor, cursor, "imap")
+    if checked is None:
         return {}
-    try:
-        checked = checked_cursor(ImapCursor, cursor, "imap")
-    except ValueError as exc:
-        raise unusable_cursor(exc) from None
     return {
         name: {"uidvalidity": entry["uidvalidity"], "last_uid": entry["last_uid"]}
         for name, entry in checked["folders"].items()

@@ -42,8 +42,7 @@ from connectors.base import (
     Cursor,
     Number,
     Records,
-    checked_cursor,
-    unusable_cursor,
+    stored_cursor,
 )
 from connectors.mail.message import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from connectors.regular_files import open_regular, reason
@@ -246,12 +245,9 @@ class MaildirCursor(TypedDict):
 
 
 def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
-    if cursor is None:
+    checked = stored_cursor(MaildirCursor, cursor, "maildir")
+    if checked is None:
         return {}
-    try:
-        checked = checked_cursor(MaildirCursor, cursor, "maildir")
-    except ValueError as exc:
-        raise unusable_cursor(exc) from None
     return {
         name: {"after": entry["after"], "recent": dict(entry["recent"])}
         for name, entry in checked["folders"].items()

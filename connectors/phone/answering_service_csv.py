@@ -44,8 +44,7 @@ from connectors.base import (
     Records,
     Rejection,
     Text,
-    checked_cursor,
-    unusable_cursor,
+    stored_cursor,
 )
 from connectors.csv_rows import (
     DEFAULT_TIME_FORMATS,
@@ -346,10 +345,7 @@ class LogCursor(TypedDict):
 
 
 def _load(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
-    if cursor is None:
+    checked = stored_cursor(LogCursor, cursor, "answering-service log")
+    if checked is None:
         return {}
-    try:
-        checked = checked_cursor(LogCursor, cursor, "answering-service log")
-    except ValueError as exc:
-        raise unusable_cursor(exc) from None
     return {key: dict(entry) for key, entry in checked["files"].items()}
