@@ -25,13 +25,9 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import (  # noqa: E402
-    NOTHING_TO_MONITOR,
-    ConfigError,
-    Settings,
-    config_path,
-    load_settings,
-)
+from monitor.config import NOTHING_TO_MONITOR, Settings  # noqa: E402
+from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
+from monitor.errors import SupportMonitorError  # noqa: E402
 from monitor.publish.printable import block, line  # noqa: E402
 from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
 from monitor.store.ingest import (  # noqa: E402
@@ -53,7 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("monitor")
 
 
-class UsageError(Exception):
+class UsageError(SupportMonitorError):
     """A command-line mistake: exit status 2."""
 
 
@@ -215,9 +211,13 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
     engine = open_store(settings)
     if args.command == "run":
+        from monitor.publish.server import ListenError
         from monitor.service import run
 
-        return run(engine, settings)
+        try:
+            return run(engine, settings)
+        except ListenError as exc:  # the address is the config's to change: exit status 2
+            raise ConfigError([f"metrics.listen: {exc.problem}"]) from None
     if args.command == "poll":
         return poll(engine, settings, args.sources)
     if args.command == "import":

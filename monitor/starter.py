@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor.errors import SupportMonitorError
 from monitor.measure.events import Channel
 
 MARK = "CHANGE ME"
@@ -144,7 +145,7 @@ STARTERS: dict[str, Starter] = {
 }
 
 
-class StarterError(ValueError):
+class StarterError(SupportMonitorError):
     """`--kinds` names a kind there is no starter for."""
 
 

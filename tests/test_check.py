@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from monitor.cli import main
-from monitor.config import load_settings
+from monitor.config_file import load_settings
 from monitor.publish.exporter import ProcessMetrics, registry_for
 from monitor.publish.server import make_app, serve
 from monitor.store.database import make_engine, prepare

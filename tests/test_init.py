@@ -12,7 +12,7 @@ import yaml
 
 from connectors import CONNECTORS
 from monitor.cli import main
-from monitor.config import ConfigError, load_settings
+from monitor.config_file import ConfigError, load_settings
 from monitor.starter import MARK, STARTERS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from sqlalchemy import Engine, select
 
 from monitor import __version__
-from monitor.config import ConfigError
+from monitor.errors import SupportMonitorError
 from monitor.store.database import StoreError, transaction
 from monitor.store.tables import STATES
 
@@ -122,13 +122,14 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class ListenError(ConfigError):
-    """`metrics.listen` cannot be served: one line naming the key and the address. `in_use`
-    when something else listens there already."""
+class ListenError(SupportMonitorError):
+    """`metrics.listen` cannot be served: `problem` is one line naming the address (the
+    command line reports it as a config error of `metrics.listen`). `in_use` when something
+    else listens there already."""
 
     def __init__(self, listen: str, problem: str, *, in_use: bool = False) -> None:
         self.problem = f"cannot listen on {listen}: {problem}"
-        super().__init__([f"metrics.listen: {self.problem}"])
+        super().__init__(f"metrics.listen: {self.problem}")
         self.in_use = in_use
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.base import Connector
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.store.ingest import build_connector
 
 NOW = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
