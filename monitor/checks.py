@@ -8,7 +8,8 @@ source's settings), and whether the SMTP server takes a login.
 
 One line each, never a secret: `ok`, `warn`, `skip` or `FAIL`, what was checked, what was found.
 The exit status is 2 when a failure is the configuration's (nothing to monitor, a listen
-address that cannot be had), else 1 when a source, the database or SMTP failed, else 0.
+address that cannot be had, a SQLite folder that cannot be created or written), else 1 when a
+source, the database or SMTP failed, else 0.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from monitor.config import NOTHING_TO_MONITOR, Settings, SmtpSettings
 from monitor.publish import deliveries
 from monitor.publish.mailer import connect
 from monitor.publish.server import ListenError, open_server, split_listen
-from monitor.store.database import StoreError, make_engine, transaction, verify
+from monitor.store.database import (
+    StoreError,
+    describe,
+    make_engine,
+    sqlite_access,
+    transaction,
+    verify,
+)
 from monitor.store.ingest import build_connector, utcnow
 
 
@@ -125,9 +133,16 @@ def running_monitor(listen: str) -> str | None:
 
 
 def check_database(settings: Settings, report: Report) -> None:
+    """The database as every other command needs it. A SQLite folder that cannot be created
+    or written is the configuration's failure (exit status 2): the `database` key names a
+    place this user cannot store in, and no retry changes that."""
     try:
         # `check` changes nothing: a SQLite file's missing folder is not created here.
         engine = make_engine(settings.file.database, settings.base_dir, create_folder=False)
+        problem = sqlite_access(engine)
+        if problem is not None:
+            report.fail("database", f"{describe(engine)}: {problem}", config=True)
+            return
         report.ok("database", verify(engine))
         report_deliveries(engine, report.say)
     except StoreError as exc:

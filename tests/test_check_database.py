@@ -106,7 +106,7 @@ def test_check_fails_when_the_database_folder_cannot_be_created(
 ) -> None:
     (tmp_path / "data").write_text("a file where the folder should be")
     status, line = check(tmp_path, f"sqlite:///{tmp_path}/data/monitor/monitor.db", capsys)
-    assert status == 1
+    assert status == 2
     assert line == (
         f"FAIL  database: sqlite:///{tmp_path}/data/monitor/monitor.db: cannot create the folder "
         f"{tmp_path}/data/monitor: {tmp_path}/data is not a folder"
@@ -190,7 +190,7 @@ def test_check_says_permission_denied_and_the_folder_when_the_database_folder_is
     config = write_config(shared_folder, url)
     data.chmod(0o555)
     status, output = as_another_user(config, "check")
-    assert status == 1, output
+    assert status == 2, output
     (line,) = [x for x in output.splitlines() if " database: " in x]
     assert line == f"FAIL  database: {url}: permission denied: cannot write in {data}"
     status, output = as_another_user(config, "poll")  # as every command then finds
