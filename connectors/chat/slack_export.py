@@ -376,6 +376,13 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         raise RecordError(f"unknown subtype {short(subtype)}")
     role = people.role(user, raw) if user and not bot else BOT
     customer = role == CUSTOMER and not automatic
+    left_out = None  # why it never pairs: the subtype, or what made it a bot's
+    if subtype in AUTOMATIC_SUBTYPES:
+        left_out = f"subtype: {subtype}"
+    elif raw.get("hidden") is True:
+        left_out = "hidden: true"
+    elif automatic:
+        left_out = "bot_id" if raw.get("bot_id") else "a bot user"
     return MessageEvent(
         external_id=f"{channel_id}:{ts}",
         conversation=f"{channel_id}:{thread_ts}",
@@ -386,4 +393,6 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         # A reply answers its thread's parent: never earlier than it, whatever its `ts` says
         # (the measurement places it after the parent; its stored time stays true).
         refers=(f"{channel_id}:{thread_ts}",) if thread_ts != ts else (),
+        agent=people.responder(user, raw) if role != CUSTOMER and user else None,
+        left_out=left_out,
     )

@@ -43,7 +43,14 @@ from connectors.json_records import (
     stable_id,
     text,
 )
-from monitor.measure.events import Channel, Event, MessageEvent, MessageKind, Side
+from monitor.measure.events import (
+    Channel,
+    Event,
+    MessageEvent,
+    MessageKind,
+    Side,
+    responder,
+)
 
 MESSAGE_TYPES = {"chat.msg", "chat.file"}
 VISITOR, AGENT, AUTOMATIC = "visitor", "agent", "automatic"
@@ -170,14 +177,32 @@ class _Chat:
             if role is None:
                 raise RecordError("cannot tell who wrote it (no nick, sender_type or known name)")
             side = Side.CUSTOMER if role == VISITOR else Side.AGENT
-            return self._event(external_id, at, side, automatic=role == AUTOMATIC)
+            return self._event(
+                external_id,
+                at,
+                side,
+                automatic=role == AUTOMATIC,
+                agent=self._author(entry) if side is Side.AGENT else None,
+                left_out=_who(entry) if role == AUTOMATIC else None,
+            )
         if kind == "chat.memberleave" and role == VISITOR:
             return self._event(external_id, at, Side.CUSTOMER, ended=True)
         if not kind.startswith("chat."):
             raise RecordError(f"unknown history type {short(kind)}")
         # Joins, ratings, comments, rating requests, transfers: stored, never pairs.
         side = Side.CUSTOMER if role == VISITOR else Side.AGENT
-        return self._event(external_id, at, side, automatic=True)
+        return self._event(external_id, at, side, automatic=True, left_out=f"type: {short(kind)}")
+
+    @staticmethod
+    def _author(entry: dict[str, Any]) -> str | None:
+        """Who wrote an agent's entry: the name shown, and the nick (`agent:<id>`); read
+        leniently (a name of another type is no name, not a bad entry)."""
+
+        def string(key: str) -> str | None:
+            value = entry.get(key)
+            return value if isinstance(value, str) else None
+
+        return responder(string("display_name") or string("name"), string("nick"))
 
     def _role(self, entry: dict[str, Any]) -> str | None:
         nick = text(entry, "nick")
@@ -209,6 +234,8 @@ class _Chat:
         *,
         automatic: bool = False,
         ended: bool = False,
+        agent: str | None = None,
+        left_out: str | None = None,
     ) -> MessageEvent:
         return MessageEvent(
             external_id=external_id,
@@ -218,4 +245,14 @@ class _Chat:
             kind=MessageKind.ENDED if ended else MessageKind.MESSAGE,
             automatic=automatic,
             customer=self.customer if side is Side.CUSTOMER and not ended else None,
+            agent=agent,
+            left_out=left_out,
         )
+
+
+def _who(entry: dict[str, Any]) -> str:
+    """What made a message automatic: its nick (`agent:trigger`) or sender type (`bot`)."""
+    nick = entry.get("nick")
+    if isinstance(nick, str) and nick:
+        return f"nick: {short(nick)}"
+    return f"sender_type: {short(entry.get('sender_type'))}"
