@@ -264,6 +264,32 @@ class Agents(Model):
         return [v.strip().lower().lstrip("@") for v in values]
 
 
+class TeamSettings(Model):
+    """One team of `teams:`: the people in it, by any identifier a source gives for them (an
+    e-mail address, a Slack user id or e-mail, a queue member such as `Agent/1001` or
+    `PJSIP/1001`, a name). An inquiry or call one of them answered counts for the team."""
+
+    agents: list[str] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _named(cls, values: list[str]) -> list[str]:
+        names = [" ".join(str(v).split()) for v in values]
+        if "" in names:
+            raise ValueError("an agent cannot be empty")
+        return names
+
+
+class ReportSettings(Model):
+    # Reports and digests break figures down by team; per agent too only when this is true
+    # (many teams measure teams, not people).
+    agents: bool = False
+
+
+# A team's name: shown in reports and digests (never a metric label).
+TEAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.&'-]{0,62}$"
+
+
 class HolidaySettings(Model):
     country: str
     subdivision: str | None = None
@@ -312,6 +338,9 @@ class SourceSettings(Model):
     every: Duration = timedelta(minutes=5)
     targets: Targets = Targets()
     enabled: bool = True
+    # The team of `teams:` the source belongs to: its open inquiries and unanswered calls (and
+    # what nobody on a team answered) count for that team.
+    team: str | None = None
 
 
 class PhoneSettings(SourceSettings):
@@ -477,6 +506,8 @@ class FileSettings(Model):
     database: DatabaseUrl = "sqlite:///support-monitor.db"
     targets: DefaultTargets = DefaultTargets()
     agents: Agents = Agents()
+    teams: dict[str, TeamSettings] = {}
+    reports: ReportSettings = ReportSettings()
     calendars: dict[str, CalendarSettings] = {}
     sources: list[dict[str, Any]] = []
     metrics: MetricsSettings = MetricsSettings()
@@ -488,6 +519,16 @@ class FileSettings(Model):
     retention: Duration | None = None
     # Records dated outside these times are rejected (connectors.base.Window).
     plausible_times: PlausibleTimes = PlausibleTimes()
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, teams: dict[str, TeamSettings]) -> dict[str, TeamSettings]:
+        for name in teams:
+            if not re.match(TEAM_NAME, str(name)):
+                raise ValueError(
+                    f"team name {name!r}: letters, digits, spaces and _.&'- (at most 63)"
+                )
+        return teams
 
     @field_validator("retention")
     @classmethod
@@ -653,8 +694,15 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
             problems.append(f"{where}.calendar: no calendar named {source.calendar!r}")
         elif source.calendar is None and _reply_clock(top, source) == "business":
             problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
+        if source.team is not None and source.team not in top.teams:
+            known = ", ".join(sorted(top.teams)) or "none configured"
+            hint = ""
+            if kind == "slack_export":  # `team:` was once the Slack workspace's team id
+                hint = "; a Slack workspace's team id is `workspace_team`"
+            problems.append(f"{where}.team: no team named {source.team!r} (teams: {known}){hint}")
         sources.append(source)
     problems.extend(_check_alerts(top))
+    problems.extend(_check_teams(top))
     if problems:
         raise ConfigError(_redacted(problems, substituted))
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
@@ -670,6 +718,21 @@ def _check_alerts(top: FileSettings) -> list[str]:
     for index, notify in enumerate(top.alerts.notify):
         if notify.kind == "email" and top.smtp is None:
             problems.append(f"alerts.notify[{index}]: an email notifier needs the `smtp` section")
+    return problems
+
+
+def _check_teams(top: FileSettings) -> list[str]:
+    """An agent in two teams would be counted for both: each is in one (names compared as
+    reports match them, ignoring case)."""
+    problems = []
+    seen: dict[str, str] = {}
+    for team, settings in top.teams.items():
+        for index, agent in enumerate(settings.agents):
+            other = seen.setdefault(agent.casefold(), team)
+            if other != team:
+                problems.append(
+                    f"teams.{team}.agents[{index}]: {agent!r} is already in team {other!r}"
+                )
     return problems
 
 

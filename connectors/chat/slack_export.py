@@ -18,9 +18,9 @@ folder per channel, named by the channel's name, with one JSON array of messages
   organisation can give its user our address); everyone else is a customer. Without it,
   workspace members are agents and outsiders customers: a user is a customer when users.json
   marks them `is_stranger` (Slack Connect), `is_restricted` or `is_ultra_restricted` (guests),
-  or gives them a `team_id` other than the workspace's (`team:`, by default the most common
-  `team_id` among users.json's humans); a user missing from users.json is a customer unless
-  their message's `user_team` is the workspace's.
+  or gives them a `team_id` other than the workspace's (`workspace_team:`, by default the most
+  common `team_id` among users.json's humans); a user missing from users.json is a customer
+  unless their message's `user_team` is the workspace's.
 - **Automatic**: bot messages (`bot_message`, a `bot_id`, a users.json bot, Slackbot), joins,
   leaves, topic/purpose/name changes, pins, reminders, huddles, deleted-message tombstones and
   the other system subtypes. Edits never count as replies: an edited message keeps its own `ts`,
@@ -116,7 +116,8 @@ class SlackExportSettings(SourceSettings):
     # Agents by Slack user id or e-mail address; empty: workspace members are agents.
     agent_users: list[str] = []
     # The workspace's team id for the members rule; default: the most common in users.json.
-    team: str | None = None
+    # (`team:` is every source's team of `teams:`.)
+    workspace_team: str | None = None
 
 
 class SlackExportConnector(Connector):
@@ -267,7 +268,9 @@ class SlackExportConnector(Connector):
                 export.close()
 
     def _people(self, workspace: Workspace) -> People:
-        return People(workspace, self.options.agent_users, self.options.team, self.context)
+        return People(
+            workspace, self.options.agent_users, self.options.workspace_team, self.context
+        )
 
     def _channels(
         self, exports: list[Export], workspace: Workspace

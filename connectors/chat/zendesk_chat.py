@@ -126,7 +126,7 @@ class _Chat:
         events: list[Event] = []
         rejected: list[Rejection] = []
         seen: dict[str, int] = {}
-        first_reply: datetime | None = None
+        first_reply: MessageEvent | None = None
         try:
             history = array(self.record, "history")
         except RecordError as exc:
@@ -140,7 +140,8 @@ class _Chat:
             events.append(event)
             human_reply = event.side is Side.AGENT and not (event.automatic or event.internal)
             if human_reply and event.kind is MessageKind.MESSAGE:
-                first_reply = event.at if first_reply is None else min(first_reply, event.at)
+                if first_reply is None or event.at < first_reply.at:
+                    first_reply = event
         if self.record.get("end_timestamp") not in (None, ""):
             try:
                 end = parse_time(self.record["end_timestamp"], "end_timestamp")
@@ -154,8 +155,11 @@ class _Chat:
             contact = MessageEvent(
                 external_id=f"{self.id}:contact",
                 conversation=self.visitor_conversation,
-                at=first_reply,
+                at=first_reply.at,
                 side=Side.AGENT,
+                agent=first_reply.agent,
+                # What `report --items` says of it when there was no offline message to answer.
+                left_out="the first reply of a chat, standing for a contact with the visitor",
             )
             events.append(contact)
         return events, rejected

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from typing import Any
 
 from monitor.measure.summaries import CallFigures
+from monitor.publish.printable import cell
 from monitor.store.figures import QueueFigures, SourceFigures
 
 
@@ -88,7 +89,7 @@ def render_csv(figures: Sequence[SourceFigures]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows([{k: cell(v) for k, v in row.items()} for row in rows])
     return out.getvalue()
 
 
@@ -250,3 +251,7 @@ def _table(groups: Sequence[tuple[str, Sequence[str]]], rows: Sequence[Sequence[
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(0, "  ".join(titles))
     return "\n".join(line.rstrip() for line in lines)
+
+
+# The aligned table with titled column groups, for the other reports (`--by`, `--items`).
+table = _table
