@@ -267,17 +267,29 @@ class Agents(Model):
 class TeamSettings(Model):
     """One team of `teams:`: the people in it, by any identifier a source gives for them (an
     e-mail address, a Slack user id or e-mail, a queue member such as `Agent/1001` or
-    `PJSIP/1001`, a name). An inquiry or call one of them answered counts for the team."""
+    `PJSIP/1001`, a name). An inquiry or call one of them answered counts for the team.
 
-    agents: list[str] = []
+    An entry is one agent: an identifier, or a list of the identifiers of one person on
+    different channels (`["Ann Smith", ann@example.com, "Agent/1001"]`), the first naming
+    them in reports."""
+
+    agents: list[str | list[str]] = []
 
     @field_validator("agents")
     @classmethod
-    def _named(cls, values: list[str]) -> list[str]:
-        names = [" ".join(str(v).split()) for v in values]
-        if "" in names:
-            raise ValueError("an agent cannot be empty")
-        return names
+    def _named(cls, values: list[str | list[str]]) -> list[str | list[str]]:
+        for value in values:
+            names = [value] if isinstance(value, str) else value
+            if not names or any(not " ".join(name.split()) for name in names):
+                raise ValueError("an agent cannot be empty")
+        return values
+
+    def members(self) -> list[tuple[str, ...]]:
+        """Each agent as the identifiers that are theirs, the first naming them."""
+        return [
+            tuple(" ".join(name.split()) for name in ([v] if isinstance(v, str) else v))
+            for v in self.agents
+        ]
 
 
 class ReportSettings(Model):
@@ -725,14 +737,14 @@ def _check_teams(top: FileSettings) -> list[str]:
     """An agent in two teams would be counted for both: each is in one (names compared as
     reports match them, ignoring case)."""
     problems = []
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, int]] = {}
     for team, settings in top.teams.items():
-        for index, agent in enumerate(settings.agents):
-            other = seen.setdefault(agent.casefold(), team)
-            if other != team:
-                problems.append(
-                    f"teams.{team}.agents[{index}]: {agent!r} is already in team {other!r}"
-                )
+        for index, names in enumerate(settings.members()):
+            for name in names:
+                other = seen.setdefault(name.casefold(), (team, index))
+                if other != (team, index):
+                    where = f"team {other[0]!r}" if other[0] != team else "another agent"
+                    problems.append(f"teams.{team}.agents[{index}]: {name!r} is already {where}'s")
     return problems
 
 

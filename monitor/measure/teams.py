@@ -4,9 +4,10 @@ Pure rules over stored rows and the `teams:` settings:
 
 - A stored responder (monitor.measure.events.responder) is a team's agent when any of its
   identifiers (a name, an address, a Slack id or e-mail, a queue member) is listed in that
-  team's `agents`, ignoring case. The agent is then known by the identifier the team lists, so
-  one person answering by e-mail and in Slack is one agent; an agent on no team is known by
-  the first (most readable) identifier their source gave.
+  team's `agents`, ignoring case. The agent is then known by the name the team lists (the
+  first of an entry that lists one person's identifiers on several channels), so one person
+  answering mail, chat and the phone is one agent; an agent on no team is known by the first
+  (most readable) identifier their source gave.
 - An answered inquiry, and an answered call, count for the responder's team; an open or
   missed inquiry and an unanswered call count for their source's team (`team:` on the source),
   as does an answer by someone on no team or by nobody the source names. Without either it
@@ -47,8 +48,9 @@ class Roster:
     def from_settings(cls, settings: Settings) -> Roster:
         listed: dict[str, tuple[str, str]] = {}
         for team, members in settings.file.teams.items():
-            for agent in members.agents:
-                listed.setdefault(agent.casefold(), (team, agent))
+            for names in members.members():
+                for name in names:  # one person's identifiers: known by the first
+                    listed.setdefault(name.casefold(), (team, names[0]))
         return cls(listed, {s.name: s.team for s in settings.sources})
 
     def member(self, agent: str | None) -> Member | None:

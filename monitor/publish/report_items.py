@@ -87,7 +87,16 @@ def arithmetic(calendar: BusinessCalendar, start: datetime, end: datetime) -> tu
         head, tail = parts[: SHOWN_INTERVALS // 2], parts[-(SHOWN_INTERVALS // 2 - 1) :]
         parts = [*head, f"({hidden} more intervals)", *tail]
     written = " + ".join(parts) if parts else "closed throughout"
-    return total, f"{written} = {duration_text(total)}"
+    return total, f"{written} = {_hours(total)}"
+
+
+def _hours(seconds: float) -> str:
+    """Open time in hours and minutes, never in days (`188h 00m`): a business day is not 24
+    hours, so `7d 20h` of open time would read as something it is not."""
+    if seconds < 3600:
+        return duration_text(seconds)
+    minutes = round(seconds) // 60
+    return f"{minutes // 60}h {minutes % 60:02d}m"
 
 
 def _interval(start: datetime, end: datetime, zone: tzinfo) -> str:
@@ -246,7 +255,7 @@ def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
 
 
 ITEM_GROUPS = (
-    ("", ("verdict", "kind", "source", "where", "reference", "opened", "answered", "by")),
+    ("", ("verdict", "kind", "source", "where", "reference", "opened", "answered", "by", "team")),
     ("waited", ("calendar", "business")),
 )
 
@@ -272,7 +281,6 @@ def render_table(rows: Sequence[Mapping[str, Any]], title: str) -> str:
 def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     where = row["queue"] or row["channel"]
     reference = row["reference"] or row["conversation"]
-    by = row["by"] or row["team"] or "-"
     return (
         row["verdict"].replace("_", " "),
         row["kind"],
@@ -281,7 +289,8 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
         line(reference, REFERENCE_WIDTH),
         row["opened"][:16],
         row["answered"][:16] or "-",
-        line(by, 40),
+        line(row["by"] or "-", 40),
+        line(row["team"] or "-", 40),
         duration_text(row["calendar_seconds"]),
         duration_text(row["business_seconds"]),
     )
