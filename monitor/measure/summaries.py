@@ -259,6 +259,26 @@ def summarize_calls(
     )
 
 
+def let_down_share(
+    inquiries: InquiryFigures | None, calls: CallFigures | None
+) -> tuple[float, int]:
+    """How badly customers were let down, the weakest-first rank of the digest: the worse of
+    the share of inquiries not answered within target (of those whose verdict is in) and the
+    share of calls held longer than `hold_warn` or not answered; and how many customers that
+    is, both kinds together."""
+    shares: list[float] = []
+    count = 0
+    if inquiries is not None:
+        count += inquiries.not_within_target
+        if inquiries.within_target_ratio is not None:
+            shares.append(1 - inquiries.within_target_ratio)
+    if calls is not None:
+        count += calls.held_long_or_unanswered
+        if calls.held_long_or_unanswered_ratio is not None:
+            shares.append(calls.held_long_or_unanswered_ratio)
+    return max(shares, default=0.0), count
+
+
 def _short(row: Row, targets: ResolvedTargets) -> bool:
     flagged = bool(row["short_abandon"]) if "short_abandon" in row else False
     return is_short_abandon(row["outcome"], row["wait_seconds"], flagged, targets)

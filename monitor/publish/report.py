@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -82,12 +82,17 @@ def render_json(figures: Sequence[SourceFigures]) -> str:
 
 
 def render_csv(figures: Sequence[SourceFigures]) -> str:
-    rows = flat_rows(figures)
-    columns: list[str] = []
+    return csv_text(flat_rows(figures))
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> str:
+    """Rows as CSV under a header of `columns` and then every other key met, in the order
+    met; each cell made safe for a spreadsheet (`printable.cell`: no formula, one line)."""
+    names = list(columns)
     for row in rows:
-        columns.extend(k for k in row if k not in columns)
+        names.extend(k for k in row if k not in names)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
     writer.writerows([{k: cell(v) for k, v in row.items()} for row in rows])
     return out.getvalue()

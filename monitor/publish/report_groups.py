@@ -10,15 +10,13 @@ CSV cells cannot start a formula.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from typing import Any
 
 from monitor.measure.summaries import CallFigures, InquiryFigures
-from monitor.publish.printable import cell, line
-from monitor.publish.report import duration_text, percent_text, table
+from monitor.publish.printable import line
+from monitor.publish.report import csv_text, duration_text, percent_text, table
 from monitor.store.breakdown import Group
 
 NONE = "-"
@@ -86,15 +84,7 @@ def render_json(by: Sequence[str], groups: Sequence[Group]) -> str:
 
 
 def render_csv(by: Sequence[str], groups: Sequence[Group]) -> str:
-    rows = flat_rows(by, groups)
-    columns: list[str] = list(by)
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows([{k: cell(v) for k, v in row.items()} for row in rows])
-    return out.getvalue()
+    return csv_text(flat_rows(by, groups), by)
 
 
 INQUIRY_GROUPS = (

@@ -15,18 +15,16 @@ Outsiders write subjects and names: every value is printed through
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from monitor.measure.calendars import BusinessCalendar
 from monitor.measure.items import CallItem, InquiryItem, LeftOutItem
-from monitor.publish.printable import cell, line
-from monitor.publish.report import duration_text, table
+from monitor.publish.printable import line
+from monitor.publish.report import csv_text, duration_text, table
 from monitor.store.breakdown import Period
 
 Item = InquiryItem | CallItem | LeftOutItem
@@ -246,12 +244,8 @@ def render_json(rows: Sequence[Mapping[str, Any]]) -> str:
     return json.dumps({"items": list(rows)}, indent=2, ensure_ascii=True)
 
 
-def render_csv(rows: Iterable[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows([{k: cell(v) for k, v in row.items()} for row in rows])
-    return out.getvalue()
+def render_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    return csv_text(rows, COLUMNS)
 
 
 ITEM_GROUPS = (

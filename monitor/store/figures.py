@@ -201,6 +201,19 @@ def source_figures(
     )
 
 
+def _oldest(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The `limit` rows `items.oldest_open` would list first, in its order."""
+    return sorted(rows, key=lambda r: (r["opened_at"], r["source"], r["conversation"]))[:limit]
+
+
+def _longest(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The `limit` finished calls of known wait `items.longest_holds` would list first."""
+    known = [r for r in rows if r["outcome"] not in ("waiting", "unknown")]
+    known = [r for r in known if r["wait_seconds"] is not None]
+    known.sort(key=lambda r: (-float(r["wait_seconds"]), r["entered_at"], r["external_id"]))
+    return known[:limit]
+
+
 def open_items(
     settings: Settings,
     rows: Sequence[Any],

@@ -38,7 +38,7 @@ import csv
 import io
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -422,3 +422,14 @@ def test_a_subject_with_escape_sequences_prints_as_visible_text(
     assert "\x1b" not in table and "\x07" not in table
     assert "␛]0;owned␇␛[2J=cmd" in table
     assert "'" + "␛" not in run(capsys, config, "--items", "--format", "csv")
+
+
+def test_an_agents_name_is_only_ever_text_in_the_digest(tmp_path: Path, database_url: str) -> None:
+    settings, engine = build_day(tmp_path, database_url)
+    digest = build_digest(engine, settings, DAY, NOW, top=10)
+    assert digest.teams is not None
+    hostile = "<img src=x onerror=alert(1)>\x1b[2J"
+    lines = (replace(digest.teams.agents[0], name=hostile), *digest.teams.agents[1:])
+    shown = render(replace(digest, teams=replace(digest.teams, agents=lines)))
+    assert "<img src=x" not in shown.html and "&lt;img src=x onerror=alert(1)&gt;" in shown.html
+    assert "\x1b" not in shown.text and "<img src=x onerror=alert(1)>␛[2J" in shown.text

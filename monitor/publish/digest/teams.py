@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 
 from monitor.config import Settings
+from monitor.measure.summaries import let_down_share
 from monitor.publish.report import duration_text, percent_text
 from monitor.store.breakdown import Group, breakdown, read_period
 
@@ -105,16 +106,7 @@ def team_section(
 
 def _line(group: Group, name: str, team: str) -> TeamLine:
     i, c = group.inquiries, group.calls
-    shares: list[float] = []
-    let_down = 0
-    if i is not None:
-        let_down += i.not_within_target
-        if i.within_target_ratio is not None:
-            shares.append(1 - i.within_target_ratio)
-    if c is not None:
-        let_down += c.held_long_or_unanswered
-        if c.held_long_or_unanswered_ratio is not None:
-            shares.append(c.held_long_or_unanswered_ratio)
+    score, let_down = let_down_share(i, c)
     return TeamLine(
         name=name,
         team=team,
@@ -128,7 +120,7 @@ def _line(group: Group, name: str, team: str) -> TeamLine:
         open_now=0 if i is None else i.open_now,
         open_past_target=0 if i is None else i.open_breached_now,
         oldest_open="-" if i is None else duration_text(i.oldest_open_age_seconds),
-        score=max(shares, default=0.0),
+        score=score,
         let_down=let_down,
     )
 
