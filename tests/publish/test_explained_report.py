@@ -141,6 +141,42 @@ def test_a_day_of_three_agents_in_two_teams_gives_the_figures_derived_by_hand(
     assert picked(nobody, CALL_KEYS) == (2, 1, 0, 15, 30, 200, 200, 1, 2, 0.5)
 
 
+def test_the_same_day_by_source_queue_and_stage_gives_the_figures_derived_by_hand(
+    day: Day, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mail: M1 1800, M2 3600, M3 59400 (business 1800, 3600, 3600), M4 open past target ->
+    within 3 of 4, median (rank 2 of 3) 3600, p90 59400, business median and p90 3600.
+    chat: c1 60, c3 90 within, c2 180 late, c4 missed -> within 2 of 4, median 90, p90 180.
+    phones: the callback V1 open past target; calls waited 10, 15, 30, 400 -> median (rank 2
+    of 4) 15, p90 (rank 4) 400; talk 120 + 60 + 200 = 380, median 120; within 20 s: 2 of 4.
+    A queue is the calls' alone (inquiries have none); one stage holds all nine inquiries."""
+    by_source = groups(capsys, day, "source")
+    assert set(by_source) == {("mail",), ("chat",), ("phones",)}
+    assert picked(by_source[("mail",)], INQUIRY_KEYS) == (
+        *(4, 3, 3, 4, 3600, 59400, 3600, 3600),
+        *(1, 1, 88200),
+    )
+    assert picked(by_source[("chat",)], INQUIRY_KEYS) == (
+        *(4, 3, 2, 4, 90, 180, None, None),
+        *(0, 0, None),
+    )
+    phones = by_source[("phones",)]
+    assert picked(phones, INQUIRY_KEYS)[:4] == (1, 0, 0, 1)
+    assert picked(phones, CALL_KEYS) == (4, 3, 1, 15, 400, 380, 120, 2, 4, 0.5)
+    by_queue = groups(capsys, day, "queue")
+    assert set(by_queue) == {("support",), (None,)}
+    assert picked(by_queue[("support",)], CALL_KEYS) == picked(phones, CALL_KEYS)
+    assert by_queue[(None,)]["inquiries_received"] == 9 and "calls_total" not in by_queue[(None,)]
+    assert picked(groups(capsys, day, "stage")[("experience",)], INQUIRY_KEYS)[:4] == (9, 6, 5, 9)
+    # CSV carries the JSON's figures, a row per group.
+    table = list(csv.DictReader(io.StringIO(run(capsys, day, "--by", "source", "--format=csv"))))
+    assert {r["source"]: r["inquiries_within_target"] for r in table} == {
+        "mail": "3",
+        "chat": "2",
+        "phones": "0",
+    }
+
+
 def test_figures_per_agent_name_each_person_once_across_their_channels(
     day: Day, capsys: pytest.CaptureFixture[str]
 ) -> None:
