@@ -45,14 +45,7 @@ from connectors.json_records import (
     text,
 )
 from monitor.config import SourceSettings, TimezoneName
-from monitor.measure.events import (
-    Channel,
-    Event,
-    MessageEvent,
-    MessageKind,
-    Side,
-    responder,
-)
+from monitor.measure.events import Event, MessageEvent, MessageKind, Side, responder
 
 V2_MESSAGES = {"message", "attachment", "file", "rich_message"}
 V2_AUTOMATIC = {"event", "system"}
@@ -84,7 +77,6 @@ class _Item:
 
 class LiveChatConnector(ExportFileSource):
     kind = "livechat"
-    channel = Channel.CHAT
     settings = LiveChatSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **options: int) -> None:

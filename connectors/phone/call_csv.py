@@ -59,7 +59,6 @@ from monitor.config import PhoneSettings, SourceSettings, TimezoneName
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
     callback_made,
     callback_request,
@@ -197,7 +196,6 @@ class CallCsvSettings(LineFileSettings, PhoneSettings):
 
 class CallCsvConnector(LineFileSource):
     kind = "call_csv"
-    channel = Channel.PHONE
     settings = CallCsvSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:

@@ -6,8 +6,12 @@ shape, polled into a real store."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
 
 from connectors.phone.asterisk_cdr import member_of
 from monitor.measure.events import RESPONDER_SEPARATOR, responder, responder_names
@@ -230,6 +234,39 @@ def test_queue_log_keeps_the_member_of_a_caller_still_talking_across_polls(
     assert (call.outcome, call.agent) == ("answered", "PJSIP/1007")
 
 
+def rewrite_cursor(engine: Any, source: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Edit the source's stored cursor in place, as an older version would have saved it."""
+    with engine.begin() as conn:
+        stored = conn.execute(
+            text("SELECT cursor FROM source_state WHERE source = :s"), {"s": source}
+        )
+        cursor = json.loads(stored.scalar_one())
+        change(cursor)
+        conn.execute(
+            text("UPDATE source_state SET cursor = :c WHERE source = :s"),
+            {"c": json.dumps(cursor), "s": source},
+        )
+
+
+def test_a_queue_log_cursor_saved_before_members_were_kept_still_loads(tmp_path: Path) -> None:
+    path = tmp_path / "queue_log"
+    path.write_text(queue_line(0, "3.1", "NONE", "ENTERQUEUE", "", "02079460001", 1) + "\n")
+    source = {"name": "q", "kind": "asterisk_queue_log", "path": "queue_log"}
+    settings, engine = open_store(tmp_path, [source])
+    poll(engine, settings, "q", T0 + timedelta(seconds=5))
+
+    def eight_fields(cursor: dict[str, Any]) -> None:
+        assert [len(stint) for stint in cursor["open"]] == [9]
+        cursor["open"] = [stint[:8] for stint in cursor["open"]]
+
+    rewrite_cursor(engine, "q", eight_fields)
+    with path.open("a") as handle:
+        handle.write(queue_line(10, "3.1", "PJSIP/1007", "CONNECT", 10, "9.1", 2) + "\n")
+    poll(engine, settings, "q", T0 + timedelta(seconds=20))
+    (call,) = calls(engine).values()
+    assert (call.outcome, call.agent) == ("answered", "PJSIP/1007")
+
+
 def cdr_row(
     uniqueid: str, src: str, dst: str, context: str, channel: str, dstchannel: str, **times: str
 ) -> str:
@@ -280,6 +317,40 @@ def test_a_cdr_records_the_answering_channel_and_the_channel_that_called_back(
     assert callback.agent == "PJSIP/1002"
     assert member_of("Local/1001@from-queue-00000012;2") == "Local/1001@from-queue"
     assert member_of("") is None
+
+
+def test_a_cdr_cursor_saved_before_calling_channels_were_kept_still_loads(
+    tmp_path: Path,
+) -> None:
+    times = {"start": "2026-11-19 09:00:00", "end": "2026-11-19 09:01:00"}
+    rows = [
+        cdr_row(
+            "4.1",
+            "02079460001",
+            "600",
+            "from-pstn",
+            "PJSIP/trunk-00000001",
+            "PJSIP/1001-0000002a",
+            answer="2026-11-19 09:00:12",
+            billsec="48",
+            **times,
+        ),
+        cdr_row("4.2", "1002", "02079460009", "from-internal", "PJSIP/1002-0000003b", "", **times),
+    ]
+    (tmp_path / "Master.csv").write_text("\n".join(rows) + "\n")
+    source = {"name": "cdr", "kind": "asterisk_cdr", "path": "Master.csv", "timezone": "UTC"}
+    settings, engine = open_store(tmp_path, [source])
+    poll(engine, settings, "cdr", T0 + timedelta(seconds=90))  # still settling: pending
+
+    def without_channels(cursor: dict[str, Any]) -> None:
+        assert len(cursor["pending"]) == 2
+        for leg in cursor["pending"]:
+            del leg["channel"]
+
+    rewrite_cursor(engine, "cdr", without_channels)
+    poll(engine, settings, "cdr", NOW)
+    assert [c.agent for c in calls(engine).values()] == ["PJSIP/1001"]
+    assert messages(engine)["out:4.2"].agent is None  # its caller was not kept then
 
 
 def test_a_call_log_records_its_agent_column_for_answered_calls_and_callbacks(
