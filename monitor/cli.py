@@ -101,6 +101,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--until", help="end (exclusive): a date or ISO time; default now")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    report.add_argument(
+        "--by",
+        action="append",
+        metavar="DIMENSION",
+        help="break the figures down by source, queue, stage, team or agent; several "
+        "(--by team --by agent, or --by team,agent) make a row per combination",
+    )
+    report.add_argument(
+        "--items",
+        action="store_true",
+        help="list every inquiry and call behind the figures, with its arithmetic and verdict",
+    )
+    report.add_argument(
+        "--source", action="append", metavar="SOURCE", help="only this source (repeatable)"
+    )
+    report.add_argument(
+        "--team", action="append", metavar="TEAM", help="only what counts for this team"
+    )
+    report.add_argument(
+        "--verdict",
+        action="append",
+        metavar="VERDICT",
+        help="--items only: within, clamped, late, missed, open, open_past_target, unknown, "
+        "waiting or left_out (repeatable)",
+    )
     digest = commands.add_parser(
         "digest", help="build the daily digest for a day; send it or write the HTML"
     )
@@ -350,6 +375,8 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     since, until = since.astimezone(settings.timezone), until.astimezone(settings.timezone)
     if until <= since:
         raise UsageError("--until must be after --since")
+    if args.by or args.items or args.source or args.team or args.verdict:
+        return explained_report(engine, settings, args, since, until, now)
     from monitor.publish.report import is_empty, render_csv, render_json, render_table
     from monitor.store.figures import all_figures, latest_activity
 
@@ -363,6 +390,77 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
             day = latest.astimezone(settings.timezone).date()
             week = f"--since {day - timedelta(days=6)} --until {day + timedelta(days=1)}"
             print(f"\nNothing in this period; the latest activity stored is on {day}: try {week}")
+    return 0
+
+
+def explained_report(
+    engine: Engine,
+    settings: Settings,
+    args: argparse.Namespace,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+) -> int:
+    """`report --by …` (the figures per group) or `report --items` (every item behind them),
+    both from one reading of the period (monitor.store.breakdown)."""
+    from monitor.measure.calendars import BusinessCalendar
+    from monitor.measure.items import VERDICTS
+    from monitor.publish import report_groups, report_items
+    from monitor.store.breakdown import DIMENSIONS, breakdown, read_period
+
+    by = [d.strip() for value in args.by or () for d in value.split(",") if d.strip()]
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown:
+        raise UsageError(f"--by {unknown[0]}: expected one of {', '.join(DIMENSIONS)}")
+    if "agent" in by and not settings.file.reports.agents:
+        raise UsageError(
+            "--by agent: figures per agent are off; set `reports.agents: true` to report them"
+        )
+    if args.items and by:
+        raise UsageError("--items lists items and --by groups them: ask for one at a time")
+    verdicts = {v.strip().lower().replace("-", "_").replace(" ", "_") for v in args.verdict or ()}
+    if verdicts and not args.items:
+        raise UsageError("--verdict filters the items: use it with --items")
+    if wrong := sorted(verdicts - set(VERDICTS)):
+        raise UsageError(f"--verdict {wrong[0]}: expected one of {', '.join(VERDICTS)}")
+    sources = set(args.source or ())
+    _sources(settings, sorted(sources))  # a usage error naming the unknown ones
+    teams = set(args.team or ())
+    if missing := sorted(teams - set(settings.file.teams)):
+        known = ", ".join(sorted(settings.file.teams)) or "none configured"
+        raise UsageError(f"--team {missing[0]}: no such team (teams: {known})")
+    period = read_period(engine, settings, since, until, now)
+    title = f"Period {since:%Y-%m-%d %H:%M %Z} – {until:%Y-%m-%d %H:%M %Z}"
+    if args.items:
+        calendars = {
+            s.name: BusinessCalendar.from_settings(settings.file.calendars[s.calendar])
+            for s in settings.sources
+            if s.calendar is not None
+        }
+        options = report_items.Options(
+            agents=settings.file.reports.agents,
+            zone=settings.timezone,
+            calendars=calendars,
+            sources=frozenset(sources),
+            teams=frozenset(teams),
+            verdicts=frozenset(verdicts),
+        )
+        rows = report_items.item_rows(period, options)
+        if args.format == "json":
+            sys.stdout.write(block(report_items.render_json(rows) + "\n"))
+        elif args.format == "csv":
+            sys.stdout.write(block(report_items.render_csv(rows)))
+        else:
+            sys.stdout.write(block(report_items.render_table(rows, title)))
+        return 0
+    groups = breakdown(period.only(sources, teams), by or ["source"])
+    dimensions = by or ["source"]
+    if args.format == "json":
+        sys.stdout.write(block(report_groups.render_json(dimensions, groups) + "\n"))
+    elif args.format == "csv":
+        sys.stdout.write(block(report_groups.render_csv(dimensions, groups)))
+    else:
+        sys.stdout.write(block(report_groups.render_table(dimensions, groups, title)))
     return 0
 
 

@@ -293,6 +293,44 @@ class Agents(Model):
         return [v.strip().lower().lstrip("@") for v in values]
 
 
+class TeamSettings(Model):
+    """One team of `teams:`: the people in it, by any identifier a source gives for them (an
+    e-mail address, a Slack user id or e-mail, a queue member such as `Agent/1001` or
+    `PJSIP/1001`, a name). An inquiry or call one of them answered counts for the team.
+
+    An entry is one agent: an identifier, or a list of the identifiers of one person on
+    different channels (`["Ann Smith", ann@example.com, "Agent/1001"]`), the first naming
+    them in reports."""
+
+    agents: list[str | list[str]] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _named(cls, values: list[str | list[str]]) -> list[str | list[str]]:
+        for value in values:
+            names = [value] if isinstance(value, str) else value
+            if not names or any(not " ".join(name.split()) for name in names):
+                raise ValueError("an agent cannot be empty")
+        return values
+
+    def members(self) -> list[tuple[str, ...]]:
+        """Each agent as the identifiers that are theirs, the first naming them."""
+        return [
+            tuple(" ".join(name.split()) for name in ([v] if isinstance(v, str) else v))
+            for v in self.agents
+        ]
+
+
+class ReportSettings(Model):
+    # Reports and digests break figures down by team; per agent too only when this is true
+    # (many teams measure teams, not people).
+    agents: bool = False
+
+
+# A team's name: shown in reports and digests (never a metric label).
+TEAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.&'-]{0,62}$"
+
+
 class HolidaySettings(Model):
     """Public holidays from the `holidays` package. An unknown country or subdivision is an
     error when the file is loaded, not when a calendar is first built (which every command
@@ -410,6 +448,9 @@ class SourceSettings(Model):
     every: Duration = timedelta(minutes=5)
     targets: Targets = Targets()
     enabled: bool = True
+    # The team of `teams:` the source belongs to: its open inquiries and unanswered calls (and
+    # what nobody on a team answered) count for that team.
+    team: str | None = None
 
 
 class PhoneSettings(SourceSettings):
@@ -568,6 +609,8 @@ class FileSettings(Model):
     database: DatabaseUrl = "sqlite:///support-monitor.db"
     targets: DefaultTargets = DefaultTargets()
     agents: Agents = Agents()
+    teams: dict[str, TeamSettings] = {}
+    reports: ReportSettings = ReportSettings()
     calendars: dict[str, CalendarSettings] = {}
     sources: list[dict[str, Any]] = []
     metrics: MetricsSettings = MetricsSettings()
@@ -579,6 +622,16 @@ class FileSettings(Model):
     retention: Duration | None = None
     # Records dated outside these times are rejected (connectors.base.Window).
     plausible_times: PlausibleTimes = PlausibleTimes()
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, teams: dict[str, TeamSettings]) -> dict[str, TeamSettings]:
+        for name in teams:
+            if not re.match(TEAM_NAME, str(name)):
+                raise ValueError(
+                    f"team name {name!r}: letters, digits, spaces and _.&'- (at most 63)"
+                )
+        return teams
 
     @field_validator("retention")
     @classmethod

@@ -166,10 +166,17 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
             problems.append(f"{where}.calendar: no calendar named {source.calendar!r}")
         elif source.calendar is None and _reply_clock(top, source) == "business":
             problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
+        if source.team is not None and source.team not in top.teams:
+            known = ", ".join(sorted(top.teams)) or "none configured"
+            hint = ""
+            if kind == "slack_export":  # `team:` was once the Slack workspace's team id
+                hint = "; a Slack workspace's team id is `workspace_team`"
+            problems.append(f"{where}.team: no team named {source.team!r} (teams: {known}){hint}")
         sources.append(source)
         placed.append((where, source))
     problems.extend(_check_hold_order(top, placed))
     problems.extend(_check_alerts(top))
+    problems.extend(_check_teams(top))
     if problems:
         raise ConfigError(_naming_sources(_redacted(problems, substituted), entries))
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
@@ -307,6 +314,21 @@ def _check_alerts(top: FileSettings) -> list[str]:
             problems.append(
                 f"alerts.notify[{index}]: an {notify.kind} notifier needs the `smtp` section"
             )
+    return problems
+
+
+def _check_teams(top: FileSettings) -> list[str]:
+    """An agent in two teams would be counted for both: each is in one (names compared as
+    reports match them, ignoring case)."""
+    problems = []
+    seen: dict[str, tuple[str, int]] = {}
+    for team, settings in top.teams.items():
+        for index, names in enumerate(settings.members()):
+            for name in names:
+                other = seen.setdefault(name.casefold(), (team, index))
+                if other != (team, index):
+                    where = f"team {other[0]!r}" if other[0] != team else "another agent"
+                    problems.append(f"teams.{team}.agents[{index}]: {name!r} is already {where}'s")
     return problems
 
 

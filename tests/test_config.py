@@ -95,6 +95,45 @@ def test_a_source_must_name_an_existing_calendar() -> None:
     ]
 
 
+def test_a_source_must_name_an_existing_team() -> None:
+    teams = {"billing": {"agents": ["ann@example.com"]}}
+    slack = {"name": "s", "kind": "slack_export", "path": "x", "channels": ["c"]}
+    assert problems({"teams": teams, "sources": [{**CHAT, "team": "bliling"}]}) == [
+        "sources[0].team: no team named 'bliling' (teams: billing)"
+    ]
+    # `team:` once named a Slack workspace's team id: the error says where that went.
+    assert problems({"sources": [{**slack, "team": "T0SHOP01"}]}) == [
+        "sources[0].team: no team named 'T0SHOP01' (teams: none configured); a Slack "
+        "workspace's team id is `workspace_team`"
+    ]
+
+
+def test_an_agent_is_in_one_team_and_may_be_listed_by_several_identifiers() -> None:
+    teams = {
+        "billing": {"agents": [["Ann Smith", "ann@example.com", "Agent/1001"], "PJSIP/1002"]},
+        "helpdesk": {"agents": ["ANN@example.com", ["Cy", "cy@example.com", "cy"]]},
+    }
+    assert problems({"teams": teams}) == [
+        "teams.helpdesk.agents[0]: 'ANN@example.com' is already team 'billing''s",
+    ]
+    settings = load({"teams": {"billing": teams["billing"]}, "reports": {"agents": True}})
+    assert settings.file.teams["billing"].members() == [
+        ("Ann Smith", "ann@example.com", "Agent/1001"),
+        ("PJSIP/1002",),
+    ]
+    assert settings.file.reports.agents is True
+    assert load({}).file.reports.agents is False  # teams, not people, by default
+    assert problems({"teams": {"a b/c": {}}}) == [
+        "teams: team name 'a b/c': letters, digits, spaces and _.&'- (at most 63)"
+    ]
+    assert problems({"teams": {"x": {"agents": ["Cy", "cy"]}}}) == [
+        "teams.x.agents[1]: 'cy' is already another agent's"
+    ]
+    assert problems({"teams": {"x": {"agents": [[]]}}}) == [
+        "teams.x.agents: an agent cannot be empty"
+    ]
+
+
 def test_environment_variables_are_interpolated(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONITOR_DB", "sqlite:///from-env.db")
     assert load({"database": "${MONITOR_DB}"}).file.database == "sqlite:///from-env.db"

@@ -24,6 +24,7 @@ from connectors.phone.queue_log_calls import (
     Calls,
     Record,
     Stint,
+    answerer,
 )
 from monitor.measure.events import Event
 
@@ -150,6 +151,7 @@ def feed_texts(
                 stint = open_[key] = Stint(callid, queue, at - wait, None)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
+                stint.agent = answerer(fields[3].strip())
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
                 add(call(stint, ANSWERED, None, None))
@@ -157,6 +159,8 @@ def feed_texts(
         stint = open_.pop(key, None) or Stint(callid, queue, at - (wait + talk), None)
         if stint.answered is None:  # no CONNECT read: answered when the wait ended
             stint.answered, stint.wait = stint.entered + wait, wait
+        if stint.agent is None:
+            stint.agent = answerer(fields[3].strip())
         if not stint.final:
             add(call(stint, ANSWERED, at, talk))
     calls.ignored += ignored

@@ -253,8 +253,37 @@ def _references(conn: Connection) -> None:
     next(i for i in CALLS.indexes if i.name == "ix_call_got_through").create(conn, checkfirst=True)
 
 
+def _responders(conn: Connection) -> None:
+    """v5: who answered, kept with every agent-side message (`message.agent`), answered call
+    (`call.agent`) and answered inquiry (`inquiry.agent`, with the reply that answered it,
+    `inquiry.closed_by`), and why a message never pairs (`message.left_out`).
+
+    Columns only: what was stored before has no responder (its sources did not say then), and
+    the inquiries get their reply when start-up redoes the measurements (the measurement rules
+    changed with this version: monitor.store.tallies.RULES)."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    wanted = {
+        "message": ("agent", "left_out"),
+        "call": ("agent",),
+        "inquiry": ("closed_by", "agent"),
+    }
+    for table, columns in wanted.items():
+        if table not in present:
+            continue  # created whole, with these columns, after the steps
+        have = {c["name"] for c in inspector.get_columns(table)}
+        for column in columns:
+            if column not in have:
+                conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN {column} VARCHAR'))
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times, 4: _references}
+MIGRATIONS: dict[int, Any] = {
+    2: _waiting_index,
+    3: _integer_times,
+    4: _references,
+    5: _responders,
+}
 
 
 def _dialect(name: str) -> Any:
