@@ -99,11 +99,11 @@ def test_a_source_must_name_an_existing_team() -> None:
     teams = {"billing": {"agents": ["ann@example.com"]}}
     slack = {"name": "s", "kind": "slack_export", "path": "x", "channels": ["c"]}
     assert problems({"teams": teams, "sources": [{**CHAT, "team": "bliling"}]}) == [
-        "sources[0].team: no team named 'bliling' (teams: billing)"
+        "sources[0].team (source website-chat): no team named 'bliling' (teams: billing)"
     ]
     # `team:` once named a Slack workspace's team id: the error says where that went.
     assert problems({"sources": [{**slack, "team": "T0SHOP01"}]}) == [
-        "sources[0].team: no team named 'T0SHOP01' (teams: none configured); a Slack "
+        "sources[0].team (source s): no team named 'T0SHOP01' (teams: none configured); a Slack "
         "workspace's team id is `workspace_team`"
     ]
 
