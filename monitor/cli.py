@@ -1,4 +1,5 @@
-"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge, check.
+"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge, check,
+slo.
 
 Exit status: 0 success, 1 a source, the SMTP server or the database failed, 2 a usage or
 configuration error. Errors are one readable line; `--debug` adds the traceback.
@@ -128,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", help="validate the config and try every source and the SMTP server"
     )
+    slo = commands.add_parser(
+        "slo",
+        help="write the Prometheus rules of the config's `slo:` objectives (or sloth or pyrra "
+        "specifications)",
+    )
+    slo.add_argument(
+        "--format",
+        choices=("prometheus", "sloth", "pyrra"),
+        default="prometheus",
+        help="recording and alerting rules (default), or a sloth or pyrra specification",
+    )
+    slo.add_argument(
+        "--output", metavar="DIR", type=Path, help="write the files into DIR (default: print them)"
+    )
     purge = commands.add_parser(
         "purge", help="delete what is older than `retention` once; print the rows per table"
     )
@@ -183,6 +198,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         # A check names files and what servers answered: printed as printable lines.
         return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
+    if args.command == "slo":  # from the config alone: no database
+        return write_slo(settings, args.format, args.output, config_path(args.config).name)
     engine = open_store(settings)
     if args.command == "run":
         from monitor.service import run
@@ -206,6 +223,30 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "purge":
         return purge(engine, settings, dry_run=args.dry_run)
     raise UsageError(f"unknown command {args.command!r}")
+
+
+def write_slo(settings: Settings, kind: str, output: Path | None, config_name: str) -> int:
+    """The objectives of `slo:` as rules or specifications: printed, or written into `output`.
+    What a format cannot do with an objective (a tier that cannot fire, opening hours pyrra
+    cannot count) is said on stderr."""
+    from monitor.config import slos
+    from monitor.publish.slo import prometheus, pyrra, sloth
+
+    objectives = slos(settings)
+    if not objectives:
+        raise UsageError("the config has no `slo:` objectives to write (see docs/slo.md)")
+    write = {"prometheus": prometheus.rules, "sloth": sloth.specs, "pyrra": pyrra.specs}[kind]
+    result = write(objectives, config_name)
+    for note in result.notes:
+        print(line(f"slo: {note}", LOG_LIMIT), file=sys.stderr)
+    if output is None:
+        sys.stdout.write("---\n".join(text for _, text in result.files))
+        return 0
+    output.mkdir(parents=True, exist_ok=True)
+    for name, text in result.files:
+        (output / name).write_text(text, encoding="utf-8")
+        print(line(f"wrote {output / name}", LOG_LIMIT))
+    return 0
 
 
 def open_store(settings: Settings) -> Engine:
