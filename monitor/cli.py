@@ -242,9 +242,12 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
     if output is None:
         sys.stdout.write("---\n".join(text for _, text in result.files))
         return 0
-    output.mkdir(parents=True, exist_ok=True)
     for name, text in result.files:
-        (output / name).write_text(text, encoding="utf-8")
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / name).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--output: cannot write {output / name} ({exc.strerror})") from None
         print(line(f"wrote {output / name}", LOG_LIMIT))
     return 0
 

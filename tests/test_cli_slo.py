@@ -122,3 +122,16 @@ def test_an_objective_of_100_percent_or_an_unknown_calendar_is_a_config_error(
         "config error: slo.email[0].sli: holds is not measured on channel email (use replies)",
         "config error: slo.email[0].during: no calendar named 'office'",
     ]
+
+
+def test_an_output_folder_that_cannot_be_written_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "rules"
+    taken.write_text("a file, not a folder")
+    assert main(["--config", str(write_config(tmp_path)), "slo", "--output", str(taken)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1] == (
+        f"support-monitor: --output: cannot write {taken / 'support-monitor.slo.rules.yml'} "
+        "(File exists)"
+    )

@@ -37,6 +37,14 @@ CONFIG: dict[str, Any] = {
 # sloth's name rule (pkg/common/validation/slo.go) and Kubernetes' for pyrra's objects.
 SLOTH_NAME = re.compile(r"^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$")
 K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# The fields of sloth's prometheus/v1 spec (pkg/prometheus/api/v1/v1.go, v0.16.0), by place.
+SLOTH_FIELDS = {
+    "spec": {"version", "service", "labels", "slo_plugins", "slos"},
+    "slo": {"name", "objective", "description", "labels", "plugins", "sli", "alerting"},
+    "alerting": {"name", "labels", "annotations", "page_alert", "ticket_alert"},
+    "alert": {"disable", "labels", "annotations"},
+}
 
 
 def settings(tmp_path: Path, raw: dict[str, Any] = CONFIG) -> Settings:
@@ -66,8 +74,15 @@ def test_sloth_specs_carry_the_objectives_one_file_per_window(tmp_path: Path) ->
         assert spec["slo_plugins"]["chain"] == [
             {"id": "sloth.dev/core/sli_rules/v1", "config": {"disableOptimized": True}}
         ]
+        assert set(spec) <= SLOTH_FIELDS["spec"]
         for slo in spec["slos"]:
             assert SLOTH_NAME.match(slo["name"])
+            assert set(slo) <= SLOTH_FIELDS["slo"]
+            assert set(slo["alerting"]) <= SLOTH_FIELDS["alerting"]
+            for severity in ("page_alert", "ticket_alert"):
+                assert set(slo["alerting"][severity]) <= SLOTH_FIELDS["alert"]
+            assert all(LABEL_NAME.match(k) and isinstance(v, str) for k, v in slo["labels"].items())
+            assert 0 < slo["objective"] <= 100  # sloth's bounds (pkg/common/validation/slo.go)
             events = slo["sli"]["events"]
             assert "{{.window}}" in events["error_query"] and "{{.window}}" in events["total_query"]
             assert events["error_query"] != events["total_query"]
