@@ -25,7 +25,9 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import ConfigError, Settings, config_path, load_settings  # noqa: E402
+from monitor.config import Settings  # noqa: E402
+from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
+from monitor.errors import SupportMonitorError  # noqa: E402
 from monitor.publish.printable import block, line  # noqa: E402
 from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
 from monitor.store.ingest import (  # noqa: E402
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("monitor")
 
 
-class UsageError(Exception):
+class UsageError(SupportMonitorError):
     """A command-line mistake: exit status 2."""
 
 
@@ -230,13 +232,16 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
     What a format cannot do with an objective (a tier that cannot fire, opening hours pyrra
     cannot count) is said on stderr."""
     from monitor.config import slos
-    from monitor.publish.slo import prometheus, pyrra, sloth
+    from monitor.publish.slo import Unwritable, prometheus, pyrra, sloth
 
     objectives = slos(settings)
     if not objectives:
         raise UsageError("the config has no `slo:` objectives to write (see docs/slo.md)")
     write = {"prometheus": prometheus.rules, "sloth": sloth.specs, "pyrra": pyrra.specs}[kind]
-    result = write(objectives, config_name)
+    try:
+        result = write(objectives, config_name)
+    except Unwritable as exc:
+        raise ConfigError(exc.problems) from None
     for note in result.notes:
         print(line(f"slo: {note}", LOG_LIMIT), file=sys.stderr)
     if output is None:

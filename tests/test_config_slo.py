@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from monitor.config import ConfigError, parse_objective, settings_from_mapping, slos
+from monitor.config import parse_objective, slos
+from monitor.config_file import ConfigError, settings_from_mapping
 
 CALENDARS = {"office": {"timezone": "Europe/London", "hours": {"mon": ["09:00-17:30"]}}}
 

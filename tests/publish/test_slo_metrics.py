@@ -16,7 +16,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, select
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.publish.exporter import exposition
 from monitor.store.database import make_engine, prepare

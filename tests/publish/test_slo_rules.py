@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import Settings, settings_from_mapping, slos
+from monitor.config import Settings, slos
+from monitor.config_file import settings_from_mapping
 from monitor.publish.slo import TIERS, can_fire, factor, threshold
 from monitor.publish.slo.prometheus import rules
 

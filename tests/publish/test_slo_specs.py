@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import ConfigError, Settings, settings_from_mapping, slos
-from monitor.publish.slo import WINDOWS, duration, pyrra, sloth
+from monitor.config import Settings, slos
+from monitor.config_file import settings_from_mapping
+from monitor.publish.slo import WINDOWS, Unwritable, duration, pyrra, sloth
 
 CONFIG: dict[str, Any] = {
     "calendars": {"office": {"timezone": "UTC", "hours": {"mon": ["00:00-24:00"]}}},
@@ -229,5 +230,5 @@ def test_two_objectives_with_one_pyrra_name_are_refused(tmp_path: Path) -> None:
             {"name": "desk", "kind": "mbox", "path": "b", "slo": {"objective": "95%"}},
         ]
     }
-    with pytest.raises(ConfigError, match="pyrra name 'desk-replies'"):
+    with pytest.raises(Unwritable, match="pyrra name 'desk-replies'"):
         pyrra.specs(slos(settings(tmp_path, raw)), "support-monitor.yaml")

@@ -18,7 +18,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, inspect, select, text
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import MessageEvent, MessageKind, Side
 from monitor.store.database import make_engine, prepare, set_meta
 from monitor.store.ingest import measuring, poll_source, reconcile, rederive, store_batch

@@ -28,6 +28,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 from monitor.config import Slo
+from monitor.errors import SupportMonitorError
 
 VERDICTS = "support_response_verdicts_total"
 CALL_VERDICTS = "support_call_verdicts_total"
@@ -172,6 +173,15 @@ def describe(slo: Slo) -> str:
         f"{percent(slo.objective)}% of {SLI_MEANING[slo.sli]} over {duration(slo.window)}, "
         f"for {scope}{hours}."
     )
+
+
+class Unwritable(SupportMonitorError):
+    """The objectives of the config cannot be written in a format (two with one pyrra name):
+    a problem of the config, for this format only; `problems` as a ConfigError's."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from monitor.config import ConfigError, Slo
-from monitor.publish.slo import Output, describe, duration, percent, sli_of
+from monitor.config import Slo
+from monitor.publish.slo import Output, Unwritable, describe, duration, percent, sli_of
 from monitor.publish.slo.yamltext import comment, dump
 
 NAMESPACE = "monitoring"  # where the README's examples put them; change it to pyrra's own
@@ -33,7 +33,7 @@ def specs(objectives: list[Slo], config_name: str) -> Output:
     for slo in objectives:
         name = object_name(slo)
         if name in named:
-            raise ConfigError(
+            raise Unwritable(
                 [
                     f"{slo.where}: its pyrra name {name!r} is also that of {named[name]} "
                     "(pyrra names are lower case, with - for _): rename a source"
