@@ -7,13 +7,12 @@ when there is nothing, never vanish, so a dashboard tells "nobody is waiting" fr
 every inquiry source exports its open-inquiry gauges for the channels of its inquiries, every
 phone source its waiting gauges for each queue it has seen or lists in `queues:` (from the
 calls counted; before the first, one series for the source as a whole, with an empty `queue`).
-Labels come only from configuration (source, channel, stage, kind, threshold, outcome, verdict,
-calendar) or are
-bounded where calls are stored (queue: monitor.store.queue_labels; a queue stored before labels were
-bounded is folded into `other` here, the zero gauges included); sources no longer in the
-configuration are not exported. Beside the product's metrics, each source's configured
-targets and poll interval are exported as gauges, so the shipped Prometheus rules honour
-per-source overrides instead of repeating the defaults.
+Labels come only from configuration (source, channel, stage, kind, threshold, outcome, calendar)
+or a fixed set (verdict), or are bounded where calls are stored (queue: monitor.store.queue_labels;
+a queue stored before labels were bounded is folded into `other` here, the zero gauges
+included); sources no longer in the configuration are not exported. Beside the product's
+metrics, each source's configured targets and poll interval are exported as gauges, so the
+shipped Prometheus rules honour per-source overrides instead of repeating the defaults.
 """
 
 from __future__ import annotations
