@@ -14,15 +14,16 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, delete, select
 
 from monitor.config import Settings
 from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.publish.exporter import exposition
+from monitor.store import tallies
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import measuring, poll_source, reconcile, store_batch
-from monitor.store.tables import INQUIRIES
+from monitor.store.tables import INQUIRIES, TALLIES
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -209,6 +210,29 @@ def test_a_late_open_inquiry_answered_later_never_makes_the_counter_go_down(
         handle.write(chat_line("c1", 1.5, "agent"))
     poll(engine, settings, 4)
     assert chat(scrape(engine, settings, minutes(4))) == {"within": 0, "late": 1}
+
+
+def test_calls_stored_before_the_verdicts_get_theirs_at_the_first_start(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database of the code before the verdict counters: its calls were measured under
+    measurement rules 2 and have no verdict tallies (no schema upgrade can count them: it does
+    not know each source's hold_warn). The first start redoes the measurements and counts them,
+    before the counters are first served, so they never jump later."""
+    settings = make_settings(tmp_path)
+    with monkeypatch.context() as old:
+        old.setattr(tallies, "RULES", 2)  # what version 4 stored its signature with
+        engine = open_store(tmp_path, settings, database_url)
+        store_calls(
+            engine,
+            settings,
+            [call("k1", CallOutcome.ANSWERED, 15), call("k2", CallOutcome.ABANDONED, 30)],
+        )
+        with engine.begin() as conn:  # as that code left it: no verdict tallies
+            conn.execute(delete(TALLIES).where(TALLIES.c.metric.like("%verdicts_total")))
+        engine.dispose()
+    engine = open_store(tmp_path, settings, database_url)  # the first start of this code
+    assert calls(scrape(engine, settings, minutes(11)), "sales") == {"within": 1, "late": 1}
 
 
 LONDON = {

@@ -224,7 +224,7 @@ def test_settling_finds_the_unsettled_inquiries_by_their_partial_index(sqlite_ur
 def test_a_version_4_database_gets_the_flag_its_index_and_the_verdicts_of_closed_inquiries(
     tmp_path: Path, database_url: str
 ) -> None:
-    """A v4 database (no inquiry.late_seen, no verdict tallies) with inquiries answered in
+    """A v4 database (no inquiry.verdict, no verdict tallies) with inquiries answered in
     time, answered late, missed and open: the upgrade counts the closed ones' verdicts, so a
     rebuild of one afterwards moves the counter by nothing (it would go below zero otherwise);
     the open one gets its verdict at the next scrape."""
