@@ -1,5 +1,5 @@
 """The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge,
-check, init.
+check, init, slo.
 
 Exit status: 0 success, 1 a source, the SMTP server or the database failed, 2 a usage or
 configuration error. Errors are one readable line; `--debug` adds the traceback.
@@ -175,6 +175,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write it; - for stdout (default: --config, $SUPPORT_MONITOR_CONFIG "
         "or ./support-monitor.yaml)",
     )
+    slo = commands.add_parser(
+        "slo",
+        help="write the Prometheus rules of the config's `slo:` objectives (or sloth or pyrra "
+        "specifications)",
+    )
+    slo.add_argument(
+        "--format",
+        choices=("prometheus", "sloth", "pyrra"),
+        default="prometheus",
+        help="recording and alerting rules (default), or a sloth or pyrra specification",
+    )
+    slo.add_argument(
+        "--output", metavar="DIR", type=Path, help="write the files into DIR (default: print them)"
+    )
     purge = commands.add_parser(
         "purge", help="delete what is older than `retention` once; print the rows per table"
     )
@@ -234,6 +248,8 @@ def dispatch(args: argparse.Namespace) -> int:
 
         # A check names files and what servers answered: printed as printable lines.
         return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
+    if args.command == "slo":  # from the config alone: no database
+        return write_slo(settings, args.format, args.output, config_path(args.config).name)
     engine = open_store(settings)
     if args.command == "run":
         from monitor.publish.server import ListenError
@@ -287,6 +303,36 @@ def init(kinds: str | None, file: str) -> int:
     print(f"wrote {path}: edit the lines marked CHANGE ME", end="")
     print(f", set {' and '.join(needed)} in the environment" if needed else "", end="")
     print(f", then: support-monitor --config {path} check")
+    return 0
+
+
+def write_slo(settings: Settings, kind: str, output: Path | None, config_name: str) -> int:
+    """The objectives of `slo:` as rules or specifications: printed, or written into `output`.
+    What a format cannot do with an objective (a tier that cannot fire, opening hours pyrra
+    cannot count) is said on stderr."""
+    from monitor.config import slos
+    from monitor.publish.slo import Unwritable, prometheus, pyrra, sloth
+
+    objectives = slos(settings)
+    if not objectives:
+        raise UsageError("the config has no `slo:` objectives to write (see docs/slo.md)")
+    write = {"prometheus": prometheus.rules, "sloth": sloth.specs, "pyrra": pyrra.specs}[kind]
+    try:
+        result = write(objectives, config_name)
+    except Unwritable as exc:
+        raise ConfigError(exc.problems) from None
+    for note in result.notes:
+        print(line(f"slo: {note}", LOG_LIMIT), file=sys.stderr)
+    if output is None:
+        sys.stdout.write("---\n".join(text for _, text in result.files))
+        return 0
+    for name, text in result.files:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / name).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--output: cannot write {output / name} ({exc.strerror})") from None
+        print(line(f"wrote {output / name}", LOG_LIMIT))
     return 0
 
 

@@ -35,7 +35,7 @@ from monitor.config import masked_url
 from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
-from monitor.store.tables import CALLS, META, SCHEMA_VERSION
+from monitor.store.tables import CALLS, INQUIRIES, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -277,12 +277,51 @@ def _responders(conn: Connection) -> None:
                 conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN {column} VARCHAR'))
 
 
+def _verdicts(conn: Connection) -> None:
+    """v6: `inquiry.verdict` (`within` or `late`, once given, never taken back) with the index of
+    the open inquiries still without one (`ix_inquiry_unsettled`), and the tallies of
+    `support_response_verdicts_total` for the inquiries closed before.
+
+    A closed inquiry's verdict is `within` when it was answered in time, else `late` (answered
+    late, or missed); an open one gets its `late` at the next scrape after its due time. Without
+    the tallies, the first rebuild of a stored inquiry would take back a verdict that was never
+    counted (a counter below zero). Done in SQL, a pass over the inquiries. Rows that retention
+    deleted before had no verdict: the counter starts from what is kept."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    if "inquiry" not in present:
+        return
+    if "verdict" not in {c["name"] for c in inspector.get_columns("inquiry")}:
+        conn.execute(text("ALTER TABLE inquiry ADD COLUMN verdict VARCHAR"))
+    conn.execute(
+        text(
+            "UPDATE inquiry SET verdict = CASE WHEN status = 'answered' AND NOT breached"
+            " THEN 'within' ELSE 'late' END"
+            " WHERE verdict IS NULL AND status IN ('answered', 'missed')"
+        )
+    )
+    index = next(i for i in INQUIRIES.indexes if i.name == "ix_inquiry_unsettled")
+    index.create(conn, checkfirst=True)
+    if "tally" in present:
+        # Counted afresh from the verdicts (none were tallied before): the step can be redone.
+        conn.execute(text("DELETE FROM tally WHERE metric = 'support_response_verdicts_total'"))
+        conn.execute(
+            text(
+                "INSERT INTO tally (metric, source, labels, le, value)"
+                " SELECT 'support_response_verdicts_total', source,"
+                " 'channel=' || channel || ',verdict=' || verdict, '', COUNT(*)"
+                " FROM inquiry WHERE verdict IS NOT NULL GROUP BY source, channel, verdict"
+            )
+        )
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Any] = {
     2: _waiting_index,
     3: _integer_times,
     4: _references,
     5: _responders,
+    6: _verdicts,
 }
 
 

@@ -392,7 +392,7 @@ def test_a_version_4_database_keeps_its_rows_and_learns_who_answered_from_then_o
     prepare(engine)
     with engine.connect() as conn:
         version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
-        assert version.scalar_one() == str(SCHEMA_VERSION) == "5"
+        assert version.scalar_one() == str(SCHEMA_VERSION)
         stored = conn.execute(select(MESSAGES.c.external_id, MESSAGES.c.agent)).all()
         assert [a for _, a in stored] == [None, None]
         assert conn.execute(select(CALLS.c.external_id, CALLS.c.agent)).all() == [("k1", None)]
