@@ -105,8 +105,7 @@ class ImapConnector(Connector):
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         state = load_cursor(cursor)
         with session(self.imap, self.context.base_dir) as client:
-            gmail = client.has_capability(GMAIL)
-            items = [HEADER_ITEM, "INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
+            items = self.items(gmail=client.has_capability(GMAIL))
             folders = [self._open(client, name, sent, state) for name, sent in self._plan(client)]
             selected = folders[-1].name if folders else None
             changed = any(f.changed for f in folders)
@@ -130,6 +129,11 @@ class ImapConnector(Connector):
                 yield records.batch(dump_cursor(state))
             if changed:  # nothing new, but a folder was renumbered: keep its new UIDVALIDITY
                 yield Batch([], dump_cursor(state))
+
+    def items(self, *, gmail: bool) -> list[str]:
+        """What each message's FETCH asks for: its header block and arrival (and on Gmail its
+        thread id and labels); `event` reads the answer."""
+        return [HEADER_ITEM, "INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
 
     def _plan(self, client: IMAPClient) -> list[tuple[str, bool]]:
         """The folders to read, the sent folder first, with whether each is a sent folder."""
