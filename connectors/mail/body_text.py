@@ -124,17 +124,26 @@ def html_text(page: str) -> str:
                 walk.skip_subtree()
                 continue
             if tag in _BLOCKS:
-                parts.append("\n")
+                _line_break(parts)
             elif tag in _CELLS:
                 parts.append("\t")
             if element.text:
                 parts.append(_RUN.sub(" ", element.text))
         else:
             if tag in _BLOCKS:
-                parts.append("\n")
+                _line_break(parts)
             if element.tail:  # text after the element, in its parent (shown even after a script)
                 parts.append(_RUN.sub(" ", element.tail))
     return "".join(parts)
+
+
+def _line_break(parts: list[str]) -> None:
+    """End the current line, once: the end of one block and the start of the next (a table
+    row after a row) make one line break, not an empty line between them."""
+    while parts and parts[-1].isspace() and "\n" not in parts[-1]:
+        parts.pop()
+    if parts and not parts[-1].endswith("\n"):
+        parts.append("\n")
 
 
 _HTML = etree.HTMLParser(
