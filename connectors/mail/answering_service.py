@@ -268,7 +268,13 @@ class Notifications:
 # --- the readers: the e-mail kinds' own, each message made into a notification's events ----
 
 
-class _ImapNotifications(ImapConnector):
+class _Reader(Connector):
+    """What each reader adds to its e-mail kind: the notifications' extraction and size limit,
+    and the collector of the fetch under way (its `skip` counts the mail left out)."""
+
+    body_limit: int
+    records: Records
+
     def __init__(
         self,
         source: AnsweringServiceMailSettings,
@@ -277,73 +283,46 @@ class _ImapNotifications(ImapConnector):
     ) -> None:
         super().__init__(source, context)
         self.notifications = notifications
-        self.limit = source.max_message_bytes
+        self.body_limit = source.max_message_bytes
 
+    def collector(self, now: datetime) -> Records:
+        self.records = super().collector(now)
+        return self.records
+
+    def notification(self, raw: bytes, arrived: datetime | None) -> Made:
+        return self.notifications.events(raw, arrived, self.records.skip)
+
+
+class _ImapNotifications(_Reader, ImapConnector):
     def items(self, *, gmail: bool) -> list[str]:
         # The whole message, but never more than one byte past the limit (PEEK: still unread).
-        return [f"BODY.PEEK[]<0.{self.limit + 1}>", "INTERNALDATE", "RFC822.SIZE"]
+        return [f"BODY.PEEK[]<0.{self.body_limit + 1}>", "INTERNALDATE", "RFC822.SIZE"]
 
-    def events(
-        self,
-        records: Records,
-        folder: str,
-        sent: bool,
-        uids: list[int],
-        response: dict[int, dict[bytes, Any]],
-    ) -> None:
-        for uid in uids:
-            records.take(f"{folder} uid {uid}", self.notification, records, response.get(uid))
-
-    def notification(self, records: Records, record: dict[bytes, Any] | None) -> Made:
+    def event(self, sent: bool, record: dict[bytes, Any] | None) -> Made:
         if record is None:
             raise MailError("the server returned no data for it")
         size = record.get(b"RFC822.SIZE")
         raw = next((v for k, v in record.items() if k.startswith(b"BODY[")), None)
         if not isinstance(raw, bytes):
             raise MailError("the server returned no message for it")
-        if len(raw) > self.limit or (isinstance(size, int) and size > self.limit):
-            raise MailError(too_long(self.limit))
-        arrived = internaldate(record.get(b"INTERNALDATE"))
-        return self.notifications.events(raw, arrived, records.skip)
+        if len(raw) > self.body_limit or (isinstance(size, int) and size > self.body_limit):
+            raise MailError(too_long(self.body_limit))
+        return self.notification(raw, internaldate(record.get(b"INTERNALDATE")))
 
 
-class _ArchiveNotifications(MailArchive):
-    """What the mbox and Maildir readers add to their kinds: bodies up to the limit, and each
-    message made into a notification's events."""
-
-    notifications: Notifications
-    records: Records
-
-    def collector(self, now: datetime) -> Records:
-        self.records = super().collector(now)  # its `skip` counts the mail left out
-        return self.records
+class _ArchiveNotifications(_Reader, MailArchive):
+    """The mbox and Maildir readers: with `body_limit` set, their kinds read whole messages."""
 
     def archive_event(self, raw: bytes, *, arrived: datetime | None, sent: bool) -> Made:
-        return self.notifications.events(raw, arrived, self.records.skip)
+        return self.notification(raw, arrived)
 
 
 class _MboxNotifications(_ArchiveNotifications, MboxConnector):
-    def __init__(
-        self,
-        source: AnsweringServiceMailSettings,
-        context: ConnectorContext,
-        notifications: Notifications,
-    ) -> None:
-        super().__init__(source, context)
-        self.notifications = notifications
-        self.body_limit = source.max_message_bytes
+    pass
 
 
 class _MaildirNotifications(_ArchiveNotifications, MaildirConnector):
-    def __init__(
-        self,
-        source: AnsweringServiceMailSettings,
-        context: ConnectorContext,
-        notifications: Notifications,
-    ) -> None:
-        super().__init__(source, context)
-        self.notifications = notifications
-        self.body_limit = source.max_message_bytes
+    pass
 
 
 READERS: dict[str, Callable[..., Connector]] = {

@@ -43,7 +43,15 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from imapclient.imapclient import ALL, SENT
 
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Records
+from connectors.base import (
+    Batch,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Made,
+    Records,
+)
 from connectors.mail.headers import FIELDS, parse
 from connectors.mail.imap_fetch import fetch as fetch_items
 from connectors.mail.imap_session import ImapSettings, describe, session
@@ -57,7 +65,7 @@ from connectors.mail.message import (
     skipped_by_labels,
 )
 from monitor.config import SourceSettings
-from monitor.measure.events import Channel, MessageEvent
+from monitor.measure.events import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -218,7 +226,7 @@ class ImapConnector(Connector):
         for uid in uids:
             records.take(f"{folder} uid {uid}", self.event, sent, response.get(uid))
 
-    def event(self, sent: bool, record: dict[bytes, Any] | None) -> MessageEvent | None:
+    def event(self, sent: bool, record: dict[bytes, Any] | None) -> Made:
         """The event of one message of a FETCH response; None for a Gmail draft, spam or
         trash; MailError when it cannot be measured."""
         if record is None:

@@ -32,6 +32,9 @@ from tests.connectors.phone.test_answering_service import A_DAY
 from tests.connectors.phone.test_answering_service import answering as csv_source
 from tests.connectors.phone.test_answering_service import write as write_csv
 from tests.connectors.phone.test_asterisk_cdr import cdr
+from tests.connectors.phone.test_callbacks import GOT_THROUGH
+from tests.connectors.phone.test_queue_log import source as queue_log_source
+from tests.connectors.phone.test_queue_log import write as write_queue_log
 from tests.connectors.store import NOW, aware, inquiries, messages, open_store, poll
 from tests.mailboxes import Mailbox, deliver, write_mbox
 
@@ -360,6 +363,17 @@ def test_an_outbound_call_in_a_phone_source_closes_it(tmp_path: Path) -> None:
     found = status(engine)
     assert found["tel:079460003"] == ("answering_service", "answered", 3.5 * 3600)
     assert found["tel:079460002"][1] == "open"  # called before the message was taken
+
+
+def test_the_caller_getting_through_on_the_phone_closes_it(tmp_path: Path) -> None:
+    # The message's caller rings the queue at 09:40 (UTC) and is answered at 09:41.
+    notes = [notification("m1", "09:00", "Dana", "020 7946 0001")]
+    write_queue_log(tmp_path / "queue_log", *GOT_THROUGH)
+    entry = source(put_mbox(tmp_path, notes, [local("09:02")]))
+    settings, engine = open_store(tmp_path, [entry, queue_log_source()])
+    poll(engine, settings, "answering")
+    poll(engine, settings, "queue")
+    assert status(engine) == {"tel:079460001": ("answering_service", "answered", 41 * 60)}
 
 
 def test_without_a_taken_at_pattern_a_message_is_taken_when_its_notification_arrived(
