@@ -9,8 +9,10 @@ The stdlib `email` package parses the MIME structure and undoes the transfer enc
 (quoted-printable, base64); each text part is decoded in its declared charset (one that is
 unknown or no text encoding, `zlib` or `base64`, is read as UTF-8 with replacement characters,
 never an error). `text/plain` parts are the text; a notification with HTML alone is reduced to
-text by the stdlib HTML parser (tags dropped, block elements and table rows as line breaks,
-cells apart, entities decoded, scripts and styles left out). Attachments are never read.
+text by libxml2's HTML parser (lxml, linear in the page: tags dropped, block elements and
+table rows as line breaks, cells apart, entities decoded, scripts and styles left out; content
+nested past libxml2's depth limit is lost, so such a page is a rejection of its message alone).
+Attachments are never read.
 
 Whatever an outsider wrote, the cost is bounded: the message is at most the kind's
 `max_message_bytes` before it is parsed, only the first `MAX_PARTS` parts are looked at, and

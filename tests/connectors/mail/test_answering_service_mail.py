@@ -4,10 +4,12 @@ the same messages from the service's log."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
 import time
+import tracemalloc
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -365,15 +367,75 @@ def test_an_outbound_call_in_a_phone_source_closes_it(tmp_path: Path) -> None:
     assert found["tel:079460002"][1] == "open"  # called before the message was taken
 
 
-def test_the_caller_getting_through_on_the_phone_closes_it(tmp_path: Path) -> None:
-    # The message's caller rings the queue at 09:40 (UTC) and is answered at 09:41.
-    notes = [notification("m1", "09:00", "Dana", "020 7946 0001")]
+@pytest.mark.parametrize("first", ["answering", "queue"])
+def test_the_caller_getting_through_on_the_phone_closes_it(tmp_path: Path, first: str) -> None:
+    # The caller rings the queue at 09:40 (UTC) and is answered at 09:41: that answers the
+    # message taken at 09:00, not the one the service takes from them at 10:00 (written with
+    # the number in its international form), whichever source is polled first.
+    notes = [
+        notification("m1", "09:00", "Dana", "020 7946 0001"),
+        notification("m2", "10:00", "Dana", "+44 20 7946 0001"),
+    ]
     write_queue_log(tmp_path / "queue_log", *GOT_THROUGH)
-    entry = source(put_mbox(tmp_path, notes, [local("09:02")]))
+    entry = source(put_mbox(tmp_path, notes, [local("09:02"), local("10:02")]))
     settings, engine = open_store(tmp_path, [entry, queue_log_source()])
-    poll(engine, settings, "answering")
-    poll(engine, settings, "queue")
-    assert status(engine) == {"tel:079460001": ("answering_service", "answered", 41 * 60)}
+    for name in (first, {"answering": "queue", "queue": "answering"}[first]):
+        poll(engine, settings, name)
+    assert {i.source for i in inquiries(engine)} == {"answering"}  # the answered call is none
+    found = [
+        (i.conversation, aware(i.opened_at), i.status, i.response_seconds)
+        for i in inquiries(engine)
+    ]
+    assert found == [
+        ("tel:079460001", local("09:00"), "answered", 41 * 60),
+        ("tel:079460001", local("10:00"), "open", None),
+    ]
+
+
+def test_an_outsiders_notification_fails_no_more_than_itself_in_bounded_memory(
+    tmp_path: Path,
+) -> None:
+    zoe = "=?utf-8?b?" + base64.b64encode("Caller: Zoë Martín".encode()).decode() + "?="
+    hostile = [
+        # The service's address in an encoded word of the display name: the address is evil's.
+        notification("e1", "09:00", "X", "020 7946 0001", sender="evil@attacker.test").replace(
+            b"Front Desk Answering <evil@attacker.test>",
+            b"=?utf-8?q?messages@answering.example?= <evil@attacker.test>",
+        ),
+        # The caller only in the subject, as an encoded word: matched decoded.
+        notification("e2", "09:10", None, "020 7946 0002", subject="x").replace(
+            b"Subject: x", f"Subject: {zoe}".encode()
+        ),
+        # Three megabytes on one line: rejected at its place, never held in memory.
+        notification("e3", "09:20", "Kim", "020 7946 0003").replace(
+            SECRET.encode(), b"a" * 3 * 2**20
+        ),
+        # Escape sequences in a value: stored without their control characters.
+        notification("e4", "09:30", "Eve\x1b]0;pwned\x07\x1b[2J", "020 7946 0004"),
+        notification("e5", "09:40", "Lee", "020 7946 0005"),
+    ]
+    entry = source(put_mbox(tmp_path, hostile, [local("09:45")] * 5), max_message_bytes=65536)
+    settings, engine = open_store(tmp_path, [entry])
+    context = ConnectorContext(agents=Agents(), base_dir=tmp_path, timezone=ZoneInfo("UTC"))
+    connector = AnsweringServiceMailConnector(settings.sources[0], context)
+    tracemalloc.start()
+    try:
+        assert sum(len(b.events) for b in connector.fetch(None, NOW)) == 3
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2**20  # a third of the 3 MB line: it was never held in memory
+    result = poll(engine, settings, "answering")
+    assert result.left_out == {NOT_FROM_SERVICE: 1}
+    lines = (tmp_path / "notes.mbox").read_bytes().split(b"\n")
+    starts = [n for n, line in enumerate(lines, 1) if line.startswith(b"From ")]
+    assert [(r.location, r.reason) for r in result.rejections] == [
+        (f"notes.mbox:{starts[2]}", "message longer than 64 kB (max_message_bytes): not read")
+    ]
+    found = messages(engine)
+    assert set(found) == {"msg:e2", "msg:e4", "msg:e5"}
+    assert found["msg:e2"].customer == "Zoë Martín"
+    assert found["msg:e4"].customer == "Eve ]0;pwned [2J"
 
 
 def test_without_a_taken_at_pattern_a_message_is_taken_when_its_notification_arrived(
