@@ -45,14 +45,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
 import re2
 from pydantic import AfterValidator, Field, ValidatorFunctionWrapHandler, model_validator
 
 from connectors.base import (
-    BadRecord,
     Batch,
     Connector,
     ConnectorContext,
@@ -71,6 +70,7 @@ from connectors.mail.maildir import MaildirConnector, MaildirSettings
 from connectors.mail.mbox import MboxConnector, MboxSettings
 from connectors.mail.message import MAX_HEADER_BYTES, MailArchive, MailError, too_long
 from monitor.config import SourceSettings, TimezoneName
+from monitor.errors import BadRecord
 from monitor.measure.events import Channel, Event, answering_message, callback_made
 
 KEYS = ("taken_at", "caller", "callback_number", "urgency", "callback_at", "id")
@@ -123,6 +123,7 @@ class AnsweringServiceMailSettings(SourceSettings):
     """The kind's own keys; the reading keys are those of the kind named by `from`, checked
     by the model of that reader (the subclasses below)."""
 
+    channel: ClassVar[Channel] = Channel.ANSWERING_SERVICE
     read_from: Literal["imap", "mbox", "maildir"] = Field(alias="from")
     # Addresses (messages@service.example) or domains (service.example) the service sends from.
     senders: list[str] = Field(min_length=1)
@@ -334,7 +335,6 @@ READERS: dict[str, Callable[..., Connector]] = {
 
 class AnsweringServiceMailConnector(Connector):
     kind = "answering_service_mail"
-    channel = Channel.ANSWERING_SERVICE
     settings = AnsweringServiceMailSettings
     imports_files = True  # from mbox or maildir: `import` reads archives of notifications
     reads_ahead = True  # from imap a poll mostly waits for the server; few messages otherwise

@@ -43,6 +43,7 @@ from connectors.base import (
     Made,
     Records,
     Rejection,
+    unusable_cursor,
 )
 from connectors.file_source import FileSource, describe_files, matching_files
 from connectors.mail.message import (
@@ -121,7 +122,7 @@ class MboxConnector(MailArchive):
         try:
             previous = files.load_cursor(cursor)
         except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+            raise unusable_cursor(exc) from None
         yield from self._read(plan, previous, self.collector(now), final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:

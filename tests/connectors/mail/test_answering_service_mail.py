@@ -27,7 +27,8 @@ from connectors.mail.answering_service import (
     UNMATCHED_CALLBACKS,
     AnsweringServiceMailConnector,
 )
-from monitor.config import Agents, ConfigError, load_settings, settings_from_mapping
+from monitor.config import Agents
+from monitor.config_file import ConfigError, load_settings, settings_from_mapping
 from monitor.publish.exporter import exposition
 from monitor.store.ingest import PollResult
 from tests.connectors.phone.test_answering_service import A_DAY
