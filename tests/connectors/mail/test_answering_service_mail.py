@@ -5,7 +5,6 @@ the same messages from the service's log."""
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import time
@@ -512,25 +511,6 @@ def test_an_mbox_message_still_being_written_is_left_for_the_next_poll(tmp_path:
     second = poll(engine, settings, "answering")
     assert (second.messages, second.rejected) == (1, 0)
     assert "msg:m2" in messages(engine)
-
-
-def test_a_read_stopped_after_any_batch_resumes_without_loss_or_duplicates(
-    tmp_path: Path,
-) -> None:
-    notes = [notification(f"r{n}", "09:00", "C", f"020 7946 {n:04d}") for n in range(7)]
-    entry = source(put_mbox(tmp_path, notes, [local("09:05")] * 7), batch_size=2)
-    settings = settings_from_mapping({"sources": [entry]}, tmp_path)
-    context = ConnectorContext(agents=Agents(), base_dir=tmp_path, timezone=ZoneInfo("UTC"))
-    connector = AnsweringServiceMailConnector(settings.sources[0], context)
-    ids: list[str] = []
-    cursor = None
-    for _ in range(10):  # each fetch is abandoned after its first batch, as if killed
-        batch = next(connector.fetch(cursor, NOW), None)
-        if batch is None:
-            break
-        ids += [event.external_id for event in batch.events]
-        cursor = json.loads(json.dumps(batch.cursor))
-    assert sorted(ids) == sorted(f"msg:r{n}" for n in range(7))
 
 
 @pytest.mark.parametrize(
