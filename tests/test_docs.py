@@ -66,6 +66,7 @@ DOCUMENTED_METRICS = {
 def model_fields(model: type[BaseModel], path: str = "") -> Iterator[str]:
     """Every key path of a settings model, descending into nested models."""
     for name, field in model.model_fields.items():
+        name = field.alias or name  # as the file spells it (`from`, not `read_from`)
         key = f"{path}.{name}" if path else name
         yield key
         for nested in _models_in(field.annotation):

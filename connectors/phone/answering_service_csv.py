@@ -57,7 +57,7 @@ from connectors.csv_rows import (
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.regular_files import NotRegularFile, open_regular, reason
 from monitor.config import SourceSettings, TimezoneName
-from monitor.measure.events import Channel, Event, MessageEvent, Side, callback_conversation
+from monitor.measure.events import Channel, Event, answering_message
 
 KEYS = ("taken_at", "caller", "callback_number", "urgency", "callback_at", "id", "message")
 MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broken quote
@@ -243,32 +243,15 @@ class AnsweringServiceCsvConnector(LineFileSource):
             columns = f"{self.mapping['callback_number']} and {self.mapping['caller']}"
             raise RowError(f"missing {columns}")
         message_id = get("id") or _content_id(taken, caller, callback)
-        conversation = callback_conversation(number) or f"answering:{message_id}"
-        urgency = get("urgency")
-        events: list[Event] = [
-            MessageEvent(
-                external_id=f"msg:{message_id}",
-                conversation=conversation,
-                at=taken,
-                side=Side.CUSTOMER,
-                channel=Channel.ANSWERING_SERVICE,
-                customer=caller or number,
-                subject=f"urgency: {urgency[:40]}" if urgency else None,
-            )
-        ]
         returned = optional_time(get("callback_at"), "callback_at", self.zone, formats)
-        if returned is not None:
-            events.append(
-                MessageEvent(
-                    external_id=f"callback:{message_id}",
-                    conversation=conversation,
-                    at=returned,
-                    side=Side.AGENT,
-                    channel=Channel.PHONE,
-                    customer=number,
-                )
-            )
-        return events
+        return answering_message(
+            message_id,
+            taken,
+            caller=caller or None,
+            callback_number=callback or None,
+            urgency=get("urgency") or None,
+            returned=returned,
+        )
 
 
 def _fingerprint(path: Path, size: int) -> dict[str, Any]:
