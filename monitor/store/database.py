@@ -99,6 +99,8 @@ def prepare(engine: Engine) -> None:
 
     A database written by a newer version is refused rather than half-understood; an older one
     is migrated step by step inside one transaction (MIGRATIONS)."""
+    if engine.dialect.name == "postgresql":
+        _postgresql_partial_indexes()
     try:
         with engine.begin() as conn:
             serialize(conn)
@@ -119,6 +121,16 @@ def prepare(engine: Engine) -> None:
             SQLModel.metadata.create_all(conn)
     except SQLAlchemyError as exc:
         raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None
+
+
+def _postgresql_partial_indexes() -> None:
+    """Give PostgreSQL the WHERE of each partial index, declared for SQLite only in
+    monitor.store.tables (so that SQLite processes never load the PostgreSQL dialect)."""
+    for table in SQLModel.metadata.tables.values():
+        for index in table.indexes:
+            where = index.dialect_options["sqlite"]["where"]
+            if where is not None:
+                index.dialect_options["postgresql"]["where"] = where
 
 
 def schema_version(conn: Connection, engine: Engine) -> int:
