@@ -187,11 +187,10 @@ class CsvRows:
         if fields is None:
             return None
         if not self.fixed and self.marks <= {f.strip().casefold() for f in fields}:
-            names = [f.strip() for f in fields]
-            problem = self.columns.layout(names).problem
-            if problem is not None:
+            self.header = [f.strip() for f in fields]
+            problem = self.columns.layout(self.header).problem
+            if problem is not None:  # and every row under it, with the same reason
                 raise RowError(problem)
-            self.header = names
             return None
         if self.header is None:
             raise RowError("a row before the header (time, callid, queuename, agent, event)")
