@@ -340,7 +340,10 @@ class Calls:
             rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
             stale += [k for _, k in rest[:excess]]
         for key in stale:
-            events.extend(self.give_up(key, horizon))
+            # Last seen waiting: by a poll that showed it waiting (up to now), else only up to
+            # the file's newest record (a dump that ends years ago says nothing of the years).
+            shown = self.open[key].shown
+            events.extend(self.give_up(key, horizon if shown else (self.latest or horizon)))
         return events
 
     def waiting(self) -> list[Event]:
