@@ -29,10 +29,9 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from sqlalchemy import Engine, select
 
-from monitor.config import ConfigError, settings_from_mapping
+from monitor.config_file import ConfigError, settings_from_mapping
 from monitor.publish.printable import line
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import PollResult, poll_source, utcnow

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from monitor.compat import DEFAULT_CONFIG, load, main
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 
 T0 = 1795165200  # 2026-11-20 09:00 UTC
 QUEUE_LOG = "\n".join(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import ConfigError
+from monitor.config_file import ConfigError
 from tests.connectors.store import NOW, calls, inquiries, messages, open_store, poll
 
 T0 = int(datetime(2026, 11, 20, 14, 0, tzinfo=UTC).timestamp())
