@@ -253,12 +253,15 @@ def dispatch(args: argparse.Namespace) -> int:
     engine = open_store(settings)
     if args.command == "run":
         from monitor.publish.server import ListenError
+        from monitor.publish.status_access import StatusAccessError
         from monitor.service import run
 
         try:
             return run(engine, settings)
         except ListenError as exc:  # the address is the config's to change: exit status 2
             raise ConfigError([f"metrics.listen: {exc.problem}"]) from None
+        except StatusAccessError as exc:
+            raise ConfigError([exc.problem]) from None
     if args.command == "poll":
         return poll(engine, settings, args.sources)
     if args.command == "import":
@@ -458,7 +461,6 @@ def explained_report(
 ) -> int:
     """`report --by …` (the figures per group) or `report --items` (every item behind them),
     both from one reading of the period (monitor.store.breakdown)."""
-    from monitor.measure.calendars import BusinessCalendar
     from monitor.measure.items import VERDICTS
     from monitor.publish import report_groups, report_items
     from monitor.store.breakdown import DIMENSIONS, breakdown, read_period
@@ -487,15 +489,8 @@ def explained_report(
     period = read_period(engine, settings, since, until, now)
     title = f"Period {since:%Y-%m-%d %H:%M %Z} – {until:%Y-%m-%d %H:%M %Z}"
     if args.items:
-        calendars = {
-            s.name: BusinessCalendar.from_settings(settings.file.calendars[s.calendar])
-            for s in settings.sources
-            if s.calendar is not None
-        }
-        options = report_items.Options(
-            agents=settings.file.reports.agents,
-            zone=settings.timezone,
-            calendars=calendars,
+        options = report_items.Options.for_settings(
+            settings,
             sources=frozenset(sources),
             teams=frozenset(teams),
             verdicts=frozenset(verdicts),

@@ -545,6 +545,42 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+STATUS_USER_NAME = r"^[A-Za-z0-9_.@+-]{1,64}$"
+
+
+class StatusUser(Model):
+    """One person who may open the status page: a name and an scrypt password hash
+    (monitor.publish.passwords), inline (`${ENV}` works) or in a file."""
+
+    name: str = Field(pattern=STATUS_USER_NAME)
+    password_hash: SecretStr | None = None
+    password_hash_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_hash(self) -> StatusUser:
+        if (self.password_hash is None) == (self.password_hash_file is None):
+            raise ValueError("give exactly one of password_hash and password_hash_file")
+        return self
+
+
+class StatusSettings(Model):
+    """The live status page at `/`: who may open it when `metrics.listen` is not loopback."""
+
+    users: list[StatusUser] = []
+    # How long a login lasts (a wall screen stays logged in this long).
+    session: Duration = timedelta(days=7)
+    # Open inquiries and waiting callers listed by name (the rest are counted).
+    top: int = Field(default=10, ge=1, le=100)
+
+    @field_validator("users")
+    @classmethod
+    def _distinct(cls, users: list[StatusUser]) -> list[StatusUser]:
+        names = [u.name for u in users]
+        if len(set(names)) != len(names):
+            raise ValueError("each user name once")
+        return users
+
+
 class SmtpSettings(Model):
     host: str
     port: Port = 587
@@ -675,6 +711,7 @@ class FileSettings(Model):
     calendars: dict[str, CalendarSettings] = {}
     sources: list[dict[str, Any]] = []
     metrics: MetricsSettings = MetricsSettings()
+    status: StatusSettings = StatusSettings()
     smtp: SmtpSettings | None = None
     digest: DigestSettings | None = None
     alerts: AlertSettings = AlertSettings()

@@ -47,6 +47,8 @@ from monitor.cron import cron_trigger, last_fire
 from monitor.publish.alerts.run import run_once
 from monitor.publish.exporter import ProcessMetrics, registry_for
 from monitor.publish.server import make_app, serve
+from monitor.publish.status_access import Gate
+from monitor.publish.status_routes import StatusApp
 from monitor.store import leases
 from monitor.store.database import StoreError
 from monitor.store.ingest import poll_source, utcnow
@@ -333,8 +335,15 @@ def run(engine: Engine, settings: Settings, stop: threading.Event | None = None)
 def _serve(engine: Engine, settings: Settings, stop: threading.Event) -> int:
     process = ProcessMetrics()
     registry = registry_for(engine, settings, utcnow, process)
-    server, _thread = serve(settings.file.metrics.listen, make_app(registry, engine, utcnow))
-    logger.info("serving /metrics and /healthz on http://%s", settings.file.metrics.listen)
+    gate = Gate.from_settings(settings, utcnow)
+    status = StatusApp(engine, settings, gate, utcnow)
+    app = make_app(registry, engine, utcnow, status)
+    server, _thread = serve(settings.file.metrics.listen, app)
+    logger.info(
+        "serving the status page at / (%s), /metrics and /healthz on http://%s",
+        "off: no status.users" if gate.closed else "login required" if gate.required else "open",
+        settings.file.metrics.listen,
+    )
     scheduler = build_scheduler(engine, settings, stop, start_at=utcnow(), process=process)
     scheduler.start()
     names = ", ".join(s.name for s in settings.sources if s.enabled) or "none"

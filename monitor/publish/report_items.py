@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
+from monitor.config import Settings
 from monitor.measure.calendars import BusinessCalendar
 from monitor.measure.items import CallItem, InquiryItem, LeftOutItem
 from monitor.publish.printable import line
@@ -114,6 +115,21 @@ class Options:
     sources: frozenset[str] = frozenset()  # --source (empty: all)
     teams: frozenset[str] = frozenset()  # --team
     verdicts: frozenset[str] = frozenset()  # --verdict
+
+    @classmethod
+    def for_settings(cls, settings: Settings, **filters: frozenset[str]) -> Options:
+        """The options of `settings` (who answered, the zone, each source's calendar)."""
+        calendars = {
+            s.name: BusinessCalendar.from_settings(settings.file.calendars[s.calendar])
+            for s in settings.sources
+            if s.calendar is not None
+        }
+        return cls(
+            agents=settings.file.reports.agents,
+            zone=settings.timezone,
+            calendars=calendars,
+            **filters,
+        )
 
 
 def item_rows(period: Period, options: Options) -> list[dict[str, Any]]:
@@ -268,7 +284,7 @@ def render_table(rows: Sequence[Mapping[str, Any]], title: str) -> str:
             out.append(f"    business hours: {line(row['business_hours'], 300)}")
         if row["reason"]:
             out.append(f"    {line(row['reason'], 300)}")
-    counts = _counts(rows)
+    counts = counts_text(rows)
     return f"{title}\n\n" + "\n".join(out) + f"\n\n{counts}\n"
 
 
@@ -290,7 +306,8 @@ def _cells(row: Mapping[str, Any]) -> tuple[str, ...]:
     )
 
 
-def _counts(rows: Sequence[Mapping[str, Any]]) -> str:
+def counts_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """How many inquiries (opened in the period, open since before it), calls and messages."""
     kinds = {"inquiry": 0, "call": 0, "message": 0}
     for row in rows:
         kinds[row["kind"]] += 1

@@ -1,4 +1,5 @@
-"""The HTTP endpoint of `run`: `/metrics` for Prometheus and `/healthz` for probes.
+"""The HTTP endpoint of `run`: `/metrics` for Prometheus, `/healthz` for probes, and the live
+status page at `/` (monitor.publish.status_routes).
 
 A tiny WSGI router on the standard library's threading WSGI server: prometheus_client's
 `make_wsgi_app` serves `/metrics` (with OpenMetrics negotiation), and `/healthz` answers 200 while
@@ -24,6 +25,8 @@ from sqlalchemy import Engine, select
 
 from monitor import __version__
 from monitor.errors import SupportMonitorError
+from monitor.publish.status_routes import PATHS as STATUS_PATHS
+from monitor.publish.status_routes import security_headers
 from monitor.store.database import StoreError, transaction
 from monitor.store.tables import STATES
 
@@ -95,12 +98,23 @@ def health(engine: Engine, now: datetime) -> tuple[bool, dict[str, Any]]:
 
 
 def make_app(
-    registry: CollectorRegistry, engine: Engine, now: Callable[[], datetime]
+    registry: CollectorRegistry,
+    engine: Engine,
+    now: Callable[[], datetime],
+    status_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None,
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """The router; `status_app` serves the status page's paths (monitor.publish.status_routes).
+    Every response carries the security headers (a strict Content-Security-Policy and
+    `X-Frame-Options: DENY`), whichever part answered it."""
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        return route(environ, _with_security_headers(start_response))
+
+    def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
+        if status_app is not None and path in STATUS_PATHS:
+            return status_app(environ, start_response)
         if path == "/metrics":
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
         if path == "/healthz":
@@ -115,6 +129,15 @@ def make_app(
         return [b"not found\n"]
 
     return app
+
+
+def _with_security_headers(start_response: StartResponse) -> StartResponse:
+    def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+        present = {name.lower() for name, _ in headers}
+        missing = [(k, v) for k, v in security_headers() if k.lower() not in present]
+        return start_response(status, [*headers, *missing], *args)
+
+    return start
 
 
 def split_listen(listen: str) -> tuple[str, int]:

@@ -327,6 +327,17 @@ def _verdicts(conn: Connection) -> None:
         )
 
 
+def _open_backlog_indexes(conn: Connection) -> None:
+    """v7: the open inquiries indexed by age and by due time, source by source
+    (`ix_inquiry_open_age`, `ix_inquiry_open_due`): the status page counts and names the open
+    backlog from them."""
+    if "inquiry" not in set(inspect(conn).get_table_names()):
+        return
+    for index in INQUIRIES.indexes:
+        if index.name in ("ix_inquiry_open_age", "ix_inquiry_open_due"):
+            index.create(conn, checkfirst=True)
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Any] = {
     2: _waiting_index,
@@ -334,6 +345,7 @@ MIGRATIONS: dict[int, Any] = {
     4: _references,
     5: _responders,
     6: _verdicts,
+    7: _open_backlog_indexes,
 }
 
 

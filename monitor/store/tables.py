@@ -36,7 +36,8 @@ from monitor.store.instants import Instant
 # 5: who answered (message.agent, call.agent, inquiry.agent, inquiry.closed_by) and why a
 # message never pairs (message.left_out)
 # 6: inquiry.verdict (within/late, once given) and ix_inquiry_unsettled
-SCHEMA_VERSION = 6
+# 7: ix_inquiry_open_age and ix_inquiry_open_due (the open backlog by age and by due time)
+SCHEMA_VERSION = 7
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -49,6 +50,10 @@ _GOT_THROUGH_SQL = "caller_key IS NOT NULL"
 # Open inquiries whose `late` verdict is not given yet: each scrape settles those whose due time
 # has passed (monitor.store.verdicts), found by their due time among these few.
 _UNSETTLED_SQL = "status = 'open' AND verdict IS NULL"
+# Open inquiries, oldest first and by due time, source by source: the status page counts a
+# backlog of tens of thousands and names its oldest from these (monitor.store.live) without
+# reading a row of the table. Queries say it as this very SQL (`OPEN_INQUIRY`).
+_OPEN_SQL = "status = 'open'"
 
 
 class Message(SQLModel, table=True):
@@ -165,6 +170,8 @@ class Inquiry(SQLModel, table=True):
             sqlite_where=text(_UNSETTLED_SQL),
             postgresql_where=text(_UNSETTLED_SQL),
         ),
+        Index("ix_inquiry_open_age", "status", "source", "opened_at", sqlite_where=text(_OPEN_SQL)),
+        Index("ix_inquiry_open_due", "status", "source", "due_at", sqlite_where=text(_OPEN_SQL)),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -317,6 +324,8 @@ GOT_THROUGH_CALL: Any = literal_column("caller_key IS NOT NULL")
 INQUIRIES = _table(Inquiry)
 # The condition of ix_inquiry_unsettled, in its very SQL.
 UNSETTLED_INQUIRY: Any = literal_column(_UNSETTLED_SQL)
+# The condition of ix_inquiry_open_age and ix_inquiry_open_due, in their very SQL.
+OPEN_INQUIRY: Any = literal_column(_OPEN_SQL)
 TALLIES = _table(Tally)
 PURGED_TALLIES = _table(PurgedTally)
 STATES = _table(SourceState)

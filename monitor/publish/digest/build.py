@@ -147,6 +147,9 @@ def _clip(text: str | None, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+clip = _clip  # the status page words its lists as the digest does
+
+
 @dataclass(frozen=True)
 class Digest:
     day: date

@@ -1,0 +1,196 @@
+"""What needs someone now and today so far, read at the cost of what is shown (the status page).
+
+The figures are the metrics engine's (`monitor.measure.summaries`, through the same period reads
+as `monitor.store.figures`), so the page says what `report` says for the same moment. What
+differs is how the open backlog is read: never row by row. Per source, its size, how much of it
+is past its target and its oldest are counted from the partial indexes of open inquiries
+(`ix_inquiry_open_age`, `ix_inquiry_open_due`), and only the `top` oldest past or near their
+target are fetched, so a page costs the same with a hundred or a hundred thousand open
+inquiries. Callers still in a queue are a handful (`ix_call_waiting`) and are read whole.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, or_, select
+
+from monitor.config import ResolvedTargets, Settings, SourceSettings, channel_of
+from monitor.config import inquiry_channel_of as inquiry_channel
+from monitor.measure.items import CallItem, InquiryItem
+from monitor.measure.summaries import summarize_calls, summarize_inquiries
+from monitor.store.database import transaction
+from monitor.store.figures import (
+    CALL_COLUMNS,
+    INQUIRY_COLUMNS,
+    SourceFigures,
+    call_items,
+    open_items,
+    queue_figures,
+)
+from monitor.store.tables import CALLS, INQUIRIES, OPEN_INQUIRY, WAITING_CALL
+
+
+@dataclass(frozen=True)
+class OpenCounts:
+    """A source's open inquiries at a moment, counted in the index."""
+
+    open_now: int
+    past_target: int
+    oldest_opened_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Live:
+    """Today so far and what needs someone now, at `now`."""
+
+    now: datetime
+    since: datetime
+    until: datetime
+    figures: tuple[SourceFigures, ...]  # configuration order, as `report` lists them
+    waiting: tuple[CallItem, ...]  # callers in a queue now, longest waiting first
+    overdue: tuple[InquiryItem, ...]  # open past or near their target, oldest first (`top`)
+
+
+def open_counts(conn: Connection, source: str, now: datetime) -> OpenCounts:
+    """How many inquiries of `source` are open, how many of them past their target (`now` is
+    past the due time), and when the oldest opened: three index lookups, no table rows."""
+    mine = (OPEN_INQUIRY, INQUIRIES.c.source == source)
+    total = conn.execute(select(func.count()).select_from(INQUIRIES).where(*mine)).scalar()
+    # Past target = open minus those not due yet or never due (both short ranges of the index).
+    not_past = conn.execute(
+        select(func.count())
+        .select_from(INQUIRIES)
+        .where(*mine, or_(INQUIRIES.c.due_at.is_(None), INQUIRIES.c.due_at >= now))
+    ).scalar()
+    oldest = conn.execute(select(func.min(INQUIRIES.c.opened_at)).where(*mine)).scalar()
+    return OpenCounts(int(total or 0), int(total or 0) - int(not_past or 0), oldest)
+
+
+def oldest_due(conn: Connection, source: str, by: datetime, limit: int) -> Sequence[Any]:
+    """The `limit` oldest open inquiries of `source` that are due by `by` (past their target,
+    or about to be), in the order of the index."""
+    return (
+        conn.execute(
+            select(*INQUIRY_COLUMNS)
+            .where(OPEN_INQUIRY, INQUIRIES.c.source == source, INQUIRIES.c.due_at <= by)
+            .order_by(INQUIRIES.c.opened_at, INQUIRIES.c.conversation)
+            .limit(limit)
+        )
+        .mappings()
+        .all()
+    )
+
+
+def live(
+    engine: Engine,
+    settings: Settings,
+    period: tuple[datetime, datetime],
+    now: datetime,
+    *,
+    top: int,
+    margin: Callable[[ResolvedTargets], timedelta],
+) -> Live:
+    """The figures of `period` (today so far) for every configured source, with the open backlog
+    counted (see the module docstring); the callers waiting now; and the `top` oldest open
+    inquiries past their target or due within `margin(targets)` of `now`."""
+    since, until = period
+    figures: list[SourceFigures] = []
+    overdue: list[Any] = []
+    with transaction(engine) as conn:
+        waiting_rows = conn.execute(select(*CALL_COLUMNS).where(WAITING_CALL)).mappings().all()
+        waiting_by_source: dict[str, list[Any]] = defaultdict(list)
+        for row in waiting_rows:
+            waiting_by_source[row["source"]].append(row)
+        for source in settings.sources:
+            targets = settings.targets_for(source)
+            period_rows = _period(conn, source, since, until)
+            counts = open_counts(conn, source.name, now)
+            figures.append(
+                _figures(settings, source, period, now, period_rows, counts, waiting_by_source)
+            )
+            if counts.open_now:
+                overdue.extend(oldest_due(conn, source.name, now + margin(targets), top))
+    known = {s.name for s in settings.sources}
+    waiting = sorted(
+        (i for i in call_items(settings, [r for r in waiting_rows if r["source"] in known], now)),
+        key=lambda i: (i.entered_at, i.source, i.external_id),
+    )
+    oldest = sorted(
+        open_items(settings, overdue, now, period),
+        key=lambda i: (i.opened_at, i.source, i.conversation),
+    )
+    return Live(now, since, until, tuple(figures), tuple(waiting), tuple(oldest[:top]))
+
+
+def _period(
+    conn: Connection, source: SourceSettings, since: datetime, until: datetime
+) -> tuple[Sequence[Any], Sequence[Any]]:
+    """The inquiries opened and the calls entered in [since, until) (as `source_figures`)."""
+    inquiries = (
+        conn.execute(
+            select(*INQUIRY_COLUMNS).where(
+                INQUIRIES.c.source == source.name,
+                INQUIRIES.c.opened_at >= since,
+                INQUIRIES.c.opened_at < until,
+            )
+        )
+        .mappings()
+        .all()
+    )
+    calls = (
+        conn.execute(
+            select(*CALL_COLUMNS).where(
+                CALLS.c.source == source.name,
+                CALLS.c.entered_at >= since,
+                CALLS.c.entered_at < until,
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return inquiries, calls
+
+
+def _figures(
+    settings: Settings,
+    source: SourceSettings,
+    period: tuple[datetime, datetime],
+    now: datetime,
+    rows: tuple[Sequence[Any], Sequence[Any]],
+    counts: OpenCounts,
+    waiting_by_source: dict[str, list[Any]],
+) -> SourceFigures:
+    """The source's figures as `source_figures` makes them, its open inquiries from `counts`."""
+    inquiries, calls = rows
+    waiting = waiting_by_source.get(source.name, [])
+    channel = channel_of(source).value
+    targets = settings.targets_for(source)
+    has_calls = channel == "phone" or bool(calls) or bool(waiting)
+    has_inquiries = channel != "phone" or bool(inquiries) or bool(counts.open_now)
+    summary = None
+    if has_inquiries:
+        oldest = counts.oldest_opened_at
+        summary = replace(
+            summarize_inquiries(inquiries, (), now),
+            open_now=counts.open_now,
+            open_breached_now=counts.past_target,
+            oldest_open_age_seconds=None if oldest is None else (now - oldest).total_seconds(),
+        )
+    since, until = period
+    return SourceFigures(
+        source=source.name,
+        kind=source.kind,
+        channel=channel,
+        stage=source.stage.value,
+        since=since,
+        until=until,
+        inquiries=summary,
+        calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
+        inquiry_channel=inquiry_channel(source).value,
+        queues=queue_figures(calls, waiting, now, targets) if has_calls else (),
+    )
