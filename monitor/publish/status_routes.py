@@ -31,7 +31,7 @@ from monitor.config import Settings
 from monitor.publish.printable import line
 from monitor.publish.report import duration_text
 from monitor.publish.status_access import Gate
-from monitor.publish.status_page import build_status
+from monitor.publish.status_page import StatusPage, build_status
 from monitor.publish.templating import render, template_dir
 from monitor.store.figures import day_bounds
 
@@ -55,6 +55,10 @@ def style_sheet() -> tuple[Markup, str]:
     css = (template_dir() / "status.css").read_text(encoding="utf-8").strip()
     digest = base64.b64encode(hashlib.sha256(css.encode("utf-8")).digest()).decode()
     return Markup(css), f"'sha256-{digest}'"
+
+
+def render_status(page: StatusPage) -> str:
+    return render("status.html", p=page, css=style_sheet()[0], wall=page.wall)
 
 
 def page_policy() -> str:
@@ -131,8 +135,7 @@ class StatusApp:
         page = build_status(self.engine, self.settings, self.now(), top=status.top)
         user = self.gate.user(token) if self.gate.required else None
         page = replace(page, wall=wall, user=user)
-        body = render("status.html", p=page, css=style_sheet()[0], wall=wall)
-        return _html(start_response, "200 OK", body, page_policy())
+        return _html(start_response, "200 OK", render_status(page), page_policy())
 
     def _digest(self, start_response: StartResponse, day: date) -> list[bytes]:
         from monitor.publish.digest.build import build_digest
