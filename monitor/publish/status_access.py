@@ -22,6 +22,7 @@ failure, and a success clears them. The tables are bounded (`MAX_TRACKED`, `MAX_
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -76,6 +77,7 @@ class _Failures:
     count: int
     last: datetime
     next_try: datetime
+    refused: bool = False  # an attempt was refused since the last failure (and logged)
 
 
 class Throttle:
@@ -106,6 +108,16 @@ class Throttle:
         while len(self._keys) > MAX_TRACKED:
             self._keys.popitem(last=False)  # the least recently failed
         return max(counts)
+
+    def first_refusal(self, keys: tuple[str, ...]) -> bool:
+        """Whether this is the first attempt refused since the keys' last failure: only that one
+        is logged, so hammering a locked door cannot flood the log."""
+        first = False
+        for key in keys:
+            found = self._keys.get(key)
+            if found is not None and not found.refused:
+                found.refused = first = True
+        return first
 
     def clear(self, keys: tuple[str, ...]) -> None:
         for key in keys:
@@ -186,12 +198,15 @@ class Gate:
         keys = (f"client {client}", f"user {typed}")
         with self._lock:
             wait = self.throttle.wait(keys, self.now())
+            first = wait > 0 and self.throttle.first_refusal(keys)
         if wait > 0:
-            logger.warning(
-                "status page: login as %r from %s refused: too many failures, retry in %d s",
-                typed, client, int(wait) + 1,
-            )  # fmt: skip
-            return Attempt("throttled", retry_after=int(wait) + 1)
+            seconds = math.ceil(wait)
+            if first:
+                logger.warning(
+                    "status page: login as %r from %s refused: too many failures, retry in %d s",
+                    typed, client, seconds,
+                )  # fmt: skip
+            return Attempt("throttled", retry_after=seconds)
         known = self.users.get(name)
         checked = known or self._decoy
         right = checked is not None and checked.matches(password) and known is not None
