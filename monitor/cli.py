@@ -177,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     slo.add_argument(
         "--output", metavar="DIR", type=Path, help="write the files into DIR (default: print them)"
     )
+    commands.add_parser(
+        "password-hash",
+        help="make the scrypt hash of a status page password (asked twice, or read from stdin) "
+        "for `status.users`",
+    )
     purge = commands.add_parser(
         "purge", help="delete what is older than `retention` once; print the rows per table"
     )
@@ -238,6 +243,8 @@ def dispatch(args: argparse.Namespace) -> int:
     from monitor.config import NOTHING_TO_MONITOR
     from monitor.config_file import ConfigError, config_path, load_settings
 
+    if args.command == "password-hash":  # needs no config
+        return password_hash()
     if args.command == "init":  # writes a config: there is none to load yet
         return init(args.kinds, args.file or str(config_path(args.config)))
     settings = load_settings(config_path(args.config))
@@ -420,6 +427,25 @@ def parse_moment(value: str, settings: Settings, what: str) -> datetime:
             f"{what}: expected a date like 2026-11-20 or an ISO time, got {value!r}"
         ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=settings.timezone)
+
+
+def password_hash() -> int:
+    """Print the hash of a password for `status.users`: typed twice without echo on a terminal,
+    else the first line of stdin (`printf %s "$PASSWORD" | support-monitor password-hash`)."""
+    import getpass
+
+    from monitor.publish.passwords import make_hash
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise UsageError("the passwords differ")
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("an empty password")
+    print(make_hash(password))
+    return 0
 
 
 def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
