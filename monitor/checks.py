@@ -26,10 +26,11 @@ from sqlalchemy import Engine, inspect
 
 from connectors import connector_class
 from connectors.base import ConnectorError
-from monitor.config import NOTHING_TO_MONITOR, Settings, SmtpSettings
+from monitor.config import NOTHING_TO_MONITOR, Settings, SmtpSettings, is_loopback
 from monitor.publish import deliveries
 from monitor.publish.mailer import connect
 from monitor.publish.server import ListenError, open_server, split_listen
+from monitor.publish.status_access import StatusAccessError, load_users
 from monitor.store.database import (
     StoreError,
     describe,
@@ -71,6 +72,7 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
     report = Report(say)
     check_config(settings, report)
     check_listen(settings, report)
+    check_status_page(settings, report)
     check_database(settings, report)
     check_sources(settings, report, utcnow())
     check_mail(settings, report)
@@ -108,6 +110,28 @@ def check_listen(settings: Settings, report: Report) -> None:
             report.fail("metrics.listen", exc.problem, config=True)
         return
     report.ok("metrics.listen", f"{listen} is free")
+
+
+def check_status_page(settings: Settings, report: Report) -> None:
+    """Whether the status page at `/` asks for a login, and that every user's hash is usable
+    (`run` refuses to start otherwise); never a hash."""
+    listen = settings.file.metrics.listen
+    try:
+        users = load_users(settings)
+    except StatusAccessError as exc:
+        report.fail("status", exc.problem, config=True)
+        return
+    if is_loopback(split_listen(listen)[0]):
+        report.ok("status", f"the page at / is open to this machine ({listen} is loopback)")
+    elif users:
+        names = ", ".join(sorted(users))
+        report.ok("status", f"the page at / asks for a login ({len(users)} users: {names})")
+    else:
+        report.warn(
+            "status",
+            f"the page at / is off: {listen} is not loopback and status.users is empty "
+            "(/metrics and /healthz are served)",
+        )
 
 
 def _nothing(_environ: object, _start_response: object) -> list[bytes]:

@@ -111,3 +111,25 @@ def test_a_user_without_one_hash_or_named_twice_is_a_config_error(
 ) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_settings(write(tmp_path, users))
+
+
+def test_check_says_whether_the_page_asks_and_fails_on_a_bad_hash(tmp_path: Path) -> None:
+    from monitor.checks import Report, check_status_page
+
+    def said(users: list[dict[str, str]], listen: str = "0.0.0.0:9742") -> list[str]:
+        path = write(tmp_path, users)
+        text = path.read_text().replace("0.0.0.0:9742", listen)
+        path.write_text(text)
+        lines: list[str] = []
+        check_status_page(load_settings(path), Report(lines.append))
+        return lines
+
+    good = make_hash("x", n=2**10)
+    assert said([{"name": "lead", "password_hash": good}]) == [
+        "ok    status: the page at / asks for a login (1 users: lead)"
+    ]
+    assert said([])[0].startswith("warn  status: the page at / is off: 0.0.0.0:9742 is not")
+    assert said([], "127.0.0.1:9742")[0].startswith("ok    status: the page at / is open")
+    (bad,) = said([{"name": "lead", "password_hash": "md5$x$y"}])
+    assert bad.startswith("FAIL  status: status.users[0].password_hash: expected an scrypt")
+    assert "md5$x$y" not in bad
