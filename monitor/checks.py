@@ -113,8 +113,8 @@ def check_listen(settings: Settings, report: Report) -> None:
 
 
 def check_status_page(settings: Settings, report: Report) -> None:
-    """Whether the status page at `/` asks for a login, and that every user's hash is usable
-    (`run` refuses to start otherwise); never a hash."""
+    """Beyond loopback, whether the status page at `/` asks for a login or is off; and that
+    every user's hash is usable (`run` refuses to start otherwise); never a hash."""
     listen = settings.file.metrics.listen
     try:
         users = load_users(settings)
@@ -122,8 +122,8 @@ def check_status_page(settings: Settings, report: Report) -> None:
         report.fail("status", exc.problem, config=True)
         return
     if is_loopback(split_listen(listen)[0]):
-        report.ok("status", f"the page at / is open to this machine ({listen} is loopback)")
-    elif users:
+        return  # open to this machine, as /metrics is: nothing to say
+    if users:
         names = ", ".join(sorted(users))
         report.ok("status", f"the page at / asks for a login ({len(users)} users: {names})")
     else:
