@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 from markupsafe import Markup
 from sqlalchemy import Engine
 
-from monitor.config import Settings
+from monitor.config import Settings, is_loopback
 from monitor.publish.printable import line
 from monitor.publish.report import duration_text
 from monitor.publish.status_access import Gate
@@ -95,6 +95,12 @@ class StatusApp:
         method = environ.get("REQUEST_METHOD", "GET")
         query = parse_qs(environ.get("QUERY_STRING", ""), max_num_fields=10)
         token = _cookie(environ)
+        if not self.gate.required and not _loopback_host(environ):
+            # Open on loopback means open to this machine: a page of another site whose name
+            # resolves to 127.0.0.1 (DNS rebinding) must not read it through a browser here.
+            return _text(
+                start_response, "403 Forbidden", "the status page answers loopback names\n"
+            )
         if path == "/login":
             if method == "POST":
                 return self._log_in(environ, start_response)
@@ -255,6 +261,13 @@ def _form(environ: dict[str, Any]) -> dict[str, list[str]]:
         length = 0
     body = environ["wsgi.input"].read(length) if length > 0 else b""
     return parse_qs(body.decode("utf-8", "replace"), max_num_fields=10)
+
+
+def _loopback_host(environ: dict[str, Any]) -> bool:
+    """The request names this machine by a loopback name or address in its Host header."""
+    host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "")
+    name = urlsplit(f"//{host}").hostname or ""
+    return is_loopback(name)
 
 
 def _same_origin(environ: dict[str, Any]) -> bool:

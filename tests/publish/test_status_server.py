@@ -241,6 +241,19 @@ def test_on_loopback_the_page_is_open_to_the_machine(tmp_path: Path, sqlite_url:
         assert "9m 00s" in page.body and "Log out" not in page.body
 
 
+def test_on_loopback_a_page_asked_by_another_name_is_refused(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """DNS rebinding: a site whose name resolves to 127.0.0.1 must not read the open page
+    through a browser on this machine."""
+    for site in start(tmp_path, sqlite_url, "127.0.0.1"):
+        assert site.ask("GET", "/", Host="evil.example:9742").status == 403
+        assert site.ask("GET", "/items.csv", Host="evil.example").status == 403
+        assert site.ask("GET", "/", Host=f"localhost:{site.port}").status == 200
+        assert site.ask("GET", "/", Host=f"[::1]:{site.port}").status == 200
+        assert site.ask("GET", "/metrics", Host="evil.example").status == 200  # no personal data
+
+
 def test_the_items_of_the_day_are_report_items_rows_as_a_page_and_as_csv(
     tmp_path: Path, sqlite_url: str
 ) -> None:
