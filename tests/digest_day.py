@@ -22,6 +22,7 @@ Customer-controlled text is hostile: HTML, a script, and Jinja syntax.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -169,14 +170,22 @@ def write_files(folder: Path) -> None:
     (folder / "answering.csv").write_text(ANSWERING_CSV, encoding="utf-8")
 
 
-def build_day(folder: Path, database: str, **top: Any) -> tuple[Settings, Engine]:
-    """The day's files written and polled into `database`; returns the settings and store."""
-    write_files(folder)
+def build_day(
+    folder: Path,
+    database: str,
+    *,
+    now: datetime = NOW,
+    write: Callable[[Path], None] | None = None,
+    **top: Any,
+) -> tuple[Settings, Engine]:
+    """The day's files written (by `write`, default `write_files`) and polled at `now` into
+    `database`; returns the settings and store."""
+    (write or write_files)(folder)
     settings = config(folder, database, **top)
     engine = make_engine(database, folder)
     prepare(engine)
     for source in settings.sources:
-        result = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
+        result = poll_source(engine, settings, source, now=now, clock=lambda: now)
         assert result.ok and not result.rejected, result.summary()
     return settings, engine
 

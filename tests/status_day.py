@@ -19,9 +19,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from monitor.config import Settings
-from monitor.store.database import make_engine, prepare
-from monitor.store.ingest import poll_source
-from tests.digest_day import T9, config, write_files
+from tests.digest_day import T9, build_day, write_files
 
 NOW = datetime(2026, 11, 19, 16, 30, tzinfo=UTC)
 WAITING_CALLER = "0207<b>946</b>0777"
@@ -41,11 +39,4 @@ def write_moment(folder: Path) -> None:
 
 def build_moment(folder: Path, database: str, **top: Any) -> tuple[Settings, Engine]:
     """The files written and polled at NOW into `database`; returns the settings and store."""
-    write_moment(folder)
-    settings = config(folder, database, **top)
-    engine = make_engine(database, folder)
-    prepare(engine)
-    for source in settings.sources:
-        result = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
-        assert result.ok and not result.rejected, result.summary()
-    return settings, engine
+    return build_day(folder, database, now=NOW, write=write_moment, **top)
