@@ -14,13 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
 
-from monitor.config import (
-    ResolvedTargets,
-    Settings,
-    SourceSettings,
-    channel_of,
-    inquiry_channel_of,
-)
+from monitor.config import Settings, SourceSettings, channel_of, inquiry_channel_of
 from monitor.measure.items import (
     CallItem,
     InquiryItem,
@@ -175,7 +169,17 @@ def source_figures(
     has_calls = channel == "phone" or bool(calls) or bool(waiting)
     has_inquiries = channel != "phone" or bool(period) or bool(open_now)
     targets = settings.targets_for(source)
-    queues = queue_figures(calls, waiting, now, targets) if has_calls else ()
+    queues: tuple[QueueFigures, ...] = ()
+    if has_calls:
+        by_queue: dict[str, tuple[list[Any], list[Any]]] = defaultdict(lambda: ([], []))
+        for row in calls:
+            by_queue[row["queue"]][0].append(row)
+        for row in waiting:
+            by_queue[row["queue"]][1].append(row)
+        queues = tuple(
+            QueueFigures(name, summarize_calls(left, still, now, targets))
+            for name, (left, still) in sorted(by_queue.items())
+        )
     return SourceFigures(
         source=source.name,
         kind=source.kind,
@@ -194,21 +198,6 @@ def source_figures(
         ),
         longest_holds=(longest_holds(call_items(settings, calls, now), detail) if detail else ()),
         hours=hourly(period, calls, since, until, now, targets) if detail else (),
-    )
-
-
-def queue_figures(
-    calls: Sequence[Any], waiting: Sequence[Any], now: datetime, targets: ResolvedTargets
-) -> tuple[QueueFigures, ...]:
-    """The figures of a phone source's calls and waiting callers queue by queue, by name."""
-    by_queue: dict[str, tuple[list[Any], list[Any]]] = defaultdict(lambda: ([], []))
-    for row in calls:
-        by_queue[row["queue"]][0].append(row)
-    for row in waiting:
-        by_queue[row["queue"]][1].append(row)
-    return tuple(
-        QueueFigures(name, summarize_calls(left, still, now, targets))
-        for name, (left, still) in sorted(by_queue.items())
     )
 
 

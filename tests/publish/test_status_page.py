@@ -37,7 +37,6 @@ def test_today_so_far_equals_report_of_the_day_at_the_same_moment(
     seen = live(engine, settings, period, NOW, top=10, margin=no_margin)
     report = all_figures(engine, settings, *period, NOW)
     assert flat_rows(seen.figures) == flat_rows(report)
-    assert [f.queues for f in seen.figures] == [f.queues for f in report]
     # and a later moment, when more is past its target and the caller over hold_max
     later = NOW + timedelta(hours=20)
     seen = live(engine, settings, period, later, top=10, margin=no_margin)
