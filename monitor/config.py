@@ -371,7 +371,20 @@ class SmtpSettings(Model):
 class DigestSettings(Model):
     schedule: str = "0 8 * * *"  # cron (minute hour day month weekday) in `timezone`
     to: list[str] = []
-    top: int = Field(default=10, ge=1, le=100)  # oldest open inquiries and longest holds listed
+    # oldest open inquiries, unreturned callbacks and longest holds listed
+    top: int = Field(default=10, ge=1, le=100)
+    # How long the digest of a day waits for every enabled source to be read after the day
+    # ended (after the service started, for its start-up catch-up) before it goes out anyway,
+    # naming the sources still unread first. At most 12h: the next day's digest is due next.
+    wait_for_sources: Duration = timedelta(minutes=30)
+    link: HttpUrl | None = None  # one link at the top of the digest (a Grafana dashboard, say)
+
+    @field_validator("wait_for_sources")
+    @classmethod
+    def _within_half_a_day(cls, value: timedelta) -> timedelta:
+        if value > timedelta(hours=12):
+            raise ValueError(f"expected at most 12h, got {value.total_seconds() / 3600:g}h")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -394,6 +407,9 @@ class NotifySettings(Model):
     # webhook: the whole POST (connecting, sending, the answer) ends within it, however slowly
     # the receiver answers, so a slow receiver cannot stall alerts
     timeout: Duration = timedelta(seconds=10)
+    # webhook: also send customers' names, numbers and inquiry subjects (by default a webhook
+    # names no customer and its subjects are opaque ids); e-mail notices always name them
+    include_customer: bool = False
 
     @model_validator(mode="after")
     def _destination(self) -> NotifySettings:

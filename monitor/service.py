@@ -118,12 +118,16 @@ class Poller:
                 logger.error("renewing the lease of %s: %s", name, exc)
 
 
-def alert_job(engine: Engine, settings: Settings, stop: threading.Event) -> Callable[[], None]:
+def alert_job(
+    engine: Engine, settings: Settings, stop: threading.Event, started_at: datetime
+) -> Callable[[], None]:
     def evaluate() -> None:
         if stop.is_set():
             return
         try:
-            run_once(engine, settings, utcnow())
+            # A source not read since this start keeps its alerts as they were: no caller
+            # "resolved" or newly "waiting" on rows from before the restart.
+            run_once(engine, settings, utcnow(), started_at=started_at)
         except StoreError as exc:  # the database is down: say so, evaluate again next time
             logger.error("alerts: %s", exc)
 
@@ -289,7 +293,7 @@ def build_scheduler(
         )
     every = max(1.0, settings.file.alerts.every.total_seconds())
     scheduler.add_job(
-        alert_job(engine, settings, stop),
+        alert_job(engine, settings, stop, start_at),
         "interval",
         seconds=every,
         id="alerts",

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config import ResolvedTargets
+from monitor.measure.events import Channel
 from monitor.measure.inquiries import is_breached_now
 
 Row = Mapping[Any, Any]
@@ -238,8 +239,17 @@ class OpenInquiry:
     past_target: bool
 
 
+# Inquiries that are callers waiting to be called back (a missed call, a message taken by an
+# answering service): the lead acts on them by phone, so the digest lists them on their own.
+CALLBACK_CHANNELS = frozenset({Channel.VOICEMAIL.value, Channel.ANSWERING_SERVICE.value})
+
+
+def is_callback(row: Row) -> bool:
+    return row["channel"] in CALLBACK_CHANNELS
+
+
 def oldest_open(open_now: Iterable[Row], now: datetime, limit: int) -> tuple[OpenInquiry, ...]:
-    """The `limit` inquiries open at `now` that have waited longest, oldest first."""
+    """The `limit` inquiries of `open_now` that have waited longest, oldest first."""
     rows = sorted(open_now, key=lambda r: (r["opened_at"], r["source"], r["conversation"]))
     return tuple(
         OpenInquiry(

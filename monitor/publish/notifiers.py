@@ -29,8 +29,8 @@ from monitor.publish.alerts.groups import LISTED
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.mailer import compose
 from monitor.publish.mailer import send as send_mail
-from monitor.publish.report import duration_text
 from monitor.publish.templating import render
+from monitor.publish.words import duration_text
 
 Notice = Mapping[str, Any]
 COLOURS = {"critical": "#cf222e", "warning": "#9a6700", "resolved": "#1a7f37"}

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
+    String,
     Table,
     create_engine,
     event,
@@ -247,8 +249,38 @@ def _references(conn: Connection) -> None:
     next(i for i in CALLS.indexes if i.name == "ix_call_got_through").create(conn, checkfirst=True)
 
 
+def _read_from(conn: Connection) -> None:
+    """v5: `source_state.read_from` (when the last successful poll began) and
+    `source_state.failing_since` (when the current run of failed polls began).
+
+    A source whose last poll succeeded began that poll at its `last_attempt_at`, so it gets it
+    as `read_from`; a failing source's `read_from` and `failing_since` are not known and stay
+    empty until its next successful poll (its figures show as not read until then, which is
+    what they are)."""
+    inspector = inspect(conn)
+    if "source_state" not in inspector.get_table_names():
+        return
+    present = {c["name"] for c in inspector.get_columns("source_state")}
+    kind = "BIGINT" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+    for column in ("read_from", "failing_since"):
+        if column not in present:
+            conn.execute(text(f"ALTER TABLE source_state ADD COLUMN {column} {kind}"))
+    conn.execute(
+        text(
+            "UPDATE source_state SET read_from = last_attempt_at"
+            " WHERE consecutive_failures = 0 AND last_success_at IS NOT NULL"
+            " AND read_from IS NULL"
+        )
+    )
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times, 4: _references}
+MIGRATIONS: dict[int, Any] = {
+    2: _waiting_index,
+    3: _integer_times,
+    4: _references,
+    5: _read_from,
+}
 
 
 def _dialect(name: str) -> Any:
@@ -296,6 +328,14 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
 def get_meta(conn: Connection, key: str) -> str | None:
     table = META
     return conn.execute(select(table.c.value).where(table.c.key == key)).scalar_one_or_none()
+
+
+def add_to_meta(conn: Connection, key: str, amount: int = 1) -> None:
+    """Add `amount` to the integer kept under `key` (0 when absent), in one statement, so two
+    instances adding at once both count."""
+    conn.execute(insert_ignore(conn, META, ["key"]), [{"key": key, "value": "0"}])
+    total = (META.c.value.cast(BigInteger) + amount).cast(String)
+    conn.execute(update(META).where(META.c.key == key).values(value=total))
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, literal, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
@@ -308,11 +308,19 @@ def _record_health(
         _ensure_state(conn, result.source)
         values: dict[str, Any] = {"last_attempt_at": attempted_at}
         if result.ok:
-            values.update(last_success_at=finished_at, consecutive_failures=0)
+            values.update(
+                last_success_at=finished_at,
+                read_from=attempted_at,
+                consecutive_failures=0,
+                failing_since=None,
+            )
         else:
             values.update(
                 last_error=result.error,
                 last_error_at=finished_at,
+                failing_since=func.coalesce(
+                    STATES.c.failing_since, literal(attempted_at, STATES.c.failing_since.type)
+                ),
                 consecutive_failures=STATES.c.consecutive_failures + 1,
                 poll_errors_total=STATES.c.poll_errors_total + 1,
             )

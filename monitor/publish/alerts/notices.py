@@ -19,7 +19,7 @@ from monitor.config import Settings
 from monitor.publish.alerts.rules import split_subject
 from monitor.publish.alerts.state import Notice
 from monitor.publish.printable import strings
-from monitor.publish.report import duration_text
+from monitor.publish.words import duration_text
 
 Row = Mapping[Any, Any]
 CALL_RULES = ("hold_warn", "hold_max")

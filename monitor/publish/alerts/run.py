@@ -55,6 +55,7 @@ from monitor.publish.deliveries import (
 )
 from monitor.publish.notifiers import notifier_for
 from monitor.store.database import insert_ignore, transaction
+from monitor.store.health import health_from_rows, unread_since
 from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, WAITING_CALL
 
 logger = logging.getLogger(__name__)
@@ -121,13 +122,19 @@ def load_states(conn: Connection) -> dict[Key, State]:
 
 
 def observe(
-    engine: Engine, settings: Settings, now: datetime
+    engine: Engine, settings: Settings, now: datetime, started_at: datetime | None = None
 ) -> tuple[dict[Key, State], list[Change]]:
-    """The stored states and the changes the rules call for at `now` (reads only)."""
+    """The stored states and the changes the rules call for at `now` (reads only). With
+    `started_at` (the service's start), the sources not read since keep their alerts' states
+    (monitor.publish.alerts.state.diff)."""
     with transaction(engine) as conn:
         inputs = load_inputs(conn, settings, now)
         states = load_states(conn)
-    return states, diff(states, evaluate(inputs, now, settings))
+    unread: set[str] = set()
+    if started_at is not None:
+        health = health_from_rows(inputs.source_states, settings, now)
+        unread = {h.source for h in unread_since(health, started_at)}
+    return states, diff(states, evaluate(inputs, now, settings), unread)
 
 
 def _same(state: State, *columns: str) -> list[Any]:
@@ -321,10 +328,16 @@ def send_due(engine: Engine, settings: Settings, now: datetime) -> tuple[dict[st
 
 
 def run_once(
-    engine: Engine, settings: Settings, now: datetime, *, dry_run: bool = False
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    started_at: datetime | None = None,
 ) -> Outcome:
-    """Evaluate every rule at `now`, record transitions, claim and send the notices owed."""
-    states, changes = observe(engine, settings, now)
+    """Evaluate every rule at `now`, record transitions, claim and send the notices owed.
+    `started_at`: the service's start (see `observe`)."""
+    states, changes = observe(engine, settings, now, started_at)
     if dry_run:
         after = advance(states, changes, now)
         plan = notices(after, now, settings)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from monitor.config import ResolvedTargets
 from monitor.measure.summaries import CallFigures, InquiryFigures
-from monitor.publish.report import duration_text, percent_text
+from monitor.publish.words import duration_text, percent_text
 
 Verdict = Literal["better", "worse", "neutral", "none"]
 Measure = Literal["count", "ratio", "duration"]

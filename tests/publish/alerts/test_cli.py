@@ -8,19 +8,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from monitor.cli import main
 from monitor.config import load_settings
 from monitor.measure.events import CallEvent, CallOutcome
+from monitor.publish.alerts.run import run_once
 from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare
-from monitor.store.ingest import measuring, store_batch
-from monitor.store.tables import ALERT_STATES, DELIVERIES
+from monitor.store.ingest import measuring, poll_source, store_batch
+from monitor.store.tables import ALERT_STATES, CALLS, DELIVERIES
 from tests.sinks import HttpSink
 
 # Years ago: over hold_max whatever the clock says when the command runs.
 ENTERED = datetime(2020, 1, 6, 9, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
 
 
 def write_config(tmp_path: Path, url: str) -> Path:
@@ -91,7 +93,34 @@ def test_run_evaluates_alerts_every_alerts_every(tmp_path: Path, http_sink: Http
     assert job.next_run_time == start + timedelta(minutes=2)
     assert job.max_instances == 1 and job.coalesce
     job.func()  # one evaluation, as the scheduler would run it
+    # The source has not been read since the start: what is stored of it may be hours old.
+    assert http_sink.requests == []
+    poll_source(engine, settings, settings.sources[0], now=start + timedelta(seconds=1))
+    job.func()
     assert [r.json()["rule"] for r in http_sink.requests] == ["hold_max"]
+
+
+def test_a_source_not_read_since_the_start_keeps_its_alerts_as_they_were(
+    tmp_path: Path, http_sink: HttpSink
+) -> None:
+    """A caller stored as waiting before a restart: after the restart, until the source is
+    read again, the hold alert neither fires anew nor resolves ("not read yet")."""
+    settings = load_settings(write_config(tmp_path, http_sink.url))
+    engine = make_engine(settings.file.database, tmp_path)
+    before = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    run_once(engine, settings, before)  # the previous process: hold_max fires and is told
+    assert [r.json()["status"] for r in http_sink.requests] == ["firing"]
+    with engine.begin() as conn:  # the caller left while the monitor was down
+        conn.execute(delete(CALLS))
+    started = before + timedelta(hours=3)
+    for minute in (1, 2):  # evaluations after the restart, before the first poll ends
+        outcome = run_once(engine, settings, started + minute * MINUTE, started_at=started)
+        assert outcome.changes == [] and outcome.firing == 2
+    assert len(http_sink.requests) == 1  # no "resolved" on rows not read since the start
+    poll_source(engine, settings, settings.sources[0], now=started + 2 * MINUTE)
+    outcome = run_once(engine, settings, started + 3 * MINUTE, started_at=started)
+    assert {c.kind for c in outcome.changes} == {"resolve"}
+    assert [r.json()["status"] for r in http_sink.requests] == ["firing", "resolved"]
 
 
 def test_alerts_dry_run_shows_a_backlog_as_one_notification(
