@@ -38,7 +38,8 @@ from monitor import __version__
 from monitor.config import Settings, channel_of, inquiry_channel_of
 from monitor.publish.alerts.rules import RULES
 from monitor.publish.deliveries import failures
-from monitor.store.database import transaction
+from monitor.store.database import get_meta, transaction
+from monitor.store.health import DIGESTS_INCOMPLETE, health_from_rows
 from monitor.store.queue_labels import OTHER, exported, listed
 from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
 from monitor.store.tallies import (
@@ -174,6 +175,7 @@ class SupportCollector(Collector):
             ).all()
             failed = failures(conn)
             labels = exported(conn, self.settings)
+            incomplete_digests = int(get_meta(conn, DIGESTS_INCOMPLETE) or 0)
 
         # Queues no longer exported are folded into `other` first: the zero gauges below are of
         # the labels the counters show, never of a name stored before labels were bounded.
@@ -184,8 +186,10 @@ class SupportCollector(Collector):
         waiting = _folded_waiting(waiting_rows, labels)
         yield from self._waiting(waiting, stages, channels, seen, labels, now)
         yield from self._sources(states, stages)
+        yield from self._not_read(states, now)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
+        yield from self._digests(incomplete_digests)
         info = GaugeMetricFamily(
             "support_monitor_build_info", "Support Monitor version.", labels=["version"]
         )
@@ -347,6 +351,30 @@ class SupportCollector(Collector):
             errors.add_metric([source], row.poll_errors_total if row else 0)
             rejected.add_metric([source], row.records_rejected_total if row else 0)
         yield from (success, errors, rejected)
+
+    def _not_read(self, rows: Sequence[Any], now: datetime) -> Iterator[Metric]:
+        """1 while a source's figures are incomplete because it is not being read (its last
+        poll failed, it was never read, it is stale or disabled: monitor.store.health), so a
+        dashboard marks them instead of showing a quiet source."""
+        family = GaugeMetricFamily(
+            "support_source_not_read",
+            "1 while the source is not being read (last poll failed, never read, stale or "
+            "disabled): its figures are incomplete; 0 while it is read.",
+            labels=["source"],
+        )
+        health = health_from_rows((row._mapping for row in rows), self.settings, now)
+        for name, state in health.items():
+            family.add_metric([name], 0 if state.ok else 1)
+        yield family
+
+    def _digests(self, incomplete: int) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "support_digests_incomplete_total",
+            "Digests sent while a source was still unread or failing (after waiting "
+            "digest.wait_for_sources).",
+        )
+        family.add_metric([], incomplete)
+        yield family
 
     def _outgoing(
         self, firing: Sequence[Any], failed: dict[tuple[str, str], int]

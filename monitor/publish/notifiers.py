@@ -55,8 +55,9 @@ class Notifier(ABC):
         self.settings = settings
 
     @abstractmethod
-    def send(self, notice: Notice) -> None:
-        """Deliver one notice; raise DeliveryError."""
+    def send(self, notice: Notice, message_id: str | None = None) -> None:
+        """Deliver one notice; raise DeliveryError. `message_id`: the e-mail's Message-ID,
+        made from the delivery's key (the same at every attempt)."""
 
     @abstractmethod
     def describe(self) -> str:
@@ -75,7 +76,7 @@ class EmailNotifier(Notifier):
 
     kind = "email"
 
-    def message(self, notice: Notice) -> EmailMessage:
+    def message(self, notice: Notice, message_id: str | None = None) -> EmailMessage:
         smtp = self.settings.file.smtp
         if smtp is None:  # config validation requires it; a stored delivery may outlive it
             raise DeliveryError("email notifier: no `smtp:` section", permanent=True)
@@ -86,11 +87,12 @@ class EmailNotifier(Notifier):
             subject=render("alert_subject.txt", **context),
             text=render("alert.txt", **context),
             html=render("alert.html", **context),
+            message_id=message_id,
         )
 
-    def send(self, notice: Notice) -> None:
+    def send(self, notice: Notice, message_id: str | None = None) -> None:
         smtp = self.settings.file.smtp
-        message = self.message(notice)
+        message = self.message(notice, message_id)
         assert smtp is not None
         send_mail(smtp, self.settings.base_dir, message)
 
@@ -212,7 +214,7 @@ class WebhookNotifier(Notifier):
             f":{parts.port}" if parts.port else ""
         )
 
-    def send(self, notice: Notice) -> None:
+    def send(self, notice: Notice, message_id: str | None = None) -> None:
         request = urllib.request.Request(
             self.url,
             data=json.dumps(notice).encode(),

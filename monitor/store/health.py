@@ -32,6 +32,11 @@ from sqlalchemy import Connection, select
 from monitor.config import Settings, SourceSettings
 from monitor.store.tables import STATES
 
+# The `meta` key counting digests sent while a source was unread or failing
+# (support_digests_incomplete_total): kept with the store, so it survives restarts and agrees
+# between instances.
+DIGESTS_INCOMPLETE = "digests_incomplete_total"
+
 Status = Literal["ok", "never_read", "failing", "stale", "disabled"]
 STATUS_WORDS: dict[str, str] = {
     "ok": "read",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -25,13 +26,17 @@ ENTERED = datetime(2020, 1, 6, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
 
 
-def write_config(tmp_path: Path, url: str) -> Path:
+def write_config(tmp_path: Path, url: str, email: bool = False) -> Path:
     (tmp_path / "queue_log").touch()
-    config = {
+    notify: list[dict[str, Any]] = [{"kind": "webhook", "url": url}]
+    config: dict[str, Any] = {
         "database": "sqlite:///monitor.db",
         "sources": [{"name": "phones", "kind": "asterisk_queue_log", "path": "queue_log"}],
-        "alerts": {"every": "2m", "notify": [{"kind": "webhook", "url": url}]},
+        "alerts": {"every": "2m", "notify": notify},
     }
+    if email:  # never reached in a dry run
+        notify.append({"kind": "email", "to": ["oncall@example.com"]})
+        config["smtp"] = {"host": "127.0.0.1", "port": 9, "security": "none", "sender": "m@x.org"}
     path = tmp_path / "support-monitor.yaml"
     path.write_text(yaml.safe_dump(config))
     settings = load_settings(path)
@@ -46,16 +51,25 @@ def write_config(tmp_path: Path, url: str) -> Path:
 def test_alerts_dry_run_prints_what_would_be_sent_and_stores_nothing(
     tmp_path: Path, http_sink: HttpSink, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, http_sink.url)
+    """What people would read, notifier by notifier: the e-mail's subject and text (naming
+    the caller, for the support team), the webhook's text (naming nobody); what changed is
+    said in words, not as an internal id such as `phones/old`."""
+    config = write_config(tmp_path, http_sink.url, email=True)
     assert main(["--config", str(config), "alerts", "--once", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[:2] == [
-        "firing    hold_max critical phones/old",
-        "firing    hold_warn warning phones/old",
-    ]
-    assert lines[2].startswith("would send [critical firing] Caller +44 1632 960000 has waited ")
-    assert lines[2].endswith(f"in phones/sales (hold_max 13m 00s) -> webhook {http_sink.url[:-5]}")
-    assert lines[3] == "alerts: 2 firing; dry run, nothing stored or sent"
+    waited = "Caller +44 1632 960000 has waited "
+    assert lines[0].startswith(f"firing    hold_max critical: {waited}")
+    assert lines[0].endswith(" in phones/sales (hold_max 13m 00s)")
+    assert lines[1].startswith(f"firing    hold_warn warning: {waited}")
+    assert lines[2] == f"would send to webhook {http_sink.url[:-5]}:"
+    assert lines[3].startswith("    [CRITICAL] A caller has waited ")
+    assert lines[3].endswith(" in phones/sales (hold_max 13m 00s)")
+    assert lines[4] == "would send to email to oncall@example.com:"
+    assert lines[5].startswith(f"    Subject: [CRITICAL] {waited}")
+    assert any(said.startswith(f"    CRITICAL: {waited}") for said in lines[6:])
+    assert "    Caller:         +44 1632 960000" in lines
+    assert lines[-1] == "alerts: 2 firing; dry run, nothing stored or sent"
+    assert "phones/old" not in "".join(lines[:4]) and "1632 960000" not in lines[3]
     assert http_sink.answered == []
     with make_engine("sqlite:///monitor.db", tmp_path).connect() as conn:
         assert conn.execute(select(ALERT_STATES)).all() == []
@@ -133,9 +147,8 @@ def test_alerts_dry_run_shows_a_backlog_as_one_notification(
         store_batch(conn, measuring(settings, settings.sources[0]), events)
     assert main(["--config", str(config), "alerts", "--dry-run"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    (would,) = [line for line in lines if line.startswith("would send")]
-    assert would == (
-        "would send [critical firing] 5 callers are waiting longer than hold_max"
-        f" -> webhook {http_sink.url[:-5]}"
-    )
+    (would,) = [n for n, line in enumerate(lines) if line.startswith("would send")]
+    assert lines[would] == f"would send to webhook {http_sink.url[:-5]}:"
+    assert lines[would + 1] == "    [CRITICAL] 5 callers are waiting longer than hold_max"
+    assert lines[would + 2].startswith("    • A caller has waited ")  # no number: a webhook
     assert lines[-1] == "alerts: 10 firing; dry run, nothing stored or sent"

@@ -17,6 +17,7 @@ from monitor.publish import deliveries
 from monitor.publish.deliveries import backoff
 from monitor.publish.digest.mail import claim_digest, deliver_digests, status
 from monitor.service import DigestJob
+from monitor.store.ingest import poll_source
 from monitor.store.tables import ATTEMPTS
 from tests.digest_day import DAY, NOW, build_day, empty_store, mail_settings, write_config
 from tests.servers import free_port
@@ -47,7 +48,9 @@ def test_the_digest_arrives_by_smtp_as_text_and_html_and_only_once(
     assert message["Subject"] == "Support digest Thu 19 Nov: 3 of 3 touchpoints need attention"
     assert message["From"] == "Support Monitor <monitor@example.com>"
     assert message["To"] == "lead@example.com, ops@example.com"
-    assert re.fullmatch(r"<[^@>]+\.digest\.2026-11-19@example\.com>", message["Message-ID"].strip())
+    assert re.fullmatch(
+        r"<digest\.2026-11-19\.[0-9a-f]{20}@example\.com>", message["Message-ID"].strip()
+    )
     assert parsedate_to_datetime(message["Date"]) == NOW
     assert message["Auto-Submitted"] == "auto-generated"  # never counted as an inquiry
     body = parts(message)
@@ -101,19 +104,26 @@ def test_the_scheduled_job_sends_the_digest_of_the_day_before_its_fire_time(
     job = DigestJob(engine, settings, clock=lambda: clock[0])
     job.run()
     clock[0] += timedelta(minutes=1)
-    job.run()  # a second instance firing too, or a catch-up at start-up
-    job.retry()
+    job.run()  # a second instance firing too, a catch-up at start-up, the next tick
     subjects = [m.message["Subject"] for m in smtp_sink.messages]
     assert subjects == ["Support digest Thu 19 Nov: 3 of 3 touchpoints need attention"]
     # Before the next fire time the due digest is still the one of the 19th: nothing new.
     clock[0] = datetime(2026, 11, 21, 7, 59, tzinfo=UTC)
     job.run()
     assert len(smtp_sink.messages) == 1
+    # At the next fire time the sources were last read on the 20th at 08:00: the digest of
+    # the 20th waits for them to be read after the 20th ended.
     clock[0] = datetime(2026, 11, 21, 8, 0, 5, tzinfo=UTC)
     job.run()
+    assert len(smtp_sink.messages) == 1
+    for source in settings.sources:
+        poll_source(engine, settings, source, now=clock[0], clock=lambda: clock[0])
+    clock[0] += timedelta(seconds=5)
+    job.run()  # the next tick
     assert [m.message["Subject"][:26] for m in smtp_sink.messages][-1] == (
         "Support digest Fri 20 Nov:"
     )
+    assert "NOT READ" not in parts(smtp_sink.messages[-1].message)["text/plain"]
 
 
 def test_digest_prints_the_text_and_writes_the_html_preview(
