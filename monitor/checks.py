@@ -15,9 +15,10 @@ from sqlalchemy import Engine, inspect
 from connectors.base import ConnectorError
 from monitor.config import Settings, SmtpSettings
 from monitor.publish import deliveries
+from monitor.publish.digest.due import waiting_line
 from monitor.publish.mailer import connect
 from monitor.store.database import StoreError, make_engine, transaction, verify
-from monitor.store.ingest import build_connector
+from monitor.store.ingest import build_connector, utcnow
 
 
 def check_smtp(smtp: SmtpSettings, settings: Settings) -> str:
@@ -56,6 +57,8 @@ def run_checks(settings: Settings, say: Callable[[str], None]) -> int:
         engine = make_engine(settings.file.database, settings.base_dir)
         say(f"ok    database: {verify(engine)}")
         report_deliveries(engine, say)
+        if (waiting := waiting_line(engine, settings, utcnow())) is not None:
+            say(f"wait  {waiting}")
     except StoreError as exc:
         failures += 1
         say(f"FAIL  database: {exc}")

@@ -384,9 +384,11 @@ def run(engine: Engine, settings: Settings, stop: threading.Event | None = None)
 def _serve(engine: Engine, settings: Settings, stop: threading.Event) -> int:
     process = ProcessMetrics()
     registry = registry_for(engine, settings, utcnow, process)
-    server, _thread = serve(settings.file.metrics.listen, make_app(registry, engine, utcnow))
+    started = utcnow()
+    app = make_app(registry, engine, utcnow, settings, started)
+    server, _thread = serve(settings.file.metrics.listen, app)
     logger.info("serving /metrics and /healthz on http://%s", settings.file.metrics.listen)
-    scheduler = build_scheduler(engine, settings, stop, start_at=utcnow(), process=process)
+    scheduler = build_scheduler(engine, settings, stop, start_at=started, process=process)
     scheduler.start()
     names = ", ".join(s.name for s in settings.sources if s.enabled) or "none"
     logger.info("polling sources: %s", names)

@@ -55,6 +55,7 @@ DOCUMENTED_METRICS = {
     "support_responses_clamped_total",
     "support_alerts_firing",
     "support_monitor_build_info",
+    "support_digests_incomplete_total",
 }
 
 

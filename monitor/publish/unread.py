@@ -52,8 +52,8 @@ def what(health: SourceHealth, zone: tzinfo) -> str:
         return f"failing{since or ''} ({polls}); last read {when(health.last_success_at, zone)}"
     if status == "stale":
         return (
-            f"not read since {when(health.last_success_at, zone)}: its polls are not running "
-            f"(stale after {duration_text(health.stale_after.total_seconds())})"
+            f"not read since {when(health.last_success_at, zone)}: its polls are not running, "
+            f"stale after {duration_text(health.stale_after.total_seconds())}"
         )
     return "ok"
 

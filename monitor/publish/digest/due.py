@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect
 
 from monitor.config import Settings
 from monitor.cron import cron_trigger, last_fire
@@ -98,14 +98,23 @@ def waiting_line(engine: Engine, settings: Settings, now: datetime) -> str | Non
     trigger = trigger_of(settings)
     if digest is None or not digest.to or trigger is None:
         return None
+    if not inspect(engine).has_table("delivery"):  # `check` creates nothing: a new database
+        return None
     due = due_digest(settings, trigger, now)
     if due is None or is_claimed(engine, due.day):
         return None
     missing = unread(engine, settings, due.day_end, now)
+    deadline = due.deadline(digest.wait_for_sources, None)
+    zone = settings.timezone
+    if now >= deadline:  # whatever its sources, a running service would have sent it
+        unread_too = f"; not read: {reasons(missing, due.day_end, settings)}" if missing else ""
+        return (
+            f"digest {due.day}: due since {when(due.fired, zone)} and not sent "
+            f"(is `run` running?){unread_too}"
+        )
     if not missing:
         return f"digest {due.day}: due, every source read; `run` sends it at its next tick"
-    until = when(due.deadline(digest.wait_for_sources, None), settings.timezone)
     return (
         f"digest {due.day}: waiting for {reasons(missing, due.day_end, settings)}; "
-        f"sent by {until} at the latest, naming them"
+        f"sent by {when(deadline, zone)} at the latest, naming them"
     )

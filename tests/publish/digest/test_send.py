@@ -221,3 +221,23 @@ def test_run_schedules_the_digest_and_sends_the_one_due_at_start(
     assert day is not None
     (received,) = smtp_sink.messages
     assert received.message["Subject"].startswith("Support digest ")
+
+
+def test_check_says_which_sources_the_due_digest_waits_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], smtp_sink: SmtpSink
+) -> None:
+    """A digest due at every minute, waiting up to 12 h: the sources were last read in
+    November, so the digest due now (of yesterday, by the clock `check` reads) waits for them
+    to be read after that day ended."""
+    build_day(tmp_path, f"sqlite:///{tmp_path}/monitor.db")
+    mail = mail_settings("127.0.0.1", smtp_sink.port)
+    mail["digest"] |= {"schedule": "* * * * *", "wait_for_sources": "12h"}
+    config = str(write_config(tmp_path, "sqlite:///monitor.db", **mail))
+    main(["--config", config, "check"])
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("wait ")]
+    stale = r"not read since Fri 20 Nov 08:00: its polls are not running, stale after 15m 00s"
+    assert re.fullmatch(
+        rf"wait  digest \d{{4}}-\d\d-\d\d: waiting for web-chat \({stale}\), phones \({stale}\),"
+        rf" answering \({stale}\); sent by \w{{3}} \d+ \w{{3}} \d\d:\d\d at the latest, naming them",
+        line,
+    ), line
