@@ -238,6 +238,7 @@ def test_check_says_which_sources_the_due_digest_waits_for(
     stale = r"not read since Fri 20 Nov 08:00: its polls are not running, stale after 15m 00s"
     assert re.fullmatch(
         rf"wait  digest \d{{4}}-\d\d-\d\d: waiting for web-chat \({stale}\), phones \({stale}\),"
-        rf" answering \({stale}\); sent by \w{{3}} \d+ \w{{3}} \d\d:\d\d at the latest, naming them",
+        rf" answering \({stale}\); sent by \w{{3}} \d+ \w{{3}} \d\d:\d\d at the latest,"
+        r" naming them",
         line,
     ), line
