@@ -1,7 +1,7 @@
 # Two commands: `make run` starts the monitor, `make test` runs the linters and the whole test suite.
 #
-# Other targets: `make lint`, `make fmt`, `make fuzz`, `make bench`, `make clean`, `make .venv` (or
-# `make venv`).
+# Other targets: `make lint`, `make fmt`, `make fuzz`, `make bench`, `make screenshot`,
+# `make clean`, `make .venv` (or `make venv`).
 # Everything runs from the private virtualenv in .venv, created on first use and
 # re-installed whenever pyproject.toml changes.
 
@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: venv .venv run test lint fmt fuzz bench clean
+.PHONY: venv .venv run test lint fmt fuzz bench screenshot clean
 
 # --- virtualenv -------------------------------------------------------------------------------
 
@@ -60,6 +60,10 @@ fuzz: $(STAMP)
 # for the small sizes.
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --markdown bench/latest.md $(BENCH_ARGS)
+
+# docs/digest.png, the picture in README: the demo's digest drawn by headless Chromium.
+screenshot: $(STAMP)
+	$(BIN)/python docs/screenshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info

@@ -24,7 +24,9 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import ConfigError, Settings, config_path, load_settings  # noqa: E402
+from monitor.config import Settings  # noqa: E402
+from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
+from monitor.errors import SupportMonitorError  # noqa: E402
 from monitor.publish.printable import block, line  # noqa: E402
 from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
 from monitor.store.ingest import (  # noqa: E402
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("monitor")
 
 
-class UsageError(Exception):
+class UsageError(SupportMonitorError):
     """A command-line mistake: exit status 2."""
 
 
@@ -358,15 +360,9 @@ def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
 def _as_sent(settings: Settings, kind: str, index: int, body: dict[str, object]) -> list[str]:
     """The lines a person reads of a notification: an e-mail's subject and plain text, a
     webhook's `text` (what a chat shows)."""
-    from monitor.publish.notifiers import EmailNotifier, notifier_for
+    from monitor.publish.notifiers import notifier_for
 
-    notifier = notifier_for(settings, index, kind)
-    if isinstance(notifier, EmailNotifier):
-        message = notifier.message(body)
-        text = message.get_body(("plain",))
-        content = text.get_content() if text is not None else ""
-        return [f"Subject: {message['Subject']}", *str(content).rstrip("\n").splitlines()]
-    return str(body.get("text", "")).splitlines()
+    return notifier_for(settings, index, kind).readable(body)
 
 
 def purge(engine: Engine, settings: Settings, *, dry_run: bool) -> int:

@@ -118,7 +118,7 @@ def test_run_stops_on_sigint_too(service: tuple[Service, int]) -> None:
 def test_healthz_says_a_source_not_read_since_the_start_is_not_read_yet(tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from monitor.config import load_settings
+    from monitor.config_file import load_settings
     from monitor.publish.server import health
     from monitor.store.database import make_engine, prepare
     from monitor.store.ingest import poll_source

@@ -41,12 +41,24 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Literal, NotRequired
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, Strict, with_config
+from typing_extensions import TypedDict
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Window
+from connectors.base import (
+    CURSOR_VERSION,
+    Batch,
+    ConnectorContext,
+    Cursor,
+    Number,
+    Records,
+    Text,
+    Window,
+    checked_cursor,
+    unusable_cursor,
+)
 from connectors.csv_rows import (
     RowError,
     parse_time,
@@ -55,17 +67,16 @@ from connectors.csv_rows import (
     text,
 )
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.files import FileCursor
 from monitor.config import Duration, PhoneSettings, SourceSettings, TimezoneName
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
     callback_made,
     callback_request,
 )
 
-CURSOR_VERSION = 1
 BASE = (
     "accountcode src dst dcontext clid channel dstchannel lastapp lastdata start answer end "
     "duration billsec disposition amaflags"
@@ -129,7 +140,6 @@ class Leg:
 
 class AsteriskCdrConnector(LineFileSource):
     kind = "asterisk_cdr"
-    channel = Channel.PHONE
     settings = AsteriskCdrSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
@@ -377,25 +387,43 @@ class _Pending:
         }
 
 
+@with_config(ConfigDict(extra="forbid"))
+class LegState(TypedDict):
+    """A `Leg` of a call still settling, as the cursor keeps it."""
+
+    key: Text
+    src: Text
+    dst: Text
+    dcontext: Text
+    dstchannel: Text
+    lastapp: Text
+    disposition: Text
+    start: Text
+    answer: Text | None
+    end: Text
+    billsec: float
+    origin: Annotated[bool, Strict()]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CdrCursor(TypedDict):
+    v: Number
+    tail: NotRequired[FileCursor | None]  # the CSV files, tailed (connectors.files)
+    pending: NotRequired[list[LegState] | None]  # rows of calls still settling
+    latest: NotRequired[Text | None]  # the end of the newest row read (ISO 8601)
+
+
 def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], datetime | None]:
     if cursor is None:
         return None, {}, None
     try:
-        if cursor.get("v") != CURSOR_VERSION:
-            raise ValueError("not a version 1 CDR cursor")
-        pending: dict[str, list[Leg]] = {}
-        for raw in cursor.get("pending") or []:
-            leg = Leg(**_leg_fields(raw))
-            pending.setdefault(leg.key, []).append(leg)
-        latest = cursor.get("latest")
-        tail = cursor.get("tail")
-        files.load_cursor(tail)  # checks its shape now rather than mid-poll
-        return tail, pending, datetime.fromisoformat(latest) if latest else None
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
-
-
-def _leg_fields(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict) or set(raw) != set(Leg.__dataclass_fields__):
-        raise ValueError("a pending CDR row is malformed")
-    return raw
+        checked = checked_cursor(CdrCursor, cursor, "CDR")
+        latest = checked.get("latest")
+        settled = datetime.fromisoformat(latest) if latest else None
+    except ValueError as exc:
+        raise unusable_cursor(exc) from None
+    pending: dict[str, list[Leg]] = {}
+    for raw in checked.get("pending") or []:
+        leg = Leg(**raw)
+        pending.setdefault(leg.key, []).append(leg)
+    return cursor.get("tail"), pending, settled

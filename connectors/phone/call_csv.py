@@ -58,7 +58,6 @@ from monitor.config import PhoneSettings, SourceSettings, TimezoneName
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
     callback_made,
     callback_request,
@@ -193,7 +192,6 @@ class CallCsvSettings(LineFileSettings, PhoneSettings):
 
 class CallCsvConnector(LineFileSource):
     kind = "call_csv"
-    channel = Channel.PHONE
     settings = CallCsvSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:

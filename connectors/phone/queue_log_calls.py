@@ -31,11 +31,14 @@ poll's skipped records (`skipped`), so a log of nothing but those says so.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from connectors.base import Window
+from pydantic import Strict
+
+from connectors.base import Text, Window
 from connectors.csv_rows import RowError
 from monitor.measure.events import (
     CallEvent,
@@ -97,6 +100,20 @@ class Stint:
         return f"{self.callid}@{self.queue}@{int(self.entered)}"
 
 
+# A stint still open, as the cursor keeps it (`Calls.dump`): callid, queue, entered, caller,
+# answered, wait, shown, final.
+OpenStint = tuple[
+    Text,
+    Text,
+    float,
+    Text | None,
+    float | None,
+    float | None,
+    Annotated[bool, Strict()],
+    Annotated[bool, Strict()],
+]
+
+
 class Calls:
     """The stints open between records, and the events each record finishes.
 
@@ -125,25 +142,11 @@ class Calls:
             ],
         }
 
-    def load(self, state: Any) -> None:
-        if state is None:
-            return
-        if not isinstance(state, dict) or not isinstance(state.get("open"), list):
-            raise ValueError("queue_log state is malformed")
-        latest = state.get("latest")
-        self.latest = None if latest is None else float(latest)
-        for item in state["open"]:
-            callid, queue, entered, caller, answered, wait, shown, final = item
-            stint = Stint(
-                str(callid),
-                str(queue),
-                float(entered),
-                None if caller is None else str(caller),
-                None if answered is None else float(answered),
-                None if wait is None else float(wait),
-                bool(shown),
-                bool(final),
-            )
+    def load(self, latest: float | None, stints: Iterable[OpenStint]) -> None:
+        """The state `dump` wrote, as the cursor's check (`checked_cursor`) returns it."""
+        self.latest = latest
+        for item in stints:
+            stint = Stint(*item)
             self.open[(stint.callid, stint.queue)] = stint
 
     # -- records ---------------------------------------------------------------------------

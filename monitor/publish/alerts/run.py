@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, delete, select, update
 
-from monitor.config import NotifySettings, Settings
+from monitor.config import Settings
 from monitor.publish.alerts.groups import combine, group, group_key
 from monitor.publish.alerts.notices import CALL_RULES, INQUIRY_RULES, build
 from monitor.publish.alerts.rules import LONGEST_STAY, AlertInputs, evaluate, split_subject
@@ -263,12 +263,6 @@ def recipients(settings: Settings) -> list[str]:
     ]
 
 
-def names_customers(notify: NotifySettings) -> bool:
-    """E-mail notices go to the support team and name customers so they can act; a webhook
-    (a chat channel, a ticket system, anyone's endpoint) names none unless it asks for them."""
-    return notify.kind == "email" or notify.include_customer
-
-
 def versions(
     conn: Connection, settings: Settings, notices: list[Notice], now: datetime, key: bytes
 ) -> tuple[dict[str, Any], list[Sent]]:
@@ -287,9 +281,9 @@ def versions(
     sends = []
     to = recipients(settings)
     for index, notify in enumerate(settings.file.alerts.notify):
-        if not names_customers(notify) and private is None:
+        if not notify.names_customers() and private is None:
             private = body(key)
-        chosen = named if names_customers(notify) else private
+        chosen = named if notify.names_customers() else private
         assert chosen is not None
         sends.append(Sent(index, notify.kind, to[index], chosen))
     return named, sends

@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import delete, select
 
 from monitor.cli import main
-from monitor.config import load_settings
+from monitor.config_file import load_settings
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.publish.alerts.run import run_once
 from monitor.service import build_scheduler

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.publish.digest.build import build_digest
 from monitor.publish.digest.mail import Rendered, render
 from monitor.store.ingest import poll_source
