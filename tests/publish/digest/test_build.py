@@ -367,3 +367,35 @@ def test_the_digest_link_is_one_link_at_the_top(tmp_path: Path, database_url: st
     with pytest.raises(ConfigError) as caught:
         config(tmp_path, database_url, digest={"link": "javascript:alert(1)"})
     assert caught.value.problems[0].startswith("digest.link: ")
+
+
+def test_a_source_failing_or_stale_since_it_was_read_comes_first_with_complete_figures(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Read after the day ended, then its polls failed (the chat) or stopped (the phones):
+    named first, since when and why, but its figures of the day are whole, not marked."""
+    settings, engine = build_day(tmp_path, database_url)
+    later = NOW + timedelta(hours=1)  # the phones, polled every 5m, are stale by then
+    (tmp_path / "chat.jsonl").unlink()
+    chat, _phones, answering = settings.sources
+    assert not poll_source(engine, settings, chat, now=later, clock=lambda: later).ok
+    assert poll_source(engine, settings, answering, now=later, clock=lambda: later).ok
+    rendered = render(build_digest(engine, settings, DAY, later))
+    text = rendered.text
+    top = text.split("AT A GLANCE")[0]
+    assert "SOURCES FAILING" in top and "INCOMPLETE" not in top
+    assert (
+        "  web-chat (chat): failing since Fri 20 Nov 09:00 (1 failed poll);"
+        " last read Fri 20 Nov 08:00\n"
+        "     the day's figures are complete; last error: " in top
+    )
+    assert "chat.jsonl" in top.split("web-chat (chat): failing")[1].split("\n")[1]
+    assert (
+        "  phones (phone): not read since Fri 20 Nov 08:00: its polls are not running,"
+        " stale after 15m 00s\n     the day's figures are complete\n" in top
+    )
+    assert "answering" not in top
+    assert "[INCOMPLETE: not read]" not in text
+    assert rendered.subject.startswith("Support digest Thu 19 Nov: 2 sources failing, ")
+    seen = visible(rendered.html)
+    assert seen.index("Sources failing") < seen.index("Needs attention")
