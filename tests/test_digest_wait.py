@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.servers import PostgresServer, free_port
+from tests.servers import PostgresServer, free_port, unreachable_mailbox
 from tests.sinks import SmtpSink
 from tests.test_service import Service, get
 
@@ -96,19 +96,6 @@ def config(
 
 PHONES = {"name": "phones", "kind": "asterisk_queue_log", "path": "queue_log", "every": "1s"}
 CHAT = {"name": "web-chat", "kind": "chat_jsonl", "path": "chat.jsonl", "every": "1s"}
-
-
-def unreachable_mailbox() -> dict[str, Any]:
-    return {
-        "name": "helpdesk-mail",
-        "kind": "imap",
-        "host": "127.0.0.1",
-        "port": free_port(),  # nothing listens: every poll is refused at once
-        "security": "none",
-        "username": "support@example.com",
-        "password": "x",
-        "every": "1s",
-    }
 
 
 @pytest.fixture
@@ -186,7 +173,7 @@ def test_a_source_that_cannot_be_read_delays_the_digest_by_the_limit_and_comes_f
     tmp_path: Path, sqlite_url: str, smtp_sink: SmtpSink, running: list[Service]
 ) -> None:
     chat_log(tmp_path / "chat.jsonl")
-    sources = [CHAT, unreachable_mailbox()]
+    sources = [CHAT, unreachable_mailbox(every="1s")]
     path = config(tmp_path, "sqlite:///monitor.db", smtp_sink, sources, wait="4s")
     service = start(running, path)
     first = service.wait_for("digest: scheduled")

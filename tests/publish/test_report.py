@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from monitor.cli import main
-from tests.servers import free_port
+from tests.servers import unreachable_mailbox
 from tests.test_cli import write_chat_config
 
 PERIOD = ["--since", "2026-11-19", "--until", "2026-11-20"]
@@ -23,17 +23,7 @@ def config(tmp_path: Path) -> str:
     """The chat source, read; an IMAP mailbox nobody listens for, polled and failed."""
     path = write_chat_config(tmp_path)
     raw = yaml.safe_load(path.read_text())
-    raw["sources"].append(
-        {
-            "name": "helpdesk-mail",
-            "kind": "imap",
-            "host": "127.0.0.1",
-            "port": free_port(),
-            "security": "none",
-            "username": "support@example.com",
-            "password": "x",
-        }
-    )
+    raw["sources"].append(unreachable_mailbox())
     path.write_text(yaml.safe_dump(raw))
     assert main(["--config", str(path), "poll"]) == 1
     return str(path)

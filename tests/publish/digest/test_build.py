@@ -35,7 +35,7 @@ from tests.digest_day import (
     raw_config,
     without_customer_text,
 )
-from tests.servers import free_port
+from tests.servers import unreachable_mailbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -235,16 +235,7 @@ def test_a_bad_schedule_or_a_digest_without_smtp_is_a_config_error() -> None:
 def with_mailbox(tmp_path: Path, database_url: str) -> tuple[Settings, Engine]:
     """The hand-built day, and an IMAP mailbox that never connected (nothing listens)."""
     build_day(tmp_path, database_url)
-    mailbox = {
-        "name": "helpdesk-mail",
-        "kind": "imap",
-        "host": "127.0.0.1",
-        "port": free_port(),
-        "security": "none",
-        "username": "support@example.com",
-        "password": "x",
-        "stage": "consideration",
-    }
+    mailbox = unreachable_mailbox(stage="consideration")
     raw = raw_config(database_url)
     raw["sources"].append(mailbox)
     settings = settings_from_mapping(raw, tmp_path)
