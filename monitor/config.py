@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address, HeaderRegistry
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,6 +37,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.measure.events import Channel, Stage
+
+# `run`, `poll` and `check` refuse a config without sources with this.
+NOTHING_TO_MONITOR = (
+    "nothing to monitor: no source is configured (add one under `sources:`; "
+    "`support-monitor init` writes a starter config)"
+)
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -138,6 +150,39 @@ def _check_http_url(value: object) -> str:
 
 HttpUrl = Annotated[str, BeforeValidator(_check_http_url)]
 
+_HEADERS = HeaderRegistry()
+
+
+def _check_mailbox(value: object) -> str:
+    """One e-mail address (`lead@example.com` or `Lead <lead@example.com>`), parsed by the
+    same `email` package that writes the messages: what it cannot put in a To: or From:
+    header fails here, not at the first digest or alert."""
+    expected = "expected one e-mail address such as lead@example.com or 'Lead <lead@example.com>'"
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    addresses: tuple[Address, ...] = ()
+    try:
+        if value.isprintable():
+            addresses = tuple(getattr(_HEADERS("to", value), "addresses", ()))
+    except (ValueError, IndexError, HeaderParseError):
+        pass
+    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
+        raise ValueError(f"{expected}, got {value!r}")
+    return value
+
+
+Mailbox = Annotated[str, BeforeValidator(_check_mailbox)]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("expected a duration longer than 0s (a timeout of 0 fails every exchange)")
+    return value
+
+
+# A deadline of a network exchange: 0 would make every exchange fail at once.
+Timeout = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -176,6 +221,11 @@ class DefaultTargets(Targets):
     def for_channel(self, channel: Channel) -> Targets:
         section: Targets = getattr(self, channel.value, Targets())
         return section
+
+    @classmethod
+    def channels(cls) -> list[Channel]:
+        """The channels that have a section here."""
+        return [c for c in Channel if c.value in cls.model_fields]
 
 
 @dataclass(frozen=True)
@@ -243,9 +293,90 @@ class Agents(Model):
         return [v.strip().lower().lstrip("@") for v in values]
 
 
+class TeamSettings(Model):
+    """One team of `teams:`: the people in it, by any identifier a source gives for them (an
+    e-mail address, a Slack user id or e-mail, a queue member such as `Agent/1001` or
+    `PJSIP/1001`, a name). An inquiry or call one of them answered counts for the team.
+
+    An entry is one agent: an identifier, or a list of the identifiers of one person on
+    different channels (`["Ann Smith", ann@example.com, "Agent/1001"]`), the first naming
+    them in reports."""
+
+    agents: list[str | list[str]] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _named(cls, values: list[str | list[str]]) -> list[str | list[str]]:
+        for value in values:
+            names = [value] if isinstance(value, str) else value
+            if not names or any(not " ".join(name.split()) for name in names):
+                raise ValueError("an agent cannot be empty")
+        return values
+
+    def members(self) -> list[tuple[str, ...]]:
+        """Each agent as the identifiers that are theirs, the first naming them."""
+        return [
+            tuple(" ".join(name.split()) for name in ([v] if isinstance(v, str) else v))
+            for v in self.agents
+        ]
+
+
+class ReportSettings(Model):
+    # Reports and digests break figures down by team; per agent too only when this is true
+    # (many teams measure teams, not people).
+    agents: bool = False
+
+
+# A team's name: shown in reports and digests (never a metric label).
+TEAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.&'-]{0,62}$"
+
+
 class HolidaySettings(Model):
+    """Public holidays from the `holidays` package. An unknown country or subdivision is an
+    error when the file is loaded, not when a calendar is first built (which every command
+    that measures does: `run` would start and then fail)."""
+
     country: str
     subdivision: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if _holiday_subdivisions(code) is None:
+            raise ValueError(
+                f"no holiday data for country {value!r}: expected an ISO 3166 code the "
+                "`holidays` package knows, such as GB, US, DE or FR"
+            )
+        return code
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        known = _holiday_subdivisions(country) if country else None
+        if value is None or known is None:  # no subdivision, or the country is the error
+            return value
+        for code in known:
+            if code.upper() == value.strip().upper():
+                return code
+        listed = ", ".join(known[:40]) + (", ..." if len(known) > 40 else "")
+        raise ValueError(
+            f"{country} has no holiday subdivision {value!r}"
+            + (f" (its subdivisions: {listed})" if known else " (it has no subdivisions)")
+        )
+
+
+def _holiday_subdivisions(country: str) -> list[str] | None:
+    """The subdivision codes of `country` as the `holidays` package knows them; None when it has
+    no data for that country. Asked of the package the way a calendar asks it (imported here
+    only when a calendar has holidays: its import costs tens of milliseconds)."""
+    import holidays as holiday_data
+
+    try:
+        return list(holiday_data.country_holidays(country).subdivisions)
+    except NotImplementedError:  # how `holidays` reports an unknown country
+        return None
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -281,19 +412,45 @@ class CalendarSettings(Model):
     open: dict[date, list[Interval]] = {}
 
 
+MAX_NAME = 63
+_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
+
+
+def _check_name(value: str) -> str:
+    """The naming rule of sources (their `source` label), said as a sentence, not a pattern."""
+    rule = (
+        f"a source name is 1 to {MAX_NAME} letters, digits, '-', '_' or '.', starting with a "
+        "letter or a digit (it is the `source` label of every metric)"
+    )
+    if not value:
+        raise ValueError(f"{rule}; this one is empty")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{rule}; this one has {len(value)} characters")
+    if not value[0].isascii() or not value[0].isalnum():
+        raise ValueError(f"{rule}; this one starts with {value[0]!r}")
+    wrong = next((ch for ch in value if ch not in _NAME_CHARACTERS), None)
+    if wrong is not None:
+        what = "a space" if wrong == " " else repr(wrong)
+        raise ValueError(f"{rule}; {value!r} has {what}")
+    return value
+
+
 class SourceSettings(Model):
     """Keys every source has; a connector's own settings model extends this and declares the
     channel its kind measures (`channel`), which decides its targets and labels."""
 
     channel: ClassVar[Channel]
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: Annotated[str, AfterValidator(_check_name)]
     kind: str
     stage: Stage = Stage.EXPERIENCE
     calendar: str | None = None
     every: Duration = timedelta(minutes=5)
     targets: Targets = Targets()
     enabled: bool = True
+    # The team of `teams:` the source belongs to: its open inquiries and unanswered calls (and
+    # what nobody on a team answered) count for that team.
+    team: str | None = None
 
 
 class PhoneSettings(SourceSettings):
@@ -339,9 +496,9 @@ class SmtpSettings(Model):
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
-    sender: str
+    sender: Mailbox
     ca_file: Path | None = None
-    timeout: Duration = timedelta(seconds=30)
+    timeout: Timeout = timedelta(seconds=30)
 
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> SmtpSettings:
@@ -353,7 +510,7 @@ class SmtpSettings(Model):
 
 class DigestSettings(Model):
     schedule: str = "0 8 * * *"  # cron (minute hour day month weekday) in `timezone`
-    to: list[str] = []
+    to: list[Mailbox] = []
     # oldest open inquiries, unreturned callbacks and longest holds listed
     top: int = Field(default=10, ge=1, le=100)
     # How long the digest of a day waits for every enabled source to be read after the day
@@ -470,6 +627,8 @@ class FileSettings(Model):
     database: DatabaseUrl = "sqlite:///support-monitor.db"
     targets: DefaultTargets = DefaultTargets()
     agents: Agents = Agents()
+    teams: dict[str, TeamSettings] = {}
+    reports: ReportSettings = ReportSettings()
     calendars: dict[str, CalendarSettings] = {}
     sources: list[dict[str, Any]] = []
     metrics: MetricsSettings = MetricsSettings()
@@ -481,6 +640,16 @@ class FileSettings(Model):
     retention: Duration | None = None
     # Records dated outside these times are rejected (connectors.base.Window).
     plausible_times: PlausibleTimes = PlausibleTimes()
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, teams: dict[str, TeamSettings]) -> dict[str, TeamSettings]:
+        for name in teams:
+            if not re.match(TEAM_NAME, str(name)):
+                raise ValueError(
+                    f"team name {name!r}: letters, digits, spaces and _.&'- (at most 63)"
+                )
+        return teams
 
     @field_validator("retention")
     @classmethod

@@ -75,6 +75,7 @@ from monitor.measure.events import (
     Event,
     callback_made,
     callback_request,
+    responder,
 )
 
 BASE = (
@@ -128,6 +129,7 @@ class Leg:
     end: str
     billsec: float
     origin: bool  # the caller's own channel (uniqueid == linkedid, or no linkedid)
+    channel: str = ""  # the calling channel (a cursor saved before it was kept has none)
 
     @property
     def started(self) -> datetime:
@@ -252,6 +254,7 @@ class AsteriskCdrConnector(LineFileSource):
             end=end.isoformat(),
             billsec=billsec,
             origin=not linkedid or uniqueid == linkedid,
+            channel=channel,
         )
 
     def _names(self, fields: list[str]) -> list[str]:
@@ -282,7 +285,8 @@ class AsteriskCdrConnector(LineFileSource):
         direction = self._direction(origin)
         if direction == "outbound":
             skip("outbound calls (callbacks, not queue calls)")
-            return callback_made(key, origin.dst, legs[0].started)
+            # Who called back: the extension whose channel placed the call.
+            return callback_made(key, origin.dst, legs[0].started, member_of(origin.channel))
         if direction != "inbound":
             skip("internal calls")
             return []
@@ -298,7 +302,8 @@ class AsteriskCdrConnector(LineFileSource):
         caller = origin.src or None
         queue = self._queue(origin)
         if people:
-            answered = min(datetime.fromisoformat(leg.answer or "") for leg in people)
+            first = min(people, key=lambda leg: datetime.fromisoformat(leg.answer or ""))
+            answered = datetime.fromisoformat(first.answer or "")
             call = CallEvent(
                 external_id=f"call:{key}",
                 queue=queue,
@@ -309,6 +314,8 @@ class AsteriskCdrConnector(LineFileSource):
                 wait_seconds=max(0.0, (answered - entered).total_seconds()),
                 talk_seconds=max(leg.billsec for leg in people),
                 caller=caller,
+                # Who answered: the channel that answered first (`PJSIP/1001`).
+                agent=member_of(first.dstchannel),
             )
             return [call]
         voicemail = [leg for leg in legs if leg.lastapp.lower() == "voicemail"]
@@ -345,6 +352,18 @@ class AsteriskCdrConnector(LineFileSource):
             return self.options.queue
         mapping = self.options.queues
         return mapping.get(origin.dcontext) or mapping.get(origin.dst) or origin.dcontext or "cdr"
+
+
+# Asterisk names a channel `TECH/resource-<8 hex digits>` (a Local channel adds `;1` or `;2`):
+# the resource without the suffix is the member a queue or `teams:` names.
+_CHANNEL_SUFFIX = re.compile(r"(?:-[0-9a-fA-F]{4,8})?(?:;\d+)?$")
+
+
+def member_of(channel: str) -> str | None:
+    """The member behind a channel name: `PJSIP/1001-0000002a` is `PJSIP/1001`,
+    `Local/1001@from-queue-00000012;2` is `Local/1001@from-queue`; None for none."""
+    name = _CHANNEL_SUFFIX.sub("", channel.strip(), count=1)
+    return responder(name) if name else None
 
 
 def _missed_outcome(legs: list[Leg], voicemail: bool) -> CallOutcome:
@@ -403,6 +422,7 @@ class LegState(TypedDict):
     end: Text
     billsec: float
     origin: Annotated[bool, Strict()]
+    channel: NotRequired[Text]  # the calling channel (a cursor saved before it was kept has none)
 
 
 @with_config(ConfigDict(extra="forbid"))

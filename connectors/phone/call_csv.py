@@ -4,7 +4,8 @@ A `columns:` mapping names, for each of our keys, the file's column (a header na
 without a header, a name from `fields:`, the column order):
 
     id, entered (required: when the call came in), answered, ended, wait (seconds), talk
-    (seconds), queue, caller, callee, direction, outcome, voicemail (non-empty: reached voicemail)
+    (seconds), queue, caller, callee, direction, outcome, voicemail (non-empty: reached voicemail),
+    agent (who answered an inbound call, or made an outbound one)
 
 `preset:` fills the mapping (and the header/field order) for a documented export; `columns:`
 entries override it:
@@ -61,9 +62,12 @@ from monitor.measure.events import (
     Event,
     callback_made,
     callback_request,
+    responder,
 )
 
-KEYS = "id entered answered ended wait talk queue caller callee direction outcome voicemail".split()
+KEYS = (
+    "id entered answered ended wait talk queue caller callee direction outcome voicemail agent"
+).split()
 Outcome = Literal[
     "answered",
     "abandoned",
@@ -271,9 +275,10 @@ class CallCsvConnector(LineFileSource):
         caller, callee = get("caller"), get("callee")
         call_id = get("id") or _content_id(entered, caller, callee, get("direction"))
         direction = self._direction(get("direction"), caller, callee)
+        agent = responder(get("agent"))  # who answered, or who called back
         if direction == "outbound":
             skip("outbound calls (callbacks, not queue calls)")
-            return callback_made(call_id, callee, entered)
+            return callback_made(call_id, callee, entered, agent)
         if direction != "inbound":
             skip("internal calls")
             return []
@@ -299,6 +304,7 @@ class CallCsvConnector(LineFileSource):
             talk_seconds=seconds(talk_text, "talk") if talk_text else None,
             caller=caller or None,
             short_abandon=short,
+            agent=agent if outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED) else None,
         )
         events: list[Event] = [call]
         # A short abandon (a misdial, a caller who thought better of it) asks for no callback.

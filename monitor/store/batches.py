@@ -153,6 +153,8 @@ class StoredMessage(NamedTuple):
     customer: str | None
     subject: str | None
     refers: str | None
+    agent: str | None = None
+    left_out: str | None = None
 
 
 def _store_messages(
@@ -191,6 +193,8 @@ def _store_messages(
             e.customer,
             e.subject,
             " ".join(e.refers) or None,
+            e.agent,
+            e.left_out,
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
@@ -381,7 +385,7 @@ def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any, Any]:
     c = CALLS.c
     answered = (
         select(c.source, c.external_id, c.caller_key, c.caller)
-        .add_columns(c.answered_at, c.entered_at, c.wait_seconds)
+        .add_columns(c.answered_at, c.entered_at, c.wait_seconds, c.agent)
         .where(member(c.caller_key, as_json=as_json), GOT_THROUGH_CALL)
         .order_by(c.id)
     )
@@ -406,6 +410,7 @@ def _got_through_message(call: Any) -> StoredMessage:
         customer=call.caller,
         subject=None,
         refers=None,
+        agent=call.agent,
     )
 
 
@@ -508,6 +513,7 @@ CALL_COLUMNS = (
     "outcome",
     "caller",
     "short_abandon",
+    "agent",  # the last field of a CallEvent
     "caller_key",
 )
 MESSAGE_COLUMNS = (
@@ -523,6 +529,8 @@ MESSAGE_COLUMNS = (
     "customer",
     "subject",
     "refers",
+    "agent",
+    "left_out",
 )
 INQUIRY_COLUMNS = ("source", *MEASURED)
 # The columns of an inquiry row that its tallies depend on, as tally_inquiries takes them.
@@ -543,5 +551,6 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         str(event.outcome),
         event.caller,
         event.short_abandon,
+        event.agent,
         got_through(event),
     )

@@ -342,4 +342,6 @@ def _marker(source: str, conversation: str, cut: datetime, channel: str) -> tupl
         None,  # no customer
         None,  # no subject
         None,  # refers to nothing
+        None,  # nobody wrote it
+        "earlier messages purged",  # why it never pairs
     )

@@ -34,8 +34,10 @@ from monitor.store.instants import Instant
 # 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant);
 # 4: message.refers (what a reply answers, the call of a callback request), call.short_abandon,
 # call.caller_key (an answered caller's callback conversation) and ix_call_got_through;
-# 5: source_state.read_from (when the last successful poll began) and failing_since
-SCHEMA_VERSION = 5
+# 5: who answered (message.agent, call.agent, inquiry.agent, inquiry.closed_by) and why a
+# message never pairs (message.left_out)
+# 6: source_state.read_from (when the last successful poll began) and failing_since
+SCHEMA_VERSION = 6
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -70,6 +72,10 @@ class Message(SQLModel, table=True):
     # External ids of what the message refers to, separated by spaces (ids never hold one):
     # the messages a reply answers, or the missed call a callback request stands for.
     refers: str | None = None
+    # Who wrote an agent-side message, when the source says (monitor.measure.events.responder).
+    agent: str | None = None
+    # Why an automatic or internal message never pairs: the header or subtype, in a few words.
+    left_out: str | None = None
 
 
 class ThreadLink(SQLModel, table=True):
@@ -129,6 +135,8 @@ class Call(SQLModel, table=True):
     # digits>`), so that a callback request of that number, in any source, finds the caller
     # got through. None for other calls, which the index (ix_call_got_through) leaves out.
     caller_key: str | None = None
+    # Who answered: a queue member, the answering channel, a call log's agent column.
+    agent: str | None = None
 
 
 class QueueName(SQLModel, table=True):
@@ -167,6 +175,9 @@ class Inquiry(SQLModel, table=True):
     clamped: bool = False  # the reply was dated before the question (clock skew): counted as 0 s
     customer: str | None = None
     subject: str | None = None
+    # The human agent message that answered it (its external id) and who wrote it.
+    closed_by: str | None = None
+    agent: str | None = None
 
 
 class Tally(SQLModel, table=True):

@@ -45,8 +45,9 @@ HISTOGRAMS = (RESPONSE, RESPONSE_BUSINESS, HOLD)
 # Bumped whenever a measurement rule changes what the stored rows measure (which call waits
 # count, which reply closes what), so that start-up redoes the measurements once (ingest's
 # `reconcile`), as it does for a changed target. 2: unknown calls have no wait, clamped
-# replies, callbacks closed by the caller getting through, short abandons.
-RULES = 2
+# replies, callbacks closed by the caller getting through, short abandons; 3: an inquiry keeps
+# the reply that answered it and who wrote it.
+RULES = 3
 
 Key = tuple[str, str, str, str]  # metric, source, labels, le
 TallyCounter = Counter[Key]  # values are floats (sums) as well as counts

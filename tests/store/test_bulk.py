@@ -61,6 +61,7 @@ def call(source: str, n: int, entered: datetime, **extra: Any) -> tuple[Any, ...
         "outcome": "abandoned",
         "caller": None,
         "short_abandon": False,
+        "agent": None,
         "caller_key": None,
         **extra,
     }
@@ -83,7 +84,8 @@ def test_bulk_inserted_rows_are_stored_as_sqlalchemy_stores_them(database_url: s
         datetime(2026, 3, 29, 2, 30, 15, 999_999, tzinfo=PLUS_FIVE),  # stored in UTC
         datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
     ]
-    flags = {"short_abandon": True, "caller_key": "tel:079460000"}  # a flag set, a key
+    # A flag set, a key, who answered.
+    flags = {"short_abandon": True, "caller_key": "tel:079460000", "agent": "PJSIP/1001"}
 
     def calls(source: str) -> list[tuple[Any, ...]]:
         return [

@@ -26,8 +26,10 @@ from sqlalchemy import Engine
 from monitor import __version__
 from monitor.config import ResolvedTargets, Settings
 from monitor.measure.events import Stage
-from monitor.measure.summaries import CallFigures, HourCounts, OpenInquiry
+from monitor.measure.items import InquiryItem
+from monitor.measure.summaries import CallFigures, HourCounts
 from monitor.publish.digest.lines import Line, call_lines, inquiry_lines, target_text
+from monitor.publish.digest.teams import TeamSection, team_section
 from monitor.publish.unread import Unread, not_read
 from monitor.publish.words import duration_text, percent_text
 from monitor.store.figures import SourceFigures, all_figures, day_bounds
@@ -207,6 +209,8 @@ class Digest:
     hours: tuple[HourBar, ...]
     generated: str
     version: str
+    # By team, and by agent where `reports.agents: true` (None: no teams configured).
+    teams: TeamSection | None = None
 
     @property
     def incomplete(self) -> tuple[Unread, ...]:
@@ -281,6 +285,7 @@ def build_digest(
         hours=_hours(figures, zone),
         generated=f"{now.astimezone(zone):%a %d %b %Y %H:%M %Z}",
         version=__version__,
+        teams=team_section(engine, settings, since, until, now),
     )
 
 
@@ -438,7 +443,7 @@ def _when(at: datetime, zone: ZoneInfo, with_day: bool) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}" if with_day else f"{local:%H:%M}"
 
 
-def _open_items(found: list[OpenInquiry], zone: ZoneInfo, top: int) -> tuple[OpenItem, ...]:
+def _open_items(found: list[InquiryItem], zone: ZoneInfo, top: int) -> tuple[OpenItem, ...]:
     """The `top` that have waited longest, across sources, oldest first."""
     items = sorted(found, key=lambda o: (o.opened_at, o.source))
     return tuple(
@@ -458,7 +463,7 @@ def _open_items(found: list[OpenInquiry], zone: ZoneInfo, top: int) -> tuple[Ope
 def _longest_holds(figures: list[SourceFigures], zone: ZoneInfo, top: int) -> tuple[HoldItem, ...]:
     holds = sorted(
         (h for f in figures for h in f.longest_holds),
-        key=lambda h: (-h.wait_seconds, h.entered_at),
+        key=lambda h: (-(h.wait_seconds or 0.0), h.entered_at),
     )
     return tuple(
         HoldItem(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.cron import cron_trigger, last_fire
@@ -91,14 +91,13 @@ def reasons(sources: list[SourceHealth], read_after: datetime, settings: Setting
 
 def waiting_line(engine: Engine, settings: Settings, now: datetime) -> str | None:
     """For `check`: the digest due now that is not claimed yet because sources were not read
-    after its day ended, and which; None when no digest waits."""
+    after its day ended, and which; None when no digest waits. The database must have its
+    tables (`check` asks only then: it creates nothing)."""
     from monitor.publish.digest.mail import is_claimed
 
     digest = settings.file.digest
     trigger = trigger_of(settings)
     if digest is None or not digest.to or trigger is None:
-        return None
-    if not inspect(engine).has_table("delivery"):  # `check` creates nothing: a new database
         return None
     due = due_digest(settings, trigger, now)
     if due is None or is_claimed(engine, due.day):

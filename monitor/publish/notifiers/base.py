@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import model_validator
 
 from monitor import __version__
-from monitor.config import Duration, HttpUrl, NotifySettings, Settings
+from monitor.config import HttpUrl, NotifySettings, Settings, Timeout
 from monitor.deadlines import Deadline, timed_out
 from monitor.publish.deliveries import DeliveryError
 
@@ -69,7 +69,7 @@ class HttpNotifySettings(NotifySettings):
     include_customer: bool = False
     # The whole POST (connecting, sending, the answer) ends within it, however slowly the
     # receiver answers, so a slow receiver cannot stall alerts.
-    timeout: Duration = timedelta(seconds=10)
+    timeout: Timeout = timedelta(seconds=10)
 
     def names_customers(self) -> bool:
         return self.include_customer

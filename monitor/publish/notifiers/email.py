@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import model_validator
 
-from monitor.config import NotifySettings
+from monitor.config import Mailbox, NotifySettings
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.notifiers.base import Notice, Notifier
 from monitor.publish.words import duration_text
@@ -23,7 +23,7 @@ class EmailNotifySettings(NotifySettings):
     """`{kind: email, to: [...]}`: sent over the `smtp:` section, which it needs."""
 
     needs_smtp: ClassVar[bool] = True
-    to: list[str] = []
+    to: list[Mailbox] = []
 
     def names_customers(self) -> bool:
         return True  # to the support team, who call the customer back
