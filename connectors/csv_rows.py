@@ -1,12 +1,13 @@
 """CSV rows in phone logs: splitting one line into fields, times and numbers.
 
-The phone kinds (`asterisk_cdr`, `call_csv`, `answering_service_csv`) read CSV files that a PBX
-or an export writes (matched by `connectors.file_source`). They share what is here:
+The phone kinds (`asterisk_cdr`, `call_csv`, `answering_service_csv`, `asterisk_queue_log` as
+CSV) read CSV files that a PBX or an export writes (matched by `connectors.file_source`), through
+`connectors.tabular` (which column holds what). They share what is here:
 
-- `split_line`: one physical line (bytes from `connectors.files`) into fields. A record must be
-  on one line (CDR and call-log writers never put newlines in fields). Invalid UTF-8 is kept as
-  surrogates so that a bad byte in a field nobody reads (a CallerID name) costs nothing, while
-  `text()` rejects it in a field that is used;
+- `split_line`: one physical line (bytes from `connectors.files`) into fields, split at `,` or
+  another delimiter. A record must be on one line (CDR and call-log writers never put newlines
+  in fields). Invalid UTF-8 is kept as surrogates so that a bad byte in a field nobody reads (a
+  CallerID name) costs nothing, while `text()` rejects it in a field that is used;
 - `parse_time`: local or offset timestamps in a list of formats, always to aware UTC;
 - `seconds`: a duration column (`47`, `47.5`, `0:00:47`).
 """
@@ -31,7 +32,7 @@ class RowError(BadRecord):
     beyond short vocabulary such as a column name)."""
 
 
-def split_line(data: bytes) -> list[str] | None:
+def split_line(data: bytes, delimiter: str = ",") -> list[str] | None:
     """The fields of one CSV line; None for a blank line; RowError when it is not a CSV row."""
     if not data.strip():
         return None
@@ -40,7 +41,7 @@ def split_line(data: bytes) -> list[str] | None:
         raise RowError(f"binary data (NUL byte at byte {nul + 1})")
     text = data.decode("utf-8", errors="surrogateescape")
     try:
-        rows = list(csv.reader([text], strict=True))
+        rows = list(csv.reader([text], delimiter=delimiter, strict=True))
     except csv.Error as exc:
         raise RowError(f"not a CSV row ({exc})") from None
     if len(rows) != 1:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
 from email.errors import HeaderParseError
 from email.headerregistry import Address, HeaderRegistry
 from pathlib import Path
@@ -435,6 +436,60 @@ def _check_name(value: str) -> str:
     return value
 
 
+def parse_objective(value: object) -> Decimal:
+    """`95%` or `99.5 %` (a percentage), or a ratio such as 0.95, as an exact ratio strictly
+    between 0 and 1 (exact: the error budget, 1 - objective, is written into PromQL)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage such as 95%")
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = Decimal(text.removesuffix("%").strip())
+    except InvalidOperation:
+        raise ValueError(f"expected a percentage such as 95%, got {value!r}") from None
+    if not percent and number >= 1:
+        raise ValueError(f"expected a percentage such as 95% (or a ratio such as 0.95), got {text}")
+    ratio = number / 100 if percent else number
+    if not ratio.is_finite() or not 0 < ratio < 1:
+        raise ValueError(f"expected an objective above 0% and below 100%, got {text}")
+    return ratio.normalize()
+
+
+Objective = Annotated[Decimal, BeforeValidator(parse_objective)]
+SliName = Literal["replies", "holds", "callbacks"]
+# The SLO window: long enough for the 3-day ticket window, short enough for Prometheus to keep.
+MIN_SLO_WINDOW, MAX_SLO_WINDOW = timedelta(days=3), timedelta(days=366)
+
+
+class SloSettings(Model):
+    """A service-level objective: the share of `sli` events that must be good over `window`
+    (`support-monitor slo` writes its rules; docs/slo.md)."""
+
+    objective: Objective
+    window: Duration = timedelta(days=28)
+    # What is measured: replies (inquiries answered within the reply target), holds (calls
+    # answered within hold_warn), callbacks (missed callers called back within the target).
+    # Default: the one of the source's (or the section's) channel.
+    sli: SliName | None = None
+    # Count only the events of the open hours of this calendar.
+    during: str | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: timedelta) -> timedelta:
+        if not MIN_SLO_WINDOW <= value <= MAX_SLO_WINDOW:
+            raise ValueError("expected a window from 3d to 366d (28d is usual)")
+        if value.total_seconds() % 3600:
+            raise ValueError("expected a whole number of hours, such as 28d or 30d")
+        return value
+
+
+# `slo:` takes one objective or a list (a phone source may have holds and callbacks).
+SloList = Annotated[
+    list[SloSettings], BeforeValidator(lambda v: [v] if isinstance(v, Mapping) else v)
+]
+
+
 class SourceSettings(Model):
     """Keys every source has; a connector's own settings model extends this and declares the
     channel its kind measures (`channel`), which decides its targets and labels."""
@@ -451,6 +506,7 @@ class SourceSettings(Model):
     # The team of `teams:` the source belongs to: its open inquiries and unanswered calls (and
     # what nobody on a team answered) count for that team.
     team: str | None = None
+    slo: SloList = []
 
 
 class PhoneSettings(SourceSettings):
@@ -620,6 +676,11 @@ class PlausibleTimes(Model):
         return value
 
 
+# The channels an objective of a whole channel can be about: the `channel` label of the
+# inquiry metrics (email, chat, voicemail, answering_service), and phone for the calls.
+SloChannel = Literal["email", "chat", "phone", "voicemail", "answering_service"]
+
+
 class FileSettings(Model):
     """The top level of the file, with sources still as raw mappings (see `load_settings`)."""
 
@@ -640,6 +701,8 @@ class FileSettings(Model):
     retention: Duration | None = None
     # Records dated outside these times are rejected (connectors.base.Window).
     plausible_times: PlausibleTimes = PlausibleTimes()
+    # Service-level objectives of a whole channel (every source on it); a source has its own.
+    slo: dict[SloChannel, SloList] = {}
 
     @field_validator("teams")
     @classmethod
@@ -706,3 +769,100 @@ def read_secret(value: SecretStr | None, file: Path | None, base_dir: Path) -> s
     if file is not None:
         return (base_dir / file).read_text(encoding="utf-8").strip()
     return None
+
+
+# What each SLI measures, and on which channels: a source's own channel (a phone source's
+# callbacks are its missed callers), or the key of a channel's section.
+SLI_CHANNELS: dict[str, frozenset[str]] = {
+    "replies": frozenset({"email", "chat"}),
+    "holds": frozenset({"phone"}),
+    "callbacks": frozenset({"phone", "answering_service", "voicemail"}),
+}
+# The SLI of a channel when `sli` is not given.
+DEFAULT_SLI = {
+    "email": "replies",
+    "chat": "replies",
+    "phone": "holds",
+    "answering_service": "callbacks",
+    "voicemail": "callbacks",
+}
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective, resolved: its id (`<source or channel>-<sli>`, the `slo` label of its
+    rules), what it is about (`source` or `channel` and its name) and its settings."""
+
+    id: str
+    scope: Literal["source", "channel"]
+    name: str
+    sli: str
+    objective: Decimal
+    window: timedelta
+    during: str | None
+    where: str  # the key path in the file, for messages
+
+
+def slos(settings: Settings) -> list[Slo]:
+    """Every objective of the configuration, those of whole channels first."""
+    return _slos(settings.file, settings.sources)
+
+
+def _slos(top: FileSettings, sources: Iterable[SourceSettings]) -> list[Slo]:
+    found: list[Slo] = []
+    for channel, entries in top.slo.items():
+        for index, entry in enumerate(entries):
+            sli = entry.sli or DEFAULT_SLI[channel]
+            where = f"slo.{channel}[{index}]"
+            found.append(_slo("channel", channel, sli, entry, where))
+    for position, source in enumerate(sources):
+        for index, entry in enumerate(source.slo):
+            sli = entry.sli or DEFAULT_SLI[channel_of(source).value]
+            where = f"sources[{position}].slo[{index}]"
+            found.append(_slo("source", source.name, sli, entry, where))
+    return found
+
+
+def _slo(
+    scope: Literal["source", "channel"], name: str, sli: str, entry: SloSettings, where: str
+) -> Slo:
+    return Slo(
+        id=f"{name}-{sli}",
+        scope=scope,
+        name=name,
+        sli=sli,
+        objective=entry.objective,
+        window=entry.window,
+        during=entry.during,
+        where=where,
+    )
+
+
+def check_slos(top: FileSettings, sources: list[SourceSettings]) -> list[str]:
+    """The problems of the objectives: an SLI the channel does not measure, an unknown
+    calendar, the same objective twice (config_file reports them with the others)."""
+    problems = []
+    channels = {s.name: channel_of(s).value for s in sources}
+    seen: dict[str, str] = {}
+    for slo in _slos(top, sources):
+        channel = slo.name if slo.scope == "channel" else channels[slo.name]
+        if channel not in SLI_CHANNELS[slo.sli]:
+            fits = ", ".join(sorted(k for k, v in SLI_CHANNELS.items() if channel in v))
+            problems.append(
+                f"{slo.where}.sli: {slo.sli} is not measured on channel {channel} (use {fits})"
+            )
+        elif slo.scope == "channel" and slo.sli != DEFAULT_SLI[channel]:
+            problems.append(
+                f"{slo.where}.sli: the {slo.sli} of a whole channel are under "
+                f"slo.{_channel_of_sli(slo.sli)}"
+            )
+        if slo.during is not None and slo.during not in top.calendars:
+            problems.append(f"{slo.where}.during: no calendar named {slo.during!r}")
+        if slo.id in seen:
+            problems.append(f"{slo.where}: {slo.id!r} is already defined at {seen[slo.id]}")
+        seen.setdefault(slo.id, slo.where)
+    return problems
+
+
+def _channel_of_sli(sli: str) -> str:
+    return {"replies": "email or slo.chat", "holds": "phone", "callbacks": "voicemail"}[sli]

@@ -33,6 +33,7 @@ from monitor.config import (
     SourceSettings,
     Targets,
     channel_of,
+    check_slos,
     resolve_targets,
 )
 from monitor.errors import SupportMonitorError
@@ -177,6 +178,8 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
     problems.extend(_check_hold_order(top, placed))
     problems.extend(_check_alerts(top))
     problems.extend(_check_teams(top))
+    if not problems:  # the objectives' checks need every source valid
+        problems.extend(check_slos(top, sources))
     if problems:
         raise ConfigError(_naming_sources(_redacted(problems, substituted), entries))
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)

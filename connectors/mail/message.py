@@ -37,7 +37,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from connectors.base import Connector, ConnectorContext
+from connectors.base import Connector, ConnectorContext, Made
 from connectors.mail.headers import AUTOREPLY_FIELDS, Headers, parse
 from monitor.config import Duration, SourceSettings
 from monitor.errors import BadRecord
@@ -58,6 +58,11 @@ _PREFIX = re.compile(
     r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
     re.IGNORECASE,
 )
+
+
+def too_long(limit: int) -> str:
+    """The rejection reason of a message (header and body) longer than `limit` bytes."""
+    return f"message longer than {limit // 1024} kB (max_message_bytes): not read"
 
 
 class MailSettings(SourceSettings):
@@ -272,18 +277,19 @@ class MailArchive(Connector):
     or named by `import`), each message's header block made into one event."""
 
     imports_files = True
+    # Bytes of each message read, its body too; 0: the header block alone (every e-mail kind
+    # but answering_service_mail, whose readers set it: connectors.mail.answering_service).
+    body_limit = 0
 
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:
         super().__init__(source, context)
         assert isinstance(source, MailSettings), type(source)
         self.classifier = Classifier(context, window=source.thread_window)
 
-    def archive_event(
-        self, raw: bytes, *, arrived: datetime | None, sent: bool
-    ) -> MessageEvent | None:
-        """The event of one header block; None for mail labelled as a draft, spam or trash
-        (Takeout exports those too, as `X-Gmail-Labels`); MailError when it cannot be
-        measured."""
+    def archive_event(self, raw: bytes, *, arrived: datetime | None, sent: bool) -> Made:
+        """The event of one header block (a whole message, with `body_limit`); None for mail
+        labelled as a draft, spam or trash (Takeout exports those too, as `X-Gmail-Labels`);
+        MailError when it cannot be measured."""
         headers = parse(raw)
         labels = (headers.get("x-gmail-labels") or "").split(",")
         if skipped_by_labels(labels):

@@ -4,7 +4,8 @@ Each row is a message the service took for us. A `columns:` mapping names, for e
 keys, the file's header (default: the key itself): `taken_at` (required), `caller`,
 `callback_number` (one of the two is required; the callback number wins), `urgency`,
 `callback_at` (empty: not returned yet), and optional `id` and `message` (message text is never
-read or stored).
+read or stored). Columns are read through `connectors.tabular`, like every tabular kind's: a
+time over two columns (`taken_at: [Date, Time]`), `header: false` with `fields:`, `delimiter:`.
 
 A message is a customer-side inquiry on channel `answering_service` in the number's `tel:`
 conversation, at `taken_at`; a filled `callback_at` is an agent-side callback in the same
@@ -30,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, NotRequired
 
-from pydantic import ConfigDict, Field, Strict, model_validator, with_config
+from pydantic import ConfigDict, Strict, model_validator, with_config
 from typing_extensions import TypedDict
 
 from connectors import files
@@ -46,38 +47,36 @@ from connectors.base import (
     Text,
     stored_cursor,
 )
-from connectors.csv_rows import (
-    DEFAULT_TIME_FORMATS,
-    RowError,
-    optional_time,
-    parse_time,
-    split_line,
-    text,
-)
+from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.regular_files import NotRegularFile, open_regular, reason
-from monitor.config import SourceSettings, TimezoneName
-from monitor.measure.events import Channel, Event, MessageEvent, Side, callback_conversation
+from connectors.tabular import Fields, Keys, Layout, TabularSettings, mapping
+from monitor.config import SourceSettings
+from monitor.measure.events import Channel, Event, answering_message
 
-KEYS = ("taken_at", "caller", "callback_number", "urgency", "callback_at", "id", "message")
+KEYS = Keys(
+    names=("taken_at", "caller", "callback_number", "urgency", "callback_at", "id", "message"),
+    times=frozenset({"taken_at", "callback_at"}),
+    required=("taken_at",),
+    defaults={
+        key: key
+        for key in ("taken_at", "caller", "callback_number", "urgency", "callback_at", "id")
+    },
+)
 MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broken quote
 
 
-class AnsweringServiceCsvSettings(LineFileSettings):
+class AnsweringServiceCsvSettings(TabularSettings, LineFileSettings):
     channel: ClassVar[Channel] = Channel.ANSWERING_SERVICE
-    columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's header
-    time_format: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_FORMATS))
-    timezone: TimezoneName | None = None  # for times without an offset; default: the config's
+    # `columns`: our key -> the file's header (default: the key itself); `time_format` (default
+    # as call_csv's), `timezone` for times without an offset (default: the config's)
 
     @model_validator(mode="after")
     def _known_keys(self) -> AnsweringServiceCsvSettings:
-        unknown = sorted(set(self.columns) - set(KEYS))
-        if unknown:
-            raise ValueError(f"unknown column key {unknown[0]!r} (expected one of {KEYS})")
+        KEYS.check(self.columns)
+        if self.header is False and not self.fields:
+            raise ValueError("a file without a header needs `fields:` (its column names in order)")
         return self
-
-    def mapping(self) -> dict[str, str]:
-        return {key: self.columns.get(key, key) for key in KEYS}
 
 
 class AnsweringServiceCsvConnector(LineFileSource):
@@ -88,7 +87,10 @@ class AnsweringServiceCsvConnector(LineFileSource):
         super().__init__(source, context, **limits)
         assert isinstance(source, AnsweringServiceCsvSettings), type(source)
         self.options = source
-        self.mapping = source.mapping()
+        self.wanted, self.optional = mapping(KEYS, {}, source.columns)
+        self.formats = source.time_format or list(DEFAULT_TIME_FORMATS)
+        self.has_header = source.header is not False
+        self.fields = Fields(source.delimiter)
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         records = self.collector(now)
@@ -140,7 +142,7 @@ class AnsweringServiceCsvConnector(LineFileSource):
         self, path: Path, skip: int, records: Records
     ) -> Iterator[tuple[list[Event], list[Rejection], int]]:
         """(events, rejections, last line fully consumed) per chunk of `path`, after `skip`."""
-        header: list[str] | None = None
+        header = None if self.has_header else self._layout(self.options.fields or [])
         pending: list[files.Line] = []  # the lines of a record whose quote is still open
         consumed = skip
         try:
@@ -154,7 +156,7 @@ class AnsweringServiceCsvConnector(LineFileSource):
                 before = consumed
                 for line in chunk.lines:
                     number = _line_number(line.location)
-                    if number == 1:
+                    if number == 1 and self.has_header:
                         header = self._header(line, records.rejected)
                         consumed = max(consumed, 1)
                         continue
@@ -181,26 +183,38 @@ class AnsweringServiceCsvConnector(LineFileSource):
         except OSError as exc:
             raise read_error(exc, path) from None
 
-    def _header(self, line: files.Line, rejected: list[Rejection]) -> list[str] | None:
+    def _header(self, line: files.Line, rejected: list[Rejection]) -> Layout | None:
         try:
-            fields = split_line(line.data.removeprefix(b"\xef\xbb\xbf"))
-            if fields is None:
+            names = self.fields.names(line.data)
+            if names is None:
                 raise RowError("the header line is empty")
-            names = [text(name, "header") for name in fields]
         except RowError as exc:
             rejected.append(Rejection(line.location, f"unusable header: {exc}"))
             return None
-        missing = [self.mapping[k] for k in ("taken_at",) if self.mapping[k] not in names]
-        if missing or not {self.mapping["caller"], self.mapping["callback_number"]} & set(names):
-            what = missing[0] if missing else self.mapping["callback_number"]
-            rejected.append(Rejection(line.location, f"the header has no column {what!r}"))
+        layout = self._layout(names)
+        problem = layout.problem
+        if problem is None and not (layout.has("caller") or layout.has("callback_number")):
+            problem = f"the header has no column {self.wanted['callback_number']!r}"
+        if problem is not None:
+            rejected.append(Rejection(line.location, problem))
             return None
-        return names
+        return layout
+
+    def _layout(self, names: list[str]) -> Layout:
+        options = self.options
+        return Layout(
+            names,
+            self.wanted,
+            self.optional,
+            self.zone,
+            self.formats,
+            delimiter=options.delimiter,
+        )
 
     def _record(
         self,
         lines: list[files.Line],
-        header: list[str] | None,
+        header: Layout | None,
         records: Records,
         *,
         final: bool = False,
@@ -210,7 +224,7 @@ class AnsweringServiceCsvConnector(LineFileSource):
         location = lines[0].location
         data = b"\n".join(line.data for line in lines)
         try:
-            fields = split_line(data)
+            fields = self.fields.split(data)
         except RowError as exc:
             unclosed = "unexpected end of data" in str(exc)
             if unclosed and not final and len(lines) < MAX_RECORD_LINES:
@@ -224,51 +238,25 @@ class AnsweringServiceCsvConnector(LineFileSource):
             records.take(location, self.parse_fields, fields, header)
         return len(lines)
 
-    def parse_fields(self, fields: list[str], header: list[str] | None) -> list[Event]:
+    def parse_fields(self, fields: list[str], header: Layout | None) -> list[Event]:
         if header is None:
             raise RowError("the file has no usable header line")
-        if len(fields) != len(header):
-            raise RowError(f"expected {len(header)} columns, got {len(fields)}")
-        row = dict(zip(header, fields, strict=True))
-
-        def get(key: str) -> str:
-            column = self.mapping[key]
-            return text(row[column], column) if column in row else ""
-
-        formats = self.options.time_format
-        taken = parse_time(get("taken_at"), self.mapping["taken_at"], self.zone, formats)
-        caller, callback = get("caller"), get("callback_number")
+        row = header.row(fields)
+        taken = row.time("taken_at")
+        caller, callback = row.text("caller"), row.text("callback_number")
         number = callback or caller
         if not number:
-            columns = f"{self.mapping['callback_number']} and {self.mapping['caller']}"
+            columns = f"{row.label('callback_number')} and {row.label('caller')}"
             raise RowError(f"missing {columns}")
-        message_id = get("id") or _content_id(taken, caller, callback)
-        conversation = callback_conversation(number) or f"answering:{message_id}"
-        urgency = get("urgency")
-        events: list[Event] = [
-            MessageEvent(
-                external_id=f"msg:{message_id}",
-                conversation=conversation,
-                at=taken,
-                side=Side.CUSTOMER,
-                channel=Channel.ANSWERING_SERVICE,
-                customer=caller or number,
-                subject=f"urgency: {urgency[:40]}" if urgency else None,
-            )
-        ]
-        returned = optional_time(get("callback_at"), "callback_at", self.zone, formats)
-        if returned is not None:
-            events.append(
-                MessageEvent(
-                    external_id=f"callback:{message_id}",
-                    conversation=conversation,
-                    at=returned,
-                    side=Side.AGENT,
-                    channel=Channel.PHONE,
-                    customer=number,
-                )
-            )
-        return events
+        message_id = row.text("id") or _content_id(taken, caller, callback)
+        return answering_message(
+            message_id,
+            taken,
+            caller=caller or None,
+            callback_number=callback or None,
+            urgency=row.text("urgency") or None,
+            returned=row.optional_time("callback_at"),
+        )
 
 
 def _fingerprint(path: Path, size: int) -> dict[str, Any]:

@@ -10,7 +10,10 @@ Two writers share the file name (Asterisk's `cdr/cdr_csv.c` and the sample
 
 The layout is detected per line by its column count (a 19-column line is cdr_custom when its
 9th field is a time and its 12th is not: start and duration there, lastdata and end in cdr_csv),
-or fixed with `layout:`; `columns:` names the fields of any other cdr_custom mapping.
+or fixed with `layout:`; `fields:` names the fields of any other cdr_custom mapping (or of an
+export with a header line, `header: true`), and `columns:` maps a CDR field to a column named
+otherwise (`start: calldate`), through `connectors.tabular`: a time over two columns, times as
+epoch seconds (`${CDR(start,u)}`), `end` as start + duration when there is no end column.
 
 One call writes several rows (a leg per Dial attempt, Local channel halves, ring-group forks);
 they are grouped by linkedid, else uniqueid. A group is built only once it is *settled*: its
@@ -18,7 +21,8 @@ legs ended `settle` (default 2 minutes) before the newest leg read or before now
 written as they hang up. Rows of groups not settled yet travel in the cursor.
 
 A group becomes:
-- inbound (dcontext matches `inbound_contexts`, or an outside caller dialled a short number): a
+- inbound (`direction: inbound` for a file of inbound calls only; else dcontext matches
+  `inbound_contexts`, or an outside caller dialled a short number): a
   `CallEvent`. Answered when a leg was ANSWERED by a channel (dstchannel set, not VoiceMail);
   its wait is first such answer − the group's first start, i.e. duration − billsec of the
   answering leg plus the earlier legs' ring time: ring and queue time, including any IVR or
@@ -41,9 +45,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import ConfigDict, Field, Strict, with_config
+from pydantic import ConfigDict, Field, Strict, model_validator, with_config
 from typing_extensions import TypedDict
 
 from connectors import files
@@ -59,16 +63,19 @@ from connectors.base import (
     checked_cursor,
     unusable_cursor,
 )
-from connectors.csv_rows import (
-    RowError,
-    parse_time,
-    seconds,
-    split_line,
-    text,
-)
+from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.files import FileCursor
-from monitor.config import Duration, PhoneSettings, SourceSettings, TimezoneName
+from connectors.tabular import (
+    Direction,
+    Fields,
+    Keys,
+    Layout,
+    TabularSettings,
+    header_of,
+    mapping,
+)
+from monitor.config import Duration, PhoneSettings, SourceSettings
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
@@ -93,7 +100,14 @@ CDR_CUSTOM = (
     "clid src dst dcontext channel dstchannel lastapp lastdata start answer end duration billsec "
     "disposition amaflags accountcode uniqueid userfield sequence"
 ).split()
-REQUIRED = ("src", "dst", "dcontext", "channel", "start", "end", "duration", "billsec")
+# Fields that must hold something; `end` may also be missing (start + duration).
+REQUIRED = ("src", "dst", "dcontext", "channel", "start", "duration", "billsec")
+KEYS = Keys(
+    names=tuple(dict.fromkeys([*CDR_CSV[21], *CDR_CUSTOM])),
+    times=frozenset({"start", "answer", "end"}),
+    required=(*REQUIRED, "answer", "dstchannel", "lastapp", "disposition"),
+    defaults={name: name for name in dict.fromkeys([*CDR_CSV[21], *CDR_CUSTOM])},
+)
 DEFAULT_INBOUND = ["from-pstn*", "from-trunk*", "from-did*", "ext-queues", "ext-group", "*-pstn"]
 DEFAULT_OUTBOUND = ["from-internal*", "outrt-*", "macro-dialout*", "*outbound*"]
 MAX_PENDING = 2000  # groups held unsettled at most; beyond, the oldest are built as they are
@@ -101,16 +115,34 @@ _TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
 _EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.measure.events)
 
 
-class AsteriskCdrSettings(LineFileSettings, PhoneSettings):
-    # `path`: Master.csv, or a glob (LineFileSettings)
+class AsteriskCdrSettings(TabularSettings, LineFileSettings, PhoneSettings):
+    # `path`: Master.csv, or a glob (LineFileSettings); `timezone`: default the config's, "UTC"
+    # with usegmtime=yes; `fields`: the field names of a cdr_custom mapping other than the stock
     layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
-    columns: list[str] | None = None  # field names of a cdr_custom mapping other than the stock
-    timezone: TimezoneName | None = None  # default: the config's; "UTC" with usegmtime=yes
+    direction: Direction | None = None  # every call of the file (a log of inbound calls only)
     queue: str | None = None  # one queue label for every inbound call
     queues: dict[str, str] = Field(default_factory=dict)  # dcontext or dst -> queue label
     inbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_INBOUND))
     outbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_OUTBOUND))
     settle: Duration = timedelta(minutes=2)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _columns_in_order(cls, data: Any) -> Any:
+        # Earlier versions took a cdr_custom mapping's field names, in order, as `columns:`.
+        if isinstance(data, dict) and isinstance(data.get("columns"), list):
+            data = dict(data)
+            names = data.pop("columns")
+            if data.get("fields") is None:
+                data["fields"] = names
+        return data
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> AsteriskCdrSettings:
+        KEYS.check(self.columns)
+        if self.header and self.fields:
+            raise ValueError("give the field names by `header: true` or by `fields:`, not both")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,16 +181,29 @@ class AsteriskCdrConnector(LineFileSource):
         assert isinstance(source, AsteriskCdrSettings), type(source)
         self.options = source
         self.settle = source.settle
+        self.wanted, self.optional = mapping(KEYS, {}, source.columns)
+        self.formats = source.time_format or list(DEFAULT_TIME_FORMATS)
+        self.layouts: dict[tuple[str, ...], Layout] = {}
+        self.split = Fields(source.delimiter).split
+        self.headers: dict[str, list[str] | None] = {}  # file name -> its header line's names
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         tail_cursor, legs, latest = _load(cursor)
-        chunks = self.tail_chunks(tail_cursor)
+        matched = self.matched(permanent=False)
+        self._read_headers(matched)
+        chunks = self.tail_chunks(tail_cursor, matched)
         pending = _Pending(legs, latest)
         yield from self._batches(chunks, tail_cursor, pending, now, final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         chunks = self.read_chunks(paths)
+        self._read_headers(paths)
         yield from self._batches(chunks, None, _Pending({}, None), now, final=True)
+
+    def _read_headers(self, paths: list[Path]) -> None:
+        if self.options.header:
+            delimiter, limit = self.options.delimiter, self.max_line_bytes
+            self.headers = {path.name: header_of(path, delimiter, limit) for path in paths}
 
     def _batches(
         self,
@@ -174,7 +219,11 @@ class AsteriskCdrConnector(LineFileSource):
             for chunk in chunks:
                 records.rejected.extend(chunk.rejected)
                 for location, data in chunk.lines:
-                    records.take(location, self._pend, data, pending, records.window)
+                    name, _, number = location.rpartition(":")
+                    if self.options.header and number == "1":
+                        continue  # the file's header line
+                    header = self.headers.get(name) if self.options.header else None
+                    records.take(location, self._pend, data, pending, records.window, header)
                 tail_cursor = chunk.cursor
                 latest = pending.latest
                 self._settle(records, pending, None if latest is None else latest - self.settle)
@@ -189,8 +238,10 @@ class AsteriskCdrConnector(LineFileSource):
         if done or records.skipped:
             yield records.batch(pending.dump(tail_cursor))
 
-    def _pend(self, data: bytes, pending: _Pending, window: Window) -> None:
-        leg = self.parse_line(data, window)
+    def _pend(
+        self, data: bytes, pending: _Pending, window: Window, header: list[str] | None = None
+    ) -> None:
+        leg = self.parse_line(data, window, header)
         if leg is not None:
             pending.add(leg)
 
@@ -216,39 +267,40 @@ class AsteriskCdrConnector(LineFileSource):
             records.take(f"call {key}", self.build, key, legs.pop(key), records.skip)
         return bool(done)
 
-    def parse_line(self, data: bytes, window: Window | None = None) -> Leg | None:
+    def parse_line(
+        self, data: bytes, window: Window | None = None, header: list[str] | None = None
+    ) -> Leg | None:
         """One CDR row as a leg; None for a blank line; RowError (the reason) when malformed
-        or, given a `window`, when one of its times is implausible."""
-        fields = split_line(data)
+        or, given a `window`, when one of its times is implausible. `header`: the names of the
+        file's header line (`header: true`)."""
+        fields = self.split(data)
         if fields is None:
             return None
-        row = dict(zip(self._names(fields), fields, strict=True))
+        row = self._layout(fields, header).row(fields)
         for name in REQUIRED:
-            if not row[name].strip():
-                raise RowError(f"missing {name}")
-        start = parse_time(row["start"], "start", self.zone, ("iso",))
-        end = parse_time(row["end"], "end", self.zone, ("iso",))
-        answer_text = text(row["answer"], "answer")
-        answer = parse_time(answer_text, "answer", self.zone, ("iso",)) if answer_text else None
+            if not row.text(name):
+                raise RowError(f"missing {row.label(name)}")
+        start = row.time("start")
+        duration = row.seconds("duration") or 0.0
+        end = row.optional_time("end") or start + timedelta(seconds=duration)
+        answer = row.optional_time("answer")
         if window is not None:  # before it joins the pending legs: it would settle them all
             for at, name in ((start, "start"), (end, "end"), (answer, "answer")):
                 if at is not None:
                     window.check(at, name)
-        seconds(row["duration"], "duration")
-        billsec = seconds(row["billsec"], "billsec")
-        uniqueid = text(row.get("uniqueid", ""), "uniqueid")
-        linkedid = text(row.get("linkedid", ""), "linkedid")
-        channel = text(row["channel"], "channel")
+        billsec = row.seconds("billsec") or 0.0
+        uniqueid, linkedid = row.text("uniqueid"), row.text("linkedid")
+        channel = row.text("channel")
         # Channel names repeat after a restart, so the fallback key includes the start time.
         key = linkedid or uniqueid or f"{channel}@{start.isoformat()}"
         return Leg(
             key=key,
-            src=text(row["src"], "src"),
-            dst=text(row["dst"], "dst"),
-            dcontext=text(row["dcontext"], "dcontext"),
-            dstchannel=text(row["dstchannel"], "dstchannel"),
-            lastapp=text(row["lastapp"], "lastapp"),
-            disposition=text(row["disposition"], "disposition").upper(),
+            src=row.text("src"),
+            dst=row.text("dst"),
+            dcontext=row.text("dcontext"),
+            dstchannel=row.text("dstchannel"),
+            lastapp=row.text("lastapp"),
+            disposition=row.text("disposition").upper(),
             start=start.isoformat(),
             answer=answer.isoformat() if answer else None,
             end=end.isoformat(),
@@ -257,10 +309,26 @@ class AsteriskCdrConnector(LineFileSource):
             channel=channel,
         )
 
+    def _layout(self, fields: list[str], header: list[str] | None) -> Layout:
+        names = tuple(header or self._names(fields))
+        layout = self.layouts.get(names)
+        if layout is None:
+            layout = self.layouts[names] = Layout(
+                names,
+                self.wanted,
+                self.optional,
+                self.zone,
+                self.formats,
+                delimiter=self.options.delimiter,
+            )
+        return layout
+
     def _names(self, fields: list[str]) -> list[str]:
         count, layout = len(fields), self.options.layout
-        if self.options.columns is not None:
-            names = self.options.columns
+        if self.options.fields is not None:
+            names = self.options.fields
+        elif self.options.header:
+            raise RowError("the file has no readable header line")
         elif layout == "cdr_custom" or (
             layout == "auto" and count == 19 and _is_time(fields[8]) and not _is_time(fields[11])
         ):
@@ -269,12 +337,6 @@ class AsteriskCdrConnector(LineFileSource):
             names = CDR_CSV[count]
         else:
             raise RowError(f"expected 16, 17, 18, 19 or 21 columns, got {count}")
-        if len(names) != count:
-            raise RowError(f"expected {len(names)} columns, got {count}")
-        used = (*REQUIRED, "answer", "dstchannel", "lastapp", "disposition")
-        absent = [n for n in used if n not in names]
-        if absent:
-            raise RowError(f"the layout has no {absent[0]} column")
         return names
 
     def build(self, key: str, legs: list[Leg], skip: Callable[[str], None]) -> list[Event]:
@@ -334,6 +396,8 @@ class AsteriskCdrConnector(LineFileSource):
         return events + callback_request(key, caller, left, call=f"call:{key}")
 
     def _direction(self, origin: Leg) -> str:
+        if self.options.direction is not None:
+            return self.options.direction
         context = origin.dcontext
         if any(fnmatch.fnmatchcase(context, p) for p in self.options.inbound_contexts):
             return "inbound"

@@ -8,6 +8,11 @@
   columns `time, callid, queuename, agent, event` and `data` or `data1..data5`;
 - `table_url:` (+ `table:`) the realtime table itself, read with SQLAlchemy.
 
+Tables and exports that name their columns otherwise, or keep the hold and talk times in columns
+of their own, are read through `columns:` (or a `preset:`), like every tabular kind's
+(connectors.phone.queue_log_rows). `verbs:` says what custom verbs mean in every form
+(connectors.phone.queue_log_calls): an outbound call (a callback), nothing, or a standard verb.
+
 Table times are the Asterisk server's local time (`timezone:`, default the config's) unless
 `table_utc: true` (Asterisk's `queue_log_realtime_use_gmt=yes`); the flat file is always epoch.
 
@@ -19,13 +24,13 @@ cursor (callid, queue, entered, caller), so a later poll can finish them; the id
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
 
-from pydantic import ConfigDict, model_validator, with_config
+from pydantic import ConfigDict, Field, field_validator, model_validator, with_config
 from typing_extensions import TypedDict
 
 from connectors import files
@@ -43,10 +48,26 @@ from connectors.base import (
 )
 from connectors.csv_rows import RowError
 from connectors.file_source import FileSource, read_error
-from connectors.phone.queue_log_calls import Calls, OpenStint, Record
+from connectors.phone.queue_log_calls import (
+    IGNORE,
+    MEASURED,
+    NOT_CALLS,
+    OUTBOUND_CALL,
+    Calls,
+    OpenStint,
+    Record,
+)
 from connectors.phone.queue_log_lines import feed_texts, parse_text
-from connectors.phone.queue_log_rows import CsvRows, TableRows, record
-from monitor.config import DatabaseUrl, Duration, PhoneSettings, SourceSettings, TimezoneName
+from connectors.phone.queue_log_rows import (
+    DEFAULT_TIME_FORMATS,
+    KEYS,
+    PRESETS,
+    CsvRows,
+    QueueLogColumns,
+    TableRows,
+)
+from connectors.tabular import Row, TabularSettings, mapping
+from monitor.config import DatabaseUrl, Duration, PhoneSettings, SourceSettings
 from monitor.measure.events import Event
 
 logger = logging.getLogger(__name__)
@@ -59,23 +80,53 @@ DEFAULT_BATCH = 5000
 # WAL, the look at the open stints) then counts four times less; a batch stays a few MB.
 IMPORT_BATCH = 20_000
 # What the table reader yields: (location, row) pairs and the position that covers them.
-Read = tuple[list[tuple[str, dict[str, Any]]], Any]
+Read = tuple[list[tuple[str, Row]], Any]
 
 
-class AsteriskQueueLogSettings(PhoneSettings):
+class AsteriskQueueLogSettings(TabularSettings, PhoneSettings):
     path: str | None = None  # the flat file (or a glob, or a CSV export with format: csv)
     format: Literal["flat", "csv"] = "flat"
     table_url: DatabaseUrl | None = None  # SQLAlchemy URL of the Asterisk database (never ours)
     table: str = "queue_log"
     table_utc: bool = False  # queue_log_realtime_use_gmt=yes
-    timezone: TimezoneName | None = None  # of table times; default: the config's timezone
+    # `timezone` (TabularSettings): of table times; default: the config's timezone
     unknown_after: Duration = timedelta(hours=4)
+    preset: Literal["htime_ttime"] | None = None  # the columns of a documented table layout
+    # custom verb -> outbound_call, ignore, or the standard verb it stands for
+    verbs: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one_form(self) -> AsteriskQueueLogSettings:
         if (self.path is None) == (self.table_url is None):
             raise ValueError("set exactly one of path (a file) and table_url (a database)")
+        tabular = self.format == "csv" or self.table_url is not None
+        named = [k for k in ("preset", "columns", "fields") if getattr(self, k)]
+        if named and not tabular:
+            raise ValueError(f"{named[0]} is for a table or format: csv, not the flat file")
+        KEYS.check(self.columns)
+        if self.table_url is not None and isinstance(self.columns.get("time"), list):
+            raise ValueError("columns: time is one column of the table")
+        if self.header is False and not self.fields:
+            raise ValueError("a file without a header needs `fields:` (its column names in order)")
         return self
+
+    @field_validator("verbs")
+    @classmethod
+    def _meanings(cls, verbs: dict[str, str]) -> dict[str, str]:
+        standard = MEASURED | NOT_CALLS
+        for verb, meaning in verbs.items():
+            if verb.strip().upper() in MEASURED:
+                raise ValueError(f"verbs: {verb} is a standard verb, whose meaning is fixed")
+            if meaning not in (OUTBOUND_CALL, IGNORE) and meaning.strip().upper() not in standard:
+                raise ValueError(
+                    f"verbs: {verb} means {meaning!r}: expected outbound_call, ignore or a "
+                    "standard verb (ENTERQUEUE, CONNECT, COMPLETECALLER, ABANDON, ...)"
+                )
+        return verbs
+
+    def mapping(self) -> tuple[dict[str, str | list[str]], frozenset[str]]:
+        preset = PRESETS[self.preset].columns if self.preset else {}
+        return mapping(KEYS, preset, self.columns)
 
 
 class AsteriskQueueLogConnector(FileSource):
@@ -101,6 +152,18 @@ class AsteriskQueueLogConnector(FileSource):
         self.import_lines = max_lines or IMPORT_BATCH
         self.max_line_bytes = max_line_bytes
         self.unknown_after = source.unknown_after.total_seconds()
+        wanted, optional = source.mapping()
+        self.columns = QueueLogColumns(
+            wanted,
+            optional,
+            self.zone,
+            source.time_format or DEFAULT_TIME_FORMATS,
+            delimiter=source.delimiter,
+            verbs=source.verbs,
+        )
+
+    def _calls(self, records: Records) -> Calls:
+        return Calls(self.unknown_after, records.window, self.options.verbs)
 
     def configured_path(self) -> Path:
         if self.path is None:
@@ -110,7 +173,7 @@ class AsteriskQueueLogConnector(FileSource):
     def _table(self) -> TableRows:
         assert self.options.table_url is not None
         return TableRows(
-            self.options.table_url, self.options.table, self.zone, batch=self.max_lines
+            self.options.table_url, self.options.table, self.columns, batch=self.max_lines
         )
 
     def check(self) -> str:
@@ -120,7 +183,7 @@ class AsteriskQueueLogConnector(FileSource):
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         records = self.collector(now)
-        calls = Calls(self.unknown_after, records.window)
+        calls = self._calls(records)
         try:
             position, header = _load(cursor, calls)
         except (ValueError, TypeError) as exc:
@@ -146,7 +209,7 @@ class AsteriskQueueLogConnector(FileSource):
             paths, max_lines=self.import_lines, max_line_bytes=self.max_line_bytes
         )
         records = self.collector(now)
-        calls = Calls(self.unknown_after, records.window)
+        calls = self._calls(records)
         yield from self._file_batches(chunks, None, calls, None, records, now, tailing=False)
 
     def _file_batches(
@@ -160,7 +223,9 @@ class AsteriskQueueLogConnector(FileSource):
         *,
         tailing: bool,
     ) -> Iterator[Batch]:
-        csv_rows = CsvRows(self.zone, header) if self.options.format == "csv" else None
+        csv_rows = None
+        if self.options.format == "csv":
+            csv_rows = CsvRows(self.columns, header, self.options.fields)
         try:
             for chunk in chunks:
                 records.rejected.extend(chunk.rejected)
@@ -193,8 +258,8 @@ class AsteriskQueueLogConnector(FileSource):
             yield records.batch(_dump(position, calls, None))
         yield from self._last_batch(position, calls, None, records, now, tailing=tailing)
 
-    def _row(self, calls: Calls, row: dict[str, Any]) -> list[Event]:
-        return calls.feed(record(row, self.zone))
+    def _row(self, calls: Calls, row: Row) -> list[Event]:
+        return calls.feed(self.columns.record(row))
 
     def _last_batch(
         self,
@@ -238,7 +303,7 @@ def _feed_flat(run: files.Run, calls: Calls, records: Records) -> None:
         except UnicodeDecodeError:
             pass
     if texts is None:
-        _feed_each(run, parse_line, calls, records)
+        _feed_each(run, lambda data: parse_line(data, calls.not_calls), calls, records)
     else:
         feed_texts(calls, texts, run.location, records)
 
@@ -259,8 +324,9 @@ def _fed(parse: Callable[[bytes], Record | None], calls: Calls, data: bytes) -> 
     return [] if record is None else calls.feed(record)
 
 
-def parse_line(data: bytes) -> Record | None:
-    """One flat-file line; None for a blank line; RowError (the reason) when malformed."""
+def parse_line(data: bytes, not_calls: Collection[str] = NOT_CALLS) -> Record | None:
+    """One flat-file line; None for a blank line or one of a verb in `not_calls`; RowError (the
+    reason) when malformed."""
     if not data.strip():
         return None
     nul = data.find(b"\x00")
@@ -270,12 +336,12 @@ def parse_line(data: bytes) -> Record | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RowError(f"invalid UTF-8 at byte {exc.start + 1}") from None
-    return parse_text(text)
+    return parse_text(text, not_calls)
 
 
 def _dump(position: Any, calls: Calls, csv_rows: CsvRows | None) -> Cursor:
     cursor: Cursor = {"v": CURSOR_VERSION, "position": position, **calls.dump()}
-    if csv_rows is not None and csv_rows.header is not None:
+    if csv_rows is not None and csv_rows.header is not None and not csv_rows.fixed:
         cursor["header"] = csv_rows.header
     return cursor
 

@@ -1,30 +1,31 @@
-"""The `call_csv` connector: call-log CSV exports of hosted phone systems.
+"""The `call_csv` connector: call-log CSV exports of hosted phone systems and PBXs.
 
 A `columns:` mapping names, for each of our keys, the file's column (a header name; for files
-without a header, a name from `fields:`, the column order):
+without a header, a name from `fields:`, the column order), read through `connectors.tabular`:
 
-    id, entered (required: when the call came in), answered, ended, wait (seconds), talk
-    (seconds), queue, caller, callee, direction, outcome, voicemail (non-empty: reached voicemail),
-    agent (who answered an inbound call, or made an outbound one)
+    id, entered (required: when the call came in; may be [date column, time column]), answered,
+    ended, wait (s), wait_to_answer (s, the wait of an answered call), duration (s, the whole
+    call), billable (s, from the answer), talk (s), queue, caller, callee, direction, outcome,
+    voicemail (non-empty: reached voicemail), agent (who answered an inbound call, or made an
+    outbound one)
 
-`preset:` fills the mapping (and the header/field order) for a documented export; `columns:`
-entries override it:
-- `aircall`: Aircall call records (started_at, answered_at, ended_at, direction, raw_digits,
-  missed_call_reason, voicemail; times as epoch seconds or ISO 8601), with a header;
-- `3cx`: the 3CX CDR file, which has no header: `fields:` defaults to every documented 3CX CDR
-  field in the documented order; set it to the order chosen in the 3CX CDR settings.
+Durations are seconds or `H:MM:SS`. `preset:` fills the mapping (and the header or field order,
+outcome and direction values, the zone of the times) for a documented export
+(connectors.phone.call_presets: `aircall`, `3cx`, `talkdesk`, `freeswitch`); `columns:` entries
+override it.
 
-Each inbound row is a `CallEvent`. Its wait is the `wait` column, else answered − entered, else
-(not answered) ended − entered. The outcome is the `outcome` column through `outcomes:` (file
-value → answered, abandoned, voicemail, timeout, exit_key, exit_empty, transferred, unknown,
-short_abandoned: an abandoned call the file itself calls a short abandon),
-else `voicemail` when the voicemail column is set, else answered when there is an answer time,
-else abandoned. An inbound call not answered also asks for a callback: a customer-side message
-on channel `voicemail` in the caller's `tel:` conversation. Each outbound row is an agent-side
-message in the callee's `tel:` conversation at the call's start, closing that number's callback
-inquiry in any phone source. Direction comes from the `direction` column through `directions:`
-(defaults: in/inbound/incoming, out/outbound/outgoing), else from the numbers (an outside
-number calling a short one is inbound).
+Each inbound row is a `CallEvent`. Its wait is the `wait` column; else, answered,
+`wait_to_answer`; else duration − billable; else answered − entered; else (not answered) ended −
+entered. The outcome is the `outcome` column through `outcomes:` (file value → answered,
+abandoned, voicemail, timeout, exit_key, exit_empty, transferred, unknown, short_abandoned: an
+abandoned call the file itself calls a short abandon), else `voicemail` when the voicemail column
+is set, else answered when there is an answer time, else abandoned. An inbound call not answered
+also asks for a callback: a customer-side message on channel `voicemail` in the caller's `tel:`
+conversation. Each outbound row is an agent-side message in the callee's `tel:` conversation at
+the call's start, closing that number's callback inquiry in any phone source. Direction is
+`direction:` when set (a file of inbound calls only), else the `direction` column through
+`directions:` (defaults: in/inbound/incoming, out/outbound/outgoing), else from the numbers (an
+outside number calling a short one is inbound).
 
 Files are tailed like the other logs (connectors.files); an export written again as a new file
 is read again, and stable ids (the `id` column, else a hash of the call's fields) make the
@@ -39,23 +40,26 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
 
 from connectors import files
 from connectors.base import Batch, ConnectorContext, Cursor
-from connectors.csv_rows import (
-    DEFAULT_TIME_FORMATS,
-    RowError,
-    optional_time,
-    parse_time,
-    seconds,
-    split_line,
-    text,
-)
+from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
-from connectors.regular_files import open_regular
-from monitor.config import PhoneSettings, SourceSettings, TimezoneName
+from connectors.phone.call_presets import PRESETS, THREECX_FIELDS
+from connectors.tabular import (
+    CallTimes,
+    Direction,
+    Keys,
+    Layout,
+    Row,
+    TabularSettings,
+    header_of,
+    mapping,
+)
+from monitor.config import PhoneSettings, SourceSettings
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
@@ -65,9 +69,30 @@ from monitor.measure.events import (
     responder,
 )
 
-KEYS = (
-    "id entered answered ended wait talk queue caller callee direction outcome voicemail agent"
-).split()
+__all__ = ["THREECX_FIELDS", "CallCsvConnector", "CallCsvSettings"]
+
+KEYS = Keys(
+    names=(
+        "id",
+        "entered",
+        "answered",
+        "ended",
+        "wait",
+        "wait_to_answer",
+        "duration",
+        "billable",
+        "talk",
+        "queue",
+        "caller",
+        "callee",
+        "direction",
+        "outcome",
+        "voicemail",
+        "agent",
+    ),
+    times=frozenset({"entered", "answered", "ended"}),
+    required=("entered",),
+)
 Outcome = Literal[
     "answered",
     "abandoned",
@@ -79,7 +104,7 @@ Outcome = Literal[
     "unknown",
     "short_abandoned",
 ]
-Direction = Literal["inbound", "outbound", "internal"]
+PresetName = Literal["aircall", "3cx", "talkdesk", "freeswitch"]
 DEFAULT_DIRECTIONS: dict[str, Direction] = {
     "in": "inbound",
     "inbound": "inbound",
@@ -88,51 +113,6 @@ DEFAULT_DIRECTIONS: dict[str, Direction] = {
     "outbound": "outbound",
     "outgoing": "outbound",
     "internal": "internal",
-}
-# Fields of the 3CX CDR output, in the order the 3CX documentation lists them.
-THREECX_FIELDS = (
-    "historyid callid duration time-start time-answered time-end reason-terminated from-no "
-    "to-no from-dn to-dn dial-no reason-changed final-number final-dn bill-code bill-rate "
-    "bill-cost bill-name chain from-type to-type final-type from-dispname to-dispname "
-    "final-dispname missed-queue-calls"
-).split()
-PRESETS: dict[str, dict[str, object]] = {
-    "aircall": {
-        "header": True,
-        "columns": {
-            "id": "id",
-            "entered": "started_at",
-            "answered": "answered_at",
-            "ended": "ended_at",
-            "direction": "direction",
-            "caller": "raw_digits",
-            "callee": "raw_digits",
-            "outcome": "missed_call_reason",
-            "voicemail": "voicemail",
-        },
-        "outcomes": {
-            "out_of_opening_hours": "unknown",
-            # "The caller hangs up during the first 10 seconds" (Aircall's missed call reasons,
-            # support.aircall.io/hc/en-gb/articles/14936017803549): a short abandon.
-            "short_abandoned": "short_abandoned",
-            "abandoned_in_ivr": "abandoned",
-            "abandoned_in_classic": "abandoned",
-            "no_available_agent": "exit_empty",
-            "agents_did_not_answer": "timeout",
-        },
-    },
-    "3cx": {
-        "header": False,
-        "fields": THREECX_FIELDS,
-        "columns": {
-            "id": "historyid",
-            "entered": "time-start",
-            "answered": "time-answered",
-            "ended": "time-end",
-            "caller": "from-no",
-            "callee": "to-no",
-        },
-    },
 }
 MISSED = {
     CallOutcome.ABANDONED,
@@ -144,54 +124,50 @@ MISSED = {
 _EXTERNAL_DIGITS = 9
 
 
-class CallCsvSettings(LineFileSettings, PhoneSettings):
-    preset: Literal["aircall", "3cx"] | None = None
-    columns: dict[str, str] = Field(default_factory=dict)  # our key -> the file's column
-    header: bool | None = None  # default: the preset's, else True
-    fields: list[str] | None = None  # column names in order, for files without a header
-    time_format: list[str] = Field(default_factory=lambda: list(DEFAULT_TIME_FORMATS))
-    timezone: TimezoneName | None = None  # for times without an offset; default: the config's
+class CallCsvSettings(TabularSettings, LineFileSettings, PhoneSettings):
+    preset: PresetName | None = None
     queue: str = "calls"  # the queue label when no queue column is mapped or it is empty
     outcomes: dict[str, Outcome] = Field(default_factory=dict)  # file value -> our outcome
     directions: dict[str, Direction] = Field(default_factory=dict)  # file value -> direction
+    direction: Direction | None = None  # every call of the file (a log of inbound calls only)
 
     @model_validator(mode="after")
     def _complete(self) -> CallCsvSettings:
-        unknown = sorted(set(self.columns) - set(KEYS))
-        if unknown:
-            raise ValueError(f"unknown column key {unknown[0]!r} (expected one of {KEYS})")
-        if "entered" not in self.mapping():
+        KEYS.check(self.columns)
+        if "entered" not in self.mapping()[0]:
             raise ValueError("columns: 'entered' (when the call came in) is required")
         if not self.has_header() and not self.field_names():
             raise ValueError("a file without a header needs `fields:` (its column names in order)")
         return self
 
-    def _preset(self) -> dict[str, object]:
-        return PRESETS[self.preset] if self.preset else {}
-
-    def mapping(self) -> dict[str, str]:
-        columns = dict(self._preset().get("columns", {}))  # type: ignore[call-overload]
-        return {**columns, **self.columns}
+    def mapping(self) -> tuple[dict[str, str | list[str]], frozenset[str]]:
+        preset = PRESETS[self.preset].columns if self.preset else {}
+        return mapping(KEYS, preset, self.columns)
 
     def has_header(self) -> bool:
         if self.header is not None:
             return self.header
-        return bool(self._preset().get("header", True))
+        return PRESETS[self.preset].header if self.preset else True
 
     def field_names(self) -> list[str] | None:
         if self.fields is not None:
             return self.fields
-        preset = self._preset().get("fields")
-        return list(preset) if isinstance(preset, tuple | list) else None
+        preset = PRESETS[self.preset].fields if self.preset else None
+        return list(preset) if preset else None
 
     def outcome_map(self) -> dict[str, str]:
-        preset = dict(self._preset().get("outcomes", {}))  # type: ignore[call-overload]
-        merged = {**preset, **self.outcomes}
-        return {k.strip().lower(): v for k, v in merged.items()}
+        preset = dict(PRESETS[self.preset].outcomes) if self.preset else {}
+        return {k.strip().lower(): v for k, v in {**preset, **self.outcomes}.items()}
 
     def direction_map(self) -> dict[str, str]:
-        merged = {**DEFAULT_DIRECTIONS, **self.directions}
+        preset = dict(PRESETS[self.preset].directions) if self.preset else {}
+        merged = {**DEFAULT_DIRECTIONS, **preset, **self.directions}
         return {k.strip().lower(): v for k, v in merged.items()}
+
+    def zone_name(self) -> str | None:
+        """The zone of times without an offset: the source's, else the preset's documented one
+        (None: the config's)."""
+        return self.timezone or (PRESETS[self.preset].timezone if self.preset else None)
 
 
 class CallCsvConnector(LineFileSource):
@@ -202,7 +178,11 @@ class CallCsvConnector(LineFileSource):
         super().__init__(source, context, **limits)
         assert isinstance(source, CallCsvSettings), type(source)
         self.options = source
-        self.mapping = source.mapping()
+        zone = source.zone_name()
+        self.zone = ZoneInfo(zone) if zone else context.timezone
+        self.wanted, self.optional = source.mapping()
+        self.formats = source.time_format or list(DEFAULT_TIME_FORMATS)
+        self.hint = PRESETS[source.preset].hint if source.preset else None
         self.outcomes = source.outcome_map()
         self.directions = source.direction_map()
 
@@ -219,89 +199,79 @@ class CallCsvConnector(LineFileSource):
         records = self.collector(now)
         try:
             # Line locations carry the file name; each file's own first line is its header.
-            headers = {path.name: self._header(path) for path in paths}
+            layouts = {path.name: self.layout(path) for path in paths}
             for chunk in chunks:
                 records.rejected.extend(chunk.rejected)
                 for location, data in chunk.lines:
                     name, _, number = location.rpartition(":")
                     if self.options.has_header() and number == "1":
                         continue
-                    records.take(location, self.parse_row, data, headers.get(name), records.skip)
+                    layout = layouts.get(name)
+                    records.take(location, self.parse_row, data, layout, records.skip)
                 yield records.batch(chunk.cursor)
         except OSError as exc:
             raise read_error(exc, self.path) from None
 
-    def _header(self, path: Path) -> list[str] | None:
-        """The column names of `path` (None when its first line is not a usable header)."""
-        if not self.options.has_header():
-            return self.options.field_names()
-        try:
-            with open_regular(path) as handle:
-                first = handle.readline(self.max_line_bytes + 1).rstrip(b"\r\n")
-        except OSError:
-            return None  # not a regular file, or unreadable: its reading says so, located
-        try:
-            fields = split_line(first.removeprefix(b"\xef\xbb\xbf"))  # a BOM from spreadsheets
-            return [text(name, "header") for name in fields] if fields else None
-        except RowError:
+    def layout(self, path: Path) -> Layout | None:
+        """How `path`'s records are read (None when its first line is not a usable header)."""
+        names = self.options.field_names()
+        if self.options.has_header():
+            names = header_of(path, self.options.delimiter, self.max_line_bytes)
+        if names is None:
             return None
+        layout = Layout(
+            names,
+            self.wanted,
+            self.optional,
+            self.zone,
+            self.formats,
+            delimiter=self.options.delimiter,
+        )
+        if layout.problem and self.hint:
+            layout.problem = f"{layout.problem} ({self.hint})"
+        return layout
 
     def parse_row(
-        self, data: bytes, header: list[str] | None, skip: Callable[[str], None]
+        self, data: bytes, layout: Layout | None, skip: Callable[[str], None]
     ) -> list[Event]:
         """The events of one line; [] for a blank line; RowError (the reason) when malformed.
         A call that is no queue call (internal, outbound) is counted by `skip` with its reason."""
-        if header is None:
+        if layout is None:
             raise RowError("the file has no readable header line")
-        fields = split_line(data)
+        fields = layout.split(data)
         if fields is None:
             return []
-        if len(fields) != len(header):
-            raise RowError(f"expected {len(header)} columns, got {len(fields)}")
-        row = dict(zip(header, fields, strict=True))
+        return self.events(layout.row(fields), skip)
 
-        def get(key: str) -> str:
-            column = self.mapping.get(key)
-            if column is None:
-                return ""
-            if column not in row:
-                raise RowError(f"the header has no column {column!r}")
-            return text(row[column], column)
-
-        formats = self.options.time_format
-        entered = parse_time(get("entered"), self.mapping["entered"], self.zone, formats)
-        answered = optional_time(get("answered"), "answered", self.zone, formats)
-        ended = optional_time(get("ended"), "ended", self.zone, formats)
-        caller, callee = get("caller"), get("callee")
-        call_id = get("id") or _content_id(entered, caller, callee, get("direction"))
-        direction = self._direction(get("direction"), caller, callee)
-        agent = responder(get("agent"))  # who answered, or who called back
+    def events(self, row: Row, skip: Callable[[str], None]) -> list[Event]:
+        """The events of one call record (see the module docstring)."""
+        times = CallTimes.of(row)
+        caller, callee = row.text("caller"), row.text("callee")
+        call_id = row.text("id") or _content_id(
+            times.entered, caller, callee, row.text("direction")
+        )
+        direction = self._direction(row, caller, callee)
+        agent = responder(row.text("agent"))  # who answered, or who called back
         if direction == "outbound":
             skip("outbound calls (callbacks, not queue calls)")
-            return callback_made(call_id, callee, entered, agent)
+            return callback_made(call_id, callee, times.entered, agent)
         if direction != "inbound":
             skip("internal calls")
             return []
-        outcome, voicemail, short = self._outcome(get("outcome"), bool(get("voicemail")), answered)
-        wait_text = get("wait")
-        if wait_text:
-            wait = seconds(wait_text, "wait")
-        elif outcome is CallOutcome.ANSWERED and answered is not None:
-            wait = max(0.0, (answered - entered).total_seconds())
-        elif ended is not None:
-            wait = max(0.0, (ended - entered).total_seconds())
-        else:
-            raise RowError("no wait: map `wait`, or `answered` and `ended`")
-        talk_text = get("talk")
+        outcome, voicemail, short = self._outcome(
+            row.text("outcome"), bool(row.text("voicemail")), times.was_answered()
+        )
+        answered = outcome is CallOutcome.ANSWERED
+        wait = times.wait_for(answered)
         call = CallEvent(
             external_id=f"call:{call_id}",
-            queue=get("queue") or self.options.queue,
-            entered_at=entered,
+            queue=row.text("queue") or self.options.queue,
+            entered_at=times.entered,
             outcome=outcome,
-            answered_at=answered if outcome is CallOutcome.ANSWERED else None,
-            left_at=ended,
+            answered_at=times.answer_at(wait) if answered else None,
+            left_at=times.ended,
             wait_seconds=wait,
-            talk_seconds=seconds(talk_text, "talk") if talk_text else None,
+            talk_seconds=times.talk_for(answered),
             caller=caller or None,
             short_abandon=short,
             agent=agent if outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED) else None,
@@ -309,10 +279,14 @@ class CallCsvConnector(LineFileSource):
         events: list[Event] = [call]
         # A short abandon (a misdial, a caller who thought better of it) asks for no callback.
         if (voicemail or outcome in MISSED) and not short:
-            events += callback_request(call_id, caller, ended or entered, call=call.external_id)
+            left = times.ended or times.entered
+            events += callback_request(call_id, caller, left, call=call.external_id)
         return events
 
-    def _direction(self, value: str, caller: str, callee: str) -> str:
+    def _direction(self, row: Row, caller: str, callee: str) -> str:
+        if self.options.direction is not None:
+            return self.options.direction
+        value = row.text("direction")
         if value:
             found = self.directions.get(value.lower())
             if found is None:
@@ -325,7 +299,7 @@ class CallCsvConnector(LineFileSource):
         return "inbound" if outside_caller or not callee else "internal"
 
     def _outcome(
-        self, value: str, voicemail: bool, answered: datetime | None
+        self, value: str, voicemail: bool, answered: bool
     ) -> tuple[CallOutcome, bool, bool]:
         """The call's outcome, whether it reached voicemail, and whether the file calls it a
         short abandon."""
@@ -340,7 +314,7 @@ class CallCsvConnector(LineFileSource):
             return CallOutcome(found), voicemail, False
         if voicemail:
             return CallOutcome.TIMEOUT, True, False
-        if answered is not None:
+        if answered:
             return CallOutcome.ANSWERED, False, False
         return CallOutcome.ABANDONED, False, False
 

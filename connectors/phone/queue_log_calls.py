@@ -26,6 +26,12 @@ Agent, member and system events (AGENTLOGIN, PAUSE, QUEUESTART, RINGNOANSWER, ..
 Verbs we do not know (custom `QueueLog()` verbs, Wazo's FULL/CLOSED, OUTDIAL...) are valid lines,
 not rejections: they are counted per verb and logged once per poll. Both are counted in the
 poll's skipped records (`skipped`), so a log of nothing but those says so.
+
+`verbs` (the source's `verbs:`) says what a custom verb means: `outbound_call` (an outbound
+call to the number in its first field, data1: an agent-side message in that number's `tel:`
+conversation, the callback that closes its inquiry in any phone source, as asterisk_cdr's
+outbound calls are), `ignore` (not about a caller), or a standard verb whose fields it has
+(`CALLERCONNECTED: CONNECT`).
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from monitor.measure.events import (
     CallEvent,
     CallOutcome,
     Event,
+    callback_made,
     callback_request,
 )
 
@@ -70,6 +77,12 @@ CALLBACK_OUTCOMES = frozenset(
 )
 ANSWERED, TRANSFERRED, WAITING = CallOutcome.ANSWERED, CallOutcome.TRANSFERRED, CallOutcome.WAITING
 MAX_TRACKED = 20_000  # stints held open at most; beyond, the oldest are given up as unknown
+# What `verbs:` may say a custom verb means, besides a standard verb.
+OUTBOUND_CALL, IGNORE = "outbound_call", "ignore"
+# The verbs whose lines make or end a call (the others are NOT_CALLS): `verbs:` cannot change
+# what these mean, only give other verbs their meaning.
+MEASURED = frozenset({"ENTERQUEUE", "CONNECT", *COMPLETES, *TRANSFERS, *EXITS, *DROPS})
+OUTBOUND_SKIPPED = "outbound calls (callbacks, not queue calls)"
 
 
 class Record(NamedTuple):
@@ -136,15 +149,28 @@ class Calls:
     stints: one line dated in the year 4000 would otherwise move `latest` there and give up
     every caller still in the queue."""
 
-    def __init__(self, unknown_after: float, window: Window | None = None) -> None:
+    def __init__(
+        self,
+        unknown_after: float,
+        window: Window | None = None,
+        verbs: dict[str, str] | None = None,
+    ) -> None:
         self.unknown_after = unknown_after
         self.window = window
+        # Custom verb -> OUTBOUND_CALL, IGNORE or a standard verb (upper case both).
+        self.verbs = {k.strip().upper(): v.strip() for k, v in (verbs or {}).items()}
+        self.verbs = {
+            k: v if v in (OUTBOUND_CALL, IGNORE) else v.upper() for k, v in self.verbs.items()
+        }
+        self.not_calls = NOT_CALLS - self.verbs.keys()  # a verb given a meaning is read
         # The window as epoch seconds (the fused loop of queue_log_lines compares them too).
         self.earliest, self.latest_plausible = window.epochs if window else (1.0, 1e11)
         self.open: dict[tuple[str, str], Stint] = {}
         self.latest: float | None = None
         self.unknown_verbs: Counter[str] = Counter()
         self.ignored = 0  # agent, member and system lines read (not about a caller)
+        self.ignored_verbs = 0  # lines of verbs `verbs:` says to ignore
+        self.outbound = 0  # lines of verbs `verbs:` says are outbound calls
 
     # -- state in the cursor ---------------------------------------------------------------
 
@@ -183,7 +209,16 @@ class Calls:
         and the common path is written out rather than spread over small helpers."""
         at, callid, queue, member, event, data = record
         verb = event.upper()
-        if verb in NOT_CALLS or callid.upper() in SYSTEM_CALLIDS:
+        if self.verbs and verb in self.verbs:
+            verb = self.verbs[verb]
+            if verb == IGNORE:
+                self.ignored_verbs += 1
+                return []
+            if verb == OUTBOUND_CALL:
+                self.outbound += 1
+                number = data[0].strip() if data else ""
+                return callback_made(f"{callid}@{int(at)}", number or None, _utc(at))
+        if verb in self.not_calls or callid.upper() in SYSTEM_CALLIDS:
             self.ignored += 1
             return []
         if not self.earliest <= at <= self.latest_plausible:
@@ -319,8 +354,10 @@ class Calls:
         counts = {
             "agent, member and system lines": self.ignored,
             "lines of verbs not measured": sum(self.unknown_verbs.values()),
+            "lines of verbs set to ignore (verbs:)": self.ignored_verbs,
+            OUTBOUND_SKIPPED: self.outbound,
         }
-        self.ignored = 0
+        self.ignored = self.ignored_verbs = self.outbound = 0
         self.unknown_verbs.clear()
         return {reason: n for reason, n in counts.items() if n}
 
@@ -336,7 +373,10 @@ class Calls:
             rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
             stale += [k for _, k in rest[:excess]]
         for key in stale:
-            events.extend(self.give_up(key, horizon))
+            # Last seen waiting: by a poll that showed it waiting (up to now), else only up to
+            # the file's newest record (a dump that ends years ago says nothing of the years).
+            shown = self.open[key].shown
+            events.extend(self.give_up(key, horizon if shown else (self.latest or horizon)))
         return events
 
     def waiting(self) -> list[Event]:

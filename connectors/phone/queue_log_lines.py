@@ -7,12 +7,15 @@ padding): ringing and agent lines that are skipped, and each call's ENTERQUEUE, 
 COMPLETECALLER/COMPLETEAGENT. `feed_texts` handles those in one step, with the same checks and
 the same effect on `Calls` as `parse_text` + `Calls.feed`; every other line (other verbs, any
 padding or lower case, a field that does not parse) takes that general path, which also gives
-the located reason of a malformed line. A test holds both paths equal on mixed lines.
+the located reason of a malformed line. A test holds both paths equal on mixed lines. A source's
+`verbs:` takes the verbs it names out of the fused table (a skipped verb given a meaning is read)
+and adds those it maps to a fused verb.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from functools import cache
 
 from connectors.base import Records
 from connectors.csv_rows import RowError
@@ -42,9 +45,21 @@ _FUSED = {
 }
 
 
-def parse_text(text: str) -> Record | None:
+def fused_verbs(verbs: Mapping[str, str]) -> dict[str, int]:
+    """The fused table for a source's `verbs:` (custom verb -> meaning, upper case)."""
+    return _fused_verbs(frozenset(verbs.items()))
+
+
+@cache
+def _fused_verbs(verbs: frozenset[tuple[str, str]]) -> dict[str, int]:
+    table = {verb: kind for verb, kind in _FUSED.items() if verb not in dict(verbs)}
+    table.update({verb: _FUSED[meaning] for verb, meaning in verbs if meaning in _FUSED})
+    return table
+
+
+def parse_text(text: str, not_calls: Collection[str] = NOT_CALLS) -> Record | None:
     """One flat-file line, decoded and free of NUL bytes; None for a blank line or one that is
-    not about a call; RowError (the reason) when malformed."""
+    not about a call (a verb in `not_calls`); RowError (the reason) when malformed."""
     fields = text.split("|")
     if len(fields) < 5:
         if not text.strip(_BLANK):
@@ -59,7 +74,7 @@ def parse_text(text: str) -> Record | None:
     callid, event = fields[1].strip(), fields[4].strip()
     if not callid or not event:
         raise RowError("missing callid" if not callid else "missing event")
-    if event in NOT_CALLS:
+    if event in not_calls:
         return None  # a third of a busy log (RINGNOANSWER, PAUSE...): skip it cheaply
     queue = fields[2].strip() or "NONE"
     return _new_record(Record, (at, callid, queue, fields[3].strip(), event, fields[5:]))
@@ -78,7 +93,8 @@ def feed_texts(
     line is a tenth of an import's time. A fused line changes `calls` only once it has passed
     every check (its time and the times it implies plausible among them), so a line that fails
     one is simply given to the general path, `records.take`."""
-    open_, call, fused, system = calls.open, calls.call_event, _FUSED.get, SYSTEM_CALLIDS
+    table = fused_verbs(calls.verbs) if calls.verbs else _FUSED
+    open_, call, fused, system = calls.open, calls.call_event, table.get, SYSTEM_CALLIDS
     add = records.events.append
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
@@ -170,7 +186,7 @@ def feed_texts(
 def feed_text(calls: Calls, text: str) -> list[Event]:
     """The events one decoded line makes (`parse_text` then `calls.feed`); an agent, member or
     system line is counted in `calls.ignored`."""
-    record = parse_text(text)
+    record = parse_text(text, calls.not_calls)
     if record is None:
         if text.strip(_BLANK):
             calls.ignored += 1

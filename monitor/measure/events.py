@@ -460,6 +460,52 @@ def callback_made(
     return [*_by_number(f"out:{key}", number, at, Side.AGENT, Channel.PHONE, agent=agent)]
 
 
+def answering_message(
+    key: str,
+    taken: datetime,
+    *,
+    caller: str | None,
+    callback_number: str | None,
+    urgency: str | None = None,
+    returned: datetime | None = None,
+) -> list[Event]:
+    """A message an answering service took for us (a row of its log, a notification it
+    e-mailed): a customer-side inquiry on channel `answering_service` in the `tel:`
+    conversation of the number to call back (the callback number, else the caller's), which an
+    outbound call or a logged callback to that number, or the caller getting through, in any
+    phone source closes. `returned` is when the service says the call was returned: an
+    agent-side callback in the same conversation. A number too short to call back keeps the
+    message in a conversation of its own, which only its `returned` can close. `key` is the
+    message's id in its source (the `msg:` and `callback:` ids are made from it)."""
+    number = callback_number or caller
+    if not number:
+        raise ValueError("an answering-service message needs a number to call back")
+    conversation = callback_conversation(number) or f"answering:{key}"
+    events: list[Event] = [
+        MessageEvent(
+            external_id=f"msg:{key}",
+            conversation=conversation,
+            at=taken,
+            side=Side.CUSTOMER,
+            channel=Channel.ANSWERING_SERVICE,
+            customer=caller or number,
+            subject=f"urgency: {urgency[:40]}" if urgency else None,
+        )
+    ]
+    if returned is not None:
+        events.append(
+            MessageEvent(
+                external_id=f"callback:{key}",
+                conversation=conversation,
+                at=returned,
+                side=Side.AGENT,
+                channel=Channel.PHONE,
+                customer=number,
+            )
+        )
+    return events
+
+
 GOT_THROUGH_PREFIX = "through:"
 GOT_THROUGH = frozenset({CallOutcome.ANSWERED, CallOutcome.TRANSFERRED})
 

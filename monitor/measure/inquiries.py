@@ -300,6 +300,15 @@ def derive_values(
     ]
 
 
+def verdict_of(status: str, breached: bool) -> str | None:
+    """An inquiry's verdict as its stored row tells it: `within` when answered within the
+    target, `late` when answered late or missed, None while open (an open one becomes `late`
+    when its due time passes: monitor.store.verdicts)."""
+    if status == "answered":
+        return "late" if breached else "within"
+    return "late" if status == "missed" else None
+
+
 def is_breached_now(due: datetime | None, now: datetime) -> bool:
     """An open inquiry is breached once `now` has passed its due time."""
     return due is not None and now > due

@@ -37,7 +37,7 @@ from monitor.config import masked_url
 from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
-from monitor.store.tables import CALLS, META, SCHEMA_VERSION
+from monitor.store.tables import CALLS, INQUIRIES, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +106,8 @@ def prepare(engine: Engine) -> None:
 
     A database written by a newer version is refused rather than half-understood; an older one
     is migrated step by step inside one transaction (MIGRATIONS)."""
+    if engine.dialect.name == "postgresql":
+        _postgresql_partial_indexes()
     try:
         with engine.begin() as conn:
             serialize(conn)
@@ -128,6 +130,16 @@ def prepare(engine: Engine) -> None:
         # SQLite says "unable to open database file" for a folder it may not write in.
         problem = sqlite_access(engine) or _first_line(exc)
         raise StoreError(f"database {describe(engine)}: {problem}") from None
+
+
+def _postgresql_partial_indexes() -> None:
+    """Give PostgreSQL the WHERE of each partial index, declared for SQLite only in
+    monitor.store.tables (so that SQLite processes never load the PostgreSQL dialect)."""
+    for table in SQLModel.metadata.tables.values():
+        for index in table.indexes:
+            where = index.dialect_options["sqlite"]["where"]
+            if where is not None:
+                index.dialect_options["postgresql"]["where"] = where
 
 
 def schema_version(conn: Connection, engine: Engine) -> int:
@@ -279,8 +291,46 @@ def _responders(conn: Connection) -> None:
                 conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN {column} VARCHAR'))
 
 
+def _verdicts(conn: Connection) -> None:
+    """v6: `inquiry.verdict` (`within` or `late`, once given, never taken back) with the index of
+    the open inquiries still without one (`ix_inquiry_unsettled`), and the tallies of
+    `support_response_verdicts_total` for the inquiries closed before.
+
+    A closed inquiry's verdict is `within` when it was answered in time, else `late` (answered
+    late, or missed); an open one gets its `late` at the next scrape after its due time. Without
+    the tallies, the first rebuild of a stored inquiry would take back a verdict that was never
+    counted (a counter below zero). Done in SQL, a pass over the inquiries. Rows that retention
+    deleted before had no verdict: the counter starts from what is kept."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    if "inquiry" not in present:
+        return
+    if "verdict" not in {c["name"] for c in inspector.get_columns("inquiry")}:
+        conn.execute(text("ALTER TABLE inquiry ADD COLUMN verdict VARCHAR"))
+    conn.execute(
+        text(
+            "UPDATE inquiry SET verdict = CASE WHEN status = 'answered' AND NOT breached"
+            " THEN 'within' ELSE 'late' END"
+            " WHERE verdict IS NULL AND status IN ('answered', 'missed')"
+        )
+    )
+    index = next(i for i in INQUIRIES.indexes if i.name == "ix_inquiry_unsettled")
+    index.create(conn, checkfirst=True)
+    if "tally" in present:
+        # Counted afresh from the verdicts (none were tallied before): the step can be redone.
+        conn.execute(text("DELETE FROM tally WHERE metric = 'support_response_verdicts_total'"))
+        conn.execute(
+            text(
+                "INSERT INTO tally (metric, source, labels, le, value)"
+                " SELECT 'support_response_verdicts_total', source,"
+                " 'channel=' || channel || ',verdict=' || verdict, '', COUNT(*)"
+                " FROM inquiry WHERE verdict IS NOT NULL GROUP BY source, channel, verdict"
+            )
+        )
+
+
 def _read_from(conn: Connection) -> None:
-    """v6: `source_state.read_from` (when the last successful poll began) and
+    """v7: `source_state.read_from` (when the last successful poll began) and
     `source_state.failing_since` (when the current run of failed polls began).
 
     A source whose last poll succeeded began that poll at its `last_attempt_at`, so it gets it
@@ -310,7 +360,8 @@ MIGRATIONS: dict[int, Any] = {
     3: _integer_times,
     4: _references,
     5: _responders,
-    6: _read_from,
+    6: _verdicts,
+    7: _read_from,
 }
 
 

@@ -270,7 +270,13 @@ class _Purger:
                 rows = conn.execute(
                     delete(CALLS)
                     .where(CALLS.c.id > after, CALLS.c.id <= upto, finished, old)
-                    .returning(CALLS.c.source, CALLS.c.queue, CALLS.c.outcome, CALLS.c.wait_seconds)
+                    .returning(
+                        CALLS.c.source,
+                        CALLS.c.queue,
+                        CALLS.c.outcome,
+                        CALLS.c.wait_seconds,
+                        CALLS.c.short_abandon,
+                    )
                 ).mappings()
                 removed = list(rows)
                 self.counts["call"] += len(removed)

@@ -36,8 +36,9 @@ from monitor.store.instants import Instant
 # call.caller_key (an answered caller's callback conversation) and ix_call_got_through;
 # 5: who answered (message.agent, call.agent, inquiry.agent, inquiry.closed_by) and why a
 # message never pairs (message.left_out)
-# 6: source_state.read_from (when the last successful poll began) and failing_since
-SCHEMA_VERSION = 6
+# 6: inquiry.verdict (within/late, once given) and ix_inquiry_unsettled
+# 7: source_state.read_from (when the last successful poll began) and failing_since
+SCHEMA_VERSION = 7
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -47,6 +48,9 @@ SCHEMA_VERSION = 6
 _WAITING_SQL = "outcome = 'waiting'"
 # Only answered calls carry a caller key: the index holds them alone.
 _GOT_THROUGH_SQL = "caller_key IS NOT NULL"
+# Open inquiries whose `late` verdict is not given yet: each scrape settles those whose due time
+# has passed (monitor.store.verdicts), found by their due time among these few.
+_UNSETTLED_SQL = "status = 'open' AND verdict IS NULL"
 
 
 class Message(SQLModel, table=True):
@@ -95,6 +99,9 @@ class ThreadLink(SQLModel, table=True):
     last_at: datetime | None = Field(default=None, sa_type=Instant)
 
 
+# The partial indexes below say their WHERE for SQLite only: `postgresql_where` here would load
+# SQLAlchemy's PostgreSQL dialect (and asyncpg's asyncio) into every process, ~50 ms of each
+# command's start-up on SQLite. monitor.store.database gives PostgreSQL the same WHERE.
 class Call(SQLModel, table=True):
     __tablename__ = "call"
     __table_args__ = (
@@ -104,14 +111,12 @@ class Call(SQLModel, table=True):
             "outcome",  # two equal columns: SQLite's planner prefers it without statistics
             "source",
             sqlite_where=text(_WAITING_SQL),
-            postgresql_where=text(_WAITING_SQL),
         ),
         Index("ix_call_entered", "source", "entered_at"),
         Index(
             "ix_call_got_through",
             "caller_key",
             sqlite_where=text(_GOT_THROUGH_SQL),
-            postgresql_where=text(_GOT_THROUGH_SQL),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)
@@ -155,6 +160,13 @@ class Inquiry(SQLModel, table=True):
         UniqueConstraint("source", "conversation", "opened_by"),
         Index("ix_inquiry_status", "status", "source"),
         Index("ix_inquiry_opened", "source", "opened_at"),
+        Index(
+            "ix_inquiry_unsettled",
+            "status",  # an equal column first: SQLite's planner prefers it without statistics
+            "due_at",
+            sqlite_where=text(_UNSETTLED_SQL),
+            postgresql_where=text(_UNSETTLED_SQL),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -178,6 +190,12 @@ class Inquiry(SQLModel, table=True):
     # The human agent message that answered it (its external id) and who wrote it.
     closed_by: str | None = None
     agent: str | None = None
+    # Its verdict in support_response_verdicts_total, once given: `within` or `late` when it
+    # closed, `late` when a scrape found it still open after its due time
+    # (monitor.store.verdicts); None while undecided. A verdict given is never taken back (a
+    # counter never goes down): a rebuild keeps it, even when a reply dated before the due time
+    # is read afterwards or the targets change.
+    verdict: str | None = None
 
 
 class Tally(SQLModel, table=True):
@@ -304,6 +322,8 @@ WAITING_CALL: Any = CALLS.c.outcome == literal_column(
 # The condition of ix_call_got_through, in its very SQL (as WAITING_CALL, for the planners).
 GOT_THROUGH_CALL: Any = literal_column("caller_key IS NOT NULL")
 INQUIRIES = _table(Inquiry)
+# The condition of ix_inquiry_unsettled, in its very SQL.
+UNSETTLED_INQUIRY: Any = literal_column(_UNSETTLED_SQL)
 TALLIES = _table(Tally)
 PURGED_TALLIES = _table(PurgedTally)
 STATES = _table(SourceState)

@@ -158,10 +158,10 @@ def test_health_keeps_when_the_last_good_poll_began_and_when_failing_began(
     assert state.read_from == NOW + timedelta(minutes=3) and state.failing_since is None
 
 
-def test_a_version_5_database_gets_when_each_source_was_last_read_from(
+def test_a_version_6_database_gets_when_each_source_was_last_read_from(
     tmp_path: Path, database_url: str
 ) -> None:
-    """A v5 database (no source_state.read_from or failing_since): a source whose last poll
+    """A v6 database (no source_state.read_from or failing_since): a source whose last poll
     succeeded was read from that poll's start; a failing one is not known to be read yet."""
     engine = make_engine(database_url, tmp_path)
     prepare(engine)
@@ -183,7 +183,7 @@ def test_a_version_5_database_gets_when_each_source_was_last_read_from(
                     "failures": failures,
                 },
             )
-        set_meta(conn, "schema_version", "5")
+        set_meta(conn, "schema_version", "6")
     prepare(engine)
     with engine.connect() as conn:
         read = dict(conn.execute(select(STATES.c.source, STATES.c.read_from)).all())
@@ -454,7 +454,7 @@ def test_a_version_4_database_keeps_its_rows_and_learns_who_answered_from_then_o
     prepare(engine)
     with engine.connect() as conn:
         version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
-        assert version.scalar_one() == str(SCHEMA_VERSION) == "6"
+        assert version.scalar_one() == str(SCHEMA_VERSION)
         stored = conn.execute(select(MESSAGES.c.external_id, MESSAGES.c.agent)).all()
         assert [a for _, a in stored] == [None, None]
         assert conn.execute(select(CALLS.c.external_id, CALLS.c.agent)).all() == [("k1", None)]
@@ -635,3 +635,20 @@ def test_reading_ahead_stopped_early_closes_the_source() -> None:
     with read_ahead(endless()) as taken:
         first = next(iter(taken))
     assert first.cursor == {"n": 0} and closed == ["closed"]
+
+
+def test_the_partial_call_indexes_are_partial_on_both_databases(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Their WHERE is declared for SQLite in the tables (so SQLite processes never load the
+    # PostgreSQL dialect) and given to PostgreSQL when its schema is prepared.
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'call'"
+        else:
+            query = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'call'"
+        definitions = dict(conn.execute(text(query)).all())
+    assert "WHERE" in definitions["ix_call_waiting"].upper()
+    assert "WHERE" in definitions["ix_call_got_through"].upper()

@@ -275,3 +275,43 @@ def test_a_poll_counts_the_rows_left_out_and_those_still_settling(tmp_path: Path
     }
     later = poll(engine, settings, "pbx", just_after + timedelta(minutes=5))
     assert (later.calls, later.left_out) == (1, {})
+
+
+def test_a_non_stock_cdr_custom_mapping_is_named_by_fields_or_as_before_by_columns(
+    tmp_path: Path,
+) -> None:
+    """A cdr_custom.conf writing its own order (and the start as epoch seconds)."""
+    names = "uniqueid start src dst dcontext channel dstchannel lastapp answer end duration "
+    names += "billsec disposition"
+    fields = names.split()
+    row = (
+        '"60.1","1795165200","02079460030","6000","from-pstn","SIP/trunk-1","SIP/201-1","Dial",'
+        '"1795165215","1795165275","75","60","ANSWERED"'
+    )
+    write(tmp_path / "Master.csv", row)
+    for setting in ({"fields": fields}, {"columns": fields}):
+        (tmp_path / "monitor.db").unlink(missing_ok=True)
+        settings, engine = open_store(tmp_path, [source(**setting)])
+        assert poll(engine, settings, "pbx").rejected == 0
+        (call,) = calls(engine).values()
+        assert (call.outcome, call.wait_seconds, call.talk_seconds) == ("answered", 15, 60)
+
+
+def test_a_dump_of_the_cdr_table_with_a_header_and_no_end_column(tmp_path: Path) -> None:
+    """The cdr table as a database dump writes it: a header, `calldate` for the start, no
+    `end` (start + duration), no linkedid; the file says it holds inbound calls only."""
+    write(
+        tmp_path / "cdr.csv",
+        "calldate,clid,src,dst,dcontext,channel,dstchannel,lastapp,lastdata,duration,billsec,"
+        "disposition,amaflags,accountcode,uniqueid,userfield,answer",
+        '2026-11-20 10:00:00,"""Dana"" <201>",201,6000,ext-local,SIP/201-1,SIP/202-2,Dial,'
+        "SIP/202,75,60,ANSWERED,3,,70.1,,2026-11-20 10:00:15",
+        "2026-11-20 10:05:00,,202,6000,ext-local,SIP/202-3,,Dial,SIP/203,40,0,NO ANSWER,3,,71.1,,",
+    )
+    entry = source(path="cdr.csv", header=True, columns={"start": "calldate"}, direction="inbound")
+    settings, engine = open_store(tmp_path, [entry])
+    assert poll(engine, settings, "pbx").rejected == 0
+    found = {k: (r.outcome, r.wait_seconds, r.talk_seconds) for k, r in calls(engine).items()}
+    assert found == {"call:70.1": ("answered", 15, 60), "call:71.1": ("abandoned", 40, None)}
+    left = calls(engine)["call:71.1"].left_at.replace(tzinfo=UTC)
+    assert left == local("10:05:40").astimezone(UTC)

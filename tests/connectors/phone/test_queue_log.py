@@ -425,12 +425,14 @@ def test_lines_decoded_a_run_at_a_time_give_what_each_line_alone_gives(
     assert [r for b in batches for r in b.rejected] == rejected
 
 
-def _one_line_at_a_time(lines: list[bytes]) -> tuple[Calls, list[Any], list[Rejection]]:
+def _one_line_at_a_time(
+    lines: list[bytes], verbs: dict[str, str] | None = None
+) -> tuple[Calls, list[Any], list[Rejection]]:
     """What parse_line + Calls.feed make of `lines`, each on its own (the reference)."""
-    calls_, events, rejected = Calls(4 * 3600), [], []
+    calls_, events, rejected = Calls(4 * 3600, verbs=verbs), [], []
     for number, data in enumerate(lines, 1):
         try:
-            record = parse_line(data)
+            record = parse_line(data, calls_.not_calls)
             if record is not None:
                 events.extend(calls_.feed(record))
         except RowError as exc:
@@ -448,3 +450,34 @@ def test_fused_loop_gives_what_the_general_path_gives_for_clean_lines_in_any_ord
     events, rejected = records.parsed()
     _, expected_events, expected_rejected = _one_line_at_a_time([t.encode() for t in texts])
     assert (events, rejected) == (expected_events, expected_rejected)
+
+
+# Custom verbs a source gives a meaning: one the fused loop takes (CALLERCONNECTED: CONNECT),
+# one it skips unless given a meaning (RINGNOANSWER, here an outbound call), one it never takes.
+VERBS = {
+    "CALLERCONNECTED": "CONNECT",
+    "RINGNOANSWER": "outbound_call",
+    "HUNGUP": "ABANDON",
+    "NOISE": "ignore",
+}
+VERB_LINES = [
+    *GOOD_LINES,
+    q(20, "v.1", "ENTERQUEUE", "", CALLER, 1),
+    q(44, "v.1", "CALLERCONNECTED", 24, "v.9", 3, agent="SIP/201"),
+    q(99, "v.1", "COMPLETECALLER", 24, 55, 1, agent="SIP/201"),
+    q(30, "v.2", "HUNGUP", 1, 1, 30),
+    q(300, "v.3", "RINGNOANSWER", "02079460002", agent="SIP/202"),
+    q(310, "v.4", "NOISE", "x"),
+]
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@given(texts=st.permutations(VERB_LINES))
+def test_with_verbs_the_fused_loop_gives_what_the_general_path_gives(texts: list[str]) -> None:
+    calls_ = Calls(4 * 3600, verbs=VERBS)
+    records = Records(window_of(PlausibleTimes(), NOW))
+    feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
+    events, rejected = records.parsed()
+    _, expected_events, expected_rejected = _one_line_at_a_time([t.encode() for t in texts], VERBS)
+    assert (events, rejected) == (expected_events, expected_rejected)
+    assert any(isinstance(e, MessageEvent) and e.side == "agent" for e in events)

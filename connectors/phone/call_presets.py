@@ -1,0 +1,150 @@
+"""`call_csv` presets: the call-log exports of phone systems whose layout is documented.
+
+Each preset is written from the system's own documentation of its export, cited beside it. Its
+columns are optional (a file without one simply does not give that key), its outcome and
+direction values are matched ignoring case, and a source's own `columns:`, `outcomes:` and
+`directions:` entries override it.
+
+Systems that get no preset, because what their users download is not documented (a `columns:`
+mapping written from a real file reads them; docs/connectors/phone.md has examples):
+- Aircall's Call History download (the `aircall` preset reads the API's call objects);
+- RingCentral's call log download (separate Date and Time columns: `entered: [Date, Time]`);
+- Zoom Phone, Dialpad, 8x8 and Vonage Business: only their APIs are documented;
+- Twilio: its Calls CSV (the REST resource with `.csv`) is documented, but one row cannot give a
+  hold time: Twilio answers every inbound call that runs TwiML itself, and the person who picks
+  up is a child leg (`ParentCallSid`) with no answer time of its own, so every call would read
+  "answered within a second".
+"""
+
+from __future__ import annotations
+
+from connectors.tabular import Preset
+
+# 3CX CDR output fields, in the order the 3CX documentation lists them; the CDR settings let an
+# administrator choose which fields go out and in what order (`fields:` says so). No header.
+THREECX_FIELDS = (
+    "historyid callid duration time-start time-answered time-end reason-terminated from-no "
+    "to-no from-dn to-dn dial-no reason-changed final-number final-dn bill-code bill-rate "
+    "bill-cost bill-name chain from-type to-type final-type from-dispname to-dispname "
+    "final-dispname missed-queue-calls"
+).split()
+
+# FreeSWITCH mod_cdr_csv, the `example` template (the default of the vanilla configuration):
+# one row per A-leg at hang-up, no header, times in the server's local time.
+FREESWITCH_FIELDS = (
+    "caller_id_name caller_id_number destination_number context start_stamp answer_stamp "
+    "end_stamp duration billsec hangup_cause uuid bleg_uuid accountcode read_codec write_codec"
+).split()
+
+PRESETS: dict[str, Preset] = {
+    # Aircall's call object as its API gives it (developer.aircall.io/api-references/#call-overview,
+    # field list mirrored at docs.partner-dwh.monta.com/docs/aircall-calls): times as epoch
+    # seconds or ISO 8601 in UTC, `raw_digits` the outside party's number. Missed-call reasons:
+    # support.aircall.io/hc/en-gb/articles/14936017803549 ("Missed Call Reasons in Smartflows").
+    "aircall": Preset(
+        source="Aircall API call object",
+        columns={
+            "id": "id",
+            "entered": "started_at",
+            "answered": "answered_at",
+            "ended": "ended_at",
+            "direction": "direction",
+            "caller": "raw_digits",
+            "callee": "raw_digits",
+            "outcome": "missed_call_reason",
+            "voicemail": "voicemail",
+        },
+        outcomes={
+            # The call reached the "At any other time" branch: closed, nobody could take it.
+            "out_of_opening_hours": "exit_empty",
+            # "The caller hangs up during the first 10 seconds": a short abandon.
+            "short_abandoned": "short_abandoned",
+            "abandoned_in_ivr": "abandoned",
+            "abandoned_in_classic": "abandoned",
+            "no_available_agent": "exit_empty",
+            "agents_did_not_answer": "timeout",
+        },
+        timezone="UTC",
+        hint=(
+            "the aircall preset reads the API's call objects (started_at, answered_at, ...); "
+            "the Call History download names its columns otherwise: map them with columns:"
+        ),
+    ),
+    # 3CX CDR (www.3cx.com/blog/docs/cdr-call-data-records/; field meanings as 3CX lists them,
+    # e.g. www.tim4biz.com/pbx/3cx/): times `YYYY/MM/DD HH:MM:SS`; `duration` is `HH:MM:SS` from
+    # the answer to the end (in real records time-end - time-answered equals it): the talk time.
+    "3cx": Preset(
+        source="3CX CDR output",
+        header=False,
+        fields=tuple(THREECX_FIELDS),
+        columns={
+            "id": "historyid",
+            "entered": "time-start",
+            "answered": "time-answered",
+            "ended": "time-end",
+            "talk": "duration",
+            "caller": "from-no",
+            "callee": "to-no",
+        },
+    ),
+    # Talkdesk's calls report (docs.talkdesk.com/docs/calls-report; the `type` values at
+    # docs.talkdesk.com/docs/calls-report-reporting), downloaded as CSV (`format: csv`,
+    # docs.talkdesk.com/reference/download-a-report): times in UTC, durations in seconds.
+    # `wait_time` is "the time the caller waited for the call to be answered or to go to
+    # voicemail" from entering the waiting queue (the IVR before it is not counted).
+    "talkdesk": Preset(
+        source="Talkdesk calls report",
+        columns={
+            "id": "call_id",
+            "entered": "start_at",
+            "ended": "end_at",
+            "caller": "contact_phone_number",
+            "callee": "contact_phone_number",
+            "queue": "talkdesk_phone_display_name",
+            "direction": "type",
+            "outcome": "type",
+            "wait": "wait_time",
+            "talk": "talk_time",
+            "agent": "handling_user_name",
+        },
+        directions={
+            "inbound": "inbound",
+            "missed": "inbound",
+            "abandoned": "inbound",
+            "short_abandoned": "inbound",
+            "voicemail": "inbound",
+            "outbound": "outbound",
+            "outbound_missed": "outbound",
+        },
+        outcomes={
+            "inbound": "answered",  # answered by an agent
+            "missed": "abandoned",  # rang agents, the caller hung up while it rang
+            "abandoned": "abandoned",
+            "short_abandoned": "short_abandoned",
+            "voicemail": "voicemail",
+        },
+        timezone="UTC",
+    ),
+    # FreeSWITCH mod_cdr_csv with the `example` template (signalwire/freeswitch,
+    # conf/vanilla/autoload_configs/cdr_csv.conf.xml; developer.signalwire.com/freeswitch/
+    # FreeSWITCH-Explained/Modules/mod_cdr_csv_6587322). `duration` runs from the channel's
+    # creation to hang-up and `billsec` from its answer, so their difference is the wait before
+    # the answer (the whole call when it was not answered). A template with `${waitsec}` (from
+    # creation to the bridge to a person) gives that wait instead: name it in `fields:`.
+    "freeswitch": Preset(
+        source="FreeSWITCH mod_cdr_csv example template",
+        header=False,
+        fields=tuple(FREESWITCH_FIELDS),
+        columns={
+            "id": "uuid",
+            "entered": "start_stamp",
+            "answered": "answer_stamp",
+            "ended": "end_stamp",
+            "duration": "duration",
+            "billable": "billsec",
+            "wait_to_answer": "waitsec",
+            "caller": "caller_id_number",
+            "callee": "destination_number",
+        },
+    ),
+}
