@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -53,6 +53,15 @@ from connectors import files
 from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Window
 from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.phone.parties import (
+    GUESSED,
+    OUTSIDE_DIGITS,
+    Parties,
+    PartySettings,
+    digits,
+    guess,
+    system_ended,
+)
 from connectors.tabular import (
     Direction,
     Fields,
@@ -100,15 +109,14 @@ DEFAULT_INBOUND = ["from-pstn*", "from-trunk*", "from-did*", "ext-queues", "ext-
 DEFAULT_OUTBOUND = ["from-internal*", "outrt-*", "macro-dialout*", "*outbound*"]
 MAX_PENDING = 2000  # groups held unsettled at most; beyond, the oldest are built as they are
 _TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
-_EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.measure.events)
 
 
-class AsteriskCdrSettings(TabularSettings, LineFileSettings, PhoneSettings):
+class AsteriskCdrSettings(TabularSettings, LineFileSettings, PartySettings, PhoneSettings):
     # `path`: Master.csv, or a glob (LineFileSettings); `timezone`: default the config's, "UTC"
     # with usegmtime=yes; `fields`: the field names of a cdr_custom mapping other than the stock
     layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
     direction: Direction | None = None  # every call of the file (a log of inbound calls only)
-    queue: str | None = None  # one queue label for every inbound call
+    queue: str = "calls"  # the label of inbound calls that ran no Queue application
     queues: dict[str, str] = Field(default_factory=dict)  # dcontext or dst -> queue label
     inbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_INBOUND))
     outbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_OUTBOUND))
@@ -144,6 +152,8 @@ class Leg:
     dstchannel: str
     lastapp: str
     disposition: str
+    channel: str
+    lastdata: str
     start: str  # ISO 8601 UTC
     answer: str | None
     end: str
@@ -168,6 +178,7 @@ class AsteriskCdrConnector(LineFileSource):
         super().__init__(source, context, **limits)
         assert isinstance(source, AsteriskCdrSettings), type(source)
         self.options = source
+        self.parties = Parties(source)
         self.settle = source.settle
         self.wanted, self.optional = mapping(KEYS, {}, source.columns)
         self.formats = source.time_format or list(DEFAULT_TIME_FORMATS)
@@ -252,7 +263,7 @@ class AsteriskCdrConnector(LineFileSource):
         overflow = max(0, len(legs) - len(done) - MAX_PENDING)
         done.update([key for key in legs if key not in done][:overflow])
         for key in [key for key in legs if key in done]:  # in file order
-            records.take(f"call {key}", self.build, key, legs.pop(key), records.skip)
+            records.take(f"call {key}", self.build, key, legs.pop(key), records)
         return bool(done)
 
     def parse_line(
@@ -289,6 +300,8 @@ class AsteriskCdrConnector(LineFileSource):
             dstchannel=row.text("dstchannel"),
             lastapp=row.text("lastapp"),
             disposition=row.text("disposition").upper(),
+            channel=channel,
+            lastdata=row.text("lastdata")[:200],
             start=start.isoformat(),
             answer=answer.isoformat() if answer else None,
             end=end.isoformat(),
@@ -326,31 +339,30 @@ class AsteriskCdrConnector(LineFileSource):
             raise RowError(f"expected 16, 17, 18, 19 or 21 columns, got {count}")
         return names
 
-    def build(self, key: str, legs: list[Leg], skip: Callable[[str], None]) -> list[Event]:
-        """The events of one settled call (all its legs); a call that is no queue call is
-        counted by `skip` with its reason."""
+    def build(self, key: str, legs: list[Leg], records: Records) -> list[Event]:
+        """The events of one settled call (all its legs); a call that is no customer's queue
+        call is counted by `records.skip` with its reason."""
         legs = sorted(legs, key=lambda leg: (leg.start, leg.end))
         origin = next((leg for leg in legs if leg.origin), legs[0])
-        direction = self._direction(origin)
+        if _originated(origin):
+            records.skip("calls the PBX originated (originate, call files)")
+            return []
+        direction, guessed = self._direction(origin, legs)
+        how = f" {GUESSED}" if guessed else ""
         if direction == "outbound":
-            skip("outbound calls (callbacks, not queue calls)")
+            records.skip(f"outbound calls (callbacks, not queue calls){how}")
             return callback_made(key, origin.dst, legs[0].started)
         if direction != "inbound":
-            skip("internal calls")
+            records.skip(f"internal calls{how}")
             return []
+        if guessed:
+            records.note(f"inbound calls {GUESSED}")
         entered = legs[0].started
-        people = [
-            leg
-            for leg in legs
-            if leg.disposition == "ANSWERED"
-            and leg.answer
-            and leg.dstchannel
-            and leg.lastapp.lower() != "voicemail"
-        ]
+        people = [leg for leg in legs if _by_person(leg)]
         caller = origin.src or None
-        queue = self._queue(origin)
+        queue = self._queue(legs, origin)
         if people:
-            answered = min(datetime.fromisoformat(leg.answer or "") for leg in people)
+            answered = min(_person_answered(leg) for leg in people)
             call = CallEvent(
                 external_id=f"call:{key}",
                 queue=queue,
@@ -365,12 +377,16 @@ class AsteriskCdrConnector(LineFileSource):
             return [call]
         voicemail = [leg for leg in legs if leg.lastapp.lower() == "voicemail"]
         left = voicemail[0].started if voicemail else max(leg.ended for leg in legs)
+        ended_by = None if voicemail else _ended_by_system(legs)
+        if ended_by is not None:
+            records.note(system_ended(ended_by))
+        outcome = CallOutcome.EXIT_EMPTY if ended_by else _missed_outcome(legs, bool(voicemail))
         events: list[Event] = [
             CallEvent(
                 external_id=f"call:{key}",
                 queue=queue,
                 entered_at=entered,
-                outcome=_missed_outcome(legs, bool(voicemail)),
+                outcome=outcome,
                 left_at=left,
                 wait_seconds=max(0.0, (left - entered).total_seconds()),
                 caller=caller,
@@ -378,27 +394,93 @@ class AsteriskCdrConnector(LineFileSource):
         ]
         return events + callback_request(key, caller, left, call=f"call:{key}")
 
-    def _direction(self, origin: Leg) -> str:
+    def _direction(self, origin: Leg, legs: list[Leg]) -> tuple[str, bool]:
+        """The call's direction, and whether it is a guess from the numbers: the setting, else
+        the caller's channel (a trunk, or one of our extensions), else the dialplan context,
+        else the numbers."""
         if self.options.direction is not None:
-            return self.options.direction
+            return self.options.direction, False
+        parties = self.parties
+        if parties.is_trunk(origin.channel):
+            return "inbound", False
+        dialled_out = any(parties.is_trunk(leg.dstchannel) for leg in legs) or (
+            digits(origin.dst) >= OUTSIDE_DIGITS and not parties.is_extension(origin.dst)
+        )
+        if parties.is_extension(origin.channel) or parties.is_extension(origin.src):
+            return ("outbound" if dialled_out else "internal"), False
         context = origin.dcontext
         if any(fnmatch.fnmatchcase(context, p) for p in self.options.inbound_contexts):
-            return "inbound"
-        outside_dst = _digits(origin.dst) >= _EXTERNAL_DIGITS
+            return "inbound", False
         if any(fnmatch.fnmatchcase(context, p) for p in self.options.outbound_contexts):
-            return "outbound" if outside_dst else "internal"
-        outside_src = _digits(origin.src) >= _EXTERNAL_DIGITS
-        if outside_src and not outside_dst:
-            return "inbound"
-        if outside_dst and not outside_src:
-            return "outbound"
-        return "internal"
+            return ("outbound" if dialled_out else "internal"), False
+        return guess(origin.src, origin.dst, parties), True
 
-    def _queue(self, origin: Leg) -> str:
-        if self.options.queue is not None:
-            return self.options.queue
+    def _queue(self, legs: list[Leg], origin: Leg) -> str:
+        """The queue label: the Queue application's first argument (`500,t,,,300` -> `500`,
+        the name queue_log gives the queue), else `queues:` by dcontext or dst, else `queue:`.
+        Never a dialplan context by itself: a CDR and a queue_log of one server name a queue
+        alike."""
+        for leg in legs:
+            if leg.lastapp.lower() == "queue":
+                name = _QUEUE_ARGS.split(leg.lastdata, maxsplit=1)[0].strip()
+                if name:
+                    return name
         mapping = self.options.queues
-        return mapping.get(origin.dcontext) or mapping.get(origin.dst) or origin.dcontext or "cdr"
+        return mapping.get(origin.dcontext) or mapping.get(origin.dst) or self.options.queue
+
+
+# Application names as Asterisk registers them (`lastapp` is the registered name: main/pbx_app.c;
+# BackGround, Playback, Hangup, Busy, Congestion in main/pbx_builtins.c; VoiceMail in
+# apps/app_voicemail.c; Queue in apps/app_queue.c), compared ignoring case.
+# The dialplan itself ended the call: FreePBX's "Terminate Call" destinations (app-blackhole:
+# hangup, busy, congestion...) run these, as 3CX's EndCall does.
+_ENDING_APPS = frozenset({"hangup", "busy", "congestion"})
+# What a channel runs before the PBX has dialled anyone: a dialled channel's placeholder until it
+# answers (main/dial.c sets AppDial2, apps/app_dial.c AppDial, both with "(Outgoing Line)"). As
+# the caller's own channel, it is one the PBX called: an originate or a call file (the CDR
+# specification's "Unanswered 'Outbound' Call": no src, lastapp AppDial).
+_DIALLED_APPS = frozenset({"appdial", "appdial2"})
+# Queue(queuename,options,...); Asterisk 1.4 and older separated arguments with "|".
+_QUEUE_ARGS = re.compile(r"[,|]")
+
+
+def _originated(origin: Leg) -> bool:
+    """Whether the PBX placed the call itself (AMI Originate, a call file, a wake-up call):
+    its first channel ran no dialplan of a caller's, or it is the channel Asterisk runs when an
+    originate fails (`OutgoingSpoolFailed`, main/pbx.c)."""
+    return (
+        origin.lastapp.lower() in _DIALLED_APPS and not origin.dstchannel
+    ) or origin.channel.startswith("OutgoingSpoolFailed")
+
+
+def _by_person(leg: Leg) -> bool:
+    """A leg answered by a person: ANSWERED by a channel the call was bridged to (an agent,
+    a ring group member, a forwarded number), not by the PBX itself (an IVR, an announcement or
+    a queue answer the caller's own channel, with no dstchannel) nor by voicemail."""
+    return (
+        leg.disposition == "ANSWERED"
+        and leg.answer is not None
+        and bool(leg.dstchannel)
+        and leg.lastapp.lower() != "voicemail"
+    )
+
+
+def _person_answered(leg: Leg) -> datetime:
+    """When a person answered on `leg`: its answer time, but never before the leg began. Since
+    Asterisk 12, once the PBX has answered a caller (an IVR), every later CDR of that caller
+    carries the PBX's answer time (main/cdr.c sets `answer` when the caller's own channel goes
+    up), so the person's pickup is at least the start of the leg that reached them."""
+    answered = datetime.fromisoformat(leg.answer or leg.start)
+    return max(answered, leg.started)
+
+
+def _ended_by_system(legs: list[Leg]) -> str | None:
+    """Where the dialplan ended a call no person took (`app-blackhole,hangup (Hangup)`), or
+    None: its last leg ran Hangup, Busy or Congestion and was bridged to nobody."""
+    last = max(legs, key=lambda leg: (leg.end, leg.start))
+    if last.dstchannel or last.lastapp.lower() not in _ENDING_APPS:
+        return None
+    return f"{last.dcontext},{last.dst} ({last.lastapp})"
 
 
 def _missed_outcome(legs: list[Leg], voicemail: bool) -> CallOutcome:
@@ -410,10 +492,6 @@ def _missed_outcome(legs: list[Leg], voicemail: bool) -> CallOutcome:
     if dispositions & {"NO ANSWER", "ANSWERED", "BUSY"}:
         return CallOutcome.ABANDONED  # hung up while ringing, or in the IVR/queue
     return CallOutcome.UNKNOWN  # FAILED, CONGESTION
-
-
-def _digits(number: str) -> int:
-    return sum(ch.isdigit() for ch in number)
 
 
 def _is_time(value: str) -> bool:
@@ -459,7 +537,14 @@ def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], d
         raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
 
 
+# Fields a leg kept in an older cursor may lack (read before they were kept).
+_LATER_FIELDS = {"channel": "", "lastdata": ""}
+
+
 def _leg_fields(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict) or set(raw) != set(Leg.__dataclass_fields__):
+    if not isinstance(raw, dict):
         raise ValueError("a pending CDR row is malformed")
-    return raw
+    fields: dict[str, Any] = {**_LATER_FIELDS, **raw}
+    if set(fields) != set(Leg.__dataclass_fields__):
+        raise ValueError("a pending CDR row is malformed")
+    return fields
