@@ -98,7 +98,8 @@ CDR_CUSTOM = (
     "disposition amaflags accountcode uniqueid userfield sequence"
 ).split()
 # Fields that must hold something; `end` may also be missing (start + duration).
-REQUIRED = ("src", "dst", "dcontext", "channel", "start", "duration", "billsec")
+# `src` may be empty: a call file's CDR has none (the CDR specification's originate example).
+REQUIRED = ("dst", "dcontext", "channel", "start", "duration", "billsec")
 KEYS = Keys(
     names=tuple(dict.fromkeys([*CDR_CSV[21], *CDR_CUSTOM])),
     times=frozenset({"start", "answer", "end"}),
@@ -406,7 +407,8 @@ class AsteriskCdrConnector(LineFileSource):
         dialled_out = any(parties.is_trunk(leg.dstchannel) for leg in legs) or (
             digits(origin.dst) >= OUTSIDE_DIGITS and not parties.is_extension(origin.dst)
         )
-        if parties.is_extension(origin.channel) or parties.is_extension(origin.src):
+        ours = parties.is_extension(origin.channel)
+        if ours or (parties.configured and parties.is_extension(origin.src)):
             return ("outbound" if dialled_out else "internal"), False
         context = origin.dcontext
         if any(fnmatch.fnmatchcase(context, p) for p in self.options.inbound_contexts):

@@ -132,8 +132,9 @@ CANNOT_TELL = (
 
 class CallCsvSettings(TabularSettings, LineFileSettings, PartySettings, PhoneSettings):
     preset: PresetName | None = None
-    # [column, [values]]: the column naming who answered, and its values that are a person (an
-    # agent, an extension, a forwarded number): for a file that cannot tell otherwise.
+    # [column, [values]]: the column saying who answered, and its values that are a person (an
+    # agent, an extension, a forwarded number), or `!value`s that are not (an auto attendant):
+    # for a file that cannot tell a person's answer from the phone system's otherwise.
     answered_by_person: tuple[str, list[str]] | None = None
     queue: str = "calls"  # the queue label when no queue column is mapped or it is empty
     outcomes: dict[str, Outcome] = Field(default_factory=dict)  # file value -> our outcome
@@ -197,8 +198,11 @@ class CallCsvConnector(LineFileSource):
         self.directions = source.direction_map()
         self.parties = Parties(source)
         self.rules: CallRules | None = RULES.get(source.preset or "")
-        person = source.answered_by_person
-        self.person_values = frozenset(v.strip().casefold() for v in person[1]) if person else set()
+        values = [v.strip().casefold() for v in (source.answered_by_person or ("", []))[1]]
+        # Values that are a person; or, written `!IVR`, the values that are not (any other
+        # value is then a person: a column of agents' names beside "Auto Attendant").
+        self.person_values = frozenset(v for v in values if not v.startswith("!"))
+        self.not_person_values = frozenset(v[1:].strip() for v in values if v.startswith("!"))
         preset = PRESETS[source.preset] if source.preset else None
         self.answers_are_people = bool(preset and preset.answers_are_people)
 
@@ -287,13 +291,14 @@ class CallCsvConnector(LineFileSource):
         if ended_by is not None and not voicemail:
             outcome = CallOutcome.EXIT_EMPTY  # the system hung up: nobody could take it
         elif outcome is CallOutcome.ANSWERED and person is False:
-            # The PBX answered (an IVR, a queue, an announcement) and no person did.
+            # The PBX answered (an IVR, a queue, an announcement) and no person did: the caller
+            # gave up there, unless the record says the caller did not hang up (the system did).
             hung_up = rules.caller_hung_up(row) if rules else None
-            if hung_up:
-                outcome = CallOutcome.ABANDONED
-            else:
+            if hung_up is False:
                 outcome = CallOutcome.EXIT_EMPTY
                 ended_by = self._answered_by(row)
+            else:
+                outcome = CallOutcome.ABANDONED
         elif outcome is CallOutcome.ANSWERED and person is None and not row.text("outcome"):
             records.note(CANNOT_TELL)
         if outcome is CallOutcome.EXIT_EMPTY and ended_by:
@@ -323,8 +328,10 @@ class CallCsvConnector(LineFileSource):
         """Whether a person answered, as far as the record says (None: it does not say)."""
         rule = self.options.answered_by_person
         if rule is not None:
-            column, values = rule
-            return row.column(column).casefold() in self.person_values
+            value = row.column(rule[0]).casefold()
+            if self.person_values:
+                return value in self.person_values
+            return bool(value) and value not in self.not_person_values
         if self.rules is not None:
             return self.rules.person(row)
         return True if self.answers_are_people else None
@@ -333,7 +340,10 @@ class CallCsvConnector(LineFileSource):
         """Who answered a call no person took, as the file says (for the poll's remark)."""
         rule = self.options.answered_by_person
         found = row.column(rule[0]) if rule is not None else ""
-        return found or "the phone system's answer"
+        rules = self.rules
+        if not found and rules is not None and rules.person_columns:
+            found = next((row.column(c) for c in rules.person_columns if row.column(c)), "")
+        return found or "the phone system's own answer"
 
     def cannot_tell(self, layout: Layout) -> bool:
         """Whether records of `layout` cannot tell a person's answer from the PBX's: no
@@ -375,7 +385,8 @@ class CallCsvConnector(LineFileSource):
         channel = row.text("channel")
         if channel and parties.is_trunk(channel):
             return "inbound", False
-        if (channel and parties.is_extension(channel)) or parties.is_extension(caller):
+        ours = channel and parties.is_extension(channel)
+        if ours or (parties.configured and parties.is_extension(caller)):
             return ("outbound" if parties.is_outside(callee) and callee else "internal"), False
         if not callee:  # a log of the calls that came in, with the caller alone
             return "inbound", not parties.is_outside(caller)

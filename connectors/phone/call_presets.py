@@ -227,10 +227,17 @@ class ThreeCxRules(CallRules):
         return final in self.PEOPLE or final in self.LINE
 
     def ended_by_system(self, row: Row) -> str | None:
+        """EndCall anywhere on the way; else a destination that is no person (a queue, an IVR)
+        where the call ended and the caller did not hang up: 3CX ended it there."""
+        number = row.column("final-dn") or row.column("to-dn")
         for column in ("final-type", "to-type"):
             if _folded(row, column) in self.SYSTEM_ENDS:
-                number = row.column("final-dn") or row.column("to-dn")
                 return f"3CX {row.column(column)} {number}".strip()
+        final = self._final(row)
+        if final and self.caller_hung_up(row) is False and not self.person(row):
+            if final not in self.VOICEMAIL:
+                name = row.column("final-type") or row.column("to-type")
+                return f"3CX {name} {number}".strip()
         return None
 
     def caller_hung_up(self, row: Row) -> bool | None:

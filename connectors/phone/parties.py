@@ -54,6 +54,9 @@ class Parties:
         self.extensions = [p.casefold() for p in settings.extensions or []]
         self.trunks = [p.casefold() for p in settings.trunks]
         self.defaults = settings.extensions is None
+        # `extensions:` names ours: a number matching it is ours for certain. The default
+        # (short numbers) is a guess, as counting digits is.
+        self.configured = not self.defaults
 
     def is_extension(self, value: str) -> bool:
         """Whether a number or a channel is one of ours (see the module docstring)."""

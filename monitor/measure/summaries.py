@@ -20,10 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config import ResolvedTargets
+from monitor.measure.events import callback_conversation
 from monitor.measure.inquiries import is_breached_now
 
 Row = Mapping[Any, Any]
 UNANSWERED_OUTCOMES = ("abandoned", "timeout", "exit_key", "exit_empty", "unknown")
+# Calls that ask for a callback when their number is known (monitor.measure.events).
+MISSED_OUTCOMES = ("abandoned", "timeout", "exit_key", "exit_empty")
 UNKNOWN = "unknown"
 
 
@@ -158,6 +161,11 @@ class CallFigures:
     short_abandoned: int = 0  # hung up within `short_abandon`: out of the service level
     # The longest wait an `unknown` call was seen to have, at least (it may have held longer).
     unknown_wait_at_least_seconds: float | None = None
+    # Ended by the phone system with no person (a closed message, a hang-up destination such as
+    # 3CX's EndCall, an empty queue): `exit_empty`, let-downs, never answered.
+    system_ended: int = 0
+    # Missed calls (not short abandons) with no number to call back: withheld callers.
+    missed_without_number: int = 0
 
     @property
     def abandoned_ratio(self) -> float | None:
@@ -216,6 +224,14 @@ def summarize_calls(
         unknown=len(unknown),
         short_abandoned=len(short),
         unknown_wait_at_least_seconds=max(seen) if seen else None,
+        system_ended=sum(1 for r in rows if r["outcome"] == "exit_empty"),
+        missed_without_number=sum(
+            1
+            for r in rows
+            if r["outcome"] in MISSED_OUTCOMES
+            and not _short(r, targets)
+            and callback_conversation(r["caller"] if "caller" in r else None) is None
+        ),
     )
 
 
