@@ -21,8 +21,10 @@ legs ended `settle` (default 2 minutes) before the newest leg read or before now
 written as they hang up. Rows of groups not settled yet travel in the cursor.
 
 A group becomes:
-- inbound (`direction: inbound` for a file of inbound calls only; else dcontext matches
-  `inbound_contexts`, or an outside caller dialled a short number): a
+- inbound (`direction: inbound` for a file of inbound calls only; else the caller's channel is
+  a trunk (connectors.phone.parties: `trunks:`, `extensions:`); else dcontext matches
+  `inbound_contexts`; else an outside or withheld caller dialled a short number, a guess the
+  poll notes): a
   `CallEvent`. Answered when a leg was ANSWERED by a channel (dstchannel set, not VoiceMail);
   its wait is first such answer − the group's first start, i.e. duration − billsec of the
   answering leg plus the earlier legs' ring time: ring and queue time, including any IVR or

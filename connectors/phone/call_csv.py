@@ -22,9 +22,16 @@ is set, else answered when there is an answer time, else abandoned. An inbound c
 also asks for a callback: a customer-side message on channel `voicemail` in the caller's `tel:`
 conversation. Each outbound row is an agent-side message in the callee's `tel:` conversation at
 the call's start, closing that number's callback inquiry in any phone source. Direction is
-`direction:` when set (a file of inbound calls only), else the `direction` column through
-`directions:` (defaults: in/inbound/incoming, out/outbound/outgoing), else from the numbers (an
-outside number calling a short one is inbound).
+`direction:` when set (a file of inbound calls only), else the record (a preset's rules: 3CX's
+from-type; the `direction` column through `directions:`, defaults in/inbound/incoming,
+out/outbound/outgoing), else the `channel` column or the caller among `trunks:`/`extensions:`
+(connectors.phone.parties), else from the numbers (an outside or withheld number calling a short
+one is inbound), a guess the poll notes. Calls the system placed itself are left out by reason.
+
+Answered means a person (a preset's rules, `answered_by_person`, or an outcome column saying so):
+a call the PBX answered and no person took is `abandoned` (the caller gave up in the IVR or
+queue) or, where the record says the system ended it (3CX EndCall), `exit_empty`, noted by
+destination. A file that cannot tell says so in `check` and in each poll's remarks.
 
 Files are tailed like the other logs (connectors.files); an export written again as a new file
 is read again, and stable ids (the `id` column, else a hash of the call's fields) make the

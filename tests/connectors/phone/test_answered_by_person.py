@@ -169,8 +169,7 @@ def test_a_call_log_row_answered_by_an_auto_attendant_is_not_answered(tmp_path: 
         tmp_path / "calls.csv",
         "Start,From,Answered,End,Answered by",
         "2026-11-20 09:00:00,+442079460001,2026-11-20 09:00:12,2026-11-20 09:04:00,Dana",
-        "2026-11-20 09:10:00,+442079460002,2026-11-20 09:10:00,2026-11-20 09:10:45,"
-        "Auto Attendant",
+        "2026-11-20 09:10:00,+442079460002,2026-11-20 09:10:00,2026-11-20 09:10:45,Auto Attendant",
     )
     source = {
         "name": "log",

@@ -331,6 +331,8 @@ def test_a_queue_log_and_a_cdr_of_one_server_agree_on_customers_queues_and_aband
     by_source: dict[str, Counter[tuple[str, str]]] = {"q": Counter(), "pbx": Counter()}
     for row in calls(engine).values():
         by_source[row.source][(row.queue, row.outcome)] += 1
-    assert by_source["q"] == by_source["pbx"] == Counter(
-        {("500", "answered"): 1, ("500", "abandoned"): 1, ("501", "abandoned"): 1}
+    assert (
+        by_source["q"]
+        == by_source["pbx"]
+        == Counter({("500", "answered"): 1, ("500", "abandoned"): 1, ("501", "abandoned"): 1})
     )
