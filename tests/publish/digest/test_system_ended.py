@@ -18,7 +18,7 @@ def test_calls_the_system_ended_are_let_downs_not_answered(tmp_path: Path) -> No
     """A 3CX day of eight calls from outside: seven reached an extension after 10 s, and one
     went to EndCall, which answered it at once and hung up 5 s later. The `3cx` preset used to
     count all eight answered within a second; the digest shows 7 answered, 1 ended by the phone
-    system, a callback owed, and the source let down 1 of 8 callers (12%, as the digest rounds 12.5)."""
+    system, and the source let down 1 of 8 callers (12.5 %, shown as 12%)."""
     rows = [
         threecx(n, f"{9 + n:02d}:00:00", caller=f"+4420794600{n:02d}",
                 types=("Line", "Queue", "Extension"), answered=10, length=70)
