@@ -1,7 +1,7 @@
 # Two commands: `make run` starts the monitor, `make test` runs the linters and the whole test suite.
 #
-# Other targets: `make lint`, `make fmt`, `make fuzz`, `make bench`, `make compat`, `make clean`,
-# `make .venv` (or `make venv`).
+# Other targets: `make lint`, `make fmt`, `make fuzz`, `make bench`, `make compat`,
+# `make screenshot`, `make clean`, `make .venv` (or `make venv`).
 # Everything runs from the private virtualenv in .venv, created on first use and
 # re-installed whenever pyproject.toml changes.
 
@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 CONFIG ?= config.example.yaml
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 
-.PHONY: venv .venv run test lint fmt fuzz bench compat clean
+.PHONY: venv .venv run test lint fmt fuzz bench compat screenshot clean
 
 # --- virtualenv -------------------------------------------------------------------------------
 
@@ -68,6 +68,10 @@ SAMPLES ?= $(firstword $(wildcard ../shared/samples ../../shared/samples))
 compat: $(STAMP)
 	@test -n "$(SAMPLES)" || { echo "make compat SAMPLES=DIR (a folder of real exports)"; exit 2; }
 	$(BIN)/python -m monitor.compat "$(SAMPLES)"
+
+# docs/digest.png, the picture in README: the demo's digest drawn by headless Chromium.
+screenshot: $(STAMP)
+	$(BIN)/python docs/screenshot.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist *.egg-info

@@ -118,7 +118,7 @@ def settings_mapping(folder: Path, database: Path, listen: str | None = None) ->
 
 
 def build(path: Path, sizes: Sizes) -> Built:
-    from monitor.config import settings_from_mapping
+    from monitor.config_file import settings_from_mapping
     from monitor.publish.alerts.run import run_once
     from monitor.store.database import make_engine, prepare
     from monitor.store.tables import CALLS, INQUIRIES, MESSAGES

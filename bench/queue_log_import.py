@@ -102,7 +102,7 @@ TIMED_POLL = r"""
 import sys, time
 from pathlib import Path
 from monitor.cli import open_store
-from monitor.config import load_settings
+from monitor.config_file import load_settings
 from monitor.store.ingest import poll_source, utcnow
 settings = load_settings(Path(sys.argv[1]))
 engine = open_store(settings)

@@ -33,7 +33,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.publish.exporter import exposition
 from monitor.store.database import make_engine, prepare
 from monitor.store.tables import CALLS, INQUIRIES

@@ -26,30 +26,75 @@ cannot be stored (lone surrogates, NUL) are made storable by the event construct
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from zoneinfo import ZoneInfo
 
+from pydantic import Field, Strict, TypeAdapter, ValidationError
+
 from monitor.config import Agents, PlausibleTimes, SourceSettings
-from monitor.measure.events import CallEvent, Channel, Event, MessageEvent, from_micros, micros
+from monitor.errors import BadRecord, OperationError
+from monitor.measure.events import CallEvent, Event, MessageEvent, from_micros, micros
 
 logger = logging.getLogger(__name__)
 
 # Small, JSON-serializable, versioned ({"v": 1, ...}): it is stored as JSON with the rows.
+# Each kind declares its shape as a TypedDict (`ImapCursor`, `FileCursor`, ...), checked when
+# it is loaded by `checked_cursor`.
 Cursor = dict[str, Any]
+CURSOR_VERSION = 1
+# Field types of cursor shapes: exactly these JSON types (a `true` is no count, "3" no number).
+Count = Annotated[int, Strict(), Field(ge=0)]
+Number = Annotated[int, Strict()]
+Text = Annotated[str, Strict()]
+Shape = TypeVar("Shape")
 
 
-class ConnectorError(Exception):
+def checked_cursor(shape: type[Shape], cursor: object, what: str) -> Shape:
+    """`cursor` as the `shape` its kind declares (a TypedDict), its version and every field
+    checked, in this one place for every kind; ValueError saying what does not fit.
+
+    A stored cursor of another version or another kind, or a damaged one, would make a poll
+    read the wrong things: callers fail the poll for good (`unusable_cursor`)."""
+    if not isinstance(cursor, dict) or cursor.get("v") != CURSOR_VERSION:
+        raise ValueError(f"not a version {CURSOR_VERSION} {what} cursor")
+    try:
+        adapter = _ADAPTERS.get(shape) or _ADAPTERS.setdefault(shape, TypeAdapter(shape))
+        checked: Shape = adapter.validate_python(cursor)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error["loc"])
+        raise ValueError(f"{what} cursor {where.lstrip('.')}: {error['msg']}") from None
+    return checked
+
+
+_ADAPTERS: dict[Any, TypeAdapter[Any]] = {}  # a shape's validator, built once
+
+
+def unusable_cursor(exc: Exception) -> ConnectorError:
+    """The poll's error for a stored cursor that `checked_cursor` refused: permanent."""
+    return ConnectorError(f"stored cursor is unusable: {exc}", permanent=True)
+
+
+def stored_cursor(shape: type[Shape], cursor: Cursor | None, what: str) -> Shape | None:
+    """A fetch's stored cursor checked (`checked_cursor`), None for none; a cursor that does
+    not fit fails the poll for good (`unusable_cursor`)."""
+    if cursor is None:
+        return None
+    try:
+        return checked_cursor(shape, cursor, what)
+    except ValueError as exc:
+        raise unusable_cursor(exc) from None
+
+
+class ConnectorError(OperationError):
     """The source cannot be read now. `permanent` errors (bad credentials, a missing file that
     is configured) will not heal by retrying; transient ones (network, a locked file) may."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +119,6 @@ class Batch:
     # What the poll should say about records it kept, per remark in a few words ("inbound
     # calls (a guess from the numbers)": 40): how a judgement was made where it is not certain.
     noted: dict[str, int] = field(default_factory=dict)
-
-
-class BadRecord(ValueError):
-    """A record that cannot be used; the message is the rejection reason. Reasons name a field
-    or a type, never the record's contents (they are logged)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -294,11 +334,31 @@ class ConnectorContext:
         return address in self.agents.addresses or domain in self.agents.domains
 
 
-class Connector:
-    """Base class: one small subclass per source kind, listed in `connectors.CONNECTORS`."""
+class Connector(ABC):
+    """Base class: one small subclass per source kind, listed in `connectors.CONNECTORS`.
+
+    A kind says what it is and which settings it takes (a `SourceSettings` subclass that
+    declares the channel it measures), and implements `check` and `fetch` (a kind missing one
+    cannot be built: the error names the method). A minimal one::
+
+        class NotesSettings(SourceSettings):
+            channel: ClassVar[Channel] = Channel.CHAT
+            path: str
+
+        class NotesConnector(Connector):
+            kind, settings = "notes", NotesSettings
+
+            def check(self) -> str:
+                return f"{len(self.notes())} notes"
+
+            def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
+                records = self.collector(now)
+                for number, note in enumerate(self.notes(), 1):
+                    records.take(f"note {number}", message_of, note)
+                yield records.batch({"v": 1})
+    """
 
     kind: ClassVar[str]
-    channel: ClassVar[Channel]
     settings: ClassVar[type[SourceSettings]] = SourceSettings
     # Kinds whose sources are files may be backfilled with `support-monitor import`.
     imports_files: ClassVar[bool] = False
@@ -315,15 +375,15 @@ class Connector:
         """The collector every record of a fetch at `now` becomes events through."""
         return Records(self.context.window(now))
 
+    @abstractmethod
     def check(self) -> str:
         """Try the source without reading it all; return a short description of what was found.
 
         Raises ConnectorError with one readable line when the source cannot be used."""
-        raise NotImplementedError
 
+    @abstractmethod
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         """Yield batches of what is new since `cursor` (None: from the beginning)."""
-        raise NotImplementedError
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         """Read the given files once, for `import` (backfill). Cursors of these batches are

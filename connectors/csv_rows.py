@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from connectors.base import BadRecord
+from monitor.errors import BadRecord
 
 # The formats tried when a source configures none: ISO 8601 (which also covers Asterisk's
 # `2024-01-27 15:07:24`), Unix epoch seconds, and the slashed forms a spreadsheet re-save leaves

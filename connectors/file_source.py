@@ -9,22 +9,26 @@ the new file's creation) nothing may match for a moment, and the next poll heals
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from connectors import files
-from connectors.base import Connector, ConnectorContext, ConnectorError, Cursor
+from connectors.base import Connector, ConnectorContext, ConnectorError, Cursor, unusable_cursor
 from connectors.regular_files import glob_files, glob_paths, open_regular, reason
 from monitor.config import SourceSettings
 
 
 class FileSource(Connector):
+    """A source of files: a kind says where they are (`configured_path`) and how to read them
+    (`fetch`); matching, `check` and `import`'s file checks are shared."""
+
     imports_files = True
 
+    @abstractmethod
     def configured_path(self) -> Path:
         """The configured file or glob, resolved against the config file's folder."""
-        raise NotImplementedError
 
     def matching_files(self) -> list[Path]:
         """The files the configured path matches now (sorted; folders left out, anything else
@@ -121,7 +125,7 @@ class LineFileSource(FileSource):
                 matched, cursor, max_lines=self.max_lines, max_line_bytes=self.max_line_bytes
             )
         except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+            raise unusable_cursor(exc) from None
 
     def read_chunks(self, paths: list[Path]) -> Iterator[files.Chunk]:
         """The named files whole, for `import`."""

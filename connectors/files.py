@@ -11,7 +11,7 @@ a fingerprint of its head, so that
 - copytruncate (the file shrinks below the stored offset, or its head changes) and a reused
   inode (a new file with different head bytes) restart that file from the beginning.
 
-Cursor shape (small, JSON-serialisable)::
+Cursor shape (`FileCursor`: small, JSON-serialisable)::
 
     {"v": 1, "files": {"<dev>:<inode>": {"path": str, "offset": int, "line": int,
                                          "head": "<sha1 hex>"}}}
@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from connectors.base import Cursor, Rejection
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
+from connectors.base import CURSOR_VERSION, Count, Cursor, Number, Rejection, Text, checked_cursor
 from connectors.regular_files import NotRegularFile, open_regular, reason
 
-CURSOR_VERSION = 1
 DEFAULT_MAX_LINES = 5000
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 HEAD_BYTES = 256
@@ -107,30 +109,26 @@ def read_all(
     return _read(paths, {}, max_lines, max_line_bytes, final=True)
 
 
+@with_config(ConfigDict(extra="forbid"))
+class FileEntry(TypedDict):
+    path: Text  # where the file was last seen
+    offset: Count  # the byte after the last line consumed
+    line: Count  # lines consumed
+    head: Text  # sha1 of the first min(256, offset) bytes
+
+
+@with_config(ConfigDict(extra="forbid"))
+class FileCursor(TypedDict):
+    v: Number
+    files: dict[str, FileEntry]  # by "<dev>:<inode>"
+
+
 def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
     """The per-file entries of a stored cursor, checked; ValueError if it is not ours."""
     if cursor is None:
         return {}
-    if not isinstance(cursor, dict) or cursor.get("v") != CURSOR_VERSION:
-        raise ValueError("not a version 1 file cursor")
-    files = cursor.get("files")
-    if not isinstance(files, dict):
-        raise ValueError("file cursor has no 'files' mapping")
-    for key, entry in files.items():
-        valid = (
-            isinstance(entry, dict)
-            and isinstance(entry.get("path"), str)
-            and _is_count(entry.get("offset"))
-            and _is_count(entry.get("line"))
-            and isinstance(entry.get("head"), str)
-        )
-        if not valid:
-            raise ValueError(f"file cursor entry {key!r} is malformed")
-    return {key: dict(entry) for key, entry in files.items()}
-
-
-def _is_count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    checked = checked_cursor(FileCursor, cursor, "file")
+    return {key: dict(entry) for key, entry in checked["files"].items()}
 
 
 def _dump(files: dict[str, dict[str, Any]]) -> Cursor:

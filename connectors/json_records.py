@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from connectors.base import BadRecord
+from monitor.errors import BadRecord
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 

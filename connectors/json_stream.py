@@ -32,8 +32,8 @@ from typing import Any, BinaryIO
 
 import ijson
 
-from connectors.base import BadRecord
 from connectors.json_records import RecordError
+from monitor.errors import BadRecord
 
 DEFAULT_MAX_RECORD_BYTES = 4 * 1024 * 1024
 # A value costs Python 50-100 bytes however few bytes of JSON it took (`{}` is 2): a record is

@@ -30,7 +30,7 @@ def smtp_used_by(settings: Settings) -> list[str]:
     users = []
     if settings.file.digest is not None and settings.file.digest.to:
         users.append("the digest")
-    if any(n.kind == "email" for n in settings.file.alerts.notify):
+    if any(n.needs_smtp for n in settings.file.alerts.notify):
         users.append("e-mail alerts")
     return users
 

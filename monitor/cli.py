@@ -24,7 +24,9 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import ConfigError, Settings, config_path, load_settings  # noqa: E402
+from monitor.config import Settings  # noqa: E402
+from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
+from monitor.errors import SupportMonitorError  # noqa: E402
 from monitor.publish.printable import block, line  # noqa: E402
 from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
 from monitor.store.ingest import (  # noqa: E402
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("monitor")
 
 
-class UsageError(Exception):
+class UsageError(SupportMonitorError):
     """A command-line mistake: exit status 2."""
 
 

@@ -5,14 +5,18 @@
 Runs each entry of the compatibility file (examples/compat/samples.yaml: a file or folder under
 DIR, the source a user would write for it, and what it should give) through its connector into
 a database of its own, and prints one line per entry: what was read, rejected and measured, and
-what was left out on purpose and why. Exit status 1 when an entry that should load does not (it
-fails its poll, rejects a record, or measures nothing; or, for `left out`, measures something),
-or when a file in DIR is named by no entry; 2 for a usage or configuration problem.
+what was left out on purpose and why. An entry may also name a column in which the file states
+each call's wait itself (`agree:`, a CSV with a header): every call's stored wait must equal it,
+except the calls listed with the reason the file contradicts itself there. Exit status 1 when
+an entry that should load does not (it fails its poll, rejects a record, or measures nothing;
+or, for `left out`, measures something; or a wait disagrees), or when a file in DIR is named by
+no entry; 2 for a usage or configuration problem.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import sys
 import tempfile
@@ -25,16 +29,29 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine, select
 
-from monitor.config import ConfigError, settings_from_mapping
+from monitor.config_file import ConfigError, settings_from_mapping
 from monitor.publish.printable import line
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import PollResult, poll_source, utcnow
+from monitor.store.tables import CALLS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "examples" / "compat" / "samples.yaml"
 IGNORED = frozenset({"SOURCES.md", "README.md"})  # the folder's own notes, not exports
 WIDTH = 600  # an output line's bound (it names files, counts and reasons, nothing else)
+
+
+class Agreement(BaseModel):
+    """Where a CSV file states each call's wait itself, to check the stored waits against."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str  # the column naming the call (a stored call's id starts with it)
+    wait: str  # the column holding the file's own wait, in seconds
+    where: dict[str, list[str]] = Field(min_length=1)  # the rows that end a call: column -> values
+    differs: dict[str, str] = {}  # calls where the file contradicts itself: id -> how
 
 
 class Entry(BaseModel):
@@ -44,6 +61,27 @@ class Entry(BaseModel):
     expect: Literal["measured", "left out", "not loadable"]
     why: str | None = None
     source: dict[str, Any] | None = None
+    agree: Agreement | None = None
+
+
+@dataclass(frozen=True)
+class Agreed:
+    """Stored waits against the file's own, call by call."""
+
+    column: str
+    equal: int
+    known: int  # differ where the file contradicts itself (the entry says how)
+    wrong: list[str]  # differ otherwise, or the file's call was not stored
+
+    @property
+    def text(self) -> str:
+        checked = self.equal + self.known + len(self.wrong)
+        text = f"waits equal {self.column} for {self.equal} of {checked} calls"
+        if self.known:
+            text += f", {self.known} differ where the file contradicts itself"
+        if self.wrong:
+            text += f"; {len(self.wrong)} disagree: {', '.join(self.wrong[:3])}"
+        return text
 
 
 class CompatFile(BaseModel):
@@ -95,6 +133,8 @@ def load(path: Path) -> list[Entry]:
             raise ValueError(f"{entry.file}: a source goes with `measured` or `left out` only")
         if entry.expect != "measured" and not entry.why:
             raise ValueError(f"{entry.file}: `{entry.expect}` needs a `why`")
+        if entry.agree is not None and entry.expect != "measured":
+            raise ValueError(f"{entry.file}: `agree` goes with `measured` only")
     return entries
 
 
@@ -116,12 +156,46 @@ def run(entry: Entry, samples: Path, now: datetime) -> Outcome:
         try:
             prepare(engine)
             result = poll_source(engine, settings, settings.sources[0], now=now)
+            agreed = None
+            if entry.agree is not None and result.error is None:
+                agreed = agree(entry.agree, target, stored_waits(engine))
         finally:
             engine.dispose()
-    return judge(entry, target, result)
+    return judge(entry, target, result, agreed)
 
 
-def judge(entry: Entry, target: Path, result: PollResult) -> Outcome:
+def stored_waits(engine: Engine) -> dict[str, float | None]:
+    """Each stored call's wait by the call's own id (the first part of its external id)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(CALLS.c.external_id, CALLS.c.wait_seconds))
+        return {external.split("@")[0]: wait for external, wait in rows}
+
+
+def agree(agreement: Agreement, target: Path, stored: dict[str, float | None]) -> Agreed:
+    """The stored waits against the file's column, on the rows that end a call (the last one
+    of a call counts)."""
+    stated: dict[str, str] = {}
+    with target.open(encoding="utf-8", errors="replace", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if all(row.get(column) in values for column, values in agreement.where.items()):
+                stated[row.get(agreement.id) or ""] = row.get(agreement.wait) or ""
+    equal = known = 0
+    wrong: list[str] = []
+    for call, text in stated.items():
+        try:
+            expected: float | None = float(text)
+        except ValueError:
+            expected = None
+        if call in stored and expected is not None and stored[call] == expected:
+            equal += 1
+        elif call in agreement.differs:
+            known += 1
+        else:
+            wrong.append(f"{call} stored {stored.get(call, 'nothing')}, the file {text or 'none'}")
+    return Agreed(agreement.wait, equal, known, wrong)
+
+
+def judge(entry: Entry, target: Path, result: PollResult, agreed: Agreed | None = None) -> Outcome:
     kind = str((entry.source or {}).get("kind"))
     read = describe_read(target)
     if result.error is not None:
@@ -137,6 +211,10 @@ def judge(entry: Entry, target: Path, result: PollResult) -> Outcome:
     nothing = not (result.calls or result.messages)
     if entry.expect == "measured" and nothing:
         return Outcome(False, f"{text}; expected calls or messages")
+    if agreed is not None:
+        text += f"; {agreed.text}"
+        if agreed.wrong or not agreed.equal:
+            return Outcome(False, text)
     if entry.expect == "left out":
         if not nothing:
             return Outcome(False, f"{text}; expected every record left out ({entry.why})")

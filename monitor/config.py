@@ -1,34 +1,30 @@
-"""The configuration file: YAML in, validated frozen models out.
+"""The settings: validated, frozen models of the configuration file.
 
-Loading is strict because a monitor that silently ignores a misspelt `hold_max` measures the
-wrong thing for months: unknown keys are errors, every error names its key path
-(`sources[1].targets.hold_warn`), and nothing runs until the whole file is valid.
-
-Each source is validated twice: first its common keys (`SourceSettings`), then by the settings
-model its connector declares, so a connector owns its own keys without this module knowing them.
+Strict because a monitor that silently ignores a misspelt `hold_max` measures the wrong thing
+for months: unknown keys are errors (`extra="forbid"`), and every value is checked where it is
+declared. Reading a file into these models is `monitor.config_file`'s job; a source's own keys
+are declared by its kind's settings model (a subclass of `SourceSettings`, beside its connector,
+with the channel it measures), so this module knows no connector and imports none.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -36,23 +32,6 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.measure.events import Channel, Stage
-
-DEFAULT_CONFIG = "support-monitor.yaml"
-CONFIG_ENV = "SUPPORT_MONITOR_CONFIG"
-# A config file is a few kB; these bound what a hostile or broken one can cost before it is
-# refused: its size, and the values its YAML aliases expand to (a "billion laughs" file of a
-# few hundred bytes otherwise expands to billions of values in the checks that walk it).
-MAX_CONFIG_BYTES = 1024 * 1024
-MAX_CONFIG_VALUES = 100_000
-
-
-class ConfigError(Exception):
-    """The configuration is invalid; `problems` holds one `path: what` line each."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
-
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -303,7 +282,10 @@ class CalendarSettings(Model):
 
 
 class SourceSettings(Model):
-    """Keys every source has; a connector's own settings model extends this."""
+    """Keys every source has; a connector's own settings model extends this and declares the
+    channel its kind measures (`channel`), which decides its targets and labels."""
+
+    channel: ClassVar[Channel]
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
     kind: str
@@ -322,6 +304,7 @@ class PhoneSettings(SourceSettings):
     it, the first `max_queues` names met. Every other queue, and any name that looks like an
     e-mail address or a phone number, is stored and exported as `other`."""
 
+    channel: ClassVar[Channel] = Channel.PHONE
     queues: list[str] | dict[str, str] | None = None
     max_queues: int = Field(default=50, ge=1, le=1000)
 
@@ -388,20 +371,12 @@ class DigestSettings(Model):
 
 
 class NotifySettings(Model):
-    kind: Literal["email", "webhook"]
-    to: list[str] = []
-    url: HttpUrl | None = None
-    # webhook: the whole POST (connecting, sending, the answer) ends within it, however slowly
-    # the receiver answers, so a slow receiver cannot stall alerts
-    timeout: Duration = timedelta(seconds=10)
+    """Keys every notifier has; a notifier's own settings model (beside its class, in
+    monitor.publish.notifiers) extends this with where notices go, and says whether it sends
+    over the `smtp:` section (`needs_smtp`)."""
 
-    @model_validator(mode="after")
-    def _destination(self) -> NotifySettings:
-        if self.kind == "email" and not self.to:
-            raise ValueError("an email notifier needs `to`")
-        if self.kind == "webhook" and not self.url:
-            raise ValueError("a webhook notifier needs an http(s) `url`")
-        return self
+    needs_smtp: ClassVar[bool] = False
+    kind: str
 
 
 class QuietHours(Model):
@@ -526,10 +501,8 @@ class Settings:
 
 
 def channel_of(source: SourceSettings) -> Channel:
-    """The channel a source's kind measures."""
-    from connectors import connector_class
-
-    return connector_class(source.kind).channel
+    """The channel a source's kind measures, as its settings model declares it."""
+    return type(source).channel
 
 
 def inquiry_channel_of(source: SourceSettings) -> Channel:
@@ -539,78 +512,6 @@ def inquiry_channel_of(source: SourceSettings) -> Channel:
     return Channel.VOICEMAIL if channel is Channel.PHONE else channel
 
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-@dataclass(frozen=True)
-class _Substituted:
-    """A string that held `${VAR}`: where, as written, and what it became."""
-
-    path: str
-    written: str
-    value: str
-
-
-def _interpolate(node: Any, path: str, problems: list[str], substituted: list[_Substituted]) -> Any:
-    """Replace `${VAR}` / `${VAR:-default}` in every string, naming the key of a missing VAR;
-    each replacement is noted in `substituted`, so that errors show what was written."""
-    if isinstance(node, dict):
-        return {
-            k: _interpolate(v, _join(path, str(k)), problems, substituted) for k, v in node.items()
-        }
-    if isinstance(node, list):
-        return [_interpolate(v, f"{path}[{i}]", problems, substituted) for i, v in enumerate(node)]
-    if isinstance(node, str) and "${" in node:
-
-        def replace(match: re.Match[str]) -> str:
-            value = os.environ.get(match.group(1))
-            if value is None and match.group(2) is None:
-                problems.append(f"{path}: environment variable {match.group(1)} is not set")
-                return ""
-            return value if value is not None else match.group(2)
-
-        value = _ENV_REF.sub(replace, node)
-        if value != node:
-            substituted.append(_Substituted(path, node, value))
-        return value
-    return node
-
-
-def _redacted(problems: list[str], substituted: list[_Substituted]) -> list[str]:
-    """`problems` with every substituted value under the problem's key shown as written
-    (`${SMTP_PASSWORD}`): an error message never carries what the environment holds."""
-    if not substituted:
-        return problems
-    lines = []
-    for line in problems:
-        where, sep, message = line.partition(": ")
-        for item in substituted:
-            inside = item.path == where or item.path.startswith((f"{where}.", f"{where}["))
-            if sep and item.value and (inside or where == "(top level)"):
-                message = message.replace(repr(item.value), repr(item.written))
-                message = message.replace(item.value, item.written)
-        lines.append(f"{where}{sep}{message}")
-    return lines
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def _located(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One `key.path: message` line per pydantic error."""
-    lines = []
-    for error in exc.errors():
-        path = prefix
-        for part in error["loc"]:
-            path = f"{path}[{part}]" if isinstance(part, int) else _join(path, str(part))
-        message = error["msg"].removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "unknown key"
-        lines.append(f"{path or '(top level)'}: {message}")
-    return lines
-
-
 def read_secret(value: SecretStr | None, file: Path | None, base_dir: Path) -> str | None:
     """A secret given inline (`password`) or as a file (`password_file`), whitespace-trimmed."""
     if value is not None:
@@ -618,139 +519,3 @@ def read_secret(value: SecretStr | None, file: Path | None, base_dir: Path) -> s
     if file is not None:
         return (base_dir / file).read_text(encoding="utf-8").strip()
     return None
-
-
-def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
-    """Validate an already-parsed YAML mapping. Raises ConfigError listing every problem."""
-    from connectors import CONNECTORS, connector_class
-
-    problems: list[str] = []
-    substituted: list[_Substituted] = []
-    data = _interpolate(dict(raw), "", problems, substituted)
-    try:
-        top = FileSettings.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(_redacted(problems + _located(exc), substituted)) from None
-
-    sources: list[SourceSettings] = []
-    seen: set[str] = set()
-    for index, entry in enumerate(top.sources):
-        where = f"sources[{index}]"
-        kind = entry.get("kind")
-        if kind not in CONNECTORS:
-            known = ", ".join(sorted(CONNECTORS))
-            problems.append(f"{where}.kind: unknown kind {kind!r} (known: {known})")
-            continue
-        try:
-            source = connector_class(kind).settings.model_validate(entry)
-        except ValidationError as exc:
-            problems.extend(_located(exc, where))
-            continue
-        if source.name in seen:
-            problems.append(f"{where}.name: {source.name!r} is used by another source")
-        seen.add(source.name)
-        if source.calendar is not None and source.calendar not in top.calendars:
-            problems.append(f"{where}.calendar: no calendar named {source.calendar!r}")
-        elif source.calendar is None and _reply_clock(top, source) == "business":
-            problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
-        sources.append(source)
-    problems.extend(_check_alerts(top))
-    if problems:
-        raise ConfigError(_redacted(problems, substituted))
-    return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
-
-
-def _check_alerts(top: FileSettings) -> list[str]:
-    problems = []
-    quiet = top.alerts.quiet_hours
-    if quiet is not None and quiet.calendar not in top.calendars:
-        problems.append(f"alerts.quiet_hours.calendar: no calendar named {quiet.calendar!r}")
-    if top.digest is not None and top.digest.to and top.smtp is None:
-        problems.append("digest.to: sending the digest needs the `smtp` section")
-    for index, notify in enumerate(top.alerts.notify):
-        if notify.kind == "email" and top.smtp is None:
-            problems.append(f"alerts.notify[{index}]: an email notifier needs the `smtp` section")
-    return problems
-
-
-def _reply_clock(top: FileSettings, source: SourceSettings) -> str:
-    return resolve_targets(top.targets, channel_of(source), source.targets).reply_clock
-
-
-def config_path(explicit: str | None) -> Path:
-    """`--config`, else $SUPPORT_MONITOR_CONFIG, else ./support-monitor.yaml."""
-    return Path(explicit or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a document whose aliases expand past MAX_CONFIG_VALUES
-    values (counted on the composed graph before anything is built from it)."""
-
-    def construct_document(self, node: yaml.Node) -> Any:
-        if _expanded_size(node) > MAX_CONFIG_VALUES:
-            raise _TooLarge(
-                f"the YAML expands to more than {MAX_CONFIG_VALUES:,} values "
-                "(aliases repeat what they point to): write the settings out"
-            )
-        return super().construct_document(node)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def _expanded_size(root: yaml.Node) -> int:
-    """How many values the document holds once every alias is replaced by what it names.
-
-    Each node's size is computed once (an alias is the same node object), children before
-    parents, without recursion: a deeply nested file cannot exhaust the stack either."""
-    sizes: dict[int, int] = {}
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in sizes:
-            continue
-        if isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        else:
-            sizes[id(node)] = 1
-            continue
-        if children_done:
-            sizes[id(node)] = min(1 + sum(sizes[id(c)] for c in children), MAX_CONFIG_VALUES + 1)
-        else:
-            stack.append((node, True))
-            stack.extend((c, False) for c in children if id(c) not in sizes)
-    return sizes[id(root)]
-
-
-def load_settings(path: Path) -> Settings:
-    """Read and validate the YAML file at `path` (at most MAX_CONFIG_BYTES)."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"{path}: the config file is larger than {MAX_CONFIG_BYTES // 1024} kB"])
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 (at byte {exc.start + 1})"]) from None
-    try:
-        raw = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass: no tags run code
-    except _TooLarge as exc:
-        raise ConfigError([f"{path}: {exc}"]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        reason = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError([f"{where}: {reason}"]) from None
-    except RecursionError:
-        raise ConfigError([f"{path}: the YAML is nested too deeply"]) from None
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError([f"{path}: expected a mapping of settings at the top level"])
-    return settings_from_mapping(raw, path.resolve().parent)

@@ -30,7 +30,8 @@ import yaml
 from markupsafe import escape
 from sqlalchemy import Engine
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source
 

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from monitor.compat import DEFAULT_CONFIG, load, main
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 
 T0 = 1795165200  # 2026-11-20 09:00 UTC
 QUEUE_LOG = "\n".join(
@@ -115,3 +115,54 @@ def test_the_shipped_entries_are_sources_a_config_accepts(tmp_path: Path) -> Non
         if e.source is not None
     ]
     assert len(settings_from_mapping({"sources": sources}, tmp_path).sources) == len(sources) > 8
+
+
+# A queue_log table dump stating each call's wait itself (htime) on the row that ends it; the
+# second call's end row says 9 s where its CONNECT (and the clock) say 8.
+DUMP = "\n".join(
+    [
+        "uid,date_time,callid,queue_name,type,event,param1,param2,param3,entpos,expos,htime,ttime",
+        f"1,{T0},2.1,IT,NONE,ENTERQUEUE,02079460001,,,1,0,0,0",
+        f"2,{T0 + 30},2.1,IT,NONE,ABANDON,02079460001,,,1,1,30,0",
+        f"3,{T0 + 100},3.1,IT,NONE,ENTERQUEUE,02079460002,,,1,0,0,0",
+        f"4,{T0 + 108},3.1,IT,Agent/1127,CONNECT,,3.2,2,0,0,8,0",
+        f"5,{T0 + 200},3.1,IT,Agent/1127,COMPLETEAGENT,02079460002,,,1,0,9,92",
+    ]
+)
+
+
+def dump_entry(**agree: object) -> dict[str, object]:
+    where = {"event": ["ABANDON", "COMPLETEAGENT", "COMPLETECALLER"]}
+    return {
+        "file": "asterisk/queue_log",
+        "expect": "measured",
+        "source": {"kind": "asterisk_queue_log", "format": "csv", "preset": "htime_ttime"},
+        "agree": {"id": "callid", "wait": "htime", "where": where, **agree},
+    }
+
+
+def test_stored_waits_are_checked_against_the_files_own_column_call_by_call(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples, config = folder(tmp_path, [dump_entry(), *ENTRIES[1:]])
+    (samples / "asterisk" / "queue_log").write_text(DUMP + "\n")
+    assert main([str(samples), "--config", str(config)]) == 1
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("FAIL  asterisk/queue_log: ")
+    assert first.endswith(
+        "waits equal htime for 1 of 2 calls; 1 disagree: 3.1 stored 8.0, the file 9"
+    )
+
+
+def test_a_call_where_the_file_contradicts_itself_is_counted_apart_when_the_entry_says_how(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    entry = dump_entry(differs={"3.1": "CONNECT at +8 s, COMPLETEAGENT's holdtime 9"})
+    samples, config = folder(tmp_path, [entry, *ENTRIES[1:]])
+    (samples / "asterisk" / "queue_log").write_text(DUMP + "\n")
+    assert main([str(samples), "--config", str(config)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("ok    asterisk/queue_log: ")
+    assert first.endswith(
+        "waits equal htime for 1 of 2 calls, 1 differ where the file contradicts itself"
+    )

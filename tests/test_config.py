@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from monitor.config import ConfigError, load_settings, parse_duration, settings_from_mapping
+from monitor.config import parse_duration
+from monitor.config_file import ConfigError, load_settings, settings_from_mapping
 
 CHAT = {"name": "website-chat", "kind": "chat_jsonl", "path": "chat.jsonl"}
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from monitor import config as config_module
-from monitor.config import ConfigError, load_settings, settings_from_mapping
+from monitor.config_file import ConfigError, load_settings, settings_from_mapping
 from tests.limits import cli, run_child
 
 # 342 bytes: nine lists of nine aliases each, 9**9 (387 million) strings once expanded.

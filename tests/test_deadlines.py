@@ -21,10 +21,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.mailer import compose, send
-from monitor.publish.notifiers import WebhookNotifier
+from monitor.publish.notifiers.webhook import WebhookNotifier
 from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source, utcnow

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Engine, func, select
 
-from monitor.config import load_settings
+from monitor.config_file import load_settings
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source
 from monitor.store.tables import INQUIRIES, MESSAGES, TALLIES

@@ -26,30 +26,38 @@ import functools
 import io
 import os
 import zlib
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, NotRequired
+
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
 from connectors import files
 from connectors.base import (
+    CURSOR_VERSION,
     Batch,
     ConnectorContext,
-    ConnectorError,
+    Count,
     Cursor,
+    Number,
     Records,
     Rejection,
+    Text,
     reason_for,
+    stored_cursor,
 )
 from connectors.file_source import FileSource, read_error
+from connectors.files import FileCursor
 from connectors.json_records import RecordError, array, json_type, load_json, nested
 from connectors.json_stream import DEFAULT_MAX_RECORD_BYTES, read_records
 from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
-from monitor.measure.events import Event
+from monitor.measure.events import Channel, Event
 
-CURSOR_VERSION = 1
 DEFAULT_MAX_RECORDS = 5000
 # A JSON document is parsed as a stream, one record in memory at a time (connectors.json_stream);
 # this bounds the time a single file can take.
@@ -71,6 +79,19 @@ def stream_fingerprint(stream: BinaryIO) -> str:
 # --- the snapshot cursor ----------------------------------------------------------------------
 
 
+@with_config(ConfigDict(extra="forbid"))
+class SnapshotState(TypedDict):
+    read: list[Text]  # fingerprints of the files read whole
+    partial: tuple[Text, Count] | None  # (fingerprint, records consumed) of the one begun
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ExportCursor(TypedDict):
+    v: Number
+    documents: NotRequired[SnapshotState]  # the JSON documents
+    lines: NotRequired[FileCursor | None]  # the JSONL files, tailed (connectors.files)
+
+
 @dataclass
 class Snapshots:
     """Which files were read whole (by content fingerprint) and how far the current one got."""
@@ -79,28 +100,12 @@ class Snapshots:
     partial: tuple[str, int] | None = None  # (fingerprint, records consumed)
 
     @classmethod
-    def load(cls, raw: object) -> Snapshots:
-        """From a stored cursor part; ValueError if it is not of this shape."""
-        if raw is None:
+    def load(cls, state: SnapshotState | None) -> Snapshots:
+        """From a checked cursor part (see `SnapshotState`), or none."""
+        if state is None:
             return cls()
-        if not isinstance(raw, dict):
-            raise ValueError("snapshot cursor is not an object")
-        read, partial = raw.get("read", []), raw.get("partial")
-        if not isinstance(read, list) or not all(isinstance(f, str) for f in read):
-            raise ValueError("snapshot cursor 'read' is not a list of fingerprints")
-        if partial is None:
-            return cls(set(read))
-        valid = (
-            isinstance(partial, list)
-            and len(partial) == 2
-            and isinstance(partial[0], str)
-            and isinstance(partial[1], int)
-            and not isinstance(partial[1], bool)
-            and partial[1] >= 0
-        )
-        if not valid:
-            raise ValueError("snapshot cursor 'partial' is malformed")
-        return cls(set(read), (partial[0], partial[1]))
+        partial = state["partial"]
+        return cls(set(state["read"]), None if partial is None else (partial[0], partial[1]))
 
     def dump(self) -> dict[str, Any]:
         return {"read": sorted(self.read), "partial": list(self.partial) if self.partial else None}
@@ -178,6 +183,7 @@ def read_units(
 
 
 class ExportFileSettings(SourceSettings):
+    channel: ClassVar[Channel] = Channel.CHAT
     # A file or a glob (`exports/*.json`, `**` allowed); relative to the config file's folder.
     # Files ending .jsonl or .ndjson hold one record a line; others are one JSON document.
     path: str
@@ -226,9 +232,9 @@ class ExportFileSource(FileSource):
         else:
             yield path, value
 
+    @abstractmethod
     def parse_record(self, value: Any, location: str) -> Parsed:
         """The events of one record; bad parts of it as rejections located under `location`."""
-        raise NotImplementedError
 
     # The rest is shared.
 
@@ -238,14 +244,9 @@ class ExportFileSource(FileSource):
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         records = self.collector(now)
         found = self.matched(permanent=False)
-        try:
-            if cursor is not None and cursor.get("v") != CURSOR_VERSION:
-                raise ValueError("not a version 1 export cursor")
-            documents = Snapshots.load((cursor or {}).get("documents"))
-            lines_cursor = (cursor or {}).get("lines")
-            files.load_cursor(lines_cursor)
-        except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        checked = stored_cursor(ExportCursor, cursor, "export")
+        documents = Snapshots.load(checked.get("documents") if checked else None)
+        lines_cursor: Cursor | None = cursor.get("lines") if cursor else None
         docs = [p for p in found if not p.name.lower().endswith(LINE_SUFFIXES)]
         lined = [p for p in found if p.name.lower().endswith(LINE_SUFFIXES)]
         done = documents

@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from connectors import files
 from connectors.base import Batch, Cursor
@@ -37,6 +37,8 @@ EVENTS = {"message": MessageKind.MESSAGE, "ended": MessageKind.ENDED}
 class ChatJsonlSettings(LineFileSettings):
     """`path`: a file or a glob of JSONL files (`chats/*.jsonl`)."""
 
+    channel: ClassVar[Channel] = Channel.CHAT
+
 
 class LineError(RecordError):
     """A line that cannot become an event; the message is the rejection reason (no text).
@@ -45,7 +47,6 @@ class LineError(RecordError):
 
 class ChatJsonlConnector(LineFileSource):
     kind = "chat_jsonl"
-    channel = Channel.CHAT
     settings = ChatJsonlSettings
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:

@@ -45,7 +45,7 @@ from connectors.json_records import (
     text,
 )
 from monitor.config import SourceSettings, TimezoneName
-from monitor.measure.events import Channel, Event, MessageEvent, MessageKind, Side
+from monitor.measure.events import Event, MessageEvent, MessageKind, Side
 
 V2_MESSAGES = {"message", "attachment", "file", "rich_message"}
 V2_AUTOMATIC = {"event", "system"}
@@ -75,7 +75,6 @@ class _Item:
 
 class LiveChatConnector(ExportFileSource):
     kind = "livechat"
-    channel = Channel.CHAT
     settings = LiveChatSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **options: int) -> None:

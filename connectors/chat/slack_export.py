@@ -42,24 +42,29 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, ClassVar, NotRequired
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict
 
 from connectors.base import (
+    CURSOR_VERSION,
     Batch,
     Connector,
     ConnectorContext,
     ConnectorError,
     Cursor,
+    Number,
     Records,
     Rejection,
+    stored_cursor,
 )
 from connectors.chat.json_exports import (
     DEFAULT_MAX_DOCUMENT_BYTES,
     DEFAULT_MAX_RECORDS,
     Parsed,
     Snapshots,
+    SnapshotState,
     Unit,
     nothing,
     read_units,
@@ -81,7 +86,6 @@ from connectors.regular_files import reason
 from monitor.config import SourceSettings
 from monitor.measure.events import Channel, MessageEvent, Side
 
-CURSOR_VERSION = 1
 HUMAN_SUBTYPES: frozenset[str | None] = frozenset(
     [
         None,
@@ -107,7 +111,14 @@ IGNORED_SUBTYPES = {"message_changed", "message_deleted", "message_replied"}
 _TS = re.compile(r"^(\d{1,12})(?:\.(\d{1,6}))?$")
 
 
+@with_config(ConfigDict(extra="forbid"))
+class SlackCursor(TypedDict):
+    v: Number
+    snapshots: NotRequired[SnapshotState]  # the day files read (connectors.chat.json_exports)
+
+
 class SlackExportSettings(SourceSettings):
+    channel: ClassVar[Channel] = Channel.CHAT
     # A zip, an unpacked folder, or a glob of several (`exports/slack-*.zip`); relative to the
     # config file's folder.
     path: str
@@ -121,7 +132,6 @@ class SlackExportSettings(SourceSettings):
 
 class SlackExportConnector(Connector):
     kind = "slack_export"
-    channel = Channel.CHAT
     settings = SlackExportSettings
     imports_files = True
 
@@ -195,12 +205,8 @@ class SlackExportConnector(Connector):
             )
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        try:
-            if cursor is not None and cursor.get("v") != CURSOR_VERSION:
-                raise ValueError("not a version 1 Slack export cursor")
-            previous = Snapshots.load((cursor or {}).get("snapshots"))
-        except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+        checked = stored_cursor(SlackCursor, cursor, "Slack export")
+        previous = Snapshots.load(checked.get("snapshots") if checked else None)
         exports = self._open(self.matching_exports(), permanent=False)
         yield from self._read(exports, previous, self.collector(now), cursor)
 

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from connectors.base import BadRecord, Batch, ConnectorContext, ConnectorError, Rejection
+from connectors.base import Batch, ConnectorContext, ConnectorError, Rejection
 from connectors.chat.json_exports import Unit, nothing, rejecting, stream_fingerprint
 from connectors.json_records import RecordError, json_type, nested
 from connectors.json_stream import DocumentError, read_records
 from connectors.regular_files import open_regular, reason
+from monitor.errors import BadRecord
 from monitor.measure.events import MessageEvent, Side
 
 SLACKBOT = "USLACKBOT"

@@ -43,7 +43,7 @@ from connectors.json_records import (
     stable_id,
     text,
 )
-from monitor.measure.events import Channel, Event, MessageEvent, MessageKind, Side
+from monitor.measure.events import Event, MessageEvent, MessageKind, Side
 
 MESSAGE_TYPES = {"chat.msg", "chat.file"}
 VISITOR, AGENT, AUTOMATIC = "visitor", "agent", "automatic"
@@ -60,7 +60,6 @@ _SENDER_TYPES = {
 
 class ZendeskChatConnector(ExportFileSource):
     kind = "zendesk_chat"
-    channel = Channel.CHAT
 
     def records(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
         if isinstance(value, dict) and "stream" in value and "data" in value:  # an Airbyte record

@@ -42,8 +42,20 @@ from typing import Any
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from imapclient.imapclient import ALL, SENT
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
 
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Records
+from connectors.base import (
+    CURSOR_VERSION,
+    Batch,
+    Connector,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Number,
+    Records,
+    stored_cursor,
+)
 from connectors.mail.headers import FIELDS, parse
 from connectors.mail.imap_fetch import fetch as fetch_items
 from connectors.mail.imap_session import ImapSettings, describe, session
@@ -57,11 +69,10 @@ from connectors.mail.message import (
     skipped_by_labels,
 )
 from monitor.config import SourceSettings
-from monitor.measure.events import Channel, MessageEvent
+from monitor.measure.events import MessageEvent
 
 logger = logging.getLogger(__name__)
 
-CURSOR_VERSION = 1
 # A partial of one byte more than the header limit: the server never sends a longer literal,
 # and a block that fills it is known to be too long (and rejected, alone).
 HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(FIELDS)})]<0.{MAX_HEADER_BYTES + 1}>"
@@ -80,7 +91,6 @@ class _Folder:
 
 class ImapConnector(Connector):
     kind = "imap"
-    channel = Channel.EMAIL
     settings = ImapSettings
     reads_ahead = True  # a poll mostly waits for the server
 
@@ -264,25 +274,27 @@ def _text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+@with_config(ConfigDict(extra="forbid"))
+class FolderState(TypedDict):
+    uidvalidity: Number  # the folder's UIDVALIDITY when `last_uid` was read
+    last_uid: Number  # the highest UID stored
+
+
+@with_config(ConfigDict(extra="forbid"))
+class ImapCursor(TypedDict):
+    v: Number
+    folders: dict[str, FolderState]  # by folder name
+
+
 def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, int]]:
     """The per-folder state of a stored cursor; ConnectorError if it is not ours."""
-    if cursor is None:
+    checked = stored_cursor(ImapCursor, cursor, "imap")
+    if checked is None:
         return {}
-    folders = cursor.get("folders") if isinstance(cursor, dict) else None
-    if cursor.get("v") != CURSOR_VERSION or not isinstance(folders, dict):
-        raise ConnectorError("stored cursor is not an imap cursor", permanent=True)
-    state: dict[str, dict[str, int]] = {}
-    for name, entry in folders.items():
-        if not (
-            isinstance(entry, dict)
-            and all(
-                isinstance(entry.get(k), int) and not isinstance(entry.get(k), bool)
-                for k in ("uidvalidity", "last_uid")
-            )
-        ):
-            raise ConnectorError(f"stored cursor entry for {name!r} is malformed", permanent=True)
-        state[name] = {"uidvalidity": entry["uidvalidity"], "last_uid": entry["last_uid"]}
-    return state
+    return {
+        name: {"uidvalidity": entry["uidvalidity"], "last_uid": entry["last_uid"]}
+        for name, entry in checked["folders"].items()
+    }
 
 
 def dump_cursor(state: dict[str, dict[str, int]]) -> Cursor:

@@ -31,13 +31,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import BadRecord, Batch, ConnectorContext, ConnectorError, Cursor, Records
+from pydantic import ConfigDict, with_config
+from typing_extensions import TypedDict
+
+from connectors.base import (
+    CURSOR_VERSION,
+    Batch,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Number,
+    Records,
+    stored_cursor,
+)
 from connectors.mail.message import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
+from monitor.errors import BadRecord
 from monitor.measure.events import MessageEvent
 
-CURSOR_VERSION = 1
 SETTLE_NS = 10 * 1_000_000_000  # ctime granularity and clock skew of network file systems
 _BLOCK = 64 * 1024
 SENT_NAMES = ("Sent", "Sent Messages", "Sent Items", "Sent Mail")
@@ -220,20 +232,26 @@ def _arrival(file: _File) -> datetime:
         raise MailError("the file's delivery time is out of range") from None
 
 
+@with_config(ConfigDict(extra="forbid"))
+class FolderState(TypedDict):
+    after: Number  # files that landed before this (ns) are read
+    recent: dict[str, Number]  # files read that landed at or after it, by key
+
+
+@with_config(ConfigDict(extra="forbid"))
+class MaildirCursor(TypedDict):
+    v: Number
+    folders: dict[str, FolderState]  # by folder name
+
+
 def load_cursor(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
-    if cursor is None:
+    checked = stored_cursor(MaildirCursor, cursor, "maildir")
+    if checked is None:
         return {}
-    folders = cursor.get("folders") if isinstance(cursor, dict) else None
-    if cursor.get("v") != CURSOR_VERSION or not isinstance(folders, dict):
-        raise ConnectorError("stored cursor is not a maildir cursor", permanent=True)
-    state: dict[str, dict[str, Any]] = {}
-    for name, entry in folders.items():
-        after = entry.get("after") if isinstance(entry, dict) else None
-        recent = entry.get("recent") if isinstance(entry, dict) else None
-        if not isinstance(after, int) or not isinstance(recent, dict):
-            raise ConnectorError(f"stored cursor entry for {name!r} is malformed", permanent=True)
-        state[name] = {"after": after, "recent": dict(recent)}
-    return state
+    return {
+        name: {"after": entry["after"], "recent": dict(entry["recent"])}
+        for name, entry in checked["folders"].items()
+    }
 
 
 def dump_cursor(state: dict[str, dict[str, Any]]) -> Cursor:

@@ -34,7 +34,15 @@ from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Rejection
+from connectors.base import (
+    Batch,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Records,
+    Rejection,
+    unusable_cursor,
+)
 from connectors.file_source import FileSource, describe_files, matching_files
 from connectors.mail.message import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
 from connectors.regular_files import open_regular, reason
@@ -101,7 +109,7 @@ class MboxConnector(MailArchive):
         try:
             previous = files.load_cursor(cursor)
         except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+            raise unusable_cursor(exc) from None
         yield from self._read(plan, previous, self.collector(now), final=False)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:

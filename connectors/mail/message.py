@@ -33,12 +33,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import ClassVar
 
 from pydantic import Field
 
-from connectors.base import BadRecord, Connector, ConnectorContext
+from connectors.base import Connector, ConnectorContext
 from connectors.mail.headers import AUTOREPLY_FIELDS, Headers, parse
 from monitor.config import Duration, SourceSettings
+from monitor.errors import BadRecord
 from monitor.measure.events import HINT_PREFIX, Channel, MessageEvent, Side, Thread
 
 DEFAULT_BATCH = 1000
@@ -60,6 +62,8 @@ _PREFIX = re.compile(
 
 class MailSettings(SourceSettings):
     """Keys of every e-mail kind."""
+
+    channel: ClassVar[Channel] = Channel.EMAIL
 
     # Messages per batch; each batch is stored with its cursor in one transaction.
     batch_size: int = Field(default=DEFAULT_BATCH, ge=1, le=10_000)
@@ -231,7 +235,6 @@ class MailArchive(Connector):
     """What the `mbox` and `maildir` connectors share: mail read from files on disk (polled,
     or named by `import`), each message's header block made into one event."""
 
-    channel = Channel.EMAIL
     imports_files = True
 
     def __init__(self, source: SourceSettings, context: ConnectorContext) -> None:

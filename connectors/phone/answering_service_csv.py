@@ -29,12 +29,24 @@ import stat
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, NotRequired
 
-from pydantic import model_validator
+from pydantic import ConfigDict, Strict, model_validator, with_config
+from typing_extensions import TypedDict
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Rejection
+from connectors.base import (
+    CURSOR_VERSION,
+    Batch,
+    ConnectorContext,
+    Count,
+    Cursor,
+    Number,
+    Records,
+    Rejection,
+    Text,
+    stored_cursor,
+)
 from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.regular_files import NotRegularFile, open_regular, reason
@@ -42,7 +54,6 @@ from connectors.tabular import Fields, Keys, Layout, TabularSettings, mapping
 from monitor.config import SourceSettings
 from monitor.measure.events import Channel, Event, MessageEvent, Side, callback_conversation
 
-CURSOR_VERSION = 1
 KEYS = Keys(
     names=("taken_at", "caller", "callback_number", "urgency", "callback_at", "id", "message"),
     times=frozenset({"taken_at", "callback_at"}),
@@ -56,6 +67,7 @@ MAX_RECORD_LINES = 50  # a quoted field spanning more lines than this is a broke
 
 
 class AnsweringServiceCsvSettings(TabularSettings, LineFileSettings):
+    channel: ClassVar[Channel] = Channel.ANSWERING_SERVICE
     # `columns`: our key -> the file's header (default: the key itself); `time_format` (default
     # as call_csv's), `timezone` for times without an offset (default: the config's)
 
@@ -69,7 +81,6 @@ class AnsweringServiceCsvSettings(TabularSettings, LineFileSettings):
 
 class AnsweringServiceCsvConnector(LineFileSource):
     kind = "answering_service_csv"
-    channel = Channel.ANSWERING_SERVICE
     settings = AnsweringServiceCsvSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
@@ -321,18 +332,26 @@ def _later(done: dict[str, dict[str, Any]], state: dict[str, dict[str, Any]]) ->
     return {key: entry for key, entry in done.items() if key not in state}
 
 
+@with_config(ConfigDict(extra="forbid"))
+class LogFileState(TypedDict):
+    version: Text  # "<size>:<mtime ns>" of the file when it was read
+    line: Count  # lines read
+    complete: Annotated[bool, Strict()]  # read to its end
+    # Of a complete read whose last line was whole: the bytes read, their sha1 and lines, so
+    # a later version starting with exactly these bytes is read from there (rows appended).
+    size: NotRequired[Count]
+    sha1: NotRequired[Text]
+    lines: NotRequired[Count]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class LogCursor(TypedDict):
+    v: Number
+    files: dict[str, LogFileState]  # by "<dev>:<inode>"
+
+
 def _load(cursor: Cursor | None) -> dict[str, dict[str, Any]]:
-    if cursor is None:
+    checked = stored_cursor(LogCursor, cursor, "answering-service log")
+    if checked is None:
         return {}
-    entries = cursor.get("files") if isinstance(cursor, dict) else None
-    if cursor.get("v") != CURSOR_VERSION or not isinstance(entries, dict):
-        raise ConnectorError("stored cursor is unusable: not a version 1 cursor", permanent=True)
-    for key, entry in entries.items():
-        if not (
-            isinstance(entry, dict)
-            and isinstance(entry.get("version"), str)
-            and isinstance(entry.get("line"), int)
-            and isinstance(entry.get("complete"), bool)
-        ):
-            raise ConnectorError(f"stored cursor entry {key!r} is malformed", permanent=True)
-    return {key: dict(entry) for key, entry in entries.items()}
+    return {key: dict(entry) for key, entry in checked["files"].items()}

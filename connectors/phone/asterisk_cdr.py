@@ -47,14 +47,27 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, Strict, model_validator, with_config
+from typing_extensions import TypedDict
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records, Window
+from connectors.base import (
+    CURSOR_VERSION,
+    Batch,
+    ConnectorContext,
+    Cursor,
+    Number,
+    Records,
+    Text,
+    Window,
+    checked_cursor,
+    unusable_cursor,
+)
 from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
+from connectors.files import FileCursor
 from connectors.phone.parties import (
     GUESSED,
     OUTSIDE_DIGITS,
@@ -77,13 +90,11 @@ from monitor.config import Duration, PhoneSettings, SourceSettings
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
     callback_made,
     callback_request,
 )
 
-CURSOR_VERSION = 1
 BASE = (
     "accountcode src dst dcontext clid channel dstchannel lastapp lastdata start answer end "
     "duration billsec disposition amaflags"
@@ -174,7 +185,6 @@ class Leg:
 
 class AsteriskCdrConnector(LineFileSource):
     kind = "asterisk_cdr"
-    channel = Channel.PHONE
     settings = AsteriskCdrSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:
@@ -523,32 +533,51 @@ class _Pending:
         }
 
 
-def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], datetime | None]:
-    if cursor is None:
-        return None, {}, None
-    try:
-        if cursor.get("v") != CURSOR_VERSION:
-            raise ValueError("not a version 1 CDR cursor")
-        pending: dict[str, list[Leg]] = {}
-        for raw in cursor.get("pending") or []:
-            leg = Leg(**_leg_fields(raw))
-            pending.setdefault(leg.key, []).append(leg)
-        latest = cursor.get("latest")
-        tail = cursor.get("tail")
-        files.load_cursor(tail)  # checks its shape now rather than mid-poll
-        return tail, pending, datetime.fromisoformat(latest) if latest else None
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+@with_config(ConfigDict(extra="forbid"))
+class LegState(TypedDict):
+    """A `Leg` of a call still settling, as the cursor keeps it."""
+
+    key: Text
+    src: Text
+    dst: Text
+    dcontext: Text
+    dstchannel: Text
+    lastapp: Text
+    disposition: Text
+    start: Text
+    answer: Text | None
+    end: Text
+    billsec: float
+    origin: Annotated[bool, Strict()]
+    # Kept since calls are told apart by the caller's channel and labelled by their Queue's
+    # first argument; a cursor stored before has legs without them.
+    channel: NotRequired[Text]
+    lastdata: NotRequired[Text]
+
+
+@with_config(ConfigDict(extra="forbid"))
+class CdrCursor(TypedDict):
+    v: Number
+    tail: NotRequired[FileCursor | None]  # the CSV files, tailed (connectors.files)
+    pending: NotRequired[list[LegState] | None]  # rows of calls still settling
+    latest: NotRequired[Text | None]  # the end of the newest row read (ISO 8601)
 
 
 # Fields a leg kept in an older cursor may lack (read before they were kept).
 _LATER_FIELDS = {"channel": "", "lastdata": ""}
 
 
-def _leg_fields(raw: Any) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ValueError("a pending CDR row is malformed")
-    fields: dict[str, Any] = {**_LATER_FIELDS, **raw}
-    if set(fields) != set(Leg.__dataclass_fields__):
-        raise ValueError("a pending CDR row is malformed")
-    return fields
+def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], datetime | None]:
+    if cursor is None:
+        return None, {}, None
+    try:
+        checked = checked_cursor(CdrCursor, cursor, "CDR")
+        latest = checked.get("latest")
+        settled = datetime.fromisoformat(latest) if latest else None
+    except ValueError as exc:
+        raise unusable_cursor(exc) from None
+    pending: dict[str, list[Leg]] = {}
+    for raw in checked.get("pending") or []:
+        leg = Leg(**raw, **{k: v for k, v in _LATER_FIELDS.items() if k not in raw})
+        pending.setdefault(leg.key, []).append(leg)
+    return cursor.get("tail"), pending, settled

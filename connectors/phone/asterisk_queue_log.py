@@ -27,13 +27,25 @@ import logging
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator, with_config
+from typing_extensions import TypedDict
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, ConnectorError, Cursor, Records
+from connectors.base import (
+    CURSOR_VERSION,
+    Batch,
+    ConnectorContext,
+    ConnectorError,
+    Cursor,
+    Number,
+    Records,
+    Text,
+    checked_cursor,
+    unusable_cursor,
+)
 from connectors.csv_rows import RowError
 from connectors.file_source import FileSource, read_error
 from connectors.phone.parties import Parties, PartySettings
@@ -43,6 +55,7 @@ from connectors.phone.queue_log_calls import (
     NOT_CALLS,
     OUTBOUND_CALL,
     Calls,
+    OpenStint,
     Record,
 )
 from connectors.phone.queue_log_lines import feed_texts, parse_text
@@ -56,10 +69,9 @@ from connectors.phone.queue_log_rows import (
 )
 from connectors.tabular import Row, TabularSettings, mapping
 from monitor.config import DatabaseUrl, Duration, PhoneSettings, SourceSettings
-from monitor.measure.events import Channel, Event
+from monitor.measure.events import Event
 
 logger = logging.getLogger(__name__)
-CURSOR_VERSION = 1
 # Lines per batch (one transaction each). A fifth of them are calls: large enough that the
 # per-transaction work (lookups, inquiries, tallies, commit) is small beside the rows, small
 # enough that a batch is a few MB and well under a second.
@@ -120,7 +132,6 @@ class AsteriskQueueLogSettings(TabularSettings, PartySettings, PhoneSettings):
 
 class AsteriskQueueLogConnector(FileSource):
     kind = "asterisk_queue_log"
-    channel = Channel.PHONE
     settings = AsteriskQueueLogSettings
 
     def __init__(
@@ -180,7 +191,7 @@ class AsteriskQueueLogConnector(FileSource):
         try:
             position, header = _load(cursor, calls)
         except (ValueError, TypeError) as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+            raise unusable_cursor(exc) from None
         if self.options.table_url is not None:
             rows = self._table().read(position)
             yield from self._batches(rows, position, calls, records, now, tailing=True)
@@ -193,7 +204,7 @@ class AsteriskQueueLogConnector(FileSource):
                 max_line_bytes=self.max_line_bytes,
             )
         except ValueError as exc:
-            raise ConnectorError(f"stored cursor is unusable: {exc}", permanent=True) from None
+            raise unusable_cursor(exc) from None
         yield from self._file_batches(chunks, position, calls, header, records, now, tailing=True)
 
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
@@ -339,15 +350,20 @@ def _dump(position: Any, calls: Calls, csv_rows: CsvRows | None) -> Cursor:
     return cursor
 
 
+@with_config(ConfigDict(extra="forbid"))
+class QueueLogCursor(TypedDict):
+    v: Number
+    # Where reading stopped: the files' cursor (connectors.files) or the table's position
+    # (connectors.phone.queue_log_rows), each checked by the reader it belongs to.
+    position: Any
+    latest: NotRequired[float | None]  # the newest record's time (Calls.dump)
+    open: list[OpenStint]  # callers still in the queue (Calls.dump)
+    header: NotRequired[list[Text]]  # a CSV export's header, for the lines after it
+
+
 def _load(cursor: Cursor | None, calls: Calls) -> tuple[Any, list[str] | None]:
     if cursor is None:
         return None, None
-    if not isinstance(cursor, dict) or cursor.get("v") != CURSOR_VERSION:
-        raise ValueError("not a version 1 queue_log cursor")
-    calls.load(cursor)
-    header = cursor.get("header")
-    if header is not None and not (
-        isinstance(header, list) and all(isinstance(h, str) for h in header)
-    ):
-        raise ValueError("the stored CSV header is malformed")
-    return cursor.get("position"), header
+    checked = checked_cursor(QueueLogCursor, cursor, "queue_log")
+    calls.load(checked.get("latest"), checked["open"])
+    return checked["position"], checked.get("header")

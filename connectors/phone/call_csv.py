@@ -70,7 +70,6 @@ from monitor.config import PhoneSettings, SourceSettings
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,
-    Channel,
     Event,
     callback_made,
     callback_request,
@@ -189,7 +188,6 @@ class CallCsvSettings(TabularSettings, LineFileSettings, PartySettings, PhoneSet
 
 class CallCsvConnector(LineFileSource):
     kind = "call_csv"
-    channel = Channel.PHONE
     settings = CallCsvSettings
 
     def __init__(self, source: SourceSettings, context: ConnectorContext, **limits: int) -> None:

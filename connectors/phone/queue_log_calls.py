@@ -37,12 +37,14 @@ outbound calls are), `ignore` (not about a caller), or a standard verb whose fie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
-from connectors.base import Window
+from pydantic import Strict
+
+from connectors.base import Text, Window
 from connectors.csv_rows import RowError
 from monitor.measure.events import (
     CallEvent,
@@ -112,6 +114,20 @@ class Stint:
         return f"{self.callid}@{self.queue}@{int(self.entered)}"
 
 
+# A stint still open, as the cursor keeps it (`Calls.dump`): callid, queue, entered, caller,
+# answered, wait, shown, final.
+OpenStint = tuple[
+    Text,
+    Text,
+    float,
+    Text | None,
+    float | None,
+    float | None,
+    Annotated[bool, Strict()],
+    Annotated[bool, Strict()],
+]
+
+
 class Calls:
     """The stints open between records, and the events each record finishes.
 
@@ -158,25 +174,11 @@ class Calls:
             ],
         }
 
-    def load(self, state: Any) -> None:
-        if state is None:
-            return
-        if not isinstance(state, dict) or not isinstance(state.get("open"), list):
-            raise ValueError("queue_log state is malformed")
-        latest = state.get("latest")
-        self.latest = None if latest is None else float(latest)
-        for item in state["open"]:
-            callid, queue, entered, caller, answered, wait, shown, final = item
-            stint = Stint(
-                str(callid),
-                str(queue),
-                float(entered),
-                None if caller is None else str(caller),
-                None if answered is None else float(answered),
-                None if wait is None else float(wait),
-                bool(shown),
-                bool(final),
-            )
+    def load(self, latest: float | None, stints: Iterable[OpenStint]) -> None:
+        """The state `dump` wrote, as the cursor's check (`checked_cursor`) returns it."""
+        self.latest = latest
+        for item in stints:
+            stint = Stint(*item)
             self.open[(stint.callid, stint.queue)] = stint
 
     # -- records ---------------------------------------------------------------------------
@@ -358,7 +360,10 @@ class Calls:
             rest = sorted((s.entered, k) for k, s in self.open.items() if k not in given_up)
             stale += [k for _, k in rest[:excess]]
         for key in stale:
-            events.extend(self.give_up(key, horizon))
+            # Last seen waiting: by a poll that showed it waiting (up to now), else only up to
+            # the file's newest record (a dump that ends years ago says nothing of the years).
+            shown = self.open[key].shown
+            events.extend(self.give_up(key, horizon if shown else (self.latest or horizon)))
         return events
 
     def waiting(self) -> list[Event]:

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select, update
 
+from monitor.errors import OperationError
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.leases import owner_id
 from monitor.store.tables import ATTEMPTS, DELIVERIES
@@ -37,13 +38,9 @@ MAX_RETRY = timedelta(minutes=30)
 MAX_ATTEMPTS = 8
 
 
-class DeliveryError(Exception):
+class DeliveryError(OperationError):
     """Sending failed. `permanent` errors (a 4xx webhook answer, a rejected recipient, bad
     credentials) are not retried; transient ones (connection refused, 5xx, timeouts) are."""
-
-    def __init__(self, message: str, *, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
 
 
 @dataclass(frozen=True)

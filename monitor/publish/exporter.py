@@ -21,8 +21,9 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import (
@@ -53,33 +54,131 @@ from monitor.store.tallies import (
 
 logger = logging.getLogger(__name__)
 
-COUNTERS = {
-    "support_inquiries_total": ("Inquiries opened.", ("channel",)),
-    "support_response_breaches_total": (
-        "Inquiries answered later than the reply target.",
-        ("channel",),
+
+@dataclass(frozen=True)
+class Family:
+    """A metric family the collector exports: its type, help text and label names (in order)."""
+
+    type: Literal["counter", "gauge", "histogram"]
+    help: str
+    labels: tuple[str, ...]
+
+    def empty(self, name: str) -> Metric:
+        """The family with no samples yet."""
+        kind = {"counter": counter, "gauge": gauge, "histogram": histogram}[self.type]
+        return kind(name)
+
+
+INQUIRY = ("source", "channel", "stage")
+# Every family of the collector, in the order of the exposition: `collect` fills them and
+# `describe` names them without reading the store. Counters are named in full: prometheus_client
+# drops the `_total` and writes it back.
+FAMILIES: dict[str, Family] = {
+    # counters and histograms from the tally table (monitor.store.tallies)
+    "support_inquiries_total": Family("counter", "Inquiries opened.", INQUIRY),
+    "support_response_breaches_total": Family(
+        "counter", "Inquiries answered later than the reply target.", INQUIRY
     ),
-    "support_calls_total": ("Calls that left the queue.", ("queue", "outcome")),
-    "support_hold_breaches_total": (
+    "support_calls_total": Family(
+        "counter", "Calls that left the queue.", ("source", "queue", "outcome")
+    ),
+    "support_hold_breaches_total": Family(
+        "counter",
         "Calls whose wait exceeded hold_warn (threshold=warn) or hold_max (threshold=max).",
-        ("queue", "threshold"),
+        ("source", "queue", "threshold"),
     ),
-    "support_chats_missed_total": ("Chats that ended with no human agent reply.", ()),
-    "support_responses_clamped_total": (
+    "support_chats_missed_total": Family(
+        "counter", "Chats that ended with no human agent reply.", ("source",)
+    ),
+    "support_responses_clamped_total": Family(
+        "counter",
         "Replies dated before the message they answer (a sender's clock is off), measured "
         "from that message.",
-        ("channel",),
+        ("source", "channel"),
     ),
+    "support_response_seconds": Family(
+        "histogram", "Response time of closed inquiries, calendar seconds.", (*INQUIRY, "kind")
+    ),
+    "support_response_business_seconds": Family(
+        "histogram", "Response time of closed inquiries, business seconds.", (*INQUIRY, "kind")
+    ),
+    "support_hold_seconds": Family(
+        "histogram", "Wait in the queue of every call that left it.", ("source", "queue")
+    ),
+    # open inquiries now
+    "support_open_inquiries": Family("gauge", "Inquiries open now.", INQUIRY),
+    "support_open_inquiries_breached": Family(
+        "gauge", "Open inquiries already past the reply target.", INQUIRY
+    ),
+    "support_oldest_open_inquiry_age_seconds": Family(
+        "gauge", "Age of the oldest open inquiry (0 when none).", INQUIRY
+    ),
+    "support_open_inquiry_next_breach_seconds": Family(
+        "gauge",
+        "Seconds until the next open inquiry not yet past the reply target breaches it "
+        "(absent when none will).",
+        INQUIRY,
+    ),
+    # callers waiting now
+    "support_calls_waiting": Family("gauge", "Callers in the queue now.", ("source", "queue")),
+    "support_longest_wait_seconds": Family(
+        "gauge", "Current wait of the longest-waiting caller (0 when none).", ("source", "queue")
+    ),
+    # the sources' health
+    "support_source_last_success_timestamp_seconds": Family(
+        "gauge", "End of the last successful poll.", ("source",)
+    ),
+    "support_source_poll_errors_total": Family("counter", "Failed polls.", ("source",)),
+    "support_source_records_rejected_total": Family("counter", "Bad records skipped.", ("source",)),
+    # the configured targets
+    "support_reply_target_seconds": Family(
+        "gauge", "Reply target of the source (reply_within, on its reply_clock).", INQUIRY
+    ),
+    "support_hold_threshold_seconds": Family(
+        "gauge",
+        "Hold thresholds of the source: hold_warn (threshold=warn), hold_max (threshold=max).",
+        ("source", "threshold"),
+    ),
+    "support_source_poll_interval_seconds": Family(
+        "gauge", "How often an enabled source is polled (`every`).", ("source",)
+    ),
+    # what goes out
+    "support_alerts_firing": Family(
+        "gauge",
+        "1 while an alert rule fires (for any subject; see the alert's own notice for which).",
+        ("rule",),
+    ),
+    "support_deliveries_failed": Family(
+        "gauge",
+        "Digests and alert notifications that could not be delivered (a permanent error, "
+        "or every retry spent).",
+        ("purpose", "notifier"),
+    ),
+    "support_monitor_build_info": Family("gauge", "Support Monitor version.", ("version",)),
 }
-HISTOGRAM_HELP = {
-    "support_response_seconds": "Response time of closed inquiries, calendar seconds.",
-    "support_response_business_seconds": "Response time of closed inquiries, business seconds.",
-    "support_hold_seconds": "Wait in the queue of every call that left it.",
-}
-# Metrics labelled by source with its channel and stage (the inquiry metrics).
-WITH_STAGE = {"support_inquiries_total", "support_response_breaches_total", *HISTOGRAM_HELP} - {
-    "support_hold_seconds"
-}
+# The families read from tally rows: the counters, then the histograms.
+TALLIED = tuple(FAMILIES)[: tuple(FAMILIES).index("support_hold_seconds") + 1]
+
+
+def counter(name: str) -> CounterMetricFamily:
+    """The counter `name` of FAMILIES, empty, to fill."""
+    spec = FAMILIES[name]
+    assert spec.type == "counter", name
+    return CounterMetricFamily(name, spec.help, labels=list(spec.labels))
+
+
+def gauge(name: str) -> GaugeMetricFamily:
+    """The gauge `name` of FAMILIES, empty, to fill."""
+    spec = FAMILIES[name]
+    assert spec.type == "gauge", name
+    return GaugeMetricFamily(name, spec.help, labels=list(spec.labels))
+
+
+def histogram(name: str) -> HistogramMetricFamily:
+    """The histogram `name` of FAMILIES, empty, to fill."""
+    spec = FAMILIES[name]
+    assert spec.type == "histogram", name
+    return HistogramMetricFamily(name, spec.help, labels=list(spec.labels))
 
 
 class OneAtATime:
@@ -134,8 +233,9 @@ class SupportCollector(Collector):
         self.shared = OneAtATime(lambda: list(self.collect_now()))
 
     def describe(self) -> list[Metric]:
-        # Without this, registering the collector would run collect() (a database query) once.
-        return []
+        """Every family, empty: what the registry checks for clashes when the collector is
+        registered, without reading the store (as collect() would)."""
+        return [spec.empty(name) for name, spec in FAMILIES.items()]
 
     def collect(self) -> Iterator[Metric]:
         return iter(self.shared())
@@ -186,18 +286,12 @@ class SupportCollector(Collector):
         yield from self._sources(states, stages)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
-        info = GaugeMetricFamily(
-            "support_monitor_build_info", "Support Monitor version.", labels=["version"]
-        )
+        info = gauge("support_monitor_build_info")
         info.add_metric([__version__], 1)
         yield info
 
     def _tallies(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
-        counters: dict[str, tuple[CounterMetricFamily, list[str]]] = {}
-        for name, (help_text, labels) in COUNTERS.items():
-            names = ["source", *labels, *(["stage"] if name in WITH_STAGE else [])]
-            family = CounterMetricFamily(name, help_text, labels=names)
-            counters[name] = (family, names)
+        counters = {name: counter(name) for name in TALLIED if FAMILIES[name].type == "counter"}
         hist: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
         for metric, source, labels, le, value in (tuple(r)[1:] for r in rows):
             if source not in stages:
@@ -205,23 +299,16 @@ class SupportCollector(Collector):
             if metric in HISTOGRAMS:
                 hist[(metric, source, labels)][le] = value
             elif metric in counters:
-                family, names = counters[metric]
                 values = {"source": source, "stage": stages[source], **parse_labels(labels)}
-                family.add_metric([values[k] for k in names], value)
-        yield from (family for family, _ in counters.values())
+                names = FAMILIES[metric].labels
+                counters[metric].add_metric([values[k] for k in names], value)
+        yield from counters.values()
         yield from self._histograms(hist, stages)
 
     def _histograms(
         self, hist: dict[tuple[str, str, str], dict[str, float]], stages: dict[str, str]
     ) -> Iterator[Metric]:
-        families: dict[str, tuple[HistogramMetricFamily, list[str]]] = {}
-        for metric, help_text in HISTOGRAM_HELP.items():
-            names = (
-                ["source", "queue"]
-                if metric == "support_hold_seconds"
-                else ["source", "channel", "stage", "kind"]
-            )
-            families[metric] = (HistogramMetricFamily(metric, help_text, labels=names), names)
+        families = {name: histogram(name) for name in TALLIED if FAMILIES[name].type == "histogram"}
         layout = layout_for(self.settings).buckets
         for (metric, source, labels), counts in sorted(hist.items()):
             values = {"source": source, "stage": stages[source], **parse_labels(labels)}
@@ -237,9 +324,11 @@ class SupportCollector(Collector):
                 if k not in ("_sum", "+Inf") and float(k) not in layout[metric]
             )
             buckets.append(("+Inf", cumulative))
-            family, names = families[metric]
-            family.add_metric([values[k] for k in names], buckets, counts.get("_sum", 0.0))
-        yield from (family for family, _ in families.values())
+            names = FAMILIES[metric].labels
+            families[metric].add_metric(
+                [values[k] for k in names], buckets, counts.get("_sum", 0.0)
+            )
+        yield from families.values()
 
     def _open_inquiries(
         self,
@@ -249,24 +338,10 @@ class SupportCollector(Collector):
         seen: dict[tuple[str, str], set[str]],
         now: datetime,
     ) -> Iterator[Metric]:
-        labels = ["source", "channel", "stage"]
-        open_ = GaugeMetricFamily("support_open_inquiries", "Inquiries open now.", labels=labels)
-        breached = GaugeMetricFamily(
-            "support_open_inquiries_breached",
-            "Open inquiries already past the reply target.",
-            labels=labels,
-        )
-        oldest = GaugeMetricFamily(
-            "support_oldest_open_inquiry_age_seconds",
-            "Age of the oldest open inquiry (0 when none).",
-            labels=labels,
-        )
-        next_breach = GaugeMetricFamily(
-            "support_open_inquiry_next_breach_seconds",
-            "Seconds until the next open inquiry not yet past the reply target breaches it "
-            "(absent when none will).",
-            labels=labels,
-        )
+        open_ = gauge("support_open_inquiries")
+        breached = gauge("support_open_inquiries_breached")
+        oldest = gauge("support_oldest_open_inquiry_age_seconds")
+        next_breach = gauge("support_open_inquiry_next_breach_seconds")
         open_seen = set()
         for source, channel, count, late, first, next_due in rows:
             if source not in stages:
@@ -284,8 +359,8 @@ class SupportCollector(Collector):
             channels = {asked[source]} | seen.get((INQUIRIES_TOTAL, source), set())
             for channel in sorted(channels):
                 if (source, channel) not in open_seen:
-                    for family in (open_, breached, oldest):
-                        family.add_metric([source, channel, stage], 0)
+                    for zero in (open_, breached, oldest):
+                        zero.add_metric([source, channel, stage], 0)
         yield from (open_, breached, oldest, next_breach)
 
     def _waiting(
@@ -297,14 +372,8 @@ class SupportCollector(Collector):
         labels: dict[str, set[str]],
         now: datetime,
     ) -> Iterator[Metric]:
-        waiting = GaugeMetricFamily(
-            "support_calls_waiting", "Callers in the queue now.", labels=["source", "queue"]
-        )
-        longest = GaugeMetricFamily(
-            "support_longest_wait_seconds",
-            "Current wait of the longest-waiting caller (0 when none).",
-            labels=["source", "queue"],
-        )
+        waiting = gauge("support_calls_waiting")
+        longest = gauge("support_longest_wait_seconds")
         shown: set[tuple[str, str]] = set()
         for source, queue, count, first in rows:
             if source in stages:
@@ -327,18 +396,9 @@ class SupportCollector(Collector):
         yield from (waiting, longest)
 
     def _sources(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
-        success = GaugeMetricFamily(
-            "support_source_last_success_timestamp_seconds",
-            "End of the last successful poll.",
-            labels=["source"],
-        )
-        # Full names, as in COUNTERS: prometheus_client drops the `_total` and puts it back.
-        errors = CounterMetricFamily(
-            "support_source_poll_errors_total", "Failed polls.", labels=["source"]
-        )
-        rejected = CounterMetricFamily(
-            "support_source_records_rejected_total", "Bad records skipped.", labels=["source"]
-        )
+        success = gauge("support_source_last_success_timestamp_seconds")
+        errors = counter("support_source_poll_errors_total")
+        rejected = counter("support_source_records_rejected_total")
         by_source = {row.source: row for row in rows}
         for source in stages:
             row = by_source.get(source)
@@ -351,22 +411,13 @@ class SupportCollector(Collector):
     def _outgoing(
         self, firing: Sequence[Any], failed: dict[tuple[str, str], int]
     ) -> Iterator[Metric]:
-        alerts = GaugeMetricFamily(
-            "support_alerts_firing",
-            "1 while an alert rule fires (for any subject; see the alert's own notice for which).",
-            labels=["rule"],
-        )
+        alerts = gauge("support_alerts_firing")
         # Every built-in rule is exported, 0 when quiet, so a dashboard tells "nothing fires"
         # from "no data"; a rule fires while any of its subjects (a caller, an inquiry) does.
         counts: dict[str, int] = {str(rule): int(count) for rule, count in firing}
         for rule in sorted(set(RULES) | set(counts)):
             alerts.add_metric([rule], 1 if counts.get(rule) else 0)
-        deliveries = GaugeMetricFamily(
-            "support_deliveries_failed",
-            "Digests and alert notifications that could not be delivered (a permanent error, "
-            "or every retry spent).",
-            labels=["purpose", "notifier"],
-        )
+        deliveries = gauge("support_deliveries_failed")
         # Every way this configuration delivers reads 0 until something fails for good there.
         expected = {("alert", n.kind): 0 for n in self.settings.file.alerts.notify}
         digest = self.settings.file.digest
@@ -379,21 +430,9 @@ class SupportCollector(Collector):
     def _targets(self, stages: dict[str, str], channels: dict[str, str]) -> Iterator[Metric]:
         """The configured targets, so that Prometheus rules compare against each source's own
         `reply_within`, `hold_warn`/`hold_max` and poll interval instead of copies of them."""
-        reply = GaugeMetricFamily(
-            "support_reply_target_seconds",
-            "Reply target of the source (reply_within, on its reply_clock).",
-            labels=["source", "channel", "stage"],
-        )
-        hold = GaugeMetricFamily(
-            "support_hold_threshold_seconds",
-            "Hold thresholds of the source: hold_warn (threshold=warn), hold_max (threshold=max).",
-            labels=["source", "threshold"],
-        )
-        interval = GaugeMetricFamily(
-            "support_source_poll_interval_seconds",
-            "How often an enabled source is polled (`every`).",
-            labels=["source"],
-        )
+        reply = gauge("support_reply_target_seconds")
+        hold = gauge("support_hold_threshold_seconds")
+        interval = gauge("support_source_poll_interval_seconds")
         for source in self.settings.sources:
             targets = self.settings.targets_for(source)
             name = source.name

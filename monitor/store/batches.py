@@ -23,8 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
-from connectors import connector_class
-from monitor.config import ResolvedTargets, Settings, SourceSettings
+from monitor.config import ResolvedTargets, Settings, SourceSettings, channel_of
 from monitor.measure.calendars import BusinessCalendar
 from monitor.measure.events import (
     CALLBACK_PREFIX,
@@ -86,7 +85,7 @@ def measuring(settings: Settings, source: SourceSettings) -> Measuring:
         calendar = BusinessCalendar.from_settings(settings.file.calendars[source.calendar])
     return Measuring(
         source=source.name,
-        channel=connector_class(source.kind).channel.value,
+        channel=channel_of(source).value,
         targets=settings.targets_for(source),
         calendar=calendar,
         layout=layout_for(settings),

@@ -31,6 +31,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlmodel import SQLModel
 
 from monitor.config import masked_url
+from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
 from monitor.store.tables import CALLS, META, SCHEMA_VERSION
@@ -42,10 +43,8 @@ logger = logging.getLogger(__name__)
 CHUNK = 400
 
 
-class StoreError(Exception):
+class StoreError(OperationError):
     """The database cannot be used (unreachable, locked, newer schema). One readable line."""
-
-    permanent = False
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import PollResult, poll_source
 from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, TALLIES

@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from connectors import CONNECTORS
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, MessageEvent
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import build_connector, poll_source

@@ -23,7 +23,8 @@ from sqlalchemy import Engine, select
 from connectors.base import Batch, Connector, ConnectorContext
 from connectors.chat.jsonl import ChatJsonlConnector
 from connectors.phone.asterisk_cdr import AsteriskCdrConnector
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import PollResult, _store_all, measuring, poll_source
 from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, TALLIES

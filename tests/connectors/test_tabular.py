@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError
+from monitor.config_file import ConfigError
 from tests.connectors.store import calls, inquiries, messages, open_store, poll
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.publish.exporter import exposition
 from monitor.store.database import make_engine, prepare
 

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import Gauge
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, func, select
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.publish.deliveries import DeliveryError, claim, record, take_due
-from monitor.publish.exporter import exposition
+from monitor.publish.exporter import SupportCollector, exposition, registry_for
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import measuring, poll_source, reconcile, store_batch
 from monitor.store.tables import CALLS, INQUIRIES
@@ -385,3 +387,30 @@ def test_gauges_read_zero_when_nobody_waits_and_nothing_is_open(tmp_path: Path) 
         (("queue", "sales"), ("source", "phones")): 0.0,
     }
     assert set(gauge(after, "support_longest_wait_seconds").values()) == {0.0}
+
+
+def test_the_collector_describes_what_it_collects_without_reading_the_store(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path, mail=True)
+    # No server listens on port 1: describing must not connect.
+    unreachable = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none", tmp_path)
+    described = SupportCollector(unreachable, settings, lambda: NOW).describe()
+    lines = [chat_line("c1", minutes(0), "customer"), chat_line("c1", minutes(1), "agent")]
+    (tmp_path / "chat.jsonl").write_text("".join(lines))
+    engine = open_store(tmp_path, settings)
+    poll_all(engine, settings)
+    collected = list(SupportCollector(engine, settings, lambda: NOW).collect_now())
+    assert [(f.name, f.type, f.documentation) for f in described] == [
+        (f.name, f.type, f.documentation) for f in collected
+    ]
+    assert all(not family.samples for family in described)
+
+
+def test_a_metric_that_clashes_with_the_collectors_is_refused_when_registered(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path)
+    registry = registry_for(open_store(tmp_path, settings), settings, lambda: NOW)
+    with pytest.raises(ValueError, match="support_open_inquiries"):
+        Gauge("support_open_inquiries", "another meaning", registry=registry)

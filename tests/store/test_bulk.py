@@ -20,7 +20,7 @@ from sqlalchemy import DateTime, Engine, select
 from sqlalchemy.dialects import sqlite
 from sqlmodel import SQLModel
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, from_micros, micros
 from monitor.store.batches import CALL_COLUMNS
 from monitor.store.bulk import _sqlite_insert, insert_rows, select_in

@@ -24,7 +24,8 @@ import pytest
 import yaml
 from sqlalchemy import Engine, event, func, select
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings
+from monitor.config_file import load_settings
 from monitor.store import leases
 from monitor.store.database import StoreError, make_engine, prepare
 from monitor.store.ingest import poll_source

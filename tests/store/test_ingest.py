@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, delete, inspect, select, text
 
 from connectors.base import Batch, ConnectorError
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import (
     CallEvent,
     CallOutcome,

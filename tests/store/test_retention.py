@@ -16,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, insert, select, update
 
 from monitor.cli import main
-from monitor.config import ConfigError, Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import ConfigError, settings_from_mapping
 from monitor.publish.deliveries import claim
 from monitor.publish.exporter import exposition
 from monitor.service import build_scheduler

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import import_paths, poll_source
 from monitor.store.tables import INQUIRIES, MESSAGES, TALLIES, THREAD_LINKS

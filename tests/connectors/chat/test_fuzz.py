@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import MessageEvent
 from monitor.store.ingest import build_connector
 from tests.connectors.chat.builders import SlackExport, at

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.store.ingest import build_connector
 from tests.connectors.chat.builders import (
     CUSTOMER_ID,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from connectors.base import ConnectorError
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.store.ingest import build_connector
 from tests.connectors.chat.builders import (
     CHANNELS,

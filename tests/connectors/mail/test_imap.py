@@ -13,7 +13,8 @@ from sqlalchemy import Engine, select
 
 from connectors.mail import imap_fetch
 from connectors.mail.imap import ImapConnector
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.store.ingest import build_connector, poll_source, reconcile
 from monitor.store.tables import STATES
 from tests.connectors.store import inquiries, messages, open_store, poll, tally
@@ -466,7 +467,7 @@ def test_a_password_from_the_environment_or_a_file_and_plain_imap_on_loopback(
 
 
 def test_plain_imap_to_a_remote_host_and_two_secrets_are_config_errors(mailbox: Mailbox) -> None:
-    from monitor.config import ConfigError
+    from monitor.config_file import ConfigError
 
     with pytest.raises(ConfigError) as remote:
         settings_from_mapping(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.config import ConfigError
+from monitor.config_file import ConfigError
 from tests.connectors.store import calls, inquiries, messages, open_store, poll, tally
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)

@@ -22,7 +22,8 @@ from connectors.csv_rows import RowError
 from connectors.phone.asterisk_queue_log import AsteriskQueueLogConnector, parse_line
 from connectors.phone.queue_log_calls import Calls
 from connectors.phone.queue_log_lines import feed_texts
-from monitor.config import PlausibleTimes, settings_from_mapping
+from monitor.config import PlausibleTimes
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent
 from monitor.publish.exporter import exposition
 from monitor.store.database import make_engine

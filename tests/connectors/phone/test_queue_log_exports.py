@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import ConfigError
+from monitor.config_file import ConfigError
 from tests.connectors.store import NOW, calls, inquiries, messages, open_store, poll
 
 T0 = int(datetime(2026, 11, 20, 14, 0, tzinfo=UTC).timestamp())
@@ -330,3 +330,22 @@ def test_a_dump_without_the_presets_columns_is_rejected_row_by_row_with_the_reas
         "queue_log.csv:1: the header has no column 'date_time'",
         "queue_log.csv:2: the header has no column 'date_time'",
     ]
+
+
+def test_a_call_cut_off_at_the_end_of_a_dump_waited_at_least_until_its_last_call_row(
+    tmp_path: Path,
+) -> None:
+    """A dump ends (a LIMIT in the query) with a caller in the queue: given up as unknown after
+    `unknown_after`, it was seen waiting until the dump's last call row, not until the poll
+    that reads the dump hours or years later."""
+    cut = [
+        row(26, 2200, "990.1", "IT", "NONE", "ENTERQUEUE", "17035550107", "", "", 1, 0, 0, 0),
+        row(27, 2250, "990.1", "IT", "Agent/1127", "RINGNOANSWER", "17035550107", "", "", 1, 1),
+        row(28, 2300, "991.1", "IT", "NONE", "ENTERQUEUE", "17035550108", "", "", 2, 0, 0, 0),
+    ]
+    (tmp_path / "queue_log.csv").write_text("\n".join(DUMP + cut) + "\n")
+    source = dump_source(verbs=OUTBOUND_DIAL, unknown_after="1h")
+    settings, engine = open_store(tmp_path, [source])
+    poll(engine, settings, "queue")  # NOW is 4 hours after the dump's first row
+    assert waits_by_call(engine)["990.1"] == ("unknown", 100, None)
+    assert waits_by_call(engine)["991.1"] == ("unknown", 0, None)

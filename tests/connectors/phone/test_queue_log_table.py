@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, create_engine
 
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.store.ingest import build_connector
 from tests.connectors.store import aware, calls, open_store, poll

@@ -11,7 +11,7 @@ import yaml
 from sqlalchemy import select
 
 from monitor.cli import main
-from monitor.config import load_settings
+from monitor.config_file import load_settings
 from monitor.measure.events import CallEvent, CallOutcome
 from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare

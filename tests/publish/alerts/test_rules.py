@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.publish.alerts.rules import AlertInputs, Finding, evaluate
 from monitor.publish.alerts.state import State, advance, diff, notices
 

@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import Engine, select, update
 
 from monitor.checks import report_deliveries
-from monitor.config import Settings, settings_from_mapping
+from monitor.config import Settings
+from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent, Side
 from monitor.publish.alerts.run import apply_changes, claim_notices, load_states, observe, run_once
 from monitor.publish.alerts.state import notices

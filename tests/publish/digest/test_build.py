@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.config import ConfigError, settings_from_mapping
+from monitor.config_file import ConfigError, settings_from_mapping
 from monitor.cron import cron_trigger, last_fire
 from monitor.measure.summaries import hour_starts
 from monitor.publish.digest.build import build_digest

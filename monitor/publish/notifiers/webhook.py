@@ -1,0 +1,20 @@
+"""The `webhook` notifier: each notification as a JSON POST. Its `text` field makes it a Slack,
+Mattermost or Rocket.Chat incoming webhook as it is."""
+
+from __future__ import annotations
+
+from monitor.publish.notifiers.base import HttpNotifier, HttpNotifySettings, Notice
+
+
+class WebhookNotifySettings(HttpNotifySettings):
+    """`{kind: webhook, url: ..., timeout: 10s}`."""
+
+
+class WebhookNotifier(HttpNotifier):
+    """The notice as it is, as JSON."""
+
+    kind = "webhook"
+    settings = WebhookNotifySettings
+
+    def send(self, notice: Notice) -> None:
+        self.post_json(notice)
