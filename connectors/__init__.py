@@ -25,6 +25,7 @@ CONNECTORS: dict[str, str] = {
     "asterisk_cdr": "connectors.phone.asterisk_cdr:AsteriskCdrConnector",
     "call_csv": "connectors.phone.call_csv:CallCsvConnector",
     "answering_service_csv": "connectors.phone.answering_service_csv:AnsweringServiceCsvConnector",
+    "answering_service_mail": "connectors.mail.answering_service:AnsweringServiceMailConnector",
     "asterisk_queue_log": "connectors.phone.asterisk_queue_log:AsteriskQueueLogConnector",
     "imap": "connectors.mail.imap:ImapConnector",
     "mbox": "connectors.mail.mbox:MboxConnector",

@@ -195,7 +195,7 @@ class Records:
     time in what it made reject that record, located, and nothing of it is kept. `batch` hands
     over what was collected and starts afresh, so one `Records` serves a whole fetch."""
 
-    __slots__ = ("events", "noted", "rejected", "skipped", "window")
+    __slots__ = ("events", "noted", "read", "rejected", "skipped", "window")
 
     def __init__(self, window: Window) -> None:
         self.window = window
@@ -203,6 +203,9 @@ class Records:
         self.rejected: list[Rejection] = []
         self.skipped: Counter[str] = Counter()
         self.noted: Counter[str] = Counter()
+        # Records made without a rejection over the collector's life (events or not: a line
+        # that only opens a call, a record skipped on purpose), for `Connector.sample`.
+        self.read = 0
 
     def __len__(self) -> int:
         """Events and rejections collected: what a batch's size is counted in."""
@@ -214,6 +217,7 @@ class Records:
         try:
             made = make(*args)
             if made is None:
+                self.read += 1
                 return True
             found = [made] if isinstance(made, MessageEvent | CallEvent) else list(made)
         except Exception as exc:  # noqa: BLE001 - the record boundary: reason_for sorts it out
@@ -235,7 +239,8 @@ class Records:
             self.rejected.append(Rejection(location, reason_for(exc)))
             return False
         self.rejected.extend(rejected)
-        return self._keep(location, found)
+        # A record whose every part was rejected was not read, whatever it is made of.
+        return self._keep(location, found, read=bool(found) or not rejected)
 
     def add(self, events: Iterable[Event]) -> None:
         """Events made from what earlier records left (a call finished by the clock, legs
@@ -279,7 +284,7 @@ class Records:
         self.events, self.rejected = [], []
         return parsed
 
-    def _keep(self, location: str, found: list[Event]) -> bool:
+    def _keep(self, location: str, found: list[Event], *, read: bool = True) -> bool:
         problem = self.window.problem
         for event in found:
             reason = problem(event)
@@ -287,6 +292,7 @@ class Records:
                 self.rejected.append(Rejection(location, reason))
                 return False
         self.events.extend(found)
+        self.read += read
         return True
 
 
@@ -311,6 +317,58 @@ def reason_for(exc: Exception) -> str:
     else:
         what = "unexpected content"
     return f"cannot be read: {what} ({type(exc).__name__})"
+
+
+# How many records `Connector.sample` reads at least (it stops at the end of the batch that
+# reaches them, so a source's first batch is read whole: at most its own batch size).
+SAMPLE_RECORDS = 100
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What the first records of a source made, read by the connector's own `fetch` from the
+    beginning, as a poll of a new source would read them; nothing is stored."""
+
+    read: int  # records made without a rejection (with events or not)
+    events: int
+    rejected: int
+    skipped: dict[str, int]  # records left out on purpose, per reason
+    first_rejections: list[Rejection]  # the first few, for the reader
+    whole: bool  # the whole source was read (it holds fewer records than were asked for)
+
+    @property
+    def unreadable(self) -> bool:
+        """Records were read and every one was rejected: the source's settings do not fit
+        what it holds (a columns mapping, a time format, a layout), or it is not what its kind
+        says. A poll would store nothing from it."""
+        return bool(self.rejected) and not self.read and not self.events and not self.skipped
+
+    def describe(self) -> str:
+        """One line: how many records were read and what came of them."""
+        count = self.read + self.rejected
+        if not count and not self.skipped:
+            return "no records yet"
+        said = f"{'' if self.whole else 'the first '}{count:,} record{'' if count == 1 else 's'}"
+        said += f" read: {self.events:,} event{'' if self.events == 1 else 's'}"
+        if self.skipped:
+            said += ", " + ", ".join(f"{n:,} {why}" for why, n in sorted(self.skipped.items()))
+        if self.rejected:
+            said += f", {self.rejected:,} rejected (first: {self.first_rejections[0]})"
+        return said
+
+    def refusal(self) -> str:
+        """One line for an `unreadable` sample: the first rejection, those of other reasons
+        (a reason repeated on every line is said once), and what to look at."""
+        shown: dict[str, Rejection] = {}
+        for rejection in self.first_rejections:
+            shown.setdefault(rejection.reason, rejection)
+        more = self.rejected - len(shown)
+        others = f" (and {more:,} more)" if more else ""
+        return (
+            f"every record read was rejected ({self.rejected:,}): "
+            f"{'; '.join(map(str, shown.values()))}{others}; do the source's settings "
+            "(columns, time format, timezone, layout) fit its files?"
+        )
 
 
 @dataclass(frozen=True)
@@ -362,6 +420,8 @@ class Connector(ABC):
     settings: ClassVar[type[SourceSettings]] = SourceSettings
     # Kinds whose sources are files may be backfilled with `support-monitor import`.
     imports_files: ClassVar[bool] = False
+    # (`check` also reads a `sample` of the first records of these: a layout or a mapping
+    # that does not fit the files shows there.)
     # A source that mostly waits for a server (IMAP): ingest reads its next batch in a thread
     # while storing the last (monitor.store.ingest.read_ahead). Not for CPU-bound parsers of local
     # files: with one GIL, the thread only adds switching (measured on queue_log imports).
@@ -371,9 +431,46 @@ class Connector(ABC):
         self.source = source
         self.context = context
 
+    # The collectors made while `sample` runs (None otherwise): how it counts records read.
+    _sampling: list[Records] | None = None
+
     def collector(self, now: datetime) -> Records:
         """The collector every record of a fetch at `now` becomes events through."""
-        return Records(self.context.window(now))
+        records = Records(self.context.window(now))
+        if self._sampling is not None:
+            self._sampling.append(records)
+        return records
+
+    def sample(self, now: datetime, records: int = SAMPLE_RECORDS) -> Sample:
+        """Read the first `records` records or so from the beginning through `fetch`, with
+        this kind's own parsing, and say what they made; nothing is stored. `check` uses it to
+        find a source whose every record would be rejected (a columns mapping that does not
+        fit the file, a time format, a layout) before a poll does.
+
+        Reading stops at the end of the batch that reaches `records`, so it costs at most one
+        batch more than that. Raises what `fetch` raises (ConnectorError, OSError)."""
+        self._sampling = []
+        events = rejected = 0
+        skipped: Counter[str] = Counter()
+        first: list[Rejection] = []
+        whole = True
+        batches = self.fetch(None, now)
+        try:
+            for batch in batches:
+                events += len(batch.events)
+                rejected += len(batch.rejected)
+                skipped.update(batch.skipped)
+                first.extend(batch.rejected[: 3 - len(first)])
+                if sum(r.read for r in self._sampling) + rejected >= records:
+                    whole = False
+                    break
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # a generator's `finally` blocks close its files now
+            read = sum(r.read for r in self._sampling)
+            self._sampling = None
+        return Sample(read, events, rejected, dict(skipped), first, whole)
 
     @abstractmethod
     def check(self) -> str:

@@ -1,4 +1,5 @@
-"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge, check.
+"""The `support-monitor` command: run, poll, import, metrics, report, digest, alerts, purge,
+check, init, slo.
 
 Exit status: 0 success, 1 a source, the SMTP server or the database failed, 2 a usage or
 configuration error. Errors are one readable line; `--debug` adds the traceback.
@@ -24,7 +25,7 @@ gc.disable()
 
 from connectors import connector_class  # noqa: E402
 from monitor import __version__  # noqa: E402
-from monitor.config import Settings  # noqa: E402
+from monitor.config import NOTHING_TO_MONITOR, Settings  # noqa: E402
 from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
 from monitor.errors import SupportMonitorError  # noqa: E402
 from monitor.publish.printable import block, line  # noqa: E402
@@ -100,6 +101,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--until", help="end (exclusive): a date or ISO time; default now")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    report.add_argument(
+        "--by",
+        action="append",
+        metavar="DIMENSION",
+        help="break the figures down by source, queue, stage, team or agent; several "
+        "(--by team --by agent, or --by team,agent) make a row per combination",
+    )
+    report.add_argument(
+        "--items",
+        action="store_true",
+        help="list every inquiry and call behind the figures, with its arithmetic and verdict",
+    )
+    report.add_argument(
+        "--source", action="append", metavar="SOURCE", help="only this source (repeatable)"
+    )
+    report.add_argument(
+        "--team", action="append", metavar="TEAM", help="only what counts for this team"
+    )
+    report.add_argument(
+        "--verdict",
+        action="append",
+        metavar="VERDICT",
+        help="--items only: within, clamped, late, missed, open, open_past_target, unknown, "
+        "waiting or left_out (repeatable)",
+    )
     digest = commands.add_parser(
         "digest", help="build the daily digest for a day; send it or write the HTML"
     )
@@ -128,7 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
         help="print what would fire, resolve and be notified; store and send nothing",
     )
     commands.add_parser(
-        "check", help="validate the config and try every source and the SMTP server"
+        "check",
+        help="validate the config and try what `run` needs: the listen address, the database, "
+        "every source (a sample of each file source's first records) and the SMTP server",
+    )
+    init = commands.add_parser(
+        "init",
+        help="write a short starter config with only the kinds of source asked for "
+        "(never over an existing file)",
+    )
+    init.add_argument(
+        "--kinds",
+        metavar="KIND,...",
+        help="the kinds of source, comma-separated, e.g. imap,call_csv (default: imap)",
+    )
+    init.add_argument(
+        "file",
+        nargs="?",
+        metavar="FILE",
+        help="where to write it; - for stdout (default: --config, $SUPPORT_MONITOR_CONFIG "
+        "or ./support-monitor.yaml)",
+    )
+    slo = commands.add_parser(
+        "slo",
+        help="write the Prometheus rules of the config's `slo:` objectives (or sloth or pyrra "
+        "specifications)",
+    )
+    slo.add_argument(
+        "--format",
+        choices=("prometheus", "sloth", "pyrra"),
+        default="prometheus",
+        help="recording and alerting rules (default), or a sloth or pyrra specification",
+    )
+    slo.add_argument(
+        "--output", metavar="DIR", type=Path, help="write the files into DIR (default: print them)"
     )
     purge = commands.add_parser(
         "purge", help="delete what is older than `retention` once; print the rows per table"
@@ -179,17 +238,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    if args.command == "init":  # writes a config: there is none to load yet
+        return init(args.kinds, args.file or str(config_path(args.config)))
     settings = load_settings(config_path(args.config))
+    if args.command in ("run", "poll") and not settings.sources:
+        raise ConfigError([NOTHING_TO_MONITOR])
     if args.command == "check":
         from monitor.checks import run_checks
 
         # A check names files and what servers answered: printed as printable lines.
         return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
+    if args.command == "slo":  # from the config alone: no database
+        return write_slo(settings, args.format, args.output, config_path(args.config).name)
     engine = open_store(settings)
     if args.command == "run":
+        from monitor.publish.server import ListenError
         from monitor.service import run
 
-        return run(engine, settings)
+        try:
+            return run(engine, settings)
+        except ListenError as exc:  # the address is the config's to change: exit status 2
+            raise ConfigError([f"metrics.listen: {exc.problem}"]) from None
     if args.command == "poll":
         return poll(engine, settings, args.sources)
     if args.command == "import":
@@ -208,6 +277,63 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "purge":
         return purge(engine, settings, dry_run=args.dry_run)
     raise UsageError(f"unknown command {args.command!r}")
+
+
+def init(kinds: str | None, file: str) -> int:
+    """Write the starter config (monitor.starter); say what to do next."""
+    from connectors import CONNECTORS
+    from monitor.starter import StarterError, local_zone, parse_kinds, render, secrets, write
+
+    try:
+        chosen = parse_kinds(kinds, sorted(CONNECTORS))
+    except StarterError as exc:
+        raise UsageError(str(exc)) from None
+    text = render(chosen, local_zone(), "THIS-FILE" if file == "-" else file)
+    if file == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(file)
+    try:
+        write(path, text)
+    except FileExistsError:
+        raise UsageError(f"{path} exists already; init never overwrites a file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path} ({exc.strerror})") from None
+    needed = secrets(chosen)
+    print(f"wrote {path}: edit the lines marked CHANGE ME", end="")
+    print(f", set {' and '.join(needed)} in the environment" if needed else "", end="")
+    print(f", then: support-monitor --config {path} check")
+    return 0
+
+
+def write_slo(settings: Settings, kind: str, output: Path | None, config_name: str) -> int:
+    """The objectives of `slo:` as rules or specifications: printed, or written into `output`.
+    What a format cannot do with an objective (a tier that cannot fire, opening hours pyrra
+    cannot count) is said on stderr."""
+    from monitor.config import slos
+    from monitor.publish.slo import Unwritable, prometheus, pyrra, sloth
+
+    objectives = slos(settings)
+    if not objectives:
+        raise UsageError("the config has no `slo:` objectives to write (see docs/slo.md)")
+    write = {"prometheus": prometheus.rules, "sloth": sloth.specs, "pyrra": pyrra.specs}[kind]
+    try:
+        result = write(objectives, config_name)
+    except Unwritable as exc:
+        raise ConfigError(exc.problems) from None
+    for note in result.notes:
+        print(line(f"slo: {note}", LOG_LIMIT), file=sys.stderr)
+    if output is None:
+        sys.stdout.write("---\n".join(text for _, text in result.files))
+        return 0
+    for name, text in result.files:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            (output / name).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"--output: cannot write {output / name} ({exc.strerror})") from None
+        print(line(f"wrote {output / name}", LOG_LIMIT))
+    return 0
 
 
 def open_store(settings: Settings) -> Engine:
@@ -295,6 +421,8 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
     since, until = since.astimezone(settings.timezone), until.astimezone(settings.timezone)
     if until <= since:
         raise UsageError("--until must be after --since")
+    if args.by or args.items or args.source or args.team or args.verdict:
+        return explained_report(engine, settings, args, since, until, now)
     from monitor.publish.report import is_empty, render_csv, render_json, render_table
     from monitor.store.figures import all_figures, latest_activity
 
@@ -308,6 +436,77 @@ def report(engine: Engine, settings: Settings, args: argparse.Namespace) -> int:
             day = latest.astimezone(settings.timezone).date()
             week = f"--since {day - timedelta(days=6)} --until {day + timedelta(days=1)}"
             print(f"\nNothing in this period; the latest activity stored is on {day}: try {week}")
+    return 0
+
+
+def explained_report(
+    engine: Engine,
+    settings: Settings,
+    args: argparse.Namespace,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+) -> int:
+    """`report --by …` (the figures per group) or `report --items` (every item behind them),
+    both from one reading of the period (monitor.store.breakdown)."""
+    from monitor.measure.calendars import BusinessCalendar
+    from monitor.measure.items import VERDICTS
+    from monitor.publish import report_groups, report_items
+    from monitor.store.breakdown import DIMENSIONS, breakdown, read_period
+
+    by = [d.strip() for value in args.by or () for d in value.split(",") if d.strip()]
+    unknown = [d for d in by if d not in DIMENSIONS]
+    if unknown:
+        raise UsageError(f"--by {unknown[0]}: expected one of {', '.join(DIMENSIONS)}")
+    if "agent" in by and not settings.file.reports.agents:
+        raise UsageError(
+            "--by agent: figures per agent are off; set `reports.agents: true` to report them"
+        )
+    if args.items and by:
+        raise UsageError("--items lists items and --by groups them: ask for one at a time")
+    verdicts = {v.strip().lower().replace("-", "_").replace(" ", "_") for v in args.verdict or ()}
+    if verdicts and not args.items:
+        raise UsageError("--verdict filters the items: use it with --items")
+    if wrong := sorted(verdicts - set(VERDICTS)):
+        raise UsageError(f"--verdict {wrong[0]}: expected one of {', '.join(VERDICTS)}")
+    sources = set(args.source or ())
+    _sources(settings, sorted(sources))  # a usage error naming the unknown ones
+    teams = set(args.team or ())
+    if missing := sorted(teams - set(settings.file.teams)):
+        known = ", ".join(sorted(settings.file.teams)) or "none configured"
+        raise UsageError(f"--team {missing[0]}: no such team (teams: {known})")
+    period = read_period(engine, settings, since, until, now)
+    title = f"Period {since:%Y-%m-%d %H:%M %Z} – {until:%Y-%m-%d %H:%M %Z}"
+    if args.items:
+        calendars = {
+            s.name: BusinessCalendar.from_settings(settings.file.calendars[s.calendar])
+            for s in settings.sources
+            if s.calendar is not None
+        }
+        options = report_items.Options(
+            agents=settings.file.reports.agents,
+            zone=settings.timezone,
+            calendars=calendars,
+            sources=frozenset(sources),
+            teams=frozenset(teams),
+            verdicts=frozenset(verdicts),
+        )
+        rows = report_items.item_rows(period, options)
+        if args.format == "json":
+            sys.stdout.write(block(report_items.render_json(rows) + "\n"))
+        elif args.format == "csv":
+            sys.stdout.write(block(report_items.render_csv(rows)))
+        else:
+            sys.stdout.write(block(report_items.render_table(rows, title)))
+        return 0
+    groups = breakdown(period.only(sources, teams), by or ["source"])
+    dimensions = by or ["source"]
+    if args.format == "json":
+        sys.stdout.write(block(report_groups.render_json(dimensions, groups) + "\n"))
+    elif args.format == "csv":
+        sys.stdout.write(block(report_groups.render_csv(dimensions, groups)))
+    else:
+        sys.stdout.write(block(report_groups.render_table(dimensions, groups, title)))
     return 0
 
 

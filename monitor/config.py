@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+import string
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal, InvalidOperation
+from email.errors import HeaderParseError
+from email.headerregistry import Address, HeaderRegistry
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -32,6 +38,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.measure.events import Channel, Stage
+
+# `run`, `poll` and `check` refuse a config without sources with this.
+NOTHING_TO_MONITOR = (
+    "nothing to monitor: no source is configured (add one under `sources:`; "
+    "`support-monitor init` writes a starter config)"
+)
+
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -138,6 +151,39 @@ def _check_http_url(value: object) -> str:
 
 HttpUrl = Annotated[str, BeforeValidator(_check_http_url)]
 
+_HEADERS = HeaderRegistry()
+
+
+def _check_mailbox(value: object) -> str:
+    """One e-mail address (`lead@example.com` or `Lead <lead@example.com>`), parsed by the
+    same `email` package that writes the messages: what it cannot put in a To: or From:
+    header fails here, not at the first digest or alert."""
+    expected = "expected one e-mail address such as lead@example.com or 'Lead <lead@example.com>'"
+    if not isinstance(value, str):
+        raise ValueError(expected)
+    addresses: tuple[Address, ...] = ()
+    try:
+        if value.isprintable():
+            addresses = tuple(getattr(_HEADERS("to", value), "addresses", ()))
+    except (ValueError, IndexError, HeaderParseError):
+        pass
+    if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:
+        raise ValueError(f"{expected}, got {value!r}")
+    return value
+
+
+Mailbox = Annotated[str, BeforeValidator(_check_mailbox)]
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("expected a duration longer than 0s (a timeout of 0 fails every exchange)")
+    return value
+
+
+# A deadline of a network exchange: 0 would make every exchange fail at once.
+Timeout = Annotated[timedelta, BeforeValidator(parse_duration), AfterValidator(_positive)]
+
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -176,6 +222,11 @@ class DefaultTargets(Targets):
     def for_channel(self, channel: Channel) -> Targets:
         section: Targets = getattr(self, channel.value, Targets())
         return section
+
+    @classmethod
+    def channels(cls) -> list[Channel]:
+        """The channels that have a section here."""
+        return [c for c in Channel if c.value in cls.model_fields]
 
 
 @dataclass(frozen=True)
@@ -243,9 +294,90 @@ class Agents(Model):
         return [v.strip().lower().lstrip("@") for v in values]
 
 
+class TeamSettings(Model):
+    """One team of `teams:`: the people in it, by any identifier a source gives for them (an
+    e-mail address, a Slack user id or e-mail, a queue member such as `Agent/1001` or
+    `PJSIP/1001`, a name). An inquiry or call one of them answered counts for the team.
+
+    An entry is one agent: an identifier, or a list of the identifiers of one person on
+    different channels (`["Ann Smith", ann@example.com, "Agent/1001"]`), the first naming
+    them in reports."""
+
+    agents: list[str | list[str]] = []
+
+    @field_validator("agents")
+    @classmethod
+    def _named(cls, values: list[str | list[str]]) -> list[str | list[str]]:
+        for value in values:
+            names = [value] if isinstance(value, str) else value
+            if not names or any(not " ".join(name.split()) for name in names):
+                raise ValueError("an agent cannot be empty")
+        return values
+
+    def members(self) -> list[tuple[str, ...]]:
+        """Each agent as the identifiers that are theirs, the first naming them."""
+        return [
+            tuple(" ".join(name.split()) for name in ([v] if isinstance(v, str) else v))
+            for v in self.agents
+        ]
+
+
+class ReportSettings(Model):
+    # Reports and digests break figures down by team; per agent too only when this is true
+    # (many teams measure teams, not people).
+    agents: bool = False
+
+
+# A team's name: shown in reports and digests (never a metric label).
+TEAM_NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.&'-]{0,62}$"
+
+
 class HolidaySettings(Model):
+    """Public holidays from the `holidays` package. An unknown country or subdivision is an
+    error when the file is loaded, not when a calendar is first built (which every command
+    that measures does: `run` would start and then fail)."""
+
     country: str
     subdivision: str | None = None
+
+    @field_validator("country")
+    @classmethod
+    def _known_country(cls, value: str) -> str:
+        code = value.strip().upper()
+        if _holiday_subdivisions(code) is None:
+            raise ValueError(
+                f"no holiday data for country {value!r}: expected an ISO 3166 code the "
+                "`holidays` package knows, such as GB, US, DE or FR"
+            )
+        return code
+
+    @field_validator("subdivision")
+    @classmethod
+    def _known_subdivision(cls, value: str | None, info: ValidationInfo) -> str | None:
+        country = info.data.get("country")
+        known = _holiday_subdivisions(country) if country else None
+        if value is None or known is None:  # no subdivision, or the country is the error
+            return value
+        for code in known:
+            if code.upper() == value.strip().upper():
+                return code
+        listed = ", ".join(known[:40]) + (", ..." if len(known) > 40 else "")
+        raise ValueError(
+            f"{country} has no holiday subdivision {value!r}"
+            + (f" (its subdivisions: {listed})" if known else " (it has no subdivisions)")
+        )
+
+
+def _holiday_subdivisions(country: str) -> list[str] | None:
+    """The subdivision codes of `country` as the `holidays` package knows them; None when it has
+    no data for that country. Asked of the package the way a calendar asks it (imported here
+    only when a calendar has holidays: its import costs tens of milliseconds)."""
+    import holidays as holiday_data
+
+    try:
+        return list(holiday_data.country_holidays(country).subdivisions)
+    except NotImplementedError:  # how `holidays` reports an unknown country
+        return None
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -281,19 +413,100 @@ class CalendarSettings(Model):
     open: dict[date, list[Interval]] = {}
 
 
+MAX_NAME = 63
+_NAME_CHARACTERS = frozenset(string.ascii_letters + string.digits + "_.-")
+
+
+def _check_name(value: str) -> str:
+    """The naming rule of sources (their `source` label), said as a sentence, not a pattern."""
+    rule = (
+        f"a source name is 1 to {MAX_NAME} letters, digits, '-', '_' or '.', starting with a "
+        "letter or a digit (it is the `source` label of every metric)"
+    )
+    if not value:
+        raise ValueError(f"{rule}; this one is empty")
+    if len(value) > MAX_NAME:
+        raise ValueError(f"{rule}; this one has {len(value)} characters")
+    if not value[0].isascii() or not value[0].isalnum():
+        raise ValueError(f"{rule}; this one starts with {value[0]!r}")
+    wrong = next((ch for ch in value if ch not in _NAME_CHARACTERS), None)
+    if wrong is not None:
+        what = "a space" if wrong == " " else repr(wrong)
+        raise ValueError(f"{rule}; {value!r} has {what}")
+    return value
+
+
+def parse_objective(value: object) -> Decimal:
+    """`95%` or `99.5 %` (a percentage), or a ratio such as 0.95, as an exact ratio strictly
+    between 0 and 1 (exact: the error budget, 1 - objective, is written into PromQL)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a percentage such as 95%")
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        number = Decimal(text.removesuffix("%").strip())
+    except InvalidOperation:
+        raise ValueError(f"expected a percentage such as 95%, got {value!r}") from None
+    if not percent and number >= 1:
+        raise ValueError(f"expected a percentage such as 95% (or a ratio such as 0.95), got {text}")
+    ratio = number / 100 if percent else number
+    if not ratio.is_finite() or not 0 < ratio < 1:
+        raise ValueError(f"expected an objective above 0% and below 100%, got {text}")
+    return ratio.normalize()
+
+
+Objective = Annotated[Decimal, BeforeValidator(parse_objective)]
+SliName = Literal["replies", "holds", "callbacks"]
+# The SLO window: long enough for the 3-day ticket window, short enough for Prometheus to keep.
+MIN_SLO_WINDOW, MAX_SLO_WINDOW = timedelta(days=3), timedelta(days=366)
+
+
+class SloSettings(Model):
+    """A service-level objective: the share of `sli` events that must be good over `window`
+    (`support-monitor slo` writes its rules; docs/slo.md)."""
+
+    objective: Objective
+    window: Duration = timedelta(days=28)
+    # What is measured: replies (inquiries answered within the reply target), holds (calls
+    # answered within hold_warn), callbacks (missed callers called back within the target).
+    # Default: the one of the source's (or the section's) channel.
+    sli: SliName | None = None
+    # Count only the events of the open hours of this calendar.
+    during: str | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: timedelta) -> timedelta:
+        if not MIN_SLO_WINDOW <= value <= MAX_SLO_WINDOW:
+            raise ValueError("expected a window from 3d to 366d (28d is usual)")
+        if value.total_seconds() % 3600:
+            raise ValueError("expected a whole number of hours, such as 28d or 30d")
+        return value
+
+
+# `slo:` takes one objective or a list (a phone source may have holds and callbacks).
+SloList = Annotated[
+    list[SloSettings], BeforeValidator(lambda v: [v] if isinstance(v, Mapping) else v)
+]
+
+
 class SourceSettings(Model):
     """Keys every source has; a connector's own settings model extends this and declares the
     channel its kind measures (`channel`), which decides its targets and labels."""
 
     channel: ClassVar[Channel]
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    name: Annotated[str, AfterValidator(_check_name)]
     kind: str
     stage: Stage = Stage.EXPERIENCE
     calendar: str | None = None
     every: Duration = timedelta(minutes=5)
     targets: Targets = Targets()
     enabled: bool = True
+    # The team of `teams:` the source belongs to: its open inquiries and unanswered calls (and
+    # what nobody on a team answered) count for that team.
+    team: str | None = None
+    slo: SloList = []
 
 
 class PhoneSettings(SourceSettings):
@@ -339,9 +552,9 @@ class SmtpSettings(Model):
     username: str | None = None
     password: SecretStr | None = None
     password_file: Path | None = None
-    sender: str
+    sender: Mailbox
     ca_file: Path | None = None
-    timeout: Duration = timedelta(seconds=30)
+    timeout: Timeout = timedelta(seconds=30)
 
     @model_validator(mode="after")
     def _plaintext_only_on_loopback(self) -> SmtpSettings:
@@ -353,7 +566,7 @@ class SmtpSettings(Model):
 
 class DigestSettings(Model):
     schedule: str = "0 8 * * *"  # cron (minute hour day month weekday) in `timezone`
-    to: list[str] = []
+    to: list[Mailbox] = []
     top: int = Field(default=10, ge=1, le=100)  # oldest open inquiries and longest holds listed
 
     @field_validator("schedule")
@@ -445,6 +658,11 @@ class PlausibleTimes(Model):
         return value
 
 
+# The channels an objective of a whole channel can be about: the `channel` label of the
+# inquiry metrics (email, chat, voicemail, answering_service), and phone for the calls.
+SloChannel = Literal["email", "chat", "phone", "voicemail", "answering_service"]
+
+
 class FileSettings(Model):
     """The top level of the file, with sources still as raw mappings (see `load_settings`)."""
 
@@ -452,6 +670,8 @@ class FileSettings(Model):
     database: DatabaseUrl = "sqlite:///support-monitor.db"
     targets: DefaultTargets = DefaultTargets()
     agents: Agents = Agents()
+    teams: dict[str, TeamSettings] = {}
+    reports: ReportSettings = ReportSettings()
     calendars: dict[str, CalendarSettings] = {}
     sources: list[dict[str, Any]] = []
     metrics: MetricsSettings = MetricsSettings()
@@ -463,6 +683,18 @@ class FileSettings(Model):
     retention: Duration | None = None
     # Records dated outside these times are rejected (connectors.base.Window).
     plausible_times: PlausibleTimes = PlausibleTimes()
+    # Service-level objectives of a whole channel (every source on it); a source has its own.
+    slo: dict[SloChannel, SloList] = {}
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, teams: dict[str, TeamSettings]) -> dict[str, TeamSettings]:
+        for name in teams:
+            if not re.match(TEAM_NAME, str(name)):
+                raise ValueError(
+                    f"team name {name!r}: letters, digits, spaces and _.&'- (at most 63)"
+                )
+        return teams
 
     @field_validator("retention")
     @classmethod
@@ -519,3 +751,100 @@ def read_secret(value: SecretStr | None, file: Path | None, base_dir: Path) -> s
     if file is not None:
         return (base_dir / file).read_text(encoding="utf-8").strip()
     return None
+
+
+# What each SLI measures, and on which channels: a source's own channel (a phone source's
+# callbacks are its missed callers), or the key of a channel's section.
+SLI_CHANNELS: dict[str, frozenset[str]] = {
+    "replies": frozenset({"email", "chat"}),
+    "holds": frozenset({"phone"}),
+    "callbacks": frozenset({"phone", "answering_service", "voicemail"}),
+}
+# The SLI of a channel when `sli` is not given.
+DEFAULT_SLI = {
+    "email": "replies",
+    "chat": "replies",
+    "phone": "holds",
+    "answering_service": "callbacks",
+    "voicemail": "callbacks",
+}
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective, resolved: its id (`<source or channel>-<sli>`, the `slo` label of its
+    rules), what it is about (`source` or `channel` and its name) and its settings."""
+
+    id: str
+    scope: Literal["source", "channel"]
+    name: str
+    sli: str
+    objective: Decimal
+    window: timedelta
+    during: str | None
+    where: str  # the key path in the file, for messages
+
+
+def slos(settings: Settings) -> list[Slo]:
+    """Every objective of the configuration, those of whole channels first."""
+    return _slos(settings.file, settings.sources)
+
+
+def _slos(top: FileSettings, sources: Iterable[SourceSettings]) -> list[Slo]:
+    found: list[Slo] = []
+    for channel, entries in top.slo.items():
+        for index, entry in enumerate(entries):
+            sli = entry.sli or DEFAULT_SLI[channel]
+            where = f"slo.{channel}[{index}]"
+            found.append(_slo("channel", channel, sli, entry, where))
+    for position, source in enumerate(sources):
+        for index, entry in enumerate(source.slo):
+            sli = entry.sli or DEFAULT_SLI[channel_of(source).value]
+            where = f"sources[{position}].slo[{index}]"
+            found.append(_slo("source", source.name, sli, entry, where))
+    return found
+
+
+def _slo(
+    scope: Literal["source", "channel"], name: str, sli: str, entry: SloSettings, where: str
+) -> Slo:
+    return Slo(
+        id=f"{name}-{sli}",
+        scope=scope,
+        name=name,
+        sli=sli,
+        objective=entry.objective,
+        window=entry.window,
+        during=entry.during,
+        where=where,
+    )
+
+
+def check_slos(top: FileSettings, sources: list[SourceSettings]) -> list[str]:
+    """The problems of the objectives: an SLI the channel does not measure, an unknown
+    calendar, the same objective twice (config_file reports them with the others)."""
+    problems = []
+    channels = {s.name: channel_of(s).value for s in sources}
+    seen: dict[str, str] = {}
+    for slo in _slos(top, sources):
+        channel = slo.name if slo.scope == "channel" else channels[slo.name]
+        if channel not in SLI_CHANNELS[slo.sli]:
+            fits = ", ".join(sorted(k for k, v in SLI_CHANNELS.items() if channel in v))
+            problems.append(
+                f"{slo.where}.sli: {slo.sli} is not measured on channel {channel} (use {fits})"
+            )
+        elif slo.scope == "channel" and slo.sli != DEFAULT_SLI[channel]:
+            problems.append(
+                f"{slo.where}.sli: the {slo.sli} of a whole channel are under "
+                f"slo.{_channel_of_sli(slo.sli)}"
+            )
+        if slo.during is not None and slo.during not in top.calendars:
+            problems.append(f"{slo.where}.during: no calendar named {slo.during!r}")
+        if slo.id in seen:
+            problems.append(f"{slo.where}: {slo.id!r} is already defined at {seen[slo.id]}")
+        seen.setdefault(slo.id, slo.where)
+    return problems
+
+
+def _channel_of_sli(sli: str) -> str:
+    return {"replies": "email or slo.chat", "holds": "phone", "callbacks": "voicemail"}[sli]

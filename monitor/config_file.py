@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,19 @@ from pydantic import ValidationError
 
 from connectors import CONNECTORS, connector_class
 from monitor.config import (
+    BUILTIN_TARGETS,
+    MAX_NAME,
+    DefaultTargets,
     FileSettings,
     Settings,
     SourceSettings,
+    Targets,
     channel_of,
+    check_slos,
     resolve_targets,
 )
 from monitor.errors import SupportMonitorError
+from monitor.measure.events import Channel
 
 DEFAULT_CONFIG = "support-monitor.yaml"
 CONFIG_ENV = "SUPPORT_MONITOR_CONFIG"
@@ -122,10 +129,12 @@ def _located(exc: ValidationError, prefix: str = "") -> list[str]:
 
 
 def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
-    """Validate an already-parsed YAML mapping. Raises ConfigError listing every problem."""
+    """Validate an already-parsed YAML mapping. Raises ConfigError listing every problem; a
+    problem inside a source names the source as well as its place in the list."""
     problems: list[str] = []
     substituted: list[_Substituted] = []
     data = _interpolate(dict(raw), "", problems, substituted)
+    entries = data.get("sources")
     # A bad notifier is a problem of the file's top level, reported with the others there.
     top_problems = _validate_notifiers(data)
     try:
@@ -133,9 +142,11 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
     except ValidationError as exc:
         top_problems += _located(exc)
     if top_problems:
-        raise ConfigError(_redacted(problems + top_problems, substituted)) from None
+        lines = _redacted(problems + top_problems, substituted)
+        raise ConfigError(_naming_sources(lines, entries)) from None
 
     sources: list[SourceSettings] = []
+    placed: list[tuple[str, SourceSettings]] = []
     seen: set[str] = set()
     for index, entry in enumerate(top.sources):
         where = f"sources[{index}]"
@@ -156,11 +167,105 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
             problems.append(f"{where}.calendar: no calendar named {source.calendar!r}")
         elif source.calendar is None and _reply_clock(top, source) == "business":
             problems.append(f"{where}.targets.reply_clock: business time needs a `calendar`")
+        if source.team is not None and source.team not in top.teams:
+            known = ", ".join(sorted(top.teams)) or "none configured"
+            hint = ""
+            if kind == "slack_export":  # `team:` was once the Slack workspace's team id
+                hint = "; a Slack workspace's team id is `workspace_team`"
+            problems.append(f"{where}.team: no team named {source.team!r} (teams: {known}){hint}")
         sources.append(source)
+        placed.append((where, source))
+    problems.extend(_check_hold_order(top, placed))
     problems.extend(_check_alerts(top))
+    problems.extend(_check_teams(top))
+    if not problems:  # the objectives' checks need every source valid
+        problems.extend(check_slos(top, sources))
     if problems:
-        raise ConfigError(_redacted(problems, substituted))
+        raise ConfigError(_naming_sources(_redacted(problems, substituted), entries))
     return Settings(file=top, sources=tuple(sources), base_dir=base_dir)
+
+
+_SOURCE_PATH = re.compile(r"^sources\[(\d+)\](\.name)?")
+
+
+def _naming_sources(lines: list[str], entries: object) -> list[str]:
+    """Each problem inside a source with the source's name after its key path: `sources[3]`
+    alone sends the reader counting list items. (A problem with the name itself shows it.)"""
+    if not isinstance(entries, list):
+        return lines
+    named = []
+    for line in lines:
+        match = _SOURCE_PATH.match(line)
+        index = int(match.group(1)) if match else len(entries)
+        entry = entries[index] if index < len(entries) else None
+        name = entry.get("name") if isinstance(entry, dict) else None
+        if match and not match.group(2) and isinstance(name, str) and name:
+            shown = name if len(name) <= MAX_NAME else f"{name[:MAX_NAME]}..."
+            where, sep, message = line.partition(": ")
+            line = f"{where} (source {shown}){sep}{message}"
+        named.append(line)
+    return named
+
+
+# The targets a source resolves are layered (resolve_targets); each layer's key path, for
+# errors that must name the key to change.
+def _target_layers(
+    top: FileSettings, channel: Channel, own: tuple[str, Targets] | None
+) -> list[tuple[str, Targets]]:
+    layers = [
+        ("targets", top.targets),
+        (f"targets.{channel.value}", top.targets.for_channel(channel)),
+    ]
+    if own is not None:
+        layers.append(own)
+    return layers
+
+
+def _check_hold_order(top: FileSettings, sources: list[tuple[str, SourceSettings]]) -> list[str]:
+    """`hold_max` below `hold_warn` wherever targets resolve (the top level, a channel's section,
+    a source's own): a caller would be critical before being a warning. The problem is put on
+    the key of the most specific layer that sets either of the two, once."""
+    checks: list[tuple[Channel, tuple[str, Targets] | None]] = [
+        (channel, None) for channel in DefaultTargets.channels()
+    ]
+    checks += [
+        (channel_of(source), (f"{where}.targets", source.targets)) for where, source in sources
+    ]
+    problems: dict[str, None] = {}  # ordered, without repeats
+    for channel, own in checks:
+        origin = {"hold_warn": "the built-in default", "hold_max": "the built-in default"}
+        value = {"hold_warn": BUILTIN_TARGETS.hold_warn, "hold_max": BUILTIN_TARGETS.hold_max}
+        last = None
+        for path, layer in _target_layers(top, channel, own):
+            for key in ("hold_warn", "hold_max"):
+                if getattr(layer, key) is not None:
+                    value[key], origin[key], last = getattr(layer, key), f"{path}.{key}", key
+        warn, most = value["hold_warn"], value["hold_max"]
+        if last is None or most >= warn:
+            continue
+        if last == "hold_max":
+            problem = (
+                f"{origin['hold_max']}: {human_duration(most)} is below hold_warn, "
+                f"{human_duration(warn)} from {origin['hold_warn']} (a caller would be critical "
+                "before being a warning)"
+            )
+        else:
+            problem = (
+                f"{origin['hold_warn']}: {human_duration(warn)} is above hold_max, "
+                f"{human_duration(most)} from {origin['hold_max']} (a caller would be critical "
+                "before being a warning)"
+            )
+        problems[problem] = None
+    return list(problems)
+
+
+def human_duration(value: timedelta) -> str:
+    """A duration as a config file writes it: `13m`, `90s`, `1.5s`."""
+    seconds = value.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
 
 
 def _validate_notifiers(data: dict[str, Any]) -> list[str]:
@@ -212,6 +317,21 @@ def _check_alerts(top: FileSettings) -> list[str]:
             problems.append(
                 f"alerts.notify[{index}]: an {notify.kind} notifier needs the `smtp` section"
             )
+    return problems
+
+
+def _check_teams(top: FileSettings) -> list[str]:
+    """An agent in two teams would be counted for both: each is in one (names compared as
+    reports match them, ignoring case)."""
+    problems = []
+    seen: dict[str, tuple[str, int]] = {}
+    for team, settings in top.teams.items():
+        for index, names in enumerate(settings.members()):
+            for name in names:
+                other = seen.setdefault(name.casefold(), (team, index))
+                if other != (team, index):
+                    where = f"team {other[0]!r}" if other[0] != team else "another agent"
+                    problems.append(f"teams.{team}.agents[{index}]: {name!r} is already {where}'s")
     return problems
 
 

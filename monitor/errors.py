@@ -8,6 +8,8 @@
     ├── BadRecord                       one record cannot be used: skip it, located and counted
     │   └── RowError, RecordError, MailError, ... (each reader's own)
     ├── monitor.config_file.ConfigError the configuration is invalid
+    ├── monitor.publish.server.ListenError  `metrics.listen` cannot be had (a config error)
+    ├── monitor.starter.StarterError    `init --kinds` names no known kind (a usage error)
     └── monitor.cli.UsageError          the command line is
 
 `permanent` says whether retrying can help: bad credentials, a missing configured file, a 4xx

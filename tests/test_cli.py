@@ -15,6 +15,7 @@ import yaml
 from monitor.cli import main
 from monitor.publish.deliveries import DeliveryError, claim, record, take_due
 from monitor.store.database import make_engine
+from tests.servers import free_port
 
 T0 = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
 
@@ -32,7 +33,8 @@ def chat_lines(count: int = 6) -> str:
 
 
 def write_chat_config(tmp_path: Path, **extra: Any) -> Path:
-    """A config with one chat_jsonl source on a small log, a SQLite file, all in tmp_path."""
+    """A config with one chat_jsonl source on a small log, a SQLite file, all in tmp_path; the
+    metrics on a free port (`check` tries to listen there)."""
     (tmp_path / "chat.jsonl").write_text(chat_lines())
     config = {
         "timezone": "Europe/London",
@@ -40,6 +42,7 @@ def write_chat_config(tmp_path: Path, **extra: Any) -> Path:
         "sources": [
             {"name": "website-chat", "kind": "chat_jsonl", "path": "chat.jsonl", "every": "1m"}
         ],
+        "metrics": {"listen": f"127.0.0.1:{free_port()}"},
         **extra,
     }
     path = tmp_path / "support-monitor.yaml"
@@ -80,8 +83,8 @@ def test_check_prints_one_line_per_source(
     config = write_chat_config(tmp_path)
     assert main(["--config", str(config), "check"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok"]
-    assert lines[2].startswith("ok    source website-chat (chat_jsonl): 1 file")
+    assert [line.split()[0] for line in lines] == ["ok", "ok", "ok", "ok"]
+    assert lines[3].startswith("ok    source website-chat (chat_jsonl): 1 file")
 
 
 def test_check_fails_with_exit_1_when_a_source_cannot_be_read(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from monitor.config import parse_duration
+from monitor.config import HolidaySettings, parse_duration
 from monitor.config_file import ConfigError, load_settings, settings_from_mapping
 
 CHAT = {"name": "website-chat", "kind": "chat_jsonl", "path": "chat.jsonl"}
@@ -59,14 +59,14 @@ def test_an_unknown_top_level_key_is_an_error_naming_it() -> None:
 
 def test_a_typo_inside_a_source_names_the_source_and_the_key() -> None:
     assert problems({"sources": [CHAT, {**CHAT, "name": "b", "pth": "x"}]}) == [
-        "sources[1].pth: unknown key"
+        "sources[1].pth (source b): unknown key"
     ]
 
 
 def test_a_bad_target_names_its_full_path() -> None:
     found = problems({"sources": [{**CHAT, "targets": {"hold_warn": "soon"}}]})
     assert len(found) == 1 and found[0].startswith(
-        "sources[0].targets.hold_warn: expected a duration"
+        "sources[0].targets.hold_warn (source website-chat): expected a duration"
     )
 
 
@@ -78,7 +78,8 @@ def test_every_problem_is_reported_at_once() -> None:
 def test_an_unknown_kind_lists_the_known_ones() -> None:
     (found,) = problems({"sources": [{"name": "x", "kind": "fax"}]})
     assert (
-        found.startswith("sources[0].kind: unknown kind 'fax' (known: ") and "chat_jsonl" in found
+        found.startswith("sources[0].kind (source x): unknown kind 'fax' (known: ")
+        and "chat_jsonl" in found
     )
 
 
@@ -90,7 +91,46 @@ def test_two_sources_cannot_share_a_name() -> None:
 
 def test_a_source_must_name_an_existing_calendar() -> None:
     assert problems({"sources": [{**CHAT, "calendar": "office"}]}) == [
-        "sources[0].calendar: no calendar named 'office'"
+        "sources[0].calendar (source website-chat): no calendar named 'office'"
+    ]
+
+
+def test_a_source_must_name_an_existing_team() -> None:
+    teams = {"billing": {"agents": ["ann@example.com"]}}
+    slack = {"name": "s", "kind": "slack_export", "path": "x", "channels": ["c"]}
+    assert problems({"teams": teams, "sources": [{**CHAT, "team": "bliling"}]}) == [
+        "sources[0].team (source website-chat): no team named 'bliling' (teams: billing)"
+    ]
+    # `team:` once named a Slack workspace's team id: the error says where that went.
+    assert problems({"sources": [{**slack, "team": "T0SHOP01"}]}) == [
+        "sources[0].team (source s): no team named 'T0SHOP01' (teams: none configured); a Slack "
+        "workspace's team id is `workspace_team`"
+    ]
+
+
+def test_an_agent_is_in_one_team_and_may_be_listed_by_several_identifiers() -> None:
+    teams = {
+        "billing": {"agents": [["Ann Smith", "ann@example.com", "Agent/1001"], "PJSIP/1002"]},
+        "helpdesk": {"agents": ["ANN@example.com", ["Cy", "cy@example.com", "cy"]]},
+    }
+    assert problems({"teams": teams}) == [
+        "teams.helpdesk.agents[0]: 'ANN@example.com' is already team 'billing''s",
+    ]
+    settings = load({"teams": {"billing": teams["billing"]}, "reports": {"agents": True}})
+    assert settings.file.teams["billing"].members() == [
+        ("Ann Smith", "ann@example.com", "Agent/1001"),
+        ("PJSIP/1002",),
+    ]
+    assert settings.file.reports.agents is True
+    assert load({}).file.reports.agents is False  # teams, not people, by default
+    assert problems({"teams": {"a b/c": {}}}) == [
+        "teams: team name 'a b/c': letters, digits, spaces and _.&'- (at most 63)"
+    ]
+    assert problems({"teams": {"x": {"agents": ["Cy", "cy"]}}}) == [
+        "teams.x.agents[1]: 'cy' is already another agent's"
+    ]
+    assert problems({"teams": {"x": {"agents": [[]]}}}) == [
+        "teams.x.agents: an agent cannot be empty"
     ]
 
 
@@ -220,3 +260,161 @@ def test_a_missing_file_is_one_clear_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path / "nope.yaml")
     assert "cannot read the config file" in caught.value.problems[0]
+
+
+# --- what `run` would reject later is rejected when the file is loaded -----------------------
+
+PHONES = {"name": "phones", "kind": "asterisk_queue_log", "path": "queue_log"}
+
+
+def holidays(**given: str) -> dict[str, Any]:
+    office = {"timezone": "Europe/London", "hours": {"mon": ["09:00-17:00"]}, "holidays": given}
+    return {"calendars": {"office": office}, "sources": [CHAT]}
+
+
+def test_an_unknown_holiday_country_is_a_config_error_naming_the_key() -> None:
+    """It used to pass, and every command that measures then failed with `no holiday data`."""
+    (found,) = problems(holidays(country="XX"))
+    assert found == (
+        "calendars.office.holidays.country: no holiday data for country 'XX': expected an ISO "
+        "3166 code the `holidays` package knows, such as GB, US, DE or FR"
+    )
+
+
+def test_an_unknown_holiday_subdivision_lists_the_subdivisions_of_the_country() -> None:
+    (found,) = problems(holidays(country="GB", subdivision="LDN"))
+    assert found == (
+        "calendars.office.holidays.subdivision: GB has no holiday subdivision 'LDN' "
+        "(its subdivisions: ENG, NIR, SCT, WLS)"
+    )
+
+
+def test_holiday_codes_are_known_whatever_their_case() -> None:
+    settings = load(holidays(country="gb", subdivision="eng"))
+    assert settings.file.calendars["office"].holidays == HolidaySettings(
+        country="GB", subdivision="ENG"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "found"),
+    [
+        (
+            {"targets": {"hold_max": "4m"}},
+            "targets.hold_max: 4m is below hold_warn, 5m from the built-in default",
+        ),
+        (
+            {"targets": {"hold_warn": "20m"}},
+            "targets.hold_warn: 20m is above hold_max, 13m from the built-in default",
+        ),
+        (
+            {"targets": {"hold_warn": "2m", "phone": {"hold_max": "90s"}}},
+            "targets.phone.hold_max: 90s is below hold_warn, 2m from targets.hold_warn",
+        ),
+        (
+            {"sources": [CHAT, {**PHONES, "targets": {"hold_warn": "14m"}}]},
+            "sources[1].targets.hold_warn (source phones): 14m is above hold_max, 13m from the "
+            "built-in default",
+        ),
+        (
+            {
+                "targets": {"phone": {"hold_max": "10m"}},
+                "sources": [{**PHONES, "targets": {"hold_warn": "11m"}}],
+            },
+            "sources[0].targets.hold_warn (source phones): 11m is above hold_max, 10m from "
+            "targets.phone.hold_max",
+        ),
+    ],
+)
+def test_hold_max_below_hold_warn_is_an_error_on_the_key_that_makes_it(
+    raw: dict[str, Any], found: str
+) -> None:
+    """Wherever targets resolve: the top level, a channel's section, a source's own."""
+    raw = {"sources": [CHAT], **raw}
+    assert problems(raw) == [f"{found} (a caller would be critical before being a warning)"]
+
+
+def test_a_source_that_sets_both_hold_thresholds_in_order_is_fine() -> None:
+    raw = {"targets": {"hold_max": "4m"}, "sources": [{**PHONES, "targets": {"hold_warn": "3m"}}]}
+    (found,) = problems(raw)  # the top level is still wrong for every other source
+    assert found.startswith("targets.hold_max: 4m is below hold_warn")
+    raw = {"sources": [{**PHONES, "targets": {"hold_warn": "1m", "hold_max": "2m"}}]}
+    assert load(raw).targets_for(load(raw).sources[0]).hold_max == timedelta(minutes=2)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("help desk", "'help desk' has a space"),
+        ("-phones", "this one starts with '-'"),
+        ("", "this one is empty"),
+        ("x" * 64, "this one has 64 characters"),
+        ("caf\u00e9", "'caf\u00e9' has '\u00e9'"),
+    ],
+)
+def test_a_name_that_breaks_the_naming_rule_gets_a_sentence(name: str, why: str) -> None:
+    (found,) = problems({"sources": [{**CHAT, "name": name}]})
+    assert found == (
+        "sources[0].name: a source name is 1 to 63 letters, digits, '-', '_' or '.', starting "
+        f"with a letter or a digit (it is the `source` label of every metric); {why}"
+    )
+
+
+def test_every_problem_inside_a_source_names_the_source() -> None:
+    raw = {
+        "sources": [
+            CHAT,
+            {**PHONES, "every": "often", "max_queues": 0},
+            {"name": "mail", "kind": "imap", "host": "imap.example.com"},
+        ]
+    }
+    assert [p.split(":")[0] for p in problems(raw)] == [
+        "sources[1].every (source phones)",
+        "sources[1].max_queues (source phones)",
+        "sources[2].username (source mail)",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"digest": {"to": ["lead@"]}}, "digest.to[0]"),
+        ({"alerts": {"notify": [{"kind": "email", "to": ["on call"]}]}}, "alerts.notify[0].to[0]"),
+        ({"smtp": {"host": "smtp.example.com", "sender": "monitor"}}, "smtp.sender"),
+        ({"digest": {"to": ["a@example.com, b@example.com"]}}, "digest.to[0]"),
+    ],
+)
+def test_an_address_the_mailer_could_not_write_is_a_config_error(
+    raw: dict[str, Any], where: str
+) -> None:
+    """`lead@` used to load, and the digest then failed at 8 o'clock with an IndexError."""
+    smtp = {"host": "smtp.example.com", "sender": "Monitor <monitor@example.com>"}
+    found = problems({"smtp": smtp, **raw})
+    assert [p.split(": ")[0] for p in found] == [where]
+    assert "expected one e-mail address such as lead@example.com" in found[0]
+
+
+def test_addresses_with_display_names_load() -> None:
+    smtp = {"host": "smtp.example.com", "sender": "Support Monitor <monitor@example.com>"}
+    settings = load({"smtp": smtp, "digest": {"to": ["Lead <lead@example.com>", "b@example.org"]}})
+    assert settings.file.digest is not None and len(settings.file.digest.to) == 2
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        ({"smtp": {"host": "h", "sender": "m@example.com", "timeout": 0}}, "smtp.timeout"),
+        (
+            {
+                "alerts": {
+                    "notify": [{"kind": "webhook", "url": "https://x.example", "timeout": "0s"}]
+                }
+            },
+            "alerts.notify[0].timeout",
+        ),
+    ],
+)
+def test_a_timeout_of_zero_is_a_config_error(raw: dict[str, Any], where: str) -> None:
+    assert problems(raw) == [
+        f"{where}: expected a duration longer than 0s (a timeout of 0 fails every exchange)"
+    ]

@@ -167,5 +167,5 @@ def test_a_table_url_password_holding_an_at_sign_is_an_error_naming_the_source_k
     )
     done = run_child(cli("--config", str(config), "check"), deadline=30)
     assert done.status == 2, done.stdout + done.stderr
-    assert done.stderr.startswith("config error: sources[0].table_url: ")
+    assert done.stderr.startswith("config error: sources[0].table_url (source phones-db): ")
     assert "SECRET" not in done.stdout + done.stderr

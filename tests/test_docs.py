@@ -57,12 +57,16 @@ DOCUMENTED_METRICS = {
     "support_responses_clamped_total",
     "support_alerts_firing",
     "support_monitor_build_info",
+    "support_response_verdicts_total",
+    "support_call_verdicts_total",
+    "support_calendar_open",
 }
 
 
 def model_fields(model: type[BaseModel], path: str = "") -> Iterator[str]:
     """Every key path of a settings model, descending into nested models."""
     for name, field in model.model_fields.items():
+        name = field.alias or name  # as the file spells it (`from`, not `read_from`)
         key = f"{path}.{name}" if path else name
         yield key
         for nested in _models_in(field.annotation):

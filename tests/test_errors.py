@@ -15,6 +15,8 @@ from monitor.cli import UsageError
 from monitor.config_file import ConfigError
 from monitor.errors import BadRecord, OperationError, SupportMonitorError
 from monitor.publish.deliveries import DeliveryError
+from monitor.publish.server import ListenError
+from monitor.starter import StarterError
 from monitor.store.database import StoreError
 
 
@@ -36,6 +38,8 @@ def test_every_readers_bad_record_is_a_bad_record_and_a_value_error(kind: type[E
     assert issubclass(kind, ValueError)
 
 
-@pytest.mark.parametrize("kind", [OperationError, BadRecord, ConfigError, UsageError])
+@pytest.mark.parametrize(
+    "kind", [OperationError, BadRecord, ConfigError, UsageError, ListenError, StarterError]
+)
 def test_every_error_of_the_monitor_has_one_root(kind: type[Exception]) -> None:
     assert issubclass(kind, SupportMonitorError)

@@ -27,7 +27,7 @@ from connectors import files
 from connectors.base import Batch, Cursor
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.json_records import RecordError, json_type, text
-from monitor.measure.events import Channel, MessageEvent, MessageKind, Side
+from monitor.measure.events import Channel, MessageEvent, MessageKind, Side, responder
 
 ROLES = {"customer", "agent", "bot", "system"}
 AUTOMATIC_ROLES = {"bot", "system"}
@@ -107,6 +107,8 @@ def parse_line(data: bytes) -> MessageEvent | None:
         kind=EVENTS[event],
         automatic=role in AUTOMATIC_ROLES,
         customer=author if role == "customer" and author else None,
+        agent=responder(author) if role != "customer" else None,
+        left_out=f"author_role: {role}" if role in AUTOMATIC_ROLES else None,
     )
 
 

@@ -45,7 +45,7 @@ from connectors.json_records import (
     text,
 )
 from monitor.config import SourceSettings, TimezoneName
-from monitor.measure.events import Event, MessageEvent, MessageKind, Side
+from monitor.measure.events import Event, MessageEvent, MessageKind, Side, responder
 
 V2_MESSAGES = {"message", "attachment", "file", "rich_message"}
 V2_AUTOMATIC = {"event", "system"}
@@ -71,6 +71,8 @@ class _Item:
     role: str
     ended: bool = False
     greeting: bool = False
+    agent: str | None = None  # who wrote an agent's message (a name, an id or address)
+    left_out: str | None = None  # why an automatic or internal one never pairs
 
 
 class LiveChatConnector(ExportFileSource):
@@ -140,14 +142,19 @@ class LiveChatConnector(ExportFileSource):
         parts = [at.isoformat(), kind, user_type, entry.get("agent_id"), entry.get("author_name")]
         external_id = stable_id(chat_id, parts, seen)
         if kind in V2_AUTOMATIC:
-            return _Item(external_id, at, AUTOMATIC)
+            return _Item(external_id, at, AUTOMATIC, left_out=f"type: {kind}")
         if kind not in V2_MESSAGES:
             raise RecordError(f"unknown event type {short(kind)}")
         if user_type not in V2_ROLES:
             raise RecordError(
                 f"unknown user_type {short(user_type)} (expected agent, supervisor or visitor)"
             )
-        return _Item(external_id, at, V2_ROLES[user_type])
+        role = V2_ROLES[user_type]
+        agent = None
+        if role != CUSTOMER:
+            agent = responder(_string(entry, "author_name"), _string(entry, "agent_id"))
+        left_out = "user_type: supervisor (a whisper)" if role == INTERNAL else None
+        return _Item(external_id, at, role, agent=agent, left_out=left_out)
 
     # --- v3 ---
 
@@ -222,7 +229,7 @@ class LiveChatConnector(ExportFileSource):
             else stable_id(conversation, [at.isoformat(), kind, author], seen)
         )
         if kind in V3_AUTOMATIC:
-            return _Item(external_id, at, AUTOMATIC)
+            return _Item(external_id, at, AUTOMATIC, left_out=f"type: {kind}")
         if kind not in V3_MESSAGES:
             raise RecordError(f"unknown event type {short(kind)}")
         if not author:
@@ -233,10 +240,20 @@ class LiveChatConnector(ExportFileSource):
         if user_type not in V3_ROLES:
             raise RecordError("author_id is not among the chat's users")
         role = V3_ROLES[user_type]
+        left_out = f"author type: {user_type}" if role == AUTOMATIC else None
         if role == AGENT and event.get("visibility") == "agents":
             role = INTERNAL  # a note or whisper the customer never sees
+            left_out = "visibility: agents (a note)"
         lc2 = mapping(mapping(event, "properties"), "lc2")
-        return _Item(external_id, at, role, greeting=lc2.get("welcome_message") is True)
+        name = users[author][1] if author in users else None
+        return _Item(
+            external_id,
+            at,
+            role,
+            greeting=lc2.get("welcome_message") is True,
+            agent=responder(name, author) if role != CUSTOMER else None,
+            left_out=left_out,
+        )
 
 
 def _v2_time(
@@ -270,6 +287,9 @@ def _events(conversation: str, items: list[_Item], customer: str | None) -> list
         if item.role == CUSTOMER and not item.ended:
             visitor_spoke = True
         greeting = item.role == AGENT and (item.greeting or not visitor_spoke)
+        left_out = item.left_out
+        if greeting:
+            left_out = "welcome_message" if item.greeting else "a greeting before the visitor spoke"
         events.append(
             MessageEvent(
                 external_id=item.external_id,
@@ -280,6 +300,14 @@ def _events(conversation: str, items: list[_Item], customer: str | None) -> list
                 automatic=item.role == AUTOMATIC or greeting,
                 internal=item.role == INTERNAL,
                 customer=customer if item.role == CUSTOMER and not item.ended else None,
+                agent=item.agent,
+                left_out=left_out,
             )
         )
     return events
+
+
+def _string(record: dict[str, Any], key: str) -> str | None:
+    """A string field, or None (an author read leniently: another type is no name)."""
+    value = record.get(key)
+    return value if isinstance(value, str) else None

@@ -18,9 +18,9 @@ folder per channel, named by the channel's name, with one JSON array of messages
   organisation can give its user our address); everyone else is a customer. Without it,
   workspace members are agents and outsiders customers: a user is a customer when users.json
   marks them `is_stranger` (Slack Connect), `is_restricted` or `is_ultra_restricted` (guests),
-  or gives them a `team_id` other than the workspace's (`team:`, by default the most common
-  `team_id` among users.json's humans); a user missing from users.json is a customer unless
-  their message's `user_team` is the workspace's.
+  or gives them a `team_id` other than the workspace's (`workspace_team:`, by default the most
+  common `team_id` among users.json's humans); a user missing from users.json is a customer
+  unless their message's `user_team` is the workspace's.
 - **Automatic**: bot messages (`bot_message`, a `bot_id`, a users.json bot, Slackbot), joins,
   leaves, topic/purpose/name changes, pins, reminders, huddles, deleted-message tombstones and
   the other system subtypes. Edits never count as replies: an edited message keeps its own `ts`,
@@ -127,7 +127,8 @@ class SlackExportSettings(SourceSettings):
     # Agents by Slack user id or e-mail address; empty: workspace members are agents.
     agent_users: list[str] = []
     # The workspace's team id for the members rule; default: the most common in users.json.
-    team: str | None = None
+    # (`team:` is every source's team of `teams:`.)
+    workspace_team: str | None = None
 
 
 class SlackExportConnector(Connector):
@@ -273,7 +274,9 @@ class SlackExportConnector(Connector):
                 export.close()
 
     def _people(self, workspace: Workspace) -> People:
-        return People(workspace, self.options.agent_users, self.options.team, self.context)
+        return People(
+            workspace, self.options.agent_users, self.options.workspace_team, self.context
+        )
 
     def _channels(
         self, exports: list[Export], workspace: Workspace
@@ -382,6 +385,13 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         raise RecordError(f"unknown subtype {short(subtype)}")
     role = people.role(user, raw) if user and not bot else BOT
     customer = role == CUSTOMER and not automatic
+    left_out = None  # why it never pairs: the subtype, or what made it a bot's
+    if subtype in AUTOMATIC_SUBTYPES:
+        left_out = f"subtype: {subtype}"
+    elif raw.get("hidden") is True:
+        left_out = "hidden: true"
+    elif automatic:
+        left_out = "bot_id" if raw.get("bot_id") else "a bot user"
     return MessageEvent(
         external_id=f"{channel_id}:{ts}",
         conversation=f"{channel_id}:{thread_ts}",
@@ -392,4 +402,6 @@ def _message(raw: Any, channel_id: str, people: People) -> MessageEvent | None:
         # A reply answers its thread's parent: never earlier than it, whatever its `ts` says
         # (the measurement places it after the parent; its stored time stays true).
         refers=(f"{channel_id}:{thread_ts}",) if thread_ts != ts else (),
+        agent=people.responder(user, raw) if role != CUSTOMER and user else None,
+        left_out=left_out,
     )

@@ -28,7 +28,7 @@ from connectors.json_records import RecordError, json_type, nested
 from connectors.json_stream import DocumentError, read_records
 from connectors.regular_files import open_regular, reason
 from monitor.errors import BadRecord
-from monitor.measure.events import MessageEvent, Side
+from monitor.measure.events import MessageEvent, Side, responder
 
 SLACKBOT = "USLACKBOT"
 AGENT, CUSTOMER, BOT = "agent", "customer", "bot"
@@ -333,6 +333,15 @@ class People:
 
     def agents(self) -> int:
         return sum(1 for uid in self.users if self.role(uid, {}) == AGENT)
+
+    def responder(self, uid: str, message: dict[str, Any]) -> str | None:
+        """Who wrote an agent-side message: their name, user id and (a member of our own
+        workspace) profile e-mail, any of which `teams:` may list."""
+        user = self.users.get(uid) or {}
+        email = None
+        if not (user.get("is_stranger") is True or self._other_team(user)):
+            email = _string(user, "profile", "email").lower() or None
+        return responder(self.name(uid, message), uid, email)
 
     def name(self, uid: str, message: dict[str, Any]) -> str:
         user = self.users.get(uid) or {}

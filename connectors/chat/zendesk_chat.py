@@ -43,7 +43,7 @@ from connectors.json_records import (
     stable_id,
     text,
 )
-from monitor.measure.events import Event, MessageEvent, MessageKind, Side
+from monitor.measure.events import Event, MessageEvent, MessageKind, Side, responder
 
 MESSAGE_TYPES = {"chat.msg", "chat.file"}
 VISITOR, AGENT, AUTOMATIC = "visitor", "agent", "automatic"
@@ -118,7 +118,7 @@ class _Chat:
         events: list[Event] = []
         rejected: list[Rejection] = []
         seen: dict[str, int] = {}
-        first_reply: datetime | None = None
+        first_reply: MessageEvent | None = None
         try:
             history = array(self.record, "history")
         except RecordError as exc:
@@ -132,7 +132,8 @@ class _Chat:
             events.append(event)
             human_reply = event.side is Side.AGENT and not (event.automatic or event.internal)
             if human_reply and event.kind is MessageKind.MESSAGE:
-                first_reply = event.at if first_reply is None else min(first_reply, event.at)
+                if first_reply is None or event.at < first_reply.at:
+                    first_reply = event
         if self.record.get("end_timestamp") not in (None, ""):
             try:
                 end = parse_time(self.record["end_timestamp"], "end_timestamp")
@@ -146,8 +147,11 @@ class _Chat:
             contact = MessageEvent(
                 external_id=f"{self.id}:contact",
                 conversation=self.visitor_conversation,
-                at=first_reply,
+                at=first_reply.at,
                 side=Side.AGENT,
+                agent=first_reply.agent,
+                # What `report --items` says of it when there was no offline message to answer.
+                left_out="the first reply of a chat, standing for a contact with the visitor",
             )
             events.append(contact)
         return events, rejected
@@ -169,14 +173,32 @@ class _Chat:
             if role is None:
                 raise RecordError("cannot tell who wrote it (no nick, sender_type or known name)")
             side = Side.CUSTOMER if role == VISITOR else Side.AGENT
-            return self._event(external_id, at, side, automatic=role == AUTOMATIC)
+            return self._event(
+                external_id,
+                at,
+                side,
+                automatic=role == AUTOMATIC,
+                agent=self._author(entry) if side is Side.AGENT else None,
+                left_out=_who(entry) if role == AUTOMATIC else None,
+            )
         if kind == "chat.memberleave" and role == VISITOR:
             return self._event(external_id, at, Side.CUSTOMER, ended=True)
         if not kind.startswith("chat."):
             raise RecordError(f"unknown history type {short(kind)}")
         # Joins, ratings, comments, rating requests, transfers: stored, never pairs.
         side = Side.CUSTOMER if role == VISITOR else Side.AGENT
-        return self._event(external_id, at, side, automatic=True)
+        return self._event(external_id, at, side, automatic=True, left_out=f"type: {short(kind)}")
+
+    @staticmethod
+    def _author(entry: dict[str, Any]) -> str | None:
+        """Who wrote an agent's entry: the name shown, and the nick (`agent:<id>`); read
+        leniently (a name of another type is no name, not a bad entry)."""
+
+        def string(key: str) -> str | None:
+            value = entry.get(key)
+            return value if isinstance(value, str) else None
+
+        return responder(string("display_name") or string("name"), string("nick"))
 
     def _role(self, entry: dict[str, Any]) -> str | None:
         nick = text(entry, "nick")
@@ -208,6 +230,8 @@ class _Chat:
         *,
         automatic: bool = False,
         ended: bool = False,
+        agent: str | None = None,
+        left_out: str | None = None,
     ) -> MessageEvent:
         return MessageEvent(
             external_id=external_id,
@@ -217,4 +241,14 @@ class _Chat:
             kind=MessageKind.ENDED if ended else MessageKind.MESSAGE,
             automatic=automatic,
             customer=self.customer if side is Side.CUSTOMER and not ended else None,
+            agent=agent,
+            left_out=left_out,
         )
+
+
+def _who(entry: dict[str, Any]) -> str:
+    """What made a message automatic: its nick (`agent:trigger`) or sender type (`bot`)."""
+    nick = entry.get("nick")
+    if isinstance(nick, str) and nick:
+        return f"nick: {short(nick)}"
+    return f"sender_type: {short(entry.get('sender_type'))}"

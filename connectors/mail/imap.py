@@ -52,6 +52,7 @@ from connectors.base import (
     ConnectorContext,
     ConnectorError,
     Cursor,
+    Made,
     Number,
     Records,
     stored_cursor,
@@ -69,7 +70,6 @@ from connectors.mail.message import (
     skipped_by_labels,
 )
 from monitor.config import SourceSettings
-from monitor.measure.events import MessageEvent
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +115,7 @@ class ImapConnector(Connector):
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         state = load_cursor(cursor)
         with session(self.imap, self.context.base_dir) as client:
-            gmail = client.has_capability(GMAIL)
-            items = [HEADER_ITEM, "INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
+            items = self.items(gmail=client.has_capability(GMAIL))
             folders = [self._open(client, name, sent, state) for name, sent in self._plan(client)]
             selected = folders[-1].name if folders else None
             changed = any(f.changed for f in folders)
@@ -140,6 +139,11 @@ class ImapConnector(Connector):
                 yield records.batch(dump_cursor(state))
             if changed:  # nothing new, but a folder was renumbered: keep its new UIDVALIDITY
                 yield Batch([], dump_cursor(state))
+
+    def items(self, *, gmail: bool) -> list[str]:
+        """What each message's FETCH asks for: its header block and arrival (and on Gmail its
+        thread id and labels); `event` reads the answer."""
+        return [HEADER_ITEM, "INTERNALDATE"] + (["X-GM-THRID", "X-GM-LABELS"] if gmail else [])
 
     def _plan(self, client: IMAPClient) -> list[tuple[str, bool]]:
         """The folders to read, the sent folder first, with whether each is a sent folder."""
@@ -224,7 +228,7 @@ class ImapConnector(Connector):
         for uid in uids:
             records.take(f"{folder} uid {uid}", self.event, sent, response.get(uid))
 
-    def event(self, sent: bool, record: dict[bytes, Any] | None) -> MessageEvent | None:
+    def event(self, sent: bool, record: dict[bytes, Any] | None) -> Made:
         """The event of one message of a FETCH response; None for a Gmail draft, spam or
         trash; MailError when it cannot be measured."""
         if record is None:

@@ -40,15 +40,22 @@ from connectors.base import (
     ConnectorContext,
     ConnectorError,
     Cursor,
+    Made,
     Number,
     Records,
     stored_cursor,
 )
-from connectors.mail.message import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
+from connectors.mail.message import (
+    MAX_HEADER_BYTES,
+    TOO_LONG,
+    MailArchive,
+    MailError,
+    MailSettings,
+    too_long,
+)
 from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings
 from monitor.errors import BadRecord
-from monitor.measure.events import MessageEvent
 
 SETTLE_NS = 10 * 1_000_000_000  # ctime granularity and clock skew of network file systems
 _BLOCK = 64 * 1024
@@ -163,15 +170,16 @@ class MaildirConnector(MailArchive):
                 state[name] = {"after": after, "recent": dict(read)}
                 yield records.batch(dump_cursor(state) if incremental else {})
 
-    def _event(self, file: _File, sent: bool) -> MessageEvent | None:
+    def _event(self, file: _File, sent: bool) -> Made:
+        limit = self.body_limit
         try:
-            raw = read_header(file.path)
+            raw = read_message(file.path, limit) if limit else read_header(file.path)
         except FileNotFoundError:
             return None  # renamed (new/ to cur/) since the scan: read under its new name
         except OSError as exc:  # unreadable, or not a regular file: this message alone
             raise BadRecord(reason(exc)) from None
         if raw is None:
-            raise MailError(TOO_LONG)
+            raise MailError(too_long(limit) if limit else TOO_LONG)
         return self.archive_event(raw, arrived=_arrival(file), sent=sent)
 
 
@@ -219,6 +227,15 @@ def read_header(path: Path) -> bytes | None:
                 return data[: end.end()]
             if len(data) > MAX_HEADER_BYTES:
                 return None
+
+
+def read_message(path: Path, limit: int) -> bytes | None:
+    """The whole file; None when it is longer than `limit` bytes (then it is not read)."""
+    with open_regular(path) as handle:
+        if os.fstat(handle.fileno()).st_size > limit:
+            return None
+        data = handle.read(limit + 1)
+    return data if len(data) <= limit else None
 
 
 def _arrival(file: _File) -> datetime:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
@@ -39,17 +40,28 @@ from connectors.base import (
     ConnectorContext,
     ConnectorError,
     Cursor,
+    Made,
     Records,
     Rejection,
     unusable_cursor,
 )
 from connectors.file_source import FileSource, describe_files, matching_files
-from connectors.mail.message import MAX_HEADER_BYTES, TOO_LONG, MailArchive, MailError, MailSettings
+from connectors.mail.message import (
+    MAX_HEADER_BYTES,
+    TOO_LONG,
+    MailArchive,
+    MailError,
+    MailSettings,
+    too_long,
+)
 from connectors.regular_files import open_regular, reason
 from monitor.config import SourceSettings, TimezoneName
-from monitor.measure.events import MessageEvent
 
 _READ = 64 * 1024  # readline limit: a line without a newline for megabytes stays bounded
+# A file unchanged for this long is not being written: its last message is whole (when bodies
+# are read; see `_scan`).
+SETTLE = 10.0
+_QUOTED_FROM = re.compile(rb">+From ")
 # Names mail clients give their sent-mail folder, for files imported without `sent_path`.
 SENT_NAMES = frozenset({"sent", "sent items", "sent messages", "sent mail"})
 _MONTHS = {m: n for n, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
@@ -72,8 +84,9 @@ class _Message:
     location: str
     from_line: bytes
     header: list[bytes] = field(default_factory=list)
-    size: int = 0
+    size: int = 0  # header and body bytes read (body bytes only when bodies are kept)
     in_header: bool = True
+    body: list[bytes] = field(default_factory=list)  # kept only by a body-reading subclass
 
 
 class MboxConnector(MailArchive):
@@ -157,7 +170,11 @@ class MboxConnector(MailArchive):
                     entry["path"] = str(path)
                     done[key] = entry
                     head = files._Head(handle, entry)
-                    for item in _scan(handle, entry, path.name, info.st_size, final, head):
+                    whole = final or (self.body_limit > 0 and _settled(info.st_mtime))
+                    scan = _scan(
+                        handle, entry, path.name, info.st_size, whole, head, self.body_limit
+                    )
+                    for item in scan:
                         if isinstance(item, Rejection):
                             records.rejected.append(item)
                         else:
@@ -171,14 +188,19 @@ class MboxConnector(MailArchive):
         if len(records) or last != emitted:
             yield records.batch(last)
 
-    def _event(self, message: _Message, sent: bool) -> MessageEvent | None:
-        if message.size > MAX_HEADER_BYTES:
-            raise MailError(TOO_LONG)
+    def _event(self, message: _Message, sent: bool) -> Made:
+        if message.size > (self.body_limit or MAX_HEADER_BYTES):
+            raise MailError(too_long(self.body_limit) if self.body_limit else TOO_LONG)
         return self.archive_event(
-            b"".join(message.header) + b"\n",
+            b"".join(message.header) + b"\n" + b"".join(message.body),
             arrived=from_line_date(message.from_line, self.zone),
             sent=sent,
         )
+
+
+def _settled(mtime: float) -> bool:
+    """A file nobody has written to for SETTLE seconds: its last message is complete."""
+    return time.time() - mtime > SETTLE
 
 
 def _scan(
@@ -188,10 +210,16 @@ def _scan(
     size: int,
     final: bool,
     head: Any,
+    body_limit: int = 0,
 ) -> Iterator[_Message | Rejection]:
     """The messages from `entry["offset"]` to `size`, advancing `entry` past each one before
     it is yielded. While tailing (`final` false) a message whose header block is unfinished at
-    the end, or a last line without its newline, is left for the next poll."""
+    the end, or a last line without its newline, is left for the next poll.
+
+    With `body_limit`, the first `body_limit` bytes of each message are kept, its body too
+    (mboxrd's `>From ` quoting undone), and while tailing the last message of the file is
+    taken only once it ends with the empty line mbox writers end each message with: a message
+    still being appended is left for the next poll."""
     position, line = entry["offset"], entry["line"]
     handle.seek(position)
     current: _Message | None = None
@@ -211,6 +239,7 @@ def _scan(
         starts = at_line_start and blank_before and chunk.startswith(b"From ")
         if starts:
             if current is not None:
+                entry["offset"], entry["line"] = position, line  # it ends here
                 yield current
             current = _Message(f"{name}:{line + 1}", chunk.rstrip(b"\r\n"))
             entry["offset"], entry["line"] = position, line
@@ -224,15 +253,22 @@ def _scan(
                 current.size += len(chunk)
                 if current.size <= MAX_HEADER_BYTES:
                     current.header.append(chunk)
+        elif current is not None and body_limit:
+            current.size += len(chunk)
+            if current.size <= body_limit:
+                quoted = at_line_start and _QUOTED_FROM.match(chunk)
+                current.body.append(chunk[1:] if quoted else chunk)
         position += len(chunk)
         if complete:
             line += 1
             blank_before = at_line_start and chunk in (b"\n", b"\r\n")
         at_line_start = complete
-        if current is None or not current.in_header:
-            # Before the first message, or in a body: consumed as it is read.
+        if current is None or not (current.in_header or body_limit):
+            # Before the first message, or in a body not kept: consumed as it is read.
             entry["offset"], entry["line"] = position, line
-    if current is not None and (final or not current.in_header):
+    # While tailing, a kept body is whole once the file ends with an empty line right there.
+    unfinished = body_limit and not (blank_before and position >= size)
+    if current is not None and (final or not (current.in_header or unfinished)):
         entry["offset"], entry["line"] = position, line
         yield current
 

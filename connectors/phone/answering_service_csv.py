@@ -52,7 +52,7 @@ from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.regular_files import NotRegularFile, open_regular, reason
 from connectors.tabular import Fields, Keys, Layout, TabularSettings, mapping
 from monitor.config import SourceSettings
-from monitor.measure.events import Channel, Event, MessageEvent, Side, callback_conversation
+from monitor.measure.events import Channel, Event, answering_message
 
 KEYS = Keys(
     names=("taken_at", "caller", "callback_number", "urgency", "callback_at", "id", "message"),
@@ -249,32 +249,15 @@ class AnsweringServiceCsvConnector(LineFileSource):
             columns = f"{row.label('callback_number')} and {row.label('caller')}"
             raise RowError(f"missing {columns}")
         message_id = row.text("id") or _content_id(taken, caller, callback)
-        conversation = callback_conversation(number) or f"answering:{message_id}"
-        urgency = row.text("urgency")
-        events: list[Event] = [
-            MessageEvent(
-                external_id=f"msg:{message_id}",
-                conversation=conversation,
-                at=taken,
-                side=Side.CUSTOMER,
-                channel=Channel.ANSWERING_SERVICE,
-                customer=caller or number,
-                subject=f"urgency: {urgency[:40]}" if urgency else None,
-            )
-        ]
         returned = row.optional_time("callback_at")
-        if returned is not None:
-            events.append(
-                MessageEvent(
-                    external_id=f"callback:{message_id}",
-                    conversation=conversation,
-                    at=returned,
-                    side=Side.AGENT,
-                    channel=Channel.PHONE,
-                    customer=number,
-                )
-            )
-        return events
+        return answering_message(
+            message_id,
+            taken,
+            caller=caller or None,
+            callback_number=callback or None,
+            urgency=row.text("urgency") or None,
+            returned=returned,
+        )
 
 
 def _fingerprint(path: Path, size: int) -> dict[str, Any]:

@@ -93,6 +93,7 @@ from monitor.measure.events import (
     Event,
     callback_made,
     callback_request,
+    responder,
 )
 
 BASE = (
@@ -166,13 +167,15 @@ class Leg:
     dstchannel: str
     lastapp: str
     disposition: str
-    channel: str
-    lastdata: str
     start: str  # ISO 8601 UTC
     answer: str | None
     end: str
     billsec: float
     origin: bool  # the caller's own channel (uniqueid == linkedid, or no linkedid)
+    # Kept since calls are told apart by the caller's channel and labelled by their Queue's
+    # first argument: a cursor saved before has legs without them.
+    channel: str = ""  # the calling channel
+    lastdata: str = ""  # the last application's arguments (a Queue's name first)
 
     @property
     def started(self) -> datetime:
@@ -364,7 +367,8 @@ class AsteriskCdrConnector(LineFileSource):
         how = f" {GUESSED}" if guessed else ""
         if direction == "outbound":
             records.skip(f"outbound calls (callbacks, not queue calls){how}")
-            return callback_made(key, origin.dst, legs[0].started)
+            # Who called back: the extension whose channel placed the call.
+            return callback_made(key, origin.dst, legs[0].started, member_of(origin.channel))
         if direction != "inbound":
             records.skip(f"internal calls{how}")
             return []
@@ -375,7 +379,8 @@ class AsteriskCdrConnector(LineFileSource):
         caller = origin.src or None
         queue = self._queue(legs, origin)
         if people:
-            answered = min(_person_answered(leg) for leg in people)
+            first = min(people, key=_person_answered)
+            answered = _person_answered(first)
             call = CallEvent(
                 external_id=f"call:{key}",
                 queue=queue,
@@ -386,6 +391,8 @@ class AsteriskCdrConnector(LineFileSource):
                 wait_seconds=max(0.0, (answered - entered).total_seconds()),
                 talk_seconds=max(leg.billsec for leg in people),
                 caller=caller,
+                # Who answered: the channel that answered first (`PJSIP/1001`).
+                agent=member_of(first.dstchannel),
             )
             return [call]
         voicemail = [leg for leg in legs if leg.lastapp.lower() == "voicemail"]
@@ -497,6 +504,18 @@ def _ended_by_system(legs: list[Leg]) -> str | None:
     return f"{last.dcontext},{last.dst} ({last.lastapp})"
 
 
+# Asterisk names a channel `TECH/resource-<8 hex digits>` (a Local channel adds `;1` or `;2`):
+# the resource without the suffix is the member a queue or `teams:` names.
+_CHANNEL_SUFFIX = re.compile(r"(?:-[0-9a-fA-F]{4,8})?(?:;\d+)?$")
+
+
+def member_of(channel: str) -> str | None:
+    """The member behind a channel name: `PJSIP/1001-0000002a` is `PJSIP/1001`,
+    `Local/1001@from-queue-00000012;2` is `Local/1001@from-queue`; None for none."""
+    name = _CHANNEL_SUFFIX.sub("", channel.strip(), count=1)
+    return responder(name) if name else None
+
+
 def _missed_outcome(legs: list[Leg], voicemail: bool) -> CallOutcome:
     if voicemail:
         return CallOutcome.TIMEOUT  # rang out to voicemail
@@ -550,7 +569,7 @@ class LegState(TypedDict):
     billsec: float
     origin: Annotated[bool, Strict()]
     # Kept since calls are told apart by the caller's channel and labelled by their Queue's
-    # first argument; a cursor stored before has legs without them.
+    # first argument: a cursor saved before has legs without them.
     channel: NotRequired[Text]
     lastdata: NotRequired[Text]
 
@@ -561,10 +580,6 @@ class CdrCursor(TypedDict):
     tail: NotRequired[FileCursor | None]  # the CSV files, tailed (connectors.files)
     pending: NotRequired[list[LegState] | None]  # rows of calls still settling
     latest: NotRequired[Text | None]  # the end of the newest row read (ISO 8601)
-
-
-# Fields a leg kept in an older cursor may lack (read before they were kept).
-_LATER_FIELDS = {"channel": "", "lastdata": ""}
 
 
 def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], datetime | None]:
@@ -578,6 +593,6 @@ def _load(cursor: Cursor | None) -> tuple[Cursor | None, dict[str, list[Leg]], d
         raise unusable_cursor(exc) from None
     pending: dict[str, list[Leg]] = {}
     for raw in checked.get("pending") or []:
-        leg = Leg(**raw, **{k: v for k, v in _LATER_FIELDS.items() if k not in raw})
+        leg = Leg(**raw)
         pending.setdefault(leg.key, []).append(leg)
     return cursor.get("tail"), pending, settled

@@ -6,7 +6,8 @@ without a header, a name from `fields:`, the column order), read through `connec
     id, entered (required: when the call came in; may be [date column, time column]), answered,
     ended, wait (s), wait_to_answer (s, the wait of an answered call), duration (s, the whole
     call), billable (s, from the answer), talk (s), queue, caller, callee, direction, outcome,
-    voicemail (non-empty: reached voicemail), agent (who answered)
+    voicemail (non-empty: reached voicemail), agent (who answered an inbound call, or made an
+    outbound one), channel (the line, trunk or channel the call came in on)
 
 Durations are seconds or `H:MM:SS`. `preset:` fills the mapping (and the header or field order,
 outcome and direction values, the zone of the times) for a documented export
@@ -73,6 +74,7 @@ from monitor.measure.events import (
     Event,
     callback_made,
     callback_request,
+    responder,
 )
 
 __all__ = ["THREECX_FIELDS", "CallCsvConnector", "CallCsvSettings"]
@@ -273,6 +275,7 @@ class CallCsvConnector(LineFileSource):
         call_id = row.text("id") or _content_id(
             times.entered, caller, callee, row.text("direction")
         )
+        agent = responder(row.text("agent"))  # who answered, or who called back
         rules = self.rules
         placed = rules.originated(row) if rules else None
         if placed:
@@ -282,7 +285,7 @@ class CallCsvConnector(LineFileSource):
         how = f" {GUESSED}" if guessed else ""
         if direction == "outbound":
             records.skip(f"outbound calls (callbacks, not queue calls){how}")
-            return callback_made(call_id, callee, times.entered)
+            return callback_made(call_id, callee, times.entered, agent)
         if direction != "inbound":
             records.skip(f"internal calls{how}")
             return []
@@ -321,6 +324,7 @@ class CallCsvConnector(LineFileSource):
             talk_seconds=times.talk_for(answered),
             caller=caller or None,
             short_abandon=short,
+            agent=agent if outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED) else None,
         )
         events: list[Event] = [call]
         # A short abandon (a misdial, a caller who thought better of it) asks for no callback.

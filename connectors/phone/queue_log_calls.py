@@ -108,6 +108,7 @@ class Stint:
     wait: float | None = None
     shown: bool = False  # emitted as WAITING in an earlier poll
     final: bool = False  # already emitted as finished; its end line is swallowed
+    agent: str | None = None  # the member who answered (CONNECT's agent field)
 
     @property
     def key(self) -> str:
@@ -115,17 +116,31 @@ class Stint:
 
 
 # A stint still open, as the cursor keeps it (`Calls.dump`): callid, queue, entered, caller,
-# answered, wait, shown, final.
-OpenStint = tuple[
-    Text,
-    Text,
-    float,
-    Text | None,
-    float | None,
-    float | None,
-    Annotated[bool, Strict()],
-    Annotated[bool, Strict()],
-]
+# answered, wait, shown, final, and the member who answered; a cursor saved before the member
+# was kept has the first eight.
+OpenStint = (
+    tuple[
+        Text,
+        Text,
+        float,
+        Text | None,
+        float | None,
+        float | None,
+        Annotated[bool, Strict()],
+        Annotated[bool, Strict()],
+        Text | None,
+    ]
+    | tuple[
+        Text,
+        Text,
+        float,
+        Text | None,
+        float | None,
+        float | None,
+        Annotated[bool, Strict()],
+        Annotated[bool, Strict()],
+    ]
+)
 
 
 class Calls:
@@ -169,7 +184,17 @@ class Calls:
         return {
             "latest": self.latest,
             "open": [
-                [s.callid, s.queue, s.entered, s.caller, s.answered, s.wait, s.shown, s.final]
+                [
+                    s.callid,
+                    s.queue,
+                    s.entered,
+                    s.caller,
+                    s.answered,
+                    s.wait,
+                    s.shown,
+                    s.final,
+                    s.agent,
+                ]
                 for s in self.open.values()
             ],
         }
@@ -188,7 +213,7 @@ class Calls:
 
         Runs once per line of a log of millions: the branches go from the most common verb,
         and the common path is written out rather than spread over small helpers."""
-        at, callid, queue, _, event, data = record
+        at, callid, queue, member, event, data = record
         verb = event.upper()
         if self.verbs and verb in self.verbs:
             verb = self.verbs[verb]
@@ -217,6 +242,7 @@ class Calls:
             stint = self._stint(record, wait)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
+                stint.agent = answerer(member)
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
                 return [self.call_event(stint, ANSWERED, None, None)]
@@ -231,6 +257,8 @@ class Calls:
             stint = found or Stint(callid, queue, at - (wait + talk), None)
             if stint.answered is None:  # no CONNECT read: answered when the wait ended
                 stint.answered, stint.wait = stint.entered + wait, wait
+            if stint.agent is None:
+                stint.agent = answerer(member)
             if stint.final:
                 return []
             outcome = ANSWERED if verb in COMPLETES else TRANSFERRED
@@ -319,6 +347,8 @@ class Calls:
             None if wait is None else (wait if wait > 0.0 else 0.0),
             talk,
             stint.caller,
+            False,
+            stint.agent if stint.answered is not None else None,
         )
 
     def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:
@@ -374,6 +404,14 @@ class Calls:
                 stint.shown = True
                 events.append(self.call_event(stint, WAITING, None, None))
         return events
+
+
+def answerer(member: str) -> str | None:
+    """Who answered, from a CONNECT or COMPLETE line's agent field: the queue member
+    (`PJSIP/1001`, `Agent/1001`, or the member name the queue gives it); None for `NONE` or
+    nothing. The field is written by the PBX (no outsider's text), as is: this runs for every
+    answered call of an import."""
+    return member if member and member != "NONE" else None
 
 
 def _seconds(record: Record, index: int, name: str) -> float:

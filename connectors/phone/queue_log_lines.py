@@ -27,6 +27,7 @@ from connectors.phone.queue_log_calls import (
     Calls,
     Record,
     Stint,
+    answerer,
 )
 from monitor.measure.events import Event
 
@@ -98,8 +99,11 @@ def feed_texts(
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
     ignored = 0  # agent, member and system lines: counted once, at the end
+    taken = 0  # lines given to the general path, which counts them in `records` itself
 
     def general(index: int, text: str) -> None:
+        nonlocal taken
+        taken += 1
         records.take(location(index), feed_text, calls, text)
 
     for index, text in enumerate(texts):
@@ -163,6 +167,7 @@ def feed_texts(
                 stint = open_[key] = Stint(callid, queue, at - wait, None)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
+                stint.agent = answerer(fields[3].strip())
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
                 add(call(stint, ANSWERED, None, None))
@@ -170,9 +175,12 @@ def feed_texts(
         stint = open_.pop(key, None) or Stint(callid, queue, at - (wait + talk), None)
         if stint.answered is None:  # no CONNECT read: answered when the wait ended
             stint.answered, stint.wait = stint.entered + wait, wait
+        if stint.agent is None:
+            stint.agent = answerer(fields[3].strip())
         if not stint.final:
             add(call(stint, ANSWERED, at, talk))
     calls.ignored += ignored
+    records.read += len(texts) - taken - ignored  # the lines fed here, as `take` counts them
 
 
 def feed_text(calls: Calls, text: str) -> list[Event]:

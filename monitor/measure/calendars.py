@@ -110,6 +110,11 @@ class BusinessCalendar:
             extra_open={day: [_parse(i) for i in spans] for day, spans in settings.open.items()},
         )
 
+    @property
+    def zone(self) -> tzinfo:
+        """The zone its hours are written in (what the open intervals read naturally in)."""
+        return self._tz
+
     @classmethod
     def always_open(cls) -> BusinessCalendar:
         """24x7 without holidays: business seconds equal calendar seconds."""
@@ -268,7 +273,9 @@ class BusinessCalendar:
         return next(self.open_intervals(at, at + timedelta(microseconds=1)), None) is not None
 
     def open_intervals(self, start: datetime, end: datetime) -> Iterator[Span]:
-        """The open spans intersecting [start, end), clipped to it, merged where they touch."""
+        """The open spans intersecting [start, end), clipped to it, merged where they touch:
+        the time `business_seconds(start, end)` counts, which is their sum (what `report
+        --items` shows as a response's business-hours arithmetic)."""
         lo, hi = _utc(start, "start"), _utc(end, "end")
         pending: Span | None = None
         for s, e in self._spans(lo, hi):

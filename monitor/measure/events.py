@@ -147,6 +147,36 @@ def storable_key(value: str) -> str:
     return f"{value[: MAX_KEY - 34]}~{digest}"
 
 
+# Who answered, as a source names them: the identifiers it gives for one person (a display name,
+# an id, an address), joined by this separator (the ASCII unit separator, which no name holds:
+# `responder` takes it out of each part). Teams match any of them (monitor.measure.teams); the
+# first is what people read.
+RESPONDER_SEPARATOR = "\x1f"
+_RESPONDER_PART = 100  # characters of one identifier
+
+
+def responder(*names: str | None) -> str | None:
+    """The responder of an agent-side message or an answered call from the identifiers its
+    source gives for that person, most readable first (`responder("Ann Smith", "U0123ABCD",
+    "ann@example.com")`); empty and repeated ones are dropped; None when none is left. Stored
+    with the message or call, shown in reports, never a metric label."""
+    parts: list[str] = []
+    for name in names:
+        if name is None:
+            continue
+        text = " ".join(name.replace(RESPONDER_SEPARATOR, " ").split())[:_RESPONDER_PART]
+        if text and text.casefold() not in (p.casefold() for p in parts):
+            parts.append(text)
+    while parts and len(RESPONDER_SEPARATOR.join(parts)) > MAX_TEXT:
+        parts.pop()  # whole identifiers, so a cut one never matches a team by accident
+    return storable(RESPONDER_SEPARATOR.join(parts)) if parts else None
+
+
+def responder_names(value: str | None) -> tuple[str, ...]:
+    """The identifiers of a stored responder (`responder`), most readable first."""
+    return tuple(value.split(RESPONDER_SEPARATOR)) if value else ()
+
+
 def require_utc(value: datetime, what: str) -> datetime:
     """Return `value` in UTC; raise ValueError if it is naive (its zone would be a guess)."""
     if value.tzinfo is UTC:
@@ -214,6 +244,13 @@ class MessageEvent:
     # clock running behind cannot put the answer before its question (monitor.measure.inquiries);
     # for a missed call's callback request, the call (a short abandon asks for no callback).
     refers: tuple[str, ...] = ()
+    # Who wrote an agent-side message, when the source says (`responder`): reports credit the
+    # inquiry it answers to them and their team. Never a metric label.
+    agent: str | None = None
+    # Why an automatic (or internal) message never pairs, in a few words naming the header or
+    # subtype that made it so (`Auto-Submitted: auto-replied`, `subtype: bot_message`): what
+    # `report --items` says of the messages it leaves out. Vocabulary and short tokens only.
+    left_out: str | None = None
 
     def __post_init__(self) -> None:
         if self.at.tzinfo is not UTC:
@@ -222,7 +259,7 @@ class MessageEvent:
             object.__setattr__(self, name, storable_key(getattr(self, name)))
         if self.refers:  # external ids: made storable as theirs are, so that they still match
             object.__setattr__(self, "refers", tuple(storable_key(r) for r in self.refers))
-        for name in ("customer", "subject"):
+        for name in ("customer", "subject", "agent", "left_out"):
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, storable(value))
@@ -266,6 +303,9 @@ class _CallFields(NamedTuple):
     # a short abandon whatever `short_abandon` is set to
     # (monitor.measure.summaries.is_short_abandon).
     short_abandon: bool
+    # Who answered (`responder`): the queue member, the answering channel, a call log's agent
+    # column. Reports only, never a label.
+    agent: str | None
 
 
 class CallEvent(_CallFields):
@@ -295,6 +335,7 @@ class CallEvent(_CallFields):
         talk_seconds: float | None = None,
         caller: str | None = None,
         short_abandon: bool = False,
+        agent: str | None = None,
     ) -> CallEvent:
         return _made(
             cls,
@@ -308,6 +349,7 @@ class CallEvent(_CallFields):
             talk_seconds,
             caller,
             short_abandon,
+            agent,
         )
 
     @classmethod
@@ -323,6 +365,7 @@ class CallEvent(_CallFields):
         talk_seconds: float | None = None,
         caller: str | None = None,
         short_abandon: bool = False,
+        agent: str | None = None,
     ) -> CallEvent:
         """A call whose times are Unix epoch seconds (UTC), as phone logs write them: no
         datetime is made (the queue_log import's hot path)."""
@@ -338,6 +381,7 @@ class CallEvent(_CallFields):
             talk_seconds,
             caller,
             short_abandon,
+            agent,
         )
 
     @property
@@ -361,7 +405,8 @@ class CallEvent(_CallFields):
             f"CallEvent({self.external_id!r}, {self.queue!r}, {self.entered_at!r}, "
             f"{self.outcome!r}, answered_at={self.answered_at!r}, left_at={self.left_at!r}, "
             f"wait_seconds={self.wait_seconds!r}, talk_seconds={self.talk_seconds!r}, "
-            f"caller={self.caller!r}, short_abandon={self.short_abandon!r})"
+            f"caller={self.caller!r}, short_abandon={self.short_abandon!r}, "
+            f"agent={self.agent!r})"
         )
 
 
@@ -380,6 +425,7 @@ def _made(
     talk_seconds: float | None,
     caller: str | None,
     short_abandon: bool,
+    agent: str | None,
 ) -> CallEvent:
     if outcome is CallOutcome.WAITING and left is not None:
         raise ValueError("a waiting call has no left_at")
@@ -390,6 +436,8 @@ def _made(
         queue = storable(queue, MAX_KEY)
     if caller is not None and (len(caller) > MAX_TEXT or not caller.isascii() or "\x00" in caller):
         caller = storable(caller)
+    if agent is not None and (len(agent) > MAX_TEXT or not agent.isascii() or "\x00" in agent):
+        agent = storable(agent)
     if wait_seconds is None and outcome is not CallOutcome.WAITING:
         end = answered if answered is not None else left
         if end is not None:
@@ -407,6 +455,7 @@ def _made(
             outcome,
             caller,
             short_abandon,
+            agent,
         ),
     )
     return event
@@ -426,12 +475,60 @@ def callback_request(key: str, caller: str | None, at: datetime, *, call: str) -
     return [*missed]
 
 
-def callback_made(key: str, number: str | None, at: datetime) -> list[Event]:
+def callback_made(
+    key: str, number: str | None, at: datetime, agent: str | None = None
+) -> list[Event]:
     """An outbound call to `number`: an agent-side message on channel `phone` in that number's
     `tel:` conversation, which closes its open callback inquiry in any phone source (answered
-    or not: trying to call back is the response). Nothing when the number cannot be a
-    customer's (an extension)."""
-    return [*_by_number(f"out:{key}", number, at, Side.AGENT, Channel.PHONE)]
+    or not: trying to call back is the response); `agent` is who called, when the log says.
+    Nothing when the number cannot be a customer's (an extension)."""
+    return [*_by_number(f"out:{key}", number, at, Side.AGENT, Channel.PHONE, agent=agent)]
+
+
+def answering_message(
+    key: str,
+    taken: datetime,
+    *,
+    caller: str | None,
+    callback_number: str | None,
+    urgency: str | None = None,
+    returned: datetime | None = None,
+) -> list[Event]:
+    """A message an answering service took for us (a row of its log, a notification it
+    e-mailed): a customer-side inquiry on channel `answering_service` in the `tel:`
+    conversation of the number to call back (the callback number, else the caller's), which an
+    outbound call or a logged callback to that number, or the caller getting through, in any
+    phone source closes. `returned` is when the service says the call was returned: an
+    agent-side callback in the same conversation. A number too short to call back keeps the
+    message in a conversation of its own, which only its `returned` can close. `key` is the
+    message's id in its source (the `msg:` and `callback:` ids are made from it)."""
+    number = callback_number or caller
+    if not number:
+        raise ValueError("an answering-service message needs a number to call back")
+    conversation = callback_conversation(number) or f"answering:{key}"
+    events: list[Event] = [
+        MessageEvent(
+            external_id=f"msg:{key}",
+            conversation=conversation,
+            at=taken,
+            side=Side.CUSTOMER,
+            channel=Channel.ANSWERING_SERVICE,
+            customer=caller or number,
+            subject=f"urgency: {urgency[:40]}" if urgency else None,
+        )
+    ]
+    if returned is not None:
+        events.append(
+            MessageEvent(
+                external_id=f"callback:{key}",
+                conversation=conversation,
+                at=returned,
+                side=Side.AGENT,
+                channel=Channel.PHONE,
+                customer=number,
+            )
+        )
+    return events
 
 
 GOT_THROUGH_PREFIX = "through:"
@@ -466,6 +563,7 @@ def _by_number(
     side: Side,
     channel: Channel,
     refers: tuple[str, ...] = (),
+    agent: str | None = None,
 ) -> list[MessageEvent]:
     conversation = callback_conversation(number)
     if conversation is None:
@@ -478,5 +576,6 @@ def _by_number(
         channel=channel,
         customer=number,
         refers=refers,
+        agent=agent,
     )
     return [message]

@@ -66,6 +66,8 @@ class PairableMessage(Protocol):
     def subject(self) -> str | None: ...
     @property
     def refers(self) -> str | None: ...  # the external ids it answers, separated by spaces
+    @property
+    def agent(self) -> str | None: ...  # who wrote it (an agent-side message), when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class Span:
     ended_at: datetime | None = None
     # The reply's own time was before the message it answers: `closed_at` is that message's.
     clamped: bool = False
+    closed_by: PairableMessage | None = None  # the human agent message that answered it
 
     @property
     def status(self) -> str:
@@ -107,7 +110,9 @@ def pair(messages: Iterable[PairableMessage]) -> list[Span]:
                 opened = message
         elif opened is not None:
             clamped = at > message.at
-            spans.append(_span(opened, spans, earlier, closed_at=at, clamped=clamped))
+            spans.append(
+                _span(opened, spans, earlier, closed_at=at, clamped=clamped, closed_by=message)
+            )
             opened = None
     if opened is not None:
         spans.append(_span(opened, spans, earlier))
@@ -172,6 +177,10 @@ class Measured:
     clamped: bool
     customer: str | None
     subject: str | None
+    # The reply that answered it (its external id) and who wrote it, when the source says: the
+    # inquiry counts for that agent and their team in reports (monitor.measure.teams).
+    closed_by: str | None = None
+    agent: str | None = None
 
 
 def due_at(
@@ -222,6 +231,8 @@ def measure(
         clamped=clamped,
         customer=opened.customer,
         subject=opened.subject,
+        closed_by=None if span.closed_by is None else span.closed_by.external_id,
+        agent=None if span.closed_by is None else span.closed_by.agent,
     )
 
 
@@ -264,7 +275,8 @@ def derive_values(
     at = message.at
     due = due_at(at, targets, calendar)
     # conversation, channel, kind, status, opened_at, opened_by, closed_at, ended_at,
-    # response_seconds, business_seconds, due_at, breached, clamped, customer, subject
+    # response_seconds, business_seconds, due_at, breached, clamped, customer, subject,
+    # closed_by, agent
     return [
         (
             conversation,
@@ -282,8 +294,19 @@ def derive_values(
             False,
             message.customer,
             message.subject,
+            None,
+            None,
         )
     ]
+
+
+def verdict_of(status: str, breached: bool) -> str | None:
+    """An inquiry's verdict as its stored row tells it: `within` when answered within the
+    target, `late` when answered late or missed, None while open (an open one becomes `late`
+    when its due time passes: monitor.store.verdicts)."""
+    if status == "answered":
+        return "late" if breached else "within"
+    return "late" if status == "missed" else None
 
 
 def is_breached_now(due: datetime | None, now: datetime) -> bool:

@@ -14,7 +14,7 @@ service level (a 0-second hold would flatter every one of them).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -161,6 +161,11 @@ class CallFigures:
     short_abandoned: int = 0  # hung up within `short_abandon`: out of the service level
     # The longest wait an `unknown` call was seen to have, at least (it may have held longer).
     unknown_wait_at_least_seconds: float | None = None
+    # Talk time of the answered calls whose source gives it: the sum and the median.
+    talk_seconds: float | None = None
+    median_talk_seconds: float | None = None
+    answered_within: int = 0  # the service level's numerator
+    offered: int = 0  # the service level's denominator
     # Ended by the phone system with no person (a closed message, a hang-up destination such as
     # 3CX's EndCall, an empty queue): `exit_empty`, let-downs, never answered.
     system_ended: int = 0
@@ -176,33 +181,64 @@ class CallFigures:
         return _ratio(self.held_long_or_unanswered, self.total)
 
 
+# The targets of each call: one set for a source's calls, or a function of the row where calls
+# of several sources are summarized together (a team's, a stage's).
+CallTargets = ResolvedTargets | Callable[[Row], ResolvedTargets]
+
+
+def _targets_of(targets: CallTargets) -> Callable[[Row], ResolvedTargets]:
+    if isinstance(targets, ResolvedTargets):
+        return lambda _row: targets
+    return targets
+
+
 def call_let_down(row: Row, targets: ResolvedTargets) -> bool:
     """A finished call that waited longer than `hold_warn` or was never answered."""
     wait = known_wait(row) or 0.0
     return wait > targets.hold_warn.total_seconds() or row["outcome"] in UNANSWERED_OUTCOMES
 
 
+def is_offered(row: Row, targets: ResolvedTargets) -> bool:
+    """In the service level's denominator: not unknown calls (no known wait), not short
+    abandons (no chance to answer); callers who hung up before the threshold arguably never
+    gave us a chance either: whether they count is `abandons_count`."""
+    if row["outcome"] == UNKNOWN or _short(row, targets):
+        return False
+    limit = targets.answer_within.total_seconds()
+    quick = row["outcome"] == "abandoned" and (known_wait(row) or 0.0) <= limit
+    return targets.abandons_count or not quick
+
+
+def answered_within(row: Row, targets: ResolvedTargets) -> bool:
+    """Answered within `answer_within`: the service level's numerator."""
+    if row["outcome"] not in ANSWERED_OUTCOMES:
+        return False
+    return (known_wait(row) or 0.0) <= targets.answer_within.total_seconds()
+
+
+ANSWERED_OUTCOMES = ("answered", "transferred")
+
+
 def summarize_calls(
-    period: Iterable[Row], waiting_now: Iterable[Row], now: datetime, targets: ResolvedTargets
+    period: Iterable[Row], waiting_now: Iterable[Row], now: datetime, targets: CallTargets
 ) -> CallFigures:
-    """Figures for the calls of a period and the callers waiting at `now`."""
+    """Figures for the calls of a period and the callers waiting at `now`. `targets` are the
+    source's, or a function giving each call its own source's (calls of several sources)."""
+    of = _targets_of(targets)
     rows = [r for r in period if r["outcome"] != "waiting"]
     unknown = [r for r in rows if r["outcome"] == UNKNOWN]
     waits = [w for r in rows if (w := known_wait(r)) is not None]
-    answered = [r for r in rows if r["outcome"] in ("answered", "transferred")]
+    answered = [r for r in rows if r["outcome"] in ANSWERED_OUTCOMES]
     abandoned = [r for r in rows if r["outcome"] == "abandoned"]
-    short = [r for r in abandoned if _short(r, targets)]
-    limit = targets.answer_within.total_seconds()
-    fast = sum(1 for r in answered if (known_wait(r) or 0.0) <= limit)
+    short = [r for r in abandoned if _short(r, of(r))]
+    fast = sum(1 for r in answered if answered_within(r, of(r)))
+    offered = sum(1 for r in rows if is_offered(r, of(r)))
+    talks = [float(r["talk_seconds"]) for r in answered if r.get("talk_seconds") is not None]
 
-    def offered(row: Row) -> bool:
-        """In the service level's denominator: not unknown calls (no known wait), not short
-        abandons (no chance to answer); callers who hung up before the threshold arguably
-        never gave us a chance either: whether they count is `abandons_count`."""
-        if row["outcome"] == UNKNOWN or _short(row, targets):
-            return False
-        quick = row["outcome"] == "abandoned" and (known_wait(row) or 0.0) <= limit
-        return targets.abandons_count or not quick
+    def over(row: Row, threshold: str) -> bool:
+        wait = known_wait(row)
+        limit: timedelta = getattr(of(row), threshold)
+        return wait is not None and wait > limit.total_seconds()
 
     current = [waiting_seconds(r, now) for r in waiting_now]
     seen = [float(r["wait_seconds"]) for r in unknown if r["wait_seconds"] is not None]
@@ -211,98 +247,57 @@ def summarize_calls(
         answered=len(answered),
         abandoned=len(abandoned),
         unanswered=sum(1 for r in rows if r["outcome"] in UNANSWERED_OUTCOMES),
-        service_level=_ratio(fast, sum(1 for r in rows if offered(r))),
+        service_level=_ratio(fast, offered),
         median_wait_seconds=percentile(waits, 50),
         p90_wait_seconds=percentile(waits, 90),
         mean_wait_seconds=sum(waits) / len(waits) if waits else None,
-        over_warn=sum(1 for w in waits if w > targets.hold_warn.total_seconds()),
-        over_max=sum(1 for w in waits if w > targets.hold_max.total_seconds()),
-        held_long_or_unanswered=sum(1 for r in rows if call_let_down(r, targets)),
+        over_warn=sum(1 for r in rows if over(r, "hold_warn")),
+        over_max=sum(1 for r in rows if over(r, "hold_max")),
+        held_long_or_unanswered=sum(1 for r in rows if call_let_down(r, of(r))),
         longest_wait_seconds=max(waits) if waits else None,
         waiting_now=len(current),
         longest_waiting_now_seconds=max(current) if current else None,
         unknown=len(unknown),
         short_abandoned=len(short),
         unknown_wait_at_least_seconds=max(seen) if seen else None,
+        talk_seconds=sum(talks) if talks else None,
+        median_talk_seconds=percentile(talks, 50),
+        answered_within=fast,
+        offered=offered,
         system_ended=sum(1 for r in rows if r["outcome"] == "exit_empty"),
         missed_without_number=sum(
             1
             for r in rows
             if r["outcome"] in MISSED_OUTCOMES
-            and not _short(r, targets)
+            and not _short(r, of(r))
             and callback_conversation(r["caller"] if "caller" in r else None) is None
         ),
     )
 
 
+def let_down_share(
+    inquiries: InquiryFigures | None, calls: CallFigures | None
+) -> tuple[float, int]:
+    """How badly customers were let down, the weakest-first rank of the digest: the worse of
+    the share of inquiries not answered within target (of those whose verdict is in) and the
+    share of calls held longer than `hold_warn` or not answered; and how many customers that
+    is, both kinds together."""
+    shares: list[float] = []
+    count = 0
+    if inquiries is not None:
+        count += inquiries.not_within_target
+        if inquiries.within_target_ratio is not None:
+            shares.append(1 - inquiries.within_target_ratio)
+    if calls is not None:
+        count += calls.held_long_or_unanswered
+        if calls.held_long_or_unanswered_ratio is not None:
+            shares.append(calls.held_long_or_unanswered_ratio)
+    return max(shares, default=0.0), count
+
+
 def _short(row: Row, targets: ResolvedTargets) -> bool:
     flagged = bool(row["short_abandon"]) if "short_abandon" in row else False
     return is_short_abandon(row["outcome"], row["wait_seconds"], flagged, targets)
-
-
-# What the digest lists so a lead can act: who waits now, who held longest, and when in the day.
-
-
-@dataclass(frozen=True)
-class OpenInquiry:
-    source: str
-    channel: str
-    customer: str | None
-    subject: str | None
-    opened_at: datetime
-    age_seconds: float
-    past_target: bool
-
-
-def oldest_open(open_now: Iterable[Row], now: datetime, limit: int) -> tuple[OpenInquiry, ...]:
-    """The `limit` inquiries open at `now` that have waited longest, oldest first."""
-    rows = sorted(open_now, key=lambda r: (r["opened_at"], r["source"], r["conversation"]))
-    return tuple(
-        OpenInquiry(
-            source=r["source"],
-            channel=r["channel"],
-            customer=r["customer"],
-            subject=r["subject"],
-            opened_at=r["opened_at"],
-            age_seconds=max(0.0, (now - r["opened_at"]).total_seconds()),
-            past_target=is_breached_now(r["due_at"], now),
-        )
-        for r in rows[:limit]
-    )
-
-
-@dataclass(frozen=True)
-class Hold:
-    source: str
-    queue: str
-    caller: str | None
-    entered_at: datetime
-    wait_seconds: float
-    outcome: str
-    over_warn: bool
-    over_max: bool
-
-
-def longest_holds(period: Iterable[Row], targets: ResolvedTargets, limit: int) -> tuple[Hold, ...]:
-    """The `limit` finished calls of a period that waited longest, longest first."""
-    rows = [r for r in period if r["outcome"] != "waiting" and known_wait(r) is not None]
-    rows.sort(key=lambda r: (-float(r["wait_seconds"]), r["entered_at"], r["external_id"]))
-    holds = []
-    for r in rows[:limit]:
-        wait = float(r["wait_seconds"])
-        holds.append(
-            Hold(
-                source=r["source"],
-                queue=r["queue"],
-                caller=r["caller"],
-                entered_at=r["entered_at"],
-                wait_seconds=wait,
-                outcome=r["outcome"],
-                over_warn=wait > targets.hold_warn.total_seconds(),
-                over_max=wait > targets.hold_max.total_seconds(),
-            )
-        )
-    return tuple(holds)
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ when there is nothing, never vanish, so a dashboard tells "nobody is waiting" fr
 every inquiry source exports its open-inquiry gauges for the channels of its inquiries, every
 phone source its waiting gauges for each queue it has seen or lists in `queues:` (from the
 calls counted; before the first, one series for the source as a whole, with an empty `queue`).
-Labels come only from configuration (source, channel, stage, kind, threshold, outcome) or are
-bounded where calls are stored (queue: monitor.store.queue_labels; a queue stored before labels were
-bounded is folded into `other` here, the zero gauges included); sources no longer in the
-configuration are not exported. Beside the product's metrics, each source's configured
-targets and poll interval are exported as gauges, so the shipped Prometheus rules honour
-per-source overrides instead of repeating the defaults.
+Labels come only from configuration (source, channel, stage, kind, threshold, outcome, calendar)
+or a fixed set (verdict), or are bounded where calls are stored (queue: monitor.store.queue_labels;
+a queue stored before labels were bounded is folded into `other` here, the zero gauges
+included); sources no longer in the configuration are not exported. Beside the product's
+metrics, each source's configured targets and poll interval are exported as gauges, so the
+shipped Prometheus rules honour per-source overrides instead of repeating the defaults.
 """
 
 from __future__ import annotations
@@ -37,20 +37,26 @@ from sqlalchemy import Engine, Integer, case, func, select
 
 from monitor import __version__
 from monitor.config import Settings, channel_of, inquiry_channel_of
+from monitor.measure.calendars import BusinessCalendar
 from monitor.publish.alerts.rules import RULES
 from monitor.publish.deliveries import failures
 from monitor.store.database import transaction
 from monitor.store.queue_labels import OTHER, exported, listed
 from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
 from monitor.store.tallies import (
+    CALL_VERDICTS,
     CALLS_TOTAL,
     HISTOGRAMS,
     INQUIRIES_TOTAL,
+    LATE,
+    VERDICTS,
+    WITHIN,
     fmt_le,
     labels_text,
     layout_for,
     parse_labels,
 )
+from monitor.store.verdicts import settle
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +101,19 @@ FAMILIES: dict[str, Family] = {
         "Replies dated before the message they answer (a sender's clock is off), measured "
         "from that message.",
         ("source", "channel"),
+    ),
+    # the SLIs of `support-monitor slo` (docs/slo.md)
+    VERDICTS: Family(
+        "counter",
+        "Inquiries by verdict, counted once it is known: within (answered within the reply "
+        "target) or late (answered late, missed, or still open when the target passed).",
+        ("source", "channel", "verdict", "stage"),
+    ),
+    CALL_VERDICTS: Family(
+        "counter",
+        "Calls that left the queue by verdict: within (a person answered within hold_warn) "
+        "or late (waited longer, or never answered; short abandons and unknown ends excluded).",
+        ("source", "queue", "verdict"),
     ),
     "support_response_seconds": Family(
         "histogram", "Response time of closed inquiries, calendar seconds.", (*INQUIRY, "kind")
@@ -153,6 +172,12 @@ FAMILIES: dict[str, Family] = {
         "Digests and alert notifications that could not be delivered (a permanent error, "
         "or every retry spent).",
         ("purpose", "notifier"),
+    ),
+    # opening hours, to gate rules to them (`... and on() support_calendar_open == 1`)
+    "support_calendar_open": Family(
+        "gauge",
+        "1 while the business-hours calendar is open, 0 while it is closed.",
+        ("calendar",),
     ),
     "support_monitor_build_info": Family("gauge", "Support Monitor version.", ("version",)),
 }
@@ -231,6 +256,12 @@ class SupportCollector(Collector):
         # However many scrapers come at once, one collection runs at a time (one database
         # connection), and the scrapes that arrive meanwhile share its result.
         self.shared = OneAtATime(lambda: list(self.collect_now()))
+        self.phones = {s.name for s in settings.sources if channel_of(s).value == "phone"}
+        # Made once: a calendar loads its holidays.
+        self.calendars = {
+            name: BusinessCalendar.from_settings(calendar)
+            for name, calendar in sorted(settings.file.calendars.items())
+        }
 
     def describe(self) -> list[Metric]:
         """Every family, empty: what the registry checks for clashes when the collector is
@@ -245,6 +276,9 @@ class SupportCollector(Collector):
         stages = {s.name: s.stage.value for s in self.settings.sources}
         channels = {s.name: channel_of(s).value for s in self.settings.sources}
         asked = {s.name: inquiry_channel_of(s).value for s in self.settings.sources}
+        # Open inquiries whose due time has passed get their `late` verdict before the
+        # counters are read (monitor.store.verdicts).
+        settle(self.engine, now)
         with transaction(self.engine) as conn:
             tallies = conn.execute(select(TALLIES)).all()
             inquiries = INQUIRIES
@@ -279,20 +313,29 @@ class SupportCollector(Collector):
         # the labels the counters show, never of a name stored before labels were bounded.
         folded = _folded_tallies(tallies, labels)
         seen = _seen_labels(folded)
-        yield from self._tallies(folded, stages)
+        yield from self._tallies(folded, stages, asked, seen, labels)
         yield from self._open_inquiries(open_rows, stages, asked, seen, now)
         waiting = _folded_waiting(waiting_rows, labels)
         yield from self._waiting(waiting, stages, channels, seen, labels, now)
         yield from self._sources(states, stages)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
+        yield self._calendars(now)
         info = gauge("support_monitor_build_info")
         info.add_metric([__version__], 1)
         yield info
 
-    def _tallies(self, rows: Sequence[Any], stages: dict[str, str]) -> Iterator[Metric]:
+    def _tallies(
+        self,
+        rows: Sequence[Any],
+        stages: dict[str, str],
+        asked: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        queues: dict[str, set[str]],
+    ) -> Iterator[Metric]:
         counters = {name: counter(name) for name in TALLIED if FAMILIES[name].type == "counter"}
         hist: dict[tuple[str, str, str], dict[str, float]] = defaultdict(dict)
+        shown: set[tuple[str, str, str]] = set()  # (metric, source, labels) of the counters
         for metric, source, labels, le, value in (tuple(r)[1:] for r in rows):
             if source not in stages:
                 continue
@@ -302,8 +345,44 @@ class SupportCollector(Collector):
                 values = {"source": source, "stage": stages[source], **parse_labels(labels)}
                 names = FAMILIES[metric].labels
                 counters[metric].add_metric([values[k] for k in names], value)
+                shown.add((metric, source, labels))
+        for metric, source, text in self._verdict_series(stages, asked, seen, queues):
+            if (metric, source, text) not in shown:
+                values = {"source": source, "stage": stages[source], **parse_labels(text)}
+                names = FAMILIES[metric].labels
+                counters[metric].add_metric([values[k] for k in names], 0)
         yield from counters.values()
         yield from self._histograms(hist, stages)
+
+    def _verdict_series(
+        self,
+        stages: dict[str, str],
+        asked: dict[str, str],
+        seen: dict[tuple[str, str], set[str]],
+        queues: dict[str, set[str]],
+    ) -> Iterator[tuple[str, str, str]]:
+        """Both verdicts of every source's inquiry channels, and of every queue of a phone
+        source (the source as a whole before its first call), so that an SLO's error ratio is
+        0 rather than "no data" before the first late one: they read 0 until counted."""
+        for source in stages:
+            channels = {asked[source]} | seen.get((INQUIRIES_TOTAL, source), set())
+            for channel in sorted(channels):
+                for verdict in (WITHIN, LATE):
+                    yield VERDICTS, source, labels_text(channel=channel, verdict=verdict)
+            if source not in self.phones:
+                continue
+            counted = seen.get((CALLS_TOTAL, source), set())
+            if source in self.listing:
+                counted |= queues.get(source, set()) - {OTHER}
+            for queue in sorted(counted or {""}):
+                for verdict in (WITHIN, LATE):
+                    yield CALL_VERDICTS, source, labels_text(queue=queue, verdict=verdict)
+
+    def _calendars(self, now: datetime) -> Metric:
+        open_now = gauge("support_calendar_open")
+        for name, calendar in self.calendars.items():
+            open_now.add_metric([name], 1 if calendar.is_open(now) else 0)
+        return open_now
 
     def _histograms(
         self, hist: dict[tuple[str, str, str], dict[str, float]], stages: dict[str, str]

@@ -13,6 +13,9 @@ through `block`:
 - a line separator (U+2028, U+2029) in a one-line value becomes `␤`;
 - a one-line value longer than its limit is cut, with `…` where it was cut.
 
+A CSV file is opened by a spreadsheet, which runs a cell starting with `=`, `+`, `-` or `@` as
+a formula (`=HYPERLINK(...)` in a subject an outsider wrote): `cell` makes such text plain.
+
 HTML is not for this module: templates autoescape it (monitor.publish.templating).
 """
 
@@ -58,3 +61,17 @@ def strings(value: Any, limit: int = LINE_LIMIT) -> Any:
     if isinstance(value, list | tuple):
         return [strings(item, limit) for item in value]
     return value
+
+
+# What a spreadsheet reads as the start of a formula (and tab and CR, which some strip first).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell(value: Any, limit: int = LINE_LIMIT) -> Any:
+    """A value for a CSV cell: text as one printable line (`line`), with a leading `'` when it
+    would start a formula, so a spreadsheet shows it as text (OWASP's advice on CSV
+    injection); numbers, booleans and None as they are."""
+    if not isinstance(value, str):
+        return value
+    text = line(value, limit)
+    return "'" + text if text.startswith(_FORMULA_START) else text

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
 from monitor.measure.summaries import CallFigures
+from monitor.publish.printable import cell
 from monitor.store.figures import QueueFigures, SourceFigures
 
 
@@ -81,14 +82,19 @@ def render_json(figures: Sequence[SourceFigures]) -> str:
 
 
 def render_csv(figures: Sequence[SourceFigures]) -> str:
-    rows = flat_rows(figures)
-    columns: list[str] = []
+    return csv_text(flat_rows(figures))
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> str:
+    """Rows as CSV under a header of `columns` and then every other key met, in the order
+    met; each cell made safe for a spreadsheet (`printable.cell`: no formula, one line)."""
+    names = list(columns)
     for row in rows:
-        columns.extend(k for k in row if k not in columns)
+        names.extend(k for k in row if k not in names)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows([{k: cell(v) for k, v in row.items()} for row in rows])
     return out.getvalue()
 
 
@@ -262,3 +268,7 @@ def _table(groups: Sequence[tuple[str, Sequence[str]]], rows: Sequence[Sequence[
     lines.insert(1, "  ".join("-" * w for w in widths))
     lines.insert(0, "  ".join(titles))
     return "\n".join(line.rstrip() for line in lines)
+
+
+# The aligned table with titled column groups, for the other reports (`--by`, `--items`).
+table = _table

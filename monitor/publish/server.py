@@ -8,8 +8,10 @@ would not bring an IMAP server back); its state is in the body and in the metric
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -21,6 +23,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from sqlalchemy import Engine, select
 
 from monitor import __version__
+from monitor.errors import SupportMonitorError
 from monitor.store.database import StoreError, transaction
 from monitor.store.tables import STATES
 
@@ -56,6 +59,10 @@ class _Server(ThreadingMixIn, WSGIServer):
             super().process_request_thread(request, client_address)
         finally:
             self.slots.release()
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -115,10 +122,51 @@ def split_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class ListenError(SupportMonitorError):
+    """`metrics.listen` cannot be served: `problem` is one line naming the address (the
+    command line reports it as a config error of `metrics.listen`). `in_use` when something
+    else listens there already."""
+
+    def __init__(self, listen: str, problem: str, *, in_use: bool = False) -> None:
+        self.problem = f"cannot listen on {listen}: {problem}"
+        super().__init__(f"metrics.listen: {self.problem}")
+        self.in_use = in_use
+
+
+def open_server(listen: str, app: Callable[..., Iterable[bytes]]) -> WSGIServer:
+    """The HTTP server bound to `listen` (host:port, an IPv6 host in brackets), listening but
+    not serving yet; ListenError when the address cannot be had. `check` opens and closes it
+    the same way, so it finds what `run` would."""
+    host, port = split_listen(listen)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ListenError(listen, f"the host {host!r} does not resolve ({exc})") from None
+    # IPv4 when the host has an IPv4 address (`localhost` stays 127.0.0.1, as it always was);
+    # IPv6 for an IPv6 address or a name with no other.
+    families = {family for family, *_ in found}
+    server_class = _Server if socket.AF_INET in families else _Server6
+    try:
+        return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    except OSError as exc:
+        raise ListenError(
+            listen,
+            _LISTEN_PROBLEMS.get(exc.errno or 0, exc.strerror or str(exc)),
+            in_use=exc.errno == errno.EADDRINUSE,
+        ) from None
+
+
+_LISTEN_PROBLEMS = {
+    errno.EADDRINUSE: "the address is already in use (another program listens there: stop it "
+    "or choose another port)",
+    errno.EADDRNOTAVAIL: "it is not an address of this machine",
+    errno.EACCES: "permission denied (ports below 1024 need privileges)",
+}
+
+
 def serve(listen: str, app: Callable[..., Iterable[bytes]]) -> tuple[WSGIServer, threading.Thread]:
     """Serve `app` on `listen` (host:port) in a daemon thread; stop with server.shutdown()."""
-    host, port = split_listen(listen)
-    server = make_server(host, port, app, server_class=_Server, handler_class=_QuietHandler)
+    server = open_server(listen, app)
     thread = threading.Thread(target=server.serve_forever, name="http", daemon=True)
     thread.start()
     return server, thread

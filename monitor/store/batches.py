@@ -37,7 +37,7 @@ from monitor.measure.events import (
     answer_time,
     got_through,
 )
-from monitor.measure.inquiries import MEASURED, derive_values
+from monitor.measure.inquiries import MEASURED, derive_values, verdict_of
 from monitor.measure.summaries import is_short_abandon
 from monitor.store import threads
 from monitor.store.bulk import in_values, insert_rows, json_values, member, select_in, value_parts
@@ -153,6 +153,8 @@ class StoredMessage(NamedTuple):
     customer: str | None
     subject: str | None
     refers: str | None
+    agent: str | None = None
+    left_out: str | None = None
 
 
 def _store_messages(
@@ -191,6 +193,8 @@ def _store_messages(
             e.customer,
             e.subject,
             " ".join(e.refers) or None,
+            e.agent,
+            e.left_out,
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
@@ -299,18 +303,26 @@ def _rebuild_inquiries(
             by_conversation[row.conversation].append(row)
         for row in conn.execute(answered, {"values": part}):
             by_conversation[row.caller_key].append(_got_through_message(row))
-    old = select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", known)
-    # Only conversations that had inquiries have any to delete (most new mail has none).
-    for part in value_parts(conn, sorted({str(r["conversation"]) for r in old})):
-        conn.execute(remove, {"values": part, "source": ctx.source})
+    # The old inquiries are read as they are deleted, in one statement: a scrape that flags one
+    # late meanwhile (monitor.store.verdicts) is either in what is returned or waits for this.
+    old: list[Any] = []
+    for part in value_parts(conn, known):
+        old.extend(conn.execute(remove, {"values": part, "source": ctx.source}).mappings())
     by_conversation.update(new)
     _leave_out_short_abandons(conn, ctx, by_conversation, calls)
+    # A verdict given stands in the rebuilt row (monitor.store.verdicts): the late one a scrape
+    # gave an inquiry still open, even when a reply dated before its due time is read now; and
+    # any other, when changed targets redo the measurements. What is undecided is judged now.
+    given = {(r["conversation"], r["opened_by"]): r["verdict"] for r in old if r["verdict"]}
     rows: list[tuple[Any, ...]] = []
     for conversation in sorted(by_conversation.keys() | known):
         for values in derive_values(
             conversation, by_conversation[conversation], ctx.targets, ctx.calendar
         ):
-            rows.append((ctx.source, *values))
+            verdict = given.get((conversation, values[_OPENED_BY])) or verdict_of(
+                values[_STATUS], values[_BREACHED]
+            )
+            rows.append((ctx.source, *values, verdict))
     insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, rows)
     added = tally_inquiries(map(_inquiry_tallied, rows), ctx.layout)
     change = difference(added, inquiry_tallies(old, ctx.layout))
@@ -369,7 +381,7 @@ def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any, Any]:
     """The statements of _rebuild_inquiries, made once (building them cost more than running
     them for a batch of new conversations): the source's messages of some conversations, the
     other sources' calls back in them, the answered calls from their numbers, and the deletion
-    of the source's inquiries in them."""
+    of the source's inquiries in them (returning them)."""
     source: Any = bindparam("source")
     among = member(MESSAGES.c.conversation, as_json=as_json)
     own = select(MESSAGES).where(MESSAGES.c.source == source, among).order_by(MESSAGES.c.id)
@@ -381,12 +393,14 @@ def _rebuild_statements(as_json: bool) -> tuple[Any, Any, Any, Any]:
     c = CALLS.c
     answered = (
         select(c.source, c.external_id, c.caller_key, c.caller)
-        .add_columns(c.answered_at, c.entered_at, c.wait_seconds)
+        .add_columns(c.answered_at, c.entered_at, c.wait_seconds, c.agent)
         .where(member(c.caller_key, as_json=as_json), GOT_THROUGH_CALL)
         .order_by(c.id)
     )
-    remove = delete(INQUIRIES).where(
-        INQUIRIES.c.source == source, member(INQUIRIES.c.conversation, as_json=as_json)
+    remove = (
+        delete(INQUIRIES)
+        .where(INQUIRIES.c.source == source, member(INQUIRIES.c.conversation, as_json=as_json))
+        .returning(*INQUIRIES.c)
     )
     return own, others, answered, remove
 
@@ -406,6 +420,7 @@ def _got_through_message(call: Any) -> StoredMessage:
         customer=call.caller,
         subject=None,
         refers=None,
+        agent=call.agent,
     )
 
 
@@ -462,8 +477,8 @@ def _store_calls(
         inserts = _insert_new_calls(conn, inserts)
     else:
         insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
-    # (source, queue, outcome, wait) of each: tally_calls leaves out the waiting ones.
-    counted = map(itemgetter(0, 2, 8, 6), inserts + finished)
+    # (source, queue, outcome, wait, short abandon) of each: tally_calls leaves out the waiting.
+    counted = map(itemgetter(0, 2, 8, 6, 10), inserts + finished)
     delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
     through = {row[-1] for row in inserts if row[-1] is not None}
     through.update(row[-1] for row in finished if row[-1] is not None)
@@ -508,6 +523,7 @@ CALL_COLUMNS = (
     "outcome",
     "caller",
     "short_abandon",
+    "agent",  # the last field of a CallEvent
     "caller_key",
 )
 MESSAGE_COLUMNS = (
@@ -523,8 +539,12 @@ MESSAGE_COLUMNS = (
     "customer",
     "subject",
     "refers",
+    "agent",
+    "left_out",
 )
-INQUIRY_COLUMNS = ("source", *MEASURED)
+INQUIRY_COLUMNS = ("source", *MEASURED, "verdict")
+# Places in derive_values' tuples.
+_OPENED_BY, _STATUS, _BREACHED = (MEASURED.index(c) for c in ("opened_by", "status", "breached"))
 # The columns of an inquiry row that its tallies depend on, as tally_inquiries takes them.
 _inquiry_tallied = itemgetter(*(INQUIRY_COLUMNS.index(c) for c in INQUIRY_TALLIED))
 
@@ -543,5 +563,6 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         str(event.outcome),
         event.caller,
         event.short_abandon,
+        event.agent,
         got_through(event),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +35,7 @@ from monitor.config import masked_url
 from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
-from monitor.store.tables import CALLS, META, SCHEMA_VERSION
+from monitor.store.tables import CALLS, INQUIRIES, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str, base_dir: Path | None = None) -> Engine:
-    """An engine for `url`; a relative SQLite path is relative to `base_dir` (the config's)."""
+def make_engine(url: str, base_dir: Path | None = None, *, create_folder: bool = True) -> Engine:
+    """An engine for `url`; a relative SQLite path is relative to `base_dir` (the config's).
+    A SQLite file's missing folder is created, unless `create_folder` is false (`check`, which
+    changes nothing, says instead whether it could be)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -78,9 +81,11 @@ def make_engine(url: str, base_dir: Path | None = None) -> Engine:
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if create_folder:
+                path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"database: cannot create {path.parent} ({exc.strerror})") from None
+            why = (exc.strerror or str(exc)).lower()
+            raise StoreError(f"database: cannot create the folder {path.parent}: {why}") from None
         engine = create_engine(parsed.set(database=str(path)), connect_args={"timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -118,7 +123,9 @@ def prepare(engine: Engine) -> None:
             # Tables added without a migration step (thread_link, purged_tally) are created here.
             SQLModel.metadata.create_all(conn)
     except SQLAlchemyError as exc:
-        raise StoreError(f"database {describe(engine)}: {_first_line(exc)}") from None
+        # SQLite says "unable to open database file" for a folder it may not write in.
+        problem = sqlite_access(engine) or _first_line(exc)
+        raise StoreError(f"database {describe(engine)}: {problem}") from None
 
 
 def schema_version(conn: Connection, engine: Engine) -> int:
@@ -246,8 +253,76 @@ def _references(conn: Connection) -> None:
     next(i for i in CALLS.indexes if i.name == "ix_call_got_through").create(conn, checkfirst=True)
 
 
+def _responders(conn: Connection) -> None:
+    """v5: who answered, kept with every agent-side message (`message.agent`), answered call
+    (`call.agent`) and answered inquiry (`inquiry.agent`, with the reply that answered it,
+    `inquiry.closed_by`), and why a message never pairs (`message.left_out`).
+
+    Columns only: what was stored before has no responder (its sources did not say then), and
+    the inquiries get their reply when start-up redoes the measurements (the measurement rules
+    changed with this version: monitor.store.tallies.RULES)."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    wanted = {
+        "message": ("agent", "left_out"),
+        "call": ("agent",),
+        "inquiry": ("closed_by", "agent"),
+    }
+    for table, columns in wanted.items():
+        if table not in present:
+            continue  # created whole, with these columns, after the steps
+        have = {c["name"] for c in inspector.get_columns(table)}
+        for column in columns:
+            if column not in have:
+                conn.execute(text(f'ALTER TABLE "{table}" ADD COLUMN {column} VARCHAR'))
+
+
+def _verdicts(conn: Connection) -> None:
+    """v6: `inquiry.verdict` (`within` or `late`, once given, never taken back) with the index of
+    the open inquiries still without one (`ix_inquiry_unsettled`), and the tallies of
+    `support_response_verdicts_total` for the inquiries closed before.
+
+    A closed inquiry's verdict is `within` when it was answered in time, else `late` (answered
+    late, or missed); an open one gets its `late` at the next scrape after its due time. Without
+    the tallies, the first rebuild of a stored inquiry would take back a verdict that was never
+    counted (a counter below zero). Done in SQL, a pass over the inquiries. Rows that retention
+    deleted before had no verdict: the counter starts from what is kept."""
+    inspector = inspect(conn)
+    present = set(inspector.get_table_names())
+    if "inquiry" not in present:
+        return
+    if "verdict" not in {c["name"] for c in inspector.get_columns("inquiry")}:
+        conn.execute(text("ALTER TABLE inquiry ADD COLUMN verdict VARCHAR"))
+    conn.execute(
+        text(
+            "UPDATE inquiry SET verdict = CASE WHEN status = 'answered' AND NOT breached"
+            " THEN 'within' ELSE 'late' END"
+            " WHERE verdict IS NULL AND status IN ('answered', 'missed')"
+        )
+    )
+    index = next(i for i in INQUIRIES.indexes if i.name == "ix_inquiry_unsettled")
+    index.create(conn, checkfirst=True)
+    if "tally" in present:
+        # Counted afresh from the verdicts (none were tallied before): the step can be redone.
+        conn.execute(text("DELETE FROM tally WHERE metric = 'support_response_verdicts_total'"))
+        conn.execute(
+            text(
+                "INSERT INTO tally (metric, source, labels, le, value)"
+                " SELECT 'support_response_verdicts_total', source,"
+                " 'channel=' || channel || ',verdict=' || verdict, '', COUNT(*)"
+                " FROM inquiry WHERE verdict IS NOT NULL GROUP BY source, channel, verdict"
+            )
+        )
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
-MIGRATIONS: dict[int, Any] = {2: _waiting_index, 3: _integer_times, 4: _references}
+MIGRATIONS: dict[int, Any] = {
+    2: _waiting_index,
+    3: _integer_times,
+    4: _references,
+    5: _responders,
+    6: _verdicts,
+}
 
 
 def _dialect(name: str) -> Any:
@@ -321,6 +396,14 @@ def verify(engine: Engine) -> str:
     """What `check` says of the database: reachable, of a schema this version can use, and
     writable, as every other command needs it; StoreError (one line) when it is not. Nothing
     is changed: the test write is rolled back, and a new database is not created."""
+    if engine.dialect.name == "sqlite":
+        problem = sqlite_access(engine)
+        if problem is not None:
+            raise StoreError(f"database {describe(engine)}: {problem}")
+        path = Path(engine.url.database or "")
+        if not path.exists():  # connecting would create it: say what the first use creates
+            folder = "" if path.parent.is_dir() else f"the folder {path.parent} and "
+            return f"{describe(engine)} (new: {folder}the tables are created on first use)"
     try:
         with engine.connect() as conn:
             has_meta = inspect(conn).has_table("meta")
@@ -341,6 +424,40 @@ def verify(engine: Engine) -> str:
         ) from None
     upgrade = f", upgraded to v{SCHEMA_VERSION} on first use" if version < SCHEMA_VERSION else ""
     return f"{describe(engine)} (schema v{version}{upgrade})"
+
+
+def sqlite_access(engine: Engine) -> str | None:
+    """Why the SQLite file of `engine` cannot be created or written, in a few words naming the
+    path ("permission denied: ..."); None when it can, or for another database. The folder must
+    be writable as well as the file (SQLite keeps its journal beside the database); a missing
+    folder must be creatable. Tried by doing (a temporary folder made and removed, a file
+    opened for writing and closed unwritten), not by reading permission bits, which say
+    nothing of a read-only mount."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    path = Path(engine.url.database)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest folder that exists: the rest would be created
+    create = "" if folder == path.parent else f"cannot create the folder {path.parent}: "
+    if not folder.is_dir():
+        return f"{create}{folder} is not a folder"
+    try:
+        with tempfile.TemporaryDirectory(prefix=".support-monitor-check-", dir=folder):
+            pass
+    except PermissionError:
+        return f"{create}permission denied: cannot write in {folder}"
+    except OSError as exc:
+        return f"{create}cannot write in {folder} ({exc.strerror or exc})"
+    if path.exists():
+        try:
+            with path.open("r+b"):
+                pass
+        except PermissionError:
+            return f"permission denied: cannot write {path}"
+        except OSError as exc:
+            return f"cannot write {path} ({exc.strerror or exc})"
+    return None
 
 
 def _check_creatable(conn: Connection, engine: Engine) -> None:

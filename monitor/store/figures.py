@@ -6,6 +6,7 @@ This is the one place the report, the digest and the alerter get their numbers f
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -14,18 +15,23 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, func, select
 
 from monitor.config import Settings, SourceSettings, channel_of, inquiry_channel_of
-from monitor.measure.summaries import (
-    CallFigures,
-    Hold,
-    HourCounts,
-    InquiryFigures,
-    OpenInquiry,
-    hourly,
+from monitor.measure.items import (
+    CallItem,
+    InquiryItem,
+    call_item,
+    inquiry_item,
     longest_holds,
     oldest_open,
+)
+from monitor.measure.summaries import (
+    CallFigures,
+    HourCounts,
+    InquiryFigures,
+    hourly,
     summarize_calls,
     summarize_inquiries,
 )
+from monitor.measure.teams import Roster
 from monitor.store.database import transaction
 from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
 
@@ -51,9 +57,10 @@ class SourceFigures:
     # The channel of its inquiries, as the metrics label them (a phone source's: voicemail).
     inquiry_channel: str = ""
     queues: tuple[QueueFigures, ...] = ()  # the calls queue by queue, by queue name
-    # Only with `detail` (the digest): whom to act on, and the period hour by hour.
-    oldest_open: tuple[OpenInquiry, ...] = ()
-    longest_holds: tuple[Hold, ...] = ()
+    # Only with `detail` (the digest): whom to act on (the items `report --items` lists), and
+    # the period hour by hour.
+    oldest_open: tuple[InquiryItem, ...] = ()
+    longest_holds: tuple[CallItem, ...] = ()
     hours: tuple[HourCounts, ...] = ()
 
 
@@ -65,8 +72,11 @@ INQUIRY_COLUMNS = [
         "source",
         "conversation",
         "channel",
+        "kind",
         "status",
         "opened_at",
+        "closed_at",
+        "ended_at",
         "response_seconds",
         "business_seconds",
         "due_at",
@@ -74,6 +84,8 @@ INQUIRY_COLUMNS = [
         "clamped",
         "customer",
         "subject",
+        "closed_by",
+        "agent",
     )
 ]
 CALL_COLUMNS = [
@@ -83,10 +95,14 @@ CALL_COLUMNS = [
         "external_id",
         "queue",
         "entered_at",
+        "answered_at",
+        "left_at",
         "wait_seconds",
+        "talk_seconds",
         "outcome",
         "caller",
         "short_abandon",
+        "agent",
     )
 ]
 
@@ -175,10 +191,68 @@ def source_figures(
         calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
         inquiry_channel=inquiry_channel_of(source).value,
         queues=queues,
-        oldest_open=oldest_open(open_now, now, detail) if detail else (),
-        longest_holds=longest_holds(calls, targets, detail) if detail else (),
+        oldest_open=(
+            oldest_open(open_items(settings, open_now, now, (since, until)), detail)
+            if detail
+            else ()
+        ),
+        longest_holds=(longest_holds(call_items(settings, calls, now), detail) if detail else ()),
         hours=hourly(period, calls, since, until, now, targets) if detail else (),
     )
+
+
+def _oldest(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The `limit` rows `items.oldest_open` would list first, in its order."""
+    return sorted(rows, key=lambda r: (r["opened_at"], r["source"], r["conversation"]))[:limit]
+
+
+def _longest(rows: Sequence[Any], limit: int) -> list[Any]:
+    """The `limit` finished calls of known wait `items.longest_holds` would list first."""
+    known = [r for r in rows if r["outcome"] not in ("waiting", "unknown")]
+    known = [r for r in known if r["wait_seconds"] is not None]
+    known.sort(key=lambda r: (-float(r["wait_seconds"]), r["entered_at"], r["external_id"]))
+    return known[:limit]
+
+
+def open_items(
+    settings: Settings,
+    rows: Sequence[Any],
+    now: datetime,
+    period: tuple[datetime, datetime],
+    roster: Roster | None = None,
+) -> list[InquiryItem]:
+    """The items of open inquiry rows (opened whenever; those opened in `period` are also
+    inquiries of the period): nobody answered them, and each counts for its source's team."""
+    roster = roster or Roster.from_settings(settings)
+    since, until = period
+    return [
+        inquiry_item(
+            row, now, team=roster.inquiry_team(row), in_period=since <= row["opened_at"] < until
+        )
+        for row in rows
+    ]
+
+
+def call_items(
+    settings: Settings, rows: Sequence[Any], now: datetime, roster: Roster | None = None
+) -> list[CallItem]:
+    """The items of call rows of the period, each with its source's targets, who answered it
+    and the team it counts for."""
+    roster = roster or Roster.from_settings(settings)
+    targets = {s.name: settings.targets_for(s) for s in settings.sources}
+    items = []
+    for row in rows:
+        member = roster.call_member(row)
+        items.append(
+            call_item(
+                row,
+                targets[row["source"]],
+                now,
+                agent=None if member is None else member.name,
+                team=roster.call_team(row),
+            )
+        )
+    return items
 
 
 def all_figures(

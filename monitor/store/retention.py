@@ -270,7 +270,13 @@ class _Purger:
                 rows = conn.execute(
                     delete(CALLS)
                     .where(CALLS.c.id > after, CALLS.c.id <= upto, finished, old)
-                    .returning(CALLS.c.source, CALLS.c.queue, CALLS.c.outcome, CALLS.c.wait_seconds)
+                    .returning(
+                        CALLS.c.source,
+                        CALLS.c.queue,
+                        CALLS.c.outcome,
+                        CALLS.c.wait_seconds,
+                        CALLS.c.short_abandon,
+                    )
                 ).mappings()
                 removed = list(rows)
                 self.counts["call"] += len(removed)
@@ -342,4 +348,6 @@ def _marker(source: str, conversation: str, cut: datetime, channel: str) -> tupl
         None,  # no customer
         None,  # no subject
         None,  # refers to nothing
+        None,  # nobody wrote it
+        "earlier messages purged",  # why it never pairs
     )

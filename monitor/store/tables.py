@@ -32,8 +32,11 @@ from monitor.store.instants import Instant
 
 # 2: ix_call_waiting (partial) replaces ix_call_outcome; 3: times on SQLite are integers (Instant);
 # 4: message.refers (what a reply answers, the call of a callback request), call.short_abandon,
-# call.caller_key (an answered caller's callback conversation) and ix_call_got_through
-SCHEMA_VERSION = 4
+# call.caller_key (an answered caller's callback conversation) and ix_call_got_through;
+# 5: who answered (message.agent, call.agent, inquiry.agent, inquiry.closed_by) and why a
+# message never pairs (message.left_out)
+# 6: inquiry.verdict (within/late, once given) and ix_inquiry_unsettled
+SCHEMA_VERSION = 6
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -43,6 +46,9 @@ SCHEMA_VERSION = 4
 _WAITING_SQL = "outcome = 'waiting'"
 # Only answered calls carry a caller key: the index holds them alone.
 _GOT_THROUGH_SQL = "caller_key IS NOT NULL"
+# Open inquiries whose `late` verdict is not given yet: each scrape settles those whose due time
+# has passed (monitor.store.verdicts), found by their due time among these few.
+_UNSETTLED_SQL = "status = 'open' AND verdict IS NULL"
 
 
 class Message(SQLModel, table=True):
@@ -68,6 +74,10 @@ class Message(SQLModel, table=True):
     # External ids of what the message refers to, separated by spaces (ids never hold one):
     # the messages a reply answers, or the missed call a callback request stands for.
     refers: str | None = None
+    # Who wrote an agent-side message, when the source says (monitor.measure.events.responder).
+    agent: str | None = None
+    # Why an automatic or internal message never pairs: the header or subtype, in a few words.
+    left_out: str | None = None
 
 
 class ThreadLink(SQLModel, table=True):
@@ -127,6 +137,8 @@ class Call(SQLModel, table=True):
     # digits>`), so that a callback request of that number, in any source, finds the caller
     # got through. None for other calls, which the index (ix_call_got_through) leaves out.
     caller_key: str | None = None
+    # Who answered: a queue member, the answering channel, a call log's agent column.
+    agent: str | None = None
 
 
 class QueueName(SQLModel, table=True):
@@ -145,6 +157,13 @@ class Inquiry(SQLModel, table=True):
         UniqueConstraint("source", "conversation", "opened_by"),
         Index("ix_inquiry_status", "status", "source"),
         Index("ix_inquiry_opened", "source", "opened_at"),
+        Index(
+            "ix_inquiry_unsettled",
+            "status",  # an equal column first: SQLite's planner prefers it without statistics
+            "due_at",
+            sqlite_where=text(_UNSETTLED_SQL),
+            postgresql_where=text(_UNSETTLED_SQL),
+        ),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -165,6 +184,15 @@ class Inquiry(SQLModel, table=True):
     clamped: bool = False  # the reply was dated before the question (clock skew): counted as 0 s
     customer: str | None = None
     subject: str | None = None
+    # The human agent message that answered it (its external id) and who wrote it.
+    closed_by: str | None = None
+    agent: str | None = None
+    # Its verdict in support_response_verdicts_total, once given: `within` or `late` when it
+    # closed, `late` when a scrape found it still open after its due time
+    # (monitor.store.verdicts); None while undecided. A verdict given is never taken back (a
+    # counter never goes down): a rebuild keeps it, even when a reply dated before the due time
+    # is read afterwards or the targets change.
+    verdict: str | None = None
 
 
 class Tally(SQLModel, table=True):
@@ -286,6 +314,8 @@ WAITING_CALL: Any = CALLS.c.outcome == literal_column(
 # The condition of ix_call_got_through, in its very SQL (as WAITING_CALL, for the planners).
 GOT_THROUGH_CALL: Any = literal_column("caller_key IS NOT NULL")
 INQUIRIES = _table(Inquiry)
+# The condition of ix_inquiry_unsettled, in its very SQL.
+UNSETTLED_INQUIRY: Any = literal_column(_UNSETTLED_SQL)
 TALLIES = _table(Tally)
 PURGED_TALLIES = _table(PurgedTally)
 STATES = _table(SourceState)

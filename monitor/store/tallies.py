@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select
 
 from monitor.config import ResolvedTargets, Settings
+from monitor.measure.summaries import is_short_abandon
 from monitor.store.database import insert_add
 from monitor.store.tables import CALLS, INQUIRIES, PURGED_TALLIES, TALLIES
 
@@ -41,12 +42,20 @@ CALLS_TOTAL = "support_calls_total"
 HOLD = "support_hold_seconds"
 HOLD_BREACHES = "support_hold_breaches_total"
 RESPONSES_CLAMPED = "support_responses_clamped_total"
+# Each inquiry's verdict (within / late) once it is known, and each finished call's: the SLIs of
+# `support-monitor slo` (docs/slo.md). An inquiry's is stored with it (`inquiry.verdict`): given
+# when it closes, or `late` by the first scrape after its due time (monitor.store.verdicts).
+VERDICTS = "support_response_verdicts_total"
+CALL_VERDICTS = "support_call_verdicts_total"
+WITHIN, LATE = "within", "late"
 HISTOGRAMS = (RESPONSE, RESPONSE_BUSINESS, HOLD)
 # Bumped whenever a measurement rule changes what the stored rows measure (which call waits
 # count, which reply closes what), so that start-up redoes the measurements once (ingest's
 # `reconcile`), as it does for a changed target. 2: unknown calls have no wait, clamped
-# replies, callbacks closed by the caller getting through, short abandons.
-RULES = 2
+# replies, callbacks closed by the caller getting through, short abandons; 3: an inquiry keeps
+# the reply that answered it and who wrote it; 4: the verdict counters (the calls stored before
+# have theirs counted at the first start, by hold_warn, which a schema upgrade does not know).
+RULES = 4
 
 Key = tuple[str, str, str, str]  # metric, source, labels, le
 TallyCounter = Counter[Key]  # values are floats (sums) as well as counts
@@ -126,6 +135,7 @@ INQUIRY_TALLIED = (
     "business_seconds",
     "breached",
     "clamped",
+    "verdict",
 )
 
 
@@ -138,9 +148,11 @@ def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Cou
     """inquiry_tallies of tuples of the INQUIRY_TALLIED columns (ingest has its new inquiries
     as tuples: no mapping is made for each)."""
     out: Counter[Key] = Counter()
-    for source, channel, status, kind, response, business, breached, clamped in inquiries:
+    for source, channel, status, kind, response, business, breached, clamped, verdict in inquiries:
         by_channel = labels_text(channel=channel)
         out[(INQUIRIES_TOTAL, source, by_channel, "")] += 1
+        if verdict is not None:  # given at ingest, or by a scrape (monitor.store.verdicts)
+            out[(VERDICTS, source, _verdict_labels(channel, verdict), "")] += 1
         if status == "answered":
             labels = labels_text(channel=channel, kind=kind)
             _observe(out, RESPONSE, source, labels, response, layout)
@@ -155,35 +167,63 @@ def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Cou
     return out
 
 
+def _verdict_labels(channel: str, verdict: str) -> str:
+    return labels_text(channel=channel, verdict=verdict)
+
+
 def call_tallies(
     rows: Iterable[Mapping[Any, Any]], layout: Layout, targets: Mapping[str, ResolvedTargets]
 ) -> Counter[Key]:
     """What these finished calls contribute; waiting calls contribute nothing yet."""
-    calls = ((r["source"], r["queue"], r["outcome"], r["wait_seconds"]) for r in rows)
+    calls = (
+        (r["source"], r["queue"], r["outcome"], r["wait_seconds"], r["short_abandon"]) for r in rows
+    )
     return tally_calls(calls, layout, targets)
 
 
+# A person answered: the outcomes that can be `within` (monitor.measure.events.GOT_THROUGH).
+_ANSWERED = frozenset({"answered", "transferred"})
+# Not answered, and not a call of unknown end: `late` whatever the wait (but a short abandon).
+_UNANSWERED = frozenset({"abandoned", "timeout", "exit_key", "exit_empty"})
+
+
 def tally_calls(
-    calls: Iterable[tuple[str, str, str, float | None]],
+    calls: Iterable[tuple[str, str, str, float | None, bool]],
     layout: Layout,
     targets: Mapping[str, ResolvedTargets],
 ) -> Counter[Key]:
-    """call_tallies of (source, queue, outcome, wait seconds) tuples.
+    """call_tallies of (source, queue, outcome, wait seconds, short abandon flag) tuples.
 
     Ingest tallies every call it stores, so the per-call work is only grouping; the buckets
     and breaches of each queue are then counted with bisect on its sorted waits. A call whose
     end was never seen (`unknown`) counts among the calls but has no known wait: it is in no
-    hold bucket and no breach."""
+    hold bucket, no breach and no verdict.
+
+    A call's verdict (`support_call_verdicts_total`): `within` when a person answered it within
+    the source's `hold_warn`; `late` when it waited longer or was never answered. A short
+    abandon (a misdial: monitor.measure.summaries.is_short_abandon) and an answered call of
+    unknown wait have none."""
     out: Counter[Key] = Counter()
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    answered: dict[tuple[str, str], list[float]] = defaultdict(list)
+    unanswered: Counter[tuple[str, str]] = Counter()  # late whatever their wait
     outcomes: Counter[tuple[str, str, str]] = Counter()
-    for source, queue, outcome, wait in calls:
-        if outcome != "waiting":
-            outcomes[(source, queue, outcome)] += 1
-            if outcome != "unknown" and wait is not None:
-                waits[(source, queue)].append(wait)
+    for source, queue, outcome, wait, flagged in calls:
+        if outcome == "waiting":
+            continue
+        outcomes[(source, queue, outcome)] += 1
+        if outcome in _ANSWERED:
+            if wait is not None:
+                answered[(source, queue)].append(wait)
+        elif outcome in _UNANSWERED and not _short_abandon(
+            outcome, wait, flagged, targets.get(source)
+        ):
+            unanswered[(source, queue)] += 1
+        if outcome != "unknown" and wait is not None:
+            waits[(source, queue)].append(wait)
     for (source, queue, outcome), count in outcomes.items():
         out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += count
+    _call_verdicts(out, answered, unanswered, targets)
     for (source, queue), values in waits.items():
         labels = labels_text(queue=queue)
         total = sum(values)
@@ -207,6 +247,34 @@ def tally_calls(
             if over:
                 out[(HOLD_BREACHES, source, labels_text(queue=queue, threshold=name), "")] += over
     return out
+
+
+def _short_abandon(
+    outcome: str, wait: float | None, flagged: bool, target: ResolvedTargets | None
+) -> bool:
+    return target is not None and is_short_abandon(outcome, wait, flagged, target)
+
+
+def _call_verdicts(
+    out: Counter[Key],
+    answered: Mapping[tuple[str, str], list[float]],
+    unanswered: Mapping[tuple[str, str], int],
+    targets: Mapping[str, ResolvedTargets],
+) -> None:
+    """Each queue's `within` (answered within hold_warn) and `late` (the rest) calls."""
+    for key in answered.keys() | unanswered.keys():
+        source, queue = key
+        target = targets.get(source)
+        if target is None:
+            continue  # a source no longer configured: no hold_warn to judge by
+        limit = target.hold_warn.total_seconds()
+        values = answered.get(key, [])
+        within = sum(1 for v in values if v <= limit)  # NaN compares false: late
+        late = len(values) - within + unanswered.get(key, 0)
+        if within:
+            out[(CALL_VERDICTS, source, labels_text(queue=queue, verdict=WITHIN), "")] += within
+        if late:
+            out[(CALL_VERDICTS, source, labels_text(queue=queue, verdict=LATE), "")] += late
 
 
 def _count_sorted(

@@ -11,10 +11,12 @@ a marker that keeps each record distinct, so that what one record does can be to
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
 import os
+import quopri
 import re
 import string
 from collections.abc import Callable
@@ -510,6 +512,110 @@ MAILDIR = Kind(
 )
 
 
+# answering_service_mail: notifications in an mbox. An outsider can write every part of one (the
+# mail can be forged): its headers, each labelled field of its body, the body's charset and
+# transfer encoding, HTML instead of text, or a body that is no text at all.
+NOTIFICATION_SETTINGS = {
+    "from": "mbox",
+    "senders": ["answering.example"],
+    "patterns": {
+        "id": r"Message ID:[ \t]*(?P<value>\S+)",
+        "taken_at": r"Taken:[ \t]*(?P<value>.+)",
+        "caller": r"Caller:[ \t]*(?P<value>.+)",
+        "callback_number": r"Call back on:[ \t]*(?P<value>[+\d ()-]{7,})",
+        "urgency": r"Urgency:[ \t]*(?P<value>\w+)",
+        "callback_at": r"Returned:[ \t]*(?P<value>.+)",
+    },
+    "time_format": ["%d/%m/%Y %H:%M", "iso"],
+}
+_LABELS = ["Message ID", "Taken", "Caller", "Call back on", "Urgency", "Returned", "Message"]
+
+
+def notification_bytes(
+    n: str, body: dict[str, str], headers: dict[str, str], charset: str, cte: str, html: bool
+) -> bytes:
+    """A notification: `body` fields in the neutral layout (a table when `html`), encoded as
+    `cte` says, under `headers`. Its `Message ID` field starts with `n`, so it stays distinct."""
+    fields = {"Message ID": n, "Taken": "20/11/2026 10:00", "Caller": "Dana"}
+    fields |= {"Call back on": "+44 20 7946 0003", "Message": "hello"}
+    for label, value in body.items():
+        fields[label] = n + value if label == "Message ID" else value
+    if html:
+        rows = "".join(f"<tr><td>{k}:</td><td>{v}</td></tr>" for k, v in fields.items())
+        text = f"<html><body><table>{rows}</table></body></html>"
+    else:
+        text = "\n".join(f"{k}: {v}" for k, v in fields.items())
+    payload = raw(text)
+    if cte == "base64":
+        payload = base64.encodebytes(payload)
+    elif cte == "quoted-printable":
+        payload = quopri.encodestring(payload)
+    head = {
+        "From": "Front Desk <messages@answering.example>",
+        "To": "support@example.com",
+        "Subject": f"{n} new message",
+        "Message-ID": f"<{n}@answering.example>",
+        "MIME-Version": "1.0",
+        "Content-Type": f'text/{"html" if html else "plain"}; charset="{charset}"',
+        "Content-Transfer-Encoding": cte,
+    }
+    for name, value in headers.items():
+        head[name] = one_line(value).replace("\r", " ")
+    block = b"".join(raw(f"{k}: {v}") + b"\n" for k, v in head.items())
+    return block + b"\n" + payload.rstrip(b"\n") + b"\n"
+
+
+def _notification(n: int) -> st.SearchStrategy[tuple[str, bytes]]:
+    marker = f"h{n}"
+    body = st.dictionaries(st.sampled_from(_LABELS), (TEXTS | BAD_TIMES).map(one_line), max_size=3)
+    headers = st.dictionaries(
+        st.sampled_from(["From", "Subject", "Date", "Message-ID", "Content-Type"]),
+        TEXTS | BAD_TIMES,
+        max_size=2,
+    )
+    built = st.builds(
+        lambda b, h, charset, cte, html: notification_bytes(marker, b, h, charset, cte, html),
+        body,
+        headers,
+        st.sampled_from(CHARSETS),
+        st.sampled_from(["8bit", "base64", "quoted-printable", "x-junk", ""]),
+        st.booleans(),
+    )
+    junk = JUNK.map(lambda b: notification_bytes(marker, {}, {}, "utf-8", "8bit", False) + b)
+    return st.tuples(FROM_DATES, built | junk)
+
+
+def _notifications_write(folder: Path, records: list[Any]) -> str:
+    out = b""
+    for date, message in records:
+        lines = message.split(b"\n")
+        quoted = [b">" + line if line.lstrip(b">").startswith(b"From ") else line for line in lines]
+        out += f"From messages@answering.example {date}\n".encode()
+        out += b"\n".join(quoted).rstrip(b"\n") + b"\n\n"
+    (folder / "input.mbox").write_bytes(out)
+    os.utime(folder / "input.mbox", (0, 0))  # not being written: its last message is whole
+    return "input.mbox"
+
+
+ANSWERING_SERVICE_MAIL = Kind(
+    "answering_service_mail",
+    NOTIFICATION_SETTINGS,
+    [
+        ("Fri Nov 20 09:00:00 2026", notification_bytes("g0", {}, {}, "utf-8", "8bit", False)),
+        ("Fri Nov 20 09:30:00 2026", notification_bytes("g1", {}, {}, "utf-8", "base64", True)),
+    ],
+    {"msg:g0", "msg:g1"},
+    _notification,
+    _notifications_write,
+    # A notification is its From line, its lines and the empty line that ends it.
+    _by_line(
+        1,
+        r"input\.mbox:(\d+)$",
+        lambda record: record[1].rstrip(b"\n").count(b"\n") + 3,
+    ),
+)
+
+
 # asterisk_queue_log: a good call is three lines; a hostile record is one line.
 def _queue_log_line(n: int) -> st.SearchStrategy[bytes]:
     def line(values: dict[int, str], verb: str) -> bytes:
@@ -654,5 +760,6 @@ KINDS = {
         ASTERISK_CDR,
         CALL_CSV,
         ANSWERING_SERVICE_CSV,
+        ANSWERING_SERVICE_MAIL,
     )
 }

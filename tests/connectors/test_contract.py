@@ -26,6 +26,9 @@ from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import build_connector, poll_source
 from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, TALLIES
 from monitor.store.tallies import layout_for, recount
+from tests.connectors.mail.test_answering_service_mail import PATTERNS as NOTIFICATION_PATTERNS
+from tests.connectors.mail.test_answering_service_mail import SERVICE as NOTIFIER
+from tests.connectors.mail.test_answering_service_mail import notification
 from tests.mailboxes import AGENT, CUSTOMER, Mailbox, deliver, message, write_mbox
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -378,6 +381,37 @@ def seed_maildir(folder: Path) -> Seeded:
     return Seeded(source, len(inbox) + len(sent), grow)
 
 
+def seed_answering_service_mail(folder: Path) -> Seeded:
+    """An mbox of an answering service's notifications, every fourth a returned call too."""
+
+    def notes(first: int, count: int) -> list[tuple[bytes, datetime]]:
+        out = []
+        for n in range(first, first + count):
+            returned = "09:30" if n % 4 == 0 else None
+            raw = notification(f"n{n}", "09:00", "Caller", f"020 7946 {n:04d}", returned=returned)
+            out.append((raw, datetime(2026, 11, 20, 9, 2, tzinfo=UTC)))
+        return out
+
+    path = folder / "notes.mbox"
+    write_mbox(path, notes(0, 400))  # four batches of the kind's default 100
+
+    def grow() -> int:
+        write_mbox(path, notes(400, 30), append=True)
+        return 38  # 30 messages, 8 of them called back
+
+    source = {
+        "name": "answering",
+        "kind": "answering_service_mail",
+        "from": "mbox",
+        "path": str(path),
+        "senders": [NOTIFIER],
+        "patterns": NOTIFICATION_PATTERNS,
+        "time_format": ["%d/%m/%Y %H:%M"],
+        "timezone": "Europe/London",
+    }
+    return Seeded(source, 500, grow)
+
+
 # Seeders of kinds that read a server find it here (set by the `kind` fixture).
 SERVERS: dict[str, Any] = {}
 
@@ -406,6 +440,7 @@ SEEDERS: dict[str, Callable[[Path], Seeded]] = {
     "asterisk_cdr": seed_asterisk_cdr,
     "call_csv": seed_call_csv,
     "answering_service_csv": seed_answering_service_csv,
+    "answering_service_mail": seed_answering_service_mail,
     "asterisk_queue_log": seed_asterisk_queue_log,
     "mbox": seed_mbox,
     "maildir": seed_maildir,

@@ -20,6 +20,7 @@ import yaml
 
 from tests.connectors.chat.builders import SlackExport, at, message, zendesk_chat, zendesk_entry
 from tests.limits import cli, run_child
+from tests.servers import free_port
 
 # The interpreter, SQLAlchemy, pydantic and the connectors come to about 60-70 MB; the bound
 # leaves room for one record and a few batches, far below what any document here expands to.
@@ -29,7 +30,12 @@ GIGABYTE = 1 << 30
 
 def write_config(folder: Path, source: dict[str, Any]) -> Path:
     config = folder / "support-monitor.yaml"
-    body = {"timezone": "UTC", "database": "sqlite:///monitor.db", "sources": [source]}
+    body = {
+        "timezone": "UTC",
+        "database": "sqlite:///monitor.db",
+        "sources": [source],
+        "metrics": {"listen": f"127.0.0.1:{free_port()}"},  # `check` tries to listen there
+    }
     config.write_text(yaml.safe_dump(body))
     return config
 

@@ -35,6 +35,7 @@ class Msg:
     customer: str | None = "ann@customer.example"
     subject: str | None = "Where is my order?"
     refers: str | None = None
+    agent: str | None = None
 
 
 def conversation(*script: str) -> list[Msg]:

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from monitor.config import slos
 from monitor.config_file import settings_from_mapping
 from monitor.publish.exporter import exposition
+from monitor.publish.slo.prometheus import rules
 from monitor.store.database import make_engine, prepare
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "grafana" / "support-monitor.json"
@@ -47,6 +49,7 @@ PROMQL_WORDS = {
 LABELS = set(
     "source channel stage kind queue outcome threshold rule version le job instance".split()
 )
+LABELS |= {"slo", "sli", "verdict", "calendar"}  # the SLO rules' series (support-monitor slo)
 
 
 def panels(items: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -119,7 +122,29 @@ def exported_names(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
             names.add(f"{name.removesuffix('_total')}_total")
         else:
             names.add(name)
-    return names
+    return names | recorded_names(tmp)
+
+
+def recorded_names(tmp: Path) -> set[str]:
+    """The series the rules of `support-monitor slo` record (the dashboard's SLO row reads
+    them), for objectives with and without opening hours."""
+    settings = settings_from_mapping(
+        {
+            "calendars": {"office": {"timezone": "UTC", "hours": {"mon": ["09:00-17:00"]}}},
+            "slo": {
+                "email": {"objective": "95%"},
+                "chat": {"objective": "95%", "during": "office"},
+            },
+        },
+        tmp,
+    )
+    ((_, text),) = rules(slos(settings), "support-monitor.yaml").files
+    return {
+        rule["record"]
+        for group in yaml.safe_load(text)["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
 
 
 def test_every_dashboard_expression_parses_in_promtool(promtool: str, tmp_path: Path) -> None:
@@ -225,3 +250,21 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
         assert not area & cells, panel["title"]
         assert pos["x"] + pos["w"] <= 24
         cells |= area
+
+
+def test_the_slo_row_shows_objective_good_share_budget_and_burn_rate_per_objective() -> None:
+    row = next(p for p in panels(dashboard()["panels"]) if p["title"].startswith("Service-level"))
+    below = [p for p in panels(dashboard()["panels"]) if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    exprs = {p["title"]: p["targets"][0]["expr"] for p in below if p["type"] != "row"}
+    assert exprs == {
+        "SLO objective": 'max by (slo) (slo:objective:ratio{source=~"$source"})',
+        "Good over the SLO window": 'max by (slo) (slo:period_sli:ratio{source=~"$source"})',
+        "Error budget remaining": (
+            'max by (slo) (slo:period_error_budget_remaining:ratio{source=~"$source"})'
+        ),
+        "Error budget burn rate (last hour)": (
+            'max by (slo) (slo:current_burn_rate:ratio{source=~"$source"})'
+        ),
+    }
+    (burn,) = titled("Error budget burn rate")
+    assert dashed(burn) and {1, 13.44} <= set(steps(burn))

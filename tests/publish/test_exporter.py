@@ -56,6 +56,8 @@ ALLOWED_LABELS = {"source", "channel", "stage", "queue", "kind", "threshold", "o
 # Beside the documented metrics' labels: fixed words of the code (digest/alert,
 # email/webhook), never data.
 ALLOWED_LABELS |= {"purpose", "notifier"}
+# A verdict (within/late) is a fixed word; a calendar's name comes from the config.
+ALLOWED_LABELS |= {"verdict", "calendar"}
 MAIL = """\
 From alice@example.org Fri Nov 20 09:30:00 2026
 From: Alice Smith <alice@example.org>

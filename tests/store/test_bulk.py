@@ -28,6 +28,7 @@ from monitor.store.database import CHUNK, make_engine, prepare
 from monitor.store.instants import Instant, instants
 from monitor.store.tables import CALLS, MESSAGES
 from monitor.store.tallies import (
+    CALL_VERDICTS,
     CALLS_TOTAL,
     HOLD,
     HOLD_BREACHES,
@@ -61,6 +62,7 @@ def call(source: str, n: int, entered: datetime, **extra: Any) -> tuple[Any, ...
         "outcome": "abandoned",
         "caller": None,
         "short_abandon": False,
+        "agent": None,
         "caller_key": None,
         **extra,
     }
@@ -83,7 +85,8 @@ def test_bulk_inserted_rows_are_stored_as_sqlalchemy_stores_them(database_url: s
         datetime(2026, 3, 29, 2, 30, 15, 999_999, tzinfo=PLUS_FIVE),  # stored in UTC
         datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
     ]
-    flags = {"short_abandon": True, "caller_key": "tel:079460000"}  # a flag set, a key
+    # A flag set, a key, who answered.
+    flags = {"short_abandon": True, "caller_key": "tel:079460000", "agent": "PJSIP/1001"}
 
     def calls(source: str) -> list[tuple[Any, ...]]:
         return [
@@ -243,15 +246,27 @@ SETTINGS = settings_from_mapping(
 )
 
 
-def one_at_a_time(calls: list[tuple[str, str, str, float | None]]) -> Counter[Key]:
+def one_at_a_time(calls: list[tuple[str, str, str, float | None, bool]]) -> Counter[Key]:
     """The tallies as the metrics' documentation words them, a call at a time: an unknown
-    call (or one without a wait) is counted, but has no hold to bucket or breach."""
+    call (or one without a wait) is counted, but has no hold to bucket or breach. Its verdict:
+    within when a person answered within hold_warn, late when it waited longer or was never
+    answered; none for a short abandon (the source said so: `short_abandon` is off here), an
+    unknown one or an answered one of unknown wait."""
     layout, targets = layout_for(SETTINGS), SETTINGS.targets_for(SETTINGS.sources[0])
     out: Counter[Key] = Counter()
-    for source, queue, outcome, wait in calls:
+    for source, queue, outcome, wait, short in calls:
         if outcome == "waiting":
             continue
         out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += 1
+        verdict = None
+        if outcome in ("answered", "transferred") and wait is not None:
+            verdict = "within" if wait <= targets.hold_warn.total_seconds() else "late"
+        elif outcome in ("abandoned", "timeout", "exit_empty") and not (
+            outcome == "abandoned" and short
+        ):
+            verdict = "late"
+        if verdict is not None:
+            out[(CALL_VERDICTS, source, labels_text(queue=queue, verdict=verdict), "")] += 1
         if outcome == "unknown" or wait is None:
             continue
         value = wait
@@ -277,14 +292,18 @@ WAITS = st.one_of(
         st.tuples(
             st.just("s"),
             st.sampled_from(["sales", "support"]),
-            st.sampled_from(["answered", "abandoned", "waiting", "timeout", "unknown"]),
+            st.sampled_from(
+                ["answered", "transferred", "abandoned", "waiting", "timeout", "exit_empty"]
+                + ["unknown"]
+            ),
             WAITS,
+            st.booleans(),
         ),
         max_size=40,
     )
 )
 def test_the_tallies_of_a_batch_are_those_of_its_calls_one_at_a_time(
-    calls: list[tuple[str, str, str, float | None]],
+    calls: list[tuple[str, str, str, float | None, bool]],
 ) -> None:
     got = tally_calls(calls, layout_for(SETTINGS), {"s": SETTINGS.targets_for(SETTINGS.sources[0])})
     expected = one_at_a_time(calls)

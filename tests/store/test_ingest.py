@@ -348,7 +348,7 @@ def test_a_version_3_database_gets_what_messages_refer_to_and_its_callbacks_thei
         keys = dict(conn.execute(select(CALLS.c.external_id, CALLS.c.caller_key)).all())
         indexes = {i["name"] for i in inspect(conn).get_indexes("call")}
         version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
-        assert version.scalar_one() == str(SCHEMA_VERSION) == "4"
+        assert version.scalar_one() == str(SCHEMA_VERSION)
     assert refers == {
         "missed:k1@support@1795165200": "k1@support@1795165200",
         "missed:77": "call:77",
@@ -362,6 +362,51 @@ def test_a_version_3_database_gets_what_messages_refer_to_and_its_callbacks_thei
         "k2@support@1795169000": "tel:079460000",
     }
     assert "ix_call_got_through" in indexes
+
+
+def test_a_version_4_database_keeps_its_rows_and_learns_who_answered_from_then_on(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A v4 database (no message.agent or left_out, call.agent, inquiry.closed_by or agent),
+    written by a poll of a chat and a queue_log: the upgrade adds the columns and keeps every
+    row; the first start measures the stored inquiries again (the rules changed), so each
+    learns the reply that answered it; what is stored before names nobody, what is read after
+    names its responder."""
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    path.write_text(line("c1", 0, "customer") + line("c1", 5, "agent", author="Ann"))
+    poll(engine, settings)
+    reconcile(engine, settings)
+    call = CallEvent("k1", "support", T0, CallOutcome.ANSWERED, wait_seconds=4, agent="PJSIP/1")
+    with engine.begin() as conn:  # as version 4 left them
+        store_batch(conn, measuring(settings, settings.sources[0]), [call])
+        for table, column in [
+            ("message", "agent"),
+            ("message", "left_out"),
+            ("call", "agent"),
+            ("inquiry", "closed_by"),
+            ("inquiry", "agent"),
+        ]:
+            conn.execute(text(f'ALTER TABLE "{table}" DROP COLUMN {column}'))
+        set_meta(conn, "schema_version", "4")
+        set_meta(conn, "measure_signature", "measured under the rules of version 4")
+    prepare(engine)
+    with engine.connect() as conn:
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION)
+        stored = conn.execute(select(MESSAGES.c.external_id, MESSAGES.c.agent)).all()
+        assert [a for _, a in stored] == [None, None]
+        assert conn.execute(select(CALLS.c.external_id, CALLS.c.agent)).all() == [("k1", None)]
+    (before,) = inquiries(engine)
+    assert (before.status, before.response_seconds, before.closed_by) == ("answered", 300, None)
+    assert reconcile(engine, settings) is True
+    (after,) = inquiries(engine)
+    reply = next(e for e, _ in stored if e != after.opened_by)
+    assert (after.response_seconds, after.closed_by, after.agent) == (300, reply, None)
+    path.write_text(
+        path.read_text() + line("c1", 10, "customer") + line("c1", 12, "agent", author="Bo")
+    )
+    poll(engine, settings)
+    assert [i.agent for i in inquiries(engine)] == [None, "Bo"]
 
 
 def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from monitor.config import Settings
 from monitor.measure.events import Stage
 from monitor.measure.summaries import HourCounts
 from monitor.publish.digest.lines import Line, call_lines, inquiry_lines, target_text
+from monitor.publish.digest.teams import TeamSection, team_section
 from monitor.publish.report import duration_text, percent_text
 from monitor.store.figures import SourceFigures, all_figures, day_bounds
 
@@ -165,6 +166,8 @@ class Digest:
     hours: tuple[HourBar, ...]
     generated: str
     version: str
+    # By team, and by agent where `reports.agents: true` (None: no teams configured).
+    teams: TeamSection | None = None
 
 
 def build_digest(
@@ -204,6 +207,7 @@ def build_digest(
         hours=_hours(figures, zone),
         generated=f"{now.astimezone(zone):%a %d %b %Y %H:%M %Z}",
         version=__version__,
+        teams=team_section(engine, settings, since, until, now),
     )
 
 
@@ -357,7 +361,7 @@ def _oldest_open(figures: list[SourceFigures], zone: ZoneInfo, top: int) -> tupl
 def _longest_holds(figures: list[SourceFigures], zone: ZoneInfo, top: int) -> tuple[HoldItem, ...]:
     holds = sorted(
         (h for f in figures for h in f.longest_holds),
-        key=lambda h: (-h.wait_seconds, h.entered_at),
+        key=lambda h: (-(h.wait_seconds or 0.0), h.entered_at),
     )
     return tuple(
         HoldItem(

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import model_validator
 
 from monitor import __version__
-from monitor.config import Duration, HttpUrl, NotifySettings, Settings
+from monitor.config import HttpUrl, NotifySettings, Settings, Timeout
 from monitor.deadlines import Deadline, timed_out
 from monitor.publish.deliveries import DeliveryError
 
@@ -58,7 +58,7 @@ class HttpNotifySettings(NotifySettings):
     url: HttpUrl | None = None
     # The whole POST (connecting, sending, the answer) ends within it, however slowly the
     # receiver answers, so a slow receiver cannot stall alerts.
-    timeout: Duration = timedelta(seconds=10)
+    timeout: Timeout = timedelta(seconds=10)
 
     @model_validator(mode="after")
     def _destination(self) -> HttpNotifySettings:

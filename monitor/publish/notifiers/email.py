@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from pydantic import model_validator
 
-from monitor.config import NotifySettings
+from monitor.config import Mailbox, NotifySettings
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.notifiers.base import Notice, Notifier
 
@@ -22,7 +22,7 @@ class EmailNotifySettings(NotifySettings):
     """`{kind: email, to: [...]}`: sent over the `smtp:` section, which it needs."""
 
     needs_smtp: ClassVar[bool] = True
-    to: list[str] = []
+    to: list[Mailbox] = []
 
     @model_validator(mode="after")
     def _destination(self) -> EmailNotifySettings:

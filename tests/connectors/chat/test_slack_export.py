@@ -141,7 +141,7 @@ def test_the_workspace_team_can_be_given_instead_of_guessed(tmp_path: Path) -> N
     export = SlackExport(tmp_path / "export", users=users)
     export.add("support", message("U01", at(9)), message("U09SAM", at(9.5), thread=at(9)))
     export.write()
-    settings, engine = open_store(tmp_path, [slack(team=TEAM)])
+    settings, engine = open_store(tmp_path, [slack(workspace_team=TEAM)])
     poll(engine, settings, "slack")
     assert status(engine) == {(ts(at(9)), "first"): ("answered", 1800.0)}
 

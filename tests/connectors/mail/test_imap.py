@@ -474,7 +474,7 @@ def test_plain_imap_to_a_remote_host_and_two_secrets_are_config_errors(mailbox: 
             {"sources": [mailbox.source(host="imap.example.com", security="none")]}, Path(".")
         )
     assert remote.value.problems == [
-        "sources[0]: security: none is only allowed for a server on loopback"
+        "sources[0] (source inbox): security: none is only allowed for a server on loopback"
     ]
     with pytest.raises(ConfigError) as both:
         settings_from_mapping({"sources": [mailbox.source(oauth2_token_file="token")]}, Path("."))

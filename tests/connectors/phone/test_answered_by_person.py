@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.checks import run_checks
-from monitor.config import settings_from_mapping
+from monitor.config_file import settings_from_mapping
 from tests.connectors.phone.test_customers import PBX, THREECX, cdr, threecx, write
 from tests.connectors.store import aware, calls, inquiries, open_store, poll
 

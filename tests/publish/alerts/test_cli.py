@@ -17,6 +17,7 @@ from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import measuring, store_batch
 from monitor.store.tables import ALERT_STATES, DELIVERIES
+from tests.servers import free_port
 from tests.sinks import HttpSink
 
 # Years ago: over hold_max whatever the clock says when the command runs.
@@ -29,6 +30,7 @@ def write_config(tmp_path: Path, url: str) -> Path:
         "database": "sqlite:///monitor.db",
         "sources": [{"name": "phones", "kind": "asterisk_queue_log", "path": "queue_log"}],
         "alerts": {"every": "2m", "notify": [{"kind": "webhook", "url": url}]},
+        "metrics": {"listen": f"127.0.0.1:{free_port()}"},  # `check` tries to listen there
     }
     path = tmp_path / "support-monitor.yaml"
     path.write_text(yaml.safe_dump(config))
