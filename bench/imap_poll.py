@@ -41,12 +41,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+# The project root, not tests/ (whose own `connectors` package would hide ours): the test
+# servers are imported as `tests.servers`.
+sys.path.insert(0, str(ROOT))
 
 from _children import Child, byte_compile, median_child, run_child  # noqa: E402
-from servers import DovecotServer, start_dovecot  # noqa: E402
 
 from connectors.mail.imap import HEADER_ITEM  # noqa: E402
+from tests.servers import DovecotServer, start_dovecot  # noqa: E402
 
 TARGET_RATIO = 2.0
 START = datetime(2026, 10, 1, 8, 0, tzinfo=UTC)

@@ -12,39 +12,23 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-# The imports below build some 75,000 objects the collector tracks, nearly all of them kept
-# as long as the process lives: the collections they set off free next to nothing and cost
-# about a tenth of the imports' CPU time (80 ms of a poll). So the collector is off while they
-# run; `main` then freezes what they built out of its sight.
-_collecting = gc.isenabled()
-gc.disable()
+from monitor import __version__
+from monitor.errors import SupportMonitorError
+from monitor.publish.printable import block, line
 
-from connectors import connector_class  # noqa: E402
-from monitor import __version__  # noqa: E402
-from monitor.config import NOTHING_TO_MONITOR, Settings  # noqa: E402
-from monitor.config_file import ConfigError, config_path, load_settings  # noqa: E402
-from monitor.errors import SupportMonitorError  # noqa: E402
-from monitor.publish.printable import block, line  # noqa: E402
-from monitor.store.database import StoreError, make_engine, prepare  # noqa: E402
-from monitor.store.ingest import (  # noqa: E402
-    PollResult,
-    import_paths,
-    poll_source,
-    reconcile,
-    utcnow,
-)
-
-if _collecting:
-    gc.enable()
-
-# What only some commands use (checks, the exporter, reports, rich's progress bar) is imported
-# by those commands: a `poll` run from cron pays no start-up for them.
+# The application (pydantic, SQLAlchemy, the tables, the connectors) is imported by `main` once
+# the arguments are read, and what only some commands use (ingest, checks, the exporter,
+# reports, rich's progress bar) by those commands: `--help`, `--version` and a usage error cost
+# argparse alone, and `metrics`, `report` or a `poll` from cron pay only for what they run.
 if TYPE_CHECKING:
     from sqlalchemy import Engine
+
+    from monitor.config import Settings
+    from monitor.store.ingest import PollResult
 
 logger = logging.getLogger("monitor")
 
@@ -64,6 +48,10 @@ class PrintableFormatter(logging.Formatter):
 
 
 LOG_LIMIT = 2000  # characters of one log line
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -199,13 +187,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # The tens of thousands of objects of start-up (SQLAlchemy, pydantic, the tables) live as
-    # long as the process: moved out of the collector's sight, they are not traversed again by
-    # every full collection; and ingest allocates millions of short-lived objects, so the
-    # youngest generation is collected every 10,000 allocations instead of every 700. Together
-    # about a tenth of a second of a 20,000-message IMAP poll.
-    gc.freeze()
-    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
@@ -213,6 +194,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, handlers=[handler])
     if not args.debug:  # APScheduler logs every job run at INFO; ours already says what happened
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Importing the application builds some 75,000 objects the collector tracks, nearly all of
+    # them kept as long as the process lives: the collections they would set off free next to
+    # nothing and cost about a tenth of the imports' CPU time (80 ms of a poll). So the
+    # collector is off while they run, and what they built is then frozen out of its sight (not
+    # traversed again by every full collection); and ingest allocates millions of short-lived
+    # objects, so the youngest generation is collected every 10,000 allocations instead of
+    # every 700. Together about a tenth of a second of a 20,000-message IMAP poll.
+    collecting = gc.isenabled()
+    gc.disable()
+    from monitor.config_file import ConfigError
+    from monitor.store.database import StoreError
+
+    if collecting:
+        gc.enable()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
         return dispatch(args)
     except ConfigError as exc:
@@ -238,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def dispatch(args: argparse.Namespace) -> int:
+    from monitor.config import NOTHING_TO_MONITOR
+    from monitor.config_file import ConfigError, config_path, load_settings
+
     if args.command == "init":  # writes a config: there is none to load yet
         return init(args.kinds, args.file or str(config_path(args.config)))
     settings = load_settings(config_path(args.config))
@@ -311,6 +311,7 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
     What a format cannot do with an objective (a tier that cannot fire, opening hours pyrra
     cannot count) is said on stderr."""
     from monitor.config import slos
+    from monitor.config_file import ConfigError
     from monitor.publish.slo import Unwritable, prometheus, pyrra, sloth
 
     objectives = slos(settings)
@@ -337,6 +338,9 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
 
 
 def open_store(settings: Settings) -> Engine:
+    from monitor.store.database import make_engine, prepare
+    from monitor.store.ingest import reconcile
+
     engine = make_engine(settings.file.database, settings.base_dir)
     prepare(engine)
     reconcile(engine, settings)
@@ -354,6 +358,8 @@ def _sources(settings: Settings, names: Sequence[str]) -> list[str]:
 
 
 def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
+    from monitor.store.ingest import poll_source
+
     failed = 0
     for name in _sources(settings, names):
         result = poll_source(engine, settings, settings.source(name), now=utcnow())
@@ -363,6 +369,9 @@ def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
 
 
 def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path]) -> int:
+    from connectors import connector_class
+    from monitor.store.ingest import import_paths
+
     _sources(settings, [name])
     missing = [str(p) for p in paths if not p.exists()]
     if missing:

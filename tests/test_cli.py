@@ -347,3 +347,23 @@ def test_check_names_a_refused_file_as_printable_text(
     assert shown in out
     assert [c for c in UNPRINTABLE if c in out] == []
     assert not [line for line in out.splitlines() if line.startswith("firing")]
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_help_and_version_are_answered_before_the_application_is_imported(option: str) -> None:
+    # Start-up is most of what `--help` costs: the database layer, pydantic and the
+    # connectors are imported only by commands that use them.
+    script = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        "try:\n"
+        f"    main([{option!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('sqlalchemy', 'sqlmodel', 'pydantic', 'yaml', 'connectors', 'imapclient')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"

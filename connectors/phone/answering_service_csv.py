@@ -249,14 +249,13 @@ class AnsweringServiceCsvConnector(LineFileSource):
             columns = f"{row.label('callback_number')} and {row.label('caller')}"
             raise RowError(f"missing {columns}")
         message_id = row.text("id") or _content_id(taken, caller, callback)
-        returned = row.optional_time("callback_at")
         return answering_message(
             message_id,
             taken,
             caller=caller or None,
             callback_number=callback or None,
             urgency=row.text("urgency") or None,
-            returned=returned,
+            returned=row.optional_time("callback_at"),
         )
 
 

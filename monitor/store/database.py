@@ -104,6 +104,8 @@ def prepare(engine: Engine) -> None:
 
     A database written by a newer version is refused rather than half-understood; an older one
     is migrated step by step inside one transaction (MIGRATIONS)."""
+    if engine.dialect.name == "postgresql":
+        _postgresql_partial_indexes()
     try:
         with engine.begin() as conn:
             serialize(conn)
@@ -126,6 +128,16 @@ def prepare(engine: Engine) -> None:
         # SQLite says "unable to open database file" for a folder it may not write in.
         problem = sqlite_access(engine) or _first_line(exc)
         raise StoreError(f"database {describe(engine)}: {problem}") from None
+
+
+def _postgresql_partial_indexes() -> None:
+    """Give PostgreSQL the WHERE of each partial index, declared for SQLite only in
+    monitor.store.tables (so that SQLite processes never load the PostgreSQL dialect)."""
+    for table in SQLModel.metadata.tables.values():
+        for index in table.indexes:
+            where = index.dialect_options["sqlite"]["where"]
+            if where is not None:
+                index.dialect_options["postgresql"]["where"] = where
 
 
 def schema_version(conn: Connection, engine: Engine) -> int:

@@ -573,3 +573,20 @@ def test_reading_ahead_stopped_early_closes_the_source() -> None:
     with read_ahead(endless()) as taken:
         first = next(iter(taken))
     assert first.cursor == {"n": 0} and closed == ["closed"]
+
+
+def test_the_partial_call_indexes_are_partial_on_both_databases(
+    tmp_path: Path, database_url: str
+) -> None:
+    # Their WHERE is declared for SQLite in the tables (so SQLite processes never load the
+    # PostgreSQL dialect) and given to PostgreSQL when its schema is prepared.
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            query = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'call'"
+        else:
+            query = "SELECT name, sql FROM sqlite_master WHERE tbl_name = 'call'"
+        definitions = dict(conn.execute(text(query)).all())
+    assert "WHERE" in definitions["ix_call_waiting"].upper()
+    assert "WHERE" in definitions["ix_call_got_through"].upper()
