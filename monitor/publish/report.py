@@ -248,6 +248,18 @@ def _notes(figures: Sequence[SourceFigures]) -> list[str]:
                     f"{where}: {c.unknown} call{'s' * (c.unknown != 1)} never seen to end: "
                     f"counted, but left out of the waits and the service level{seen}"
                 )
+            if c.system_ended:
+                notes.append(
+                    f"{where}: {c.system_ended} call{'s' * (c.system_ended != 1)} ended by the "
+                    "phone system with no person (an IVR or closed message, a hang-up "
+                    "destination, an empty queue): missed, not answered"
+                )
+            if c.missed_without_number:
+                notes.append(
+                    f"{where}: {c.missed_without_number} missed call"
+                    f"{'s' * (c.missed_without_number != 1)} with no number to call back "
+                    "(withheld)"
+                )
             if c.short_abandoned:
                 notes.append(
                     f"{where}: {c.short_abandoned} short abandon"

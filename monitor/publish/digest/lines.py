@@ -229,6 +229,23 @@ def call_lines(
             alarm=(day.longest_wait_seconds or 0) > targets.hold_warn.total_seconds(),
         ),
     ]
+    if day.system_ended:
+        lines.append(
+            Line(
+                "Ended by the phone system",
+                str(day.system_ended),
+                "no person took them: missed, not answered",
+                alarm=True,
+            )
+        )
+    if day.missed_without_number:
+        lines.append(
+            Line(
+                "Missed, no number",
+                str(day.missed_without_number),
+                "withheld callers: no callback possible",
+            )
+        )
     if day.waiting_now:
         lines.append(
             Line(
