@@ -33,7 +33,8 @@ def test_calls_the_system_ended_are_let_downs_not_answered(tmp_path: Path) -> No
     poll(engine, settings, "3cx", now=NOW)
     digest = build_digest(engine, settings, DAY, NOW)
     (touchpoint,) = [t for g in digest.stages for t in g.touchpoints]
-    lines = {line.label: line.value for line in touchpoint.call_lines}
+    (calls,) = [section for section in touchpoint.sections if section.title.startswith("Calls")]
+    lines = {line.label: line.value for line in calls.lines}
     assert lines["Calls"] == "8"
     assert lines["Answered"] == "7"
     assert lines["Ended by the phone system"] == "1"
