@@ -116,6 +116,9 @@ class Batch:
     # Records read and left out on purpose, or not measured yet, per reason in a few words
     # ("internal calls": 12). Reasons are fixed words of the connector, never data.
     skipped: dict[str, int] = field(default_factory=dict)
+    # What the poll should say about records it kept, per remark in a few words ("inbound
+    # calls (a guess from the numbers)": 40): how a judgement was made where it is not certain.
+    noted: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,9 @@ def window_of(settings: PlausibleTimes, now: datetime) -> Window:
     return Window.of(earliest, now.astimezone(UTC) + settings.ahead)
 
 
+# Distinct remarks a batch keeps (`Records.note`); the rest are counted together.
+MAX_REMARKS = 20
+
 # A record's events: one event, several, or none (a record that is skipped on purpose).
 Made = Event | Iterable[Event] | None
 
@@ -189,13 +195,14 @@ class Records:
     time in what it made reject that record, located, and nothing of it is kept. `batch` hands
     over what was collected and starts afresh, so one `Records` serves a whole fetch."""
 
-    __slots__ = ("events", "read", "rejected", "skipped", "window")
+    __slots__ = ("events", "noted", "read", "rejected", "skipped", "window")
 
     def __init__(self, window: Window) -> None:
         self.window = window
         self.events: list[Event] = []
         self.rejected: list[Rejection] = []
         self.skipped: Counter[str] = Counter()
+        self.noted: Counter[str] = Counter()
         # Records made without a rejection over the collector's life (events or not: a line
         # that only opens a call, a record skipped on purpose), for `Connector.sample`.
         self.read = 0
@@ -256,11 +263,19 @@ class Records:
         if count:
             self.skipped[reason] += count
 
+    def note(self, remark: str, count: int = 1) -> None:
+        """Count `count` records kept with `remark` (how a judgement about them was made, where
+        it is not certain: fixed words of the connector, never data), for the poll to say."""
+        if count:
+            if remark not in self.noted and len(self.noted) >= MAX_REMARKS:
+                remark = "other remarks"  # a remark may name a destination read from the file
+            self.noted[remark] += count
+
     def batch(self, cursor: Cursor) -> Batch:
         """A batch of everything collected, with `cursor`; the collector starts empty again."""
-        batch = Batch(self.events, cursor, self.rejected, dict(self.skipped))
+        batch = Batch(self.events, cursor, self.rejected, dict(self.skipped), dict(self.noted))
         self.events, self.rejected = [], []
-        self.skipped = Counter()
+        self.skipped, self.noted = Counter(), Counter()
         return batch
 
     def parsed(self) -> tuple[list[Event], list[Rejection]]:

@@ -98,6 +98,8 @@ class Preset:
     timezone: str | None = None
     # Said with the reason when a file lacks a column the preset needs.
     hint: str | None = None
+    # The system's documentation says its answer time is a person's (never an IVR's).
+    answers_are_people: bool = False
 
 
 def mapping(
@@ -345,7 +347,11 @@ class CallTimes:
         raise RowError("no wait: map `wait`, `duration` and `billable`, or `answered` and `ended`")
 
     def answer_at(self, wait: float) -> datetime:
-        """When an answered call was answered: the file's answer time, else after its wait."""
+        """When an answered call was answered: after its wait to answer when the file gives
+        one (FreeSWITCH `waitsec` ends at the bridge to a person, while `answer_stamp` may be
+        an IVR's), else the file's answer time, else after its wait."""
+        if self.wait_to_answer is not None and self.wait is None:
+            return self.entered + timedelta(seconds=self.wait_to_answer)
         return self.answered or self.entered + timedelta(seconds=wait)
 
     def talk_for(self, answered: bool) -> float | None:

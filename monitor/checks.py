@@ -28,6 +28,7 @@ from connectors import connector_class
 from connectors.base import ConnectorError
 from monitor.config import NOTHING_TO_MONITOR, Settings, SmtpSettings, is_loopback
 from monitor.publish import deliveries
+from monitor.publish.digest.due import waiting_line
 from monitor.publish.mailer import connect
 from monitor.publish.server import ListenError, open_server, split_listen
 from monitor.publish.status_access import StatusAccessError, load_users
@@ -169,16 +170,23 @@ def check_database(settings: Settings, report: Report) -> None:
             return
         report.ok("database", verify(engine))
         report_deliveries(engine, report.say)
+        report_digest_wait(engine, settings, report.say)
     except StoreError as exc:
         report.fail("database", str(exc).removeprefix("database: ").removeprefix("database "))
+
+
+def has_deliveries(engine: Engine) -> bool:
+    """The database holds deliveries to read (`check` creates nothing: connecting to a
+    SQLite file that is not there would create it)."""
+    if engine.dialect.name == "sqlite" and not Path(engine.url.database or "").exists():
+        return False
+    return inspect(engine).has_table("delivery")
 
 
 def report_deliveries(engine: Engine, say: Callable[[str], None]) -> None:
     """Digests and alert notifications that failed for good: a warning, not a failed check
     (the SMTP line below says whether the server works now)."""
-    if engine.dialect.name == "sqlite" and not Path(engine.url.database or "").exists():
-        return  # connecting would create the file: `check` creates nothing
-    if not inspect(engine).has_table("delivery"):  # a new database
+    if not has_deliveries(engine):
         return
     with transaction(engine) as conn:
         failed = deliveries.failures(conn)
@@ -186,6 +194,13 @@ def report_deliveries(engine: Engine, say: Callable[[str], None]) -> None:
     if latest is not None:
         counts = ", ".join(f"{p} by {n}: {c}" for (p, n), c in sorted(failed.items()))
         say(f"warn  deliveries failed ({counts}); latest {latest[0]}: {latest[1]}")
+
+
+def report_digest_wait(engine: Engine, settings: Settings, say: Callable[[str], None]) -> None:
+    """The digest due now that waits for sources not read after its day ended, and which (or
+    that it is overdue): no failure, `run` sends it."""
+    if has_deliveries(engine) and (waiting := waiting_line(engine, settings, utcnow())):
+        say(f"wait  {waiting}")
 
 
 def check_sources(settings: Settings, report: Report, now: datetime) -> None:

@@ -542,26 +542,37 @@ def explained_report(
 
 def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
     """One evaluation: a line per transition and per notice, then a summary line. Exit 1 when a
-    notification could not be delivered (it is retried by the next evaluation or by `run`)."""
-    from monitor.publish.alerts.run import run_once
+    notification could not be delivered (it is retried by the next evaluation or by `run`).
+    A dry run prints each notification as each notifier would send it: an e-mail's subject
+    and text, a webhook's text."""
+    from monitor.publish.alerts.run import run_once, summaries
 
-    outcome = run_once(engine, settings, utcnow(), dry_run=dry_run)
-    # Subjects and summaries name inquiries and callers: outsiders' text, printed as one line.
-    for change in outcome.changes:
-        if change.kind != "keep":
-            state = change.old if change.kind == "resolve" else change.finding
-            assert state is not None
-            word = "firing" if change.kind == "fire" else "resolved"
-            print(line(f"{word:<9} {state.rule} {state.severity} {state.subject}", LOG_LIMIT))
-    verb = "would send" if dry_run else "notify"
+    now = utcnow()
+    outcome = run_once(engine, settings, now, dry_run=dry_run)
+    # Summaries name inquiries and callers: outsiders' text, printed as one line each.
+    moving = [change for change in outcome.changes if change.kind != "keep"]
+    for change, summary in zip(moving, summaries(engine, settings, moving, now), strict=True):
+        state = change.old if change.kind == "resolve" else change.finding
+        assert state is not None
+        word = "firing" if change.kind == "fire" else "resolved"
+        print(line(f"{word:<9} {state.rule} {state.severity}: {summary}", LOG_LIMIT))
     for told in outcome.told:
         body = told.body
+        if dry_run:
+            for sent in told.sends:
+                print(line(f"would send to {sent.to}:", LOG_LIMIT))
+                for said in _as_sent(settings, sent.kind, sent.notify, sent.body):
+                    print(line(f"    {said}", LOG_LIMIT))
+            if not told.sends:
+                said = f"[{body['severity']} {body['status']}] {body['summary']}"
+                print(line(f"would send {said} -> no notifier configured", LOG_LIMIT))
+            continue
         where = ", ".join(told.to) or "no notifier configured"
-        said = f"{verb:<9} [{body['severity']} {body['status']}] {body['summary']} -> {where}"
+        said = f"{'notify':<9} [{body['severity']} {body['status']}] {body['summary']} -> {where}"
         print(line(said, LOG_LIMIT))
     for notice in outcome.held:
         state = notice.state
-        print(line(f"{'held':<9} {notice.event} {state.rule} {state.subject} (quiet hours)"))
+        print(line(f"{'held':<9} {notice.event} {state.rule} {state.severity} (quiet hours)"))
     for error in outcome.errors:
         print(line(f"{'error':<9} {error}", LOG_LIMIT))
     counts = outcome.deliveries
@@ -573,6 +584,14 @@ def alerts(engine: Engine, settings: Settings, *, dry_run: bool) -> int:
         f"{counts['pending']} to retry, {counts['failed']} failed"
     )
     return 1 if counts["pending"] or counts["failed"] else 0
+
+
+def _as_sent(settings: Settings, kind: str, index: int, body: dict[str, object]) -> list[str]:
+    """The lines a person reads of a notification: an e-mail's subject and plain text, a
+    webhook's `text` (what a chat shows)."""
+    from monitor.publish.notifiers import notifier_for
+
+    return notifier_for(settings, index, kind).readable(body)
 
 
 def purge(engine: Engine, settings: Settings, *, dry_run: bool) -> int:

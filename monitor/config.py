@@ -603,7 +603,20 @@ class SmtpSettings(Model):
 class DigestSettings(Model):
     schedule: str = "0 8 * * *"  # cron (minute hour day month weekday) in `timezone`
     to: list[Mailbox] = []
-    top: int = Field(default=10, ge=1, le=100)  # oldest open inquiries and longest holds listed
+    # oldest open inquiries, unreturned callbacks and longest holds listed
+    top: int = Field(default=10, ge=1, le=100)
+    # How long the digest of a day waits for every enabled source to be read after the day
+    # ended (after the service started, for its start-up catch-up) before it goes out anyway,
+    # naming the sources still unread first. At most 12h: the next day's digest is due next.
+    wait_for_sources: Duration = timedelta(minutes=30)
+    link: HttpUrl | None = None  # one link at the top of the digest (a Grafana dashboard, say)
+
+    @field_validator("wait_for_sources")
+    @classmethod
+    def _within_half_a_day(cls, value: timedelta) -> timedelta:
+        if value > timedelta(hours=12):
+            raise ValueError(f"expected at most 12h, got {value.total_seconds() / 3600:g}h")
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -626,6 +639,11 @@ class NotifySettings(Model):
 
     needs_smtp: ClassVar[bool] = False
     kind: str
+
+    def names_customers(self) -> bool:
+        """Whether its notices name customers (numbers, names, inquiry subjects). Not by
+        default: a notice that may leave the support team carries no customer identifier."""
+        return False
 
 
 class QuietHours(Model):

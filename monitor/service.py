@@ -17,9 +17,13 @@ several instances notify once, and one that stops leaves the others alerting.
 
 The digest (when `digest.to` names someone) is a cron job on `digest.schedule` in the configured
 timezone; it builds and *claims* the digest of the day before the fire time, then sends it (see
-monitor.publish.digest.mail: one send per day even with several instances). A 30-second job retries
-digests whose send failed, after their backoff, and a run at start-up catches up a digest whose
-fire time passed in the last day while no instance was running.
+monitor.publish.digest.mail: one send per day even with several instances), but only once every
+enabled source has been read after that day ended and after this process started
+(monitor.publish.digest.due): until then the job returns at once and a job at every
+`cluster.tick` looks again, so the scheduler is never blocked; after `digest.wait_for_sources`
+it goes out anyway, naming the sources still unread. The same tick retries digests whose send
+failed, after their backoff, and a run at start-up catches up a digest whose fire time passed
+in the last day while no instance was running.
 
 With `retention` set, a job deletes what is older (monitor.store.retention) five minutes after start
 and then daily; on PostgreSQL every instance runs it, in turns, the later ones finding nothing.
@@ -35,7 +39,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -43,12 +47,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from monitor.config import Settings, SourceSettings
-from monitor.cron import cron_trigger, last_fire
 from monitor.publish.alerts.run import run_once
+from monitor.publish.digest.due import Due, due_digest, reasons, trigger_of, unread
 from monitor.publish.exporter import ProcessMetrics, registry_for
 from monitor.publish.server import make_app, serve
 from monitor.publish.status_access import Gate
 from monitor.publish.status_routes import StatusApp
+from monitor.publish.unread import when
+from monitor.publish.words import duration_text
 from monitor.store import leases
 from monitor.store.database import StoreError
 from monitor.store.ingest import poll_source, utcnow
@@ -120,60 +126,102 @@ class Poller:
                 logger.error("renewing the lease of %s: %s", name, exc)
 
 
-def alert_job(engine: Engine, settings: Settings, stop: threading.Event) -> Callable[[], None]:
+def alert_job(
+    engine: Engine, settings: Settings, stop: threading.Event, started_at: datetime
+) -> Callable[[], None]:
     def evaluate() -> None:
         if stop.is_set():
             return
         try:
-            run_once(engine, settings, utcnow())
+            # A source not read since this start keeps its alerts as they were: no caller
+            # "resolved" or newly "waiting" on rows from before the restart.
+            run_once(engine, settings, utcnow(), started_at=started_at)
         except StoreError as exc:  # the database is down: say so, evaluate again next time
             logger.error("alerts: %s", exc)
 
     return evaluate
 
 
-DIGEST_RETRY_SECONDS = 30  # the first backoff of a failed delivery (monitor.publish.deliveries)
-DIGEST_CATCH_UP = timedelta(days=1)
-
-
 class DigestJob:
-    """Claims and sends the digest that the schedule says is due; retries failed sends."""
+    """Claims and sends the digest that the schedule says is due, once its sources are read;
+    retries failed sends.
+
+    `run` is cheap and never blocks: when the due digest's sources have not all been read
+    since its day ended (and since this service started), it logs which and returns; the
+    service calls it again at every tick (`cluster.tick`), and it claims the digest as soon as
+    they are read, or once `digest.wait_for_sources` has passed (naming them first)."""
 
     def __init__(
-        self, engine: Engine, settings: Settings, clock: Callable[[], datetime] = utcnow
+        self,
+        engine: Engine,
+        settings: Settings,
+        clock: Callable[[], datetime] = utcnow,
+        started_at: datetime | None = None,
     ) -> None:
         assert settings.file.digest is not None
         self.engine = engine
         self.settings = settings
         self.clock = clock
-        self.trigger = cron_trigger(settings.file.digest.schedule, settings.timezone)
-
-    def due_day(self, now: datetime) -> datetime | None:
-        """The latest fire time at or before `now` (within a day), if any."""
-        # A second of slack: the scheduler may call a job a hair before our clock says so.
-        return last_fire(self.trigger, now + timedelta(seconds=1), DIGEST_CATCH_UP)
+        self.started_at = started_at if started_at is not None else clock()
+        self.wait = settings.file.digest.wait_for_sources
+        trigger = trigger_of(settings)
+        assert trigger is not None
+        self.trigger = trigger
+        self._said: tuple[date, tuple[str, ...]] | None = None  # the wait last logged
 
     def run(self) -> None:
-        """Claim the digest of the day before the latest fire time, then send what is due."""
-        from monitor.publish.digest.mail import claim_digest, deliver_digests
+        """Claim the digest of the day before the latest fire time once its sources are read
+        (or the wait is over), then send what is due."""
+        from monitor.publish.digest.mail import deliver_digests, is_claimed
 
         now = self.clock()
-        fired = self.due_day(now)
+        due = due_digest(self.settings, self.trigger, now)
         try:
-            if fired is not None:
-                day = fired.astimezone(self.settings.timezone).date() - timedelta(days=1)
-                claim_digest(self.engine, self.settings, day, now)
+            if due is not None and not is_claimed(self.engine, due.day):
+                self._claim_when_read(due, now)
             deliver_digests(self.engine, self.settings, now)
-        except StoreError as exc:  # the database is down: the retry job tries again
+        except StoreError as exc:  # the database is down: the next tick tries again
             logger.error("digest: %s", exc)
 
-    def retry(self) -> None:
-        from monitor.publish.digest.mail import deliver_digests
+    def _claim_when_read(self, due: Due, now: datetime) -> None:
+        from monitor.publish.digest.mail import claim_digest
 
-        try:
-            deliver_digests(self.engine, self.settings, self.clock())
-        except StoreError as exc:
-            logger.error("digest: %s", exc)
+        read_after = due.read_after(self.started_at)
+        missing = unread(self.engine, self.settings, read_after, now)
+        deadline = due.deadline(self.wait, self.started_at)
+        why = reasons(missing, read_after, self.settings)
+        if missing and now < deadline:
+            names = tuple(h.source for h in missing)
+            if self._said != (due.day, names):  # once per change, not at every tick
+                self._said = (due.day, names)
+                logger.info(
+                    "digest %s waits for sources not read since %s: %s; sent by %s at the latest",
+                    due.day,
+                    when(read_after, self.settings.timezone),
+                    why,
+                    when(deadline, self.settings.timezone),
+                )
+            return
+        if missing:
+            logger.warning(
+                "digest %s goes out after waiting %s without these sources read: %s",
+                due.day,
+                duration_text(self.wait.total_seconds()),
+                why,
+            )
+        started = read_after > due.day_end
+        claim_digest(
+            self.engine,
+            self.settings,
+            due.day,
+            now,
+            read_after=read_after,
+            read_after_words=(
+                f"the monitor started ({when(read_after, self.settings.timezone)})"
+                if started
+                else None
+            ),
+        )
 
 
 def schedule_digest(
@@ -183,7 +231,7 @@ def schedule_digest(
     if digest is None or not digest.to:
         logger.info("digest: not scheduled (no recipients in digest.to)")
         return
-    job = DigestJob(engine, settings)
+    job = DigestJob(engine, settings, started_at=start_at)
     scheduler.add_job(
         job.run,
         job.trigger,
@@ -194,14 +242,17 @@ def schedule_digest(
         misfire_grace_time=3600,  # a busy or suspended machine still sends it, late
     )
     scheduler.add_job(job.run, "date", run_date=start_at, id="digest-catch-up")
+    # Each tick: a digest waiting for its sources is claimed once they are read (or the wait
+    # is over), and a failed send is retried after its backoff. Two small queries when idle.
+    tick = max(1, int(settings.file.cluster.tick.total_seconds()))
     scheduler.add_job(
-        job.retry,
+        job.run,
         "interval",
-        seconds=DIGEST_RETRY_SECONDS,
-        id="digest-retry",
+        seconds=tick,
+        id="digest-tick",
         max_instances=1,
         coalesce=True,
-        misfire_grace_time=DIGEST_RETRY_SECONDS,
+        misfire_grace_time=tick,
     )
     following = job.trigger.get_next_fire_time(None, start_at)
     logger.info(
@@ -291,7 +342,7 @@ def build_scheduler(
         )
     every = max(1.0, settings.file.alerts.every.total_seconds())
     scheduler.add_job(
-        alert_job(engine, settings, stop),
+        alert_job(engine, settings, stop, start_at),
         "interval",
         seconds=every,
         id="alerts",
@@ -335,16 +386,17 @@ def run(engine: Engine, settings: Settings, stop: threading.Event | None = None)
 def _serve(engine: Engine, settings: Settings, stop: threading.Event) -> int:
     process = ProcessMetrics()
     registry = registry_for(engine, settings, utcnow, process)
+    started = utcnow()
     gate = Gate.from_settings(settings, utcnow)
-    status = StatusApp(engine, settings, gate, utcnow)
-    app = make_app(registry, engine, utcnow, status)
+    status = StatusApp(engine, settings, gate, utcnow, started)
+    app = make_app(registry, engine, utcnow, settings, started, status_app=status)
     server, _thread = serve(settings.file.metrics.listen, app)
     logger.info(
         "serving the status page at / (%s), /metrics and /healthz on http://%s",
         "off: no status.users" if gate.closed else "login required" if gate.required else "open",
         settings.file.metrics.listen,
     )
-    scheduler = build_scheduler(engine, settings, stop, start_at=utcnow(), process=process)
+    scheduler = build_scheduler(engine, settings, stop, start_at=started, process=process)
     scheduler.start()
     names = ", ".join(s.name for s in settings.sources if s.enabled) or "none"
     logger.info("polling sources: %s", names)

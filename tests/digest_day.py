@@ -191,10 +191,22 @@ def build_day(
 
 
 def empty_store(folder: Path, database: str, **top: Any) -> tuple[Settings, Engine]:
-    """The same sources with nothing read: a day without data."""
+    """The same sources, never read: a day without data, and without a source read."""
     settings = config(folder, database, **top)
     engine = make_engine(database, folder)
     prepare(engine)
+    return settings, engine
+
+
+def quiet_store(folder: Path, database: str, **top: Any) -> tuple[Settings, Engine]:
+    """The same sources, each read after the day ended and holding nothing: a quiet day."""
+    for name in ("chat.jsonl", "queue_log"):
+        (folder / name).write_text("", encoding="utf-8")
+    (folder / "answering.csv").write_text(ANSWERING_CSV.splitlines()[0] + "\n", encoding="utf-8")
+    settings, engine = empty_store(folder, database, **top)
+    for source in settings.sources:
+        result = poll_source(engine, settings, source, now=NOW, clock=lambda: NOW)
+        assert result.ok, result.summary()
     return settings, engine
 
 

@@ -48,6 +48,21 @@ def free_port() -> int:
         return port
 
 
+def unreachable_mailbox(**extra: Any) -> dict[str, Any]:
+    """An IMAP source named helpdesk-mail that nobody listens for: every poll is refused at
+    once (a mailbox that never connected)."""
+    return {
+        "name": "helpdesk-mail",
+        "kind": "imap",
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "security": "none",
+        "username": "support@example.com",
+        "password": "x",
+        **extra,
+    }
+
+
 def find_promtool() -> str | None:
     """Path of ``promtool``, or None when it is not installed."""
     return shutil.which("promtool")

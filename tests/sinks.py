@@ -9,6 +9,7 @@ implicit TLS from the first byte; with `credentials` it takes AUTH PLAIN/LOGIN, 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 import threading
@@ -33,6 +34,15 @@ class Received:
 
 
 @dataclass
+class Hold:
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class SmtpSink:
     """An SMTP server that stores messages; `refuse(n, "451 ...")` answers the next n DATA.
 
@@ -49,10 +59,19 @@ class SmtpSink:
     _refusals: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _controller: Controller | None = None
+    _hold: Hold | None = None
 
     def refuse(self, times: int, reply: str = "451 4.3.0 try again later") -> None:
         with self._lock:
             self._refusals.extend([reply] * times)
+
+    def hold_next(self) -> Hold:
+        """Keep the next message (it is received and stored) but hold back the answer to its
+        DATA until `release()`: the sender has sent it and does not know yet."""
+        hold = Hold()
+        with self._lock:
+            self._hold = hold
+        return hold
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._lock:
@@ -62,6 +81,11 @@ class SmtpSink:
             parsed = message_from_bytes(content, policy=policy.default)
             assert isinstance(parsed, EmailMessage)
             self.messages.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), parsed))
+            hold, self._hold = self._hold, None
+        if hold is not None:
+            hold.arrived.set()
+            # Waited for in a worker thread: the server goes on serving other connections.
+            await asyncio.get_running_loop().run_in_executor(None, hold.released.wait, 60)
         return "250 OK"
 
     def start(self) -> SmtpSink:

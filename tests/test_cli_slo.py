@@ -113,8 +113,8 @@ def test_an_objective_of_100_percent_or_an_unknown_calendar_is_a_config_error(
     }
     assert main(["--config", str(write_config(tmp_path, raw)), "slo"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        "config error: sources[0].slo[0].objective: expected an objective above 0% and below "
-        "100%, got 100%"
+        "config error: sources[0].slo[0].objective (source mail): expected an objective above 0% "
+        "and below 100%, got 100%"
     ]
     raw["sources"] = raw["sources"][1:]
     assert main(["--config", str(write_config(tmp_path, raw)), "slo"]) == 2

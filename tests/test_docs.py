@@ -57,6 +57,7 @@ DOCUMENTED_METRICS = {
     "support_responses_clamped_total",
     "support_alerts_firing",
     "support_monitor_build_info",
+    "support_digests_incomplete_total",
     "support_response_verdicts_total",
     "support_call_verdicts_total",
     "support_calendar_open",

@@ -113,3 +113,24 @@ def test_run_stops_on_sigint_too(service: tuple[Service, int]) -> None:
     running.wait_for("polling sources")
     running.process.send_signal(signal.SIGINT)
     assert running.process.wait(timeout=15) == 0
+
+
+def test_healthz_says_a_source_not_read_since_the_start_is_not_read_yet(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from monitor.config_file import load_settings
+    from monitor.publish.server import health
+    from monitor.store.database import make_engine, prepare
+    from monitor.store.ingest import poll_source
+
+    settings = load_settings(write_chat_config(tmp_path))
+    engine = make_engine(settings.file.database, tmp_path)
+    prepare(engine)
+    before = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+    poll_source(engine, settings, settings.sources[0], now=before, clock=lambda: before)
+    started = before + timedelta(hours=1)
+    healthy, body = health(engine, started + timedelta(seconds=5), settings, started)
+    assert healthy and body["sources"]["website-chat"]["status"] == "not read yet"
+    poll_source(engine, settings, settings.sources[0], now=started, clock=lambda: started)
+    _, body = health(engine, started + timedelta(seconds=5), settings, started)
+    assert body["sources"]["website-chat"]["status"] == "read"

@@ -21,8 +21,10 @@ legs ended `settle` (default 2 minutes) before the newest leg read or before now
 written as they hang up. Rows of groups not settled yet travel in the cursor.
 
 A group becomes:
-- inbound (`direction: inbound` for a file of inbound calls only; else dcontext matches
-  `inbound_contexts`, or an outside caller dialled a short number): a
+- inbound (`direction: inbound` for a file of inbound calls only; else the caller's channel is
+  a trunk (connectors.phone.parties: `trunks:`, `extensions:`); else dcontext matches
+  `inbound_contexts`; else an outside or withheld caller dialled a short number, a guess the
+  poll notes): a
   `CallEvent`. Answered when a leg was ANSWERED by a channel (dstchannel set, not VoiceMail);
   its wait is first such answer − the group's first start, i.e. duration − billsec of the
   answering leg plus the earlier legs' ring time: ring and queue time, including any IVR or
@@ -41,7 +43,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -66,6 +68,15 @@ from connectors.base import (
 from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
 from connectors.files import FileCursor
+from connectors.phone.parties import (
+    GUESSED,
+    OUTSIDE_DIGITS,
+    Parties,
+    PartySettings,
+    digits,
+    guess,
+    system_ended,
+)
 from connectors.tabular import (
     Direction,
     Fields,
@@ -101,7 +112,8 @@ CDR_CUSTOM = (
     "disposition amaflags accountcode uniqueid userfield sequence"
 ).split()
 # Fields that must hold something; `end` may also be missing (start + duration).
-REQUIRED = ("src", "dst", "dcontext", "channel", "start", "duration", "billsec")
+# `src` may be empty: a call file's CDR has none (the CDR specification's originate example).
+REQUIRED = ("dst", "dcontext", "channel", "start", "duration", "billsec")
 KEYS = Keys(
     names=tuple(dict.fromkeys([*CDR_CSV[21], *CDR_CUSTOM])),
     times=frozenset({"start", "answer", "end"}),
@@ -112,15 +124,14 @@ DEFAULT_INBOUND = ["from-pstn*", "from-trunk*", "from-did*", "ext-queues", "ext-
 DEFAULT_OUTBOUND = ["from-internal*", "outrt-*", "macro-dialout*", "*outbound*"]
 MAX_PENDING = 2000  # groups held unsettled at most; beyond, the oldest are built as they are
 _TIME = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d")
-_EXTERNAL_DIGITS = 9  # as many digits as a callback number needs (monitor.measure.events)
 
 
-class AsteriskCdrSettings(TabularSettings, LineFileSettings, PhoneSettings):
+class AsteriskCdrSettings(TabularSettings, LineFileSettings, PartySettings, PhoneSettings):
     # `path`: Master.csv, or a glob (LineFileSettings); `timezone`: default the config's, "UTC"
     # with usegmtime=yes; `fields`: the field names of a cdr_custom mapping other than the stock
     layout: Literal["auto", "cdr_csv", "cdr_custom"] = "auto"
     direction: Direction | None = None  # every call of the file (a log of inbound calls only)
-    queue: str | None = None  # one queue label for every inbound call
+    queue: str = "calls"  # the label of inbound calls that ran no Queue application
     queues: dict[str, str] = Field(default_factory=dict)  # dcontext or dst -> queue label
     inbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_INBOUND))
     outbound_contexts: list[str] = Field(default_factory=lambda: list(DEFAULT_OUTBOUND))
@@ -161,7 +172,10 @@ class Leg:
     end: str
     billsec: float
     origin: bool  # the caller's own channel (uniqueid == linkedid, or no linkedid)
-    channel: str = ""  # the calling channel (a cursor saved before it was kept has none)
+    # Kept since calls are told apart by the caller's channel and labelled by their Queue's
+    # first argument: a cursor saved before has legs without them.
+    channel: str = ""  # the calling channel
+    lastdata: str = ""  # the last application's arguments (a Queue's name first)
 
     @property
     def started(self) -> datetime:
@@ -180,6 +194,7 @@ class AsteriskCdrConnector(LineFileSource):
         super().__init__(source, context, **limits)
         assert isinstance(source, AsteriskCdrSettings), type(source)
         self.options = source
+        self.parties = Parties(source)
         self.settle = source.settle
         self.wanted, self.optional = mapping(KEYS, {}, source.columns)
         self.formats = source.time_format or list(DEFAULT_TIME_FORMATS)
@@ -264,7 +279,7 @@ class AsteriskCdrConnector(LineFileSource):
         overflow = max(0, len(legs) - len(done) - MAX_PENDING)
         done.update([key for key in legs if key not in done][:overflow])
         for key in [key for key in legs if key in done]:  # in file order
-            records.take(f"call {key}", self.build, key, legs.pop(key), records.skip)
+            records.take(f"call {key}", self.build, key, legs.pop(key), records)
         return bool(done)
 
     def parse_line(
@@ -301,12 +316,13 @@ class AsteriskCdrConnector(LineFileSource):
             dstchannel=row.text("dstchannel"),
             lastapp=row.text("lastapp"),
             disposition=row.text("disposition").upper(),
+            channel=channel,
+            lastdata=row.text("lastdata")[:200],
             start=start.isoformat(),
             answer=answer.isoformat() if answer else None,
             end=end.isoformat(),
             billsec=billsec,
             origin=not linkedid or uniqueid == linkedid,
-            channel=channel,
         )
 
     def _layout(self, fields: list[str], header: list[str] | None) -> Layout:
@@ -339,33 +355,32 @@ class AsteriskCdrConnector(LineFileSource):
             raise RowError(f"expected 16, 17, 18, 19 or 21 columns, got {count}")
         return names
 
-    def build(self, key: str, legs: list[Leg], skip: Callable[[str], None]) -> list[Event]:
-        """The events of one settled call (all its legs); a call that is no queue call is
-        counted by `skip` with its reason."""
+    def build(self, key: str, legs: list[Leg], records: Records) -> list[Event]:
+        """The events of one settled call (all its legs); a call that is no customer's queue
+        call is counted by `records.skip` with its reason."""
         legs = sorted(legs, key=lambda leg: (leg.start, leg.end))
         origin = next((leg for leg in legs if leg.origin), legs[0])
-        direction = self._direction(origin)
+        if _originated(origin):
+            records.skip("calls the PBX originated (originate, call files)")
+            return []
+        direction, guessed = self._direction(origin, legs)
+        how = f" {GUESSED}" if guessed else ""
         if direction == "outbound":
-            skip("outbound calls (callbacks, not queue calls)")
+            records.skip(f"outbound calls (callbacks, not queue calls){how}")
             # Who called back: the extension whose channel placed the call.
             return callback_made(key, origin.dst, legs[0].started, member_of(origin.channel))
         if direction != "inbound":
-            skip("internal calls")
+            records.skip(f"internal calls{how}")
             return []
+        if guessed:
+            records.note(f"inbound calls {GUESSED}")
         entered = legs[0].started
-        people = [
-            leg
-            for leg in legs
-            if leg.disposition == "ANSWERED"
-            and leg.answer
-            and leg.dstchannel
-            and leg.lastapp.lower() != "voicemail"
-        ]
+        people = [leg for leg in legs if _by_person(leg)]
         caller = origin.src or None
-        queue = self._queue(origin)
+        queue = self._queue(legs, origin)
         if people:
-            first = min(people, key=lambda leg: datetime.fromisoformat(leg.answer or ""))
-            answered = datetime.fromisoformat(first.answer or "")
+            first = min(people, key=_person_answered)
+            answered = _person_answered(first)
             call = CallEvent(
                 external_id=f"call:{key}",
                 queue=queue,
@@ -382,12 +397,16 @@ class AsteriskCdrConnector(LineFileSource):
             return [call]
         voicemail = [leg for leg in legs if leg.lastapp.lower() == "voicemail"]
         left = voicemail[0].started if voicemail else max(leg.ended for leg in legs)
+        ended_by = None if voicemail else _ended_by_system(legs)
+        if ended_by is not None:
+            records.note(system_ended(ended_by))
+        outcome = CallOutcome.EXIT_EMPTY if ended_by else _missed_outcome(legs, bool(voicemail))
         events: list[Event] = [
             CallEvent(
                 external_id=f"call:{key}",
                 queue=queue,
                 entered_at=entered,
-                outcome=_missed_outcome(legs, bool(voicemail)),
+                outcome=outcome,
                 left_at=left,
                 wait_seconds=max(0.0, (left - entered).total_seconds()),
                 caller=caller,
@@ -395,27 +414,94 @@ class AsteriskCdrConnector(LineFileSource):
         ]
         return events + callback_request(key, caller, left, call=f"call:{key}")
 
-    def _direction(self, origin: Leg) -> str:
+    def _direction(self, origin: Leg, legs: list[Leg]) -> tuple[str, bool]:
+        """The call's direction, and whether it is a guess from the numbers: the setting, else
+        the caller's channel (a trunk, or one of our extensions), else the dialplan context,
+        else the numbers."""
         if self.options.direction is not None:
-            return self.options.direction
+            return self.options.direction, False
+        parties = self.parties
+        if parties.is_trunk(origin.channel):
+            return "inbound", False
+        dialled_out = any(parties.is_trunk(leg.dstchannel) for leg in legs) or (
+            digits(origin.dst) >= OUTSIDE_DIGITS and not parties.is_extension(origin.dst)
+        )
+        ours = parties.is_extension(origin.channel)
+        if ours or (parties.configured and parties.is_extension(origin.src)):
+            return ("outbound" if dialled_out else "internal"), False
         context = origin.dcontext
         if any(fnmatch.fnmatchcase(context, p) for p in self.options.inbound_contexts):
-            return "inbound"
-        outside_dst = _digits(origin.dst) >= _EXTERNAL_DIGITS
+            return "inbound", False
         if any(fnmatch.fnmatchcase(context, p) for p in self.options.outbound_contexts):
-            return "outbound" if outside_dst else "internal"
-        outside_src = _digits(origin.src) >= _EXTERNAL_DIGITS
-        if outside_src and not outside_dst:
-            return "inbound"
-        if outside_dst and not outside_src:
-            return "outbound"
-        return "internal"
+            return ("outbound" if dialled_out else "internal"), False
+        return guess(origin.src, origin.dst, parties), True
 
-    def _queue(self, origin: Leg) -> str:
-        if self.options.queue is not None:
-            return self.options.queue
+    def _queue(self, legs: list[Leg], origin: Leg) -> str:
+        """The queue label: the Queue application's first argument (`500,t,,,300` -> `500`,
+        the name queue_log gives the queue), else `queues:` by dcontext or dst, else `queue:`.
+        Never a dialplan context by itself: a CDR and a queue_log of one server name a queue
+        alike."""
+        for leg in legs:
+            if leg.lastapp.lower() == "queue":
+                name = _QUEUE_ARGS.split(leg.lastdata, maxsplit=1)[0].strip()
+                if name:
+                    return name
         mapping = self.options.queues
-        return mapping.get(origin.dcontext) or mapping.get(origin.dst) or origin.dcontext or "cdr"
+        return mapping.get(origin.dcontext) or mapping.get(origin.dst) or self.options.queue
+
+
+# Application names as Asterisk registers them (`lastapp` is the registered name: main/pbx_app.c;
+# BackGround, Playback, Hangup, Busy, Congestion in main/pbx_builtins.c; VoiceMail in
+# apps/app_voicemail.c; Queue in apps/app_queue.c), compared ignoring case.
+# The dialplan itself ended the call: FreePBX's "Terminate Call" destinations (app-blackhole:
+# hangup, busy, congestion...) run these, as 3CX's EndCall does.
+_ENDING_APPS = frozenset({"hangup", "busy", "congestion"})
+# What a channel runs before the PBX has dialled anyone: a dialled channel's placeholder until it
+# answers (main/dial.c sets AppDial2, apps/app_dial.c AppDial, both with "(Outgoing Line)"). As
+# the caller's own channel, it is one the PBX called: an originate or a call file (the CDR
+# specification's "Unanswered 'Outbound' Call": no src, lastapp AppDial).
+_DIALLED_APPS = frozenset({"appdial", "appdial2"})
+# Queue(queuename,options,...); Asterisk 1.4 and older separated arguments with "|".
+_QUEUE_ARGS = re.compile(r"[,|]")
+
+
+def _originated(origin: Leg) -> bool:
+    """Whether the PBX placed the call itself (AMI Originate, a call file, a wake-up call):
+    its first channel ran no dialplan of a caller's, or it is the channel Asterisk runs when an
+    originate fails (`OutgoingSpoolFailed`, main/pbx.c)."""
+    return (
+        origin.lastapp.lower() in _DIALLED_APPS and not origin.dstchannel
+    ) or origin.channel.startswith("OutgoingSpoolFailed")
+
+
+def _by_person(leg: Leg) -> bool:
+    """A leg answered by a person: ANSWERED by a channel the call was bridged to (an agent,
+    a ring group member, a forwarded number), not by the PBX itself (an IVR, an announcement or
+    a queue answer the caller's own channel, with no dstchannel) nor by voicemail."""
+    return (
+        leg.disposition == "ANSWERED"
+        and leg.answer is not None
+        and bool(leg.dstchannel)
+        and leg.lastapp.lower() != "voicemail"
+    )
+
+
+def _person_answered(leg: Leg) -> datetime:
+    """When a person answered on `leg`: its answer time, but never before the leg began. Since
+    Asterisk 12, once the PBX has answered a caller (an IVR), every later CDR of that caller
+    carries the PBX's answer time (main/cdr.c sets `answer` when the caller's own channel goes
+    up), so the person's pickup is at least the start of the leg that reached them."""
+    answered = datetime.fromisoformat(leg.answer or leg.start)
+    return max(answered, leg.started)
+
+
+def _ended_by_system(legs: list[Leg]) -> str | None:
+    """Where the dialplan ended a call no person took (`app-blackhole,hangup (Hangup)`), or
+    None: its last leg ran Hangup, Busy or Congestion and was bridged to nobody."""
+    last = max(legs, key=lambda leg: (leg.end, leg.start))
+    if last.dstchannel or last.lastapp.lower() not in _ENDING_APPS:
+        return None
+    return f"{last.dcontext},{last.dst} ({last.lastapp})"
 
 
 # Asterisk names a channel `TECH/resource-<8 hex digits>` (a Local channel adds `;1` or `;2`):
@@ -439,10 +525,6 @@ def _missed_outcome(legs: list[Leg], voicemail: bool) -> CallOutcome:
     if dispositions & {"NO ANSWER", "ANSWERED", "BUSY"}:
         return CallOutcome.ABANDONED  # hung up while ringing, or in the IVR/queue
     return CallOutcome.UNKNOWN  # FAILED, CONGESTION
-
-
-def _digits(number: str) -> int:
-    return sum(ch.isdigit() for ch in number)
 
 
 def _is_time(value: str) -> bool:
@@ -486,7 +568,10 @@ class LegState(TypedDict):
     end: Text
     billsec: float
     origin: Annotated[bool, Strict()]
-    channel: NotRequired[Text]  # the calling channel (a cursor saved before it was kept has none)
+    # Kept since calls are told apart by the caller's channel and labelled by their Queue's
+    # first argument: a cursor saved before has legs without them.
+    channel: NotRequired[Text]
+    lastdata: NotRequired[Text]
 
 
 @with_config(ConfigDict(extra="forbid"))

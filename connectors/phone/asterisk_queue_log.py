@@ -48,6 +48,7 @@ from connectors.base import (
 )
 from connectors.csv_rows import RowError
 from connectors.file_source import FileSource, read_error
+from connectors.phone.parties import Parties, PartySettings
 from connectors.phone.queue_log_calls import (
     IGNORE,
     MEASURED,
@@ -83,7 +84,7 @@ IMPORT_BATCH = 20_000
 Read = tuple[list[tuple[str, Row]], Any]
 
 
-class AsteriskQueueLogSettings(TabularSettings, PhoneSettings):
+class AsteriskQueueLogSettings(TabularSettings, PartySettings, PhoneSettings):
     path: str | None = None  # the flat file (or a glob, or a CSV export with format: csv)
     format: Literal["flat", "csv"] = "flat"
     table_url: DatabaseUrl | None = None  # SQLAlchemy URL of the Asterisk database (never ours)
@@ -144,6 +145,7 @@ class AsteriskQueueLogConnector(FileSource):
         super().__init__(source, context)
         assert isinstance(source, AsteriskQueueLogSettings), type(source)
         self.options = source
+        self.parties = Parties(source)
         self.path = context.path(source.path) if source.path is not None else None
         self.zone = ZoneInfo("UTC") if source.table_utc else context.timezone
         if source.timezone and not source.table_utc:
@@ -163,7 +165,9 @@ class AsteriskQueueLogConnector(FileSource):
         )
 
     def _calls(self, records: Records) -> Calls:
-        return Calls(self.unknown_after, records.window, self.options.verbs)
+        return Calls(
+            self.unknown_after, records.window, self.options.verbs, self.parties.is_extension
+        )
 
     def configured_path(self) -> Path:
         if self.path is None:

@@ -7,7 +7,7 @@ without a header, a name from `fields:`, the column order), read through `connec
     ended, wait (s), wait_to_answer (s, the wait of an answered call), duration (s, the whole
     call), billable (s, from the answer), talk (s), queue, caller, callee, direction, outcome,
     voicemail (non-empty: reached voicemail), agent (who answered an inbound call, or made an
-    outbound one)
+    outbound one), channel (the line, trunk or channel the call came in on)
 
 Durations are seconds or `H:MM:SS`. `preset:` fills the mapping (and the header or field order,
 outcome and direction values, the zone of the times) for a documented export
@@ -23,9 +23,16 @@ is set, else answered when there is an answer time, else abandoned. An inbound c
 also asks for a callback: a customer-side message on channel `voicemail` in the caller's `tel:`
 conversation. Each outbound row is an agent-side message in the callee's `tel:` conversation at
 the call's start, closing that number's callback inquiry in any phone source. Direction is
-`direction:` when set (a file of inbound calls only), else the `direction` column through
-`directions:` (defaults: in/inbound/incoming, out/outbound/outgoing), else from the numbers (an
-outside number calling a short one is inbound).
+`direction:` when set (a file of inbound calls only), else the record (a preset's rules: 3CX's
+from-type; the `direction` column through `directions:`, defaults in/inbound/incoming,
+out/outbound/outgoing), else the `channel` column or the caller among `trunks:`/`extensions:`
+(connectors.phone.parties), else from the numbers (an outside or withheld number calling a short
+one is inbound), a guess the poll notes. Calls the system placed itself are left out by reason.
+
+Answered means a person (a preset's rules, `answered_by_person`, or an outcome column saying so):
+a call the PBX answered and no person took is `abandoned` (the caller gave up in the IVR or
+queue) or, where the record says the system ended it (3CX EndCall), `exit_empty`, noted by
+destination. A file that cannot tell says so in `check` and in each poll's remarks.
 
 Files are tailed like the other logs (connectors.files); an export written again as a new file
 is read again, and stable ids (the `id` column, else a hash of the call's fields) make the
@@ -36,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -45,10 +52,11 @@ from zoneinfo import ZoneInfo
 from pydantic import Field, model_validator
 
 from connectors import files
-from connectors.base import Batch, ConnectorContext, Cursor
+from connectors.base import Batch, ConnectorContext, Cursor, Records
 from connectors.csv_rows import DEFAULT_TIME_FORMATS, RowError
 from connectors.file_source import LineFileSettings, LineFileSource, read_error
-from connectors.phone.call_presets import PRESETS, THREECX_FIELDS
+from connectors.phone.call_presets import PRESETS, RULES, THREECX_FIELDS, CallRules
+from connectors.phone.parties import GUESSED, Parties, PartySettings, guess, system_ended
 from connectors.tabular import (
     CallTimes,
     Direction,
@@ -89,6 +97,7 @@ KEYS = Keys(
         "outcome",
         "voicemail",
         "agent",
+        "channel",
     ),
     times=frozenset({"entered", "answered", "ended"}),
     required=("entered",),
@@ -121,11 +130,20 @@ MISSED = {
     CallOutcome.EXIT_EMPTY,
     CallOutcome.UNKNOWN,
 }
-_EXTERNAL_DIGITS = 9
+# Said once per poll, with how many answered calls it concerns, by a source whose file has
+# nothing that tells a person's answer from the PBX's (and in `check`).
+CANNOT_TELL = (
+    "answered calls the file cannot tell from the phone system's own answer "
+    "(set answered_by_person)"
+)
 
 
-class CallCsvSettings(TabularSettings, LineFileSettings, PhoneSettings):
+class CallCsvSettings(TabularSettings, LineFileSettings, PartySettings, PhoneSettings):
     preset: PresetName | None = None
+    # [column, [values]]: the column saying who answered, and its values that are a person (an
+    # agent, an extension, a forwarded number), or `!value`s that are not (an auto attendant):
+    # for a file that cannot tell a person's answer from the phone system's otherwise.
+    answered_by_person: tuple[str, list[str]] | None = None
     queue: str = "calls"  # the queue label when no queue column is mapped or it is empty
     outcomes: dict[str, Outcome] = Field(default_factory=dict)  # file value -> our outcome
     directions: dict[str, Direction] = Field(default_factory=dict)  # file value -> direction
@@ -185,6 +203,15 @@ class CallCsvConnector(LineFileSource):
         self.hint = PRESETS[source.preset].hint if source.preset else None
         self.outcomes = source.outcome_map()
         self.directions = source.direction_map()
+        self.parties = Parties(source)
+        self.rules: CallRules | None = RULES.get(source.preset or "")
+        values = [v.strip().casefold() for v in (source.answered_by_person or ("", []))[1]]
+        # Values that are a person; or, written `!IVR`, the values that are not (any other
+        # value is then a person: a column of agents' names beside "Auto Attendant").
+        self.person_values = frozenset(v for v in values if not v.startswith("!"))
+        self.not_person_values = frozenset(v[1:].strip() for v in values if v.startswith("!"))
+        preset = PRESETS[source.preset] if source.preset else None
+        self.answers_are_people = bool(preset and preset.answers_are_people)
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         matched = self.matched(permanent=False)
@@ -207,7 +234,7 @@ class CallCsvConnector(LineFileSource):
                     if self.options.has_header() and number == "1":
                         continue
                     layout = layouts.get(name)
-                    records.take(location, self.parse_row, data, layout, records.skip)
+                    records.take(location, self.parse_row, data, layout, records)
                 yield records.batch(chunk.cursor)
         except OSError as exc:
             raise read_error(exc, self.path) from None
@@ -231,9 +258,7 @@ class CallCsvConnector(LineFileSource):
             layout.problem = f"{layout.problem} ({self.hint})"
         return layout
 
-    def parse_row(
-        self, data: bytes, layout: Layout | None, skip: Callable[[str], None]
-    ) -> list[Event]:
+    def parse_row(self, data: bytes, layout: Layout | None, records: Records) -> list[Event]:
         """The events of one line; [] for a blank line; RowError (the reason) when malformed.
         A call that is no queue call (internal, outbound) is counted by `skip` with its reason."""
         if layout is None:
@@ -241,26 +266,51 @@ class CallCsvConnector(LineFileSource):
         fields = layout.split(data)
         if fields is None:
             return []
-        return self.events(layout.row(fields), skip)
+        return self.events(layout.row(fields), records)
 
-    def events(self, row: Row, skip: Callable[[str], None]) -> list[Event]:
+    def events(self, row: Row, records: Records) -> list[Event]:
         """The events of one call record (see the module docstring)."""
         times = CallTimes.of(row)
         caller, callee = row.text("caller"), row.text("callee")
         call_id = row.text("id") or _content_id(
             times.entered, caller, callee, row.text("direction")
         )
-        direction = self._direction(row, caller, callee)
         agent = responder(row.text("agent"))  # who answered, or who called back
+        rules = self.rules
+        placed = rules.originated(row) if rules else None
+        if placed:
+            records.skip(f"calls the phone system placed itself ({placed})")
+            return []
+        direction, guessed = self._direction(row, caller, callee)
+        how = f" {GUESSED}" if guessed else ""
         if direction == "outbound":
-            skip("outbound calls (callbacks, not queue calls)")
+            records.skip(f"outbound calls (callbacks, not queue calls){how}")
             return callback_made(call_id, callee, times.entered, agent)
         if direction != "inbound":
-            skip("internal calls")
+            records.skip(f"internal calls{how}")
             return []
+        if guessed:
+            records.note(f"inbound calls {GUESSED}")
         outcome, voicemail, short = self._outcome(
             row.text("outcome"), bool(row.text("voicemail")), times.was_answered()
         )
+        person = self._person(row)
+        ended_by = rules.ended_by_system(row) if rules and not person else None
+        if ended_by is not None and not voicemail:
+            outcome = CallOutcome.EXIT_EMPTY  # the system hung up: nobody could take it
+        elif outcome is CallOutcome.ANSWERED and person is False:
+            # The PBX answered (an IVR, a queue, an announcement) and no person did: the caller
+            # gave up there, unless the record says the caller did not hang up (the system did).
+            hung_up = rules.caller_hung_up(row) if rules else None
+            if hung_up is False:
+                outcome = CallOutcome.EXIT_EMPTY
+                ended_by = self._answered_by(row)
+            else:
+                outcome = CallOutcome.ABANDONED
+        elif outcome is CallOutcome.ANSWERED and person is None and not row.text("outcome"):
+            records.note(CANNOT_TELL)
+        if outcome is CallOutcome.EXIT_EMPTY and ended_by:
+            records.note(system_ended(ended_by))
         answered = outcome is CallOutcome.ANSWERED
         wait = times.wait_for(answered)
         call = CallEvent(
@@ -283,20 +333,73 @@ class CallCsvConnector(LineFileSource):
             events += callback_request(call_id, caller, left, call=call.external_id)
         return events
 
-    def _direction(self, row: Row, caller: str, callee: str) -> str:
+    def _person(self, row: Row) -> bool | None:
+        """Whether a person answered, as far as the record says (None: it does not say)."""
+        rule = self.options.answered_by_person
+        if rule is not None:
+            value = row.column(rule[0]).casefold()
+            if self.person_values:
+                return value in self.person_values
+            return bool(value) and value not in self.not_person_values
+        if self.rules is not None:
+            return self.rules.person(row)
+        return True if self.answers_are_people else None
+
+    def _answered_by(self, row: Row) -> str:
+        """Who answered a call no person took, as the file says (for the poll's remark)."""
+        rule = self.options.answered_by_person
+        found = row.column(rule[0]) if rule is not None else ""
+        rules = self.rules
+        if not found and rules is not None and rules.person_columns:
+            found = next((row.column(c) for c in rules.person_columns if row.column(c)), "")
+        return found or "the phone system's own answer"
+
+    def cannot_tell(self, layout: Layout) -> bool:
+        """Whether records of `layout` cannot tell a person's answer from the PBX's: no
+        outcome column, no `answered_by_person`, and no column of the preset that could."""
+        if self.answers_are_people or self.options.answered_by_person is not None:
+            return False
+        if layout.has("outcome"):
+            return False
+        rules = self.rules
+        if rules is not None and rules.person_columns:
+            return not any(layout.find(c) is not None for c in rules.person_columns)
+        return True
+
+    def check(self) -> str:
+        found = super().check()
+        for path in self.matched(permanent=True):
+            layout = self.layout(path)
+            if layout is not None and not layout.problem and self.cannot_tell(layout):
+                return f"{found}; {path.name}: {CANNOT_TELL}"
+        return found
+
+    def _direction(self, row: Row, caller: str, callee: str) -> tuple[str, bool]:
+        """The call's direction, and whether it is a guess from the numbers: `direction:`,
+        else the record (the preset's rules, the direction column), else the channel or line
+        (a trunk, one of our extensions), else our extensions among the numbers, else the
+        numbers."""
         if self.options.direction is not None:
-            return self.options.direction
+            return self.options.direction, False
+        found = self.rules.direction(row) if self.rules else None
+        if found is not None:
+            return found, False
         value = row.text("direction")
         if value:
-            found = self.directions.get(value.lower())
-            if found is None:
+            mapped = self.directions.get(value.lower())
+            if mapped is None:
                 raise RowError(f"unknown direction {value[:24]!r} (add it to `directions:`)")
-            return found
-        outside_caller = _digits(caller) >= _EXTERNAL_DIGITS
-        outside_callee = _digits(callee) >= _EXTERNAL_DIGITS
-        if outside_callee and not outside_caller:
-            return "outbound"
-        return "inbound" if outside_caller or not callee else "internal"
+            return mapped, False
+        parties = self.parties
+        channel = row.text("channel")
+        if channel and parties.is_trunk(channel):
+            return "inbound", False
+        ours = channel and parties.is_extension(channel)
+        if ours or (parties.configured and parties.is_extension(caller)):
+            return ("outbound" if parties.is_outside(callee) and callee else "internal"), False
+        if not callee:  # a log of the calls that came in, with the caller alone
+            return "inbound", not parties.is_outside(caller)
+        return guess(caller, callee, parties), True
 
     def _outcome(
         self, value: str, voicemail: bool, answered: bool
@@ -317,10 +420,6 @@ class CallCsvConnector(LineFileSource):
         if answered:
             return CallOutcome.ANSWERED, False, False
         return CallOutcome.ABANDONED, False, False
-
-
-def _digits(number: str) -> int:
-    return sum(ch.isdigit() for ch in number)
 
 
 def _content_id(entered: datetime, caller: str, callee: str, direction: str) -> str:

@@ -18,7 +18,7 @@ mapping written from a real file reads them; docs/connectors/phone.md has exampl
 
 from __future__ import annotations
 
-from connectors.tabular import Preset
+from connectors.tabular import Direction, Preset, Row
 
 # 3CX CDR output fields, in the order the 3CX documentation lists them; the CDR settings let an
 # administrator choose which fields go out and in what order (`fields:` says so). No header.
@@ -65,6 +65,9 @@ PRESETS: dict[str, Preset] = {
             "agents_did_not_answer": "timeout",
         },
         timezone="UTC",
+        # "An inbound call is considered answered when any user or agent picks up"
+        # (support.aircall.io/hc/en-gb/articles/13395542101661, Analytics call attributes).
+        answers_are_people=True,
         hint=(
             "the aircall preset reads the API's call objects (started_at, answered_at, ...); "
             "the Call History download names its columns otherwise: map them with columns:"
@@ -148,3 +151,141 @@ PRESETS: dict[str, Preset] = {
         },
     ),
 }
+
+
+class CallRules:
+    """What a system's record says beyond our keys, read from its own columns: the direction,
+    calls the system placed itself, whether a person answered, where the system ended a call no
+    person took, and whether the caller hung up. Each answer is None when the record does not
+    say (the generic rules then decide)."""
+
+    # Columns without which `person` cannot tell (a file that lacks them says so once).
+    person_columns: tuple[str, ...] = ()
+
+    def direction(self, row: Row) -> Direction | None:
+        return None
+
+    def originated(self, row: Row) -> str | None:
+        """Why the system placed this call itself (a few fixed words), or None."""
+        return None
+
+    def person(self, row: Row) -> bool | None:
+        return None
+
+    def ended_by_system(self, row: Row) -> str | None:
+        """Where the system ended a call no person took (its destination), or None."""
+        return None
+
+    def caller_hung_up(self, row: Row) -> bool | None:
+        return None
+
+
+def _folded(row: Row, column: str) -> str:
+    return row.column(column).casefold().replace("_", "").replace(" ", "")
+
+
+class ThreeCxRules(CallRules):
+    """3CX CDR output. 3CX documents the fields (www.3cx.com/blog/docs/cdr-call-data-records/;
+    from-type "Source type", to-type "Destination type", final-type "Final destination type",
+    chain "All endpoints which were involved in the call": www.tim4biz.com/pbx/3cx/) but not
+    their values; these are the values 3CX writes in real records: `Line` (v20 also
+    `external_line`) for a trunk, `Extension`, `Queue`, `Ivr`, `RingGroup`, `VoiceMail`,
+    `ConfPlace`, and `EndCall` for the destination that just hangs up; `MakeCall` and
+    `PlayFile` for calls 3CX places itself (its call-control API). reason-terminated
+    `TerminatedBySrc` (v20 `src_participant_terminated`): the caller hung up. Compared ignoring
+    case, `_` and spaces."""
+
+    person_columns = ("final-type", "to-type")
+    LINE = frozenset({"line", "externalline"})
+    PEOPLE = frozenset({"extension"})
+    SYSTEM_ORIGIN = frozenset({"makecall", "playfile"})
+    SYSTEM_ENDS = frozenset({"endcall"})
+    VOICEMAIL = frozenset({"voicemail", "vmail"})
+
+    def _final(self, row: Row) -> str:
+        return _folded(row, "final-type") or _folded(row, "to-type")
+
+    def direction(self, row: Row) -> Direction | None:
+        source = _folded(row, "from-type")
+        if not source:
+            return None
+        if source in self.LINE:
+            return "inbound"  # from a trunk: a customer, whatever number (or none) it shows
+        if self._final(row) in self.LINE or _folded(row, "to-type") in self.LINE:
+            return "outbound"
+        return "internal"
+
+    def originated(self, row: Row) -> str | None:
+        kinds = {_folded(row, "from-type"), _folded(row, "to-type")} & self.SYSTEM_ORIGIN
+        return "3CX MakeCall/PlayFile" if kinds else None
+
+    def person(self, row: Row) -> bool | None:
+        final = self._final(row)
+        if not final:
+            return None
+        # An inbound call whose final destination is a line was forwarded to a person's number.
+        return final in self.PEOPLE or final in self.LINE
+
+    def ended_by_system(self, row: Row) -> str | None:
+        """EndCall anywhere on the way; else a destination that is no person (a queue, an IVR)
+        where the call ended and the caller did not hang up: 3CX ended it there."""
+        number = row.column("final-dn") or row.column("to-dn")
+        for column in ("final-type", "to-type"):
+            if _folded(row, column) in self.SYSTEM_ENDS:
+                return f"3CX {row.column(column)} {number}".strip()
+        final = self._final(row)
+        if final and self.caller_hung_up(row) is False and not self.person(row):
+            if final not in self.VOICEMAIL:
+                name = row.column("final-type") or row.column("to-type")
+                return f"3CX {name} {number}".strip()
+        return None
+
+    def caller_hung_up(self, row: Row) -> bool | None:
+        reason = _folded(row, "reason-terminated")
+        if not reason:
+            return None
+        return reason in ("terminatedbysrc", "srcparticipantterminated")
+
+
+class FreeSwitchRules(CallRules):
+    """FreeSWITCH mod_cdr_csv. `${direction}` is relative to FreeSWITCH, not to the business
+    (inbound: any channel it received, from a trunk or from one of our phones; outbound: one it
+    created, switch_channel.c): only `outbound` says something, that FreeSWITCH placed the call
+    itself (an originate; with legs=a no B-leg is written). A person answered when the call was
+    bridged: `${waitsec}` is bridged - created and 0 when never bridged, `${bridge_stamp}` is
+    empty when never bridged (developer.signalwire.com/freeswitch, "Switch core variables":
+    "wait (from creation to bridged state) waitsec"). `answer_stamp`, `answersec` and `billsec`
+    count any answer, an IVR's or voicemail's too, and `bleg_uuid` is never set by FreeSWITCH
+    itself: the stock `example` template cannot tell a person's answer from the PBX's.
+    `${last_app}`, when a template has it: `voicemail` reached voicemail; `hangup` the dialplan
+    ended the call (application names as mod_dptools and mod_voicemail register them)."""
+
+    person_columns = ("waitsec", "bridge_stamp")
+
+    def originated(self, row: Row) -> str | None:
+        return "FreeSWITCH originate" if _folded(row, "direction") == "outbound" else None
+
+    def direction(self, row: Row) -> Direction | None:
+        return None  # `inbound` is any channel FreeSWITCH received: decided by the numbers
+
+    def person(self, row: Row) -> bool | None:
+        stamp = row.column("bridge_stamp")
+        if stamp:
+            return True
+        wait = row.column("waitsec")
+        if wait:
+            try:
+                return float(wait) > 0
+            except ValueError:
+                return None
+        if row.layout.find("bridge_stamp") is not None:
+            return False  # the template has the column, and it is empty: never bridged
+        return None
+
+    def ended_by_system(self, row: Row) -> str | None:
+        app = _folded(row, "last_app")
+        return f"FreeSWITCH {row.column('last_app')}" if app == "hangup" else None
+
+
+# The rules of each preset whose records say more than our keys (see CallRules).
+RULES: dict[str, CallRules] = {"3cx": ThreeCxRules(), "freeswitch": FreeSwitchRules()}

@@ -37,7 +37,7 @@ outbound calls are), `ignore` (not about a caller), or a standard verb whose fie
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, NamedTuple
@@ -83,6 +83,7 @@ OUTBOUND_CALL, IGNORE = "outbound_call", "ignore"
 # what these mean, only give other verbs their meaning.
 MEASURED = frozenset({"ENTERQUEUE", "CONNECT", *COMPLETES, *TRANSFERS, *EXITS, *DROPS})
 OUTBOUND_SKIPPED = "outbound calls (callbacks, not queue calls)"
+STAFF_SKIPPED = "calls from our own extensions (staff testing a queue)"
 
 
 class Record(NamedTuple):
@@ -154,8 +155,12 @@ class Calls:
         unknown_after: float,
         window: Window | None = None,
         verbs: dict[str, str] | None = None,
+        staff: Callable[[str], bool] | None = None,
     ) -> None:
         self.unknown_after = unknown_after
+        # Whether a caller id is one of our extensions (connectors.phone.parties): staff testing
+        # the queue, whose stint is followed to its end but never measured.
+        self.is_staff = staff or _nobody
         self.window = window
         # Custom verb -> OUTBOUND_CALL, IGNORE or a standard verb (upper case both).
         self.verbs = {k.strip().upper(): v.strip() for k, v in (verbs or {}).items()}
@@ -171,6 +176,7 @@ class Calls:
         self.ignored = 0  # agent, member and system lines read (not about a caller)
         self.ignored_verbs = 0  # lines of verbs `verbs:` says to ignore
         self.outbound = 0  # lines of verbs `verbs:` says are outbound calls
+        self.staff = 0  # callers who are our own extensions (left out)
 
     # -- state in the cursor ---------------------------------------------------------------
 
@@ -229,7 +235,7 @@ class Calls:
         if verb == "ENTERQUEUE":
             events = self.give_up(key, at) if key in self.open else []  # entered again, no end
             caller = (data[1].strip() if len(data) > 1 else "") or None
-            self.open[key] = Stint(callid, queue, at, caller)
+            self.open[key] = self.entered(callid, queue, at, caller)
             return events
         if verb == "CONNECT":
             wait = _seconds(record, 0, "holdtime")
@@ -269,6 +275,16 @@ class Calls:
             return self._end(key, stint, outcome, at, None)
         self.unknown_verbs[verb[:40]] += 1
         return []
+
+    def entered(self, callid: str, queue: str, at: float, caller: str | None) -> Stint:
+        """The stint of a caller who entered a queue. One of our own extensions is staff
+        testing the queue: counted, followed to its end (so its lines are not taken for a call
+        whose start was not read) and never measured, as a call already emitted is."""
+        stint = Stint(callid, queue, at, caller)
+        if caller is not None and self.is_staff(caller):
+            self.staff += 1
+            stint.final = stint.shown = True
+        return stint
 
     def _implausible(self, at: float) -> str:
         if self.window is None or not -1e11 < at < 1e11:
@@ -356,8 +372,9 @@ class Calls:
             "lines of verbs not measured": sum(self.unknown_verbs.values()),
             "lines of verbs set to ignore (verbs:)": self.ignored_verbs,
             OUTBOUND_SKIPPED: self.outbound,
+            STAFF_SKIPPED: self.staff,
         }
-        self.ignored = self.ignored_verbs = self.outbound = 0
+        self.ignored = self.ignored_verbs = self.outbound = self.staff = 0
         self.unknown_verbs.clear()
         return {reason: n for reason, n in counts.items() if n}
 
@@ -419,6 +436,10 @@ def _number(value: str, verb: str, name: str) -> float:
     if not 0 <= number < 10**8:
         raise RowError(f"{verb} {name} is out of range")
     return number
+
+
+def _nobody(caller: str) -> bool:
+    return False
 
 
 def _utc(epoch: float) -> datetime:

@@ -134,7 +134,7 @@ def feed_texts(
             if key in open_:  # entered again with no end
                 records.add(calls.give_up(key, at))
             caller = (fields[6].strip() if len(fields) > 6 else "") or None
-            open_[key] = Stint(callid, queue, at, caller)
+            open_[key] = calls.entered(callid, queue, at, caller)
             continue
         # CONNECT (holdtime) or COMPLETECALLER/COMPLETEAGENT (holdtime | calltime).
         try:

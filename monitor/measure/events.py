@@ -90,9 +90,34 @@ def callback_conversation(number: str | None) -> str | None:
         digits = number[1:]
     else:
         digits = "".join(filter(str.isdigit, number))
-    if len(digits) < _CALLBACK_DIGITS:
+    if len(digits) < _CALLBACK_DIGITS or digits in _NO_NUMBERS or not digits.strip("0"):
         return None
     return CALLBACK_PREFIX + digits[-_CALLBACK_DIGITS:]
+
+
+# How phone systems write a caller who withheld the number (case and punctuation ignored): the
+# words of RFC 3323 privacy as Asterisk's PJSIP writes them ("Anonymous" <anonymous@...>), what
+# carriers and CPaaS send (Restricted, Unavailable, Private, Withheld, Unknown, Blocked).
+WITHHELD_WORDS = frozenset(
+    "anonymous restricted unavailable private withheld unknown blocked".split()
+)
+# Digits that are no subscriber: Twilio spells the words above on a keypad (+266696687 is
+# ANONYMOUS, +7378742833 RESTRICTED, +86282452253 UNAVAILABLE, +2562533 BLOCKED, +8656696
+# UNKNOWN); an all-zero number is FreeSWITCH's default caller id (0000000000) or a log's "0".
+_NO_NUMBERS = frozenset({"266696687", "7378742833", "86282452253", "2562533", "8656696"})
+
+
+def is_withheld(number: str | None) -> bool:
+    """True when the caller withheld the number (or the system had none to write): a caller
+    from outside who cannot be called back, never an extension of ours."""
+    if not number:
+        return True
+    folded = "".join(ch for ch in number.casefold() if ch.isalnum())
+    if not folded:
+        return True
+    if folded.isdigit():
+        return folded in _NO_NUMBERS or not folded.strip("0")
+    return folded in WITHHELD_WORDS or any(folded.startswith(w) for w in WITHHELD_WORDS)
 
 
 # Ids, conversations, queues and thread keys are index keys: PostgreSQL refuses an index entry

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import ResolvedTargets
+from monitor.measure.events import Channel
 from monitor.measure.inquiries import is_breached_now
 from monitor.measure.summaries import (
     ANSWERED_OUTCOMES,
@@ -232,6 +233,15 @@ def left_out_reason(row: Row, closing: bool) -> str | None:
     if row["side"] == "agent" and not closing:
         return f"{NOBODY_WAITING}: {why}" if why else NOBODY_WAITING
     return None
+
+
+# Inquiries that are callers waiting to be called back (a missed call, a message an answering
+# service took): the lead acts on them by phone, so the digest lists them apart.
+CALLBACK_CHANNELS = frozenset({Channel.VOICEMAIL.value, Channel.ANSWERING_SERVICE.value})
+
+
+def is_callback(item: InquiryItem) -> bool:
+    return item.channel in CALLBACK_CHANNELS
 
 
 def oldest_open(items: Iterable[InquiryItem], limit: int) -> tuple[InquiryItem, ...]:

@@ -20,10 +20,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.config import ResolvedTargets
+from monitor.measure.events import callback_conversation
 from monitor.measure.inquiries import is_breached_now
 
 Row = Mapping[Any, Any]
 UNANSWERED_OUTCOMES = ("abandoned", "timeout", "exit_key", "exit_empty", "unknown")
+# Calls that ask for a callback when their number is known (monitor.measure.events).
+MISSED_OUTCOMES = ("abandoned", "timeout", "exit_key", "exit_empty")
 UNKNOWN = "unknown"
 
 
@@ -163,6 +166,11 @@ class CallFigures:
     median_talk_seconds: float | None = None
     answered_within: int = 0  # the service level's numerator
     offered: int = 0  # the service level's denominator
+    # Ended by the phone system with no person (a closed message, a hang-up destination such as
+    # 3CX's EndCall, an empty queue): `exit_empty`, let-downs, never answered.
+    system_ended: int = 0
+    # Missed calls (not short abandons) with no number to call back: withheld callers.
+    missed_without_number: int = 0
 
     @property
     def abandoned_ratio(self) -> float | None:
@@ -256,6 +264,14 @@ def summarize_calls(
         median_talk_seconds=percentile(talks, 50),
         answered_within=fast,
         offered=offered,
+        system_ended=sum(1 for r in rows if r["outcome"] == "exit_empty"),
+        missed_without_number=sum(
+            1
+            for r in rows
+            if r["outcome"] in MISSED_OUTCOMES
+            and not _short(r, of(r))
+            and callback_conversation(r["caller"] if "caller" in r else None) is None
+        ),
     )
 
 

@@ -12,7 +12,9 @@ digest or notification twice. Sending then happens in attempts:
    with exponential backoff (transient errors) or `failed` (a permanent error, or retries spent).
 
 A crash between 2 and 3 can re-send once after the lease: at-least-once for that narrow window,
-which beats losing an alert. Every attempt's error is stored and visible (`check`, metrics).
+which beats losing an alert. The re-send is the stored message with its Message-ID
+(monitor.publish.mailer.message_id_for), so mail clients merge it with the first. Every
+attempt's error is stored and visible (`check`, metrics).
 """
 
 from __future__ import annotations
@@ -81,8 +83,11 @@ def claim(
     return inserted is not None
 
 
-def take_due(engine: Engine, now: datetime, purpose: str | None = None) -> list[Pending]:
-    """Pending deliveries whose next attempt is due, each leased to this caller."""
+def take_due(
+    engine: Engine, now: datetime, purpose: str | None = None, lease: timedelta = ATTEMPT_LEASE
+) -> list[Pending]:
+    """Pending deliveries whose next attempt is due, each leased to this caller for `lease`
+    (longer than one send can take)."""
     taken: list[Pending] = []
     with transaction(engine) as conn:
         query = select(DELIVERIES).where(
@@ -100,7 +105,7 @@ def take_due(engine: Engine, now: datetime, purpose: str | None = None) -> list[
                     DELIVERIES.c.status == PENDING,
                     DELIVERIES.c.next_attempt_at == row["next_attempt_at"],
                 )
-                .values(next_attempt_at=now + ATTEMPT_LEASE)
+                .values(next_attempt_at=now + lease)
             )
         if leased.rowcount:  # another instance may have taken it between select and update
             taken.append(
@@ -154,11 +159,12 @@ def deliver_due(
     send: Callable[[Pending], None],
     purpose: str | None = None,
     on_error: Callable[[Pending, DeliveryError, str], None] | None = None,
+    lease: timedelta = ATTEMPT_LEASE,
 ) -> dict[str, int]:
     """Attempt every due delivery with `send` (which raises DeliveryError); count outcomes.
     `on_error(delivery, error, new_status)` hears of each failed attempt (to show or log it)."""
     counts = {PENDING: 0, SENT: 0, FAILED: 0}
-    for delivery in take_due(engine, now, purpose):
+    for delivery in take_due(engine, now, purpose, lease):
         try:
             send(delivery)
             error = None

@@ -40,7 +40,8 @@ from monitor.config import Settings, channel_of, inquiry_channel_of
 from monitor.measure.calendars import BusinessCalendar
 from monitor.publish.alerts.rules import RULES
 from monitor.publish.deliveries import failures
-from monitor.store.database import transaction
+from monitor.store.database import get_meta, transaction
+from monitor.store.health import DIGESTS_INCOMPLETE, health_from_rows
 from monitor.store.queue_labels import OTHER, exported, listed
 from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
 from monitor.store.tallies import (
@@ -149,6 +150,12 @@ FAMILIES: dict[str, Family] = {
     ),
     "support_source_poll_errors_total": Family("counter", "Failed polls.", ("source",)),
     "support_source_records_rejected_total": Family("counter", "Bad records skipped.", ("source",)),
+    "support_source_not_read": Family(
+        "gauge",
+        "1 while the source is not being read (last poll failed, never read, stale or "
+        "disabled): its figures are incomplete; 0 while it is read.",
+        ("source",),
+    ),
     # the configured targets
     "support_reply_target_seconds": Family(
         "gauge", "Reply target of the source (reply_within, on its reply_clock).", INQUIRY
@@ -172,6 +179,12 @@ FAMILIES: dict[str, Family] = {
         "Digests and alert notifications that could not be delivered (a permanent error, "
         "or every retry spent).",
         ("purpose", "notifier"),
+    ),
+    "support_digests_incomplete_total": Family(
+        "counter",
+        "Digests sent while a source was still unread or failing (after waiting "
+        "digest.wait_for_sources).",
+        (),
     ),
     # opening hours, to gate rules to them (`... and on() support_calendar_open == 1`)
     "support_calendar_open": Family(
@@ -308,6 +321,7 @@ class SupportCollector(Collector):
             ).all()
             failed = failures(conn)
             labels = exported(conn, self.settings)
+            incomplete_digests = int(get_meta(conn, DIGESTS_INCOMPLETE) or 0)
 
         # Queues no longer exported are folded into `other` first: the zero gauges below are of
         # the labels the counters show, never of a name stored before labels were bounded.
@@ -318,8 +332,10 @@ class SupportCollector(Collector):
         waiting = _folded_waiting(waiting_rows, labels)
         yield from self._waiting(waiting, stages, channels, seen, labels, now)
         yield from self._sources(states, stages)
+        yield from self._not_read(states, now)
         yield from self._targets(stages, channels)
         yield from self._outgoing(firing, failed)
+        yield from self._digests(incomplete_digests)
         yield self._calendars(now)
         info = gauge("support_monitor_build_info")
         info.add_metric([__version__], 1)
@@ -486,6 +502,21 @@ class SupportCollector(Collector):
             errors.add_metric([source], row.poll_errors_total if row else 0)
             rejected.add_metric([source], row.records_rejected_total if row else 0)
         yield from (success, errors, rejected)
+
+    def _not_read(self, rows: Sequence[Any], now: datetime) -> Iterator[Metric]:
+        """1 while a source's figures are incomplete because it is not being read (its last
+        poll failed, it was never read, it is stale or disabled: monitor.store.health), so a
+        dashboard marks them instead of showing a quiet source."""
+        family = gauge("support_source_not_read")
+        health = health_from_rows((row._mapping for row in rows), self.settings, now)
+        for name, state in health.items():
+            family.add_metric([name], 0 if state.ok else 1)
+        yield family
+
+    def _digests(self, incomplete: int) -> Iterator[Metric]:
+        family = counter("support_digests_incomplete_total")
+        family.add_metric([], incomplete)
+        yield family
 
     def _outgoing(
         self, firing: Sequence[Any], failed: dict[tuple[str, str], int]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 from collections.abc import Iterator, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from monitor.config import SmtpSettings, read_secret
 from monitor.deadlines import Deadline, timed_out
 from monitor.publish.deliveries import DeliveryError
+from monitor.store.installation import opaque
 
 
 @contextmanager
@@ -93,8 +95,21 @@ def _text(value: bytes | str) -> str:
 
 def new_message_id(sender: str, idstring: str | None = None) -> str:
     """A Message-ID in the sender's domain (receivers score a foreign domain as spam)."""
-    domain = parseaddr(sender)[1].rpartition("@")[2] or "support-monitor.invalid"
-    return make_msgid(idstring=idstring, domain=domain)
+    return make_msgid(idstring=idstring, domain=_domain(sender))
+
+
+def message_id_for(delivery_key: str, installation: bytes, sender: str) -> str:
+    """The Message-ID of the message claimed under `delivery_key`: the same on every instance
+    and every attempt, so the one re-send that claim-then-send allows after a crash mid-send
+    is merged by mail clients instead of arriving twice. The keyed hash makes it this
+    installation's own (two monitors of one domain never share one), and says nothing of the
+    key to a reader."""
+    readable = re.sub(r"[^A-Za-z0-9.-]+", ".", delivery_key).strip(".")[:48]
+    return f"<{readable}.{opaque(installation, delivery_key, 20)}@{_domain(sender)}>"
+
+
+def _domain(sender: str) -> str:
+    return parseaddr(sender)[1].rpartition("@")[2] or "support-monitor.invalid"
 
 
 def compose(

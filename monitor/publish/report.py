@@ -1,4 +1,8 @@
-"""`support-monitor report`: a period's figures per source as a table, JSON or CSV."""
+"""`support-monitor report`: a period's figures per source as a table, JSON or CSV.
+
+A source that was not read (monitor.store.health) is named before the tables, with what is
+wrong and its last error, and its rows are marked `*`; JSON and CSV carry `complete` and the
+source's reading state on every row, so a 0 is never taken for a quiet period."""
 
 from __future__ import annotations
 
@@ -7,32 +11,14 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from monitor.measure.summaries import CallFigures
-from monitor.publish.printable import cell
+from monitor.publish.printable import cell, line
+from monitor.publish.unread import ERROR_LIMIT, Unread, not_read
+from monitor.publish.words import duration_text, percent_text
 from monitor.store.figures import QueueFigures, SourceFigures
-
-
-def duration_text(seconds: float | None) -> str:
-    """`42s`, `7m 05s`, `3h 12m`, `2d 4h`: short enough for a table cell; `-` for none."""
-    if seconds is None:
-        return "-"
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, secs = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours}h {minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{days}d {hours}h"
-
-
-def percent_text(ratio: float | None) -> str:
-    return "-" if ratio is None else f"{ratio * 100:.0f}%"
 
 
 def flat_rows(figures: Sequence[SourceFigures]) -> list[dict[str, Any]]:
@@ -55,8 +41,30 @@ def flat_rows(figures: Sequence[SourceFigures]) -> list[dict[str, Any]]:
             row.update({f"inquiries_{k}": _rounded(k, v) for k, v in inquiries.items()})
         if fig.calls is not None:
             row.update({f"calls_{k}": v for k, v in _call_values(fig.calls).items()})
+        row.update(_health_values(fig))
         rows.append(row)
     return rows
+
+
+def _health_values(fig: SourceFigures) -> dict[str, Any]:
+    """Whether the figures hold all the source had for the period (`complete`: it was read
+    after the period ended, or is read fine while the period runs), and its reading state."""
+    health = fig.health
+    if health is None:
+        return {"complete": fig.complete}
+
+    def iso(at: datetime | None) -> str | None:
+        return None if at is None else at.isoformat()
+
+    return {
+        "complete": fig.complete,
+        "health": health.status,
+        "read_from": iso(health.read_from),
+        "last_success_at": iso(health.last_success_at),
+        "failing_since": iso(health.failing_since),
+        "failed_polls": health.consecutive_failures,
+        "last_error": line(health.last_error, ERROR_LIMIT) if health.last_error else None,
+    }
 
 
 def _call_values(calls: CallFigures) -> dict[str, Any]:
@@ -136,7 +144,7 @@ def render_table(figures: Sequence[SourceFigures]) -> str:
     past it); "open now" is about every inquiry open at the moment, whenever it opened."""
     inquiry_rows = [
         (
-            f.source,
+            _marked(f),
             f.inquiry_channel or f.channel,
             str(i.received),
             str(i.answered),
@@ -154,7 +162,7 @@ def render_table(figures: Sequence[SourceFigures]) -> str:
         if (i := f.inquiries) is not None
     ]
     call_rows = [
-        _call_row(f.source, q.queue, q.calls)
+        _call_row(_marked(f), q.queue, q.calls)
         for f in figures
         if f.calls is not None
         for q in (f.queues or (QueueFigures("-", f.calls),))
@@ -164,6 +172,9 @@ def render_table(figures: Sequence[SourceFigures]) -> str:
         parts.append(
             f"Period {figures[0].since:%Y-%m-%d %H:%M %Z} – {figures[0].until:%Y-%m-%d %H:%M %Z}"
         )
+        unread = not_read(list(figures), figures[0].since.tzinfo or UTC)
+        if unread:
+            parts.append(_unread_block(unread))
     if inquiry_rows:
         parts.append("Inquiries\n" + _table(INQUIRY_GROUPS, inquiry_rows))
     if call_rows:
@@ -174,6 +185,26 @@ def render_table(figures: Sequence[SourceFigures]) -> str:
     if notes:
         parts.append("\n".join(notes))
     return "\n\n".join(parts) + "\n"
+
+
+def _marked(figures: SourceFigures) -> str:
+    """A source's name in a table, with `*` when its figures are incomplete."""
+    return figures.source if figures.complete else f"{figures.source}*"
+
+
+def _unread_block(unread: Sequence[Unread]) -> str:
+    """The sources not read, before any table: a 0 of theirs is not a quiet period."""
+    title = (
+        "Not read: the figures of the sources marked * are incomplete"
+        if any(not u.complete for u in unread)
+        else "Source problems (the period's figures are complete)"
+    )
+    lines = [title]
+    for u in unread:
+        lines.append(f"  {u.source}: {u.what}")
+        if u.last_error:
+            lines.append(f"    last error: {u.last_error}")
+    return "\n".join(lines)
 
 
 def _call_row(source: str, queue: str, c: CallFigures) -> tuple[str, ...]:
@@ -216,6 +247,18 @@ def _notes(figures: Sequence[SourceFigures]) -> list[str]:
                 notes.append(
                     f"{where}: {c.unknown} call{'s' * (c.unknown != 1)} never seen to end: "
                     f"counted, but left out of the waits and the service level{seen}"
+                )
+            if c.system_ended:
+                notes.append(
+                    f"{where}: {c.system_ended} call{'s' * (c.system_ended != 1)} ended by the "
+                    "phone system with no person (an IVR or closed message, a hang-up "
+                    "destination, an empty queue): missed, not answered"
+                )
+            if c.missed_without_number:
+                notes.append(
+                    f"{where}: {c.missed_without_number} missed call"
+                    f"{'s' * (c.missed_without_number != 1)} with no number to call back "
+                    "(withheld)"
                 )
             if c.short_abandoned:
                 notes.append(

@@ -16,7 +16,8 @@ from typing import Any
 
 from monitor.measure.summaries import CallFigures, InquiryFigures
 from monitor.publish.printable import line
-from monitor.publish.report import csv_text, duration_text, percent_text, table
+from monitor.publish.report import csv_text, table
+from monitor.publish.words import duration_text, percent_text
 from monitor.store.breakdown import Group
 
 NONE = "-"

@@ -25,7 +25,8 @@ from monitor.config import Settings
 from monitor.measure.calendars import BusinessCalendar
 from monitor.measure.items import CallItem, InquiryItem, LeftOutItem
 from monitor.publish.printable import line
-from monitor.publish.report import csv_text, duration_text, table
+from monitor.publish.report import csv_text, table
+from monitor.publish.words import duration_text
 from monitor.store.breakdown import Period
 
 Item = InquiryItem | CallItem | LeftOutItem

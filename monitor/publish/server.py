@@ -24,10 +24,12 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from sqlalchemy import Engine, select
 
 from monitor import __version__
+from monitor.config import Settings
 from monitor.errors import SupportMonitorError
 from monitor.publish.status_routes import PATHS as STATUS_PATHS
 from monitor.publish.status_routes import security_headers
 from monitor.store.database import StoreError, transaction
+from monitor.store.health import STATUS_WORDS, health_from_rows
 from monitor.store.tables import STATES
 
 logger = logging.getLogger(__name__)
@@ -75,20 +77,35 @@ class _QuietHandler(WSGIRequestHandler):
         """Scrapes every 15 s would drown the log; errors are logged by the app itself."""
 
 
-def health(engine: Engine, now: datetime) -> tuple[bool, dict[str, Any]]:
-    """(healthy, body): healthy while the database answers; the body lists source states."""
+def health(
+    engine: Engine,
+    now: datetime,
+    settings: Settings | None = None,
+    started_at: datetime | None = None,
+) -> tuple[bool, dict[str, Any]]:
+    """(healthy, body): healthy while the database answers; the body lists source states and,
+    with the settings, each configured source's reading state (monitor.store.health): a
+    source not read since the service started (`started_at`) is "not read yet", never "ok"."""
     try:
         with transaction(engine) as conn:
             rows = conn.execute(select(STATES)).all()
     except StoreError as exc:
         return False, {"status": "database unavailable", "error": str(exc)}
-    sources = {
+    sources: dict[str, dict[str, Any]] = {
         row.source: {
             "last_success": row.last_success_at.isoformat() if row.last_success_at else None,
             "consecutive_failures": row.consecutive_failures,
         }
         for row in rows
     }
+    if settings is not None:
+        for name, state in health_from_rows((r._mapping for r in rows), settings, now).items():
+            status = STATUS_WORDS[state.status]
+            fresh = started_at is not None and not state.read_since(started_at)
+            if fresh and state.status in ("ok", "stale"):  # read by an earlier process only
+                status = "not read yet"
+            sources.setdefault(name, {"last_success": None, "consecutive_failures": 0})
+            sources[name]["status"] = status
     return True, {
         "status": "ok",
         "version": __version__,
@@ -101,6 +118,8 @@ def make_app(
     registry: CollectorRegistry,
     engine: Engine,
     now: Callable[[], datetime],
+    settings: Settings | None = None,
+    started_at: datetime | None = None,
     status_app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]] | None = None,
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     """The router; `status_app` serves the status page's paths (monitor.publish.status_routes).
@@ -118,7 +137,7 @@ def make_app(
         if path == "/metrics":
             return metrics_app(environ, start_response)  # type: ignore[no-any-return]
         if path == "/healthz":
-            healthy, body = health(engine, now())
+            healthy, body = health(engine, now(), settings, started_at)
             status = "200 OK" if healthy else "503 Service Unavailable"
             start_response(status, [("Content-Type", "application/json")])
             return [json.dumps(body).encode()]

@@ -16,22 +16,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from monitor import __version__
 from monitor.config import Settings
 from monitor.measure.items import CallItem, InquiryItem
-from monitor.publish.alerts.rules import due_soon_margin, stale_after
+from monitor.publish.alerts.rules import due_soon_margin
 from monitor.publish.digest.build import clip
 from monitor.publish.digest.lines import target_text
-from monitor.publish.report import duration_text, percent_text
-from monitor.store.database import transaction
+from monitor.publish.unread import Unread, not_read
+from monitor.publish.words import duration_text, percent_text
 from monitor.store.figures import SourceFigures, day_bounds
+from monitor.store.health import STATUS_WORDS
 from monitor.store.live import live
-from monitor.store.tables import STATES
 
 Level = Literal["max", "warn", "ok"]
 
@@ -78,13 +78,6 @@ class Touchpoint:
 
 
 @dataclass(frozen=True)
-class SourceProblem:
-    source: str
-    status: str  # failing, never read, stale
-    detail: str  # since when, the last error
-
-
-@dataclass(frozen=True)
 class StatusPage:
     day: date
     day_text: str
@@ -94,7 +87,7 @@ class StatusPage:
     waiting_total: int
     overdue: tuple[OverdueInquiry, ...]
     past_target_total: int  # every open inquiry past its target, listed or not
-    problems: tuple[SourceProblem, ...]
+    problems: tuple[Unread, ...]  # sources not read, incomplete first
     touchpoints: tuple[Touchpoint, ...]
     version: str
     wall: bool = False
@@ -107,8 +100,17 @@ class StatusPage:
         return not (self.waiting or self.overdue or self.problems)
 
 
-def build_status(engine: Engine, settings: Settings, now: datetime, *, top: int = 10) -> StatusPage:
-    """The page at `now`: today so far is the day of `now` in the configured timezone."""
+def build_status(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    top: int = 10,
+    started_at: datetime | None = None,
+) -> StatusPage:
+    """The page at `now`: today so far is the day of `now` in the configured timezone. With the
+    moment the service started, a source not read since is named too (what is stored of it
+    may be hours old), as `/healthz` says "not read yet"."""
     zone = settings.timezone
     day = now.astimezone(zone).date()
     period = day_bounds(day, zone)
@@ -119,9 +121,10 @@ def build_status(engine: Engine, settings: Settings, now: datetime, *, top: int 
         now,
         top=top,
         margin=lambda targets: due_soon_margin(settings, targets),
+        read_after=started_at,
     )
-    problems = source_problems(engine, settings, now)
-    trouble = {p.source: p.status for p in problems}
+    problems = not_read(list(seen.figures), zone, started_at, "the monitor started")
+    trouble = {p.source: STATUS_WORDS.get(p.status, "not read yet") for p in problems}
     return StatusPage(
         day=day,
         day_text=f"{day:%A} {day.day} {day:%B %Y}",
@@ -246,31 +249,3 @@ def _touchpoint(fig: SourceFigures, problem: str) -> Touchpoint:
         let_down=let_down,
         problem=problem,
     )
-
-
-def source_problems(engine: Engine, settings: Settings, now: datetime) -> list[SourceProblem]:
-    """The enabled sources whose last poll failed, that were never read, or went stale."""
-    with transaction(engine) as conn:
-        rows = {row.source: row for row in conn.execute(select(STATES)).all()}
-    problems = []
-    for source in settings.sources:
-        if not source.enabled:
-            continue
-        row = rows.get(source.name)
-        last = None if row is None else row.last_success_at
-        failures = 0 if row is None else row.consecutive_failures
-        if last is None:
-            problems.append(SourceProblem(source.name, "never read", _error(row)))
-        elif failures:
-            since = duration_text((now - last).total_seconds())
-            detail = f"last read {since} ago; {_error(row)}"
-            problems.append(SourceProblem(source.name, "failing", detail))
-        elif now - last > stale_after(settings, source):
-            since = duration_text((now - last).total_seconds())
-            problems.append(SourceProblem(source.name, "stale", f"last read {since} ago"))
-    return problems
-
-
-def _error(row: Any) -> str:
-    error = None if row is None else getattr(row, "last_error", None)
-    return clip(error, 200) if error else ""

@@ -29,10 +29,10 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings, is_loopback
 from monitor.publish.printable import line
-from monitor.publish.report import duration_text
 from monitor.publish.status_access import Gate
 from monitor.publish.status_page import StatusPage, build_status
 from monitor.publish.templating import render, template_dir
+from monitor.publish.words import duration_text
 from monitor.store.figures import day_bounds
 
 logger = logging.getLogger(__name__)
@@ -84,11 +84,13 @@ class StatusApp:
         settings: Settings,
         gate: Gate,
         now: Callable[[], datetime],
+        started_at: datetime | None = None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.gate = gate
         self.now = now
+        self.started_at = started_at  # a source not read since is named "not read yet"
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -138,7 +140,9 @@ class StatusApp:
         self, start_response: StartResponse, *, wall: bool, token: str | None
     ) -> list[bytes]:
         status = self.settings.file.status
-        page = build_status(self.engine, self.settings, self.now(), top=status.top)
+        page = build_status(
+            self.engine, self.settings, self.now(), top=status.top, started_at=self.started_at
+        )
         user = self.gate.user(token) if self.gate.required else None
         page = replace(page, wall=wall, user=user)
         return _html(start_response, "200 OK", render_status(page), page_policy())

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Connection,
     Engine,
+    String,
     Table,
     create_engine,
     event,
@@ -327,8 +329,33 @@ def _verdicts(conn: Connection) -> None:
         )
 
 
+def _read_from(conn: Connection) -> None:
+    """v7: `source_state.read_from` (when the last successful poll began) and
+    `source_state.failing_since` (when the current run of failed polls began).
+
+    A source whose last poll succeeded began that poll at its `last_attempt_at`, so it gets it
+    as `read_from`; a failing source's `read_from` and `failing_since` are not known and stay
+    empty until its next successful poll (its figures show as not read until then, which is
+    what they are)."""
+    inspector = inspect(conn)
+    if "source_state" not in inspector.get_table_names():
+        return
+    present = {c["name"] for c in inspector.get_columns("source_state")}
+    kind = "BIGINT" if conn.dialect.name == "sqlite" else "TIMESTAMP WITH TIME ZONE"
+    for column in ("read_from", "failing_since"):
+        if column not in present:
+            conn.execute(text(f"ALTER TABLE source_state ADD COLUMN {column} {kind}"))
+    conn.execute(
+        text(
+            "UPDATE source_state SET read_from = last_attempt_at"
+            " WHERE consecutive_failures = 0 AND last_success_at IS NOT NULL"
+            " AND read_from IS NULL"
+        )
+    )
+
+
 def _open_backlog_indexes(conn: Connection) -> None:
-    """v7: the open inquiries indexed by age and by due time, source by source
+    """v8: the open inquiries indexed by age and by due time, source by source
     (`ix_inquiry_open_age`, `ix_inquiry_open_due`): the status page counts and names the open
     backlog from them."""
     if "inquiry" not in set(inspect(conn).get_table_names()):
@@ -345,7 +372,8 @@ MIGRATIONS: dict[int, Any] = {
     4: _references,
     5: _responders,
     6: _verdicts,
-    7: _open_backlog_indexes,
+    7: _read_from,
+    8: _open_backlog_indexes,
 }
 
 
@@ -394,6 +422,14 @@ def set_meta(conn: Connection, key: str, value: str) -> None:
 def get_meta(conn: Connection, key: str) -> str | None:
     table = META
     return conn.execute(select(table.c.value).where(table.c.key == key)).scalar_one_or_none()
+
+
+def add_to_meta(conn: Connection, key: str, amount: int = 1) -> None:
+    """Add `amount` to the integer kept under `key` (0 when absent), in one statement, so two
+    instances adding at once both count."""
+    conn.execute(insert_ignore(conn, META, ["key"]), [{"key": key, "value": "0"}])
+    total = (META.c.value.cast(BigInteger) + amount).cast(String)
+    conn.execute(update(META).where(META.c.key == key).values(value=total))
 
 
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:

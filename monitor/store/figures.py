@@ -1,6 +1,8 @@
 """Figures per source for a period, read from the store and summarized by the metrics engine.
 
-This is the one place the report, the digest and the alerter get their numbers from.
+This is the one place the report, the digest and the alerter get their numbers from, each
+source's with its health (monitor.store.health): a source that was not read is marked so
+wherever its figures appear, never shown as a quiet day.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from monitor.measure.items import (
     InquiryItem,
     call_item,
     inquiry_item,
+    is_callback,
     longest_holds,
     oldest_open,
 )
@@ -33,6 +36,7 @@ from monitor.measure.summaries import (
 )
 from monitor.measure.teams import Roster
 from monitor.store.database import transaction
+from monitor.store.health import SourceHealth, source_health
 from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
 
 
@@ -59,9 +63,14 @@ class SourceFigures:
     queues: tuple[QueueFigures, ...] = ()  # the calls queue by queue, by queue name
     # Only with `detail` (the digest): whom to act on (the items `report --items` lists), and
     # the period hour by hour.
-    oldest_open: tuple[InquiryItem, ...] = ()
+    oldest_open: tuple[InquiryItem, ...] = ()  # open inquiries but callbacks, oldest first
     longest_holds: tuple[CallItem, ...] = ()
     hours: tuple[HourCounts, ...] = ()
+    callbacks: tuple[InquiryItem, ...] = ()  # callers waiting for a callback, oldest first
+    # Whether the source was read (monitor.store.health), and whether these figures hold all it
+    # had for the period: read after the period ended (or, for one still running, read fine).
+    health: SourceHealth | None = None
+    complete: bool = True
 
 
 # The columns the summaries and the digest's lists read: fetching only these (no ids, no
@@ -123,11 +132,15 @@ def source_figures(
     now: datetime,
     *,
     detail: int = 0,
+    health: SourceHealth | None = None,
+    read_after: datetime | None = None,
 ) -> SourceFigures:
     """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`.
 
-    With `detail` > 0 also the `detail` oldest open inquiries, the `detail` longest holds of the
-    period and its hour-by-hour counts."""
+    With `detail` > 0 also the `detail` oldest open inquiries and callbacks, the `detail`
+    longest holds of the period and its hour-by-hour counts. With the source's `health`, the
+    figures say whether they are complete: the source was read after `read_after` (by default
+    the period's end)."""
     channel = channel_of(source).value
     with transaction(engine) as conn:
         period = (
@@ -166,6 +179,8 @@ def source_figures(
             .mappings()
             .all()
         )
+    # Only with `detail`: the open inquiries to name, callers waiting for a callback apart.
+    opened = open_items(settings, open_now, now, (since, until)) if detail else []
     has_calls = channel == "phone" or bool(calls) or bool(waiting)
     has_inquiries = channel != "phone" or bool(period) or bool(open_now)
     targets = settings.targets_for(source)
@@ -191,13 +206,12 @@ def source_figures(
         calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
         inquiry_channel=inquiry_channel_of(source).value,
         queues=queues,
-        oldest_open=(
-            oldest_open(open_items(settings, open_now, now, (since, until)), detail)
-            if detail
-            else ()
-        ),
+        oldest_open=oldest_open([i for i in opened if not is_callback(i)], detail),
         longest_holds=(longest_holds(call_items(settings, calls, now), detail) if detail else ()),
         hours=hourly(period, calls, since, until, now, targets) if detail else (),
+        callbacks=oldest_open([i for i in opened if is_callback(i)], detail),
+        health=health,
+        complete=True if health is None else health.complete_until(read_after or until),
     )
 
 
@@ -263,9 +277,23 @@ def all_figures(
     now: datetime,
     *,
     detail: int = 0,
+    read_after: datetime | None = None,
 ) -> list[SourceFigures]:
+    """The figures of every configured source, each with its health (see `source_figures`)."""
+    with transaction(engine) as conn:
+        health = source_health(conn, settings, now)
     return [
-        source_figures(engine, settings, s, since, until, now, detail=detail)
+        source_figures(
+            engine,
+            settings,
+            s,
+            since,
+            until,
+            now,
+            detail=detail,
+            health=health[s.name],
+            read_after=read_after,
+        )
         for s in settings.sources
     ]
 

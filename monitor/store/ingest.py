@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, func, literal, select, update
 
 from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
@@ -78,6 +78,8 @@ class PollResult:
     events: int = 0  # events the source gave, new or not
     # Records the source left out on purpose (or has not measured yet), per reason.
     left_out: Counter[str] = field(default_factory=Counter)
+    # How the source judged records it kept, where it is not certain, per remark.
+    noted: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -98,6 +100,9 @@ class PollResult:
         if self.left_out:
             reasons = ", ".join(f"{n:,} {why}" for why, n in sorted(self.left_out.items()))
             line += f"; skipped on purpose: {reasons}"
+        if self.noted:
+            remarks = ", ".join(f"{n:,} {what}" for what, n in sorted(self.noted.items()))
+            line += f"; noted: {remarks}"
         return line
 
     def only_rejections(self) -> str | None:
@@ -193,6 +198,7 @@ def _store_all(
             events: Sequence[Event] = batch.events
             result.events += len(events)
             result.left_out.update(batch.skipped)
+            result.noted.update(batch.noted)
             if cutoff is not None:  # a purged event read again is not stored (or counted) again
                 events, skipped = recent(events, cutoff)
                 result.skipped += skipped
@@ -308,11 +314,19 @@ def _record_health(
         _ensure_state(conn, result.source)
         values: dict[str, Any] = {"last_attempt_at": attempted_at}
         if result.ok:
-            values.update(last_success_at=finished_at, consecutive_failures=0)
+            values.update(
+                last_success_at=finished_at,
+                read_from=attempted_at,
+                consecutive_failures=0,
+                failing_since=None,
+            )
         else:
             values.update(
                 last_error=result.error,
                 last_error_at=finished_at,
+                failing_since=func.coalesce(
+                    STATES.c.failing_since, literal(attempted_at, STATES.c.failing_since.type)
+                ),
                 consecutive_failures=STATES.c.consecutive_failures + 1,
                 poll_errors_total=STATES.c.poll_errors_total + 1,
             )

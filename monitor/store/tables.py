@@ -11,7 +11,8 @@
 - `Tally` holds the monotonic counters and histogram buckets of `/metrics`, updated in the same
   transaction as the rows they count, so a scrape reads a few rows whatever the history's size.
 - `PurgedTally` keeps what rows deleted by retention had counted, for recounts.
-- `SourceState` holds each source's cursor (saved with the rows it covers) and its health.
+- `SourceState` holds each source's cursor (saved with the rows it covers) and its health
+  (monitor.store.health says what it means).
 - `Meta` holds the schema version and the bucket layout the tallies were built with.
 - `Delivery` is an outgoing message (a digest for a day, an alert notification) claimed by a
   unique key *before* it is sent, so two instances or a retry never send it twice;
@@ -36,8 +37,9 @@ from monitor.store.instants import Instant
 # 5: who answered (message.agent, call.agent, inquiry.agent, inquiry.closed_by) and why a
 # message never pairs (message.left_out)
 # 6: inquiry.verdict (within/late, once given) and ix_inquiry_unsettled
-# 7: ix_inquiry_open_age and ix_inquiry_open_due (the open backlog by age and by due time)
-SCHEMA_VERSION = 7
+# 7: source_state.read_from (when the last successful poll began) and failing_since
+# 8: ix_inquiry_open_age and ix_inquiry_open_due (the open backlog by age and by due time)
+SCHEMA_VERSION = 8
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -234,7 +236,12 @@ class SourceState(SQLModel, table=True):
     cursor: str | None = None  # JSON
     last_attempt_at: datetime | None = Field(default=None, sa_type=Instant)
     last_success_at: datetime | None = Field(default=None, sa_type=Instant)
+    # When the last successful poll began: everything the source held then is stored, so a
+    # period that ended before it is complete (the digest waits for it; monitor.store.health).
+    read_from: datetime | None = Field(default=None, sa_type=Instant)
     last_error: str | None = None
+    # When the current run of failed polls began (the first of them); None while it succeeds.
+    failing_since: datetime | None = Field(default=None, sa_type=Instant)
     last_error_at: datetime | None = Field(default=None, sa_type=Instant)
     consecutive_failures: int = 0
     poll_errors_total: int = 0

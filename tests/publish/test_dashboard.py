@@ -199,7 +199,7 @@ def titled(words: str) -> list[dict[str, Any]]:
 
 
 def steps(panel: dict[str, Any]) -> list[float]:
-    thresholds = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    thresholds = panel["fieldConfig"]["defaults"].get("thresholds", {"steps": []})["steps"]
     return [step["value"] for step in thresholds if step["value"] is not None]
 
 
@@ -208,11 +208,38 @@ def dashed(panel: dict[str, Any]) -> bool:
     return bool(custom["thresholdsStyle"]["mode"] in ("dashed", "line", "line+area"))
 
 
-def test_response_percentiles_are_drawn_against_the_24_hour_target() -> None:
-    (panel,) = titled("Response time by channel")
-    assert panel["type"] == "timeseries" and dashed(panel) and 86400 in steps(panel)
-    exprs = " ".join(t["expr"] for t in panel["targets"])
-    assert "histogram_quantile(0.5," in exprs and "histogram_quantile(0.9," in exprs
+def test_response_percentiles_are_drawn_against_each_sources_own_target() -> None:
+    """Not a fixed 86,400 line: each source's `reply_within`, as the monitor exports it, drawn
+    dashed beside that source's median and p90."""
+    (panel,) = titled("Response time by source")
+    assert panel["type"] == "timeseries" and not dashed(panel) and 86400 not in steps(panel)
+    by_legend = {t["legendFormat"]: t["expr"] for t in panel["targets"]}
+    assert "histogram_quantile(0.5, sum by (source, le)" in by_legend["median {{source}}"]
+    assert "histogram_quantile(0.9, sum by (source, le)" in by_legend["p90 {{source}}"]
+    assert by_legend["target {{source}}"].startswith(
+        'max by (source) (support_reply_target_seconds{source=~"$source"})'
+    )
+    (override,) = panel["fieldConfig"]["overrides"]
+    assert override["matcher"] == {"id": "byRegexp", "options": "^target "}
+    assert {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}} in override[
+        "properties"
+    ]
+
+
+def test_no_panel_draws_a_fixed_24_hour_line() -> None:
+    for panel in panels(dashboard()["panels"]):
+        if panel["type"] == "timeseries":
+            assert 86400 not in steps(panel), panel["title"]
+
+
+def test_the_source_health_row_marks_sources_not_read() -> None:
+    (panel,) = titled("Sources read now")
+    (target,) = panel["targets"]
+    assert "support_source_not_read" in target["expr"] and target["instant"]
+    (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+    assert mapping["options"]["1"]["text"] == "NOT READ: figures incomplete"
+    row = next(p for p in dashboard()["panels"] if p["title"] == "Sources and the monitor")
+    assert panel["gridPos"]["y"] > row["gridPos"]["y"]
 
 
 def test_hold_panels_draw_the_5_and_13_minute_lines() -> None:

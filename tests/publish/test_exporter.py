@@ -49,6 +49,8 @@ DOCUMENTED_METRICS = {
     "support_responses_clamped_total": "counter",
     "support_alerts_firing": "gauge",
     "support_monitor_build_info": "gauge",
+    "support_digests_incomplete_total": "counter",
+    "support_source_not_read": "gauge",
 }
 # Personal data the fixtures carry: none of it may appear in a label.
 PERSONAL = ("alice@example.org", "Alice Smith", "+44 20 7946 0958", "07700900123", "Refund")
@@ -389,6 +391,42 @@ def test_gauges_read_zero_when_nobody_waits_and_nothing_is_open(tmp_path: Path) 
         (("queue", "sales"), ("source", "phones")): 0.0,
     }
     assert set(gauge(after, "support_longest_wait_seconds").values()) == {0.0}
+
+
+def test_a_source_not_read_and_a_digest_sent_incomplete_are_exported(
+    tmp_path: Path, database_url: str
+) -> None:
+    """support_source_not_read is 1 until the source is read (and 1 again while it fails);
+    support_digests_incomplete_total counts the digests claimed with a source unread, kept in
+    the store (it survives restarts and agrees between instances)."""
+    from monitor.publish.digest.mail import claim_digest
+
+    (tmp_path / "chat.jsonl").write_text(chat_line("c1", minutes(1), "customer"))
+    raw = {
+        "database": database_url,
+        "sources": [{"name": "chat", "kind": "chat_jsonl", "path": "chat.jsonl"}],
+    }
+    settings = settings_from_mapping(raw, tmp_path)
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+
+    def value(name: str, at: datetime) -> float:
+        text = exposition(engine, settings, lambda: at).decode()
+        (line,) = [x for x in text.splitlines() if x.startswith(name)]
+        return float(line.rsplit(" ", 1)[1])
+
+    assert value('support_source_not_read{source="chat"}', NOW) == 1.0
+    assert value("support_digests_incomplete_total", NOW) == 0.0
+    claim_digest(engine, settings, T0.date() - timedelta(days=2), NOW)  # the chat never read
+    assert value("support_digests_incomplete_total", NOW) == 1.0
+    assert poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW).ok
+    assert value('support_source_not_read{source="chat"}', NOW) == 0.0
+    claim_digest(engine, settings, T0.date() - timedelta(days=1), NOW)  # read after: complete
+    assert value("support_digests_incomplete_total", NOW) == 1.0
+    (tmp_path / "chat.jsonl").unlink()
+    later = NOW + timedelta(minutes=1)
+    assert not poll_source(engine, settings, settings.sources[0], now=later).ok
+    assert value('support_source_not_read{source="chat"}', later) == 1.0
 
 
 def test_the_collector_describes_what_it_collects_without_reading_the_store(

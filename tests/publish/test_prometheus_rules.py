@@ -80,3 +80,28 @@ def test_the_alertmanager_example_names_only_real_alerts_and_receivers() -> None
                 assert pattern in alerts, pattern
             else:
                 assert any(re.fullmatch(pattern, name) for name in alerts), pattern
+
+
+def test_every_recording_rule_is_used_by_an_alert() -> None:
+    """A recording rule nobody reads costs Prometheus work and misleads: the dashboard reads
+    the metrics over its own window, so the recordings are only those the alerts use."""
+    rules = [rule for group in load("rules.yml")["groups"] for rule in group["rules"]]
+    recorded = {rule["record"] for rule in rules if "record" in rule}
+    used = " ".join(rule["expr"] for rule in rules if "alert" in rule)
+    dashboard = (PROMETHEUS.parent / "grafana" / "support-monitor.json").read_text()
+    assert recorded and sorted(r for r in recorded if r not in used and r not in dashboard) == []
+
+
+def test_every_recording_rule_is_tested_in_promtool() -> None:
+    tested = {
+        check["expr"].split("{")[0]
+        for case in load("rules.test.yml")["tests"]
+        for check in case.get("promql_expr_test", [])
+    }
+    recorded = {
+        rule["record"]
+        for group in load("rules.yml")["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    assert sorted(recorded - tested) == []

@@ -113,14 +113,20 @@ def test_a_source_not_read_is_named_and_its_figures_are_no_quiet_day(
         )
     page = build_status(engine, settings, NOW)
     assert [(p.source, p.status) for p in page.problems] == [
-        ("web-chat", "never read"),
+        ("web-chat", "never_read"),
         ("phones", "failing"),
     ]
-    assert "connection refused" in page.problems[1].detail
+    assert page.problems[1].last_error == "connection refused"
     problems = {t.source: t.problem for t in page.touchpoints}
     assert problems == {"web-chat": "never read", "phones": "failing", "answering": ""}
     html = render_status(page)
     assert "not a quiet day" in html
+    # A source read only before the service started is "not read yet" since then.
+    later, minute = NOW + timedelta(minutes=2), timedelta(minutes=1)
+    started = build_status(engine, settings, later, started_at=NOW + minute)
+    assert [(p.source, p.status) for p in started.problems][-1] == ("answering", "behind")
+    assert "not read since the monitor started yet" in started.problems[-1].what
+    assert {t.source: t.problem for t in started.touchpoints}["answering"] == "not read yet"
 
 
 def test_the_open_backlog_is_counted_in_the_index_not_read(tmp_path: Path, sqlite_url: str) -> None:
@@ -148,14 +154,14 @@ def test_the_open_backlog_is_counted_in_the_index_not_read(tmp_path: Path, sqlit
         assert "USING COVERING INDEX ix_inquiry_" in plan, plan
 
 
-def test_a_version_6_database_gets_the_indexes_of_the_open_backlog(
+def test_a_version_7_database_gets_the_indexes_of_the_open_backlog(
     tmp_path: Path, database_url: str
 ) -> None:
     settings, engine = build_moment(tmp_path, database_url)
-    with engine.begin() as conn:  # as version 6 left it
+    with engine.begin() as conn:  # as version 7 left it
         conn.execute(text("DROP INDEX ix_inquiry_open_age"))
         conn.execute(text("DROP INDEX ix_inquiry_open_due"))
-        set_meta(conn, "schema_version", "6")
+        set_meta(conn, "schema_version", "7")
     prepare(engine)
     with engine.connect() as conn:
         version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))

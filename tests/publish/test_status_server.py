@@ -89,12 +89,8 @@ def start(tmp_path: Path, database: str, listen_host: str, **top: Any) -> Iterat
     )
     clock = Clock(NOW)
     gate = Gate.from_settings(settings, clock)
-    app = make_app(
-        registry_for(engine, settings, clock),
-        engine,
-        clock,
-        StatusApp(engine, settings, gate, clock),
-    )
+    status = StatusApp(engine, settings, gate, clock)
+    app = make_app(registry_for(engine, settings, clock), engine, clock, status_app=status)
     server, thread = serve(settings.file.metrics.listen, app)
     try:
         yield Site(port, clock, settings, engine)

@@ -137,6 +137,68 @@ def test_health_is_recorded_for_success_and_failure(tmp_path: Path, database_url
     assert state.last_error == failed.error
 
 
+def test_health_keeps_when_the_last_good_poll_began_and_when_failing_began(
+    tmp_path: Path, database_url: str
+) -> None:
+    path, settings, engine = chat_setup(tmp_path, database_url)
+    source = settings.sources[0]
+    started = NOW - timedelta(seconds=40)
+    assert poll_source(engine, settings, source, now=started, clock=lambda: NOW).ok
+    path.unlink()
+    for minute in (1, 2):
+        poll_source(engine, settings, source, now=NOW + timedelta(minutes=minute))
+    with engine.connect() as conn:
+        state = conn.execute(select(STATES)).one()
+    assert (state.read_from, state.last_success_at) == (started, NOW)
+    assert state.failing_since == NOW + timedelta(minutes=1)  # the first of the failed polls
+    path.write_text("")
+    poll_source(engine, settings, source, now=NOW + timedelta(minutes=3))
+    with engine.connect() as conn:
+        state = conn.execute(select(STATES)).one()
+    assert state.read_from == NOW + timedelta(minutes=3) and state.failing_since is None
+
+
+def test_a_version_6_database_gets_when_each_source_was_last_read_from(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A v6 database (no source_state.read_from or failing_since): a source whose last poll
+    succeeded was read from that poll's start; a failing one is not known to be read yet."""
+    engine = make_engine(database_url, tmp_path)
+    prepare(engine)
+    with engine.begin() as conn:
+        for column in ("read_from", "failing_since"):
+            conn.execute(text(f"ALTER TABLE source_state DROP COLUMN {column}"))
+        rows = [("good", 0, T0), ("bad", 3, T0)]
+        for source, failures, success in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO source_state (source, last_attempt_at, last_success_at,"
+                    " consecutive_failures, poll_errors_total, records_rejected_total)"
+                    " VALUES (:source, :attempt, :success, :failures, 0, 0)"
+                ),
+                {
+                    "source": source,
+                    "attempt": _stored(engine, NOW),
+                    "success": _stored(engine, success),
+                    "failures": failures,
+                },
+            )
+        set_meta(conn, "schema_version", "6")
+    prepare(engine)
+    with engine.connect() as conn:
+        read = dict(conn.execute(select(STATES.c.source, STATES.c.read_from)).all())
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION)
+    assert read == {"good": NOW, "bad": None}
+
+
+def _stored(engine: Engine, moment: datetime) -> Any:
+    """A time as the database stores it (microseconds on SQLite), for raw SQL."""
+    if engine.dialect.name == "sqlite":
+        return int(moment.timestamp() * 1_000_000)
+    return moment
+
+
 def test_rejected_records_are_counted_and_located(tmp_path: Path, database_url: str) -> None:
     path, settings, engine = chat_setup(tmp_path, database_url)
     path.write_text(line("c1", 0, "customer") + "{not json\n" + line("c1", 1, "agent"))

@@ -1,9 +1,12 @@
 """What an alert notification says: one JSON-able dict per notice, built when it is claimed.
 
 The same dict is the webhook's body and the e-mail templates' input, and it is stored in the
-delivery row, so a retry sends exactly what was claimed. It names what a support lead needs to
-act (the caller's number, the inquiry's subject) and nothing more of the customer's: no message
-text, no e-mail addresses. Times are ISO 8601 UTC in the fields and local (`timezone`) in text.
+delivery row, so a retry sends exactly what was claimed. For e-mail (and a webhook with
+`include_customer: true`) it names what a support lead needs to act (the caller's number, the
+inquiry's subject) and nothing more of the customer's: no message text, no e-mail addresses.
+A webhook gets the *private* notice: no caller, name or inquiry subject anywhere in it, and
+subjects as opaque ids (`opaque_subject`), stable across instances and restarts.
+Times are ISO 8601 UTC in the fields and local (`timezone`) in text.
 Every string in it is one printable line (monitor.publish.printable): a subject or a caller id
 written by an outsider cannot forge a line of a chat message or reach a terminal as an escape
 sequence.
@@ -19,11 +22,14 @@ from monitor.config import Settings
 from monitor.publish.alerts.rules import split_subject
 from monitor.publish.alerts.state import Notice
 from monitor.publish.printable import strings
-from monitor.publish.report import duration_text
+from monitor.publish.words import duration_text
+from monitor.store.installation import opaque
 
 Row = Mapping[Any, Any]
 CALL_RULES = ("hold_warn", "hold_max")
 INQUIRY_RULES = ("reply_due_soon", "reply_overdue")
+# The rules whose subject is one customer (a caller, an inquiry): opaque in private notices.
+CUSTOMER_RULES = CALL_RULES + INQUIRY_RULES
 PHONE_CHANNELS = ("voicemail", "answering_service", "phone")
 CHANNEL_NAMES = {"email": "e-mail", "answering_service": "answering-service"}
 
@@ -48,18 +54,41 @@ def label(notice: Notice) -> str:
     return f"{severity}, still firing" if notice.event == "repeat" else severity
 
 
-def build(notice: Notice, detail: Row | None, now: datetime, settings: Settings) -> dict[str, Any]:
+def opaque_subject(subject: str, key: bytes) -> str:
+    """A subject that names no customer: `<source>/<keyed hash of the rest>` (source names come
+    from the configuration). The same on every instance and after restarts; without the
+    installation's key (monitor.store.installation) it cannot be turned back into a caller's
+    number or an address, not even by hashing every number there is."""
+    source, _ = split_subject(subject)
+    return f"{source}/{opaque(key, subject)}"
+
+
+def build(
+    notice: Notice,
+    detail: Row | None,
+    now: datetime,
+    settings: Settings,
+    private: bytes | None = None,
+) -> dict[str, Any]:
     """The notice as sent. `detail` is the row the subject refers to (the call, the inquiry,
-    the source's state; None for long_holds or when it is gone)."""
+    the source's state; None for long_holds or when it is gone).
+
+    With `private` (the installation's key), the notice names no customer, for receivers
+    outside the support team (a webhook without `include_customer`): a caller's or
+    inquiry's subject becomes an opaque id, and no caller number, name or inquiry subject is
+    in the summary, the details or the text."""
     state = notice.state
-    summary, details, value = _describe(notice, detail, settings)
+    summary, details, value = _describe(notice, detail, settings, private is not None)
+    subject = state.subject
+    if private is not None and state.rule in CUSTOMER_RULES:
+        subject = opaque_subject(subject, private)
     body = {
         "rule": state.rule,
         "severity": state.severity,
         "status": "resolved" if notice.event == "resolved" else "firing",
         "repeat": notice.event == "repeat",
         "source": state.source,
-        "subject": state.subject,
+        "subject": subject,
         "value": value,
         "threshold": state.threshold,
         "unit": "ratio" if state.rule == "long_holds" else "seconds",
@@ -76,13 +105,13 @@ def build(notice: Notice, detail: Row | None, now: datetime, settings: Settings)
 
 
 def _describe(
-    notice: Notice, detail: Row | None, settings: Settings
+    notice: Notice, detail: Row | None, settings: Settings, private: bool
 ) -> tuple[str, dict[str, Any], float | None]:
     state = notice.state
     if state.rule in CALL_RULES:
-        return _call(notice, detail)
+        return _call(notice, detail, private)
     if state.rule in INQUIRY_RULES:
-        return _inquiry(notice, detail, settings)
+        return _inquiry(notice, detail, settings, private)
     if state.rule == "source_stale":
         return _stale(notice, detail, settings)
     if state.rule == "long_holds":
@@ -90,17 +119,19 @@ def _describe(
     return f"{state.rule} {notice.event} for {state.subject}", {}, state.value
 
 
-def _call(notice: Notice, call: Row | None) -> tuple[str, dict[str, Any], float | None]:
+def _call(
+    notice: Notice, call: Row | None, private: bool
+) -> tuple[str, dict[str, Any], float | None]:
     state = notice.state
     source, _ = split_subject(state.subject)
     queue = call["queue"] if call else None
-    who = f"Caller {call['caller']}" if call and call["caller"] else "A caller"
+    caller = call["caller"] if call and not private else None
+    who = f"Caller {caller}" if caller else "A caller"
     where = f"{source}/{queue}" if queue else source
-    details: dict[str, Any] = {
-        "queue": queue,
-        "caller": call["caller"] if call else None,
-        "entered_at": iso(call["entered_at"]) if call else None,
-    }
+    details: dict[str, Any] = {"queue": queue}
+    if not private:
+        details["caller"] = caller
+    details["entered_at"] = iso(call["entered_at"]) if call else None
     if notice.event != "resolved":
         limit = duration_text(state.threshold)
         text = f"{who} has waited {duration_text(state.value)} in {where} ({state.rule} {limit})"
@@ -119,14 +150,14 @@ def _call(notice: Notice, call: Row | None) -> tuple[str, dict[str, Any], float 
 
 
 def _inquiry(
-    notice: Notice, inquiry: Row | None, settings: Settings
+    notice: Notice, inquiry: Row | None, settings: Settings, private: bool
 ) -> tuple[str, dict[str, Any], float | None]:
     state = notice.state
     source, _ = split_subject(state.subject)
     channel = inquiry["channel"] if inquiry else None
     phone = channel in PHONE_CHANNELS
-    caller = inquiry["customer"] if inquiry and phone else None
-    subject = inquiry["subject"] if inquiry else None
+    caller = inquiry["customer"] if inquiry and phone and not private else None
+    subject = inquiry["subject"] if inquiry and not private else None
     what = " ".join(
         part
         for part in (
@@ -137,10 +168,10 @@ def _inquiry(
         )
         if part
     )
-    details: dict[str, Any] = {
-        "channel": channel,
-        "inquiry_subject": subject,
-        "caller": caller,
+    details: dict[str, Any] = {"channel": channel}
+    if not private:
+        details |= {"inquiry_subject": subject, "caller": caller}
+    details |= {
         "opened_at": iso(inquiry["opened_at"]) if inquiry else None,
         "due_at": iso(inquiry["due_at"]) if inquiry else None,
         "status": inquiry["status"] if inquiry else None,

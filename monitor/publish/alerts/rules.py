@@ -28,6 +28,7 @@ from typing import Any
 from monitor.config import ResolvedTargets, Settings, SourceSettings
 from monitor.measure.inquiries import is_breached_now, is_due_soon
 from monitor.measure.summaries import summarize_calls, waiting_seconds
+from monitor.store.health import health_of
 
 Row = Mapping[Any, Any]
 WARNING, CRITICAL = "warning", "critical"
@@ -166,31 +167,19 @@ def reply_overdue(inputs: AlertInputs, now: datetime, ctx: _Context) -> Iterator
         yield Finding("reply_overdue", inquiry_subject(row), row["source"], CRITICAL, age, target)
 
 
-def stale_after(settings: Settings, source: SourceSettings) -> timedelta:
-    """`stale_intervals` poll intervals, and at least `stale_min` (as rules.yml)."""
-    alerts = settings.file.alerts
-    return max(source.every * alerts.stale_intervals, alerts.stale_min)
-
-
 def source_stale(inputs: AlertInputs, now: datetime, ctx: _Context) -> Iterator[Finding]:
     """No successful poll for `stale_after`; a source never read successfully is stale once it
-    has failed `stale_intervals` polls in a row spanning that long (value: None)."""
+    has failed `stale_intervals` polls in a row spanning that long (value: None). What "stale"
+    means is monitor.store.health's, the notion the digest and `report` show too."""
     states = {row["source"]: row for row in inputs.source_states}
     for name, source in ctx.sources.items():
         state = states.get(name)
         if state is None:  # never attempted yet (the service is just starting)
             continue
-        limit = stale_after(ctx.settings, source)
-        last = state["last_success_at"]
-        if last is not None:
-            age = (now - last).total_seconds()
-            if age > limit.total_seconds():
-                yield Finding("source_stale", name, name, WARNING, age, limit.total_seconds())
-        else:
-            failures = int(state["consecutive_failures"] or 0)
-            intervals = ctx.settings.file.alerts.stale_intervals
-            if failures >= intervals and source.every * failures >= limit:
-                yield Finding("source_stale", name, name, WARNING, None, limit.total_seconds())
+        health = health_of(state, source, ctx.settings, now)
+        if health.alarming:
+            limit = health.stale_after.total_seconds()
+            yield Finding("source_stale", name, name, WARNING, health.unread_for, limit)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,8 +53,11 @@ from monitor.publish.deliveries import (
     claim,
     deliver_due,
 )
+from monitor.publish.mailer import message_id_for
 from monitor.publish.notifiers import notifier_for
 from monitor.store.database import insert_ignore, transaction
+from monitor.store.health import health_from_rows, unread_since
+from monitor.store.installation import installation_key
 from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, WAITING_CALL
 
 logger = logging.getLogger(__name__)
@@ -65,13 +68,26 @@ PRUNE_AFTER = timedelta(days=7)
 
 
 @dataclass(frozen=True)
+class Sent:
+    """One notification to one notifier, as it is (or would be) sent."""
+
+    notify: int  # the index in alerts.notify
+    kind: str  # email | webhook
+    to: str  # where, without secrets
+    body: dict[str, Any]  # the notice (monitor.publish.alerts.notices / groups)
+    message_id: str | None = None  # e-mail: from the delivery's key
+
+
+@dataclass(frozen=True)
 class Told:
     """A notification claimed (or, in a dry run, that would be): the notices it tells, its body
-    and who gets it."""
+    as the support team reads it (customers named), who gets it, and each notifier's own
+    version (a webhook's names no customer unless `include_customer`)."""
 
     notices: list[Notice]
     body: dict[str, Any]
     to: list[str]
+    sends: list[Sent] = field(default_factory=list)
 
 
 class _KeyTaken(Exception):
@@ -121,13 +137,19 @@ def load_states(conn: Connection) -> dict[Key, State]:
 
 
 def observe(
-    engine: Engine, settings: Settings, now: datetime
+    engine: Engine, settings: Settings, now: datetime, started_at: datetime | None = None
 ) -> tuple[dict[Key, State], list[Change]]:
-    """The stored states and the changes the rules call for at `now` (reads only)."""
+    """The stored states and the changes the rules call for at `now` (reads only). With
+    `started_at` (the service's start), the sources not read since keep their alerts' states
+    (monitor.publish.alerts.state.diff)."""
     with transaction(engine) as conn:
         inputs = load_inputs(conn, settings, now)
         states = load_states(conn)
-    return states, diff(states, evaluate(inputs, now, settings))
+    unread: set[str] = set()
+    if started_at is not None:
+        health = health_from_rows(inputs.source_states, settings, now)
+        unread = {h.source for h in unread_since(health, started_at)}
+    return states, diff(states, evaluate(inputs, now, settings), unread)
 
 
 def _same(state: State, *columns: str) -> list[Any]:
@@ -241,36 +263,69 @@ def recipients(settings: Settings) -> list[str]:
     ]
 
 
+def versions(
+    conn: Connection, settings: Settings, notices: list[Notice], now: datetime, key: bytes
+) -> tuple[dict[str, Any], list[Sent]]:
+    """A group of notices as the support team reads it (customers named), and as each
+    notifier gets it (without its delivery's Message-ID yet)."""
+    details = [lookup(conn, n.state) for n in notices]
+
+    def body(private: bytes | None) -> dict[str, Any]:
+        bodies = [
+            build(n, d, now, settings, private) for n, d in zip(notices, details, strict=True)
+        ]
+        return combine(notices, bodies, now)
+
+    named = body(None)
+    private: dict[str, Any] | None = None
+    sends = []
+    to = recipients(settings)
+    for index, notify in enumerate(settings.file.alerts.notify):
+        if not notify.names_customers() and private is None:
+            private = body(key)
+        chosen = named if notify.names_customers() else private
+        assert chosen is not None
+        sends.append(Sent(index, notify.kind, to[index], chosen))
+    return named, sends
+
+
 def claim_notices(engine: Engine, settings: Settings, plan: Plan, now: datetime) -> list[Told]:
     """Claim the notices of `plan.send` that no one else has, a notification per group, and
     mark `plan.covered` done."""
     told = []
-    notify = settings.file.alerts.notify
     to = recipients(settings)
+    smtp = settings.file.smtp
     for members in group(plan.send):
         try:
             with transaction(engine) as conn:
                 taken = [notice for notice in members if _take(conn, notice, now)]
                 if not taken:
                     continue
-                bodies = [build(n, lookup(conn, n.state), now, settings) for n in taken]
-                body = combine(taken, bodies, now)
-                for index, notifier in enumerate(notify):
-                    payload = {"notify": index, "notice": body}
-                    key = group_key(taken, now, index)
+                installation = installation_key(conn)
+                team, sends = versions(conn, settings, taken, now, installation)
+                claimed = []
+                for sent in sends:
+                    key = group_key(taken, now, sent.notify)
+                    payload: dict[str, Any] = {"notify": sent.notify, "notice": sent.body}
+                    if sent.kind == "email" and smtp is not None:
+                        sent = replace(
+                            sent, message_id=message_id_for(key, installation, smtp.sender)
+                        )
+                        payload["message_id"] = sent.message_id
                     if not claim(
                         conn,
                         key=key,
                         purpose="alert",
-                        notifier=notifier.kind,
+                        notifier=sent.kind,
                         payload=payload,
                         now=now,
                     ):
                         raise _KeyTaken(key)
+                    claimed.append(sent)
         except _KeyTaken as exc:  # cannot happen while the guards hold; never drop a notice
             logger.error("alert notification %s already claimed; its notices stay owed", exc)
             continue
-        told.append(Told(taken, body, to))
+        told.append(Told(taken, team, to, claimed))
         # Not the summary: it may quote an inquiry's subject, and logs get no message contents.
         first = taken[0].state
         what = first.subject if len(taken) == 1 else f"{len(taken)} subjects"
@@ -309,7 +364,8 @@ def send_due(engine: Engine, settings: Settings, now: datetime) -> tuple[dict[st
 
     def send(delivery: Pending) -> None:
         payload = delivery.payload
-        notifier_for(settings, int(payload["notify"]), delivery.notifier).send(payload["notice"])
+        notifier = notifier_for(settings, int(payload["notify"]), delivery.notifier)
+        notifier.send(payload["notice"], message_id=payload.get("message_id"))
 
     def failed(delivery: Pending, error: DeliveryError, status: str) -> None:
         what = "failed for good" if status == FAILED else "will be retried"
@@ -321,26 +377,25 @@ def send_due(engine: Engine, settings: Settings, now: datetime) -> tuple[dict[st
 
 
 def run_once(
-    engine: Engine, settings: Settings, now: datetime, *, dry_run: bool = False
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    started_at: datetime | None = None,
 ) -> Outcome:
-    """Evaluate every rule at `now`, record transitions, claim and send the notices owed."""
-    states, changes = observe(engine, settings, now)
+    """Evaluate every rule at `now`, record transitions, claim and send the notices owed.
+    `started_at`: the service's start (see `observe`)."""
+    states, changes = observe(engine, settings, now, started_at)
     if dry_run:
         after = advance(states, changes, now)
         plan = notices(after, now, settings)
+        told = []
         with transaction(engine) as conn:
-            told = [
-                Told(
-                    members,
-                    combine(
-                        members,
-                        [build(n, lookup(conn, n.state), now, settings) for n in members],
-                        now,
-                    ),
-                    recipients(settings),
-                )
-                for members in group(plan.send)
-            ]
+            installation = installation_key(conn)
+            for members in group(plan.send):
+                team, sends = versions(conn, settings, members, now, installation)
+                told.append(Told(members, team, recipients(settings), sends))
         return Outcome(changes, told, plan.held, _firing(after))
     apply_changes(engine, changes, now)
     with transaction(engine) as conn:
@@ -350,6 +405,23 @@ def run_once(
     outcome = Outcome(changes, told, plan.held, _firing(states))
     outcome.deliveries, outcome.errors = send_due(engine, settings, now)
     return outcome
+
+
+def summaries(
+    engine: Engine, settings: Settings, changes: list[Change], now: datetime
+) -> list[str]:
+    """What each transition of `changes` (but those that keep firing) means, in the words of
+    its notice, as the support team reads it: for the `alerts` command, which shows people
+    what changed rather than internal ids."""
+    said = []
+    with transaction(engine) as conn:
+        for change in changes:
+            if change.kind == "keep":
+                continue
+            state = after_change(change, now)
+            notice = Notice("resolved" if change.kind == "resolve" else "firing", state)
+            said.append(build(notice, lookup(conn, state), now, settings)["summary"])
+    return said
 
 
 def _firing(states: Mapping[Key, State]) -> int:

@@ -24,7 +24,7 @@ those of a source that was disabled or removed from the configuration.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -80,17 +80,32 @@ class Change:
     finding: Finding | None  # None for resolve
 
 
-def diff(states: Mapping[Key, State], findings: Sequence[Finding]) -> list[Change]:
+# The rule about reading itself: it is evaluated whether or not the source was read.
+READING_RULES = ("source_stale",)
+
+
+def diff(
+    states: Mapping[Key, State], findings: Sequence[Finding], unread: Collection[str] = ()
+) -> list[Change]:
     """The transitions that bring `states` in line with `findings`, sorted by key (so that
-    instances writing them lock rows in the same order)."""
-    found = {(f.rule, f.subject): f for f in findings}
+    instances writing them lock rows in the same order).
+
+    `unread` names the sources not read since this process started: what is stored of them may
+    be hours old, so their alerts (but `source_stale`) keep the state they had. Nothing of
+    theirs starts firing on old rows (a caller "waiting" since before a restart) and nothing
+    resolves (no one can tell yet that the caller got through)."""
+
+    def held(source: str | None, rule: str) -> bool:
+        return source in unread and rule not in READING_RULES
+
+    found = {(f.rule, f.subject): f for f in findings if not held(f.source, f.rule)}
     changes = []
     for key, finding in found.items():
         old = states.get(key)
         kind: Literal["fire", "keep"] = "keep" if old and old.state == FIRING else "fire"
         changes.append(Change(kind, key, old, finding))
     for key, old in states.items():
-        if old.state == FIRING and key not in found:
+        if old.state == FIRING and key not in found and not held(old.source, old.rule):
             changes.append(Change("resolve", key, old, None))
     return sorted(changes, key=lambda c: c.key)
 

@@ -24,12 +24,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 
 from monitor import __version__
-from monitor.config import Settings
+from monitor.config import ResolvedTargets, Settings
 from monitor.measure.events import Stage
-from monitor.measure.summaries import HourCounts
+from monitor.measure.items import InquiryItem
+from monitor.measure.summaries import CallFigures, HourCounts
 from monitor.publish.digest.lines import Line, call_lines, inquiry_lines, target_text
 from monitor.publish.digest.teams import TeamSection, team_section
-from monitor.publish.report import duration_text, percent_text
+from monitor.publish.unread import Unread, not_read
+from monitor.publish.words import duration_text, percent_text
 from monitor.store.figures import SourceFigures, all_figures, day_bounds
 
 STAGES = [s.value for s in Stage]
@@ -46,6 +48,14 @@ OUTCOME_WORDS = {
 
 
 @dataclass(frozen=True)
+class Section:
+    """One table of a touchpoint: its inquiries, its callbacks, its calls or one queue's."""
+
+    title: str  # "Inquiries", "Callbacks", "Calls", "Calls · sales"
+    lines: tuple[Line, ...]
+
+
+@dataclass(frozen=True)
 class Touchpoint:
     source: str
     channel: str
@@ -54,14 +64,20 @@ class Touchpoint:
     let_down: int  # inquiries not within target + calls held long or unanswered
     open_past_target: int
     problems: tuple[str, ...]  # one sentence per way it let customers down
-    inquiry_lines: tuple[Line, ...]
-    call_lines: tuple[Line, ...]
+    sections: tuple[Section, ...]  # its inquiries, then its calls (a section per queue)
     received: int  # inquiries and calls that arrived on the day
-    inquiry_title: str  # "Callbacks" for a phone source's missed calls, else "Inquiries"
+    pending: int  # inquiries open and callers waiting now, whenever they began
+    complete: bool = True  # False: not read after the day ended, its figures lack some
 
     @property
     def needs_attention(self) -> bool:
         return self.score > 0 or self.open_past_target > 0
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing to report: nobody came that day, and nobody is waiting on it now. Shown in
+        one line, so the digest stays short however many touchpoints are configured."""
+        return not self.received and not self.pending and not self.needs_attention
 
     @property
     def score_text(self) -> str:
@@ -74,14 +90,33 @@ class Touchpoint:
             return f"{self.score_text} let down"
         if self.open_past_target:
             return f"{self.open_past_target} past target"
+        if not self.complete:
+            return "incomplete"
         return "within target"
+
+    @property
+    def quiet_text(self) -> str:
+        """The one line of a quiet touchpoint."""
+        if not self.complete:
+            return "not read: no figures (see the top)"
+        return "no inquiries or calls"
 
 
 @dataclass(frozen=True)
 class StageGroup:
     stage: str
     title: str
-    touchpoints: tuple[Touchpoint, ...]
+    touchpoints: tuple[Touchpoint, ...]  # weakest first, quiet ones included
+
+    @property
+    def busy(self) -> tuple[Touchpoint, ...]:
+        """The touchpoints with something to report, each shown with its tables."""
+        return tuple(t for t in self.touchpoints if not t.quiet)
+
+    @property
+    def quiet(self) -> tuple[Touchpoint, ...]:
+        """The touchpoints with nothing to report, each shown in one line."""
+        return tuple(t for t in self.touchpoints if t.quiet)
 
 
 @dataclass(frozen=True)
@@ -152,6 +187,9 @@ clip = _clip  # the status page words its lists as the digest does
 
 @dataclass(frozen=True)
 class Digest:
+    """Everything the templates show, section by section, in the order they show it: a new
+    section is one more field here and one more block in each template."""
+
     day: date
     day_text: str  # Thursday 19 November 2026
     short_day: str  # Thu 19 Nov
@@ -160,11 +198,16 @@ class Digest:
     compared_text: str
     has_data: bool  # any inquiry or call arrived on the day
     has_sources: bool
+    link: str | None  # `digest.link`, shown at the top
+    # First of all: the sources that failed, were never read, went stale or were not read
+    # after the day ended (those whose figures are incomplete come first).
+    unread: tuple[Unread, ...]
     tiles: tuple[Tile, ...]
     attention: tuple[Touchpoint, ...]  # weakest first
     touchpoints: int
     stages: tuple[StageGroup, ...]
-    oldest_open: tuple[OpenItem, ...]
+    oldest_open: tuple[OpenItem, ...]  # inquiries waiting for a reply, oldest first
+    callbacks: tuple[OpenItem, ...]  # callers waiting to be called back, oldest first
     longest_holds: tuple[HoldItem, ...]
     hours: tuple[HourBar, ...]
     generated: str
@@ -172,15 +215,46 @@ class Digest:
     # By team, and by agent where `reports.agents: true` (None: no teams configured).
     teams: TeamSection | None = None
 
+    @property
+    def incomplete(self) -> tuple[Unread, ...]:
+        """The sources whose figures for the day are incomplete."""
+        return tuple(u for u in self.unread if not u.complete)
+
+    @property
+    def reading_note(self) -> str:
+        """For the subject: how many sources were not read ("" when all were)."""
+        if self.incomplete:
+            return f"{len(self.incomplete)} of {self.touchpoints} sources not read"
+        if self.unread:
+            n = len(self.unread)
+            return f"{n} source{'s' * (n != 1)} failing"
+        return ""
+
+    @property
+    def none_read(self) -> bool:
+        """No source was read for the day: there is nothing to report but that."""
+        return bool(self.touchpoints) and len(self.incomplete) == self.touchpoints
+
 
 def build_digest(
-    engine: Engine, settings: Settings, day: date, now: datetime, top: int = 10
+    engine: Engine,
+    settings: Settings,
+    day: date,
+    now: datetime,
+    top: int = 10,
+    *,
+    read_after: datetime | None = None,
+    read_after_words: str | None = None,
 ) -> Digest:
     """The digest of `day` (in the configured timezone) as seen at `now`; `top` oldest open
-    inquiries and longest holds are listed."""
+    inquiries, unreturned callbacks and longest holds are listed.
+
+    A source's figures are complete when it was read after `read_after` (by default the end of
+    the day; the service passes its own start when that is later, in words
+    `read_after_words`); the others are named first and their figures marked incomplete."""
     zone = settings.timezone
     since, until = day_bounds(day, zone)
-    figures = all_figures(engine, settings, since, until, now, detail=top)
+    figures = all_figures(engine, settings, since, until, now, detail=top, read_after=read_after)
     before = day - timedelta(days=1)
     week = day - timedelta(days=7)
     earlier = [all_figures(engine, settings, *day_bounds(d, zone), now) for d in (before, week)]
@@ -189,6 +263,7 @@ def build_digest(
         for fig, prev, last in zip(figures, *earlier, strict=True)
     ]
     touchpoints.sort(key=_rank)
+    digest = settings.file.digest
     return Digest(
         day=day,
         day_text=f"{day:%A} {day.day} {day:%B %Y}",
@@ -201,11 +276,14 @@ def build_digest(
         ),
         has_data=any(t.received for t in touchpoints),
         has_sources=bool(figures),
+        link=str(digest.link) if digest is not None and digest.link else None,
+        unread=not_read(figures, zone, read_after, read_after_words),
         tiles=_tiles(figures),
         attention=tuple(t for t in touchpoints if t.needs_attention),
         touchpoints=len(touchpoints),
         stages=_stages(touchpoints),
-        oldest_open=_oldest_open(figures, zone, top),
+        oldest_open=_open_items([o for f in figures for o in f.oldest_open], zone, top),
+        callbacks=_open_items([o for f in figures for o in f.callbacks], zone, top),
         longest_holds=_longest_holds(figures, zone, top),
         hours=_hours(figures, zone),
         generated=f"{now.astimezone(zone):%a %d %b %Y %H:%M %Z}",
@@ -250,6 +328,18 @@ def _touchpoint(
                 f"({percent_text(calls.held_long_or_unanswered_ratio)}); longest wait "
                 f"{duration_text(calls.longest_wait_seconds)}"
             )
+    sections = []
+    if inquiries is not None:
+        lines = inquiry_lines(
+            inquiries,
+            tuple(t.inquiries for t in then),
+            targets,
+            business=source.calendar is not None,
+        )
+        sections.append(Section("Callbacks" if fig.channel == "phone" else "Inquiries", lines))
+    if calls is not None:
+        sections += _call_sections(fig, calls, then, targets)
+    pending = (inquiries.open_now if inquiries else 0) + (calls.waiting_now if calls else 0)
     return Touchpoint(
         source=fig.source,
         channel=fig.channel.replace("_", " "),
@@ -258,22 +348,33 @@ def _touchpoint(
         let_down=let_down,
         open_past_target=open_late,
         problems=tuple(problems),
-        inquiry_lines=(
-            ()
-            if inquiries is None
-            else inquiry_lines(
-                inquiries,
-                tuple(t.inquiries for t in then),
-                targets,
-                business=source.calendar is not None,
-            )
-        ),
-        call_lines=(
-            () if calls is None else call_lines(calls, tuple(t.calls for t in then), targets)
-        ),
+        sections=tuple(s for s in sections if s.lines),
         received=received,
-        inquiry_title="Callbacks" if fig.channel == "phone" else "Inquiries",
+        pending=pending,
+        complete=fig.complete,
     )
+
+
+def _call_sections(
+    fig: SourceFigures,
+    calls: CallFigures,
+    then: tuple[SourceFigures, SourceFigures],
+    targets: ResolvedTargets,
+) -> list[Section]:
+    """The calls of a phone source: one table, or one per queue when it had calls in several
+    (a queue with no call that day and nobody waiting has nothing to show), each compared
+    with the same queue on the earlier days."""
+    if len(fig.queues) <= 1:
+        return [Section("Calls", call_lines(calls, tuple(t.calls for t in then), targets))]
+    sections = []
+    for queue in fig.queues:
+        earlier = tuple(
+            next((q.calls for q in t.queues if q.queue == queue.queue), None) for t in then
+        )
+        sections.append(
+            Section(f"Calls · {queue.queue}", call_lines(queue.calls, earlier, targets))
+        )
+    return sections
 
 
 def _rank(t: Touchpoint) -> tuple[float, int, int, int, str]:
@@ -345,8 +446,9 @@ def _when(at: datetime, zone: ZoneInfo, with_day: bool) -> str:
     return f"{local:%a} {local.day} {local:%b %H:%M}" if with_day else f"{local:%H:%M}"
 
 
-def _oldest_open(figures: list[SourceFigures], zone: ZoneInfo, top: int) -> tuple[OpenItem, ...]:
-    items = sorted((o for f in figures for o in f.oldest_open), key=lambda o: o.opened_at)
+def _open_items(found: list[InquiryItem], zone: ZoneInfo, top: int) -> tuple[OpenItem, ...]:
+    """The `top` that have waited longest, across sources, oldest first."""
+    items = sorted(found, key=lambda o: (o.opened_at, o.source))
     return tuple(
         OpenItem(
             age=duration_text(o.age_seconds),

@@ -14,7 +14,7 @@ from typing import Literal
 
 from monitor.config import ResolvedTargets
 from monitor.measure.summaries import CallFigures, InquiryFigures
-from monitor.publish.report import duration_text, percent_text
+from monitor.publish.words import duration_text, percent_text
 
 Verdict = Literal["better", "worse", "neutral", "none"]
 Measure = Literal["count", "ratio", "duration"]
@@ -229,6 +229,23 @@ def call_lines(
             alarm=(day.longest_wait_seconds or 0) > targets.hold_warn.total_seconds(),
         ),
     ]
+    if day.system_ended:
+        lines.append(
+            Line(
+                "Ended by the phone system",
+                str(day.system_ended),
+                "no person took them: missed, not answered",
+                alarm=True,
+            )
+        )
+    if day.missed_without_number:
+        lines.append(
+            Line(
+                "Missed, no number",
+                str(day.missed_without_number),
+                "withheld callers: no callback possible",
+            )
+        )
     if day.waiting_now:
         lines.append(
             Line(

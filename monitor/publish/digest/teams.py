@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from monitor.config import Settings
 from monitor.measure.summaries import let_down_share
-from monitor.publish.report import duration_text, percent_text
+from monitor.publish.words import duration_text, percent_text
 from monitor.store.breakdown import Group, breakdown, read_period
 
 NO_TEAM = "no team"

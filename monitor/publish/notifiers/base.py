@@ -31,7 +31,7 @@ class Notifier(ABC):
         class PagerNotifier(HttpNotifier):
             kind, settings = "pager", PagerNotifySettings
 
-            def send(self, notice: Notice) -> None:
+            def send(self, notice: Notice, *, message_id: str | None = None) -> None:
                 self.post_json({"summary": notice["summary"], "severity": notice["severity"]})
     """
 
@@ -44,21 +44,35 @@ class Notifier(ABC):
         self.config = settings
 
     @abstractmethod
-    def send(self, notice: Notice) -> None:
-        """Deliver one notice; raise DeliveryError."""
+    def send(self, notice: Notice, *, message_id: str | None = None) -> None:
+        """Deliver one notice; raise DeliveryError. `message_id`: for a notifier that sends
+        mail, the Message-ID made from the delivery's key (the same at every attempt, so a
+        re-send is merged by mail clients); others ignore it."""
 
     @abstractmethod
     def describe(self) -> str:
         """Where notices go, without secrets (for `alerts --dry-run` and logs)."""
+
+    def readable(self, notice: Notice) -> list[str]:
+        """What a person reads of `notice` as this notifier sends it (`alerts --dry-run`): by
+        default its `text`, as a chat shows it."""
+        return str(notice.get("text", "")).splitlines()
 
 
 class HttpNotifySettings(NotifySettings):
     """Keys of every notifier that POSTs to a receiver."""
 
     url: HttpUrl | None = None
+    # Also send customers' names, numbers and inquiry subjects. By default a receiver outside
+    # the support team (a chat channel, a ticket system, anyone's endpoint) gets none, and
+    # subjects as opaque ids (monitor.publish.alerts.notices).
+    include_customer: bool = False
     # The whole POST (connecting, sending, the answer) ends within it, however slowly the
     # receiver answers, so a slow receiver cannot stall alerts.
     timeout: Timeout = timedelta(seconds=10)
+
+    def names_customers(self) -> bool:
+        return self.include_customer
 
     @model_validator(mode="after")
     def _destination(self) -> HttpNotifySettings:

@@ -16,6 +16,7 @@ from pydantic import model_validator
 from monitor.config import Mailbox, NotifySettings
 from monitor.publish.deliveries import DeliveryError
 from monitor.publish.notifiers.base import Notice, Notifier
+from monitor.publish.words import duration_text
 
 
 class EmailNotifySettings(NotifySettings):
@@ -23,6 +24,9 @@ class EmailNotifySettings(NotifySettings):
 
     needs_smtp: ClassVar[bool] = True
     to: list[Mailbox] = []
+
+    def names_customers(self) -> bool:
+        return True  # to the support team, who call the customer back
 
     @model_validator(mode="after")
     def _destination(self) -> EmailNotifySettings:
@@ -59,7 +63,7 @@ class EmailNotifier(Notifier):
     settings = EmailNotifySettings
     notify: EmailNotifySettings
 
-    def message(self, notice: Notice) -> EmailMessage:
+    def message(self, notice: Notice, message_id: str | None = None) -> EmailMessage:
         smtp = self.config.file.smtp
         if smtp is None:  # config validation requires it; a stored delivery may outlive it
             raise DeliveryError("email notifier: no `smtp:` section", permanent=True)
@@ -73,11 +77,12 @@ class EmailNotifier(Notifier):
             subject=render("alert_subject.txt", **context),
             text=render("alert.txt", **context),
             html=render("alert.html", **context),
+            message_id=message_id,
         )
 
-    def send(self, notice: Notice) -> None:
+    def send(self, notice: Notice, *, message_id: str | None = None) -> None:
         smtp = self.config.file.smtp
-        message = self.message(notice)
+        message = self.message(notice, message_id)
         assert smtp is not None
         from monitor.publish.mailer import send
 
@@ -85,6 +90,13 @@ class EmailNotifier(Notifier):
 
     def describe(self) -> str:
         return f"email to {', '.join(self.notify.to)}"
+
+    def readable(self, notice: Notice) -> list[str]:
+        """The subject and the plain-text part."""
+        message = self.message(notice)
+        text = message.get_body(("plain",))
+        content = text.get_content() if text is not None else ""
+        return [f"Subject: {message['Subject']}", *str(content).rstrip("\n").splitlines()]
 
     def _context(self, notice: Notice) -> dict[str, Any]:
         status = "resolved" if notice["status"] == "resolved" else str(notice["severity"])
@@ -129,8 +141,6 @@ class EmailNotifier(Notifier):
             return None
         if notice["unit"] == "ratio":
             return f"{amount * 100:.0f}%"
-        from monitor.publish.report import duration_text
-
         return duration_text(amount)
 
     def _local(self, stamp: str | None) -> str:
@@ -143,7 +153,5 @@ class EmailNotifier(Notifier):
         if name.endswith("_at") and isinstance(item, str):
             return self._local(item)
         if name.endswith("_seconds") and isinstance(item, int | float):
-            from monitor.publish.report import duration_text
-
             return duration_text(item)
         return str(item)

@@ -7,7 +7,7 @@ from monitor.publish.notifiers.base import HttpNotifier, HttpNotifySettings, Not
 
 
 class WebhookNotifySettings(HttpNotifySettings):
-    """`{kind: webhook, url: ..., timeout: 10s}`."""
+    """`{kind: webhook, url: ..., timeout: 10s, include_customer: false}`."""
 
 
 class WebhookNotifier(HttpNotifier):
@@ -16,5 +16,5 @@ class WebhookNotifier(HttpNotifier):
     kind = "webhook"
     settings = WebhookNotifySettings
 
-    def send(self, notice: Notice) -> None:
+    def send(self, notice: Notice, *, message_id: str | None = None) -> None:
         self.post_json(notice)

@@ -33,8 +33,13 @@ def cdr(
     disposition: str | None = None,
     linkedid: str | None = None,
     clid: str | None = None,
+    channel: str | None = None,
+    lastdata: str = "",
 ) -> str:
-    """One cdr_csv row with the 21 columns of newcdrcolumns=yes (answer unquoted when empty)."""
+    """One cdr_csv row with the 21 columns of newcdrcolumns=yes (answer unquoted when empty).
+    The caller's channel is an extension's (`SIP/201-…`) for a short `src`, else the trunk's."""
+    if channel is None:
+        channel = f"SIP/{src}-00000001" if src.isdigit() and len(src) <= 6 else "SIP/trunk-0001"
     begin = local(start)
     answer = begin + timedelta(seconds=ring) if talk is not None else None
     end = begin + timedelta(seconds=ring + (talk or 0))
@@ -46,10 +51,10 @@ def cdr(
         dst,
         context,
         clid if clid is not None else f'"" <{src}>',
-        "SIP/trunk-0001",
+        channel,
         dstchannel,
         lastapp,
-        "",
+        lastdata,
         begin.strftime(fmt),
     ]
     fields = [f'"{q.replace(chr(34), chr(34) * 2)}"' for q in quoted]
@@ -128,7 +133,7 @@ def test_a_day_of_cdr_rows_gives_outcomes_waits_and_hold_breaches(tmp_path: Path
     }
     first = calls(engine)["call:10.1"]
     assert first.entered_at.replace(tzinfo=UTC) == datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
-    assert (first.queue, first.talk_seconds) == ("from-pstn", 120)
+    assert (first.queue, first.talk_seconds) == ("calls", 120)  # no Queue application ran
     assert tally(engine, "support_hold_breaches_total", threshold="warn") == 2
     assert tally(engine, "support_hold_breaches_total", threshold="max") == 1
     assert tally(engine, "support_calls_total", outcome="answered") == 3

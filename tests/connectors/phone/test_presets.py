@@ -202,8 +202,8 @@ def test_a_freeswitch_template_with_waitsec_gives_the_wait_until_the_bridge(tmp_
     settings, engine = open_store(tmp_path, [entry])
     assert poll(engine, settings, "fs").rejected == 0
     assert found(engine) == {"call:u-1": ("answered", 22, 323), "call:u-2": ("abandoned", 60, None)}
-    answered = calls(engine)["call:u-1"]
-    assert answered.answered_at.replace(tzinfo=UTC) == datetime(2026, 11, 20, 10, 0, 2, tzinfo=UTC)
+    answered = calls(engine)["call:u-1"]  # answered by the person, at the bridge, not the IVR
+    assert answered.answered_at.replace(tzinfo=UTC) == datetime(2026, 11, 20, 10, 0, 22, tzinfo=UTC)
 
 
 def test_the_3cx_preset_reads_every_documented_field_and_the_talk_time(tmp_path: Path) -> None:

@@ -34,8 +34,12 @@ def setup(
     *,
     smtp: SmtpSink | None = None,
     http: HttpSink | None = None,
+    include_customer: bool = True,
     **alerts: Any,
 ) -> tuple[Settings, Engine]:
+    """Two sources, and an e-mail and a webhook notifier when given their sinks. The webhook
+    names customers (`include_customer`) unless told not to, so these tests read what a
+    support team reads; the tests of private webhooks turn it off, as it is by default."""
     notify: list[dict[str, Any]] = []
     raw: dict[str, Any] = {
         "timezone": "Europe/London",
@@ -54,7 +58,14 @@ def setup(
         }
         notify.append({"kind": "email", "to": ["oncall@example.com"]})
     if http is not None:
-        notify.append({"kind": "webhook", "url": http.url, "timeout": "5s"})
+        notify.append(
+            {
+                "kind": "webhook",
+                "url": http.url,
+                "timeout": "5s",
+                "include_customer": include_customer,
+            }
+        )
     raw["alerts"] = {"notify": notify, **alerts}
     settings = settings_from_mapping(raw, tmp_path)
     engine = make_engine(url, tmp_path)

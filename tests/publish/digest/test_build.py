@@ -9,22 +9,33 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import Engine, update
 
+from monitor.config import Settings
 from monitor.config_file import ConfigError, settings_from_mapping
 from monitor.cron import cron_trigger, last_fire
 from monitor.measure.summaries import hour_starts
 from monitor.publish.digest.build import build_digest
 from monitor.publish.digest.lines import change
 from monitor.publish.digest.mail import Rendered, render
+from monitor.store.database import make_engine
 from monitor.store.figures import all_figures, day_bounds
+from monitor.store.ingest import poll_source
+from monitor.store.tables import STATES
 from tests.digest_day import (
     DAY,
     HOSTILE_CALLER,
+    HOSTILE_NAME,
     NOW,
+    T9,
     build_day,
+    config,
     empty_store,
+    quiet_store,
+    raw_config,
     without_customer_text,
 )
+from tests.servers import unreachable_mailbox
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -57,7 +68,11 @@ def test_the_figures_of_a_hand_built_day_come_from_the_metrics_engine(
     assert (c.median_wait_seconds, c.p90_wait_seconds, c.longest_wait_seconds) == (30, 840, 840)
     assert (c.service_level, c.held_long_or_unanswered) == (0.25, 2)
     assert [h.wait_seconds for h in phones.longest_holds] == [840, 400, 30, 10]
-    assert [o.customer for o in answering.oldest_open] == ["O'Brien & Sons", HOSTILE_CALLER]
+    # Callers waiting for a callback are listed apart from the inquiries waiting for a reply.
+    assert [o.customer for o in answering.callbacks] == ["O'Brien & Sons", HOSTILE_CALLER]
+    assert [o.customer for o in phones.callbacks] == ["02079460003"]
+    assert answering.oldest_open == phones.oldest_open == ()
+    assert [o.customer for o in chat.oldest_open] == [HOSTILE_NAME] and chat.callbacks == ()
     # The hours add up to the day's figures: every contact counted once, let down alike.
     hours = [a + b + d for a, b, d in zip(chat.hours, phones.hours, answering.hours, strict=True)]
     assert len(hours) == 24 and hours[0].start == since
@@ -134,14 +149,28 @@ def test_customer_text_is_shown_as_text_never_as_markup_or_template(day: Rendere
 
 
 def test_a_day_without_data_says_so_plainly(tmp_path: Path, database_url: str) -> None:
-    settings, engine = empty_store(tmp_path, database_url)
+    settings, engine = quiet_store(tmp_path, database_url)
     rendered = render(build_digest(engine, settings, DAY, NOW))
     assert rendered.subject == "Support digest Thu 19 Nov: no inquiries or calls"
     sentence = "No inquiries or calls were recorded on Thursday 19 November 2026."
     assert sentence in rendered.text and sentence in visible(rendered.html)
     assert "NEEDS ATTENTION" not in rendered.text and "BY HOUR" not in rendered.text
+    assert "NOT READ" not in rendered.text and "incomplete" not in rendered.html
     for part in (rendered.text, rendered.html):
         assert not re.search(r"\b(None|nan)\b|\{\{", part)
+
+
+def test_sources_never_read_are_never_a_quiet_day(tmp_path: Path, database_url: str) -> None:
+    settings, engine = empty_store(tmp_path, database_url)
+    rendered = render(build_digest(engine, settings, DAY, NOW))
+    assert rendered.subject == "Support digest Thu 19 Nov: 3 of 3 sources not read"
+    assert rendered.text.split("\n")[2] == "NOT READ - THESE FIGURES ARE INCOMPLETE"
+    assert "web-chat (chat): not read yet: no poll has finished" in rendered.text
+    assert "No source was read after Thursday 19 November 2026 ended" in rendered.text
+    assert "No inquiries or calls were recorded" not in rendered.text
+    seen = visible(rendered.html)
+    assert "Not read: these figures are incomplete web-chat · chat — not read yet" in seen
+    assert "no inquiries or calls" not in seen.lower()
 
 
 def test_a_config_without_sources_still_renders(tmp_path: Path) -> None:
@@ -201,3 +230,163 @@ def test_a_bad_schedule_or_a_digest_without_smtp_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         settings_from_mapping({"digest": {"to": ["lead@example.com"]}}, ROOT)
     assert caught.value.problems == ["digest.to: sending the digest needs the `smtp` section"]
+
+
+def with_mailbox(tmp_path: Path, database_url: str) -> tuple[Settings, Engine]:
+    """The hand-built day, and an IMAP mailbox that never connected (nothing listens)."""
+    build_day(tmp_path, database_url)
+    mailbox = unreachable_mailbox(stage="consideration")
+    raw = raw_config(database_url)
+    raw["sources"].append(mailbox)
+    settings = settings_from_mapping(raw, tmp_path)
+    engine = make_engine(database_url, tmp_path)
+    for minute in (2, 7):  # 08:02 and 08:07 the morning after: refused both times
+        at = NOW + timedelta(minutes=minute)
+        poll_source(engine, settings, settings.sources[-1], now=at, clock=lambda at=at: at)
+    return settings, engine
+
+
+def test_a_mailbox_that_never_connected_comes_first_and_is_never_a_quiet_day(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The issue's case: an IMAP mailbox that never connected showed as "Received 0 same"."""
+    settings, engine = with_mailbox(tmp_path, database_url)
+    later = NOW + timedelta(minutes=10)
+    rendered = render(build_digest(engine, settings, DAY, later))
+    assert rendered.subject == (
+        "Support digest Thu 19 Nov: 1 of 4 sources not read, 3 of 4 touchpoints need attention"
+    )
+    text = rendered.text
+    assert text.index("NOT READ - THESE FIGURES ARE INCOMPLETE") < text.index("AT A GLANCE")
+    assert (
+        "  helpdesk-mail (email): never read: 2 failed polls since Fri 20 Nov 08:02\n"
+        "     FIGURES INCOMPLETE; last error: " in text
+    )
+    assert "connection refused" in text.split("AT A GLANCE")[0]
+    # Its own place says "not read", never "Received 0".
+    assert "helpdesk-mail (email): not read: no figures (see the top)" in text
+    assert not re.search(r"helpdesk-mail.*\n\s+Received\s+0", text)
+    seen = visible(rendered.html)
+    assert seen.index("helpdesk-mail · email — never read: 2 failed polls") < seen.index(
+        "Needs attention"
+    )
+    assert "figures incomplete" in seen and "Last error: 127.0.0.1:" in seen
+    assert "helpdesk-mail email — not read: no figures" in seen
+
+
+def test_a_source_read_before_the_day_ended_is_incomplete_for_that_day(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Read at 22:00 on the day and not since: what came after is missing, so its figures are
+    marked incomplete; a later poll that fails does not hide that its last read was earlier."""
+    settings, engine = build_day(tmp_path, database_url)
+    chat = settings.sources[0]
+    evening = datetime(2026, 11, 19, 22, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(update(STATES).where(STATES.c.source == chat.name).values(read_from=evening))
+    digest = build_digest(engine, settings, DAY, NOW)
+    (unread,) = digest.unread
+    assert (unread.source, unread.complete, unread.status) == ("web-chat", False, "behind")
+    assert unread.what == "not read since Fri 20 Nov 00:00 yet (last read from Thu 19 Nov 22:00)"
+    web = next(t for g in digest.stages for t in g.touchpoints if t.source == "web-chat")
+    assert not web.complete and web.received == 5  # what was read is shown, marked
+    # With the service started at 07:30, the catch-up wants a read since then.
+    started = NOW - timedelta(minutes=30)
+    digest = build_digest(
+        engine, settings, DAY, NOW, read_after=started, read_after_words="the monitor started"
+    )
+    assert {u.source for u in digest.incomplete} == {"web-chat"}
+    assert digest.unread[0].what.startswith("not read since the monitor started yet")
+
+
+def test_touchpoints_with_nothing_to_report_take_one_line_and_each_queue_its_rows(
+    tmp_path: Path, database_url: str
+) -> None:
+    settings, engine = build_day(tmp_path, database_url)
+    with (tmp_path / "queue_log").open("a") as log:  # a second queue, busy on the day
+        log.write(f"{T9 + 7200}|2.1|sales|NONE|ENTERQUEUE||02079460009|1\n")
+        log.write(f"{T9 + 7215}|2.1|sales|PJSIP/202|CONNECT|15|9.9|2\n")
+        log.write(f"{T9 + 7300}|2.1|sales|PJSIP/202|COMPLETECALLER|15|85|1\n")
+    raw = raw_config(database_url)
+    raw["sources"].append(
+        {"name": "quiet-chat", "kind": "chat_jsonl", "path": "quiet.jsonl", "stage": "decision"}
+    )
+    (tmp_path / "quiet.jsonl").write_text("")
+    settings = settings_from_mapping(raw, tmp_path)
+    for source in settings.sources[1:]:
+        assert poll_source(engine, settings, source, now=NOW, clock=lambda: NOW).ok
+    rendered = render(build_digest(engine, settings, DAY, NOW))
+    text = rendered.text
+    decision = text.split("DECISION STAGE")[1]
+    assert "\nquiet-chat (chat): no inquiries or calls\n" in decision
+    assert "quiet-chat (chat):" not in text.split("DECISION STAGE")[0]
+    phones = text.split("\nphones (phone)")[1].split("STAGE")[0]
+    assert re.search(r"^  Calls · sales\s+Thu 19 Nov", phones, re.M)
+    assert re.search(r"^  Calls · support\s+Thu 19 Nov", phones, re.M)
+    assert re.search(r"Calls · support[^·]*\n  Calls\s+4\b", phones)
+    seen = visible(rendered.html)
+    assert "quiet-chat chat — no inquiries or calls" in seen
+    assert "Calls · sales Thu 19 Nov" in seen and "Calls · support Thu 19 Nov" in seen
+
+
+def test_unreturned_callbacks_are_listed_oldest_first(tmp_path: Path, database_url: str) -> None:
+    settings, engine = build_day(tmp_path, database_url)
+    digest = build_digest(engine, settings, DAY, NOW)
+    assert [(o.customer, o.since) for o in digest.callbacks] == [
+        ("O'Brien & Sons", "Tue 17 Nov 09:00"),
+        ("02079460003", "Thu 19 Nov 11:14"),  # when the caller hung up
+        (HOSTILE_CALLER, "Thu 19 Nov 16:00"),
+    ]
+    assert [o.customer for o in digest.oldest_open] == [HOSTILE_NAME]
+    text = render(digest).text
+    callbacks = text.split("UNRETURNED CALLBACKS, OLDEST FIRST")[1].split("LONGEST HOLDS")[0]
+    assert callbacks.index("O'Brien & Sons") < callbacks.index("02079460003")
+    assert (
+        "OLDEST UNANSWERED INQUIRIES" in text
+        and "O'Brien" not in text.split("OLDEST UNANSWERED INQUIRIES")[1].split("UNRETURNED")[0]
+    )
+
+
+def test_the_digest_link_is_one_link_at_the_top(tmp_path: Path, database_url: str) -> None:
+    url = "https://grafana.example.com/d/support?orgId=1&from=now-1d"
+    settings, engine = build_day(tmp_path, database_url, digest={"link": url})
+    rendered = render(build_digest(engine, settings, DAY, NOW))
+    assert rendered.text.splitlines()[1] == f"Live dashboard: {url}"
+    links = re.findall(r'<a href="([^"]*)"', rendered.html)
+    assert links == [html.escape(url)]
+    assert rendered.html.index("<a href") < rendered.html.index("Inquiries")
+    with pytest.raises(ConfigError) as caught:
+        config(tmp_path, database_url, digest={"link": "javascript:alert(1)"})
+    assert caught.value.problems[0].startswith("digest.link: ")
+
+
+def test_a_source_failing_or_stale_since_it_was_read_comes_first_with_complete_figures(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Read after the day ended, then its polls failed (the chat) or stopped (the phones):
+    named first, since when and why, but its figures of the day are whole, not marked."""
+    settings, engine = build_day(tmp_path, database_url)
+    later = NOW + timedelta(hours=1)  # the phones, polled every 5m, are stale by then
+    (tmp_path / "chat.jsonl").unlink()
+    chat, _phones, answering = settings.sources
+    assert not poll_source(engine, settings, chat, now=later, clock=lambda: later).ok
+    assert poll_source(engine, settings, answering, now=later, clock=lambda: later).ok
+    rendered = render(build_digest(engine, settings, DAY, later))
+    text = rendered.text
+    top = text.split("AT A GLANCE")[0]
+    assert "SOURCES FAILING" in top and "INCOMPLETE" not in top
+    assert (
+        "  web-chat (chat): failing since Fri 20 Nov 09:00 (1 failed poll);"
+        " last read Fri 20 Nov 08:00\n"
+        "     the day's figures are complete; last error: " in top
+    )
+    assert "chat.jsonl" in top.split("web-chat (chat): failing")[1].split("\n")[1]
+    assert (
+        "  phones (phone): not read since Fri 20 Nov 08:00: its polls are not running,"
+        " stale after 15m 00s\n     the day's figures are complete\n" in top
+    )
+    assert "answering" not in top
+    assert "[INCOMPLETE: not read]" not in text
+    assert rendered.subject.startswith("Support digest Thu 19 Nov: 2 sources failing, ")
+    seen = visible(rendered.html)
+    assert seen.index("Sources failing") < seen.index("Needs attention")

@@ -17,6 +17,7 @@ from monitor.publish import deliveries
 from monitor.publish.deliveries import backoff
 from monitor.publish.digest.mail import claim_digest, deliver_digests, status
 from monitor.service import DigestJob
+from monitor.store.ingest import poll_source
 from monitor.store.tables import ATTEMPTS
 from tests.digest_day import DAY, NOW, build_day, empty_store, mail_settings, write_config
 from tests.servers import free_port
@@ -47,7 +48,9 @@ def test_the_digest_arrives_by_smtp_as_text_and_html_and_only_once(
     assert message["Subject"] == "Support digest Thu 19 Nov: 3 of 3 touchpoints need attention"
     assert message["From"] == "Support Monitor <monitor@example.com>"
     assert message["To"] == "lead@example.com, ops@example.com"
-    assert re.fullmatch(r"<[^@>]+\.digest\.2026-11-19@example\.com>", message["Message-ID"].strip())
+    assert re.fullmatch(
+        r"<digest\.2026-11-19\.[0-9a-f]{20}@example\.com>", message["Message-ID"].strip()
+    )
     assert parsedate_to_datetime(message["Date"]) == NOW
     assert message["Auto-Submitted"] == "auto-generated"  # never counted as an inquiry
     body = parts(message)
@@ -101,19 +104,26 @@ def test_the_scheduled_job_sends_the_digest_of_the_day_before_its_fire_time(
     job = DigestJob(engine, settings, clock=lambda: clock[0])
     job.run()
     clock[0] += timedelta(minutes=1)
-    job.run()  # a second instance firing too, or a catch-up at start-up
-    job.retry()
+    job.run()  # a second instance firing too, a catch-up at start-up, the next tick
     subjects = [m.message["Subject"] for m in smtp_sink.messages]
     assert subjects == ["Support digest Thu 19 Nov: 3 of 3 touchpoints need attention"]
     # Before the next fire time the due digest is still the one of the 19th: nothing new.
     clock[0] = datetime(2026, 11, 21, 7, 59, tzinfo=UTC)
     job.run()
     assert len(smtp_sink.messages) == 1
+    # At the next fire time the sources were last read on the 20th at 08:00: the digest of
+    # the 20th waits for them to be read after the 20th ended.
     clock[0] = datetime(2026, 11, 21, 8, 0, 5, tzinfo=UTC)
     job.run()
+    assert len(smtp_sink.messages) == 1
+    for source in settings.sources:
+        poll_source(engine, settings, source, now=clock[0], clock=lambda: clock[0])
+    clock[0] += timedelta(seconds=5)
+    job.run()  # the next tick
     assert [m.message["Subject"][:26] for m in smtp_sink.messages][-1] == (
         "Support digest Fri 20 Nov:"
     )
+    assert "NOT READ" not in parts(smtp_sink.messages[-1].message)["text/plain"]
 
 
 def test_digest_prints_the_text_and_writes_the_html_preview(
@@ -148,7 +158,8 @@ def test_digest_send_sends_once_and_says_so(
     assert main(argv) == 0
     assert capsys.readouterr().out.startswith("digest 2020-03-02: already sent at ")
     (received,) = smtp_sink.messages
-    assert received.message["Subject"] == "Support digest Mon 2 Mar: no inquiries or calls"
+    # Sent by hand before any poll: it says its sources were not read, not "no calls".
+    assert received.message["Subject"] == "Support digest Mon 2 Mar: 3 of 3 sources not read"
 
 
 def test_digest_send_while_the_mail_server_is_down_exits_1_in_one_line(
@@ -210,3 +221,24 @@ def test_run_schedules_the_digest_and_sends_the_one_due_at_start(
     assert day is not None
     (received,) = smtp_sink.messages
     assert received.message["Subject"].startswith("Support digest ")
+
+
+def test_check_says_which_sources_the_due_digest_waits_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], smtp_sink: SmtpSink
+) -> None:
+    """A digest due at every minute, waiting up to 12 h: the sources were last read in
+    November, so the digest due now (of yesterday, by the clock `check` reads) waits for them
+    to be read after that day ended."""
+    build_day(tmp_path, f"sqlite:///{tmp_path}/monitor.db")
+    mail = mail_settings("127.0.0.1", smtp_sink.port)
+    mail["digest"] |= {"schedule": "* * * * *", "wait_for_sources": "12h"}
+    config = str(write_config(tmp_path, "sqlite:///monitor.db", **mail))
+    main(["--config", config, "check"])
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("wait ")]
+    stale = r"not read since Fri 20 Nov 08:00: its polls are not running, stale after 15m 00s"
+    assert re.fullmatch(
+        rf"wait  digest \d{{4}}-\d\d-\d\d: waiting for web-chat \({stale}\), phones \({stale}\),"
+        rf" answering \({stale}\); sent by \w{{3}} \d+ \w{{3}} \d\d:\d\d at the latest,"
+        r" naming them",
+        line,
+    ), line
