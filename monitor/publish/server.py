@@ -13,6 +13,7 @@ import errno
 import json
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -26,6 +27,7 @@ from sqlalchemy import Engine, select
 from monitor import __version__
 from monitor.config import Settings
 from monitor.errors import SupportMonitorError
+from monitor.publish.printable import line
 from monitor.publish.status_routes import PATHS as STATUS_PATHS
 from monitor.publish.status_routes import security_headers
 from monitor.store.database import StoreError, transaction
@@ -128,7 +130,13 @@ def make_app(
     metrics_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        return route(environ, _with_security_headers(start_response))
+        start = _with_security_headers(start_response)
+        try:
+            return route(environ, start)
+        except Exception:  # answered here, so that an error page carries the headers too
+            logger.exception("error answering %s", line(str(environ.get("PATH_INFO", "")), 200))
+            start("500 Internal Server Error", [("Content-Type", "text/plain")], sys.exc_info())
+            return [b"internal error: see the service's log\n"]
 
     def route(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")

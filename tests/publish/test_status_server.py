@@ -209,6 +209,31 @@ def test_every_response_carries_a_strict_policy_and_no_framing(everywhere: Site)
     assert "<script" not in page.body.lower()
 
 
+def test_an_error_page_carries_the_headers_too(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, engine = build_moment(tmp_path, sqlite_url)
+
+    def broken(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        raise RuntimeError("the page broke")
+
+    app = make_app(
+        registry_for(engine, settings, Clock(NOW)), engine, Clock(NOW), status_app=broken
+    )
+    server, thread = serve(f"127.0.0.1:{free_port()}", app)
+    try:
+        site = Site(server.server_port, Clock(NOW), settings, engine)
+        reply = site.ask("GET", "/")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert reply.status == 500 and "the page broke" not in reply.body
+    assert reply.headers["x-frame-options"] == "DENY"
+    assert "default-src 'none'" in reply.headers["content-security-policy"]
+    assert any("the page broke" in r.getMessage() or r.exc_info for r in caplog.records)
+
+
 def test_the_login_sends_you_only_to_our_own_pages(everywhere: Site) -> None:
     for target in ("//evil.example/", "https://evil.example/", "/\\evil.example", "/metrics"):
         reply = everywhere.ask(
