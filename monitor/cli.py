@@ -389,14 +389,16 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
     source = settings.source(name)
     if not connector_class(source.kind).imports_files:
         raise UsageError(f"source {name} ({source.kind}) does not read files: nothing to import")
-    if not sys.stderr.isatty():  # rich would draw nothing: spare its import and its thread
+    if not sys.stderr.isatty():  # rich would draw nothing: spare its import
         result = import_paths(engine, settings, source, paths, now=utcnow())
         print(line(result.summary(), LOG_LIMIT))
         return 0 if result.ok else 1
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    # Rich draws on stderr, transient; stdout gets the one-line summary either way.
+    # Rich draws on stderr, transient; stdout gets the one-line summary either way. It redraws
+    # after each stored batch (several a second) rather than from a thread of its own: a process
+    # with one thread reads the files in a child process (monitor.store.reader_process).
     with Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
@@ -404,12 +406,13 @@ def import_files(engine: Engine, settings: Settings, name: str, paths: list[Path
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
+        auto_refresh=False,
     ) as bar:
         task = bar.add_task(f"importing into {name}", total=None, counts="")
 
         def progress(result: PollResult) -> None:
             counts = f"{result.messages:,} messages, {result.calls:,} calls"
-            bar.update(task, counts=f"{counts}, {result.rejected:,} rejected")
+            bar.update(task, counts=f"{counts}, {result.rejected:,} rejected", refresh=True)
 
         result = import_paths(engine, settings, source, paths, now=utcnow(), progress=progress)
     print(line(result.summary(), LOG_LIMIT))

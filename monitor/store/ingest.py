@@ -39,6 +39,7 @@ from monitor.store.database import (
     transaction,
 )
 from monitor.store.queue_labels import relabel_stored
+from monitor.store.reader_process import can_fork, read_in_child
 from monitor.store.retention import SKIPPED_REASON, horizon, recent
 from monitor.store.tables import MESSAGES, STATES
 from monitor.store.tallies import layout_for, recount
@@ -165,16 +166,29 @@ def import_paths(
     *,
     now: datetime,
     progress: Callable[[PollResult], None] | None = None,
+    in_child: bool | None = None,
 ) -> PollResult:
     """Backfill files into a file-kind source; the source's own cursor is left alone.
-    `progress` is called after each stored batch with the running totals."""
+    `progress` is called after each stored batch with the running totals.
+
+    The files are read and parsed in a child process while this one stores (the second core:
+    monitor.store.reader_process) when `in_child`, by default whenever this process can fork
+    safely (it has no other thread)."""
     result = PollResult(source.name)
-    batches = build_connector(settings, source).fetch_paths(paths, now)
+    connector = build_connector(settings, source)
     ctx = measuring(settings, source)
     cutoff = horizon(now, settings)
-    _store_all(
-        engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
+    if in_child is None:
+        in_child = can_fork()
+    reading = (
+        read_in_child(lambda: connector.fetch_paths(paths, now))
+        if in_child
+        else nullcontext(connector.fetch_paths(paths, now))
     )
+    with reading as batches:
+        _store_all(
+            engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
+        )
     result.error = result.only_rejections()
     return result
 
