@@ -58,7 +58,14 @@ from monitor.publish.notifiers import notifier_for
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.health import health_from_rows, unread_since
 from monitor.store.installation import installation_key
-from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, WAITING_CALL
+from monitor.store.tables import (
+    ALERT_STATES,
+    CALLS,
+    INQUIRIES,
+    OPEN_INQUIRY,
+    STATES,
+    WAITING_CALL,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +129,7 @@ def load_inputs(conn: Connection, settings: Settings, now: datetime) -> AlertInp
         ),
         open_inquiries=rows(
             select(INQUIRIES).where(
-                INQUIRIES.c.status == "open",
+                OPEN_INQUIRY,
                 INQUIRIES.c.source.in_(names),
                 INQUIRIES.c.due_at.is_not(None),
             )
