@@ -309,6 +309,8 @@ class AlertState(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_type=Instant)
     resolved_at: datetime | None = Field(default=None, sa_type=Instant)
     last_notified_at: datetime | None = Field(default=None, sa_type=Instant)
+    # When the row was last written: a transition, or a change of severity or threshold. A
+    # state that keeps firing as it was is not rewritten, so `value` is as of then too.
     evaluated_at: datetime = Field(sa_type=Instant)
 
 
