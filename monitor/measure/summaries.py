@@ -109,10 +109,34 @@ def let_down(row: Row, now: datetime) -> bool:
     return is_breached_now(row["due_at"], now)
 
 
+@dataclass(frozen=True)
+class OpenNow:
+    """The inquiries open at a moment, in figures: how many, how many past their due time, and
+    how long the oldest has waited. The store counts them by aggregate and index
+    (monitor.store.backlog), so a report never reads a backlog to say how big it is."""
+
+    count: int = 0
+    breached: int = 0
+    oldest_age_seconds: float | None = None
+
+    @classmethod
+    def of_rows(cls, rows: Iterable[Row], now: datetime) -> OpenNow:
+        """The figures of these open inquiry rows (a group of them: a team's, an agent's)."""
+        found = list(rows)
+        ages = [(now - r["opened_at"]).total_seconds() for r in found]
+        return cls(
+            count=len(found),
+            breached=sum(1 for r in found if is_breached_now(r["due_at"], now)),
+            oldest_age_seconds=max(ages) if ages else None,
+        )
+
+
 def summarize_inquiries(
-    period: Iterable[Row], open_now: Iterable[Row], now: datetime
+    period: Iterable[Row], open_now: Iterable[Row] | OpenNow, now: datetime
 ) -> InquiryFigures:
-    """Figures for the inquiries opened in a period (`period`) and those open at `now`."""
+    """Figures for the inquiries opened in a period (`period`) and those open at `now` (their
+    rows, or their figures already counted)."""
+    backlog = open_now if isinstance(open_now, OpenNow) else OpenNow.of_rows(open_now, now)
     rows = list(period)
     answered = [r for r in rows if r["status"] == "answered"]
     responses = [r["response_seconds"] for r in answered]
@@ -120,8 +144,6 @@ def summarize_inquiries(
     late_open = [r for r in rows if r["status"] == "open" and is_breached_now(r["due_at"], now)]
     missed = [r for r in rows if r["status"] == "missed"]
     within = [r for r in answered if not r["breached"]]
-    currently_open = list(open_now)
-    ages = [(now - r["opened_at"]).total_seconds() for r in currently_open]
     return InquiryFigures(
         received=len(rows),
         answered=len(answered),
@@ -135,9 +157,9 @@ def summarize_inquiries(
         mean_seconds=sum(responses) / len(responses) if responses else None,
         median_business_seconds=percentile(business, 50),
         p90_business_seconds=percentile(business, 90),
-        open_now=len(currently_open),
-        open_breached_now=sum(1 for r in currently_open if is_breached_now(r["due_at"], now)),
-        oldest_open_age_seconds=max(ages) if ages else None,
+        open_now=backlog.count,
+        open_breached_now=backlog.breached,
+        oldest_open_age_seconds=backlog.oldest_age_seconds,
     )
 
 

@@ -33,17 +33,18 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, Integer, case, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from monitor import __version__
 from monitor.config import Settings, channel_of, inquiry_channel_of
 from monitor.measure.calendars import BusinessCalendar
 from monitor.publish.alerts.rules import RULES
 from monitor.publish.deliveries import failures
+from monitor.store.backlog import open_counts
 from monitor.store.database import get_meta, transaction
 from monitor.store.health import DIGESTS_INCOMPLETE, health_from_rows
 from monitor.store.queue_labels import OTHER, exported, listed
-from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, TALLIES, WAITING_CALL
+from monitor.store.tables import ALERT_STATES, CALLS, FIRING_ALERT, STATES, TALLIES, WAITING_CALL
 from monitor.store.tallies import (
     CALL_VERDICTS,
     CALLS_TOTAL,
@@ -294,19 +295,11 @@ class SupportCollector(Collector):
         settle(self.engine, now)
         with transaction(self.engine) as conn:
             tallies = conn.execute(select(TALLIES)).all()
-            inquiries = INQUIRIES
-            open_rows = conn.execute(
-                select(
-                    inquiries.c.source,
-                    inquiries.c.channel,
-                    func.count(),
-                    func.sum((inquiries.c.due_at < now).cast(Integer)),
-                    func.min(inquiries.c.opened_at),
-                    func.min(case((inquiries.c.due_at >= now, inquiries.c.due_at))),
-                )
-                .where(inquiries.c.status == "open")
-                .group_by(inquiries.c.source, inquiries.c.channel)
-            ).all()
+            # By aggregate and index, whatever the backlog (monitor.store.backlog).
+            open_rows = [
+                (o.source, o.channel, o.count, o.breached, o.oldest_opened_at, o.next_due_at)
+                for o in open_counts(conn, now, stages).values()
+            ]
             calls = CALLS
             waiting_rows = conn.execute(
                 select(calls.c.source, calls.c.queue, func.count(), func.min(calls.c.entered_at))
@@ -314,11 +307,7 @@ class SupportCollector(Collector):
                 .group_by(calls.c.source, calls.c.queue)
             ).all()
             states = conn.execute(select(STATES)).all()
-            firing = conn.execute(
-                select(ALERT_STATES.c.rule, func.count())
-                .where(ALERT_STATES.c.state == "firing")
-                .group_by(ALERT_STATES.c.rule)
-            ).all()
+            firing = firing_rules(conn)
             failed = failures(conn)
             labels = exported(conn, self.settings)
             incomplete_digests = int(get_meta(conn, DIGESTS_INCOMPLETE) or 0)
@@ -445,7 +434,8 @@ class SupportCollector(Collector):
             open_seen.add((source, channel))
             open_.add_metric(key, count)
             breached.add_metric(key, late or 0)
-            oldest.add_metric(key, max(0.0, (now - first).total_seconds()))
+            age = 0.0 if first is None else (now - first).total_seconds()
+            oldest.add_metric(key, max(0.0, age))
             if next_due is not None:
                 next_breach.add_metric(key, max(0.0, (next_due - now).total_seconds()))
         # Every source shows zeros for the channels its inquiries are on (a phone source's are
@@ -518,15 +508,12 @@ class SupportCollector(Collector):
         family.add_metric([], incomplete)
         yield family
 
-    def _outgoing(
-        self, firing: Sequence[Any], failed: dict[tuple[str, str], int]
-    ) -> Iterator[Metric]:
+    def _outgoing(self, firing: set[str], failed: dict[tuple[str, str], int]) -> Iterator[Metric]:
         alerts = gauge("support_alerts_firing")
         # Every built-in rule is exported, 0 when quiet, so a dashboard tells "nothing fires"
         # from "no data"; a rule fires while any of its subjects (a caller, an inquiry) does.
-        counts: dict[str, int] = {str(rule): int(count) for rule, count in firing}
-        for rule in sorted(set(RULES) | set(counts)):
-            alerts.add_metric([rule], 1 if counts.get(rule) else 0)
+        for rule in sorted(set(RULES) | firing):
+            alerts.add_metric([rule], 1 if rule in firing else 0)
         deliveries = gauge("support_deliveries_failed")
         # Every way this configuration delivers reads 0 until something fails for good there.
         expected = {("alert", n.kind): 0 for n in self.settings.file.alerts.notify}
@@ -555,6 +542,22 @@ class SupportCollector(Collector):
             if source.enabled:
                 interval.add_metric([name], source.every.total_seconds())
         yield from (reply, hold, interval)
+
+
+def firing_rules(conn: Connection) -> set[str]:
+    """The rules with any subject firing: one seek per such rule on ix_alert_firing (a skip
+    from rule to rule), however many subjects fire (a backlog keeps tens of thousands of
+    `reply_overdue` inquiries firing)."""
+    found: set[str] = set()
+    after = ""
+    while True:
+        rule = conn.execute(
+            select(func.min(ALERT_STATES.c.rule)).where(FIRING_ALERT, ALERT_STATES.c.rule > after)
+        ).scalar()
+        if rule is None:
+            return found
+        found.add(rule)
+        after = rule
 
 
 def _folded_tallies(rows: Sequence[Any], labels: dict[str, set[str]]) -> list[tuple[Any, ...]]:

@@ -38,7 +38,7 @@ from monitor.measure.teams import Roster
 from monitor.store.bulk import select_in
 from monitor.store.database import transaction
 from monitor.store.figures import CALL_COLUMNS, INQUIRY_COLUMNS
-from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, WAITING_CALL
+from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, OPEN_INQUIRY, WAITING_CALL
 
 DIMENSIONS = ("source", "queue", "stage", "team", "agent")
 Key = tuple[str | None, ...]
@@ -82,9 +82,7 @@ def read_period(
         period = _rows(conn, INQUIRY_COLUMNS, INQUIRIES.c.opened_at, names, since, until)
         open_now = (
             conn.execute(
-                select(*INQUIRY_COLUMNS).where(
-                    INQUIRIES.c.status == "open", INQUIRIES.c.source.in_(names)
-                )
+                select(*INQUIRY_COLUMNS).where(OPEN_INQUIRY, INQUIRIES.c.source.in_(names))
             )
             .mappings()
             .all()

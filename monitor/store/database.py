@@ -37,7 +37,7 @@ from monitor.config import masked_url
 from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
-from monitor.store.tables import CALLS, INQUIRIES, META, SCHEMA_VERSION
+from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -354,15 +354,31 @@ def _read_from(conn: Connection) -> None:
     )
 
 
-def _open_backlog_indexes(conn: Connection) -> None:
-    """v8: the open inquiries indexed by age and by due time, source by source
-    (`ix_inquiry_open_age`, `ix_inquiry_open_due`): the status page counts and names the open
-    backlog from them."""
-    if "inquiry" not in set(inspect(conn).get_table_names()):
-        return
-    for index in INQUIRIES.indexes:
-        if index.name in ("ix_inquiry_open_age", "ix_inquiry_open_due"):
-            index.create(conn, checkfirst=True)
+def _open_backlog(conn: Connection) -> None:
+    """v8: the open backlog by index and aggregate (monitor.store.backlog): the indexes of open
+    inquiries alone (`ix_inquiry_open`, `ix_inquiry_open_due`) replace `ix_inquiry_status`
+    (every inquiry by status), `ix_alert_firing` holds the firing alert states, and the open
+    inquiries per source and channel are counted into their tally
+    (monitor.store.tallies.OPEN_NOW), which ingest keeps from then on. Counted afresh: the step
+    can be redone."""
+    present = set(inspect(conn).get_table_names())
+    if "inquiry" in present:
+        conn.execute(text("DROP INDEX IF EXISTS ix_inquiry_status"))
+        for index in INQUIRIES.indexes:
+            if index.name in ("ix_inquiry_open", "ix_inquiry_open_due"):
+                index.create(conn, checkfirst=True)
+    if "alert_state" in present:
+        index = next(i for i in ALERT_STATES.indexes if i.name == "ix_alert_firing")
+        index.create(conn, checkfirst=True)
+    if "tally" in present and "inquiry" in present:
+        conn.execute(text("DELETE FROM tally WHERE metric = 'support_open_inquiries'"))
+        conn.execute(
+            text(
+                "INSERT INTO tally (metric, source, labels, le, value)"
+                " SELECT 'support_open_inquiries', source, 'channel=' || channel, '', COUNT(*)"
+                " FROM inquiry WHERE status = 'open' GROUP BY source, channel"
+            )
+        )
 
 
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
@@ -373,7 +389,7 @@ MIGRATIONS: dict[int, Any] = {
     5: _responders,
     6: _verdicts,
     7: _read_from,
-    8: _open_backlog_indexes,
+    8: _open_backlog,
 }
 
 

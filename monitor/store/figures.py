@@ -30,11 +30,14 @@ from monitor.measure.summaries import (
     CallFigures,
     HourCounts,
     InquiryFigures,
+    OpenNow,
     hourly,
     summarize_calls,
     summarize_inquiries,
 )
 from monitor.measure.teams import Roster
+from monitor.store.backlog import Backlog, open_counts, totals
+from monitor.store.backlog import oldest_open as oldest_open_rows
 from monitor.store.database import transaction
 from monitor.store.health import SourceHealth, source_health
 from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
@@ -134,30 +137,28 @@ def source_figures(
     detail: int = 0,
     health: SourceHealth | None = None,
     read_after: datetime | None = None,
+    backlog: Backlog | None = None,
 ) -> SourceFigures:
     """Inquiries opened and calls entered in [since, until), and what is open/waiting at `now`.
 
     With `detail` > 0 also the `detail` oldest open inquiries and callbacks, the `detail`
     longest holds of the period and its hour-by-hour counts. With the source's `health`, the
     figures say whether they are complete: the source was read after `read_after` (by default
-    the period's end)."""
+    the period's end). What is open now is counted by monitor.store.backlog (given as
+    `backlog` when several periods share it, as the digest's compared days do), and only the
+    `detail` oldest open inquiries are read."""
     channel = channel_of(source).value
     with transaction(engine) as conn:
+        if backlog is None:
+            backlog = open_counts(conn, now, [source.name])
+        groups = [key for key in backlog if key[0] == source.name]
+        open_now = oldest_open_rows(conn, groups, detail, INQUIRY_COLUMNS)
         period = (
             conn.execute(
                 select(*INQUIRY_COLUMNS).where(
                     INQUIRIES.c.source == source.name,
                     INQUIRIES.c.opened_at >= since,
                     INQUIRIES.c.opened_at < until,
-                )
-            )
-            .mappings()
-            .all()
-        )
-        open_now = (
-            conn.execute(
-                select(*INQUIRY_COLUMNS).where(
-                    INQUIRIES.c.status == "open", INQUIRIES.c.source == source.name
                 )
             )
             .mappings()
@@ -182,7 +183,11 @@ def source_figures(
     # Only with `detail`: the open inquiries to name, callers waiting for a callback apart.
     opened = open_items(settings, open_now, now, (since, until)) if detail else []
     has_calls = channel == "phone" or bool(calls) or bool(waiting)
-    has_inquiries = channel != "phone" or bool(period) or bool(open_now)
+    count, breached, oldest = totals(backlog, source.name)
+    has_inquiries = channel != "phone" or bool(period) or count > 0
+    backlog_now = OpenNow(
+        count, breached, None if oldest is None else (now - oldest).total_seconds()
+    )
     targets = settings.targets_for(source)
     queues: tuple[QueueFigures, ...] = ()
     if has_calls:
@@ -202,7 +207,7 @@ def source_figures(
         stage=source.stage.value,
         since=since,
         until=until,
-        inquiries=summarize_inquiries(period, open_now, now) if has_inquiries else None,
+        inquiries=summarize_inquiries(period, backlog_now, now) if has_inquiries else None,
         calls=summarize_calls(calls, waiting, now, targets) if has_calls else None,
         inquiry_channel=inquiry_channel_of(source).value,
         queues=queues,
@@ -278,10 +283,14 @@ def all_figures(
     *,
     detail: int = 0,
     read_after: datetime | None = None,
+    backlog: Backlog | None = None,
 ) -> list[SourceFigures]:
-    """The figures of every configured source, each with its health (see `source_figures`)."""
+    """The figures of every configured source, each with its health (see `source_figures`).
+    `backlog` (what is open now: monitor.store.backlog.open_counts) is read here unless given."""
     with transaction(engine) as conn:
         health = source_health(conn, settings, now)
+        if backlog is None:
+            backlog = open_counts(conn, now, [s.name for s in settings.sources])
     return [
         source_figures(
             engine,
@@ -293,9 +302,17 @@ def all_figures(
             detail=detail,
             health=health[s.name],
             read_after=read_after,
+            backlog=backlog,
         )
         for s in settings.sources
     ]
+
+
+def backlog_now(engine: Engine, settings: Settings, now: datetime) -> Backlog:
+    """What is open now over the configured sources (monitor.store.backlog), read once for
+    the figures of several periods."""
+    with transaction(engine) as conn:
+        return open_counts(conn, now, [s.name for s in settings.sources])
 
 
 def latest_activity(engine: Engine, settings: Settings) -> datetime | None:

@@ -3,10 +3,11 @@
 The figures are the metrics engine's (`monitor.measure.summaries`, through the same period reads
 as `monitor.store.figures`), so the page says what `report` says for the same moment. What
 differs is how the open backlog is read: never row by row. Per source, its size, how much of it
-is past its target and its oldest are counted from the partial indexes of open inquiries
-(`ix_inquiry_open_age`, `ix_inquiry_open_due`), and only the `top` oldest past or near their
-target are fetched, so a page costs the same with a hundred or a hundred thousand open
-inquiries. Callers still in a queue are a handful (`ix_call_waiting`) and are read whole.
+is past its target and its oldest are counted as every report counts them
+(`monitor.store.backlog`: an aggregate row and the partial indexes of open inquiries), and only
+the `top` oldest past or near their target are fetched, so a page costs the same with a
+hundred or a hundred thousand open inquiries. Callers still in a queue are a handful
+(`ix_call_waiting`) and are read whole.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from monitor.config import ResolvedTargets, Settings, SourceSettings, channel_of
 from monitor.config import inquiry_channel_of as inquiry_channel
 from monitor.measure.items import CallItem, InquiryItem
 from monitor.measure.summaries import summarize_calls, summarize_inquiries
+from monitor.store import backlog
+from monitor.store.backlog import Group
 from monitor.store.database import transaction
 from monitor.store.figures import (
     CALL_COLUMNS,
@@ -32,7 +35,7 @@ from monitor.store.figures import (
     open_items,
 )
 from monitor.store.health import source_health
-from monitor.store.tables import CALLS, INQUIRIES, OPEN_INQUIRY, WAITING_CALL
+from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
 
 # What the summaries read of the day's rows (monitor.measure.summaries): no names, subjects or
 # unused times, so a busy day's thousands of rows cost the page little to fetch.
@@ -70,40 +73,21 @@ class Live:
 
 def open_counts(conn: Connection, source: str, now: datetime) -> OpenCounts:
     """How many inquiries of `source` are open, how many of them past their target (`now` is
-    past the due time), and when the oldest opened: read from the indexes, no table row."""
-    mine = (OPEN_INQUIRY, INQUIRIES.c.source == source)
-
-    def count(*where: Any) -> int:
-        found = conn.execute(select(func.count()).select_from(INQUIRIES).where(*mine, *where))
-        return int(found.scalar() or 0)
-
-    # One pass over the source's entries of ix_inquiry_open_age: how many, and the oldest.
-    found = conn.execute(select(func.count(), func.min(INQUIRIES.c.opened_at)).where(*mine))
-    total, oldest = found.one()
-    # Past target = open minus those not due yet and those never due: two short ranges of
-    # ix_inquiry_open_due (one condition each: an OR of them would walk the whole backlog).
-    not_past = count(INQUIRIES.c.due_at >= now) + count(INQUIRIES.c.due_at.is_(None))
-    return OpenCounts(int(total or 0), int(total or 0) - not_past, oldest)
+    past the due time), and when the oldest opened, over its channels (monitor.store.backlog)."""
+    return OpenCounts(*backlog.totals(backlog.open_counts(conn, now, {source}), source))
 
 
-def oldest_due(conn: Connection, source: str, by: datetime, limit: int) -> list[Any]:
-    """The `limit` oldest open inquiries of `source` that are due by `by` (past their target,
-    or about to be).
+def oldest_due(conn: Connection, groups: list[Group], by: datetime, limit: int) -> list[Any]:
+    """The `limit` oldest open inquiries of `groups` (one source's channels) that are due by
+    `by` (past their target, or about to be).
 
-    Read as the `limit` oldest open ones (the first entries of ix_inquiry_open_age) and kept
-    when due by `by`: a source's due times follow its open times (one target, added on one
-    clock), so its oldest open inquiries are those due first, and asking the database for
-    "due by, oldest first" instead would sort the whole overdue backlog."""
-    rows = (
-        conn.execute(
-            select(*INQUIRY_COLUMNS)
-            .where(OPEN_INQUIRY, INQUIRIES.c.source == source)
-            .order_by(INQUIRIES.c.opened_at)
-            .limit(limit)
-        )
-        .mappings()
-        .all()
-    )
+    Read as the `limit` oldest open ones (backlog.oldest_open: index entries, no sort of the
+    backlog) and kept when due by `by`: a source's due times follow its open times (one target,
+    added on one clock), so its oldest open inquiries are those due first, and asking the
+    database for "due by, oldest first" instead would sort the whole overdue backlog."""
+    rows = sorted(
+        backlog.oldest_open(conn, groups, limit, INQUIRY_COLUMNS), key=lambda r: r["opened_at"]
+    )[:limit]
     return [row for row in rows if row["due_at"] is not None and row["due_at"] <= by]
 
 
@@ -134,13 +118,14 @@ def live(
         for source in settings.sources:
             targets = settings.targets_for(source)
             period_rows = _period(conn, source, since, until)
-            counts = open_counts(conn, source.name, now)
+            opened = backlog.open_counts(conn, now, {source.name})
+            counts = OpenCounts(*backlog.totals(opened, source.name))
             found = _figures(settings, source, period, now, period_rows, counts, waiting_by_source)
             state = health[source.name]
             complete = state.complete_until(read_after or until)
             figures.append(replace(found, health=state, complete=complete))
             if counts.open_now:
-                overdue.extend(oldest_due(conn, source.name, now + margin(targets), top))
+                overdue.extend(oldest_due(conn, list(opened), now + margin(targets), top))
     known = {s.name for s in settings.sources}
     waiting = sorted(
         (i for i in call_items(settings, [r for r in waiting_rows if r["source"] in known], now)),

@@ -25,7 +25,7 @@ tallies are moved by what the DELETE returned, so a row is never retired twice.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,7 +50,14 @@ from monitor.store.tables import (
     PURGED_TALLIES,
     THREAD_LINKS,
 )
-from monitor.store.tallies import Layout, call_tallies, inquiry_tallies, layout_for
+from monitor.store.tallies import (
+    Layout,
+    call_tallies,
+    difference,
+    gauges,
+    inquiry_tallies,
+    layout_for,
+)
 from monitor.store.tallies import apply as apply_tallies
 
 logger = logging.getLogger(__name__)
@@ -230,7 +237,9 @@ class _Purger:
             ).mappings()
             removed = list(rows)
             self.counts["inquiry"] += len(removed)
-            apply_tallies(conn, inquiry_tallies(removed, self.layout), PURGED_TALLIES)
+            kept, gauge = gauges(inquiry_tallies(removed, self.layout))
+            apply_tallies(conn, kept, PURGED_TALLIES)
+            apply_tallies(conn, difference(Counter(), gauge))  # no longer open: not counted
         for source, keys in sorted(plan.links.items()):
             for part in chunks(keys):
                 links = conn.execute(

@@ -38,7 +38,8 @@ from monitor.store.instants import Instant
 # message never pairs (message.left_out)
 # 6: inquiry.verdict (within/late, once given) and ix_inquiry_unsettled
 # 7: source_state.read_from (when the last successful poll began) and failing_since
-# 8: ix_inquiry_open_age and ix_inquiry_open_due (the open backlog by age and by due time)
+# 8: the open backlog by index and aggregate: ix_inquiry_open and ix_inquiry_open_due (open
+# inquiries only) replace ix_inquiry_status, ix_alert_firing, and the open-inquiry tallies
 SCHEMA_VERSION = 8
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
@@ -52,10 +53,13 @@ _GOT_THROUGH_SQL = "caller_key IS NOT NULL"
 # Open inquiries whose `late` verdict is not given yet: each scrape settles those whose due time
 # has passed (monitor.store.verdicts), found by their due time among these few.
 _UNSETTLED_SQL = "status = 'open' AND verdict IS NULL"
-# Open inquiries, oldest first and by due time, source by source: the status page counts a
-# backlog of tens of thousands and names its oldest from these (monitor.store.live) without
-# reading a row of the table. Queries say it as this very SQL (`OPEN_INQUIRY`).
+# Open inquiries: a backlog (unreturned callbacks, stale e-mail) can be tens of thousands beside
+# the history's hundreds of thousands answered. Indexes on these alone let a report read the
+# oldest few and the not-yet-due few without reading the rest (monitor.store.backlog), and
+# cost an answered inquiry nothing at ingest.
 _OPEN_SQL = "status = 'open'"
+# Alerts firing now: a rule's "is anything firing" is one seek, however many subjects fire.
+_FIRING_SQL = "state = 'firing'"
 
 
 class Message(SQLModel, table=True):
@@ -163,8 +167,11 @@ class Inquiry(SQLModel, table=True):
     __tablename__ = "inquiry"
     __table_args__ = (
         UniqueConstraint("source", "conversation", "opened_by"),
-        Index("ix_inquiry_status", "status", "source"),
         Index("ix_inquiry_opened", "source", "opened_at"),
+        # The oldest open first, per source and channel; and the open ones by due time (the
+        # few not yet due, the next to breach). Both hold open inquiries only.
+        Index("ix_inquiry_open", "source", "channel", "opened_at", sqlite_where=text(_OPEN_SQL)),
+        Index("ix_inquiry_open_due", "source", "channel", "due_at", sqlite_where=text(_OPEN_SQL)),
         Index(
             "ix_inquiry_unsettled",
             "status",  # an equal column first: SQLite's planner prefers it without statistics
@@ -172,8 +179,6 @@ class Inquiry(SQLModel, table=True):
             sqlite_where=text(_UNSETTLED_SQL),
             postgresql_where=text(_UNSETTLED_SQL),
         ),
-        Index("ix_inquiry_open_age", "status", "source", "opened_at", sqlite_where=text(_OPEN_SQL)),
-        Index("ix_inquiry_open_due", "status", "source", "due_at", sqlite_where=text(_OPEN_SQL)),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str
@@ -288,7 +293,10 @@ class DeliveryAttempt(SQLModel, table=True):
 
 class AlertState(SQLModel, table=True):
     __tablename__ = "alert_state"
-    __table_args__ = (UniqueConstraint("rule", "subject"),)
+    __table_args__ = (
+        UniqueConstraint("rule", "subject"),
+        Index("ix_alert_firing", "rule", sqlite_where=text(_FIRING_SQL)),
+    )
     id: int | None = Field(default=None, primary_key=True)
     rule: str  # e.g. hold_max, reply_overdue, source_stale
     subject: str  # what fires: "source/queue/call id", "source/conversation", "source"
@@ -301,6 +309,8 @@ class AlertState(SQLModel, table=True):
     started_at: datetime | None = Field(default=None, sa_type=Instant)
     resolved_at: datetime | None = Field(default=None, sa_type=Instant)
     last_notified_at: datetime | None = Field(default=None, sa_type=Instant)
+    # When the row was last written: a transition, or a change of severity or threshold. A
+    # state that keeps firing as it was is not rewritten, so `value` is as of then too.
     evaluated_at: datetime = Field(sa_type=Instant)
 
 
@@ -331,8 +341,10 @@ GOT_THROUGH_CALL: Any = literal_column("caller_key IS NOT NULL")
 INQUIRIES = _table(Inquiry)
 # The condition of ix_inquiry_unsettled, in its very SQL.
 UNSETTLED_INQUIRY: Any = literal_column(_UNSETTLED_SQL)
-# The condition of ix_inquiry_open_age and ix_inquiry_open_due, in their very SQL.
+# The conditions of ix_inquiry_open / ix_inquiry_open_due and ix_alert_firing, in their very SQL
+# (a bound 'open' would not match a partial index in SQLite's planner).
 OPEN_INQUIRY: Any = literal_column(_OPEN_SQL)
+FIRING_ALERT: Any = literal_column(_FIRING_SQL)
 TALLIES = _table(Tally)
 PURGED_TALLIES = _table(PurgedTally)
 STATES = _table(SourceState)

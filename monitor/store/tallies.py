@@ -9,6 +9,13 @@ a recount of the store (a test checks exactly that), without ever recounting at 
 Bucket bounds are fixed per metric from defaults plus every configured target, so that
 "answered within target" is an exact bucket in PromQL. When the configured targets change, the
 layout changes and the tallies are rebuilt once from the store (`rebuild`).
+
+One gauge is kept the same way: the inquiries open now per source and channel (`OPEN_NOW`).
+An inquiry is open from the rebuild that stores it until the rebuild that stores it answered
+or missed, and time alone never closes one, so the same differences keep it exact, and a
+report reads the size of a backlog of tens of thousands as one row (monitor.store.backlog).
+Unlike the counters it goes down, and retention (which never deletes an open inquiry) keeps
+none of it among the purged tallies (`gauges`).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ CALLS_TOTAL = "support_calls_total"
 HOLD = "support_hold_seconds"
 HOLD_BREACHES = "support_hold_breaches_total"
 RESPONSES_CLAMPED = "support_responses_clamped_total"
+# The gauge kept as a tally: inquiries open now, labelled by channel (see the module's words).
+OPEN_NOW = "support_open_inquiries"
 # Each inquiry's verdict (within / late) once it is known, and each finished call's: the SLIs of
 # `support-monitor slo` (docs/slo.md). An inquiry's is stored with it (`inquiry.verdict`): given
 # when it closes, or `late` by the first scrape after its due time (monitor.store.verdicts).
@@ -164,7 +173,17 @@ def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Cou
                 out[(RESPONSES_CLAMPED, source, by_channel, "")] += 1
         elif status == "missed" and channel == "chat" and kind == "first":
             out[(CHATS_MISSED, source, "", "")] += 1
+        elif status == "open":
+            out[(OPEN_NOW, source, by_channel, "")] += 1
     return out
+
+
+def gauges(counts: Counter[Key]) -> tuple[Counter[Key], Counter[Key]]:
+    """`counts` split into what only grows (the counters and histograms: what purged rows
+    keep) and the gauges kept as tallies (what purged rows take away)."""
+    kept = Counter({k: v for k, v in counts.items() if k[0] != OPEN_NOW})
+    gauge = Counter({k: v for k, v in counts.items() if k[0] == OPEN_NOW})
+    return kept, gauge
 
 
 def _verdict_labels(channel: str, verdict: str) -> str:
@@ -301,6 +320,9 @@ def apply(conn: Connection, delta: Counter[Key], table: Any = TALLIES) -> None:
     ]
     if rows:
         conn.execute(insert_add(conn, table, ["metric", "source", "labels", "le"], "value"), rows)
+    if any(key[0] == OPEN_NOW and value < 0 for key, value in delta.items()):
+        # A gauge back at zero leaves no row, as a recount would write none.
+        conn.execute(delete(table).where(table.c.metric == OPEN_NOW, table.c.value <= 0))
 
 
 def difference(new: Counter[Key], old: Counter[Key]) -> Counter[Key]:

@@ -58,7 +58,14 @@ from monitor.publish.notifiers import notifier_for
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.health import health_from_rows, unread_since
 from monitor.store.installation import installation_key
-from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, STATES, WAITING_CALL
+from monitor.store.tables import (
+    ALERT_STATES,
+    CALLS,
+    INQUIRIES,
+    OPEN_INQUIRY,
+    STATES,
+    WAITING_CALL,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +129,7 @@ def load_inputs(conn: Connection, settings: Settings, now: datetime) -> AlertInp
         ),
         open_inquiries=rows(
             select(INQUIRIES).where(
-                INQUIRIES.c.status == "open",
+                OPEN_INQUIRY,
                 INQUIRIES.c.source.in_(names),
                 INQUIRIES.c.due_at.is_not(None),
             )
@@ -160,8 +167,11 @@ def _same(state: State, *columns: str) -> list[Any]:
     return clauses
 
 
-# Still firing: only the figures move. One statement for many rows (executemany), since a
-# backlog of open inquiries keeps hundreds of alerts firing at every evaluation.
+# Still firing with another severity or threshold (the targets changed): one statement for
+# many rows (executemany). A state still firing as it was is not written at all: a backlog of
+# open inquiries keeps tens of thousands firing, and rewriting each one's age every minute
+# cost seconds of every evaluation. So a firing row's `value` and `evaluated_at` are those of
+# its last write; the notices take the current value from the evaluation (`current`).
 _KEEP = (
     update(ALERT_STATES)
     .where(
@@ -189,6 +199,12 @@ def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
         for change in changes:
             new = after_change(change, now)
             if change.kind == "keep":
+                old = change.old
+                if old is not None and (old.severity, old.threshold) == (
+                    new.severity,
+                    new.threshold,
+                ):
+                    continue  # nothing but its age moved: not written
                 keeps.append(
                     {
                         "k_id": new.id,
@@ -215,6 +231,19 @@ def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
             )
         )
     return made
+
+
+def current(states: dict[Key, State], changes: list[Change], now: datetime) -> dict[Key, State]:
+    """The stored `states` with the figures of this evaluation: a state that keeps firing in
+    the same episode is not rewritten (apply_changes), so its value (an age, a wait) is taken
+    from the finding, for the notices that repeat it."""
+    for change in changes:
+        stored = states.get(change.key)
+        if change.kind != "keep" or change.finding is None or stored is None:
+            continue
+        if stored.state == FIRING and change.old and stored.started_at == change.old.started_at:
+            states[change.key] = replace(stored, value=change.finding.value, evaluated_at=now)
+    return states
 
 
 def _transition(conn: Connection, change: Change, new: State) -> bool:
@@ -399,7 +428,7 @@ def run_once(
         return Outcome(changes, told, plan.held, _firing(after))
     apply_changes(engine, changes, now)
     with transaction(engine) as conn:
-        states = load_states(conn)
+        states = current(load_states(conn), changes, now)
     plan = notices(states, now, settings)
     told = claim_notices(engine, settings, plan, now)
     outcome = Outcome(changes, told, plan.held, _firing(states))

@@ -32,7 +32,7 @@ from monitor.publish.digest.lines import Line, call_lines, inquiry_lines, target
 from monitor.publish.digest.teams import TeamSection, team_section
 from monitor.publish.unread import Unread, not_read
 from monitor.publish.words import duration_text, percent_text
-from monitor.store.figures import SourceFigures, all_figures, day_bounds
+from monitor.store.figures import SourceFigures, all_figures, backlog_now, day_bounds
 
 STAGES = [s.value for s in Stage]
 TEXT_BAR = 30  # characters of the widest bar in the plain-text chart
@@ -254,10 +254,17 @@ def build_digest(
     `read_after_words`); the others are named first and their figures marked incomplete."""
     zone = settings.timezone
     since, until = day_bounds(day, zone)
-    figures = all_figures(engine, settings, since, until, now, detail=top, read_after=read_after)
+    # What is open now is the same for the day and the days it is compared with: read once.
+    backlog = backlog_now(engine, settings, now)
+    figures = all_figures(
+        engine, settings, since, until, now, detail=top, read_after=read_after, backlog=backlog
+    )
     before = day - timedelta(days=1)
     week = day - timedelta(days=7)
-    earlier = [all_figures(engine, settings, *day_bounds(d, zone), now) for d in (before, week)]
+    earlier = [
+        all_figures(engine, settings, *day_bounds(d, zone), now, backlog=backlog)
+        for d in (before, week)
+    ]
     touchpoints = [
         _touchpoint(settings, fig, (prev, last))
         for fig, prev, last in zip(figures, *earlier, strict=True)

@@ -284,6 +284,25 @@ def test_repeat_renotifies_a_firing_alert(
     assert bodies[1]["text"].startswith("[CRITICAL, still firing] A caller has waited 1h 20m")
 
 
+def test_alerts_that_keep_firing_as_they_were_are_not_written_again(
+    tmp_path: Path, sqlite_url: str, now: datetime
+) -> None:
+    """Three chats overdue: the first evaluation writes their states; the next ones, a minute
+    and an hour later, find them firing as they were and write nothing (a backlog of tens of
+    thousands would otherwise be rewritten every minute), while the counts stay right."""
+    settings, engine = setup(tmp_path, sqlite_url)
+    for n in range(3):
+        store(engine, settings, "chat", MessageEvent(f"m{n}", f"c{n}", now, Side.CUSTOMER))
+    assert run_once(engine, settings, now + 2 * timedelta(hours=1)).firing == 3
+    with engine.connect() as conn:
+        first = conn.execute(select(ALERT_STATES).order_by(ALERT_STATES.c.id)).all()
+    for later in (MIN, timedelta(hours=1)):
+        outcome = run_once(engine, settings, now + 2 * timedelta(hours=1) + later)
+        assert outcome.firing == 3 and {c.kind for c in outcome.changes} == {"keep"}
+    with engine.connect() as conn:
+        assert conn.execute(select(ALERT_STATES).order_by(ALERT_STATES.c.id)).all() == first
+
+
 def test_quiet_hours_hold_warnings_and_send_the_still_firing_ones_at_opening(
     tmp_path: Path, sqlite_url: str, http_sink: HttpSink, now: datetime
 ) -> None:
