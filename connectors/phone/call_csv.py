@@ -315,8 +315,14 @@ class CallCsvConnector(LineFileSource):
                 outcome = CallOutcome.ABANDONED
         elif outcome is CallOutcome.ANSWERED and person is None and not row.text("outcome"):
             records.note(CANNOT_TELL)
-        if outcome is CallOutcome.EXIT_EMPTY and ended_by:
-            records.note(system_ended(ended_by))
+        if outcome is CallOutcome.EXIT_EMPTY:
+            # Where the system ended it; a file that only says so in its outcome column
+            # (Aircall's out_of_opening_hours) names it by that value.
+            ended_by = ended_by or row.text("outcome") or None
+            if ended_by:
+                records.note(system_ended(ended_by))
+        else:
+            ended_by = None
         answered = outcome is CallOutcome.ANSWERED
         wait, left = times.wait_for(answered), times.ended
         if reached and rules and times.answered and rules.voicemail_answered(row):
@@ -334,6 +340,7 @@ class CallCsvConnector(LineFileSource):
             caller=caller or None,
             short_abandon=short,
             agent=agent if outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED) else None,
+            ended_by=ended_by,
         )
         events: list[Event] = [call]
         # A short abandon (a misdial, a caller who thought better of it) asks for no callback.

@@ -112,6 +112,7 @@ CALL_COLUMNS = [
         "caller",
         "short_abandon",
         "agent",
+        "ended_by",
     )
 ]
 

@@ -38,7 +38,8 @@ from monitor.store.instants import Instant
 # message never pairs (message.left_out)
 # 6: inquiry.verdict (within/late, once given) and ix_inquiry_unsettled
 # 7: source_state.read_from (when the last successful poll began) and failing_since
-SCHEMA_VERSION = 7
+# 8: call.ended_by (where the phone system ended a call no person took)
+SCHEMA_VERSION = 8
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -142,6 +143,8 @@ class Call(SQLModel, table=True):
     caller_key: str | None = None
     # Who answered: a queue member, the answering channel, a call log's agent column.
     agent: str | None = None
+    # Where the phone system ended an `exit_empty` call (bounded, printable: never a label).
+    ended_by: str | None = None
 
 
 class QueueName(SQLModel, table=True):
