@@ -401,6 +401,9 @@ class AsteriskCdrConnector(LineFileSource):
         if ended_by is not None:
             records.note(system_ended(ended_by))
         outcome = CallOutcome.EXIT_EMPTY if ended_by else _missed_outcome(legs, bool(voicemail))
+        if outcome is CallOutcome.EXIT_EMPTY and ended_by is None:
+            last = legs[-1]  # every leg was BUSY: nobody free to take it, where it last rang
+            ended_by = f"{last.dcontext},{last.dst} (BUSY)"
         events: list[Event] = [
             CallEvent(
                 external_id=f"call:{key}",
@@ -410,6 +413,7 @@ class AsteriskCdrConnector(LineFileSource):
                 left_at=left,
                 wait_seconds=max(0.0, (left - entered).total_seconds()),
                 caller=caller,
+                ended_by=ended_by,
             )
         ]
         return events + callback_request(key, caller, left, call=f"call:{key}")

@@ -19,7 +19,10 @@ Each inbound row is a `CallEvent`. Its wait is the `wait` column; else, answered
 entered. The outcome is the `outcome` column through `outcomes:` (file value → answered,
 abandoned, voicemail, timeout, exit_key, exit_empty, transferred, unknown, short_abandoned: an
 abandoned call the file itself calls a short abandon), else `voicemail` when the voicemail column
-is set, else answered when there is an answer time, else abandoned. An inbound call not answered
+is set or the preset's record ends in voicemail with no person (3CX final-type VoiceMail,
+FreeSWITCH last_app voicemail; the wait then runs to voicemail's own answer where the record
+has it, else to the end of the call), else answered when there is an answer time, else
+abandoned. An inbound call not answered
 also asks for a callback: a customer-side message on channel `voicemail` in the caller's `tel:`
 conversation. Each outbound row is an agent-side message in the callee's `tel:` conversation at
 the call's start, closing that number's callback inquiry in any phone source. Direction is
@@ -291,10 +294,13 @@ class CallCsvConnector(LineFileSource):
             return []
         if guessed:
             records.note(f"inbound calls {GUESSED}")
-        outcome, voicemail, short = self._outcome(
-            row.text("outcome"), bool(row.text("voicemail")), times.was_answered()
-        )
         person = self._person(row)
+        # Voicemail as the record's last destination (3CX VoiceMail, FreeSWITCH last_app): no
+        # person took the call, the caller could leave a message.
+        reached = bool(rules and not person and rules.reached_voicemail(row))
+        outcome, voicemail, short = self._outcome(
+            row.text("outcome"), bool(row.text("voicemail")) or reached, times.was_answered()
+        )
         ended_by = rules.ended_by_system(row) if rules and not person else None
         if ended_by is not None and not voicemail:
             outcome = CallOutcome.EXIT_EMPTY  # the system hung up: nobody could take it
@@ -309,27 +315,37 @@ class CallCsvConnector(LineFileSource):
                 outcome = CallOutcome.ABANDONED
         elif outcome is CallOutcome.ANSWERED and person is None and not row.text("outcome"):
             records.note(CANNOT_TELL)
-        if outcome is CallOutcome.EXIT_EMPTY and ended_by:
-            records.note(system_ended(ended_by))
+        if outcome is CallOutcome.EXIT_EMPTY:
+            # Where the system ended it; a file that only says so in its outcome column
+            # (Aircall's out_of_opening_hours) names it by that value.
+            ended_by = ended_by or row.text("outcome") or None
+            if ended_by:
+                records.note(system_ended(ended_by))
+        else:
+            ended_by = None
         answered = outcome is CallOutcome.ANSWERED
-        wait = times.wait_for(answered)
+        wait, left = times.wait_for(answered), times.ended
+        if reached and rules and times.answered and rules.voicemail_answered(row):
+            # Voicemail's own answer: the wait for a person ended when it took the call.
+            wait, left = max(0.0, (times.answered - times.entered).total_seconds()), times.answered
         call = CallEvent(
             external_id=f"call:{call_id}",
             queue=row.text("queue") or self.options.queue,
             entered_at=times.entered,
             outcome=outcome,
             answered_at=times.answer_at(wait) if answered else None,
-            left_at=times.ended,
+            left_at=left,
             wait_seconds=wait,
             talk_seconds=times.talk_for(answered),
             caller=caller or None,
             short_abandon=short,
             agent=agent if outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED) else None,
+            ended_by=ended_by,
         )
         events: list[Event] = [call]
         # A short abandon (a misdial, a caller who thought better of it) asks for no callback.
         if (voicemail or outcome in MISSED) and not short:
-            left = times.ended or times.entered
+            left = left or times.entered
             events += callback_request(call_id, caller, left, call=call.external_id)
         return events
 

@@ -176,6 +176,17 @@ class CallRules:
         """Where the system ended a call no person took (its destination), or None."""
         return None
 
+    def reached_voicemail(self, row: Row) -> bool:
+        """Whether the call no person took ended in voicemail: the caller could leave a
+        message, and is owed a callback."""
+        return False
+
+    def voicemail_answered(self, row: Row) -> bool:
+        """Whether the record's answer time is voicemail's own (voicemail was the first thing
+        to take the call), so the wait for a person ended then. Otherwise an IVR or a queue may
+        have answered before, and the record does not say when voicemail took the call."""
+        return False
+
     def caller_hung_up(self, row: Row) -> bool | None:
         return None
 
@@ -192,8 +203,10 @@ class ThreeCxRules(CallRules):
     `external_line`) for a trunk, `Extension`, `Queue`, `Ivr`, `RingGroup`, `VoiceMail`,
     `ConfPlace`, and `EndCall` for the destination that just hangs up; `MakeCall` and
     `PlayFile` for calls 3CX places itself (its call-control API). reason-terminated
-    `TerminatedBySrc` (v20 `src_participant_terminated`): the caller hung up. Compared ignoring
-    case, `_` and spaces."""
+    `TerminatedBySrc` (v20 `src_participant_terminated`): the caller hung up. A final-type
+    `VoiceMail` is a call no person took that reached voicemail; its answer time is
+    voicemail's own only when voicemail was also the first destination (to-type). Compared
+    ignoring case, `_` and spaces."""
 
     person_columns = ("final-type", "to-type")
     LINE = frozenset({"line", "externalline"})
@@ -240,6 +253,12 @@ class ThreeCxRules(CallRules):
                 return f"3CX {name} {number}".strip()
         return None
 
+    def reached_voicemail(self, row: Row) -> bool:
+        return self._final(row) in self.VOICEMAIL
+
+    def voicemail_answered(self, row: Row) -> bool:
+        return _folded(row, "to-type") in self.VOICEMAIL  # the first destination: no IVR before
+
     def caller_hung_up(self, row: Row) -> bool | None:
         reason = _folded(row, "reason-terminated")
         if not reason:
@@ -285,6 +304,10 @@ class FreeSwitchRules(CallRules):
     def ended_by_system(self, row: Row) -> str | None:
         app = _folded(row, "last_app")
         return f"FreeSWITCH {row.column('last_app')}" if app == "hangup" else None
+
+    def reached_voicemail(self, row: Row) -> bool:
+        # `answer_stamp` may be an IVR's before voicemail: the wait runs to the end of the call.
+        return _folded(row, "last_app") == "voicemail"
 
 
 # The rules of each preset whose records say more than our keys (see CallRules).

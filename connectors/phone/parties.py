@@ -28,7 +28,7 @@ import re
 from pydantic import Field
 
 from monitor.config import SourceSettings
-from monitor.measure.events import is_withheld
+from monitor.measure.events import destination, is_withheld
 
 # As many digits as a callback number needs (monitor.measure.events): fewer are an extension,
 # a feature code or a short service number, never a customer we can call.
@@ -113,13 +113,7 @@ def _matches(value: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(folded, pattern) for pattern in patterns)
 
 
-# Where the system ended calls is said per destination, each cut to this many characters, and
-# only the characters a destination name is written with (it comes from the file).
-_DESTINATION = 48
-_UNSAFE = re.compile(r"[^\w ,./:()#*+-]")
-
-
-def system_ended(destination: str) -> str:
-    """The poll's remark for a call the system ended without a person, at `destination`."""
-    shown = _UNSAFE.sub("?", destination.strip())[:_DESTINATION] or "?"
-    return f"calls the system ended at {shown}"
+def system_ended(where: str) -> str:
+    """The poll's remark for a call the system ended without a person, at `where` (bounded
+    and made printable as the call keeps it: monitor.measure.events.destination)."""
+    return f"calls the system ended at {destination(where)}"

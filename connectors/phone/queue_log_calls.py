@@ -349,6 +349,8 @@ class Calls:
             stint.caller,
             False,
             stint.agent if stint.answered is not None else None,
+            # The queue let the caller out because nobody could take the call (leavewhenempty).
+            f"{stint.queue} (EXITEMPTY)" if outcome is CallOutcome.EXIT_EMPTY else None,
         )
 
     def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:

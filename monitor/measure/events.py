@@ -306,6 +306,10 @@ class _CallFields(NamedTuple):
     # Who answered (`responder`): the queue member, the answering channel, a call log's agent
     # column. Reports only, never a label.
     agent: str | None
+    # Where the phone system ended an `exit_empty` call no person took (3CX `EndCall 899`, a
+    # dialplan's hang-up, an IVR option), as the record names it (`destination`): reports and
+    # the digest only, never a label.
+    ended_by: str | None
 
 
 class CallEvent(_CallFields):
@@ -336,6 +340,7 @@ class CallEvent(_CallFields):
         caller: str | None = None,
         short_abandon: bool = False,
         agent: str | None = None,
+        ended_by: str | None = None,
     ) -> CallEvent:
         return _made(
             cls,
@@ -350,6 +355,7 @@ class CallEvent(_CallFields):
             caller,
             short_abandon,
             agent,
+            ended_by,
         )
 
     @classmethod
@@ -366,6 +372,7 @@ class CallEvent(_CallFields):
         caller: str | None = None,
         short_abandon: bool = False,
         agent: str | None = None,
+        ended_by: str | None = None,
     ) -> CallEvent:
         """A call whose times are Unix epoch seconds (UTC), as phone logs write them: no
         datetime is made (the queue_log import's hot path)."""
@@ -382,6 +389,7 @@ class CallEvent(_CallFields):
             caller,
             short_abandon,
             agent,
+            ended_by,
         )
 
     @property
@@ -406,11 +414,25 @@ class CallEvent(_CallFields):
             f"{self.outcome!r}, answered_at={self.answered_at!r}, left_at={self.left_at!r}, "
             f"wait_seconds={self.wait_seconds!r}, talk_seconds={self.talk_seconds!r}, "
             f"caller={self.caller!r}, short_abandon={self.short_abandon!r}, "
-            f"agent={self.agent!r})"
+            f"agent={self.agent!r}, ended_by={self.ended_by!r})"
         )
 
 
 _new_tuple = tuple.__new__
+
+# A destination where the system ended a call is written by the PBX's dialplan, which whoever
+# configured it (or a caller id fed through it) controls: kept to this many characters, and to
+# the characters destination names are written with; anything else becomes `?`. So it prints
+# safely in a terminal, a CSV cell or a mail, and a report's list of them stays readable.
+MAX_DESTINATION = 48
+_UNSAFE_DESTINATION = re.compile(r"[^\w ,./:()#*+-]")
+
+
+def destination(value: str) -> str:
+    """A destination's name as stored and shown: `?` for each character that is not a word
+    character or one of ` ,./:()#*+-`, cut to `MAX_DESTINATION`; `?` for none."""
+    shown = _UNSAFE_DESTINATION.sub("?", " ".join(value.split()))
+    return shown[:MAX_DESTINATION] or "?"
 
 
 def _made(
@@ -426,6 +448,7 @@ def _made(
     caller: str | None,
     short_abandon: bool,
     agent: str | None,
+    ended_by: str | None,
 ) -> CallEvent:
     if outcome is CallOutcome.WAITING and left is not None:
         raise ValueError("a waiting call has no left_at")
@@ -438,6 +461,8 @@ def _made(
         caller = storable(caller)
     if agent is not None and (len(agent) > MAX_TEXT or not agent.isascii() or "\x00" in agent):
         agent = storable(agent)
+    if ended_by is not None:  # a few calls of a day: no need for speed
+        ended_by = destination(ended_by)
     if wait_seconds is None and outcome is not CallOutcome.WAITING:
         end = answered if answered is not None else left
         if end is not None:
@@ -456,6 +481,7 @@ def _made(
             caller,
             short_abandon,
             agent,
+            ended_by,
         ),
     )
     return event

@@ -163,6 +163,38 @@ def summarize_inquiries(
     )
 
 
+# Where the system ended calls, as the report and the digest list it: the destinations with the
+# most such calls first, this many, and the rest together as OTHER (a dialplan has any number of
+# destinations, and a list of them must stay short enough to read in a digest line).
+SHOWN_DESTINATIONS = 3
+# Names no stored destination can have (`<` and `>` are not kept: events.destination).
+OTHER = "<other>"
+NOT_RECORDED = "<not recorded>"  # stored before destinations were kept, or the file said none
+
+
+@dataclass(frozen=True)
+class EndedAt:
+    """How many calls the phone system ended at one destination."""
+
+    destination: str  # as stored, or OTHER, or NOT_RECORDED
+    calls: int
+
+
+def ended_at(destinations: Iterable[str | None]) -> tuple[EndedAt, ...]:
+    """The calls the system ended, per destination (one entry per call's destination, None when
+    not recorded): most first (then by name), at most `SHOWN_DESTINATIONS` and then the rest
+    together as OTHER."""
+    counts: dict[str, int] = {}
+    for name in destinations:
+        key = NOT_RECORDED if name is None else name
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    if len(ranked) > SHOWN_DESTINATIONS:
+        rest = sum(n for _, n in ranked[SHOWN_DESTINATIONS:])
+        ranked = [*ranked[:SHOWN_DESTINATIONS], (OTHER, rest)]
+    return tuple(EndedAt(name, n) for name, n in ranked)
+
+
 @dataclass(frozen=True)
 class CallFigures:
     total: int  # calls that entered the queue in the period and have left it
@@ -191,6 +223,8 @@ class CallFigures:
     # Ended by the phone system with no person (a closed message, a hang-up destination such as
     # 3CX's EndCall, an empty queue): `exit_empty`, let-downs, never answered.
     system_ended: int = 0
+    # Where (ended_at): most first, a few and OTHER.
+    system_ended_at: tuple[EndedAt, ...] = ()
     # Missed calls (not short abandons) with no number to call back: withheld callers.
     missed_without_number: int = 0
 
@@ -287,6 +321,7 @@ def summarize_calls(
         answered_within=fast,
         offered=offered,
         system_ended=sum(1 for r in rows if r["outcome"] == "exit_empty"),
+        system_ended_at=ended_at(r.get("ended_by") for r in rows if r["outcome"] == "exit_empty"),
         missed_without_number=sum(
             1
             for r in rows

@@ -17,7 +17,7 @@ from typing import Any
 from monitor.measure.summaries import CallFigures
 from monitor.publish.printable import cell, line
 from monitor.publish.unread import ERROR_LIMIT, Unread, not_read
-from monitor.publish.words import duration_text, percent_text
+from monitor.publish.words import duration_text, ended_at_text, percent_text
 from monitor.store.figures import QueueFigures, SourceFigures
 
 
@@ -90,7 +90,14 @@ def render_json(figures: Sequence[SourceFigures]) -> str:
 
 
 def render_csv(figures: Sequence[SourceFigures]) -> str:
-    return csv_text(flat_rows(figures))
+    rows = flat_rows(figures)
+    for row in rows:
+        # One cell: `3CX EndCall 899=5; ivr-closed=2` (JSON keeps the list of objects).
+        if places := row.get("calls_system_ended_at"):
+            row["calls_system_ended_at"] = "; ".join(
+                f"{p['destination']}={p['calls']}" for p in places
+            )
+    return csv_text(rows)
 
 
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] = ()) -> str:
@@ -251,8 +258,8 @@ def _notes(figures: Sequence[SourceFigures]) -> list[str]:
             if c.system_ended:
                 notes.append(
                     f"{where}: {c.system_ended} call{'s' * (c.system_ended != 1)} ended by the "
-                    "phone system with no person (an IVR or closed message, a hang-up "
-                    "destination, an empty queue): missed, not answered"
+                    f"phone system with no person ({ended_at_text(c.system_ended_at)}): "
+                    "missed, not answered"
                 )
             if c.missed_without_number:
                 notes.append(

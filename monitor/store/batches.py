@@ -523,7 +523,8 @@ CALL_COLUMNS = (
     "outcome",
     "caller",
     "short_abandon",
-    "agent",  # the last field of a CallEvent
+    "agent",
+    "ended_by",  # the last field of a CallEvent
     "caller_key",
 )
 MESSAGE_COLUMNS = (
@@ -564,5 +565,6 @@ def _call_row(source: str, event: CallEvent) -> tuple[Any, ...]:
         event.caller,
         event.short_abandon,
         event.agent,
+        event.ended_by,
         got_through(event),
     )

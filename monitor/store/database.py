@@ -381,6 +381,20 @@ def _open_backlog(conn: Connection) -> None:
         )
 
 
+def _system_destinations(conn: Connection) -> None:
+    """v9: `call.ended_by`, where the phone system ended a call no person took (3CX `EndCall`,
+    a dialplan's hang-up, an empty queue), for the report's and the digest's count of those
+    calls per destination.
+
+    A column only: the calls stored before were read without it, so theirs stays empty (shown
+    as "not recorded"); a file read again gives its calls none either, as they are stored."""
+    inspector = inspect(conn)
+    if "call" not in inspector.get_table_names():
+        return  # created whole, with the column, after the steps
+    if "ended_by" not in {c["name"] for c in inspector.get_columns("call")}:
+        conn.execute(text('ALTER TABLE "call" ADD COLUMN ended_by VARCHAR'))
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Any] = {
     2: _waiting_index,
@@ -390,6 +404,7 @@ MIGRATIONS: dict[int, Any] = {
     6: _verdicts,
     7: _read_from,
     8: _open_backlog,
+    9: _system_destinations,
 }
 
 

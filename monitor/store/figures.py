@@ -115,6 +115,7 @@ CALL_COLUMNS = [
         "caller",
         "short_abandon",
         "agent",
+        "ended_by",
     )
 ]
 

@@ -40,7 +40,8 @@ from monitor.store.instants import Instant
 # 7: source_state.read_from (when the last successful poll began) and failing_since
 # 8: the open backlog by index and aggregate: ix_inquiry_open and ix_inquiry_open_due (open
 # inquiries only) replace ix_inquiry_status, ix_alert_firing, and the open-inquiry tallies
-SCHEMA_VERSION = 8
+# 9: call.ended_by (where the phone system ended a call no person took)
+SCHEMA_VERSION = 9
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -151,6 +152,8 @@ class Call(SQLModel, table=True):
     caller_key: str | None = None
     # Who answered: a queue member, the answering channel, a call log's agent column.
     agent: str | None = None
+    # Where the phone system ended an `exit_empty` call (bounded, printable: never a label).
+    ended_by: str | None = None
 
 
 class QueueName(SQLModel, table=True):

@@ -10,7 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.config import BUILTIN_TARGETS
-from monitor.measure.summaries import percentile, summarize_calls, summarize_inquiries
+from monitor.measure.summaries import (
+    NOT_RECORDED,
+    OTHER,
+    EndedAt,
+    ended_at,
+    percentile,
+    summarize_calls,
+    summarize_inquiries,
+)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -112,3 +120,21 @@ def test_service_level_can_leave_quick_abandons_out() -> None:
     period = [call("answered", 10), call("answered", 60), call("abandoned", 5)]
     assert summarize_calls(period, [], NOW, targets).service_level == pytest.approx(1 / 2)
     assert summarize_calls(period, [], NOW, BUILTIN_TARGETS).service_level == pytest.approx(1 / 3)
+
+
+def test_calls_the_system_ended_are_listed_by_destination_most_first_and_bounded() -> None:
+    """Nine calls the system ended: 4 at EndCall, 2 at ivr-closed, 1 each at `a` and `b`, 1
+    stored with no destination. Listed most first (ties by name, where the not-recorded entry
+    sorts first), the first three, and the rest (2 calls) together as one OTHER entry: a
+    digest line stays short however many destinations a dialplan has."""
+    places = ["EndCall"] * 4 + ["ivr-closed"] * 2 + ["a", "b", None]
+    assert ended_at(places) == (
+        EndedAt("EndCall", 4),
+        EndedAt("ivr-closed", 2),
+        EndedAt(NOT_RECORDED, 1),
+        EndedAt(OTHER, 2),
+    )
+    assert ended_at(["EndCall", "ivr-closed", "EndCall"]) == (
+        EndedAt("EndCall", 2),
+        EndedAt("ivr-closed", 1),
+    )

@@ -153,7 +153,7 @@ def test_a_version_7_database_gets_the_backlog_indexes_and_its_open_counts(
     prepare(engine)
     with engine.connect() as conn:
         version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
-        assert version.scalar_one() == str(SCHEMA_VERSION) == "8"
+        assert version.scalar_one() == str(SCHEMA_VERSION)
         names = {i["name"] for i in inspect(conn).get_indexes("inquiry")}
         alerts = {i["name"] for i in inspect(conn).get_indexes("alert_state")}
         before = sorted(tuple(r)[1:] for r in conn.execute(select(TALLIES)))

@@ -63,6 +63,7 @@ def call(source: str, n: int, entered: datetime, **extra: Any) -> tuple[Any, ...
         "caller": None,
         "short_abandon": False,
         "agent": None,
+        "ended_by": None,
         "caller_key": None,
         **extra,
     }

@@ -192,6 +192,31 @@ def test_a_version_6_database_gets_when_each_source_was_last_read_from(
     assert read == {"good": NOW, "bad": None}
 
 
+def test_a_version_7_database_keeps_its_calls_and_stores_where_the_system_ended_them(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A v7 database (no call.ended_by) holding a call the system ended: the upgrade adds the
+    column and keeps the call, with no destination (it was read without one); a call stored
+    after keeps where the system ended it, bounded and printable."""
+    _, settings, engine = chat_setup(tmp_path, database_url)
+    before = CallEvent("k1", "support", T0, CallOutcome.EXIT_EMPTY, left_at=T0 + timedelta(9))
+    with engine.begin() as conn:  # as version 7 left it
+        store_batch(conn, measuring(settings, settings.sources[0]), [before])
+        conn.execute(text('ALTER TABLE "call" DROP COLUMN ended_by'))
+        set_meta(conn, "schema_version", "7")
+    prepare(engine)
+    after = CallEvent(
+        "k2", "support", T0, CallOutcome.EXIT_EMPTY, left_at=T0, ended_by="3CX EndCall\x1b[2J"
+    )
+    with engine.begin() as conn:
+        store_batch(conn, measuring(settings, settings.sources[0]), [after])
+    with engine.connect() as conn:
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION)
+        stored = conn.execute(select(CALLS.c.external_id, CALLS.c.ended_by)).all()
+    assert sorted(stored) == [("k1", None), ("k2", "3CX EndCall??2J")]
+
+
 def _stored(engine: Engine, moment: datetime) -> Any:
     """A time as the database stores it (microseconds on SQLite), for raw SQL."""
     if engine.dialect.name == "sqlite":

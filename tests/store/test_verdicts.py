@@ -91,12 +91,18 @@ def by_hand(engine: Engine, now: datetime) -> dict[str, int]:
 
 
 def assert_tallies_are_a_recount(engine: Engine, settings: Settings) -> None:
-    with engine.connect() as conn:
-        before = sorted(tuple(r)[1:] for r in conn.execute(select(TALLIES)))
+    """The stored tallies equal a recount. A bucket counted down to 0 by a remeasured inquiry
+    keeps its row where a recount writes none: both read as 0, so rows of 0 are left aside."""
+
+    def rows() -> list[tuple[Any, ...]]:
+        with engine.connect() as conn:
+            found = (tuple(r)[1:] for r in conn.execute(select(TALLIES)))
+            return sorted(r for r in found if r[-1] != 0)
+
+    before = rows()
     with engine.begin() as conn:
         recount(conn, settings, layout_for(settings))
-    with engine.connect() as conn:
-        assert sorted(tuple(r)[1:] for r in conn.execute(select(TALLIES))) == before
+    assert rows() == before
 
 
 def test_an_open_chat_is_late_from_the_first_scrape_past_its_due_time_and_stays_late(

@@ -14,7 +14,7 @@ from typing import Literal
 
 from monitor.config import ResolvedTargets
 from monitor.measure.summaries import CallFigures, InquiryFigures
-from monitor.publish.words import duration_text, percent_text
+from monitor.publish.words import duration_text, ended_at_text, percent_text
 
 Verdict = Literal["better", "worse", "neutral", "none"]
 Measure = Literal["count", "ratio", "duration"]
@@ -234,7 +234,7 @@ def call_lines(
             Line(
                 "Ended by the phone system",
                 str(day.system_ended),
-                "no person took them: missed, not answered",
+                f"{ended_at_text(day.system_ended_at)}: no person took them",
                 alarm=True,
             )
         )

@@ -189,3 +189,67 @@ def test_a_call_log_row_answered_by_an_auto_attendant_is_not_answered(tmp_path: 
     }
     assert len(inquiries(engine)) == 1
     assert not result.noted
+
+
+def test_a_3cx_call_ending_in_voicemail_is_a_voicemail_not_an_abandon(tmp_path: Path) -> None:
+    """3CX writes the voicemail box a call ended in as its final-type `VoiceMail` (the 3CX CDR
+    fields final-type and to-type: "Final destination type", "Destination type"):
+    - a customer rings at 09:00:00 and the call goes straight to the voicemail of extension 101
+      (to-type and final-type VoiceMail), which answers at 09:00:20; the caller leaves a
+      message and hangs up at 09:01:00: no person answered, the caller reached voicemail:
+      `timeout` (the voicemail outcome), wait 20 s (until voicemail's own answer), a callback;
+    - a customer rings at 09:10:00, queue 800 answers at once (music on hold), and after the
+      queue's timeout the call goes to voicemail, where the caller hangs up at 09:12:00: the
+      answer time is the queue's, so nothing says when voicemail took the call: `timeout`,
+      wait 120 s (until the call ended), a callback.
+    The old code took both for callers who gave up (`abandoned`)."""
+    write(
+        tmp_path / "cdr.log",
+        threecx(1, "09:00:00", caller="+442079460001", reason="TerminatedBySrc",
+                types=("Line", "VoiceMail", "VoiceMail"), answered=20, length=60, to_dn="101"),
+        threecx(2, "09:10:00", caller="+442079460002", reason="TerminatedBySrc",
+                types=("Line", "Queue", "VoiceMail"), answered=0, length=120),
+    )  # fmt: skip
+    settings, engine = open_store(tmp_path, [THREECX], timezone="UTC")
+    result = poll(engine, settings, "3cx")
+    assert found(engine) == {"call:Call 1": ("timeout", 20), "call:Call 2": ("timeout", 120)}
+    left = aware(calls(engine)["call:Call 1"].left_at)
+    assert left == datetime(2026, 11, 20, 9, 0, 20, tzinfo=UTC)
+    assert len(inquiries(engine)) == 2  # both callers are owed a callback
+    assert not result.noted  # voicemail is no destination where the system ended a call
+
+
+# mod_cdr_csv's `example` template plus `${last_app}` (the last dialplan application the
+# A-leg ran: `voicemail` as mod_voicemail registers it, `bridge` as mod_dptools does).
+FREESWITCH_LAST_APP = [*FREESWITCH_WAITSEC[:-1], "last_app"]
+
+
+def test_a_freeswitch_call_whose_last_app_is_voicemail_is_a_voicemail(tmp_path: Path) -> None:
+    """mod_cdr_csv's `example` template plus `${last_app}`:
+    - an IVR answers at 11:00:02, the caller is sent to voicemail and hangs up at 11:01:30
+      (duration 90, billsec 88, last_app `voicemail`): no person answered, the caller reached
+      voicemail: `timeout` (the voicemail outcome), wait 90 s (the template does not say when
+      voicemail took over from the IVR, so until the call ended), a callback;
+    - a call the IVR answers at 11:10:01 and bridges to an agent, ending at 11:15:00 (last_app
+      `bridge`): answered as the file says, wait 1 s (this template has no bridge time).
+    The old code counted the voicemail call answered within 2 s."""
+    write(
+        tmp_path / "Master.csv",
+        '"Dana","02079460001","1000","default","2026-11-20 11:00:00","2026-11-20 11:00:02",'
+        '"2026-11-20 11:01:30","90","88","NORMAL_CLEARING","u-1","","","PCMU","PCMU","voicemail"',
+        '"Eve","02079460002","1000","default","2026-11-20 11:10:00","2026-11-20 11:10:01",'
+        '"2026-11-20 11:15:00","300","299","NORMAL_CLEARING","u-2","","","PCMU","PCMU","bridge"',
+    )
+    entry = {
+        "name": "fs",
+        "kind": "call_csv",
+        "path": "Master.csv",
+        "preset": "freeswitch",
+        "fields": FREESWITCH_LAST_APP,
+        "timezone": "UTC",
+        "direction": "inbound",
+    }
+    settings, engine = open_store(tmp_path, [entry])
+    poll(engine, settings, "fs")
+    assert found(engine) == {"call:u-1": ("timeout", 90), "call:u-2": ("answered", 1)}
+    assert len(inquiries(engine)) == 1
