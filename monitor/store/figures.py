@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from monitor.config import Settings, SourceSettings, channel_of, inquiry_channel_of
 from monitor.measure.items import (
@@ -127,6 +127,41 @@ def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     )
 
 
+def period_rows(
+    conn: Connection,
+    source: str,
+    since: datetime,
+    until: datetime,
+    inquiry_columns: Sequence[Any] = INQUIRY_COLUMNS,
+    call_columns: Sequence[Any] = CALL_COLUMNS,
+) -> tuple[Sequence[Any], Sequence[Any]]:
+    """The inquiries of `source` opened and its calls entered in [since, until), as rows of the
+    columns given (by default all that the figures and items read)."""
+    inquiries = (
+        conn.execute(
+            select(*inquiry_columns).where(
+                INQUIRIES.c.source == source,
+                INQUIRIES.c.opened_at >= since,
+                INQUIRIES.c.opened_at < until,
+            )
+        )
+        .mappings()
+        .all()
+    )
+    calls = (
+        conn.execute(
+            select(*call_columns).where(
+                CALLS.c.source == source,
+                CALLS.c.entered_at >= since,
+                CALLS.c.entered_at < until,
+            )
+        )
+        .mappings()
+        .all()
+    )
+    return inquiries, calls
+
+
 def source_figures(
     engine: Engine,
     settings: Settings,
@@ -154,28 +189,7 @@ def source_figures(
             backlog = open_counts(conn, now, [source.name])
         groups = [key for key in backlog if key[0] == source.name]
         open_now = oldest_open_rows(conn, groups, detail, INQUIRY_COLUMNS)
-        period = (
-            conn.execute(
-                select(*INQUIRY_COLUMNS).where(
-                    INQUIRIES.c.source == source.name,
-                    INQUIRIES.c.opened_at >= since,
-                    INQUIRIES.c.opened_at < until,
-                )
-            )
-            .mappings()
-            .all()
-        )
-        calls = (
-            conn.execute(
-                select(*CALL_COLUMNS).where(
-                    CALLS.c.source == source.name,
-                    CALLS.c.entered_at >= since,
-                    CALLS.c.entered_at < until,
-                )
-            )
-            .mappings()
-            .all()
-        )
+        period, calls = period_rows(conn, source.name, since, until)
         waiting = (
             conn.execute(select(*CALL_COLUMNS).where(WAITING_CALL, CALLS.c.source == source.name))
             .mappings()

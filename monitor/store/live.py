@@ -33,6 +33,7 @@ from monitor.store.figures import (
     SourceFigures,
     call_items,
     open_items,
+    period_rows,
 )
 from monitor.store.health import source_health
 from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
@@ -117,10 +118,12 @@ def live(
             waiting_by_source[row["source"]].append(row)
         for source in settings.sources:
             targets = settings.targets_for(source)
-            period_rows = _period(conn, source, since, until)
+            rows = period_rows(
+                conn, source.name, since, until, DAY_INQUIRY_COLUMNS, DAY_CALL_COLUMNS
+            )
             opened = backlog.open_counts(conn, now, {source.name})
             counts = OpenCounts(*backlog.totals(opened, source.name))
-            found = _figures(settings, source, period, now, period_rows, counts, waiting_by_source)
+            found = _figures(settings, source, period, now, rows, counts, waiting_by_source)
             state = health[source.name]
             complete = state.complete_until(read_after or until)
             figures.append(replace(found, health=state, complete=complete))
@@ -136,36 +139,6 @@ def live(
         key=lambda i: (i.opened_at, i.source, i.conversation),
     )
     return Live(now, since, until, tuple(figures), tuple(waiting), tuple(oldest[:top]))
-
-
-def _period(
-    conn: Connection, source: SourceSettings, since: datetime, until: datetime
-) -> tuple[Sequence[Any], Sequence[Any]]:
-    """The inquiries opened and the calls entered in [since, until) (as `source_figures`),
-    with what the summaries read of them."""
-    inquiries = (
-        conn.execute(
-            select(*DAY_INQUIRY_COLUMNS).where(
-                INQUIRIES.c.source == source.name,
-                INQUIRIES.c.opened_at >= since,
-                INQUIRIES.c.opened_at < until,
-            )
-        )
-        .mappings()
-        .all()
-    )
-    calls = (
-        conn.execute(
-            select(*DAY_CALL_COLUMNS).where(
-                CALLS.c.source == source.name,
-                CALLS.c.entered_at >= since,
-                CALLS.c.entered_at < until,
-            )
-        )
-        .mappings()
-        .all()
-    )
-    return inquiries, calls
 
 
 def _figures(
