@@ -116,19 +116,21 @@ def live(
         waiting_by_source: dict[str, list[Any]] = defaultdict(list)
         for row in waiting_rows:
             waiting_by_source[row["source"]].append(row)
+        # What is open now, for every source at once (as all_figures reads it).
+        open_now = backlog.open_counts(conn, now, [s.name for s in settings.sources])
         for source in settings.sources:
             targets = settings.targets_for(source)
             rows = period_rows(
                 conn, source.name, since, until, DAY_INQUIRY_COLUMNS, DAY_CALL_COLUMNS
             )
-            opened = backlog.open_counts(conn, now, {source.name})
-            counts = OpenCounts(*backlog.totals(opened, source.name))
+            counts = OpenCounts(*backlog.totals(open_now, source.name))
             found = _figures(settings, source, period, now, rows, counts, waiting_by_source)
             state = health[source.name]
             complete = state.complete_until(read_after or until)
             figures.append(replace(found, health=state, complete=complete))
             if counts.open_now:
-                overdue.extend(oldest_due(conn, list(opened), now + margin(targets), top))
+                groups = [group for group in open_now if group[0] == source.name]
+                overdue.extend(oldest_due(conn, groups, now + margin(targets), top))
     known = {s.name for s in settings.sources}
     waiting = sorted(
         (i for i in call_items(settings, [r for r in waiting_rows if r["source"] in known], now)),
