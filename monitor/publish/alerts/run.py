@@ -123,6 +123,12 @@ class Outcome:
     errors: list[str] = field(default_factory=list)  # one line per failed delivery attempt
 
 
+# The columns of an open inquiry the reply rules read.
+INQUIRY_COLUMNS = ("source", "channel", "conversation", "opened_at", "due_at")
+# Keys looked up in one statement (well under any database's limit on parameters).
+KEYS_AT_ONCE = 500
+
+
 def load_inputs(
     conn: Connection,
     settings: Settings,
@@ -177,12 +183,6 @@ def load_inputs(
         inquiry_counts=dict(counts),
         flooded=floods,
     )
-
-
-# The columns of an open inquiry the reply rules read.
-INQUIRY_COLUMNS = ("source", "channel", "conversation", "opened_at", "due_at")
-# Keys looked up in one statement (well under any database's limit on parameters).
-KEYS_AT_ONCE = 500
 
 
 def load_states(
