@@ -180,7 +180,7 @@ def test_an_evaluation_costs_the_same_with_a_hundred_times_the_backlog(
         settings, engine = setup(folder, f"sqlite:///{folder}/monitor.db")
         ask(engine, settings, range(count), now)
         ask(engine, settings, range(10_000, 10_000 + count), now)
-        answer(engine, settings, range(10_000, 10_000 + count), now + MIN)
+        answer(engine, settings, range(10_000, 10_000 + count), now + count * SECOND + MIN)
         at = now + 2 * HOUR
         with vm_steps(engine) as first:
             run_once(engine, settings, at)
