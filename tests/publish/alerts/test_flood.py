@@ -8,13 +8,10 @@ so with a hundred times the backlog it reads about as much."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 
 from monitor.config import Settings
 from monitor.measure.events import MessageEvent, Side
@@ -23,6 +20,7 @@ from monitor.publish.alerts.run import run_once
 from monitor.store.tables import ALERT_STATES
 from tests.publish.alerts.test_run import MIN, setup, store
 from tests.sinks import HttpSink
+from tests.store.test_backlog import vm_steps
 
 HOUR = timedelta(hours=1)
 SECOND = timedelta(seconds=1)
@@ -53,7 +51,7 @@ def stored(engine: Engine) -> list[tuple[str, str, str]]:
         rows = conn.execute(
             select(ALERT_STATES.c.rule, ALERT_STATES.c.subject, ALERT_STATES.c.state)
         )
-        return sorted(tuple(row) for row in rows)  # type: ignore[misc]
+        return sorted((row.rule, row.subject, row.state) for row in rows)
 
 
 def test_a_flood_of_overdue_inquiries_is_one_alert_naming_how_many_and_the_oldest(
@@ -145,26 +143,6 @@ def test_a_flood_due_soon_warns_once_and_is_covered_when_it_becomes_overdue(
         f"the next in 10m 00s (one alert for all beyond {PER_INQUIRY})"
     )
     assert soon["details"]["inquiries"][0]["inquiry_subject"] == "Order 0"
-
-
-@contextmanager
-def vm_steps(engine: Engine) -> Iterator[Callable[[], int]]:
-    """SQLite virtual-machine steps (thousands) of the statements run meanwhile: what the
-    evaluation reads, whatever the machine's load."""
-    steps = [0]
-
-    def tick() -> int:
-        steps[0] += 1
-        return 0
-
-    def watch(conn: Any, *_args: Any) -> None:
-        conn.connection.dbapi_connection.set_progress_handler(tick, 1000)
-
-    event.listen(engine, "before_cursor_execute", watch)
-    try:
-        yield lambda: steps[0]
-    finally:
-        event.remove(engine, "before_cursor_execute", watch)
 
 
 def test_an_evaluation_costs_the_same_with_a_hundred_times_the_backlog(
