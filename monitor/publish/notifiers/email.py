@@ -46,6 +46,8 @@ DETAIL_NAMES = {
     "last_success_at": "Last success",
     "consecutive_failures": "Failed polls",
     "window_seconds": "Window",
+    "per_inquiry_limit": "One by one to",  # a flood's: more is one alert for the source
+    "inquiries": "First of them",
 }
 
 
