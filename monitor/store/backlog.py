@@ -114,3 +114,72 @@ def totals(backlog: Backlog, source: str) -> tuple[int, int, datetime | None]:
     mine = [o for o in backlog.values() if o.source == source]
     oldest = [o.oldest_opened_at for o in mine if o.oldest_opened_at is not None]
     return sum(o.count for o in mine), sum(o.breached for o in mine), min(oldest, default=None)
+
+
+def open_groups(conn: Connection, sources: Collection[str] | None = None) -> list[Group]:
+    """The (source, channel) pairs with any inquiry open now (of `sources` only, when given):
+    the open-count tallies, a few rows whatever the backlog."""
+    counted = conn.execute(
+        select(TALLIES.c.source, TALLIES.c.labels).where(
+            TALLIES.c.metric == OPEN_NOW, TALLIES.c.le == "", TALLIES.c.value > 0
+        )
+    ).all()
+    return sorted(
+        {
+            (source, parse_labels(labels).get("channel", ""))
+            for source, labels in counted
+            if sources is None or source in sources
+        }
+    )
+
+
+def due_count(conn: Connection, group: Group, since: datetime, until: datetime) -> int:
+    """How many of a group's open inquiries are due from `since` to `until` (both included):
+    entries of `ix_inquiry_open_due` in that range, not the backlog."""
+    c = INQUIRIES.c
+    found = conn.execute(
+        select(func.count()).where(
+            OPEN_INQUIRY,
+            c.source == group[0],
+            c.channel == group[1],
+            c.due_at >= since,
+            c.due_at <= until,
+        )
+    ).scalar_one()
+    return int(found)
+
+
+def due_by(
+    conn: Connection,
+    groups: Iterable[Group],
+    until: datetime | None,
+    columns: Sequence[Any] = (),
+    *,
+    inclusive: bool = True,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[Any]:
+    """The open inquiries of `groups` due by `until` (before it, when not `inclusive`; any
+    time, when None; from `since` on, when given), soonest due first, as rows of `columns` (by
+    default every column): a range of `ix_inquiry_open_due`, so what is read is what is
+    returned (at most `limit` per group)."""
+    c = INQUIRIES.c
+    chosen = list(columns) or list(INQUIRIES.c)
+    rows: list[Any] = []
+    for source, channel in sorted(set(groups)):
+        query = (
+            select(*chosen)
+            .where(
+                OPEN_INQUIRY,
+                c.source == source,
+                c.channel == channel,
+                c.due_at.is_not(None) if since is None else c.due_at >= since,
+            )
+            .order_by(c.due_at)
+        )
+        if until is not None:
+            query = query.where(c.due_at <= until if inclusive else c.due_at < until)
+        if limit is not None:
+            query = query.limit(limit)
+        rows.extend(conn.execute(query).mappings())
+    return rows

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from monitor.publish.alerts.notices import iso, label, slack_escape
+from monitor.publish.alerts.rules import PER_INQUIRY, is_source_wide
 from monitor.publish.alerts.state import Notice
 
 LISTED = 20  # alerts named in a group's text and e-mail, worst first; "… and N more"
@@ -68,10 +69,13 @@ MEMBER_FIELDS = (
 
 def group(notices: Sequence[Notice]) -> list[list[Notice]]:
     """The notices by (rule, event), groups and members in key order (so instances claiming
-    them lock rows in one order)."""
-    groups: dict[tuple[str, str], list[Notice]] = {}
+    them lock rows in one order). A reply rule's source-wide alerts (a flood each) make a
+    group of their own: their count is of sources, not of inquiries."""
+    groups: dict[tuple[str, str, bool], list[Notice]] = {}
     for notice in sorted(notices, key=lambda n: n.state.key):
-        groups.setdefault((notice.state.rule, notice.event), []).append(notice)
+        state = notice.state
+        key = (state.rule, notice.event, is_source_wide(state.rule, state.subject))
+        groups.setdefault(key, []).append(notice)
     return [groups[key] for key in sorted(groups)]
 
 
@@ -90,7 +94,8 @@ def worst_first(body: dict[str, Any]) -> tuple[int, float, str]:
     value = body["value"]
     if value is None:
         return (0 if body["rule"] == "source_stale" else 2, 0.0, body["subject"])
-    return (1, value if body["rule"] == "reply_due_soon" else -value, body["subject"])
+    soonest = body["rule"] == "reply_due_soon" and body["unit"] == "seconds"
+    return (1, value if soonest else -value, body["subject"])
 
 
 def combine(
@@ -110,7 +115,8 @@ def combine(
 
     sources = sorted({body["source"] for body in members if body["source"]})
     resolved = [body["resolved_at"] for body in members if body["resolved_at"]]
-    summary = summarize(rule, event, len(members))
+    wide = is_source_wide(rule, first.state.subject)
+    summary = summarize(rule, event, len(members), wide=wide)
     lines = [f"[{label(first)}] {slack_escape(summary)}"]
     lines += [f"• {slack_escape(body['summary'])}" for body in members[:LISTED]]
     if len(members) > LISTED:
@@ -137,8 +143,14 @@ def combine(
     }
 
 
-def summarize(rule: str, event: str, count: int) -> str:
-    """`19 inquiries are past their reply target`."""
+def summarize(rule: str, event: str, count: int, *, wide: bool = False) -> str:
+    """`19 inquiries are past their reply target`; with `wide`, of source-wide alerts:
+    `2 sources have more than 200 inquiries past their reply target`."""
+    if wide:
+        what = "past their reply target" if rule == "reply_overdue" else "due soon"
+        if event == "resolved":
+            return f"{count} sources are down to {PER_INQUIRY // 2} or fewer inquiries {what}"
+        return f"{count} sources have more than {PER_INQUIRY} inquiries {what}"
     if rule not in PHRASES:
         return f"{rule} {'resolved' if event == 'resolved' else 'firing'} for {count} subjects"
     noun, firing, resolved = PHRASES[rule]

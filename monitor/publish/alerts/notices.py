@@ -19,7 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from monitor.config import Settings
-from monitor.publish.alerts.rules import split_subject
+from monitor.publish.alerts.rules import (
+    INQUIRY_RULES,
+    PER_INQUIRY,
+    due_soon_margin,
+    is_source_wide,
+    split_subject,
+)
 from monitor.publish.alerts.state import Notice
 from monitor.publish.printable import strings
 from monitor.publish.words import duration_text
@@ -27,7 +33,6 @@ from monitor.store.installation import opaque
 
 Row = Mapping[Any, Any]
 CALL_RULES = ("hold_warn", "hold_max")
-INQUIRY_RULES = ("reply_due_soon", "reply_overdue")
 # The rules whose subject is one customer (a caller, an inquiry): opaque in private notices.
 CUSTOMER_RULES = CALL_RULES + INQUIRY_RULES
 PHONE_CHANNELS = ("voicemail", "answering_service", "phone")
@@ -78,9 +83,13 @@ def build(
     inquiry's subject becomes an opaque id, and no caller number, name or inquiry subject is
     in the summary, the details or the text."""
     state = notice.state
-    summary, details, value = _describe(notice, detail, settings, private is not None)
+    wide = is_source_wide(state.rule, state.subject)
+    if wide:
+        summary, details, value = _flood(notice, detail, now, settings, private)
+    else:
+        summary, details, value = _describe(notice, detail, settings, private is not None)
     subject = state.subject
-    if private is not None and state.rule in CUSTOMER_RULES:
+    if private is not None and state.rule in CUSTOMER_RULES and not wide:
         subject = opaque_subject(subject, private)
     body = {
         "rule": state.rule,
@@ -91,7 +100,7 @@ def build(
         "subject": subject,
         "value": value,
         "threshold": state.threshold,
-        "unit": "ratio" if state.rule == "long_holds" else "seconds",
+        "unit": "inquiries" if wide else "ratio" if state.rule == "long_holds" else "seconds",
         "started_at": iso(state.started_at),
         "resolved_at": iso(state.resolved_at) if notice.event == "resolved" else None,
         "notified_at": iso(now),
@@ -194,6 +203,56 @@ def _inquiry(
     if status == "missed":
         return f"{what} ended with no reply", details, state.value
     return f"{what} is no longer {state.rule.replace('reply_', '')}", details, state.value
+
+
+def _flood(
+    notice: Notice, detail: Row | None, now: datetime, settings: Settings, private: bytes | None
+) -> tuple[str, dict[str, Any], float | None]:
+    """A source-wide reply alert (a flood: monitor.publish.alerts.rules): how many, the oldest
+    open (or the soonest due), and the first few of them (`detail["inquiries"]`), as each
+    inquiry's own notice would name them (opaque and without names when `private`)."""
+    state = notice.state
+    source = state.subject
+    count = int(state.value or 0)
+    overdue = state.rule == "reply_overdue"
+    rows = list(detail["inquiries"]) if detail else []
+    listed = []
+    for row in rows:
+        phone = row["channel"] in PHONE_CHANNELS
+        subject = f"{row['source']}/{row['conversation']}"
+        item: dict[str, Any] = {
+            "subject": opaque_subject(subject, private) if private is not None else subject,
+            "channel": row["channel"],
+            "opened_at": iso(row["opened_at"]),
+            "due_at": iso(row["due_at"]),
+        }
+        if private is None:
+            item["inquiry_subject"] = row["subject"]
+            item["caller"] = row["customer"] if phone else None
+        listed.append(item)
+    details: dict[str, Any] = {"count": count, "per_inquiry_limit": PER_INQUIRY}
+    what = "past their reply target" if overdue else "due soon"
+    if notice.event == "resolved":
+        details["inquiries"] = []
+        text = f"Inquiries {what} in {source} are down to {PER_INQUIRY // 2} or fewer"
+        return text, details, None
+    details["inquiries"] = listed
+    if overdue:
+        first = rows[0]["opened_at"] if rows else None
+        oldest = (
+            f"; the oldest open {duration_text((now - first).total_seconds())}" if first else ""
+        )
+        text = f"{count:,} inquiries in {source} are past their reply target{oldest}"
+    else:
+        source_settings = next(s for s in settings.sources if s.name == source)
+        margin = due_soon_margin(settings, settings.targets_for(source_settings))
+        first = rows[0]["due_at"] if rows else None
+        soonest = f"; the next in {duration_text((first - now).total_seconds())}" if first else ""
+        text = (
+            f"{count:,} inquiries in {source} breach their reply target within "
+            f"{duration_text(margin.total_seconds())}{soonest}"
+        )
+    return f"{text} (one alert for all beyond {PER_INQUIRY})", details, count
 
 
 def _stale(

@@ -10,17 +10,27 @@ so a built-in alert and its Prometheus twin agree:
 | hold_warn | warning | one waiting caller | SupportCallerWaitingOverHoldWarn |
 | hold_max | critical | one waiting caller | SupportCallerWaitingOverHoldMax |
 | long_holds | warning | one queue | SupportLongHoldsRising |
-| reply_due_soon | warning | one open inquiry | SupportRepliesDueSoon |
-| reply_overdue | critical | one open inquiry | SupportRepliesOverdue |
+| reply_due_soon | warning | one open inquiry, or one source (a flood) | SupportRepliesDueSoon |
+| reply_overdue | critical | one open inquiry, or one source (a flood) | SupportRepliesOverdue |
 | source_stale | warning | one source | SupportSourceStale / SupportSourceNeverRead |
 
 Disabled sources and sources no longer configured are never alerted on: their rows are history.
+
+A flood of inquiries is one alert: while more than `PER_INQUIRY` of a source's open inquiries
+are overdue (or due soon), the rule fires once for the source (subject: the source's name, value:
+how many), as its Prometheus twin does per source and channel, instead of once per inquiry. A
+support lead with 84,000 unreturned callbacks needs "84,000 callbacks are overdue, the oldest
+since March", not 84,000 alerts that start, and end, one by one; and the evaluation then reads
+the counts (monitor.store.backlog), not the backlog. It stays one alert until the count is down
+to half the limit (`flooded`), so a backlog hovering at the limit does not switch back and
+forth; while a source's replies are overdue by the flood, its due-soon alerts are not evaluated
+(its customers are late already: warning of the next one adds nothing to read).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +46,9 @@ WARNING, CRITICAL = "warning", "critical"
 # the window (queue_log's `unknown_after` caps a stay at hours), so the query can use the
 # (source, entered_at) index instead of scanning every call.
 LONGEST_STAY = timedelta(hours=12)
+# The most open inquiries of one source alerted on one by one, per rule (see the docstring).
+PER_INQUIRY = 200
+INQUIRY_RULES = ("reply_due_soon", "reply_overdue")
 
 
 @dataclass(frozen=True)
@@ -56,8 +69,14 @@ class AlertInputs:
 
     waiting: Sequence[Row] = ()  # calls with outcome `waiting`
     recent_calls: Sequence[Row] = ()  # calls that entered after now - window - LONGEST_STAY
-    open_inquiries: Sequence[Row] = ()  # inquiries with status `open`
+    # Open inquiries with a due time: at least those due by now + the source's margin, for
+    # the (rule, source) pairs not flooded (monitor.publish.alerts.run reads no others).
+    open_inquiries: Sequence[Row] = ()
     source_states: Sequence[Row] = ()  # source_state rows (last success, failures)
+    # How many of a source's open inquiries each reply rule finds, by (rule, source), and
+    # the pairs alerted on as one (`flooded`); empty: every inquiry alone.
+    inquiry_counts: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    flooded: Collection[tuple[str, str]] = ()
 
 
 @dataclass
@@ -90,6 +109,29 @@ def inquiry_subject(row: Row) -> str:
 def split_subject(subject: str) -> tuple[str, str]:
     source, _, rest = subject.partition("/")
     return source, rest
+
+
+def is_source_wide(rule: str, subject: str) -> bool:
+    """A reply rule's alert for a whole source (a flood): its subject is the source's name,
+    which holds no "/", where one inquiry's is "source/conversation"."""
+    return rule in INQUIRY_RULES and "/" not in subject
+
+
+def flooded(
+    counts: Mapping[tuple[str, str], int],
+    firing: Collection[tuple[str, str]],
+    limit: int = PER_INQUIRY,
+) -> frozenset[tuple[str, str]]:
+    """The (rule, source) pairs alerted on as one: more than `limit` inquiries found, or
+    more than half of it while the source-wide alert (`firing`) is firing; and the due-soon
+    rule of a source flooded with overdue inquiries (not evaluated: see the docstring)."""
+    over = {
+        key
+        for key, count in counts.items()
+        if count > limit or (key in firing and count > limit // 2)
+    }
+    late = {source for rule, source in over if rule == "reply_overdue"}
+    return frozenset(over | {("reply_due_soon", source) for source in late})
 
 
 def left_queue_at(call: Row) -> datetime:
@@ -143,10 +185,23 @@ def due_soon_margin(settings: Settings, targets: ResolvedTargets) -> timedelta:
     return settings.file.alerts.due_soon or targets.reply_within / 4
 
 
+def _flood(rule: str, severity: str, inputs: AlertInputs, ctx: _Context) -> Iterator[Finding]:
+    """The source-wide alerts of `rule`: value, how many inquiries; threshold, the limit."""
+    for source in sorted(s for r, s in inputs.flooded if r == rule and s in ctx.sources):
+        if rule == "reply_due_soon" and ("reply_overdue", source) in inputs.flooded:
+            continue  # late already: not evaluated
+        count = inputs.inquiry_counts.get((rule, source), 0)
+        if count > 0:
+            yield Finding(rule, source, source, severity, count, PER_INQUIRY)
+
+
 def reply_due_soon(inputs: AlertInputs, now: datetime, ctx: _Context) -> Iterator[Finding]:
     """An open inquiry that will pass its reply target within the margin."""
+    yield from _flood("reply_due_soon", WARNING, inputs, ctx)
     for row in inputs.open_inquiries:
         if row["source"] not in ctx.sources:
+            continue
+        if ("reply_due_soon", row["source"]) in inputs.flooded:
             continue
         margin = due_soon_margin(ctx.settings, ctx.targets(row["source"]))
         if is_due_soon(row["due_at"], now, margin):
@@ -159,8 +214,11 @@ def reply_due_soon(inputs: AlertInputs, now: datetime, ctx: _Context) -> Iterato
 
 def reply_overdue(inputs: AlertInputs, now: datetime, ctx: _Context) -> Iterator[Finding]:
     """An open inquiry already past its reply target; the value is its age."""
+    yield from _flood("reply_overdue", CRITICAL, inputs, ctx)
     for row in inputs.open_inquiries:
         if row["source"] not in ctx.sources or not is_breached_now(row["due_at"], now):
+            continue
+        if ("reply_overdue", row["source"]) in inputs.flooded:
             continue
         age = (now - row["opened_at"]).total_seconds()
         target = ctx.targets(row["source"]).reply_within.total_seconds()

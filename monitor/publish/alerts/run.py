@@ -20,17 +20,28 @@ A dry run stops after 2 and reports what would change and be sent; it stores not
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, or_, select, update
 
 from monitor.config import Settings
 from monitor.publish.alerts.groups import combine, group, group_key
-from monitor.publish.alerts.notices import CALL_RULES, INQUIRY_RULES, build
-from monitor.publish.alerts.rules import LONGEST_STAY, AlertInputs, evaluate, split_subject
+from monitor.publish.alerts.notices import CALL_RULES, build
+from monitor.publish.alerts.rules import (
+    INQUIRY_RULES,
+    LONGEST_STAY,
+    RULES,
+    AlertInputs,
+    due_soon_margin,
+    evaluate,
+    flooded,
+    is_source_wide,
+    split_subject,
+)
 from monitor.publish.alerts.state import (
     FIRING,
     OK,
@@ -55,14 +66,15 @@ from monitor.publish.deliveries import (
 )
 from monitor.publish.mailer import message_id_for
 from monitor.publish.notifiers import notifier_for
+from monitor.store.backlog import due_by, due_count, oldest_open, open_counts, open_groups
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.health import health_from_rows, unread_since
 from monitor.store.installation import installation_key
 from monitor.store.tables import (
     ALERT_STATES,
     CALLS,
+    FIRING_ALERT,
     INQUIRIES,
-    OPEN_INQUIRY,
     STATES,
     WAITING_CALL,
 )
@@ -111,13 +123,52 @@ class Outcome:
     errors: list[str] = field(default_factory=list)  # one line per failed delivery attempt
 
 
-def load_inputs(conn: Connection, settings: Settings, now: datetime) -> AlertInputs:
+# The columns of an open inquiry the reply rules read.
+INQUIRY_COLUMNS = ("source", "channel", "conversation", "opened_at", "due_at")
+# Keys looked up in one statement (well under any database's limit on parameters).
+KEYS_AT_ONCE = 500
+
+
+def load_inputs(
+    conn: Connection,
+    settings: Settings,
+    now: datetime,
+    firing_wide: Collection[tuple[str, str]] = (),
+) -> AlertInputs:
+    """The rows and counts the rules read at `now`. `firing_wide`: the (rule, source) pairs
+    whose source-wide alert fires (alert_rules.flooded). The open backlog is counted by its
+    tallies and indexes (monitor.store.backlog), and only the inquiries alerted on one by one
+    are read: those due by now + the source's margin, of the sources not flooded."""
     names = [s.name for s in settings.sources if s.enabled]
     since = now - settings.file.alerts.long_holds_window - LONGEST_STAY
 
     def rows(query: Any) -> list[Mapping[Any, Any]]:
         return list(conn.execute(query).mappings().all())
 
+    margins = {
+        s.name: due_soon_margin(settings, settings.targets_for(s))
+        for s in settings.sources
+        if s.enabled
+    }
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    backlog = open_counts(conn, now, names)
+    groups = sorted(backlog)
+    for (source, channel), found in backlog.items():
+        counts[("reply_overdue", source)] += found.breached
+        if found.next_due_at is not None and found.next_due_at <= now + margins[source]:
+            counts[("reply_due_soon", source)] += due_count(
+                conn, (source, channel), now, now + margins[source]
+            )
+    floods = flooded(counts, firing_wide)
+    inquiries = []
+    columns = [INQUIRIES.c[name] for name in INQUIRY_COLUMNS]
+    for source, channel in groups:
+        if ("reply_overdue", source) in floods:
+            continue  # nor due soon: see alert_rules.flooded
+        if ("reply_due_soon", source) in floods:
+            inquiries += due_by(conn, [(source, channel)], now, columns, inclusive=False)
+        else:
+            inquiries += due_by(conn, [(source, channel)], now + margins[source], columns)
     return AlertInputs(
         waiting=rows(select(CALLS).where(WAITING_CALL, CALLS.c.source.in_(names))),
         recent_calls=rows(
@@ -127,20 +178,73 @@ def load_inputs(conn: Connection, settings: Settings, now: datetime) -> AlertInp
                 CALLS.c.outcome != "waiting",
             )
         ),
-        open_inquiries=rows(
-            select(INQUIRIES).where(
-                OPEN_INQUIRY,
-                INQUIRIES.c.source.in_(names),
-                INQUIRIES.c.due_at.is_not(None),
-            )
-        ),
+        open_inquiries=inquiries,
         source_states=rows(select(STATES).where(STATES.c.source.in_(names))),
+        inquiry_counts=dict(counts),
+        flooded=floods,
     )
 
 
-def load_states(conn: Connection) -> dict[Key, State]:
-    states = (State.from_row(r) for r in conn.execute(select(ALERT_STATES)).mappings())
-    return {s.key: s for s in states}
+def load_states(
+    conn: Connection,
+    keys: Collection[Key] = (),
+    absorbed: Collection[tuple[str, str]] = (),
+) -> dict[Key, State]:
+    """The stored states that can change or owe a notice: every firing one (ix_alert_firing),
+    every one back to ok whose end is still to be told, the critical twins of those (a
+    warning's notices may be covered by its twin), and those of `keys` (the subjects the rules
+    find now, which may have fired before). Not those a source-wide alert absorbs
+    (`absorbed`: (rule, source) pairs; apply_changes deletes them). What stays ok and told is
+    not read: a backlog's tens of thousands of subjects cost nothing while nothing changes."""
+    a = ALERT_STATES.c
+    found: dict[Key, State] = {}
+
+    def add(query: Any) -> None:
+        for row in conn.execute(query).mappings():
+            state = State.from_row(row)
+            found[state.key] = state
+
+    for rule in RULES:
+        query = select(ALERT_STATES).where(FIRING_ALERT, a.rule == rule)
+        taken = sorted(source for r, source in absorbed if r == rule)
+        if taken:
+            # The source-wide state itself stays (its subject is its source's name).
+            query = query.where(
+                or_(a.source.not_in(taken), a.source.is_(None), a.subject == a.source)
+            )
+        add(query)
+    add(
+        select(ALERT_STATES).where(
+            a.state == OK,
+            a.last_notified_at >= a.started_at,
+            a.last_notified_at < a.resolved_at,
+        )
+    )
+    twins = {
+        (RULES[s.rule].superseded_by or "", s.subject)
+        for s in found.values()
+        if s.rule in RULES and RULES[s.rule].superseded_by
+    }
+    found.update(states_of(conn, (set(keys) | twins) - found.keys()))
+    return found
+
+
+def states_of(conn: Connection, keys: Collection[Key]) -> dict[Key, State]:
+    """The stored states of `keys` (those stored): seeks on the (rule, subject) key."""
+    by_rule: dict[str, list[str]] = defaultdict(list)
+    for rule, subject in sorted(keys):
+        by_rule[rule].append(subject)
+    found = {}
+    for rule, subjects in sorted(by_rule.items()):
+        for start in range(0, len(subjects), KEYS_AT_ONCE):
+            part = subjects[start : start + KEYS_AT_ONCE]
+            query = select(ALERT_STATES).where(
+                ALERT_STATES.c.rule == rule, ALERT_STATES.c.subject.in_(part)
+            )
+            for row in conn.execute(query).mappings():
+                state = State.from_row(row)
+                found[state.key] = state
+    return found
 
 
 def observe(
@@ -149,14 +253,19 @@ def observe(
     """The stored states and the changes the rules call for at `now` (reads only). With
     `started_at` (the service's start), the sources not read since keep their alerts' states
     (monitor.publish.alerts.state.diff)."""
+    names = [s.name for s in settings.sources if s.enabled]
     with transaction(engine) as conn:
-        inputs = load_inputs(conn, settings, now)
-        states = load_states(conn)
+        wide = states_of(conn, [(rule, name) for rule in INQUIRY_RULES for name in names])
+        firing_wide = {k for k, s in wide.items() if s.state == FIRING and is_source_wide(*k)}
+        inputs = load_inputs(conn, settings, now, firing_wide)
+        findings = evaluate(inputs, now, settings)
+        keys = [(f.rule, f.subject) for f in findings]
+        states = load_states(conn, keys, inputs.flooded)
     unread: set[str] = set()
     if started_at is not None:
         health = health_from_rows(inputs.source_states, settings, now)
         unread = {h.source for h in unread_since(health, started_at)}
-    return states, diff(states, evaluate(inputs, now, settings), unread)
+    return states, diff(states, findings, unread)
 
 
 def _same(state: State, *columns: str) -> list[Any]:
@@ -222,6 +331,7 @@ def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
             made += _transition(conn, change, new)
         if keeps:
             conn.execute(_KEEP, keeps)
+    absorb(engine, changes)
     # Its own transaction: deleting rows in whatever order the database picks, inside the one
     # above, could deadlock with another instance updating them in key order.
     with transaction(engine) as conn:
@@ -231,6 +341,28 @@ def apply_changes(engine: Engine, changes: list[Change], now: datetime) -> int:
             )
         )
     return made
+
+
+def absorb(engine: Engine, changes: list[Change]) -> None:
+    """Delete the firing one-inquiry alerts of each source whose source-wide alert fires or
+    keeps firing in `changes` (for `reply_overdue`, its due-soon ones too: alert_rules.flooded):
+    the source's alert tells of them now, so they end untold (not "resolved": they are still
+    open), and a flood leaves one row, not one per inquiry. Their own transaction (see the
+    pruning in apply_changes); nothing is left to do once they are gone, so it costs a seek."""
+    wide = sorted(
+        change.key for change in changes if change.kind != "resolve" and is_source_wide(*change.key)
+    )
+    if not wide:
+        return
+    a = ALERT_STATES.c
+    with transaction(engine) as conn:
+        for rule, source in wide:
+            rules = INQUIRY_RULES if rule == "reply_overdue" else (rule,)
+            conn.execute(
+                delete(ALERT_STATES).where(
+                    FIRING_ALERT, a.rule.in_(rules), a.source == source, a.subject != source
+                )
+            )
 
 
 def current(states: dict[Key, State], changes: list[Change], now: datetime) -> dict[Key, State]:
@@ -267,6 +399,8 @@ def lookup(conn: Connection, state: State) -> Mapping[Any, Any] | None:
     source, key = split_subject(state.subject)
     if state.rule in CALL_RULES:
         query = select(CALLS).where(CALLS.c.source == source, CALLS.c.external_id == key)
+    elif is_source_wide(state.rule, state.subject):
+        return flood_detail(conn, state)
     elif state.rule in INQUIRY_RULES:
         # The inquiry that fired: the latest opened before the alert started (a later follow-up
         # in the same conversation is another episode). Chosen here, not by ORDER BY opened_at,
@@ -283,6 +417,23 @@ def lookup(conn: Connection, state: State) -> Mapping[Any, Any] | None:
     else:
         return None
     return conn.execute(query).mappings().first()
+
+
+# The inquiries a source-wide alert names: the oldest open (overdue), the soonest due.
+FLOOD_LISTED = 10
+
+
+def flood_detail(conn: Connection, state: State) -> Mapping[Any, Any]:
+    """What a source-wide alert names: a few of its inquiries, read by index (not the backlog:
+    monitor.store.backlog). `evaluated_at` is the evaluation's time (current)."""
+    groups = open_groups(conn, [state.subject])
+    if state.rule == "reply_overdue":
+        found = oldest_open(conn, groups, FLOOD_LISTED)
+        found = sorted(found, key=lambda r: (r["opened_at"], r["channel"], r["conversation"]))
+    else:
+        found = due_by(conn, groups, None, since=state.evaluated_at, limit=FLOOD_LISTED)
+        found = sorted(found, key=lambda r: (r["due_at"], r["channel"], r["conversation"]))
+    return {"inquiries": found[:FLOOD_LISTED]}
 
 
 def recipients(settings: Settings) -> list[str]:

@@ -46,6 +46,8 @@ DETAIL_NAMES = {
     "last_success_at": "Last success",
     "consecutive_failures": "Failed polls",
     "window_seconds": "Window",
+    "per_inquiry_limit": "One by one to",  # a flood's: more is one alert for the source
+    "inquiries": "First of them",
 }
 
 
@@ -141,6 +143,8 @@ class EmailNotifier(Notifier):
             return None
         if notice["unit"] == "ratio":
             return f"{amount * 100:.0f}%"
+        if notice["unit"] == "inquiries":
+            return f"{amount:,.0f} inquiries"
         return duration_text(amount)
 
     def _local(self, stamp: str | None) -> str:
@@ -154,4 +158,6 @@ class EmailNotifier(Notifier):
             return self._local(item)
         if name.endswith("_seconds") and isinstance(item, int | float):
             return duration_text(item)
+        if isinstance(item, list):  # a flood's first few inquiries: by subject
+            return ", ".join(str(i.get("subject")) if isinstance(i, dict) else str(i) for i in item)
         return str(item)
