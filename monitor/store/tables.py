@@ -180,7 +180,6 @@ class Inquiry(SQLModel, table=True):
             "status",  # an equal column first: SQLite's planner prefers it without statistics
             "due_at",
             sqlite_where=text(_UNSETTLED_SQL),
-            postgresql_where=text(_UNSETTLED_SQL),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)

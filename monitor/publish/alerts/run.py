@@ -58,7 +58,7 @@ from monitor.publish.notifiers import notifier_for
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.health import health_from_rows, unread_since
 from monitor.store.installation import installation_key
-from monitor.store.tables import (
+from monitor.store.schema import (
     ALERT_STATES,
     CALLS,
     INQUIRIES,
