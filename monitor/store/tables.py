@@ -19,6 +19,10 @@
   `DeliveryAttempt` keeps every attempt and its error.
 - `AlertState` is each (rule, subject)'s last evaluated state, so notifications go out on
   transitions, not on every evaluation.
+
+This module declares the schema; the code uses its SQLAlchemy Core copy, monitor/store/schema.py,
+written from these classes by `python -m monitor.store.schema_writer`: run it after a change here
+(tests/store/test_schema.py fails until then).
 """
 
 from __future__ import annotations
