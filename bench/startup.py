@@ -54,15 +54,17 @@ def main() -> None:
             for name, argv in commands.items():
                 runs.setdefault(name, []).append(run_child(argv))
     medians = {name: statistics.median(c.wall_s for c in found) for name, found in runs.items()}
+    # CPU time (user + system) says what a command costs whatever else the machine runs; the
+    # targets are wall times, as a user waits for them.
+    cpu = {name: statistics.median(c.cpu_s for c in found) for name, found in runs.items()}
     verdicts = {name: medians[name] < limit for name, limit in LIMITS_S.items()}
     for name, seconds in medians.items():
         each = " ".join(f"{c.wall_s:.2f}" for c in runs[name])
-        cpu = statistics.median(c.cpu_s for c in runs[name])
         if name in LIMITS_S:
             what = f"target < {LIMITS_S[name]:g} s: {'yes' if verdicts[name] else 'no'}"
         else:
             what = "the floor"
-        print(f"{name:12} {seconds:6.3f} s  cpu {cpu:6.3f} s  ({what}; runs {each})")
+        print(f"{name:12} {seconds:6.3f} s  cpu {cpu[name]:6.3f} s  ({what}; runs {each})")
     result = {
         "name": "start-up: --help; metrics, report, digest",
         "ours_s": round(medians["--help"], 4),
@@ -71,6 +73,7 @@ def main() -> None:
         "target": None,
         "extra": {
             "median_s": {name: round(s, 4) for name, s in medians.items()},
+            "cpu_s": {name: round(s, 4) for name, s in cpu.items()},
             "runs_s": {name: [round(c.wall_s, 3) for c in found] for name, found in runs.items()},
             **{f"{name.strip('-')}_ok": ok for name, ok in verdicts.items()},
             "target": "--help < 0.3 s; metrics, report, digest < 0.5 s",

@@ -35,7 +35,7 @@ from monitor.config_file import ConfigError, settings_from_mapping
 from monitor.publish.printable import line
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import PollResult, poll_source, utcnow
-from monitor.store.tables import CALLS
+from monitor.store.schema import CALLS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "examples" / "compat" / "samples.yaml"

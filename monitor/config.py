@@ -9,6 +9,7 @@ with the channel it measures), so this module knows no connector and imports non
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import string
@@ -17,9 +18,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from email.errors import HeaderParseError
-from email.headerregistry import Address, HeaderRegistry
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -38,6 +38,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor.measure.events import Channel, Stage
+
+if TYPE_CHECKING:
+    from email.headerregistry import Address, HeaderRegistry
 
 # `run`, `poll` and `check` refuse a config without sources with this.
 NOTHING_TO_MONITOR = (
@@ -151,7 +154,14 @@ def _check_http_url(value: object) -> str:
 
 HttpUrl = Annotated[str, BeforeValidator(_check_http_url)]
 
-_HEADERS = HeaderRegistry()
+
+@functools.cache
+def _headers() -> HeaderRegistry:
+    # Imported when an address is checked: the `email` header machinery is a part of every
+    # command's start-up otherwise, and most configs name no address.
+    from email.headerregistry import HeaderRegistry
+
+    return HeaderRegistry()
 
 
 def _check_mailbox(value: object) -> str:
@@ -164,7 +174,7 @@ def _check_mailbox(value: object) -> str:
     addresses: tuple[Address, ...] = ()
     try:
         if value.isprintable():
-            addresses = tuple(getattr(_HEADERS("to", value), "addresses", ()))
+            addresses = tuple(getattr(_headers()("to", value), "addresses", ()))
     except (ValueError, IndexError, HeaderParseError):
         pass
     if len(addresses) != 1 or not addresses[0].username or not addresses[0].domain:

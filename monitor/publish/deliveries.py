@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from monitor.errors import OperationError
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.leases import owner_id
-from monitor.store.tables import ATTEMPTS, DELIVERIES
+from monitor.store.schema import ATTEMPTS, DELIVERIES
 
 PENDING, SENT, FAILED = "pending", "sent", "failed"
 # Longer than any single send (SMTP and webhook timeouts are 30 s by default).

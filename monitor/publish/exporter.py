@@ -44,7 +44,7 @@ from monitor.store.backlog import open_counts
 from monitor.store.database import get_meta, transaction
 from monitor.store.health import DIGESTS_INCOMPLETE, health_from_rows
 from monitor.store.queue_labels import OTHER, exported, listed
-from monitor.store.tables import ALERT_STATES, CALLS, FIRING_ALERT, STATES, TALLIES, WAITING_CALL
+from monitor.store.schema import ALERT_STATES, CALLS, FIRING_ALERT, STATES, TALLIES, WAITING_CALL
 from monitor.store.tallies import (
     CALL_VERDICTS,
     CALLS_TOTAL,

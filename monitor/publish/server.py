@@ -32,7 +32,7 @@ from monitor.publish.status_routes import PATHS as STATUS_PATHS
 from monitor.publish.status_routes import security_headers
 from monitor.store.database import StoreError, transaction
 from monitor.store.health import STATUS_WORDS, health_from_rows
-from monitor.store.tables import STATES
+from monitor.store.schema import STATES
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from monitor.store.tables import INQUIRIES, OPEN_INQUIRY, TALLIES
+from monitor.store.schema import INQUIRIES, OPEN_INQUIRY, TALLIES
 from monitor.store.tallies import OPEN_NOW, parse_labels
 
 Group = tuple[str, str]  # (source, channel)

@@ -42,7 +42,7 @@ from monitor.measure.summaries import is_short_abandon
 from monitor.store import threads
 from monitor.store.bulk import in_values, insert_rows, json_values, member, select_in, value_parts
 from monitor.store.queue_labels import QueueLabels
-from monitor.store.tables import CALLS, GOT_THROUGH_CALL, INQUIRIES, MESSAGES, WAITING_CALL
+from monitor.store.schema import CALLS, GOT_THROUGH_CALL, INQUIRIES, MESSAGES, WAITING_CALL
 from monitor.store.tallies import (
     INQUIRY_TALLIED,
     Layout,

@@ -38,7 +38,7 @@ from monitor.measure.teams import Roster
 from monitor.store.bulk import select_in
 from monitor.store.database import transaction
 from monitor.store.figures import CALL_COLUMNS, INQUIRY_COLUMNS
-from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, OPEN_INQUIRY, WAITING_CALL
+from monitor.store.schema import CALLS, INQUIRIES, MESSAGES, OPEN_INQUIRY, WAITING_CALL
 
 DIMENSIONS = ("source", "queue", "stage", "team", "agent")
 Key = tuple[str | None, ...]

@@ -31,13 +31,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlmodel import SQLModel
 
 from monitor.config import masked_url
 from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
-from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, META, SCHEMA_VERSION
+from monitor.store.schema import ALERT_STATES, CALLS, INQUIRIES, META, METADATA, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +104,10 @@ def prepare(engine: Engine) -> None:
     """Create the schema on an empty database, or check the version of an existing one.
 
     A database written by a newer version is refused rather than half-understood; an older one
-    is migrated step by step inside one transaction (MIGRATIONS)."""
+    is migrated step by step inside one transaction (MIGRATIONS). A database of this version is
+    left as it is after reading its version: it was created, or upgraded, to this version with
+    every table in that same transaction (so a new table needs a schema step too), and every
+    command opens the database, so this is a part of each one's start-up."""
     if engine.dialect.name == "postgresql":
         _postgresql_partial_indexes()
     try:
@@ -113,19 +115,20 @@ def prepare(engine: Engine) -> None:
             serialize(conn)
             has_meta = inspect(conn).has_table("meta")
             if not has_meta:
-                SQLModel.metadata.create_all(conn)
+                METADATA.create_all(conn)
                 conn.execute(
                     insert_ignore(conn, META),
                     [{"key": "schema_version", "value": str(SCHEMA_VERSION)}],
                 )
                 return
             version = schema_version(conn, engine)
-            if version < SCHEMA_VERSION:
-                for step in range(version + 1, SCHEMA_VERSION + 1):
-                    MIGRATIONS[step](conn)
-                set_meta(conn, "schema_version", str(SCHEMA_VERSION))
+            if version == SCHEMA_VERSION:
+                return
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[step](conn)
+            set_meta(conn, "schema_version", str(SCHEMA_VERSION))
             # Tables added without a migration step (thread_link, purged_tally) are created here.
-            SQLModel.metadata.create_all(conn)
+            METADATA.create_all(conn)
     except SQLAlchemyError as exc:
         # SQLite says "unable to open database file" for a folder it may not write in.
         problem = sqlite_access(engine) or _first_line(exc)
@@ -135,7 +138,7 @@ def prepare(engine: Engine) -> None:
 def _postgresql_partial_indexes() -> None:
     """Give PostgreSQL the WHERE of each partial index, declared for SQLite only in
     monitor.store.tables (so that SQLite processes never load the PostgreSQL dialect)."""
-    for table in SQLModel.metadata.tables.values():
+    for table in METADATA.tables.values():
         for index in table.indexes:
             where = index.dialect_options["sqlite"]["where"]
             if where is not None:
@@ -211,7 +214,7 @@ def _integer_times(conn: Connection) -> None:
     if conn.dialect.name != "sqlite":
         return
     present = set(inspect(conn).get_table_names())  # later tables are created after the steps
-    for table in SQLModel.metadata.sorted_tables:
+    for table in METADATA.sorted_tables:
         times = [f'"{c.name}"' for c in table.c if isinstance(c.type, Instant)]
         if table.name in present and times:
             assignments = ", ".join(f"{c} = {_TEXT_AS_MICROS.format(c=c)}" for c in times)

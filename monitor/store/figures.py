@@ -40,7 +40,7 @@ from monitor.store.backlog import Backlog, open_counts, totals
 from monitor.store.backlog import oldest_open as oldest_open_rows
 from monitor.store.database import transaction
 from monitor.store.health import SourceHealth, source_health
-from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
+from monitor.store.schema import CALLS, INQUIRIES, WAITING_CALL
 
 
 @dataclass(frozen=True)

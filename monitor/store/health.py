@@ -30,7 +30,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, select
 
 from monitor.config import Settings, SourceSettings
-from monitor.store.tables import STATES
+from monitor.store.schema import STATES
 
 # The `meta` key counting digests sent while a source was unread or failing
 # (support_digests_incomplete_total): kept with the store, so it survives restarts and agrees

@@ -41,7 +41,7 @@ from monitor.store.database import (
 from monitor.store.queue_labels import relabel_stored
 from monitor.store.reader_process import can_fork, read_in_child
 from monitor.store.retention import SKIPPED_REASON, horizon, recent
-from monitor.store.tables import MESSAGES, STATES
+from monitor.store.schema import MESSAGES, STATES
 from monitor.store.tallies import layout_for, recount
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ import secrets
 from sqlalchemy import Connection
 
 from monitor.store.database import get_meta, insert_ignore
-from monitor.store.tables import META
+from monitor.store.schema import META
 
 KEY = "installation_key"
 OPAQUE_LENGTH = 16  # hex digits: 64 bits, no collision among any installation's subjects

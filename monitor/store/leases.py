@@ -30,7 +30,7 @@ from sqlalchemy import Engine, and_, or_, select, update
 
 from monitor.config import Settings
 from monitor.store.database import StoreError, insert_ignore, transaction
-from monitor.store.tables import LEASES
+from monitor.store.schema import LEASES
 
 LEASE = timedelta(seconds=60)
 

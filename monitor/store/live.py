@@ -36,7 +36,7 @@ from monitor.store.figures import (
     period_rows,
 )
 from monitor.store.health import source_health
-from monitor.store.tables import CALLS, INQUIRIES, WAITING_CALL
+from monitor.store.schema import CALLS, INQUIRIES, WAITING_CALL
 
 # What the summaries read of the day's rows (monitor.measure.summaries): no names, subjects or
 # unused times, so a busy day's thousands of rows cost the page little to fetch.

@@ -25,7 +25,7 @@ from sqlalchemy import Connection, func, select, update
 from monitor.config import PhoneSettings, Settings, SourceSettings
 from monitor.measure.events import CallEvent
 from monitor.store.database import insert_ignore
-from monitor.store.tables import CALLS, QUEUE_NAMES
+from monitor.store.schema import CALLS, QUEUE_NAMES
 
 logger = logging.getLogger(__name__)
 

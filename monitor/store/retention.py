@@ -40,7 +40,7 @@ from monitor.measure.events import CallEvent, Event, MessageKind, Side, micros
 from monitor.store.batches import MESSAGE_COLUMNS
 from monitor.store.bulk import insert_rows, select_in
 from monitor.store.database import StoreError, chunks, describe, error_line
-from monitor.store.tables import (
+from monitor.store.schema import (
     ALERT_STATES,
     ATTEMPTS,
     CALLS,

@@ -19,6 +19,10 @@
   `DeliveryAttempt` keeps every attempt and its error.
 - `AlertState` is each (rule, subject)'s last evaluated state, so notifications go out on
   transitions, not on every evaluation.
+
+This module declares the schema; the code uses its SQLAlchemy Core copy, monitor/store/schema.py,
+written from these classes by `python -m monitor.store.schema_writer`: run it after a change here
+(tests/store/test_schema.py fails until then).
 """
 
 from __future__ import annotations
@@ -180,7 +184,6 @@ class Inquiry(SQLModel, table=True):
             "status",  # an equal column first: SQLite's planner prefers it without statistics
             "due_at",
             sqlite_where=text(_UNSETTLED_SQL),
-            postgresql_where=text(_UNSETTLED_SQL),
         ),
     )
     id: int | None = Field(default=None, primary_key=True)

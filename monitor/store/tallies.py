@@ -35,7 +35,7 @@ from sqlalchemy import Connection, delete, select
 from monitor.config import ResolvedTargets, Settings
 from monitor.measure.summaries import is_short_abandon
 from monitor.store.database import insert_add
-from monitor.store.tables import CALLS, INQUIRIES, PURGED_TALLIES, TALLIES
+from monitor.store.schema import CALLS, INQUIRIES, PURGED_TALLIES, TALLIES
 
 RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 HOLD_BUCKETS = (10, 20, 30, 60, 120, 180, 300, 600, 780, 900, 1800, 3600)

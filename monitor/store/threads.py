@@ -36,7 +36,7 @@ from sqlalchemy import Connection, bindparam, delete, update
 from monitor.measure.events import HINT_PREFIX, MessageEvent
 from monitor.store.bulk import insert_rows, select_in
 from monitor.store.database import chunks
-from monitor.store.tables import MESSAGES, THREAD_LINKS
+from monitor.store.schema import MESSAGES, THREAD_LINKS
 
 Span = tuple[datetime, datetime]
 

@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select, update
 
 from monitor.store.database import StoreError, transaction
-from monitor.store.tables import INQUIRIES, UNSETTLED_INQUIRY
+from monitor.store.schema import INQUIRIES, UNSETTLED_INQUIRY
 from monitor.store.tallies import LATE, VERDICTS, Key, apply, labels_text
 
 logger = logging.getLogger(__name__)

@@ -70,7 +70,7 @@ from monitor.store.backlog import due_by, due_count, oldest_open, open_counts, o
 from monitor.store.database import insert_ignore, transaction
 from monitor.store.health import health_from_rows, unread_since
 from monitor.store.installation import installation_key
-from monitor.store.tables import (
+from monitor.store.schema import (
     ALERT_STATES,
     CALLS,
     FIRING_ALERT,

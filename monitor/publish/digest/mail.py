@@ -33,7 +33,7 @@ from monitor.publish.templating import render as template
 from monitor.store.database import add_to_meta, transaction
 from monitor.store.health import DIGESTS_INCOMPLETE
 from monitor.store.installation import installation_key
-from monitor.store.tables import DELIVERIES
+from monitor.store.schema import DELIVERIES
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,67 @@
+"""A command imports what it runs and no more (start-up is most of what `metrics`, `report` or a
+digest preview cost on a small site): each command runs in a child interpreter of its own, as
+a user runs it, and the modules it loaded are read at its exit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import write_chat_config
+
+# Runs the command line as the console script does; at exit, prints the loaded modules.
+CHILD = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.stderr))
+from monitor.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+# Modules no reading command needs: SQLModel's classes and SQLAlchemy's ORM (the queries use the
+# tables as Core, monitor.store.schema), the PostgreSQL dialect on SQLite, the scheduler and the
+# service, IMAP, rich's progress bar.
+NEVER = {
+    "sqlmodel",
+    "sqlalchemy.orm",
+    "sqlalchemy.dialects.postgresql",
+    "monitor.store.tables",
+    "apscheduler",
+    "monitor.service",
+    "imapclient",
+    "rich",
+}
+FORBIDDEN = {
+    # `--help` is argparse alone: none of the application.
+    "--help": NEVER | {"sqlalchemy", "pydantic", "yaml", "jinja2", "monitor.config"},
+    "metrics": NEVER | {"jinja2"},
+    "report": NEVER | {"jinja2", "prometheus_client"},
+    "digest": NEVER | {"prometheus_client"},
+}
+
+
+def _loaded(*args: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, *args], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    loaded: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+    return set(loaded)
+
+
+@pytest.mark.parametrize("command", sorted(FORBIDDEN))
+def test_a_command_imports_none_of_what_it_does_not_run(command: str, tmp_path: Path) -> None:
+    config = str(write_chat_config(tmp_path))
+    args = {
+        "--help": ["--help"],
+        "metrics": ["--config", config, "metrics"],
+        "report": ["--config", config, "report"],
+        "digest": ["--config", config, "digest", "--preview", str(tmp_path / "digest.html")],
+    }[command]
+    loaded = _loaded(*args)
+    assert sorted(FORBIDDEN[command] & loaded) == []
+    if command != "--help":  # it did run: the database was opened
+        assert "monitor.store.schema" in loaded
