@@ -32,7 +32,6 @@ from email.header import Header, decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from functools import cached_property
 from typing import Any
 
 # What classification and threading read; IMAP asks for exactly these.
@@ -69,6 +68,7 @@ AUTOREPLY_FIELDS = (
 )
 _WANTED = frozenset(f.lower() for f in FIELDS + TAKEOUT_FIELDS)
 _LISTS = frozenset({"to", "cc", "bcc"})  # may repeat; every occurrence counts
+_KNOWN_NAMES: dict[str, str] = {}  # a field name as written -> in lower case; "" if not wanted
 
 _ID = re.compile(r"<([^<>\s]+)>")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
@@ -117,20 +117,23 @@ class Headers:
     fields: dict[str, str]  # lower-case name -> decoded value (first occurrence)
 
     # The Date header is read only when it is needed (mail we sent, mail without an arrival
-    # time): received mail is timed by its arrival, and most mail is received.
-    @cached_property
+    # time): received mail is timed by its arrival, and most mail is received. Kept in the
+    # instance's dict once read (functools.cached_property takes a lock at every read in 3.11).
     def _date(self) -> tuple[datetime | None, str | None]:
-        return parse_date(self.fields.get("date"))
+        found: tuple[datetime | None, str | None] | None = self.__dict__.get("_read_date")
+        if found is None:
+            found = self.__dict__["_read_date"] = parse_date(self.fields.get("date"))
+        return found
 
     @property
     def date(self) -> datetime | None:
         """The Date header, aware UTC."""
-        return self._date[0]
+        return self._date()[0]
 
     @property
     def date_problem(self) -> str | None:
         """Why `date` is None ("no Date header", "malformed Date header")."""
-        return self._date[1]
+        return self._date()[1]
 
     def get(self, name: str) -> str | None:
         return self.fields.get(name)
@@ -161,9 +164,15 @@ def _headers(items: Iterable[tuple[str, Any]], *, plain: bool) -> Headers:
     text (the block was), so nothing needs decoding."""
     fields: dict[str, str] = {}
     lists: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+    known = _KNOWN_NAMES
     for name, value in items:  # one pass: no per-name rescans of the block
-        lower = name.lower()
-        if lower not in _WANTED:
+        lower = known.get(name)
+        if lower is None:
+            lower = name.lower()
+            lower = lower if lower in _WANTED else ""
+            if len(known) < 10_000:  # a few dozen names are written, in a few spellings
+                known[name] = lower
+        if not lower:
             continue
         # Almost every value is plain ASCII text, which `decode` would return as it is.
         text = value if plain or (type(value) is str and value.isascii()) else decode(value)
