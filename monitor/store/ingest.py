@@ -16,7 +16,7 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,12 +141,7 @@ def poll_source(
         cursor = load_cursor(conn, source.name)
     try:
         connector = build_connector(settings, source)
-        reading = (
-            read_in_child(lambda: connector.fetch(cursor, now))
-            if in_child
-            else nullcontext(connector.fetch(cursor, now))
-        )
-        with reading as batches:
+        with _reading(lambda: connector.fetch(cursor, now), in_child=in_child) as batches:
             _store_all(
                 engine,
                 measuring(settings, source),
@@ -191,17 +186,19 @@ def import_paths(
     cutoff = horizon(now, settings)
     if in_child is None:
         in_child = can_fork()
-    reading = (
-        read_in_child(lambda: connector.fetch_paths(paths, now))
-        if in_child
-        else nullcontext(connector.fetch_paths(paths, now))
-    )
-    with reading as batches:
+    with _reading(lambda: connector.fetch_paths(paths, now), in_child=in_child) as batches:
         _store_all(
             engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
         )
     result.error = result.only_rejections()
     return result
+
+
+def _reading(
+    read: Callable[[], Iterator[Batch]], *, in_child: bool
+) -> AbstractContextManager[Iterator[Batch]]:
+    """The batches of `read()`: read in a forked child when `in_child`, else here."""
+    return read_in_child(read) if in_child else nullcontext(read())
 
 
 def _store_all(
