@@ -369,10 +369,13 @@ def _sources(settings: Settings, names: Sequence[str]) -> list[str]:
 
 def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
     from monitor.store.ingest import poll_source
+    from monitor.store.reader_process import can_fork
 
     failed = 0
     for name in _sources(settings, names):
-        result = poll_source(engine, settings, settings.source(name), now=utcnow())
+        # Each source is read in a child process while this one stores (the second core).
+        source = settings.source(name)
+        result = poll_source(engine, settings, source, now=utcnow(), in_child=can_fork())
         print(line(result.summary(), LOG_LIMIT))
         failed += not result.ok
     return 1 if failed else 0

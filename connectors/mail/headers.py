@@ -26,13 +26,13 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.errors import HeaderParseError
 from email.header import Header, decode_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses, parsedate_to_datetime
-from functools import cached_property
+from typing import Any
 
 # What classification and threading read; IMAP asks for exactly these.
 FIELDS = (
@@ -68,6 +68,7 @@ AUTOREPLY_FIELDS = (
 )
 _WANTED = frozenset(f.lower() for f in FIELDS + TAKEOUT_FIELDS)
 _LISTS = frozenset({"to", "cc", "bcc"})  # may repeat; every occurrence counts
+_KNOWN_NAMES: dict[str, str] = {}  # a field name as written -> in lower case; "" if not wanted
 
 _ID = re.compile(r"<([^<>\s]+)>")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
@@ -79,6 +80,25 @@ _PLAIN_ADDRESSES = re.compile(r'[^"()\\;:]*\Z')  # no quotes, comments, groups, 
 _ANGLE = re.compile(r"<([^<>]*)>")
 _FIELD_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII but the colon
 _GOOD_NAMES: set[str] = set()  # field names already found to match _FIELD_NAME
+# A header block of `Name: value` lines only, each ending in LF, none folded, none empty: the
+# usual block, split by _UNFOLDED_FIELD as the line-by-line loop of `_plain_fields` would.
+_UNFOLDED_BLOCK = re.compile(r"(?:[!-9;-~]+:[^\n]*\n)*")
+_UNFOLDED_FIELD = re.compile(r"([!-9;-~]+):[ \t]*([^\n]*)\n")
+# One address alone, bare or in angle brackets after a display name without quotes, comments or
+# escapes (`Ann Smith <ann@example.com>`, `ann@example.com`): what `addresses` reads from
+# most values, without splitting them.
+_ONE_ADDRESS = re.compile(
+    r'[^"()\\;:,<>]*<([^<>\s"()\\;:,]+)>[ \t]*|[ \t]*([^<>\s"()\\;:,]+)[ \t]*'
+)
+# RFC 5322's date-time as every mail client writes it (`Thu, 01 Oct 2026 10:33:00 +0000`).
+_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(\d\d?) ([A-Z][a-z][a-z]) (\d{4}) "
+    r"(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)"
+)
+_MONTHS = {
+    name: number
+    for number, name in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)
+}
 MAX_ID = 250  # longer ids are hashed: they are index keys
 MAX_REFERENCES = 100  # RFC 5322 lets writers trim References to the first and the last ones
 EARLIEST_YEAR, LATEST_YEAR = 1990, 2200  # outside this a Date header is junk, not a time
@@ -97,20 +117,23 @@ class Headers:
     fields: dict[str, str]  # lower-case name -> decoded value (first occurrence)
 
     # The Date header is read only when it is needed (mail we sent, mail without an arrival
-    # time): received mail is timed by its arrival, and most mail is received.
-    @cached_property
+    # time): received mail is timed by its arrival, and most mail is received. Kept in the
+    # instance's dict once read (functools.cached_property takes a lock at every read in 3.11).
     def _date(self) -> tuple[datetime | None, str | None]:
-        return parse_date(self.fields.get("date"))
+        found: tuple[datetime | None, str | None] | None = self.__dict__.get("_read_date")
+        if found is None:
+            found = self.__dict__["_read_date"] = parse_date(self.fields.get("date"))
+        return found
 
     @property
     def date(self) -> datetime | None:
         """The Date header, aware UTC."""
-        return self._date[0]
+        return self._date()[0]
 
     @property
     def date_problem(self) -> str | None:
         """Why `date` is None ("no Date header", "malformed Date header")."""
-        return self._date[1]
+        return self._date()[1]
 
     def get(self, name: str) -> str | None:
         return self.fields.get(name)
@@ -126,35 +149,61 @@ def parse(raw: bytes) -> Headers:
     """The header block `raw` (a whole message works too; only its headers are read)."""
     items: Iterable[tuple[str, str]] | None = _plain_fields(raw)
     if items is None:
-        items = _parser.parsebytes(raw, headersonly=True).raw_items()
+        return parse_with_email(raw)
+    return _headers(items, plain=raw.isascii())
+
+
+def parse_with_email(raw: bytes) -> Headers:
+    """`parse` through `email`'s feed parser alone: what `parse` gives for any block it does not
+    split itself, and what it must give for those it does (a test holds the two equal)."""
+    return _headers(_parser.parsebytes(raw, headersonly=True).raw_items(), plain=False)
+
+
+def _headers(items: Iterable[tuple[str, Any]], *, plain: bool) -> Headers:
+    """The Headers of a block's `(name, raw value)` fields. `plain`: every value is ASCII
+    text (the block was), so nothing needs decoding."""
     fields: dict[str, str] = {}
     lists: dict[str, list[str]] = {"to": [], "cc": [], "bcc": []}
+    known = _KNOWN_NAMES
     for name, value in items:  # one pass: no per-name rescans of the block
-        lower = name.lower()
-        if lower not in _WANTED:
+        lower = known.get(name)
+        if lower is None:
+            lower = name.lower()
+            lower = lower if lower in _WANTED else ""
+            if len(known) < 10_000:  # a few dozen names are written, in a few spellings
+                known[name] = lower
+        if not lower:
             continue
         # Almost every value is plain ASCII text, which `decode` would return as it is.
-        text = value if type(value) is str and value.isascii() else decode(value)
+        text = value if plain or (type(value) is str and value.isascii()) else decode(value)
+        if not plain and ("\n" in text or "\r" in text):
+            # Unfolded (RFC 5322: the line breaks go, the spaces after them stay), as
+            # `_plain_fields` unfolds: `email` keeps them in the values it gives.
+            text = text.replace("\r", "").replace("\n", "")
         if lower in _LISTS:
             lists[lower].append(text)
         if lower not in fields:
             fields[lower] = text
-    own = message_ids(fields.get("message-id", ""))
-    references = message_ids(fields.get("references", ""))
+    get = fields.get
+    own = message_ids(get("message-id", ""))
+    references = message_ids(get("references", ""))
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[1 - MAX_REFERENCES :]
+    to, cc, bcc = lists["to"], lists["cc"], lists["bcc"]
+    if len(to) == 1 and not cc and not bcc:  # the usual: one To line
+        recipients = tuple(addresses(to))
+    else:
+        recipients = tuple(a for key in (to, cc, bcc) if key for a in addresses(key))
+    subject = get("subject", "")
+    if not subject.isprintable() or "  " in subject:  # line breaks, tabs or runs of spaces
+        subject = _SPACE.sub(" ", subject)
     return Headers(
         message_id=own[0] if own else None,
-        in_reply_to=tuple(message_ids(fields.get("in-reply-to", ""))[:MAX_REFERENCES]),
+        in_reply_to=tuple(message_ids(get("in-reply-to", ""))[:MAX_REFERENCES]),
         references=tuple(references),
-        sender=_first_address(fields.get("from")),
-        recipients=tuple(
-            address
-            for key in ("to", "cc", "bcc")
-            if lists[key]
-            for address in addresses(lists[key])
-        ),
-        subject=decode_words(_SPACE.sub(" ", fields.get("subject", ""))).strip(),
+        sender=_first_address(get("from")),
+        recipients=recipients,
+        subject=decode_words(subject).strip(),
         fields=fields,
     )
 
@@ -165,10 +214,17 @@ def _plain_fields(raw: bytes) -> list[tuple[str, str]] | None:
 
     The feed parser costs about 100 µs a block on the development machine, as much as
     imapclient takes to fetch the block; almost every block is plain `Name: value` lines,
-    which this splits ten times faster. Values are decoded by the same code either way."""
+    which this splits ten times faster (and a block without folded lines, most of them, with
+    two regular expressions and no Python loop). Values are decoded by the same code either way."""
     text = raw.decode("ascii", "surrogateescape")  # as BytesParser does: 8-bit kept as escapes
     # Line ends are CRLF or LF; one replace is cheaper than stripping each line's CR.
     text = text.replace("\r\n", "\n").removesuffix("\r")
+    if "\r" in text:  # a lone CR, which `email` takes for a line end: it decides
+        return None
+    end = text.find("\n\n")
+    block = text[: end + 1] if end >= 0 else text + "\n"
+    if _UNFOLDED_BLOCK.fullmatch(block) is not None:
+        return _UNFOLDED_FIELD.findall(block)
     fields: list[tuple[str, str]] = []
     for line in text.split("\n"):
         if not line:
@@ -253,6 +309,8 @@ def message_ids(value: str) -> list[str]:
     """Every `<id>` in a Message-ID, In-Reply-To or References value, normalised and unique.
     A bare id without angle brackets (seen from broken writers) counts when it is one word."""
     found = _ID.findall(value)
+    if len(found) == 1 and len(found[0]) <= MAX_ID:  # the usual: one id, nothing to normalise
+        return [f"<{found[0]}>"]  # (the pattern leaves no space or bracket to strip)
     if not found:
         bare = value.strip()
         found = [bare] if bare and not _SPACE.search(bare) and "@" in bare else []
@@ -277,6 +335,15 @@ def addresses(values: list[str]) -> list[str]:
     The usual `Name <a@b>, c@d` is split directly; anything with quotes, comments, groups or
     escapes goes through `email.utils.getaddresses`, which is exact but about ten times slower,
     and must find as many addresses as the value has separators (`_strictly`)."""
+    if len(values) == 1 and "=?" not in values[0]:
+        alone = _ONE_ADDRESS.fullmatch(values[0])
+        if alone is not None:  # what `split_addresses` finds in it, with less work
+            return [(alone.group(1) or alone.group(2)).lower()]
+    return split_addresses(values)
+
+
+def split_addresses(values: list[str]) -> list[str]:
+    """`addresses`, each value split at its commas or parsed by `email.utils`."""
     found = []
     for value in values:
         if _PLAIN_ADDRESSES.match(value) is None:
@@ -332,6 +399,16 @@ def parse_date(value: str | None) -> tuple[datetime | None, str | None]:
     zone (`-0000`, or none written) is taken as UTC, as RFC 5322 reads `-0000`."""
     if value is None or not value.strip():
         return None, "no Date header"
+    found = _DATE.fullmatch(value)
+    if found is not None:
+        quick = _usual_date(found)
+        if quick is not None:
+            return quick, None
+    return library_date(value)
+
+
+def library_date(value: str) -> tuple[datetime | None, str | None]:
+    """`parse_date` of a present value through `email.utils.parsedate_to_datetime` alone."""
     try:
         parsed = parsedate_to_datetime(value)
     except (ValueError, TypeError, IndexError, OverflowError):
@@ -344,3 +421,28 @@ def parse_date(value: str | None) -> tuple[datetime | None, str | None]:
         return parsed.astimezone(UTC), None
     except (ValueError, OverflowError):
         return None, "malformed Date header"
+
+
+def _usual_date(found: re.Match[str]) -> datetime | None:
+    """The date `_DATE` matched, as `library_date` reads it; None for what that reads
+    differently (`-0000`: no zone) or refuses, left to it."""
+    day, month_name, year, hour, minute, second, sign, zone_hours, zone_minutes = found.groups()
+    month = _MONTHS.get(month_name)
+    if month is None or not EARLIEST_YEAR <= int(year) <= LATEST_YEAR:
+        return None
+    if zone_hours == zone_minutes == "00":
+        if sign == "-":
+            return None
+        offset = None
+    elif int(zone_hours) > 23 or int(zone_minutes) > 59:
+        return None
+    else:
+        minutes = int(zone_hours) * 60 + int(zone_minutes)
+        offset = timedelta(minutes=-minutes if sign == "-" else minutes)
+    try:
+        moment = datetime(
+            int(year), month, int(day), int(hour), int(minute), int(second), tzinfo=UTC
+        )
+    except ValueError:  # 31 Feb, second 60: left to the library
+        return None
+    return moment if offset is None else moment - offset

@@ -33,12 +33,13 @@ from imapclient.response_parser import parse_fetch_response
 Response = dict[int, dict[bytes, Any]]
 
 # `12 (UID 7 INTERNALDATE "01-Oct-2026 08:31:00 +0000" BODY[HEADER.FIELDS (FROM TO)]<0> {288}`:
-# the sequence number, simple items, the section (with the origin of a partial fetch) and the
-# size of the literal that follows.
-_HEAD = re.compile(
-    rb'(\d+) \(((?:[A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*") )*)'
-    rb"(BODY\[[^\]\[]*\](?:<\d+>)?) \{\d+\}\Z"
-)
+# the sequence number and simple items (_HEAD), the section with the origin of a partial fetch
+# (_SECTION), and the size of the literal that follows. The section, some 250 bytes echoing the
+# field list, is the same in every message's answer: it is checked once, then found in
+# _SECTIONS, not scanned by a regular expression per message.
+_HEAD = re.compile(rb'(\d+) \(((?:[A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*") )*)\Z')
+_SECTION = re.compile(rb"BODY\[[^\]\[]*\](?:<\d+>)?")
+_SECTIONS: dict[bytes, bytes] = {}  # each section checked, with its name in upper case
 # What follows the literal: more simple items, then the closing parenthesis.
 _TAIL = re.compile(rb'((?: [A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*"))*)\)\Z')
 _ITEM = re.compile(rb'([A-Za-z][A-Za-z0-9.-]*) (?:(\d+)|"([^"\\]*)")')
@@ -89,7 +90,19 @@ def _parse_common(data: list[Any]) -> Response | None:
         part, tail = data[index], data[index + 1]
         if type(part) is not tuple or len(part) != 2 or type(tail) is not bytes:
             return None
-        head = head_match(part[0])
+        line = part[0]
+        start, end = line.find(b"BODY["), line.rfind(b" {")
+        if start < 0 or end < start or line[-1:] != b"}" or not line[end + 2 : -1].isdigit():
+            return None
+        section = line[start:end]
+        section_name = _SECTIONS.get(section)
+        if section_name is None:
+            if _SECTION.fullmatch(section) is None:
+                return None
+            section_name = section.upper()
+            if len(_SECTIONS) < 100:
+                _SECTIONS[section] = section_name
+        head = head_match(line, 0, start)
         if head is None:
             return None
         after = tail_match(tail)
@@ -98,19 +111,19 @@ def _parse_common(data: list[Any]) -> Response | None:
         seq = int(head.group(1))
         key = seq
         record: dict[bytes, Any] = {b"SEQ": seq}
-        for name, number, quoted in item(head.group(2) + after.group(1)):
-            name = name.upper()
-            if name == b"UID":
+        for field, number, quoted in item(head.group(2) + after.group(1)):
+            field = field.upper()
+            if field == b"UID":
                 if not number:
                     return None  # a quoted UID: imapclient's parser decides
                 key = int(number)
-            elif name == b"INTERNALDATE":
+            elif field == b"INTERNALDATE":
                 if number:
                     return None
-                record[name] = _internaldate(quoted)
+                record[field] = _internaldate(quoted)
             else:
-                record[name] = int(number) if number else quoted
-        record[head.group(3).upper()] = part[1]
+                record[field] = int(number) if number else quoted
+        record[section_name] = part[1]
         found = response.get(key)
         if found is None:
             response[key] = record

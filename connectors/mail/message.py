@@ -202,24 +202,26 @@ def build_event(
 
     `arrived` is when it reached the folder (INTERNALDATE, mbox `From ` line, Maildir file);
     `sent` says it was read from a sent-mail folder."""
-    labels = {label.strip().strip('"').lower() for label in gmail_labels}
-    sent = sent or "sent" in labels or "\\sent" in labels
+    if gmail_labels:
+        labels = {label.strip().strip('"').lower() for label in gmail_labels}
+        sent = sent or "sent" in labels or "\\sent" in labels
     sender = headers.sender
     if sender is None and not sent:
         reason = "no address in From header" if "from" in headers.fields else "no From header"
         raise MailError(reason)
-    agent = sent or classifier.is_agent(sender)
+    is_agent = classifier.is_agent
+    agent = sent or is_agent(sender)
     at = (headers.date or arrived) if agent else (arrived or headers.date)
     if at is None:
         raise MailError(f"no arrival time and {headers.date_problem}")
 
     automatic = why_automatic(headers)
-    recipients = headers.recipients
-    internal = agent and all(classifier.is_agent(a) for a in recipients)
+    if agent:  # the customer is the first recipient outside; none: every one is on our side
+        customer = next((a for a in headers.recipients if not is_agent(a)), None)
+        internal = customer is None
+    else:
+        customer, internal = sender, False
     left_out = automatic or ("every participant on our side" if internal else None)
-    customer = (
-        sender if not agent else next((a for a in recipients if not classifier.is_agent(a)), None)
-    )
     own = headers.message_id or _synthetic_id(headers, arrived)
     references = [r for r in dict.fromkeys(headers.references + headers.in_reply_to) if r != own]
     # What it answers: In-Reply-To, else the last of References (RFC 5322: the parent). A
@@ -247,7 +249,7 @@ def build_event(
         side=Side.AGENT if agent else Side.CUSTOMER,
         automatic=automatic is not None,
         internal=internal,
-        customer=None if agent else sender,
+        customer=None if agent else customer,
         subject=headers.subject[:MAX_SUBJECT] or None,
         thread=Thread(
             keys=tuple(keys),

@@ -217,7 +217,9 @@ class Thread:
     window: timedelta = timedelta(days=7)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "keys", tuple(storable_key(key) for key in self.keys))
+        keys = tuple(map(storable_key, self.keys))
+        if keys != self.keys or type(self.keys) is not tuple:  # (each new key is unequal)
+            object.__setattr__(self, "keys", keys)
         if self.hint is not None:
             object.__setattr__(self, "hint", storable_key(self.hint))
 
@@ -255,13 +257,16 @@ class MessageEvent:
     def __post_init__(self) -> None:
         if self.at.tzinfo is not UTC:
             object.__setattr__(self, "at", require_utc(self.at, "MessageEvent.at"))
+        # Each value is set again only when it changed (rarely: the checks are for hostile input).
         for name in ("external_id", "conversation"):
-            object.__setattr__(self, name, storable_key(getattr(self, name)))
+            value = getattr(self, name)
+            if storable_key(value) is not value:
+                object.__setattr__(self, name, storable_key(value))
         if self.refers:  # external ids: made storable as theirs are, so that they still match
-            object.__setattr__(self, "refers", tuple(storable_key(r) for r in self.refers))
+            object.__setattr__(self, "refers", tuple(map(storable_key, self.refers)))
         for name in ("customer", "subject", "agent", "left_out"):
             value = getattr(self, name)
-            if value is not None:
+            if value is not None and storable(value) is not value:
                 object.__setattr__(self, name, storable(value))
         if not self.external_id:
             raise ValueError("MessageEvent.external_id is empty")

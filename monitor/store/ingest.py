@@ -16,7 +16,7 @@ import queue
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -125,8 +125,14 @@ def poll_source(
     now: datetime,
     clock: Callable[[], datetime] = utcnow,
     stop: threading.Event | None = None,
+    in_child: bool = False,
 ) -> PollResult:
     """Read what is new at `source` and store it batch by batch; record the source's health.
+
+    With `in_child` (the CLI's `poll`, when this process can fork safely) the source is read in
+    a forked child while this process stores (monitor.store.reader_process): the second core,
+    which a thread cannot give, as parsing and storing both hold the GIL. Otherwise a connector
+    that `reads_ahead` reads its next batch in a thread while this one stores the last.
 
     Never raises for a source problem: the error is recorded and returned, so one bad source
     cannot stop the others. A database problem raises StoreError (nothing can be recorded)."""
@@ -135,17 +141,17 @@ def poll_source(
         cursor = load_cursor(conn, source.name)
     try:
         connector = build_connector(settings, source)
-        batches = connector.fetch(cursor, now)
-        _store_all(
-            engine,
-            measuring(settings, source),
-            batches,
-            result,
-            stop,
-            save_cursor=True,
-            ahead=connector.reads_ahead,
-            cutoff=horizon(now, settings),
-        )
+        with _reading(lambda: connector.fetch(cursor, now), in_child=in_child) as batches:
+            _store_all(
+                engine,
+                measuring(settings, source),
+                batches,
+                result,
+                stop,
+                save_cursor=True,
+                ahead=connector.reads_ahead and not in_child,
+                cutoff=horizon(now, settings),
+            )
         result.error = result.only_rejections()
     except ConnectorError as exc:
         result.error, result.permanent = str(exc), exc.permanent
@@ -180,17 +186,19 @@ def import_paths(
     cutoff = horizon(now, settings)
     if in_child is None:
         in_child = can_fork()
-    reading = (
-        read_in_child(lambda: connector.fetch_paths(paths, now))
-        if in_child
-        else nullcontext(connector.fetch_paths(paths, now))
-    )
-    with reading as batches:
+    with _reading(lambda: connector.fetch_paths(paths, now), in_child=in_child) as batches:
         _store_all(
             engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
         )
     result.error = result.only_rejections()
     return result
+
+
+def _reading(
+    read: Callable[[], Iterator[Batch]], *, in_child: bool
+) -> AbstractContextManager[Iterator[Batch]]:
+    """The batches of `read()`: read in a forked child when `in_child`, else here."""
+    return read_in_child(read) if in_child else nullcontext(read())
 
 
 def _store_all(

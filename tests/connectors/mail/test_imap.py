@@ -268,6 +268,40 @@ def test_mail_arriving_later_is_read_by_the_next_poll_in_batches(
     assert by_opener(engine)["<q8@customer.test>"].status == "answered"
 
 
+def test_a_poll_read_in_a_child_process_stores_what_one_read_here_stores(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """The CLI's `poll` reads a source in a forked child while it stores (the second core):
+    the same rows, cursor and rejections as reading in this process, and a source's failure
+    comes back as the same one line."""
+    mailbox.append("INBOX", [question(n, n) for n in range(7)])
+    mailbox.append("INBOX", [(message("nofrom@customer.test", sender=""), at(8))])
+    mailbox.append("Sent", [reply(n, 30 + n) for n in range(0, 7, 2)])
+    stored = {}
+    for in_child in (False, True):
+        (tmp_path / str(in_child)).mkdir()
+        settings, engine = setup(tmp_path / str(in_child), mailbox, batch_size=3)
+        source = settings.sources[0]
+        result = poll_source(
+            engine, settings, source, now=NOW, clock=lambda: NOW, in_child=in_child
+        )
+        with engine.connect() as conn:
+            cursor = conn.execute(select(STATES.c.cursor)).scalar_one()
+        rows = {k: tuple(v) for k, v in messages(engine).items()}
+        opened = [(i.opened_by, i.status, i.response_seconds) for i in inquiries(engine)]
+        found = (result.messages, result.batches, [str(r) for r in result.rejections])
+        stored[in_child] = (found, cursor, rows, opened)
+    assert stored[True] == stored[False]
+    assert stored[True][0][0] == 11 and len(stored[True][3]) == 7
+
+    (tmp_path / "wrong").mkdir()
+    settings, engine = setup(tmp_path / "wrong", mailbox, password="wrong")
+    failed = poll_source(engine, settings, settings.sources[0], now=NOW, in_child=True)
+    assert failed.permanent and failed.error == (
+        f"127.0.0.1:{mailbox.server.port}: login failed for {mailbox.user}"
+    )
+
+
 def test_uids_below_the_cursor_are_not_read_again(tmp_path: Path, mailbox: Mailbox) -> None:
     """`UID n:*` matches the highest UID even when it is below n: after the newest messages are
     expunged, UIDNEXT is past the cursor but nothing new exists."""

@@ -61,6 +61,8 @@ UNUSUAL = {
     "Gmail labels": answer(b'7 (UID 41 X-GM-LABELS ("\\\\Inbox" Sent) ' + SECTION),
     "a NIL section": [b'7 (UID 41 INTERNALDATE "20-Nov-2026 09:00:00 +0000" ' + SECTION + b" NIL)"],
     "a quoted UID": answer(b'7 (UID "41" ' + SECTION),
+    "a quoted item holding a section name": answer(b'7 (UID 41 X-NOTE "BODY[" ' + SECTION),
+    "a section holding a bracket": answer(b"7 (UID 41 BODY[HEADER.FIELDS ([)]<0>"),
     "two literals": [
         (b"7 (UID 41 " + SECTION + b" {%d}" % len(HEADER), HEADER),
         (b" BODY[HEADER.FIELDS (TO)] {4}", b"\r\n\r\n"),
