@@ -62,6 +62,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 64 MB after a checkpoint, so a big import leaves no big file behind.
     cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.execute("PRAGMA journal_size_limit=67108864")
+    # 32 MB of page cache instead of SQLite's 2 MB: storing a batch writes into indexes keyed
+    # by caller numbers and conversations, in no order, whose pages a million-line import
+    # read back from the file again and again (1.3 s of system time of its ~11 s of CPU). The
+    # cache is filled only as pages are read, so a small database costs no more.
+    cursor.execute("PRAGMA cache_size=-32768")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

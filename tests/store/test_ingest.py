@@ -508,6 +508,14 @@ def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> N
     assert "ix_call_waiting" in str(plan)
 
 
+def test_every_sqlite_connection_caches_32_megabytes_of_pages(tmp_path: Path) -> None:
+    # An import writes into indexes keyed by numbers and conversations in no order: with
+    # SQLite's 2 MB it read the same pages back from the file again and again.
+    engine = make_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -32768
+
+
 def test_an_in_memory_sqlite_database_is_refused() -> None:
     with pytest.raises(StoreError, match="in-memory"):
         make_engine("sqlite://")
