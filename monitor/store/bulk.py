@@ -18,7 +18,7 @@ import functools
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Boolean, Connection, String, Table, bindparam, func, select
 from sqlalchemy.dialects import sqlite
@@ -36,7 +36,7 @@ ColumnConverter = Callable[[Sequence[Any]], Sequence[Any]]
 # process's instructions in a queue_log import, whose rows are half NULLs). An adapter found
 # at once costs a dictionary lookup and a C call, and stores the same: NULL for None
 # (`{}.get(None)` is None), 0 or 1 for a bool (as sqlite3 binds a bool, an int).
-sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(type(None), cast(Callable[[None], None], {}.get))
 sqlite3.register_adapter(bool, int)
 
 
