@@ -37,7 +37,7 @@ from monitor.config import masked_url
 from monitor.errors import OperationError
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
-from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, META, SCHEMA_VERSION
+from monitor.store.tables import ALERT_STATES, CALLS, INQUIRIES, MESSAGES, META, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -400,6 +400,18 @@ def _system_destinations(conn: Connection) -> None:
         conn.execute(text('ALTER TABLE "call" ADD COLUMN ended_by VARCHAR'))
 
 
+def _one_conversation_index(conn: Connection) -> None:
+    """v10: one index of messages by conversation (conversation, source, side) replaces the
+    two that each stored message was written into, (source, conversation) and
+    `ix_message_callbacks` (conversation, side): it serves the look-ups of both."""
+    if "message" not in inspect(conn).get_table_names():
+        return  # created whole, with the index, after the steps
+    conn.execute(text("DROP INDEX IF EXISTS ix_message_callbacks"))
+    conn.execute(text("DROP INDEX IF EXISTS ix_message_conversation"))
+    index = next(i for i in MESSAGES.indexes if i.name == "ix_message_conversation")
+    index.create(conn)
+
+
 # Ordered schema migrations: MIGRATIONS[n] upgrades a version n-1 database to version n.
 MIGRATIONS: dict[int, Any] = {
     2: _waiting_index,
@@ -410,6 +422,7 @@ MIGRATIONS: dict[int, Any] = {
     7: _read_from,
     8: _open_backlog,
     9: _system_destinations,
+    10: _one_conversation_index,
 }
 
 
