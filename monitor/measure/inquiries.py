@@ -265,8 +265,9 @@ def derive_values(
     a caller's missed calls and the answered calls that got them through are. Tests hold both
     equal to derive()."""
     if len(messages) != 1:
-        if all(map(_is_plain, messages)):
-            return _plain_values(conversation, messages, targets, calendar)
+        plain = _plain_values(conversation, messages, targets, calendar)
+        if plain is not None:
+            return plain
         return [_measured_values(m) for m in derive(conversation, messages, targets, calendar)]
     message = messages[0]
     if (
@@ -304,33 +305,28 @@ def derive_values(
     ]
 
 
-def _is_plain(message: PairableMessage) -> bool:
-    """A message that pairs by its time and side alone: no marker, nothing automatic or
-    internal, and not a reply that names what it answers (which in_order may place later)."""
-    return (
-        message.kind == MessageKind.MESSAGE
-        and not message.automatic
-        and not message.internal
-        and not (message.refers and message.side == Side.AGENT)
-    )
-
-
 def _plain_values(
     conversation: str,
     messages: Sequence[PairableMessage],
     targets: ResolvedTargets,
     calendar: Clock | None,
-) -> list[tuple[Any, ...]]:
-    """derive_values of plain messages (`_is_plain`): pair() and measure() as they go for such
-    messages (in time order, stably; the first customer message opens, the next agent message
-    closes, never before what it closes), without their objects."""
+) -> list[tuple[Any, ...]] | None:
+    """derive_values of plain messages, which pair by their time and side alone: pair() and
+    measure() as they go for such messages (in time order, stably; the first customer message
+    opens, the next agent message closes, never before what it closes), without their
+    objects. None when a message is not plain: a marker, automatic or internal, or a reply
+    that names what it answers (which in_order may place later)."""
     values: list[tuple[Any, ...]] = []
     opened: PairableMessage | None = None
     for message in sorted(messages, key=_at):
+        if message.kind != MessageKind.MESSAGE or message.automatic or message.internal:
+            return None
         if message.side == Side.CUSTOMER:
             if opened is None:
                 opened = message
             continue
+        if message.refers:
+            return None
         if opened is None:
             continue  # outreach: closes nothing
         start, closed = opened.at, message.at  # closed >= start: sorted by time

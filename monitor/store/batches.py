@@ -121,9 +121,11 @@ def _rederive_callback_peers(
 ) -> None:
     """A callback (agent side, `tel:` conversation) may answer a missed call or message kept by
     another phone source: rebuild that conversation there too."""
-    callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
-    if not callbacks or ctx.all_targets.keys() <= {ctx.source}:
+    if ctx.all_targets.keys() <= {ctx.source}:
         return  # no other source is configured: none to rebuild (as for a removed one, below)
+    callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
+    if not callbacks:
+        return
     peers: dict[str, set[str]] = defaultdict(set)
     query = select(MESSAGES.c.source, MESSAGES.c.conversation).where(
         in_values(conn, MESSAGES.c.conversation),
