@@ -10,7 +10,6 @@ order the batches are stored in, the inquiries must be those a recount of all ca
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,29 +28,12 @@ from monitor.measure.events import (
     callback_request,
 )
 from monitor.measure.inquiries import derive
-from monitor.store.batches import measuring, store_batch
+from monitor.store.batches import StoredMessage, measuring, store_batch
 from monitor.store.database import make_engine, prepare
 from monitor.store.tables import INQUIRIES
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 NUMBERS = ("+44 20 7946 0001", "020 7946 0002", "442079460003")
-
-
-@dataclass(frozen=True)
-class Plain:
-    """A message as pairing reads it, made here from the calls alone."""
-
-    external_id: str
-    at: datetime
-    side: str
-    kind: str = "message"
-    automatic: bool = False
-    internal: bool = False
-    channel: str = "voicemail"
-    customer: str | None = None
-    subject: str | None = None
-    refers: str | None = None
-    agent: str | None = None
 
 
 # A call: (number, minutes after the one before, answered?, wait in seconds, a new batch here?)
@@ -106,10 +88,17 @@ def events_of(calls: list[CallEvent]) -> list[Event]:
     return events
 
 
+def plain(external_id: str, at: datetime, side: str) -> StoredMessage:
+    """A call as the message pairing reads: a missed call's request, an answer's callback."""
+    return StoredMessage(
+        external_id, "", at, side, "message", False, False, "voicemail", None, None, None
+    )
+
+
 def expected(calls: list[CallEvent], targets: ResolvedTargets) -> set[tuple[object, ...]]:
     """The inquiries of every callback conversation: its missed calls opening, every answered
     call from the number closing, paired from scratch."""
-    by_conversation: dict[str, list[Plain]] = {}
+    by_conversation: dict[str, list[StoredMessage]] = {}
     for call in sorted(calls, key=lambda c: c.entered_at):
         conversation = callback_conversation(call.caller)
         assert conversation is not None
@@ -118,11 +107,11 @@ def expected(calls: list[CallEvent], targets: ResolvedTargets) -> set[tuple[obje
             answered = call.answered_at
             assert answered is not None
             messages.append(
-                Plain(f"{GOT_THROUGH_PREFIX}queue/{call.external_id}", answered, "agent")
+                plain(f"{GOT_THROUGH_PREFIX}queue/{call.external_id}", answered, "agent")
             )
         else:
             assert call.left_at is not None
-            messages.append(Plain(f"missed:{call.external_id}", call.left_at, "customer"))
+            messages.append(plain(f"missed:{call.external_id}", call.left_at, "customer"))
     found: set[tuple[object, ...]] = set()
     for conversation, messages in by_conversation.items():
         if any(m.side == "customer" for m in messages):
