@@ -261,8 +261,13 @@ def derive_values(
     A conversation of one message is the common case at ingest (every missed call's callback
     request is one, so is most new mail): its inquiry, if that message opens one, is an open
     `first` one due at `due_at`, made here without the pairing and measuring objects, which
-    cost more than storing it. A test holds this equal to derive()."""
+    cost more than storing it. So does a conversation of plain messages (`_plain_values`), as
+    a caller's missed calls and the answered calls that got them through are. Tests hold both
+    equal to derive()."""
     if len(messages) != 1:
+        plain = _plain_values(conversation, messages, targets, calendar)
+        if plain is not None:
+            return plain
         return [_measured_values(m) for m in derive(conversation, messages, targets, calendar)]
     message = messages[0]
     if (
@@ -298,6 +303,83 @@ def derive_values(
             None,
         )
     ]
+
+
+def _plain_values(
+    conversation: str,
+    messages: Sequence[PairableMessage],
+    targets: ResolvedTargets,
+    calendar: Clock | None,
+) -> list[tuple[Any, ...]] | None:
+    """derive_values of plain messages, which pair by their time and side alone: pair() and
+    measure() as they go for such messages (in time order, stably; the first customer message
+    opens, the next agent message closes, never before what it closes), without their
+    objects. None when a message is not plain: a marker, automatic or internal, or a reply
+    that names what it answers (which in_order may place later)."""
+    values: list[tuple[Any, ...]] = []
+    opened: PairableMessage | None = None
+    for message in sorted(messages, key=_at):
+        if message.kind != MessageKind.MESSAGE or message.automatic or message.internal:
+            return None
+        if message.side == Side.CUSTOMER:
+            if opened is None:
+                opened = message
+            continue
+        if message.refers:
+            return None
+        if opened is None:
+            continue  # outreach: closes nothing
+        start, closed = opened.at, message.at  # closed >= start: sorted by time
+        due = due_at(start, targets, calendar)
+        business = None if calendar is None else calendar.business_seconds(start, closed)
+        values.append(
+            (
+                conversation,
+                opened.channel,
+                "followup" if values else "first",
+                "answered",
+                start,
+                opened.external_id,
+                closed,
+                None,
+                (closed - start).total_seconds(),
+                business,
+                due,
+                due is not None and closed > due,
+                False,
+                opened.customer,
+                opened.subject,
+                message.external_id,
+                message.agent,
+            )
+        )
+        opened = None
+    if opened is not None:
+        values.append(
+            (
+                conversation,
+                opened.channel,
+                "followup" if values else "first",
+                "open",
+                opened.at,
+                opened.external_id,
+                None,
+                None,
+                None,
+                None,
+                due_at(opened.at, targets, calendar),
+                False,
+                False,
+                opened.customer,
+                opened.subject,
+                None,
+                None,
+            )
+        )
+    return values
+
+
+_at = attrgetter("at")
 
 
 def verdict_of(status: str, breached: bool) -> str | None:

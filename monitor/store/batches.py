@@ -121,6 +121,8 @@ def _rederive_callback_peers(
 ) -> None:
     """A callback (agent side, `tel:` conversation) may answer a missed call or message kept by
     another phone source: rebuild that conversation there too."""
+    if ctx.all_targets.keys() <= {ctx.source}:
+        return  # no other source is configured: none to rebuild (as for a removed one, below)
     callbacks = sorted(c for c in touched if c.startswith(CALLBACK_PREFIX))
     if not callbacks:
         return

@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 from monitor.store.instants import Instant
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 METADATA = MetaData(naming_convention={"ix": "ix_%(column_0_label)s"})
 
 
@@ -53,8 +53,7 @@ MESSAGES = Table(
     Column("agent", String),
     Column("left_out", String),
     UniqueConstraint("source", "external_id"),
-    Index("ix_message_callbacks", "conversation", "side"),
-    Index("ix_message_conversation", "source", "conversation"),
+    Index("ix_message_conversation", "conversation", "source", "side"),
 )
 
 

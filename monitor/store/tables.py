@@ -45,7 +45,9 @@ from monitor.store.instants import Instant
 # 8: the open backlog by index and aggregate: ix_inquiry_open and ix_inquiry_open_due (open
 # inquiries only) replace ix_inquiry_status, ix_alert_firing, and the open-inquiry tallies
 # 9: call.ended_by (where the phone system ended a call no person took)
-SCHEMA_VERSION = 9
+# 10: one index of messages by conversation, ix_message_conversation (conversation, source,
+# side), replaces ix_message_conversation (source, conversation) and ix_message_callbacks
+SCHEMA_VERSION = 10
 
 # Calls still in the queue are a handful beside the history, and only the waiting gauges, figures
 # and alerts look calls up by outcome, always for these: so the index holds them alone and
@@ -71,9 +73,11 @@ class Message(SQLModel, table=True):
     __tablename__ = "message"
     __table_args__ = (
         UniqueConstraint("source", "external_id"),
-        Index("ix_message_conversation", "source", "conversation"),
-        # Callbacks: the agent side of one `tel:` conversation across every phone source.
-        Index("ix_message_callbacks", "conversation", "side"),
+        # One index for every look-up by conversation: a source's messages of some
+        # conversations, the callers' side or our side of a `tel:` conversation in every phone
+        # source, whether a conversation is stored at all. (Two indexes, one led by the source,
+        # cost each stored message, most of them callback requests, one more index entry.)
+        Index("ix_message_conversation", "conversation", "source", "side"),
     )
     id: int | None = Field(default=None, primary_key=True)
     source: str

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from monitor.config import BUILTIN_TARGETS, CalendarSettings
 from monitor.measure.calendars import BusinessCalendar
@@ -282,6 +284,46 @@ def test_inquiry_values_are_the_fields_of_what_derive_measures(
         (BUILTIN_TARGETS, None) if clock == "calendar" else (BUSINESS_TARGETS, OFFICE)
     )
     messages = conversation(*script)
+    measured = derive("conv", messages, targets, calendar)
+    expected = [tuple(getattr(m, name) for name in MEASURED) for m in measured]
+    assert derive_values("conv", messages, targets, calendar) == expected
+
+
+# A step of a conversation: (customer?, hours after T0, automatic, internal, ended, names the
+# message before). Equal times are common: a caller's calls land in the same minute.
+_FLAG = st.sampled_from([False] * 6 + [True])
+_STEPS = st.tuples(
+    st.booleans(), st.integers(min_value=0, max_value=40), _FLAG, _FLAG, _FLAG, _FLAG
+)
+
+
+@given(steps=st.lists(_STEPS, max_size=8), plain=st.booleans(), business=st.booleans())
+@example(  # answered at the very end of the 24-hour target: not breached
+    steps=[(True, 0, False, False, False, False), (False, 24, False, False, False, False)],
+    plain=True,
+    business=False,
+)
+def test_inquiry_values_of_any_conversation_are_what_derive_measures(
+    steps: list[tuple[bool, int, bool, bool, bool, bool]], plain: bool, business: bool
+) -> None:
+    # derive_values pairs conversations of plain messages (a caller's missed and answered
+    # calls) without pairing objects: for any conversation, plain or not, on either clock, it
+    # must give exactly derive's inquiries, in order, field by field.
+    targets, calendar = (BUSINESS_TARGETS, OFFICE) if business else (BUILTIN_TARGETS, None)
+    messages = [
+        Msg(
+            external_id=f"m{index}",
+            at=T0 + timedelta(hours=minutes),
+            side="customer" if customer else "agent",
+            kind="ended" if ended and not plain else "message",
+            automatic=automatic and not plain,
+            internal=internal and not plain,
+            refers=f"m{index - 1}" if names and index else None,
+            agent=None if customer else f"agent{index}",
+            customer=f"caller{index}",
+        )
+        for index, (customer, minutes, automatic, internal, ended, names) in enumerate(steps)
+    ]
     measured = derive("conv", messages, targets, calendar)
     expected = [tuple(getattr(m, name) for name in MEASURED) for m in measured]
     assert derive_values("conv", messages, targets, calendar) == expected

@@ -8,6 +8,7 @@ what SQLAlchemy itself stores and finds, on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import math
+import sqlite3
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -143,6 +144,24 @@ def test_booleans_are_stored_as_sqlalchemy_stores_them(database_url: str) -> Non
         insert_rows(conn, MESSAGES, columns, rows)
         back = conn.execute(select(MESSAGES.c.automatic, MESSAGES.c.internal)).all()
     assert sorted(back) == [(False, True), (True, False)]
+
+
+def test_nulls_and_flags_are_bound_without_the_sqlite_modules_protocol_lookup(
+    sqlite_url: str,
+) -> None:
+    # With an adapter registered, sqlite3 binds a None or a bool without looking up (and
+    # failing to find) `__conform__`/`__adapt__`, an exception built and dropped per value. The
+    # stored values are those sqlite3 binds without one: NULL, and a bool's 0 or 1.
+    assert sqlite3.adapters[(type(None), sqlite3.PrepareProtocol)](None) is None
+    assert sqlite3.adapters[(bool, sqlite3.PrepareProtocol)] is int
+    engine = store(sqlite_url)
+    with engine.begin() as conn:
+        insert_rows(conn, CALLS, CALL_COLUMNS, [call("q", 1, T0, short_abandon=True)])
+        back = conn.exec_driver_sql(
+            "SELECT typeof(answered_at), typeof(caller), typeof(short_abandon), short_abandon"
+            " FROM call"
+        ).one()
+    assert tuple(back) == ("null", "null", "integer", 1)
 
 
 @given(

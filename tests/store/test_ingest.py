@@ -217,6 +217,42 @@ def test_a_version_7_database_keeps_its_calls_and_stores_where_the_system_ended_
     assert sorted(stored) == [("k1", None), ("k2", "3CX EndCall??2J")]
 
 
+def test_a_version_9_database_gets_one_index_of_messages_by_conversation(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A v9 database (messages in two indexes by conversation, one led by the source) holding
+    an open callback inquiry: the upgrade replaces both by one (conversation, source, side),
+    keeps the messages, and a callback stored after closes the inquiry as before."""
+    settings, engine = two_phone_sources(tmp_path, database_url)
+    answering, pbx = (measuring(settings, s) for s in settings.sources)
+    number = "+44 20 7946 0958"
+    with engine.begin() as conn:  # as version 9 left it
+        store_batch(conn, answering, [phone_message("m1", number, 0, Side.CUSTOMER)])
+        conn.execute(text("DROP INDEX ix_message_conversation"))
+        conn.execute(text("CREATE INDEX ix_message_conversation ON message (source, conversation)"))
+        conn.execute(text("CREATE INDEX ix_message_callbacks ON message (conversation, side)"))
+        set_meta(conn, "schema_version", "9")
+    prepare(engine)
+    with engine.begin() as conn:
+        store_batch(conn, pbx, [phone_message("o1", number, 30, Side.AGENT)])
+    with engine.connect() as conn:
+        version = conn.execute(select(META.c.value).where(META.c.key == "schema_version"))
+        assert version.scalar_one() == str(SCHEMA_VERSION)
+        indexes = {
+            i["name"]: i["column_names"]
+            for i in inspect(conn).get_indexes("message")
+            if i["name"] and i["name"].startswith("ix_")
+        }
+    assert indexes == {"ix_message_conversation": ["conversation", "source", "side"]}
+    (inquiry,) = inquiries(engine)
+    assert (inquiry.source, inquiry.opened_by, inquiry.status, inquiry.closed_by) == (
+        "answering",
+        "m1",
+        "answered",
+        "o1",
+    )
+
+
 def _stored(engine: Engine, moment: datetime) -> Any:
     """A time as the database stores it (microseconds on SQLite), for raw SQL."""
     if engine.dialect.name == "sqlite":
@@ -506,6 +542,14 @@ def test_waiting_calls_are_looked_up_by_their_partial_index(tmp_path: Path) -> N
             f"EXPLAIN QUERY PLAN {compiled}", tuple(compiled.params.values())
         ).all()
     assert "ix_call_waiting" in str(plan)
+
+
+def test_every_sqlite_connection_caches_32_megabytes_of_pages(tmp_path: Path) -> None:
+    # An import writes into indexes keyed by numbers and conversations in no order: with
+    # SQLite's 2 MB it read the same pages back from the file again and again.
+    engine = make_engine(f"sqlite:///{tmp_path / 'cache.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -32768
 
 
 def test_an_in_memory_sqlite_database_is_refused() -> None:
