@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import Engine, event, inspect, select, text
 
 from monitor.config import Settings
-from monitor.config_file import settings_from_mapping
 from monitor.publish.exporter import SupportCollector
 from monitor.store.backlog import oldest_open, open_counts
-from monitor.store.database import make_engine, prepare, set_meta
+from monitor.store.database import prepare, set_meta
 from monitor.store.figures import all_figures
 from monitor.store.ingest import poll_source
 from monitor.store.tables import INQUIRIES, META, SCHEMA_VERSION, TALLIES
 from monitor.store.tallies import OPEN_NOW, layout_for, recount
+from tests.store.chat_site import chat_site
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 NOW = T0 + timedelta(hours=2)
@@ -30,18 +30,6 @@ NOW = T0 + timedelta(hours=2)
 def line(conversation: str, at: datetime, role: str) -> str:
     record = {"conversation": conversation, "at": at.isoformat(), "author_role": role}
     return json.dumps(record) + "\n"
-
-
-def site(tmp_path: Path, database_url: str) -> tuple[Path, Settings, Engine]:
-    """A chat log (reply target: 2 minutes) on a fresh database."""
-    path = tmp_path / "chat.jsonl"
-    path.touch()
-    settings = settings_from_mapping(
-        {"sources": [{"name": "chat", "kind": "chat_jsonl", "path": "chat.jsonl"}]}, tmp_path
-    )
-    engine = make_engine(database_url, tmp_path)
-    prepare(engine)
-    return path, settings, engine
 
 
 def poll(engine: Engine, settings: Settings, now: datetime = NOW) -> None:
@@ -62,7 +50,7 @@ def test_open_counts_say_what_every_open_row_says(tmp_path: Path, database_url: 
     """Three questions long past their 2-minute target, one asked a minute ago, two answered:
     4 open, 3 breached, the oldest opened at T0, the next to breach in a minute; the 2 oldest
     are c0 and c1."""
-    path, settings, engine = site(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     ask(path, range(3), T0)
     ask(path, range(10, 12), T0, answered=True)
     ask(path, range(20, 21), NOW - timedelta(minutes=1))
@@ -112,7 +100,7 @@ def test_a_scrape_and_the_figures_cost_the_same_with_a_hundred_times_the_backlog
 ) -> None:
     """30 open inquiries, then 3,000 (and as many answered): a scrape and the figures with the
     10 oldest read about as much (reading every open row would read 100 times more)."""
-    path, settings, engine = site(tmp_path, sqlite_url)
+    path, settings, engine = chat_site(tmp_path, sqlite_url)
     ask(path, range(30), T0)
     poll(engine, settings, T0 + timedelta(hours=1))
     collector = SupportCollector(engine, settings, lambda: NOW)
@@ -140,7 +128,7 @@ def test_a_version_7_database_gets_the_backlog_indexes_and_its_open_counts(
     """A v7 database (every inquiry indexed by status, no open counts among the tallies): the
     upgrade makes the indexes of open inquiries and of firing alerts, and counts what is open,
     as a recount would."""
-    path, settings, engine = site(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     ask(path, range(5), T0)
     ask(path, range(10, 13), T0, answered=True)
     poll(engine, settings)

@@ -26,6 +26,7 @@ from monitor.store.ingest import measuring, poll_source, reconcile, rederive, st
 from monitor.store.tables import INQUIRIES, META, SCHEMA_VERSION, TALLIES, UNSETTLED_INQUIRY
 from monitor.store.tallies import VERDICTS, layout_for, recount
 from monitor.store.verdicts import settle
+from tests.store.chat_site import chat_site
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -37,18 +38,6 @@ def at(minutes: float) -> datetime:
 def line(conversation: str, minutes: float, role: str, **extra: Any) -> str:
     record = {"conversation": conversation, "at": at(minutes).isoformat(), "author_role": role}
     return json.dumps(record | extra) + "\n"
-
-
-def chat(tmp_path: Path, database_url: str) -> tuple[Path, Settings, Engine]:
-    """A chat log (reply target: 2 minutes) on a fresh database."""
-    path = tmp_path / "chat.jsonl"
-    path.touch()
-    settings = settings_from_mapping(
-        {"sources": [{"name": "chat", "kind": "chat_jsonl", "path": "chat.jsonl"}]}, tmp_path
-    )
-    engine = make_engine(database_url, tmp_path)
-    prepare(engine)
-    return path, settings, engine
 
 
 def poll(engine: Engine, settings: Settings, minutes: float) -> None:
@@ -108,7 +97,7 @@ def assert_tallies_are_a_recount(engine: Engine, settings: Settings) -> None:
 def test_an_open_chat_is_late_from_the_first_scrape_past_its_due_time_and_stays_late(
     tmp_path: Path, database_url: str
 ) -> None:
-    path, settings, engine = chat(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     path.write_text(line("c1", 0, "customer"))
     poll(engine, settings, 0.5)
     assert scrape(engine, 1) == {"within": 0, "late": 0}  # due at 2 min: no verdict yet
@@ -130,7 +119,7 @@ def test_an_open_chat_is_late_from_the_first_scrape_past_its_due_time_and_stays_
 def test_a_reply_read_before_any_scrape_said_late_is_judged_by_its_own_time(
     tmp_path: Path, database_url: str
 ) -> None:
-    path, settings, engine = chat(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     path.write_text(line("c1", 0, "customer"))
     poll(engine, settings, 0.5)
     with path.open("a") as handle:
@@ -143,7 +132,7 @@ def test_a_reply_read_before_any_scrape_said_late_is_judged_by_its_own_time(
 def test_a_late_open_inquiry_answered_later_is_counted_late_once(
     tmp_path: Path, database_url: str
 ) -> None:
-    path, settings, engine = chat(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     path.write_text(line("c1", 0, "customer") + line("c2", 0, "customer"))
     poll(engine, settings, 0.5)
     seen = [scrape(engine, 5)]
@@ -168,7 +157,7 @@ def test_a_late_open_inquiry_answered_later_is_counted_late_once(
 def test_restarts_re_polls_and_redone_measurements_keep_the_verdicts(
     tmp_path: Path, database_url: str
 ) -> None:
-    path, settings, engine = chat(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     path.write_text(
         line("c1", 0, "customer")
         + line("c1", 1, "agent")  # within
@@ -234,7 +223,7 @@ def test_a_version_4_database_gets_the_flag_its_index_and_the_verdicts_of_closed
     time, answered late, missed and open: the upgrade counts the closed ones' verdicts, so a
     rebuild of one afterwards moves the counter by nothing (it would go below zero otherwise);
     the open one gets its verdict at the next scrape."""
-    path, settings, engine = chat(tmp_path, database_url)
+    path, settings, engine = chat_site(tmp_path, database_url)
     path.write_text(
         line("c1", 0, "customer")
         + line("c1", 1, "agent")
