@@ -315,10 +315,13 @@ def _plain_values(
     measure() as they go for such messages (in time order, stably; the first customer message
     opens, the next agent message closes, never before what it closes), without their
     objects. None when a message is not plain: a marker, automatic or internal, or a reply
-    that names what it answers (which in_order may place later)."""
+    that in_order places later than its own time (it names a message of the same time or
+    later: clock skew). A reply naming earlier messages, e-mail's common case, is plain."""
     values: list[tuple[Any, ...]] = []
     opened: PairableMessage | None = None
-    for message in sorted(messages, key=_at):
+    listed = sorted(messages, key=_at)
+    first: dict[str, int] | None = None  # made when a reply names messages (in_order's `where`)
+    for index, message in enumerate(listed):
         if message.kind != MessageKind.MESSAGE or message.automatic or message.internal:
             return None
         if message.side == Side.CUSTOMER:
@@ -326,7 +329,10 @@ def _plain_values(
                 opened = message
             continue
         if message.refers:
-            return None
+            if first is None:
+                first = {m.external_id: i for i, m in reversed(list(enumerate(listed)))}
+            if not _placed_as_dated(index, listed, first):
+                return None
         if opened is None:
             continue  # outreach: closes nothing
         start, closed = opened.at, message.at  # closed >= start: sorted by time
@@ -380,6 +386,21 @@ def _plain_values(
 
 
 _at = attrgetter("at")
+
+
+def _placed_as_dated(index: int, listed: Sequence[PairableMessage], first: dict[str, int]) -> bool:
+    """Whether in_order leaves the reply `listed[index]` (an agent message naming others) at
+    its own time, when every message before it in time order is at its own: each message it
+    names (the first of that id in time order, as in_order resolves a name) is strictly
+    earlier. A named message at the same time or later places the reply after it; the reply
+    naming itself, or an id the conversation does not hold, names nothing."""
+    reply = listed[index]
+    at = reply.at
+    for named in (reply.refers or "").split():
+        where = first.get(named)
+        if where is not None and where != index and listed[where].at >= at:
+            return False
+    return True
 
 
 def verdict_of(status: str, breached: bool) -> str | None:
