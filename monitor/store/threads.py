@@ -18,6 +18,12 @@ keeps a `thread_link` table from those keys to conversations and resolves each e
   is "within the window of the span": single-linkage in time, the same whatever the order.
 - The same Message-ID read twice (INBOX and Sent, a resynced folder) is one row: ids are the
   store's unique key, and its links lead to the same conversation.
+- A stored message is the link of its own id: its row (source, external id, conversation) says
+  where that id belongs, and a merge moves it with the conversation. So a `thread_link` row is
+  written only for ids no stored message has (what a reply references before, or without, the
+  message itself, a Gmail thread id) and for hints: a question and its reply cost one link row
+  (their hint), not three. Retention leaves the link of a message it cuts from a conversation
+  that lives on (monitor.store.retention).
 
 Everything is keyed by source, committed with the batch and its cursor, so a poll interrupted
 anywhere, a restart or a re-read changes nothing. Events without a `Thread` (chat, phone) pass
@@ -77,10 +83,14 @@ def resolve(
     threaded = [e for e in events if e.thread is not None]
     if not threaded:
         return {}, set()
-    wanted = {k for e in threaded for k in _keys(e)}
-    wanted |= {e.thread.hint for e in threaded if e.thread and e.thread.hint}
-    rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", wanted)
-    groups = _Groups({r["conversation"] for r in rows})
+    keyed = [(e, _keys(e)) for e in threaded]
+    ids = {k for _, keys in keyed for k in keys}
+    hints = {e.thread.hint for e in threaded if e.thread and e.thread.hint}
+    rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", ids | hints)
+    # A stored message is the link of its own id: no link row is written for it (`_write_links`).
+    fields = ["external_id", "conversation"]
+    stored = select_in(conn, MESSAGES, {"source": source}, "external_id", ids, fields)
+    groups = _Groups({r["conversation"] for r in rows} | {m["conversation"] for m in stored})
     owner: dict[str, str] = {}  # id key -> a conversation name (find() gives the current one)
     spans: dict[str, dict[str, Span]] = defaultdict(dict)  # hint -> conversation -> span
     for row in rows:
@@ -93,30 +103,44 @@ def resolve(
             groups.join([owner[key], name])
         else:
             owner[key] = name
+    for message in stored:
+        key, name = message["external_id"], message["conversation"]
+        if key not in owner:
+            owner[key] = name
+        elif owner[key] != name:
+            groups.join([owner[key], name])
 
     placed: list[str] = []
-    for event in threaded:
+    for event, keys in keyed:
         thread = event.thread
         assert thread is not None
-        found = {owner[k] for k in _keys(event) if k in owner}
-        if thread.hint and thread.by_hint:
-            for name, (first, last) in spans.get(thread.hint, {}).items():
+        found = {owner[k] for k in keys if k in owner}
+        if thread.hint and thread.by_hint and thread.hint in spans:
+            for name, (first, last) in spans[thread.hint].items():
                 if first - thread.window <= event.at <= last + thread.window:
                     found.add(name)
-        name = groups.join(found) if found else event.conversation
-        for key in _keys(event):
+        if not found:
+            name = event.conversation
+        elif len(found) == 1:  # one conversation: nothing to merge
+            name = groups.find(found.pop())
+        else:
+            name = groups.join(found)
+        for key in keys:
             owner.setdefault(key, name)
         if thread.hint:
             spans[thread.hint][name] = _widen(spans[thread.hint].get(name), event.at)
         placed.append(name)
 
-    final = {e.external_id: groups.find(n) for e, n in zip(threaded, placed, strict=True)}
+    find = groups.find
+    final = {e.external_id: find(n) for e, n in zip(threaded, placed, strict=True)}
     moved = groups.merged() & groups.stored
-    regrouped = moved | {groups.find(n) for n in moved}
+    regrouped = moved | {find(n) for n in moved}
     if moved:
         _move_messages(conn, source, moved, groups)
         rows = _with_links_of(conn, source, rows, moved)
-    _write_links(conn, source, rows, threaded, placed, groups)
+    # The batch's messages are stored in their conversations by the caller, in this transaction.
+    messages = {m["external_id"] for m in stored} | {e.external_id for e in threaded}
+    _write_links(conn, source, rows, keyed, placed, groups, messages)
     return final, regrouped
 
 
@@ -174,30 +198,35 @@ def _write_links(
     conn: Connection,
     source: str,
     rows: list[Any],
-    threaded: list[MessageEvent],
+    keyed: list[tuple[MessageEvent, list[str]]],
     placed: list[str],
     groups: _Groups,
+    messages: set[str],
 ) -> None:
     """Bring the links to their new state with as few writes as possible: a batch read again
-    writes nothing. Id keys carry no span; hints carry the span of their messages."""
+    writes nothing. Id keys carry no span; hints carry the span of their messages. The id of a
+    message stored in the source (`messages`) needs no link: its row leads to its conversation,
+    and moves with it."""
     desired: dict[tuple[str, str], Span | None] = {}
     existing: dict[tuple[str, str], Any] = {}
     deletes: list[int] = []
+    find = groups.find
     for row in rows:
-        name = groups.find(row["conversation"])
+        name = find(row["conversation"])
         pair = (row["key"], name)
         desired[pair] = _merge(desired.get(pair), _span_of(row))
         if name == row["conversation"]:
             existing[pair] = row
         else:
             deletes.append(row["id"])
-    for event, placed_name in zip(threaded, placed, strict=True):
-        name = groups.find(placed_name)
-        for key in _keys(event):
-            desired.setdefault((key, name), None)
-        assert event.thread is not None
-        if event.thread.hint:
-            pair = (event.thread.hint, name)
+    for (event, keys), placed_name in zip(keyed, placed, strict=True):
+        name = find(placed_name)
+        for key in keys:
+            if key not in messages:
+                desired.setdefault((key, name), None)
+        hint = event.thread.hint if event.thread is not None else None
+        if hint:
+            pair = (hint, name)
             desired[pair] = _widen(desired.get(pair), event.at)
 
     inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
