@@ -262,9 +262,14 @@ def derive_values(
     request is one, so is most new mail): its inquiry, if that message opens one, is an open
     `first` one due at `due_at`, made here without the pairing and measuring objects, which
     cost more than storing it. So does a conversation of plain messages (`_plain_values`), as
-    a caller's missed calls and the answered calls that got them through are. Tests hold both
+    a caller's missed calls and the answered calls that got them through are, and most
+    e-mail: a question and the reply naming it (`_answered_question`). Tests hold them all
     equal to derive()."""
     if len(messages) != 1:
+        if len(messages) == 2:
+            answered = _answered_question(conversation, messages, targets, calendar)
+            if answered is not None:
+                return answered
         plain = _plain_values(conversation, messages, targets, calendar)
         if plain is not None:
             return plain
@@ -301,6 +306,56 @@ def derive_values(
             message.subject,
             None,
             None,
+        )
+    ]
+
+
+def _answered_question(
+    conversation: str,
+    messages: Sequence[PairableMessage],
+    targets: ResolvedTargets,
+    calendar: Clock | None,
+) -> list[tuple[Any, ...]] | None:
+    """_plain_values of e-mail's most common conversation, a customer's question and the reply
+    after it (naming it or not): its one answered inquiry, without sorting or pairing. None for
+    any other two messages: not plain, or not a question then a reply in time order (a reply
+    stored before a question of the same time comes first too)."""
+    question, reply = messages
+    if reply.at < question.at:  # sorted by time, stably: equal times keep the stored order
+        question, reply = reply, question
+    if (
+        question.side != Side.CUSTOMER
+        or reply.side == Side.CUSTOMER
+        or question.kind != MessageKind.MESSAGE
+        or reply.kind != MessageKind.MESSAGE
+        or question.automatic
+        or question.internal
+        or reply.automatic
+        or reply.internal
+    ):
+        return None
+    # A reply naming the question is never placed before it: it is at or after it already.
+    start, closed = question.at, reply.at
+    due = due_at(start, targets, calendar)
+    return [
+        (
+            conversation,
+            question.channel,
+            "first",
+            "answered",
+            start,
+            question.external_id,
+            closed,
+            None,
+            (closed - start).total_seconds(),
+            None if calendar is None else calendar.business_seconds(start, closed),
+            due,
+            due is not None and closed > due,
+            False,
+            question.customer,
+            question.subject,
+            reply.external_id,
+            reply.agent,
         )
     ]
 

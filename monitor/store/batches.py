@@ -159,6 +159,9 @@ class StoredMessage(NamedTuple):
     left_out: str | None = None
 
 
+_stored = StoredMessage._make  # a row after its source, as a StoredMessage (made in C)
+
+
 def _store_messages(
     conn: Connection,
     ctx: Measuring,
@@ -207,7 +210,7 @@ def _store_messages(
     new: dict[str, list[StoredMessage]] = defaultdict(list)
     for row in rows:  # in the order stored, as a read back by id would give them
         if row[2] not in known:
-            new[row[2]].append(StoredMessage(*row[1:]))
+            new[row[2]].append(_stored(row[1:]))
     return len(rows), known & touched, new
 
 

@@ -350,6 +350,15 @@ _MAIL_STEPS = st.tuples(
 @example(  # the reply at the very minute of the question it names, stored before it
     steps=[(False, 3, [1], False), (True, 3, [], False)], same_ids=False, business=False
 )
+@example(  # the reply of the question's very minute, naming it: after it, answered at 0 s
+    steps=[(True, 3, [], False), (False, 3, [0], False)], same_ids=False, business=True
+)
+@example(  # an agent's message stored before a question of the same minute: outreach
+    steps=[(False, 3, [], False), (True, 3, [], False)], same_ids=False, business=False
+)
+@example(  # a reply naming its own id, which the question also has
+    steps=[(True, 0, [], False), (False, 0, [1], False)], same_ids=True, business=False
+)
 def test_inquiry_values_of_any_mail_conversation_are_what_derive_measures(
     steps: list[tuple[bool, int, list[int], bool]], same_ids: bool, business: bool
 ) -> None:
