@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, update
 
@@ -75,21 +75,32 @@ class _Groups:
         return {name for name in self.parent if self.find(name) != name}
 
 
-def resolve(
-    conn: Connection, source: str, events: Sequence[MessageEvent]
-) -> tuple[dict[str, str], set[str]]:
-    """The conversation of each threaded event (by external id), and the stored conversations
-    whose messages changed by a merge (the merged-away ones and their survivors)."""
+class Placed(NamedTuple):
+    """What `resolve` found for a batch's messages."""
+
+    # The conversation of each threaded message, by external id.
+    conversations: dict[str, str]
+    # The stored conversations whose messages changed by a merge (merged away, and survivors).
+    regrouped: set[str]
+    # The external ids of the threaded messages, looked up among the source's stored messages,
+    # and those of them found there: the caller need not ask again which are stored already.
+    checked: set[str]
+    stored: set[str]
+
+
+def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Placed:
+    """Where each threaded event belongs, and what a merge changed (`Placed`)."""
     threaded = [e for e in events if e.thread is not None]
     if not threaded:
-        return {}, set()
+        return Placed({}, set(), set(), set())
     keyed = [(e, _keys(e)) for e in threaded]
     ids = {k for _, keys in keyed for k in keys}
     hints = {e.thread.hint for e in threaded if e.thread and e.thread.hint}
     rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", ids | hints)
     # A stored message is the link of its own id: no link row is written for it (`_write_links`).
+    own = {e.external_id for e in threaded}
     fields = ["external_id", "conversation"]
-    stored = select_in(conn, MESSAGES, {"source": source}, "external_id", ids, fields)
+    stored = select_in(conn, MESSAGES, {"source": source}, "external_id", ids | own, fields)
     groups = _Groups({r["conversation"] for r in rows} | {m["conversation"] for m in stored})
     owner: dict[str, str] = {}  # id key -> a conversation name (find() gives the current one)
     spans: dict[str, dict[str, Span]] = defaultdict(dict)  # hint -> conversation -> span
@@ -111,13 +122,15 @@ def resolve(
             groups.join([owner[key], name])
 
     placed: list[str] = []
+    setdefault = owner.setdefault
     for event, keys in keyed:
         thread = event.thread
         assert thread is not None
         found = {owner[k] for k in keys if k in owner}
-        if thread.hint and thread.by_hint and thread.hint in spans:
-            for name, (first, last) in spans[thread.hint].items():
-                if first - thread.window <= event.at <= last + thread.window:
+        hint, at = thread.hint, event.at
+        if hint and thread.by_hint and hint in spans:
+            for name, (first, last) in spans[hint].items():
+                if first - thread.window <= at <= last + thread.window:
                     found.add(name)
         if not found:
             name = event.conversation
@@ -126,22 +139,24 @@ def resolve(
         else:
             name = groups.join(found)
         for key in keys:
-            owner.setdefault(key, name)
-        if thread.hint:
-            spans[thread.hint][name] = _widen(spans[thread.hint].get(name), event.at)
+            setdefault(key, name)
+        if hint:
+            known = spans[hint]
+            known[name] = _widen(known.get(name), at)
         placed.append(name)
 
-    find = groups.find
-    final = {e.external_id: find(n) for e, n in zip(threaded, placed, strict=True)}
+    if groups.parent:  # a merge: names found so far may have been merged away since
+        placed = list(map(groups.find, placed))
+    final = dict(zip((e.external_id for e in threaded), placed, strict=True))
     moved = groups.merged() & groups.stored
-    regrouped = moved | {find(n) for n in moved}
+    regrouped = moved | {groups.find(n) for n in moved}
     if moved:
         _move_messages(conn, source, moved, groups)
         rows = _with_links_of(conn, source, rows, moved)
     # The batch's messages are stored in their conversations by the caller, in this transaction.
-    messages = {m["external_id"] for m in stored} | {e.external_id for e in threaded}
-    _write_links(conn, source, rows, keyed, placed, groups, messages)
-    return final, regrouped
+    found_ids = {m["external_id"] for m in stored}
+    _write_links(conn, source, rows, keyed, placed, groups, found_ids | own)
+    return Placed(final, regrouped, own, found_ids & own)
 
 
 def _keys(event: MessageEvent) -> list[str]:
@@ -206,21 +221,19 @@ def _write_links(
     """Bring the links to their new state with as few writes as possible: a batch read again
     writes nothing. Id keys carry no span; hints carry the span of their messages. The id of a
     message stored in the source (`messages`) needs no link: its row leads to its conversation,
-    and moves with it."""
+    and moves with it. `placed`: each event's conversation, merges resolved."""
     desired: dict[tuple[str, str], Span | None] = {}
     existing: dict[tuple[str, str], Any] = {}
     deletes: list[int] = []
-    find = groups.find
     for row in rows:
-        name = find(row["conversation"])
+        name = groups.find(row["conversation"])
         pair = (row["key"], name)
         desired[pair] = _merge(desired.get(pair), _span_of(row))
         if name == row["conversation"]:
             existing[pair] = row
         else:
             deletes.append(row["id"])
-    for (event, keys), placed_name in zip(keyed, placed, strict=True):
-        name = find(placed_name)
+    for (event, keys), name in zip(keyed, placed, strict=True):
         for key in keys:
             if key not in messages:
                 desired.setdefault((key, name), None)
