@@ -159,7 +159,7 @@ class StoredMessage(NamedTuple):
     left_out: str | None = None
 
 
-_stored = StoredMessage._make  # a row after its source, as a StoredMessage (made in C)
+_new = tuple.__new__
 
 
 def _store_messages(
@@ -186,33 +186,39 @@ def _store_messages(
         found = select_in(conn, MESSAGES, {"source": ctx.source}, "external_id", unchecked, fields)
         existing = existing | {r["external_id"] for r in found}
     conversations = placed.conversations
-    rows = [
-        (
-            ctx.source,
-            e.external_id,
-            conversations.get(e.external_id, e.conversation),
-            e.at,
-            str(e.side),
-            str(e.kind),
-            e.automatic,
-            e.internal,
-            (str(e.channel) if e.channel else ctx.channel),
-            e.customer,
-            e.subject,
-            " ".join(e.refers) or None,
-            e.agent,
-            e.left_out,
+    # Each new message as pairing reads it, made in C (tuple.__new__ with the fields in order:
+    # a Python __new__ or _make per message cost more), and its row is (source,) + that.
+    stored = [
+        _new(
+            StoredMessage,
+            (
+                e.external_id,
+                conversations.get(e.external_id, e.conversation),
+                e.at,
+                str(e.side),
+                str(e.kind),
+                e.automatic,
+                e.internal,
+                (str(e.channel) if e.channel else ctx.channel),
+                e.customer,
+                e.subject,
+                " ".join(e.refers) or None,
+                e.agent,
+                e.left_out,
+            ),
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
     ]
-    touched = {row[2] for row in rows}
+    source = (ctx.source,)
+    rows = [source + m for m in stored]
+    touched = {m.conversation for m in stored}
     known = _stored_before(conn, ctx, touched)
     insert_rows(conn, MESSAGES, MESSAGE_COLUMNS, rows, ignore_conflicts=["source", "external_id"])
     new: dict[str, list[StoredMessage]] = defaultdict(list)
-    for row in rows:  # in the order stored, as a read back by id would give them
-        if row[2] not in known:
-            new[row[2]].append(_stored(row[1:]))
+    for m in stored:  # in the order stored, as a read back by id would give them
+        if m.conversation not in known:
+            new[m.conversation].append(m)
     return len(rows), known & touched, new
 
 

@@ -159,12 +159,10 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
     return Placed(final, regrouped, own, found_ids & own)
 
 
-def _keys(event: MessageEvent) -> list[str]:
+def _keys(event: MessageEvent) -> tuple[str, ...]:
     assert event.thread is not None
-    keys = list(event.thread.keys)
-    if event.conversation not in keys:
-        keys.append(event.conversation)
-    return keys
+    keys = event.thread.keys
+    return keys if event.conversation in keys else (*keys, event.conversation)
 
 
 def _span_of(row: Any) -> Span | None:
@@ -213,7 +211,7 @@ def _write_links(
     conn: Connection,
     source: str,
     rows: list[Any],
-    keyed: list[tuple[MessageEvent, list[str]]],
+    keyed: list[tuple[MessageEvent, tuple[str, ...]]],
     placed: list[str],
     groups: _Groups,
     messages: set[str],

@@ -23,7 +23,7 @@ from sqlmodel import SQLModel
 
 from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, from_micros, micros
-from monitor.store.batches import CALL_COLUMNS
+from monitor.store.batches import CALL_COLUMNS, MESSAGE_COLUMNS, StoredMessage
 from monitor.store.bulk import _sqlite_insert, insert_rows, select_in
 from monitor.store.database import CHUNK, make_engine, prepare
 from monitor.store.instants import Instant, instants
@@ -189,6 +189,12 @@ def test_a_call_event_is_its_row_after_the_source() -> None:
     # columns, in order.
     assert [f.replace("_us", "_at") for f in CallEvent._fields] == list(CALL_COLUMNS[1:-1])
     assert CALL_COLUMNS[-1] == "caller_key"
+
+
+def test_a_stored_message_is_its_row_after_the_source() -> None:
+    # A new message's row is (source,) + its StoredMessage (what pairing reads): the fields
+    # must be the message columns, in order.
+    assert list(StoredMessage._fields) == list(MESSAGE_COLUMNS[1:])
 
 
 def test_a_call_from_epochs_equals_the_call_from_datetimes() -> None:
