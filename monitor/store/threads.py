@@ -121,6 +121,8 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
         elif owner[key] != name:
             groups.join([owner[key], name])
 
+    # The hot loop (every message of a batch): names are looked up (`find`) only once
+    # something merged, and spans widened inline.
     placed: list[str] = []
     setdefault = owner.setdefault
     for event, keys in keyed:
@@ -128,21 +130,29 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
         assert thread is not None
         found = {owner[k] for k in keys if k in owner}
         hint, at = thread.hint, event.at
-        if hint and thread.by_hint and hint in spans:
-            for name, (first, last) in spans[hint].items():
-                if first - thread.window <= at <= last + thread.window:
-                    found.add(name)
+        known = None
+        if hint:
+            known = spans.get(hint)
+            if known is None:
+                known = spans[hint] = {}
+            elif thread.by_hint:
+                window = thread.window
+                for name, (first, last) in known.items():
+                    if first - window <= at <= last + window:
+                        found.add(name)
         if not found:
             name = event.conversation
         elif len(found) == 1:  # one conversation: nothing to merge
-            name = groups.find(found.pop())
+            name = found.pop()
+            if groups.parent:
+                name = groups.find(name)
         else:
             name = groups.join(found)
         for key in keys:
             setdefault(key, name)
-        if hint:
-            known = spans[hint]
-            known[name] = _widen(known.get(name), at)
+        if known is not None:
+            span = known.get(name)
+            known[name] = _widen(span, at) if span is not None else (at, at)
         placed.append(name)
 
     if groups.parent:  # a merge: names found so far may have been merged away since
@@ -238,7 +248,8 @@ def _write_links(
         hint = event.thread.hint if event.thread is not None else None
         if hint:
             pair = (hint, name)
-            desired[pair] = _widen(desired.get(pair), event.at)
+            span = desired.get(pair)
+            desired[pair] = _widen(span, event.at) if span is not None else (event.at, event.at)
 
     inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
     spanned: list[tuple[str, str, str, datetime, datetime]] = []
