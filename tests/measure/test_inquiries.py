@@ -309,7 +309,6 @@ def test_inquiry_values_of_any_conversation_are_what_derive_measures(
     # derive_values pairs conversations of plain messages (a caller's missed and answered
     # calls) without pairing objects: for any conversation, plain or not, on either clock, it
     # must give exactly derive's inquiries, in order, field by field.
-    targets, calendar = (BUSINESS_TARGETS, OFFICE) if business else (BUILTIN_TARGETS, None)
     messages = [
         Msg(
             external_id=f"m{index}",
@@ -324,6 +323,12 @@ def test_inquiry_values_of_any_conversation_are_what_derive_measures(
         )
         for index, (customer, minutes, automatic, internal, ended, names) in enumerate(steps)
     ]
+    assert_values_are_what_derive_measures(messages, business=business)
+
+
+def assert_values_are_what_derive_measures(messages: list[Msg], *, business: bool) -> None:
+    """derive_values of `messages` is derive's inquiries, in order, field by field."""
+    targets, calendar = (BUSINESS_TARGETS, OFFICE) if business else (BUILTIN_TARGETS, None)
     measured = derive("conv", messages, targets, calendar)
     expected = [tuple(getattr(m, name) for name in MEASURED) for m in measured]
     assert derive_values("conv", messages, targets, calendar) == expected
@@ -365,7 +370,6 @@ def test_inquiry_values_of_any_mail_conversation_are_what_derive_measures(
     # derive_values pairs a conversation whose replies name earlier messages without pairing
     # objects: whatever the replies name (earlier, later, the same minute, themselves, ids of
     # no message, an id two messages share), it must give exactly derive's inquiries.
-    targets, calendar = (BUSINESS_TARGETS, OFFICE) if business else (BUILTIN_TARGETS, None)
     messages = [
         Msg(
             external_id=f"m{index % 3 if same_ids else index}",
@@ -378,6 +382,4 @@ def test_inquiry_values_of_any_mail_conversation_are_what_derive_measures(
         )
         for index, (customer, minutes, names, automatic) in enumerate(steps)
     ]
-    measured = derive("conv", messages, targets, calendar)
-    expected = [tuple(getattr(m, name) for name in MEASURED) for m in measured]
-    assert derive_values("conv", messages, targets, calendar) == expected
+    assert_values_are_what_derive_measures(messages, business=business)
