@@ -262,9 +262,14 @@ def derive_values(
     request is one, so is most new mail): its inquiry, if that message opens one, is an open
     `first` one due at `due_at`, made here without the pairing and measuring objects, which
     cost more than storing it. So does a conversation of plain messages (`_plain_values`), as
-    a caller's missed calls and the answered calls that got them through are. Tests hold both
+    a caller's missed calls and the answered calls that got them through are, and most
+    e-mail: a question and the reply naming it (`_answered_question`). Tests hold them all
     equal to derive()."""
     if len(messages) != 1:
+        if len(messages) == 2:
+            answered = _answered_question(conversation, messages, targets, calendar)
+            if answered is not None:
+                return answered
         plain = _plain_values(conversation, messages, targets, calendar)
         if plain is not None:
             return plain
@@ -305,6 +310,56 @@ def derive_values(
     ]
 
 
+def _answered_question(
+    conversation: str,
+    messages: Sequence[PairableMessage],
+    targets: ResolvedTargets,
+    calendar: Clock | None,
+) -> list[tuple[Any, ...]] | None:
+    """_plain_values of e-mail's most common conversation, a customer's question and the reply
+    after it (naming it or not): its one answered inquiry, without sorting or pairing. None for
+    any other two messages: not plain, or not a question then a reply in time order (a reply
+    stored before a question of the same time comes first too)."""
+    question, reply = messages
+    if reply.at < question.at:  # sorted by time, stably: equal times keep the stored order
+        question, reply = reply, question
+    if (
+        question.side != Side.CUSTOMER
+        or reply.side == Side.CUSTOMER
+        or question.kind != MessageKind.MESSAGE
+        or reply.kind != MessageKind.MESSAGE
+        or question.automatic
+        or question.internal
+        or reply.automatic
+        or reply.internal
+    ):
+        return None
+    # A reply naming the question is never placed before it: it is at or after it already.
+    start, closed = question.at, reply.at
+    due = due_at(start, targets, calendar)
+    return [
+        (
+            conversation,
+            question.channel,
+            "first",
+            "answered",
+            start,
+            question.external_id,
+            closed,
+            None,
+            (closed - start).total_seconds(),
+            None if calendar is None else calendar.business_seconds(start, closed),
+            due,
+            due is not None and closed > due,
+            False,
+            question.customer,
+            question.subject,
+            reply.external_id,
+            reply.agent,
+        )
+    ]
+
+
 def _plain_values(
     conversation: str,
     messages: Sequence[PairableMessage],
@@ -315,10 +370,13 @@ def _plain_values(
     measure() as they go for such messages (in time order, stably; the first customer message
     opens, the next agent message closes, never before what it closes), without their
     objects. None when a message is not plain: a marker, automatic or internal, or a reply
-    that names what it answers (which in_order may place later)."""
+    that in_order places later than its own time (it names a message of the same time or
+    later: clock skew). A reply naming earlier messages, e-mail's common case, is plain."""
     values: list[tuple[Any, ...]] = []
     opened: PairableMessage | None = None
-    for message in sorted(messages, key=_at):
+    listed = sorted(messages, key=_at)
+    first: dict[str, int] | None = None  # made when a reply names messages (in_order's `where`)
+    for index, message in enumerate(listed):
         if message.kind != MessageKind.MESSAGE or message.automatic or message.internal:
             return None
         if message.side == Side.CUSTOMER:
@@ -326,7 +384,10 @@ def _plain_values(
                 opened = message
             continue
         if message.refers:
-            return None
+            if first is None:
+                first = {m.external_id: i for i, m in reversed(list(enumerate(listed)))}
+            if not _placed_as_dated(index, listed, first):
+                return None
         if opened is None:
             continue  # outreach: closes nothing
         start, closed = opened.at, message.at  # closed >= start: sorted by time
@@ -380,6 +441,21 @@ def _plain_values(
 
 
 _at = attrgetter("at")
+
+
+def _placed_as_dated(index: int, listed: Sequence[PairableMessage], first: dict[str, int]) -> bool:
+    """Whether in_order leaves the reply `listed[index]` (an agent message naming others) at
+    its own time, when every message before it in time order is at its own: each message it
+    names (the first of that id in time order, as in_order resolves a name) is strictly
+    earlier. A named message at the same time or later places the reply after it; the reply
+    naming itself, or an id the conversation does not hold, names nothing."""
+    reply = listed[index]
+    at = reply.at
+    for named in (reply.refers or "").split():
+        where = first.get(named)
+        if where is not None and where != index and listed[where].at >= at:
+            return False
+    return True
 
 
 def verdict_of(status: str, breached: bool) -> str | None:

@@ -106,9 +106,9 @@ def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> t
     stored, through = _store_calls(conn, ctx, calls, delta)
     # E-mails find their conversation through the links of earlier messages (monitor.store.threads);
     # a merge of two threads moves stored messages, so both are measured again.
-    placed, regrouped = threads.resolve(conn, ctx.source, messages)
+    placed = threads.resolve(conn, ctx.source, messages)
     inserted, known, new = _store_messages(conn, ctx, messages, placed)
-    known |= regrouped - new.keys()
+    known |= placed.regrouped - new.keys()
     known |= _waiting_for_callbacks(conn, through)
     _rebuild_inquiries(conn, ctx, known, new, delta, calls)
     _rederive_callback_peers(conn, ctx, known, delta)
@@ -159,15 +159,19 @@ class StoredMessage(NamedTuple):
     left_out: str | None = None
 
 
+_new = tuple.__new__
+
+
 def _store_messages(
     conn: Connection,
     ctx: Measuring,
     events: list[MessageEvent],
-    placed: Mapping[str, str],
+    placed: threads.Placed,
 ) -> tuple[int, set[str], dict[str, list[StoredMessage]]]:
     """Insert the new messages. Return how many, the conversations they touched that were
-    stored before (in any source), and those that were not, with their messages. `placed` maps
-    external ids to the conversation threading found for them.
+    stored before (in any source), and those that were not, with their messages. `placed` is
+    what threading found: the conversation of each threaded message, and which of them are
+    stored already.
 
     A conversation new to the store has no other messages and no inquiries, so its inquiries
     come from the messages at hand: reading them back, looking for old inquiries and callbacks
@@ -175,39 +179,46 @@ def _store_messages(
     if not events:
         return 0, set(), {}
     unique = {e.external_id: e for e in reversed(events)}  # the first of duplicate ids wins
-    existing = {
-        r["external_id"]
-        for r in select_in(
-            conn, MESSAGES, {"source": ctx.source}, "external_id", unique, ["external_id"]
-        )
-    }
-    rows = [
-        (
-            ctx.source,
-            e.external_id,
-            placed.get(e.external_id, e.conversation),
-            e.at,
-            str(e.side),
-            str(e.kind),
-            e.automatic,
-            e.internal,
-            (str(e.channel) if e.channel else ctx.channel),
-            e.customer,
-            e.subject,
-            " ".join(e.refers) or None,
-            e.agent,
-            e.left_out,
+    existing = placed.stored
+    unchecked = [i for i in unique if i not in placed.checked]  # threading looked up the rest
+    if unchecked:
+        fields = ["external_id"]
+        found = select_in(conn, MESSAGES, {"source": ctx.source}, "external_id", unchecked, fields)
+        existing = existing | {r["external_id"] for r in found}
+    conversations = placed.conversations
+    # Each new message as pairing reads it, made in C (tuple.__new__ with the fields in order:
+    # a Python __new__ or _make per message cost more), and its row is (source,) + that.
+    stored = [
+        _new(
+            StoredMessage,
+            (
+                e.external_id,
+                conversations.get(e.external_id, e.conversation),
+                e.at,
+                str(e.side),
+                str(e.kind),
+                e.automatic,
+                e.internal,
+                (str(e.channel) if e.channel else ctx.channel),
+                e.customer,
+                e.subject,
+                " ".join(e.refers) or None,
+                e.agent,
+                e.left_out,
+            ),
         )
         for e in events
         if unique[e.external_id] is e and e.external_id not in existing
     ]
-    touched = {row[2] for row in rows}
+    source = (ctx.source,)
+    rows = [source + m for m in stored]
+    touched = {m.conversation for m in stored}
     known = _stored_before(conn, ctx, touched)
     insert_rows(conn, MESSAGES, MESSAGE_COLUMNS, rows, ignore_conflicts=["source", "external_id"])
     new: dict[str, list[StoredMessage]] = defaultdict(list)
-    for row in rows:  # in the order stored, as a read back by id would give them
-        if row[2] not in known:
-            new[row[2]].append(StoredMessage(*row[1:]))
+    for m in stored:  # in the order stored, as a read back by id would give them
+        if m.conversation not in known:
+            new[m.conversation].append(m)
     return len(rows), known & touched, new
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Boolean, Connection, String, Table, bindparam, func, select
@@ -156,10 +156,29 @@ def value_parts(conn: Connection, values: Sequence[str | int]) -> Iterator[Any]:
     if not values:
         return
     if json_values(conn):
-        yield json.dumps(list(values))
+        yield json_array(values)
         return
     for part in chunks(values):
         yield list(part)
+
+
+def json_array(values: Collection[str | int]) -> str:
+    """`values` as a JSON array (what json_each unpacks). Ingest sends thousands of ids a
+    batch: when no string needs an escape (printable ASCII without a quote or a backslash:
+    Message-IDs, conversation keys), the array is their join, a few scans of one string in C,
+    instead of json's escaping of each (a test holds the two to the same values)."""
+    try:
+        joined = '","'.join(values)  # type: ignore[arg-type]  # integers: TypeError
+    except TypeError:
+        return json.dumps(list(values))
+    if (
+        joined.isascii()
+        and joined.isprintable()
+        and "\\" not in joined
+        and joined.count('"') == 2 * (len(values) - 1)  # the separators' quotes only
+    ):
+        return f'["{joined}"]'
+    return json.dumps(list(values))
 
 
 def json_values(conn: Connection) -> bool:
@@ -196,6 +215,8 @@ def select_in(
         None if fields is None else tuple(fields),
     )
     params = {f"where_{key}": value for key, value in where.items()}
+    # Sorted: the same statements whatever the order of the set, and SQLite probes its index in
+    # order (fewer instructions than the same ids unsorted, measured).
     for part in value_parts(conn, sorted(set(values))):
         rows.extend(conn.execute(query, {**params, "values": part}).mappings().all())
     return rows

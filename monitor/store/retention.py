@@ -7,7 +7,8 @@ The *horizon* is now minus `retention`. A purge deletes, in short transactions:
   keeps itself and every later message; so the stored inquiries stay exactly what the kept
   messages derive). Where a conversation keeps later messages, a marker message (no sender, no
   subject) stands for what was cut, so its next inquiry is still a follow-up. Its thread links
-  go with the last of a conversation's messages in a source;
+  go with the last of a conversation's messages in a source; an e-mail cut from a conversation
+  that lives on leaves the link of its id (its stored row was that link);
 - calls that left the queue before the horizon (callers still waiting are kept);
 - sent or failed deliveries claimed before the horizon (never a digest's claim for a day inside
   it, which stops a second send), with their attempts, and alert states resolved before it.
@@ -36,7 +37,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from monitor.config import Settings
-from monitor.measure.events import CallEvent, Event, MessageKind, Side, micros
+from monitor.measure.events import CallEvent, Channel, Event, MessageKind, Side, micros
 from monitor.store.batches import MESSAGE_COLUMNS
 from monitor.store.bulk import insert_rows, select_in
 from monitor.store.database import StoreError, chunks, describe, error_line
@@ -135,6 +136,8 @@ class _Plan:
     inquiries: list[int] = field(default_factory=list)
     links: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     markers: list[tuple[Any, ...]] = field(default_factory=list)
+    # (source, key, conversation): the ids of e-mails cut from a conversation that lives on.
+    kept_links: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 class _Purger:
@@ -221,7 +224,17 @@ class _Purger:
             kept = [m for m in messages if m["source"] == source and m["at"] >= cut]
             if not kept:
                 plan.links[source].append(key)
-            elif source in had_earlier:
+                continue
+            # A stored e-mail is the thread link of its own id (monitor.store.threads): a late
+            # reply naming one cut here still finds the conversation by the link left instead.
+            plan.kept_links += [
+                (source, m["external_id"], key)
+                for m in gone
+                if m["source"] == source
+                and m["channel"] == Channel.EMAIL
+                and m["kind"] != MessageKind.EARLIER
+            ]
+            if source in had_earlier:
                 channel = next(m["channel"] for m in messages if m["source"] == source)
                 plan.markers.append(_marker(source, key, cut, channel))
 
@@ -250,6 +263,8 @@ class _Purger:
                 self.counts["thread_link"] += max(0, links.rowcount)
         unique = ["source", "external_id"]
         insert_rows(conn, MESSAGES, MESSAGE_COLUMNS, plan.markers, ignore_conflicts=unique)
+        linked = ("source", "key", "conversation")
+        insert_rows(conn, THREAD_LINKS, linked, plan.kept_links, ignore_conflicts=linked)
 
     def cut_at(self, inquiries: list[Any]) -> datetime:
         """The latest moment at or before the horizon that no inquiry spans: before it, every

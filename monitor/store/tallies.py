@@ -25,7 +25,7 @@ import functools
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -120,17 +120,30 @@ def parse_labels(text: str) -> dict[str, str]:
 
 
 @functools.cache
-def _le_texts(bounds: tuple[float, ...]) -> tuple[str, ...]:
+def _le_texts(bounds: Sequence[float]) -> tuple[str, ...]:
     return (*(fmt_le(b) for b in bounds), "+Inf")
 
 
 def _observe(
     out: Counter[Key], metric: str, source: str, labels: str, value: float, layout: Layout
 ) -> None:
-    bounds = layout.buckets[metric]
+    bounds = tuple(layout.buckets[metric])
+    _count(out, metric, source, labels, value, bounds, _le_texts(bounds))
+
+
+def _count(
+    out: Counter[Key],
+    metric: str,
+    source: str,
+    labels: str,
+    value: float,
+    bounds: Sequence[float],
+    les: tuple[str, ...],
+) -> None:
+    """_observe with the metric's bounds and their `le` texts (`_le_texts`) at hand."""
     # The first bound >= value (value <= bound), else +Inf; NaN compares false: +Inf too.
     index = bisect.bisect_left(bounds, value) if value == value else len(bounds)
-    out[(metric, source, labels, _le_texts(tuple(bounds))[index])] += 1
+    out[(metric, source, labels, les[index])] += 1
     out[(metric, source, labels, "_sum")] += value  # type: ignore[assignment]
 
 
@@ -157,16 +170,22 @@ def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Cou
     """inquiry_tallies of tuples of the INQUIRY_TALLIED columns (ingest has its new inquiries
     as tuples: no mapping is made for each)."""
     out: Counter[Key] = Counter()
+    # Ingest tallies ten thousand inquiries a batch: the bounds and their `le` texts are looked
+    # up once, and the few label sets by position (a keyword call to labels_text costs more).
+    response_bounds, business_bounds = layout.buckets[RESPONSE], layout.buckets[RESPONSE_BUSINESS]
+    response_les, business_les = _le_texts(response_bounds), _le_texts(business_bounds)
     for source, channel, status, kind, response, business, breached, clamped, verdict in inquiries:
-        by_channel = labels_text(channel=channel)
+        by_channel = _channel_labels(channel)
         out[(INQUIRIES_TOTAL, source, by_channel, "")] += 1
         if verdict is not None:  # given at ingest, or by a scrape (monitor.store.verdicts)
             out[(VERDICTS, source, _verdict_labels(channel, verdict), "")] += 1
         if status == "answered":
-            labels = labels_text(channel=channel, kind=kind)
-            _observe(out, RESPONSE, source, labels, response, layout)
+            labels = _kind_labels(channel, kind)
+            _count(out, RESPONSE, source, labels, response, response_bounds, response_les)
             if business is not None:
-                _observe(out, RESPONSE_BUSINESS, source, labels, business, layout)
+                _count(
+                    out, RESPONSE_BUSINESS, source, labels, business, business_bounds, business_les
+                )
             if breached:
                 out[(RESPONSE_BREACHES, source, by_channel, "")] += 1
             if clamped:
@@ -186,8 +205,19 @@ def gauges(counts: Counter[Key]) -> tuple[Counter[Key], Counter[Key]]:
     return kept, gauge
 
 
+@functools.lru_cache(maxsize=256)
 def _verdict_labels(channel: str, verdict: str) -> str:
     return labels_text(channel=channel, verdict=verdict)
+
+
+@functools.lru_cache(maxsize=256)
+def _channel_labels(channel: str) -> str:
+    return labels_text(channel=channel)
+
+
+@functools.lru_cache(maxsize=256)
+def _kind_labels(channel: str, kind: str) -> str:
+    return labels_text(channel=channel, kind=kind)
 
 
 def call_tallies(

@@ -18,6 +18,12 @@ keeps a `thread_link` table from those keys to conversations and resolves each e
   is "within the window of the span": single-linkage in time, the same whatever the order.
 - The same Message-ID read twice (INBOX and Sent, a resynced folder) is one row: ids are the
   store's unique key, and its links lead to the same conversation.
+- A stored message is the link of its own id: its row (source, external id, conversation) says
+  where that id belongs, and a merge moves it with the conversation. So a `thread_link` row is
+  written only for ids no stored message has (what a reply references before, or without, the
+  message itself, a Gmail thread id) and for hints: a question and its reply cost one link row
+  (their hint), not three. Retention leaves the link of a message it cuts from a conversation
+  that lives on (monitor.store.retention).
 
 Everything is keyed by source, committed with the batch and its cursor, so a poll interrupted
 anywhere, a restart or a re-read changes nothing. Events without a `Thread` (chat, phone) pass
@@ -29,7 +35,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, update
 
@@ -69,18 +75,33 @@ class _Groups:
         return {name for name in self.parent if self.find(name) != name}
 
 
-def resolve(
-    conn: Connection, source: str, events: Sequence[MessageEvent]
-) -> tuple[dict[str, str], set[str]]:
-    """The conversation of each threaded event (by external id), and the stored conversations
-    whose messages changed by a merge (the merged-away ones and their survivors)."""
+class Placed(NamedTuple):
+    """What `resolve` found for a batch's messages."""
+
+    # The conversation of each threaded message, by external id.
+    conversations: dict[str, str]
+    # The stored conversations whose messages changed by a merge (merged away, and survivors).
+    regrouped: set[str]
+    # The external ids of the threaded messages, looked up among the source's stored messages,
+    # and those of them found there: the caller need not ask again which are stored already.
+    checked: set[str]
+    stored: set[str]
+
+
+def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Placed:
+    """Where each threaded event belongs, and what a merge changed (`Placed`)."""
     threaded = [e for e in events if e.thread is not None]
     if not threaded:
-        return {}, set()
-    wanted = {k for e in threaded for k in _keys(e)}
-    wanted |= {e.thread.hint for e in threaded if e.thread and e.thread.hint}
-    rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", wanted)
-    groups = _Groups({r["conversation"] for r in rows})
+        return Placed({}, set(), set(), set())
+    keyed = [(e, _keys(e)) for e in threaded]
+    ids = {k for _, keys in keyed for k in keys}
+    hints = {e.thread.hint for e in threaded if e.thread and e.thread.hint}
+    rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", ids | hints)
+    # A stored message is the link of its own id: no link row is written for it (`_write_links`).
+    own = {e.external_id for e in threaded}
+    fields = ["external_id", "conversation"]
+    stored = select_in(conn, MESSAGES, {"source": source}, "external_id", ids | own, fields)
+    groups = _Groups({r["conversation"] for r in rows} | {m["conversation"] for m in stored})
     owner: dict[str, str] = {}  # id key -> a conversation name (find() gives the current one)
     spans: dict[str, dict[str, Span]] = defaultdict(dict)  # hint -> conversation -> span
     for row in rows:
@@ -93,39 +114,65 @@ def resolve(
             groups.join([owner[key], name])
         else:
             owner[key] = name
+    for message in stored:
+        key, name = message["external_id"], message["conversation"]
+        if key not in owner:
+            owner[key] = name
+        elif owner[key] != name:
+            groups.join([owner[key], name])
 
+    # The hot loop (every message of a batch): names are looked up (`find`) only once
+    # something merged, and spans widened inline.
     placed: list[str] = []
-    for event in threaded:
+    setdefault = owner.setdefault
+    for event, keys in keyed:
         thread = event.thread
         assert thread is not None
-        found = {owner[k] for k in _keys(event) if k in owner}
-        if thread.hint and thread.by_hint:
-            for name, (first, last) in spans.get(thread.hint, {}).items():
-                if first - thread.window <= event.at <= last + thread.window:
-                    found.add(name)
-        name = groups.join(found) if found else event.conversation
-        for key in _keys(event):
-            owner.setdefault(key, name)
-        if thread.hint:
-            spans[thread.hint][name] = _widen(spans[thread.hint].get(name), event.at)
+        found = {owner[k] for k in keys if k in owner}
+        hint, at = thread.hint, event.at
+        known = None
+        if hint:
+            known = spans.get(hint)
+            if known is None:
+                known = spans[hint] = {}
+            elif thread.by_hint:
+                window = thread.window
+                for name, (first, last) in known.items():
+                    if first - window <= at <= last + window:
+                        found.add(name)
+        if not found:
+            name = event.conversation
+        elif len(found) == 1:  # one conversation: nothing to merge
+            name = found.pop()
+            if groups.parent:
+                name = groups.find(name)
+        else:
+            name = groups.join(found)
+        for key in keys:
+            setdefault(key, name)
+        if known is not None:
+            span = known.get(name)
+            known[name] = _widen(span, at) if span is not None else (at, at)
         placed.append(name)
 
-    final = {e.external_id: groups.find(n) for e, n in zip(threaded, placed, strict=True)}
+    if groups.parent:  # a merge: names found so far may have been merged away since
+        placed = list(map(groups.find, placed))
+    final = dict(zip((e.external_id for e in threaded), placed, strict=True))
     moved = groups.merged() & groups.stored
     regrouped = moved | {groups.find(n) for n in moved}
     if moved:
         _move_messages(conn, source, moved, groups)
         rows = _with_links_of(conn, source, rows, moved)
-    _write_links(conn, source, rows, threaded, placed, groups)
-    return final, regrouped
+    # The batch's messages are stored in their conversations by the caller, in this transaction.
+    found_ids = {m["external_id"] for m in stored}
+    _write_links(conn, source, rows, keyed, placed, groups, found_ids | own)
+    return Placed(final, regrouped, own, found_ids & own)
 
 
-def _keys(event: MessageEvent) -> list[str]:
+def _keys(event: MessageEvent) -> tuple[str, ...]:
     assert event.thread is not None
-    keys = list(event.thread.keys)
-    if event.conversation not in keys:
-        keys.append(event.conversation)
-    return keys
+    keys = event.thread.keys
+    return keys if event.conversation in keys else (*keys, event.conversation)
 
 
 def _span_of(row: Any) -> Span | None:
@@ -174,12 +221,15 @@ def _write_links(
     conn: Connection,
     source: str,
     rows: list[Any],
-    threaded: list[MessageEvent],
+    keyed: list[tuple[MessageEvent, tuple[str, ...]]],
     placed: list[str],
     groups: _Groups,
+    messages: set[str],
 ) -> None:
     """Bring the links to their new state with as few writes as possible: a batch read again
-    writes nothing. Id keys carry no span; hints carry the span of their messages."""
+    writes nothing. Id keys carry no span; hints carry the span of their messages. The id of a
+    message stored in the source (`messages`) needs no link: its row leads to its conversation,
+    and moves with it. `placed`: each event's conversation, merges resolved."""
     desired: dict[tuple[str, str], Span | None] = {}
     existing: dict[tuple[str, str], Any] = {}
     deletes: list[int] = []
@@ -191,14 +241,15 @@ def _write_links(
             existing[pair] = row
         else:
             deletes.append(row["id"])
-    for event, placed_name in zip(threaded, placed, strict=True):
-        name = groups.find(placed_name)
-        for key in _keys(event):
-            desired.setdefault((key, name), None)
-        assert event.thread is not None
-        if event.thread.hint:
-            pair = (event.thread.hint, name)
-            desired[pair] = _widen(desired.get(pair), event.at)
+    for (event, keys), name in zip(keyed, placed, strict=True):
+        for key in keys:
+            if key not in messages:
+                desired.setdefault((key, name), None)
+        hint = event.thread.hint if event.thread is not None else None
+        if hint:
+            pair = (hint, name)
+            span = desired.get(pair)
+            desired[pair] = _widen(span, event.at) if span is not None else (event.at, event.at)
 
     inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
     spanned: list[tuple[str, str, str, datetime, datetime]] = []

@@ -309,7 +309,6 @@ def test_inquiry_values_of_any_conversation_are_what_derive_measures(
     # derive_values pairs conversations of plain messages (a caller's missed and answered
     # calls) without pairing objects: for any conversation, plain or not, on either clock, it
     # must give exactly derive's inquiries, in order, field by field.
-    targets, calendar = (BUSINESS_TARGETS, OFFICE) if business else (BUILTIN_TARGETS, None)
     messages = [
         Msg(
             external_id=f"m{index}",
@@ -324,6 +323,63 @@ def test_inquiry_values_of_any_conversation_are_what_derive_measures(
         )
         for index, (customer, minutes, automatic, internal, ended, names) in enumerate(steps)
     ]
+    assert_values_are_what_derive_measures(messages, business=business)
+
+
+def assert_values_are_what_derive_measures(messages: list[Msg], *, business: bool) -> None:
+    """derive_values of `messages` is derive's inquiries, in order, field by field."""
+    targets, calendar = (BUSINESS_TARGETS, OFFICE) if business else (BUILTIN_TARGETS, None)
     measured = derive("conv", messages, targets, calendar)
     expected = [tuple(getattr(m, name) for name in MEASURED) for m in measured]
     assert derive_values("conv", messages, targets, calendar) == expected
+
+
+# A step of an e-mail conversation: (customer?, minutes after T0, ids it names: indexes of
+# the conversation's messages, possibly itself, later ones or ones it does not hold, automatic).
+# Few distinct ids and times: equal times and repeated ids are where pairing is subtle.
+_MAIL_STEPS = st.tuples(
+    st.booleans(),
+    st.integers(min_value=0, max_value=6),
+    st.lists(st.integers(min_value=0, max_value=9), max_size=3),
+    _FLAG,
+)
+
+
+@given(steps=st.lists(_MAIL_STEPS, max_size=8), same_ids=st.booleans(), business=st.booleans())
+@example(  # a question and the reply naming it: e-mail's common conversation
+    steps=[(True, 0, [], False), (False, 5, [0], False)], same_ids=False, business=False
+)
+@example(  # the reply dated before the question it names (clock skew): placed after it
+    steps=[(True, 5, [], False), (False, 0, [0], False)], same_ids=False, business=False
+)
+@example(  # the reply at the very minute of the question it names, stored before it
+    steps=[(False, 3, [1], False), (True, 3, [], False)], same_ids=False, business=False
+)
+@example(  # the reply of the question's very minute, naming it: after it, answered at 0 s
+    steps=[(True, 3, [], False), (False, 3, [0], False)], same_ids=False, business=True
+)
+@example(  # an agent's message stored before a question of the same minute: outreach
+    steps=[(False, 3, [], False), (True, 3, [], False)], same_ids=False, business=False
+)
+@example(  # a reply naming its own id, which the question also has
+    steps=[(True, 0, [], False), (False, 0, [1], False)], same_ids=True, business=False
+)
+def test_inquiry_values_of_any_mail_conversation_are_what_derive_measures(
+    steps: list[tuple[bool, int, list[int], bool]], same_ids: bool, business: bool
+) -> None:
+    # derive_values pairs a conversation whose replies name earlier messages without pairing
+    # objects: whatever the replies name (earlier, later, the same minute, themselves, ids of
+    # no message, an id two messages share), it must give exactly derive's inquiries.
+    messages = [
+        Msg(
+            external_id=f"m{index % 3 if same_ids else index}",
+            at=T0 + timedelta(minutes=minutes),
+            side="customer" if customer else "agent",
+            automatic=automatic,
+            refers=" ".join(f"m{n}" for n in names) or None,
+            agent=None if customer else f"agent{index}",
+            customer=f"ann{index}",
+        )
+        for index, (customer, minutes, names, automatic) in enumerate(steps)
+    ]
+    assert_values_are_what_derive_measures(messages, business=business)

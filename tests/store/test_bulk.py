@@ -7,6 +7,7 @@ what SQLAlchemy itself stores and finds, on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
 from collections import Counter
@@ -23,8 +24,8 @@ from sqlmodel import SQLModel
 
 from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, from_micros, micros
-from monitor.store.batches import CALL_COLUMNS
-from monitor.store.bulk import _sqlite_insert, insert_rows, select_in
+from monitor.store.batches import CALL_COLUMNS, MESSAGE_COLUMNS, StoredMessage
+from monitor.store.bulk import _sqlite_insert, insert_rows, json_array, select_in
 from monitor.store.database import CHUNK, make_engine, prepare
 from monitor.store.instants import Instant, instants
 from monitor.store.tables import CALLS, MESSAGES
@@ -191,6 +192,12 @@ def test_a_call_event_is_its_row_after_the_source() -> None:
     assert CALL_COLUMNS[-1] == "caller_key"
 
 
+def test_a_stored_message_is_its_row_after_the_source() -> None:
+    # A new message's row is (source,) + its StoredMessage (what pairing reads): the fields
+    # must be the message columns, in order.
+    assert list(StoredMessage._fields) == list(MESSAGE_COLUMNS[1:])
+
+
 def test_a_call_from_epochs_equals_the_call_from_datetimes() -> None:
     entered = 1_795_165_200.25
     from_times = CallEvent(
@@ -333,3 +340,25 @@ def test_the_tallies_of_a_batch_are_those_of_its_calls_one_at_a_time(
             assert math.isnan(got[key])
         else:
             assert got[key] == pytest.approx(value), key
+
+
+_IDS = st.text(alphabet=st.sampled_from('<>@.-_"\\\x01\x7f é~abc09'), max_size=12)
+
+
+# Stored keys never hold NUL (monitor.measure.events.storable_key), which SQLite's text ends at.
+_ANY = st.text(alphabet=st.characters(blacklist_characters="\x00"), max_size=8)
+
+
+@given(values=st.lists(_IDS | _ANY, min_size=1, max_size=20))
+def test_the_json_array_of_ids_holds_exactly_the_ids(values: list[str]) -> None:
+    # Ids go to SQLite as one JSON array: joined directly when nothing needs escaping, else
+    # by json. Either way json_each must read back exactly the ids (quotes, backslashes,
+    # control and non-ASCII characters included).
+    assert json.loads(json_array(values)) == values
+    with sqlite3.connect(":memory:") as db:
+        found = [r[0] for r in db.execute("SELECT value FROM json_each(?)", (json_array(values),))]
+    assert found == values
+
+
+def test_the_json_array_of_numbers_is_json() -> None:
+    assert json.loads(json_array([3, 1, 2])) == [3, 1, 2]

@@ -14,6 +14,7 @@ from monitor.config import Settings
 from monitor.config_file import settings_from_mapping
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import import_paths, poll_source
+from monitor.store.retention import purge
 from monitor.store.tables import INQUIRIES, MESSAGES, TALLIES, THREAD_LINKS
 from monitor.store.tallies import layout_for, recount
 from tests.mailboxes import AGENT, AGENTS, CUSTOMER, message, write_mbox
@@ -50,12 +51,12 @@ THREAD = {
 }
 
 
-def store(tmp_path: Path, database_url: str) -> tuple[Path, Settings, Engine]:
+def store(tmp_path: Path, database_url: str, **extra: Any) -> tuple[Path, Settings, Engine]:
     path = tmp_path / "inbox.mbox"
     path.touch()
     source = {"name": "mail", "kind": "mbox", "path": "inbox.mbox"}
     settings = settings_from_mapping(
-        {"database": database_url, "agents": AGENTS, "sources": [source]}, tmp_path
+        {"database": database_url, "agents": AGENTS, "sources": [source], **extra}, tmp_path
     )
     engine = make_engine(database_url, tmp_path)
     prepare(engine)
@@ -154,3 +155,76 @@ def test_every_split_into_polls_gives_the_same_inquiries(
     for names in polls.split("|"):
         deliver(path, settings, engine, names)
     assert measured(engine) == EXPECTED  # D, later, does not move the open follow-up's start
+
+
+def links(engine: Engine) -> list[tuple[str, str]]:
+    with engine.connect() as conn:
+        return sorted((r.key, r.conversation) for r in conn.execute(select(THREAD_LINKS)))
+
+
+def test_a_question_and_its_reply_keep_one_link_their_hint(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A stored message is the link of its own id: only the hint (customer and subject, with
+    # its span) is a row, not the two Message-IDs as well.
+    path, settings, engine = store(tmp_path, database_url)
+    deliver(path, settings, engine, "AB")
+    assert [key[0] for key, _ in links(engine)] == ["~"]
+    assert len(set(conversations(engine).values())) == 1
+    assert measured(engine) == {("first", "answered", "<a@customer.test>", 3600.0)}
+
+
+def test_a_reference_to_a_message_not_yet_read_is_a_link_until_the_message_comes(
+    tmp_path: Path, database_url: str
+) -> None:
+    path, settings, engine = store(tmp_path, database_url)
+    deliver(path, settings, engine, "C")  # C answers B, unseen: B's id is a link
+    assert ("<b@example.com>", "<b@example.com>") in links(engine)
+    deliver(path, settings, engine, "BA")
+    assert len(set(conversations(engine).values())) == 1
+    assert measured(engine) == EXPECTED
+
+
+def test_a_reply_naming_a_message_retention_cut_joins_the_conversation_that_lives_on(
+    tmp_path: Path, database_url: str
+) -> None:
+    # A and B's reply are past the horizon; C, the customer's follow-up to B, is kept, so the
+    # conversation lives on without B. An agent's reply naming B alone (In-Reply-To) still
+    # joins it and answers C: retention leaves B's link where B's row was.
+    path, settings, engine = store(tmp_path, database_url, retention="30d")
+    old = NOW - timedelta(days=40)
+    mails = [
+        (message("a@customer.test", subject="Broken zip"), old),
+        (
+            message(
+                "b@example.com",
+                sender=AGENT,
+                to=[CUSTOMER],
+                subject="Re: Broken zip",
+                date=old + timedelta(hours=1),
+                in_reply_to="a@customer.test",
+            ),
+            old + timedelta(hours=1),
+        ),
+    ]
+    write_mbox(path, mails, append=True)
+    then = old + timedelta(days=1)
+    assert poll_source(engine, settings, settings.sources[0], now=then, clock=lambda: then).ok
+    follow_up = message("c@customer.test", subject="Re: Broken zip", in_reply_to="b@example.com")
+    write_mbox(path, [(follow_up, NOW - timedelta(days=2))], append=True)
+    deliver(path, settings, engine, "")
+    assert purge(engine, settings, NOW)["message"] == 2
+    reply = message(
+        "f@example.com",
+        sender=AGENT,
+        to=[CUSTOMER],
+        subject="Re: Broken zip",
+        date=NOW - timedelta(hours=1),
+        in_reply_to="b@example.com",
+    )
+    write_mbox(path, [(reply, NOW - timedelta(hours=1))], append=True)
+    deliver(path, settings, engine, "")
+    found = conversations(engine)
+    assert set(found) == {"<c@customer.test>", "<f@example.com>", "retention:<a@customer.test>"}
+    assert len(set(found.values())) == 1
+    assert measured(engine) == {("followup", "answered", "<c@customer.test>", 47 * 3600.0)}
