@@ -43,6 +43,9 @@ _SECTIONS: dict[bytes, bytes] = {}  # each section checked, with its name in upp
 # What follows the literal: more simple items, then the closing parenthesis.
 _TAIL = re.compile(rb'((?: [A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*"))*)\)\Z')
 _ITEM = re.compile(rb'([A-Za-z][A-Za-z0-9.-]*) (?:(\d+)|"([^"\\]*)")')
+# The usual head exactly, UID then INTERNALDATE before the section and nothing after its literal:
+# what _HEAD, _ITEM and _TAIL read from it, in one match (the same record: a test holds them so).
+_USUAL = re.compile(rb'(\d+) \(UID (\d+) INTERNALDATE "([^"\\]*)" \Z')
 
 _MONTHS = {
     name.encode(): number
@@ -86,6 +89,7 @@ def _parse_common(data: list[Any]) -> Response | None:
         return None
     response: Response = {}
     head_match, tail_match, item = _HEAD.match, _TAIL.match, _ITEM.findall
+    usual_match = _USUAL.match
     for index in range(0, len(data), 2):
         part, tail = data[index], data[index + 1]
         if type(part) is not tuple or len(part) != 2 or type(tail) is not bytes:
@@ -102,6 +106,21 @@ def _parse_common(data: list[Any]) -> Response | None:
             section_name = section.upper()
             if len(_SECTIONS) < 100:
                 _SECTIONS[section] = section_name
+        usual = usual_match(line, 0, start) if tail == b")" else None
+        if usual is not None:  # Dovecot's and most servers' answer: read in one match
+            seq_text, uid_text, date = usual.groups()
+            record: dict[bytes, Any] = {
+                b"SEQ": int(seq_text),
+                b"INTERNALDATE": _internaldate(date),
+                section_name: part[1],
+            }
+            key = int(uid_text)
+            found = response.get(key)
+            if found is None:
+                response[key] = record
+            else:
+                found.update(record)
+            continue
         head = head_match(line, 0, start)
         if head is None:
             return None
@@ -110,7 +129,7 @@ def _parse_common(data: list[Any]) -> Response | None:
             return None
         seq = int(head.group(1))
         key = seq
-        record: dict[bytes, Any] = {b"SEQ": seq}
+        record = {b"SEQ": seq}
         for field, number, quoted in item(head.group(2) + after.group(1)):
             field = field.upper()
             if field == b"UID":
