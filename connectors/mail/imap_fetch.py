@@ -61,11 +61,48 @@ def fetch(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> Resp
     """`client.fetch(uids, items)` with UIDs (imapclient's default), the same result."""
     if not uids:
         return {}
-    # imapclient keeps its imaplib connection in `_imap`; `uid` is imaplib's public API.
+    return read(client, *answer(client, send(client, uids, items)))
+
+
+class Sent:
+    """A `UID FETCH` sent and not answered yet (`send`): its tag and the UIDs it asked for."""
+
+    __slots__ = ("tag", "uids")
+
+    def __init__(self, tag: Any, uids: Sequence[int]) -> None:
+        self.tag, self.uids = tag, uids
+
+
+def send(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> Sent:
+    """Send `UID FETCH uids (items)` without waiting for its answer (`answer` reads it): the
+    server prepares it while the last answer is parsed. Nothing but this command may be
+    sent before its answer is read (a SELECT would change what its UIDs mean).
+
+    imapclient keeps its imaplib connection in `_imap`; imaplib's `uid` is `_command` (send)
+    then `_command_complete` (read up to the tagged answer), which `answer` calls."""
     imap = client._imap
-    typ, data = imap.uid("FETCH", join_message_ids(uids), seq_to_parenstr_upper(items))
+    return Sent(
+        imap._command("UID", "FETCH", join_message_ids(uids), seq_to_parenstr_upper(items)), uids
+    )
+
+
+def answer(client: IMAPClient, sent: Sent) -> tuple[list[Any], Sequence[int]]:
+    """The raw answer (imaplib's FETCH data) to a `send`, read to its end, and its UIDs. The
+    connection's deadline (imap_session) is armed afresh for the reading: the command may
+    have waited while the caller stored a batch."""
+    imap = client._imap
+    deadline = getattr(imap, "deadline", None)
+    if deadline is not None:
+        deadline.start()
+    typ, data = imap._command_complete("UID", sent.tag)
+    typ, data = imap._untagged_response(typ, data, "FETCH")
     if typ != "OK":
         raise IMAPClientError(f"fetch failed: {data!r}")
+    return data, sent.uids
+
+
+def read(client: IMAPClient, data: list[Any], uids: Sequence[int]) -> Response:
+    """An `answer` as `client.fetch` returns it: by UID, only the UIDs asked for."""
     response = parse(data, normalise_times=client.normalise_times)
     # As imapclient does: unsolicited answers about other messages are dropped.
     return {uid: response[uid] for uid in uids if uid in response}
