@@ -43,6 +43,9 @@ _SECTIONS: dict[bytes, bytes] = {}  # each section checked, with its name in upp
 # What follows the literal: more simple items, then the closing parenthesis.
 _TAIL = re.compile(rb'((?: [A-Za-z][A-Za-z0-9.-]* (?:\d+|"[^"\\]*"))*)\)\Z')
 _ITEM = re.compile(rb'([A-Za-z][A-Za-z0-9.-]*) (?:(\d+)|"([^"\\]*)")')
+# The usual head exactly, UID then INTERNALDATE before the section and nothing after its literal:
+# what _HEAD, _ITEM and _TAIL read from it, in one match (the same record: a test holds them so).
+_USUAL = re.compile(rb'(\d+) \(UID (\d+) INTERNALDATE "([^"\\]*)" \Z')
 
 _MONTHS = {
     name.encode(): number
@@ -58,11 +61,48 @@ def fetch(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> Resp
     """`client.fetch(uids, items)` with UIDs (imapclient's default), the same result."""
     if not uids:
         return {}
-    # imapclient keeps its imaplib connection in `_imap`; `uid` is imaplib's public API.
+    return read(client, *answer(client, send(client, uids, items)))
+
+
+class Sent:
+    """A `UID FETCH` sent and not answered yet (`send`): its tag and the UIDs it asked for."""
+
+    __slots__ = ("tag", "uids")
+
+    def __init__(self, tag: Any, uids: Sequence[int]) -> None:
+        self.tag, self.uids = tag, uids
+
+
+def send(client: IMAPClient, uids: Sequence[int], items: Sequence[str]) -> Sent:
+    """Send `UID FETCH uids (items)` without waiting for its answer (`answer` reads it): the
+    server prepares it while the last answer is parsed. Nothing but this command may be
+    sent before its answer is read (a SELECT would change what its UIDs mean).
+
+    imapclient keeps its imaplib connection in `_imap`; imaplib's `uid` is `_command` (send)
+    then `_command_complete` (read up to the tagged answer), which `answer` calls."""
     imap = client._imap
-    typ, data = imap.uid("FETCH", join_message_ids(uids), seq_to_parenstr_upper(items))
+    return Sent(
+        imap._command("UID", "FETCH", join_message_ids(uids), seq_to_parenstr_upper(items)), uids
+    )
+
+
+def answer(client: IMAPClient, sent: Sent) -> tuple[list[Any], Sequence[int]]:
+    """The raw answer (imaplib's FETCH data) to a `send`, read to its end, and its UIDs. The
+    connection's deadline (imap_session) is armed afresh for the reading: the command may
+    have waited while the caller stored a batch."""
+    imap = client._imap
+    deadline = getattr(imap, "deadline", None)
+    if deadline is not None:
+        deadline.start()
+    typ, data = imap._command_complete("UID", sent.tag)
+    typ, data = imap._untagged_response(typ, data, "FETCH")
     if typ != "OK":
         raise IMAPClientError(f"fetch failed: {data!r}")
+    return data, sent.uids
+
+
+def read(client: IMAPClient, data: list[Any], uids: Sequence[int]) -> Response:
+    """An `answer` as `client.fetch` returns it: by UID, only the UIDs asked for."""
     response = parse(data, normalise_times=client.normalise_times)
     # As imapclient does: unsolicited answers about other messages are dropped.
     return {uid: response[uid] for uid in uids if uid in response}
@@ -86,6 +126,7 @@ def _parse_common(data: list[Any]) -> Response | None:
         return None
     response: Response = {}
     head_match, tail_match, item = _HEAD.match, _TAIL.match, _ITEM.findall
+    usual_match = _USUAL.match
     for index in range(0, len(data), 2):
         part, tail = data[index], data[index + 1]
         if type(part) is not tuple or len(part) != 2 or type(tail) is not bytes:
@@ -102,6 +143,21 @@ def _parse_common(data: list[Any]) -> Response | None:
             section_name = section.upper()
             if len(_SECTIONS) < 100:
                 _SECTIONS[section] = section_name
+        usual = usual_match(line, 0, start) if tail == b")" else None
+        if usual is not None:  # Dovecot's and most servers' answer: read in one match
+            seq_text, uid_text, date = usual.groups()
+            record: dict[bytes, Any] = {
+                b"SEQ": int(seq_text),
+                b"INTERNALDATE": _internaldate(date),
+                section_name: part[1],
+            }
+            key = int(uid_text)
+            found = response.get(key)
+            if found is None:
+                response[key] = record
+            else:
+                found.update(record)
+            continue
         head = head_match(line, 0, start)
         if head is None:
             return None
@@ -110,7 +166,7 @@ def _parse_common(data: list[Any]) -> Response | None:
             return None
         seq = int(head.group(1))
         key = seq
-        record: dict[bytes, Any] = {b"SEQ": seq}
+        record = {b"SEQ": seq}
         for field, number, quoted in item(head.group(2) + after.group(1)):
             field = field.upper()
             if field == b"UID":

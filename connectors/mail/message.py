@@ -31,9 +31,9 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -41,7 +41,7 @@ from connectors.base import Connector, ConnectorContext, Made
 from connectors.mail.headers import AUTOREPLY_FIELDS, Headers, parse
 from monitor.config import Duration, SourceSettings
 from monitor.errors import BadRecord
-from monitor.measure.events import HINT_PREFIX, Channel, MessageEvent, Side, Thread, responder
+from monitor.measure.events import HINT_PREFIX, Channel, MessageEvent, Side, email_event, responder
 
 DEFAULT_BATCH = 1000
 AUTOMATIC_PRECEDENCE = frozenset({"bulk", "list", "junk", "auto_reply"})
@@ -88,11 +88,46 @@ class Classifier:
     context: ConnectorContext
     own: frozenset[str] = frozenset()
     window: timedelta = timedelta(days=7)
+    # Addresses judged before (the same few come back message after message), bounded.
+    _judged: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     def is_agent(self, address: str | None) -> bool:
         if not address:
             return False
-        return address in self.own or self.context.is_agent_address(address)
+        judged = self._judged.get(address)
+        if judged is None:
+            judged = address in self.own or self.context.is_agent_address(address)
+            _remember(self._judged, address, judged)
+        return judged
+
+
+# Bounds of the caches of values read before: entries, and the length of a value kept.
+_REMEMBERED = 10_000
+_REMEMBERED_LENGTH = 200
+
+
+def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
+    """Keep `value` for `key` in `cache` when the key is short; the cache starts afresh when
+    full (so a mailbox of a million distinct senders costs no more memory than a few)."""
+    if len(key) <= _REMEMBERED_LENGTH:
+        if len(cache) >= _REMEMBERED:
+            cache.clear()
+        cache[key] = value
+
+
+def _responder(address: str | None) -> str | None:
+    """`responder(address)`, remembered: a sent folder holds a few senders' mail."""
+    if address is None:
+        return None
+    found = _RESPONDERS.get(address)
+    if found is None:
+        found = responder(address)
+        if found is not None:
+            _remember(_RESPONDERS, address, found)
+    return found
+
+
+_RESPONDERS: dict[str, str] = {}
 
 
 # Gmail labels (IMAP `X-GM-LABELS`, Takeout's `X-Gmail-Labels`) of mail that was never sent or
@@ -186,7 +221,12 @@ def _token(value: str) -> str:
 
 def normalise_subject(subject: str) -> str:
     """The subject without reply/forward prefixes, case and extra spaces."""
-    return " ".join(_PREFIX.sub("", subject).split()).casefold()
+    found = _PREFIX.match(subject)  # (anchored at the start: what `sub` would replace)
+    if found is not None:
+        subject = subject[found.end() :]
+    if subject.isprintable() and "  " not in subject and subject.strip() == subject:
+        return subject.casefold()  # nothing to collapse (spaces, tabs, line breaks)
+    return " ".join(subject.split()).casefold()
 
 
 def build_event(
@@ -242,7 +282,7 @@ def build_event(
     if customer and subject and not automatic and not internal:
         digest = hashlib.sha1(f"{customer}\n{subject}".encode()).hexdigest()[:32]
         hint = HINT_PREFIX + digest
-    return MessageEvent(
+    return email_event(
         external_id=own,
         conversation=root,
         at=at,
@@ -251,16 +291,11 @@ def build_event(
         internal=internal,
         customer=None if agent else customer,
         subject=headers.subject[:MAX_SUBJECT] or None,
-        thread=Thread(
-            keys=tuple(keys),
-            hint=hint,
-            by_hint=not references and thread_key is None,
-            window=classifier.window,
-        ),
+        thread=(tuple(keys), hint, not references and thread_key is None, classifier.window),
         refers=tuple(dict.fromkeys(parents))[:MAX_PARENTS],
         # Who answered: the sender's address (a message read from a sent folder without one
         # is ours, but says nobody).
-        agent=responder(sender) if agent else None,
+        agent=_responder(sender) if agent else None,
         left_out=left_out,
     )
 

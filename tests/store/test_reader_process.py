@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from connectors.base import Batch, ConnectorError, Rejection
 from monitor.config import Settings
 from monitor.config_file import settings_from_mapping
-from monitor.measure.events import CallEvent, CallOutcome, MessageEvent, Side
+from monitor.measure.events import CallEvent, CallOutcome, MessageEvent, Side, Thread
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import import_paths
 from monitor.store.reader_process import ReaderDied, can_fork, read_in_child
@@ -102,8 +102,16 @@ def batches(count: int, then: BaseException | None = None) -> Iterator[Batch]:
         at = T0 + timedelta(minutes=n)
         call = CallEvent(f"{n}", "support", at, CallOutcome.ABANDONED, left_at=at, caller="1")
         message = MessageEvent(f"m{n}", "tel:123456789", at, Side.CUSTOMER, refers=(f"{n}",))
+        # An e-mail at an odd microsecond (its time crosses as whole microseconds) with a thread.
+        email = MessageEvent(
+            f"<e{n}@shop.test>",
+            f"<e{n}@shop.test>",
+            at + timedelta(microseconds=999_999 - n),
+            Side.AGENT,
+            thread=Thread((f"<e{n}@shop.test>",), "~hint", True, timedelta(days=2)),
+        )
         rejected = [Rejection(f"log:{n}", "not a record")]
-        yield Batch([message, call], {"n": n}, rejected, {"agent lines": n})
+        yield Batch([message, call, email], {"n": n}, rejected, {"agent lines": n})
     if then is not None:
         raise then
 

@@ -9,9 +9,12 @@ agree with `email`'s feed parser, the general address splitter and the library's
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -25,8 +28,9 @@ from connectors.mail.headers import (
     parse_with_email,
     split_addresses,
 )
-from connectors.mail.message import Classifier, MailError, build_event
+from connectors.mail.message import _PREFIX, Classifier, MailError, build_event, normalise_subject
 from monitor.config import Agents
+from monitor.measure.events import MessageEvent, MessageKind, Side, Thread, email_event
 from tests.connectors.mail.test_message import ARRIVED
 
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -205,9 +209,95 @@ def test_the_quick_readings_are_taken_for_the_usual_block() -> None:
         b"Message-ID: <q7.1@mail.shop.test>\r\n\r\n"
     )
     assert headers._plain_fields(raw) is not None
-    assert headers._UNFOLDED_BLOCK.fullmatch(raw.decode().replace("\r\n", "\n")[:-1])
+    block = raw.decode().replace("\r\n", "\n")[:-1]
+    assert len(headers._UNFOLDED_FIELD.findall(block)) == block.count("\n") == 5
     assert headers._ONE_ADDRESS.fullmatch("Customer 7 <customer7@shop7.test>")
     assert headers._ONE_ADDRESS.fullmatch("support@example.com")
     found = headers._DATE.fullmatch("Thu, 01 Oct 2026 10:33:00 +0200")
     assert found is not None and headers._usual_date(found) is not None
     assert re.fullmatch(r"<q7\.1@mail\.shop\.test>", parse(raw).message_id or "")
+
+
+# Texts an e-mail's event may carry: plain, empty, at and over the storable limit, with NUL,
+# lone surrogates and non-ASCII letters (what the constructors' checks are for).
+TEXTS = st.sampled_from(
+    ["<q1@shop.test>", "", "a" * 255, "a" * 256, "x\x00y", "\ud800", "Grüße", "~" + "0" * 32]
+) | st.text(max_size=300)
+TIMES = st.sampled_from(
+    [
+        ARRIVED,
+        ARRIVED.astimezone(ZoneInfo("Europe/Paris")),
+        ARRIVED.replace(tzinfo=None),
+        ARRIVED.astimezone(timezone(timedelta(hours=-3))),
+    ]
+)
+
+
+@PROPERTY
+@given(
+    ids=st.tuples(TEXTS, TEXTS),
+    at=TIMES,
+    agent_side=st.booleans(),
+    flags=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    optional=st.tuples(*[st.none() | TEXTS] * 5),
+    keys=st.lists(TEXTS, max_size=3),
+    refers=st.lists(TEXTS, max_size=3),
+)
+def test_an_email_event_made_directly_equals_the_one_the_constructors_make(
+    ids: tuple[str, str],
+    at: datetime,
+    agent_side: bool,
+    flags: tuple[bool, bool, bool],
+    optional: tuple[str | None, ...],
+    keys: list[str],
+    refers: list[str],
+) -> None:
+    customer, subject, agent, left_out, hint = optional
+    automatic, internal, by_hint = flags
+    fields: dict[str, Any] = {
+        "external_id": ids[0],
+        "conversation": ids[1],
+        "at": at,
+        "side": Side.AGENT if agent_side else Side.CUSTOMER,
+        "automatic": automatic,
+        "internal": internal,
+        "customer": customer,
+        "subject": subject,
+        "refers": tuple(refers),
+        "agent": agent,
+        "left_out": left_out,
+    }
+    thread = (tuple(keys), hint, by_hint, timedelta(days=3))
+    try:
+        expected = MessageEvent(**fields, thread=Thread(*thread))
+    except ValueError as exc:  # an empty id, a naive time: refused alike
+        with pytest.raises(ValueError, match=re.escape(str(exc))):
+            email_event(**fields, thread=thread)
+        return
+    made = email_event(**fields, thread=thread)
+    assert made == expected
+    assert made.at.tzinfo is UTC and made.kind is MessageKind.MESSAGE and made.channel is None
+    assert type(made.thread) is Thread and type(made.thread.keys) is tuple
+
+
+@PROPERTY
+@given(
+    value=st.text(max_size=40) | st.sampled_from(["Re: Order 5", "RE[2]: Fwd:  a\tb ", "回复：x"])
+)
+@example(value="Re: x\u00a0y")
+@example(value="Aw: Sv: a\u2028b ")
+def test_a_subject_is_normalised_as_the_prefix_pattern_and_a_split_say(value: str) -> None:
+    assert normalise_subject(value) == " ".join(_PREFIX.sub("", value).split()).casefold()
+
+
+def test_addresses_read_before_are_given_again_and_the_memory_of_them_is_bounded() -> None:
+    from connectors.mail import headers
+
+    value = "Customer 7 <Customer7@Shop7.test>"
+    assert addresses([value]) == addresses([value]) == ["customer7@shop7.test"]
+    long = "x" * 300 + " <a@b.test>"
+    assert addresses([long]) == ["a@b.test"] and long not in headers._READ_BEFORE
+    for n in range(headers._READ_BEFORE_VALUES + 5):
+        addresses([f"c{n}@shop.test"])
+    assert len(headers._READ_BEFORE) <= headers._READ_BEFORE_VALUES
+    assert addresses(["c3@shop.test"]) == ["c3@shop.test"]

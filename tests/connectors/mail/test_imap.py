@@ -3,6 +3,7 @@ test, seeded over IMAP APPEND with explicit INTERNALDATEs: what is measured, and
 
 from __future__ import annotations
 
+import imaplib
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,6 +267,54 @@ def test_mail_arriving_later_is_read_by_the_next_poll_in_batches(
     second = poll(engine, settings, "inbox", NOW)
     assert second.messages == 3
     assert by_opener(engine)["<q8@customer.test>"].status == "answered"
+
+
+def test_each_fetch_is_sent_before_the_answer_to_the_last_is_parsed(
+    tmp_path: Path, mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pipelining: the server prepares the next answer while this one is parsed. Folders still
+    take turns (a SELECT only with no FETCH in flight), each batch still ends a round, and the
+    poll stores what it always stored."""
+    mailbox.append("INBOX", [question(n, n) for n in range(5)])
+    mailbox.append("Sent", [reply(n, 30 + n) for n in range(3)])
+    said: list[str] = []
+    command = imaplib.IMAP4._command
+
+    def recorded_command(imap: imaplib.IMAP4, name: str, *args: Any) -> Any:
+        if name in ("EXAMINE", "UID"):
+            words = [a.decode() if isinstance(a, bytes) else str(a) for a in args[:2]]
+            said.append(" ".join([name, *words]))
+        return command(imap, name, *args)
+
+    parse = imap_fetch.parse
+
+    def recorded_parse(data: list[Any], **kwargs: Any) -> imap_fetch.Response:
+        said.append("parse")
+        return parse(data, **kwargs)
+
+    monkeypatch.setattr(imaplib.IMAP4, "_command", recorded_command)
+    monkeypatch.setattr(imap_fetch, "parse", recorded_parse)
+    settings, engine = setup(tmp_path, mailbox, batch_size=2)
+    result = poll(engine, settings, "inbox", NOW)
+    assert (result.messages, result.batches) == (8, 3)
+    assert by_opener(engine)["<q2@customer.test>"].status == "answered"
+    reading = said[said.index("UID FETCH 1,2") - 1 :]  # from the EXAMINE before the first FETCH
+    assert reading == [
+        'EXAMINE "Sent"',
+        "UID FETCH 1,2",
+        'EXAMINE "INBOX"',
+        "UID FETCH 1,2",
+        "parse",  # Sent 1-2, while INBOX 1-2 is prepared
+        'EXAMINE "Sent"',
+        "UID FETCH 3",
+        "parse",  # INBOX 1-2: the first batch
+        'EXAMINE "INBOX"',
+        "UID FETCH 3,4",
+        "parse",
+        "UID FETCH 5",
+        "parse",  # INBOX 3-4: the second batch
+        "parse",  # INBOX 5: the third
+    ]
 
 
 def test_a_poll_read_in_a_child_process_stores_what_one_read_here_stores(

@@ -58,10 +58,21 @@ def first_poll_interrupted(
     return settings, engine, result, failure.value
 
 
-def assert_the_next_poll_reads_the_other_five(engine: Engine, settings: Settings) -> None:
-    """After `first_poll_interrupted`: nothing lost, nothing stored twice."""
+def assert_the_first_batches_are_stored(engine: Engine) -> int:
+    """After `first_poll_interrupted`: the first batch is stored, or the first two (the FETCH
+    of the second is sent before the first is parsed, and its answer may have arrived before
+    the fault struck); the number of messages stored."""
+    stored = sorted(messages(engine))
+    assert len(stored) in (2, 4)
+    assert stored == sorted(f"<q{n}@customer.test>" for n in range(len(stored)))
+    return len(stored)
+
+
+def assert_the_next_poll_reads_the_rest(engine: Engine, settings: Settings, stored: int) -> None:
+    """After `first_poll_interrupted` stored `stored` messages: nothing lost, nothing stored
+    twice."""
     again = poll_source(engine, settings, settings.sources[0], now=NOW, clock=lambda: NOW)
-    assert again.ok and again.messages == 5
+    assert again.ok and again.messages == 7 - stored
     assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(7))
     assert len(inquiries(engine)) == 7
 
@@ -104,9 +115,10 @@ def test_a_connection_dropped_between_batches_loses_nothing(
     )
     assert "connection lost" in str(error) and not error.permanent
     assert "\n" not in str(error)
-    assert (result.batches, result.messages) == (1, 2)
+    stored = assert_the_first_batches_are_stored(engine)
+    assert (result.batches, result.messages) == (stored // 2, stored)
 
-    assert_the_next_poll_reads_the_other_five(engine, settings)
+    assert_the_next_poll_reads_the_rest(engine, settings, stored)
 
 
 def test_a_server_stopped_mid_poll_fails_in_one_line_and_the_poll_after_its_return_completes(
@@ -122,8 +134,9 @@ def test_a_server_stopped_mid_poll_fails_in_one_line_and_the_poll_after_its_retu
         assert down.error.startswith(f"127.0.0.1:{mailbox.server.port}: ")
     finally:
         mailbox.server.start_again()
-    assert sorted(messages(engine)) == sorted(f"<q{n}@customer.test>" for n in range(2))
-    assert_the_next_poll_reads_the_other_five(engine, settings)
+    assert_the_next_poll_reads_the_rest(
+        engine, settings, assert_the_first_batches_are_stored(engine)
+    )
 
 
 def test_a_missing_folder_fails_the_poll_with_one_permanent_line(

@@ -51,6 +51,7 @@ USUAL = {
     ),
     "no UID": answer(b'7 (INTERNALDATE "20-Nov-2026 09:00:00 +0000" ' + SECTION),
     "an empty header block": answer(COMMON, literal=b""),
+    "the usual head with items after the literal": answer(COMMON, b" X-GM-THRID 5 SIZE 12)"),
     "two messages": answer(COMMON) + answer(COMMON.replace(b"7 (UID 41", b"8 (UID 42")),
     "the same message twice": answer(COMMON) + answer(b"7 (UID 41 X-GM-THRID 5 " + SECTION),
 }
