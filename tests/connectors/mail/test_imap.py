@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import Engine, select
 
 from connectors.mail import imap_fetch
 from connectors.mail.imap import ImapConnector
+from connectors.mail.imap_session import ImapSettings, tls_context
 from monitor.config import Settings
 from monitor.config_file import settings_from_mapping
 from monitor.store.ingest import build_connector, poll_source, reconcile
@@ -486,6 +488,20 @@ def test_tls_and_starttls_are_verified_against_the_ca_file(
     assert poll(engine, settings, "inbox", NOW).messages == 1
     found = build_connector(settings, settings.sources[0]).check()
     assert f"({security}): Sent (sent) 0 messages, INBOX 1 messages" in found
+
+
+def test_a_ca_file_is_trusted_instead_of_the_system_store_as_for_smtp(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    settings, _ = setup(tmp_path, mailbox)
+    source = settings.sources[0]
+    assert isinstance(source, ImapSettings)
+    context = tls_context(source, settings.base_dir)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    # The private CA alone: a server certified by some public CA is not this mailbox's server.
+    assert context.cert_store_stats()["x509_ca"] == 1
+    system = tls_context(source.model_copy(update={"ca_file": None}), settings.base_dir)
+    assert system.cert_store_stats()["x509_ca"] != 1
 
 
 def test_an_oauth2_token_from_a_file_or_a_command_logs_in(tmp_path: Path, mailbox: Mailbox) -> None:
