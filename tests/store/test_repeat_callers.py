@@ -16,7 +16,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from monitor.config import ResolvedTargets
 from monitor.config_file import settings_from_mapping
@@ -29,7 +29,7 @@ from monitor.measure.events import (
     callback_request,
 )
 from monitor.measure.inquiries import derive
-from monitor.store.batches import StoredMessage, measuring, store_batch
+from monitor.store.batches import Measuring, StoredMessage, measuring, store_batch
 from monitor.store.batches import prepare as prepare_batch
 from monitor.store.database import make_engine, prepare
 from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, TALLIES
@@ -50,29 +50,8 @@ _CALL = st.tuples(
 
 def calls_of(script: list[tuple[int, int, bool, int, bool]]) -> list[list[CallEvent]]:
     """The calls in batches, in time order."""
-    batches: list[list[CallEvent]] = [[]]
-    at = T0
-    for index, (number, minutes, answered, wait, split) in enumerate(script):
-        at += timedelta(minutes=minutes)
-        if split and batches[-1]:
-            batches.append([])
-        # No two calls' moments are equal (a microsecond apart at least): pairing keeps equal
-        # times in the order stored, which batches stored out of order change.
-        end = at + timedelta(seconds=wait, microseconds=index)
-        batches[-1].append(
-            CallEvent(
-                f"call{index}",
-                "support",
-                at,
-                CallOutcome.ANSWERED if answered else CallOutcome.ABANDONED,
-                answered_at=end if answered else None,
-                left_at=end + timedelta(minutes=3) if answered else end,
-                wait_seconds=float(wait),
-                talk_seconds=180.0 if answered else None,
-                caller=NUMBERS[number],
-            )
-        )
-    return batches
+    outcomes = {True: CallOutcome.ANSWERED, False: CallOutcome.ABANDONED}
+    return any_calls_of([(n, gap, outcomes[answered], w, s) for n, gap, answered, w, s in script])
 
 
 def events_of(calls: list[CallEvent]) -> list[Event]:
@@ -88,6 +67,20 @@ def events_of(calls: list[CallEvent]) -> list[Event]:
                 callback_request(call.external_id, call.caller, left, call=call.external_id)
             )
     return events
+
+
+def queue_site(folder: str, name: str, targets: dict[str, str]) -> tuple[Engine, Measuring]:
+    """A new SQLite store in `folder` and what storing a queue_log source's batches needs."""
+    site = settings_from_mapping(
+        {
+            "targets": targets,
+            "sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "q.log"}],
+        },
+        Path(folder),
+    )
+    engine = make_engine(f"sqlite:///{folder}/{name}.db")
+    prepare(engine)
+    return engine, measuring(site, site.sources[0])
 
 
 def plain(external_id: str, at: datetime, side: str) -> StoredMessage:
@@ -131,13 +124,7 @@ def test_a_repeat_callers_inquiries_are_those_of_every_call_whatever_the_batches
     shuffled = list(batches)
     order.shuffle(shuffled)  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as folder:
-        site = settings_from_mapping(
-            {"sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "q.log"}]},
-            Path(folder),
-        )
-        engine = make_engine(f"sqlite:///{folder}/store.db")
-        prepare(engine)
-        ctx = measuring(site, site.sources[0])
+        engine, ctx = queue_site(folder, "store", {})
         for calls in shuffled:
             with engine.begin() as conn:
                 store_batch(conn, ctx, events_of(calls))
@@ -178,6 +165,8 @@ def any_calls_of(
         at += timedelta(minutes=minutes)
         if split and batches[-1]:
             batches.append([])
+        # No two calls' moments are equal (a microsecond apart at least): pairing keeps equal
+        # times in the order stored, which batches stored out of order change.
         end = at + timedelta(seconds=wait, microseconds=index)
         answered = outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED)
         batches[-1].append(
@@ -214,16 +203,7 @@ def missed_events_of(calls: list[CallEvent]) -> list[Event]:
 def store_all(folder: str, name: str, batches: list[list[Event]], prepared: bool) -> Any:
     """Every table's rows (ids aside) after storing `batches` one by one, each as it is read
     inline (the general path) or as prepared in a reading process (`prepare`)."""
-    site = settings_from_mapping(
-        {
-            "targets": {"short_abandon": "20s"},
-            "sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "q.log"}],
-        },
-        Path(folder),
-    )
-    engine = make_engine(f"sqlite:///{folder}/{name}.db")
-    prepare(engine)
-    ctx = measuring(site, site.sources[0])
+    engine, ctx = queue_site(folder, name, {"short_abandon": "20s"})
     for events in batches:
         with engine.begin() as conn:
             if prepared:
