@@ -8,21 +8,28 @@ and the tallies move by exactly what the changed rows contribute, in one upsert.
 
 This is the hot path of an import (a million-line queue_log is ~200,000 calls), so the rows go
 to the database as tuples (`monitor.store.bulk`) and the statements run for every batch are made
-once.
+once. An import on SQLite goes further (`prepare`, run in the reading process): a missed call's
+callback request crosses as its message row, and a new caller's inquiry as its row, so that such
+a request costs the storing process an insert, not a message object and a pairing; a repeat
+caller whose new calls come after all stored of the number is paired on from the stored
+inquiries (`_continue_callbacks`) instead of from every call the number ever made. Tests hold
+both equal to the general path (tests/store/test_repeat_callers.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
+from connectors.base import Batch
 from monitor.config import ResolvedTargets, Settings, SourceSettings, channel_of
 from monitor.measure.calendars import BusinessCalendar
 from monitor.measure.events import (
@@ -32,12 +39,16 @@ from monitor.measure.events import (
     CallEvent,
     CallOutcome,
     Channel,
+    Event,
     MessageEvent,
+    MessageKind,
     Side,
     answer_time,
+    from_micros,
     got_through,
+    micros,
 )
-from monitor.measure.inquiries import MEASURED, derive_values, verdict_of
+from monitor.measure.inquiries import MEASURED, derive_values, due_at, verdict_of
 from monitor.measure.summaries import is_short_abandon
 from monitor.store import threads
 from monitor.store.bulk import in_values, insert_rows, json_values, member, select_in, value_parts
@@ -56,7 +67,7 @@ from monitor.store.tallies import (
 from monitor.store.tallies import apply as apply_tallies
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Measuring:
     """What deriving a source's inquiries needs: its targets, calendar and bucket layout."""
 
@@ -95,25 +106,183 @@ def measuring(settings: Settings, source: SourceSettings) -> Measuring:
     )
 
 
-def store_batch(conn: Connection, ctx: Measuring, events: Sequence[object]) -> tuple[int, int]:
-    """Store one batch's events; return (new messages, new or finished calls)."""
+def store_batch(
+    conn: Connection,
+    ctx: Measuring,
+    events: Sequence[object],
+    prepared: Prepared | None = None,
+) -> tuple[int, int]:
+    """Store one batch's events; return (new messages, new or finished calls). `prepared` is
+    what `prepare` worked out from the batch in the reading process (its callback requests are
+    then there, not among `events`); on SQLite only."""
+    if prepared is not None and conn.dialect.name != "sqlite":
+        raise ValueError("prepared batches hold rows as SQLite stores them")
     messages = [e for e in events if isinstance(e, MessageEvent)]
     # Queue names become bounded labels where calls are stored (monitor.store.queue_labels).
     calls = ctx.queues.apply(conn, [e for e in events if isinstance(e, CallEvent)])
     delta: TallyCounter = Counter()  # the batch's tally changes, stored in one statement
     # Calls first: a caller who got through (an answered call, kept with its caller's callback
     # key) answers their callback request, in any phone source, when it is measured below.
-    stored, through = _store_calls(conn, ctx, calls, delta)
+    before = conn.execute(_LARGEST_IDS).one() if prepared is not None else None
+    stored, through, new_calls = _store_calls(conn, ctx, calls, delta, prepared)
     # E-mails find their conversation through the links of earlier messages (monitor.store.threads);
     # a merge of two threads moves stored messages, so both are measured again.
     placed = threads.resolve(conn, ctx.source, messages)
     inserted, known, new = _store_messages(conn, ctx, messages, placed)
+    opened: list[tuple[Any, ...]] = []
+    requested = 0
+    if prepared is not None and prepared.requests:
+        requested, requesters, opened = _store_requests(conn, ctx, prepared, delta)
+        inserted += requested
+        known |= requesters
     known |= placed.regrouped - new.keys()
     known |= _waiting_for_callbacks(conn, through)
-    _rebuild_inquiries(conn, ctx, known, new, delta, calls)
+    rebuilt = known
+    if before is not None and prepared is not None and new_calls is not None:
+        # Callers seen before whose new calls all come after what is stored of their number:
+        # their pairing goes on from their stored inquiries (_continue_callbacks).
+        handled = (
+            {e.conversation for e in messages}
+            | set(placed.conversations.values())
+            | placed.regrouped
+        )
+        if requested == len(prepared.requests):
+            rebuilt = known - _continue_callbacks(
+                conn, ctx, prepared, new_calls, known - handled, before, delta
+            )
+    _rebuild_inquiries(conn, ctx, rebuilt, new, delta, calls)
+    # The requests' new conversations: their inquiries as the reading process made them.
+    insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, opened, as_stored=True)
     _rederive_callback_peers(conn, ctx, known, delta)
     apply_tallies(conn, delta)
     return inserted, stored
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the reading process works out from a batch before it crosses (`prepare`), so that
+    the storing process, the import's critical path, does little more than SQLite's inserts:
+
+    - `requests`: the callback requests of missed calls (customer-side messages of a `tel:`
+      conversation that name a call of the batch), as message rows in SQLite's values;
+    - `openers`: the inquiry each of their conversations opens when it is new to the store,
+      as rows in SQLite's values (a missed caller asks for a callback at their first missed
+      call of the batch that is not a short abandon), and `opener_tallies` what they all add;
+    - `short`: the requests of short abandons, which open nothing.
+
+    A conversation stored before is measured again from the store, as any other."""
+
+    requests: list[tuple[Any, ...]]
+    openers: dict[str, tuple[Any, ...]]
+    opener_tallies: TallyCounter
+    # The requests of short abandons, which open nothing (when `short_abandon` is on).
+    short: frozenset[str]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PreparedBatch(Batch):
+    """A batch with what `prepare` worked out from it (its callback requests are there, not
+    among its events)."""
+
+    prepared: Prepared | None = None
+
+
+def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepared]:
+    """The events left to store as events, and what the storing process needs of the rest
+    (`Prepared`). Pure: it reads no store, so it runs in the reading process."""
+    calls = [c for c in events if isinstance(c, CallEvent)]
+    latest = {c[0]: c for c in calls}  # a call's last state in the batch (external id first)
+    by_conversation: dict[str, list[MessageEvent]] = defaultdict(list)
+    if len(calls) < len(events):
+        for e in events:
+            if isinstance(e, MessageEvent):
+                by_conversation[e.conversation].append(e)
+    covered = {
+        conversation
+        for conversation, messages in by_conversation.items()
+        if all(_is_request(m, latest) for m in messages)
+    }
+    # An id also borne by a message left to the general path: which of them is stored is
+    # its matter (the first met), so the conversation goes there too.
+    others = {m.external_id for c, ms in by_conversation.items() if c not in covered for m in ms}
+    covered -= {c for c in covered if any(m.external_id in others for m in by_conversation[c])}
+    # A short abandon asks for no callback when `short_abandon` is on (as
+    # _leave_out_short_abandons: off, the sources' own short abandons asked for none).
+    leave_out = ctx.targets.short_abandon > timedelta(0)
+    rest = [e for e in events if not isinstance(e, MessageEvent) or e.conversation not in covered]
+    requests: list[tuple[Any, ...]] = []
+    openers: dict[str, tuple[Any, ...]] = {}
+    seen: set[str] = set()
+    short: set[str] = set()
+    for e in events:
+        if not isinstance(e, MessageEvent) or e.conversation not in covered:
+            continue
+        if e.external_id in seen:
+            continue  # the first of duplicate ids is stored, as _store_messages does
+        seen.add(e.external_id)
+        conversation = e.conversation
+        at = micros(e.at)
+        requests.append(
+            (ctx.source, e.external_id, conversation, at, Side.CUSTOMER.value)
+            + ("message", False, False, str(e.channel) if e.channel else ctx.channel)
+            + (e.customer, e.subject, e.refers[0], e.agent, e.left_out)
+        )
+        call = latest[e.refers[0]]
+        if leave_out and is_short_abandon(
+            call.outcome, call.wait_seconds, call.short_abandon, ctx.targets
+        ):
+            short.add(e.external_id)
+            continue  # no callback owed: it opens nothing (as _leave_out_short_abandons)
+        first = openers.get(conversation)
+        if first is not None and first[5] <= at:
+            continue  # the earliest opens (the first stored of equal times)
+        due = due_at(e.at, ctx.targets, ctx.calendar)
+        openers[conversation] = (
+            (ctx.source, conversation, requests[-1][8], "first", "open", at, e.external_id)
+            + (None, None, None, None, None if due is None else micros(due), False, False)
+            + (e.customer, e.subject, None, None, None)
+        )
+    opener_tallies = tally_inquiries(map(_inquiry_tallied, openers.values()), ctx.layout)
+    prepared = Prepared(requests, openers, opener_tallies, frozenset(short))
+    return rest, prepared
+
+
+def _is_request(message: MessageEvent, calls: Mapping[str, CallEvent]) -> bool:
+    """A missed call's callback request (callback_request), of a call at hand: a plain
+    customer-side message of a `tel:` conversation naming that call."""
+    return (
+        message.side is Side.CUSTOMER
+        and message.kind is MessageKind.MESSAGE
+        and not message.automatic
+        and not message.internal
+        and message.thread is None
+        and message.conversation.startswith(CALLBACK_PREFIX)
+        and len(message.refers) == 1
+        and message.refers[0] in calls
+    )
+
+
+def _store_requests(
+    conn: Connection, ctx: Measuring, prepared: Prepared, delta: TallyCounter
+) -> tuple[int, set[str], list[tuple[Any, ...]]]:
+    """Insert the prepared callback requests. Return how many were new, their conversations
+    stored before (measured again from the store, with the rest of the batch's), and the
+    inquiry rows of the new ones, whose tallies are added to `delta`."""
+    touched = {row[2] for row in prepared.requests}
+    known = _stored_before(conn, ctx, touched)
+    keys = ["source", "external_id"]
+    rows = prepared.requests
+    inserted = insert_rows(
+        conn, MESSAGES, MESSAGE_COLUMNS, rows, ignore_conflicts=keys, as_stored=True
+    )
+    openers = prepared.openers
+    delta.update(prepared.opener_tallies)
+    if not known:
+        return inserted, known, list(openers.values())
+    # Stored before: rebuilt from the store instead; what their openers counted is taken back.
+    again = [openers[c] for c in known if c in openers]
+    delta.subtract(tally_inquiries(map(_inquiry_tallied, again), ctx.layout))
+    return inserted, known, [row for c, row in openers.items() if c not in known]
 
 
 def _rederive_callback_peers(
@@ -438,14 +607,19 @@ def _got_through_message(call: Any) -> StoredMessage:
 
 
 def _store_calls(
-    conn: Connection, ctx: Measuring, events: list[CallEvent], delta: TallyCounter
-) -> tuple[int, set[str]]:
+    conn: Connection,
+    ctx: Measuring,
+    events: list[CallEvent],
+    delta: TallyCounter,
+    prepared: Prepared | None = None,
+) -> tuple[int, set[str], list[tuple[Any, ...]] | None]:
     """Insert new calls; replace a stored *waiting* call by its final state. A finished call
     never changes again, so re-reading a log cannot count it twice. Return how many were
-    stored, and the callback keys of those answered (their callers got through): the call's
-    `caller_key`, indexed, where a callback request of the number finds it."""
+    stored, the callback keys of those answered (their callers got through): the call's
+    `caller_key`, indexed, where a callback request of the number finds it; and, for a prepared
+    batch whose every call was new, their rows as stored (else None)."""
     if not events:
-        return 0, set()
+        return 0, set(), []
     latest = {e.external_id: e for e in events}  # the last state of a call in the batch wins
     # On SQLite only the stored *waiting* calls are looked up (a handful, by ix_call_waiting),
     # not every id of the batch: the rest are inserted, and which of them were new is told by
@@ -487,15 +661,163 @@ def _store_calls(
             .values(dict(zip(CALL_COLUMNS, row, strict=True)))
         )
     if optimistic:
+        every = len(inserts)
         inserts = _insert_new_calls(conn, inserts)
+        unchanged = prepared is not None and not stored and len(inserts) == every
     else:
         insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
+        unchanged = False
     # (source, queue, outcome, wait, short abandon) of each: tally_calls leaves out the waiting.
     counted = map(itemgetter(0, 2, 8, 6, 10), inserts + finished)
     delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
     through = {row[-1] for row in inserts if row[-1] is not None}
     through.update(row[-1] for row in finished if row[-1] is not None)
-    return len(inserts) + len(finished), through
+    return len(inserts) + len(finished), through, (inserts if unchanged else None)
+
+
+def _continue_callbacks(
+    conn: Connection,
+    ctx: Measuring,
+    prepared: Prepared,
+    new_calls: list[tuple[Any, ...]],
+    candidates: set[str],
+    before: Any,
+    delta: TallyCounter,
+) -> set[str]:
+    """The callback conversations among `candidates` measured here, as pairing them again
+    from the store would: those whose new messages (the batch's callback requests, and the
+    answers of the batch's calls from their number) all come after everything stored of them
+    (any source's messages, any source's answered calls from the number). Their stored
+    inquiries are then what pairing gives up to the new ones, and pairing goes on from there:
+    the open inquiry, if any, is closed by the first new answer; a new request opens one when
+    none is open (a short abandon's opens nothing). A test holds this equal to the rebuild.
+
+    `before` holds the largest message and call ids stored before this batch."""
+    callbacks = {c for c in candidates if c.startswith(CALLBACK_PREFIX)}
+    if not callbacks:
+        return set()
+    # The new messages of each: (time, 0 for a request / 1 for an answer, order, row).
+    news: dict[str, list[tuple[int, int, int, tuple[Any, ...]]]] = defaultdict(list)
+    for order, row in enumerate(prepared.requests):
+        if row[2] in callbacks:
+            news[row[2]].append((row[3], 0, order, row))
+    for order, row in enumerate(new_calls):
+        key = row[-1]
+        if key in callbacks:
+            answered = answer_time(
+                None if row[4] is None else from_micros(row[4]), from_micros(row[3]), row[6]
+            )
+            news[key].append((micros(answered), 1, order, row))
+    later = set(news)
+    if not later:
+        return set()
+    message_ids, call_ids = before
+    part = json.dumps(sorted(later))
+    for conversation, latest in conn.exec_driver_sql(_LATEST_MESSAGES, (message_ids or 0, part)):
+        if latest is not None and min(news[conversation])[0] <= latest:
+            later.discard(conversation)
+    for conversation, latest in conn.exec_driver_sql(_LATEST_ANSWERS, (call_ids or 0, part)):
+        if latest is not None and min(news[conversation])[0] <= latest:
+            later.discard(conversation)
+    if not later:
+        return set()
+    stored: dict[str, list[Any]] = defaultdict(list)
+    for row in select_in(conn, INQUIRIES, {"source": ctx.source}, "conversation", later):
+        stored[row["conversation"]].append(row)
+    old: list[Any] = []
+    rows: list[tuple[Any, ...]] = []
+    for conversation in sorted(later):
+        inquiries = stored[conversation]
+        opened = [r for r in inquiries if r["status"] != "answered"]
+        if len(opened) > 1 or (opened and opened[0]["status"] != "open"):
+            later.discard(conversation)  # not what pairing plain messages leaves: rebuilt
+            continue
+        first_open = opened[0] if opened else None
+        going = _going_on(ctx, conversation, first_open, len(inquiries), news, prepared.short)
+        if going is None:
+            continue  # nothing changes
+        replaced, made = going
+        old.extend(replaced)
+        rows.extend(made)
+    if old:
+        # Read before deleting, unlike _rebuild_inquiries: this runs on SQLite only, after the
+        # batch's first insert, so this transaction holds the write lock and no scrape can
+        # give one of them a verdict meanwhile.
+        ids = json.dumps([r["id"] for r in old])
+        conn.exec_driver_sql(_DELETE_INQUIRIES, (ids,))
+    insert_rows(conn, INQUIRIES, INQUIRY_COLUMNS, rows)
+    added = tally_inquiries(map(_inquiry_tallied, rows), ctx.layout)
+    delta.update(difference(added, inquiry_tallies(old, ctx.layout)))
+    return later
+
+
+def _going_on(
+    ctx: Measuring,
+    conversation: str,
+    open_row: Any,
+    count: int,
+    news: Mapping[str, list[tuple[int, int, int, tuple[Any, ...]]]],
+    short: frozenset[str],
+) -> tuple[list[Any], list[tuple[Any, ...]]] | None:
+    """The pairing of a conversation's new messages after its stored inquiries (`count` of
+    them, `open_row` the open one): the old rows it replaces and the rows it makes, or None
+    when nothing changes. As _plain_values: the first customer message opens, the next
+    agent message closes."""
+    done = count - (1 if open_row is not None else 0)
+    # (opened at, opened by, channel, customer, subject, kind) of the open inquiry
+    current: tuple[Any, ...] | None = None
+    if open_row is not None:
+        current = (
+            open_row["opened_at"],
+            open_row["opened_by"],
+            open_row["channel"],
+            open_row["customer"],
+            open_row["subject"],
+            open_row["kind"],
+        )
+    made: list[tuple[Any, ...]] = []
+    changed = False
+    for at_us, answer, _, row in sorted(news[conversation]):
+        if not answer:
+            if current is None and row[1] not in short:
+                kind = "followup" if done else "first"
+                current = (from_micros(at_us), row[1], row[8], row[9], row[10], kind)
+                changed = True
+            continue
+        if current is None:
+            continue  # an answer with nothing open closes nothing
+        start, opened_by, channel, customer, subject, kind = current
+        closed = from_micros(at_us)
+        due = due_at(start, ctx.targets, ctx.calendar)
+        business = None if ctx.calendar is None else ctx.calendar.business_seconds(start, closed)
+        breached = due is not None and closed > due
+        made.append(
+            (ctx.source, conversation, channel, kind, "answered", start, opened_by, closed)
+            + (None, (closed - start).total_seconds(), business, due, breached, False)
+            + (customer, subject, f"{GOT_THROUGH_PREFIX}{row[0]}/{row[1]}", row[11])
+            + (_kept_verdict(open_row, opened_by) or verdict_of("answered", breached),)
+        )
+        done += 1
+        current = None
+        changed = True
+    if not changed:
+        return None
+    if current is not None:
+        start, opened_by, channel, customer, subject, kind = current
+        made.append(
+            (ctx.source, conversation, channel, kind, "open", start, opened_by)
+            + (None, None, None, None, due_at(start, ctx.targets, ctx.calendar), False, False)
+            + (customer, subject, None, None, _kept_verdict(open_row, opened_by))
+        )
+    return ([open_row] if open_row is not None else []), made
+
+
+def _kept_verdict(open_row: Any, opened_by: str) -> str | None:
+    """The verdict a scrape gave the open inquiry (monitor.store.verdicts), kept by the row
+    that measures it again, as _rebuild_inquiries keeps it."""
+    if open_row is not None and open_row["opened_by"] == opened_by:
+        return cast(str | None, open_row["verdict"])
+    return None
 
 
 def _insert_new_calls(conn: Connection, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
@@ -521,6 +843,25 @@ _STORED_WAITING = select(CALLS.c.external_id, CALLS.c.outcome).where(
     WAITING_CALL, CALLS.c.source == bindparam("source")
 )
 _LARGEST_CALL_ID = select(func.max(CALLS.c.id))
+# The latest moment stored of some callback conversations, in messages of any source and in
+# answered calls from their numbers (their answer time, rounded up: never earlier than
+# answer_time makes it), among those stored before a batch (ids up to the largest then).
+_LATEST_MESSAGES = (
+    "SELECT conversation, max(at) FROM message WHERE id <= ? "
+    "AND conversation IN (SELECT value FROM json_each(?)) GROUP BY conversation"
+)
+_LATEST_ANSWERS = (
+    "SELECT caller_key, max(coalesce(answered_at, "
+    "entered_at + CAST(coalesce(wait_seconds, 0) * 1000000 AS INTEGER) + 1)) "
+    "FROM call WHERE caller_key IS NOT NULL AND id <= ? "
+    "AND caller_key IN (SELECT value FROM json_each(?)) GROUP BY caller_key"
+)
+_DELETE_INQUIRIES = "DELETE FROM inquiry WHERE id IN (SELECT value FROM json_each(?))"
+# The largest message and call ids before a batch: what was stored before it.
+_LARGEST_IDS = select(
+    select(func.max(MESSAGES.c.id)).scalar_subquery(),
+    select(func.max(CALLS.c.id)).scalar_subquery(),
+)
 _CALLS_AFTER = select(CALLS.c.external_id).where(CALLS.c.id > bindparam("after"))
 
 # Columns in table order, as insert_rows takes them.

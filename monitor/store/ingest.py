@@ -28,7 +28,14 @@ from connectors import connector_class
 from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
 from monitor.config import Settings, SourceSettings
 from monitor.measure.events import Event
-from monitor.store.batches import Measuring, measuring, rederive, store_batch
+from monitor.store.batches import (
+    Measuring,
+    PreparedBatch,
+    measuring,
+    prepare,
+    rederive,
+    store_batch,
+)
 from monitor.store.database import (
     StoreError,
     chunks,
@@ -186,7 +193,14 @@ def import_paths(
     cutoff = horizon(now, settings)
     if in_child is None:
         in_child = can_fork()
-    with _reading(lambda: connector.fetch_paths(paths, now), in_child=in_child) as batches:
+
+    def read() -> Iterator[Batch]:
+        batches = connector.fetch_paths(paths, now)
+        # In the child, on SQLite: the rows of the callback requests too (the second core).
+        return _prepared(ctx, batches, cutoff) if in_child and sqlite else batches
+
+    sqlite = engine.dialect.name == "sqlite"
+    with _reading(read, in_child=in_child) as batches:
         _store_all(
             engine, ctx, batches, result, None, save_cursor=False, progress=progress, cutoff=cutoff
         )
@@ -199,6 +213,19 @@ def _reading(
 ) -> AbstractContextManager[Iterator[Batch]]:
     """The batches of `read()`: read in a forked child when `in_child`, else here."""
     return read_in_child(read) if in_child else nullcontext(read())
+
+
+def _prepared(ctx: Measuring, batches: Iterator[Batch], cutoff: datetime | None) -> Iterator[Batch]:
+    """`batches` with what storing them needs worked out here (monitor.store.batches.prepare),
+    but a batch holding an event older than the retention, which storing leaves out."""
+    for batch in batches:
+        if cutoff is not None and recent(batch.events, cutoff)[1]:
+            yield batch
+            continue
+        events, prepared = prepare(ctx, batch.events)
+        yield PreparedBatch(
+            events, batch.cursor, batch.rejected, batch.skipped, batch.noted, prepared=prepared
+        )
 
 
 def _store_all(
@@ -224,8 +251,9 @@ def _store_all(
             if cutoff is not None:  # a purged event read again is not stored (or counted) again
                 events, skipped = recent(events, cutoff)
                 result.skipped += skipped
+            prepared = batch.prepared if isinstance(batch, PreparedBatch) else None
             with transaction(engine) as conn:
-                messages, calls = store_batch(conn, ctx, events)
+                messages, calls = store_batch(conn, ctx, events, prepared)
                 _save_state(
                     conn, ctx.source, batch.cursor if save_cursor else None, len(batch.rejected)
                 )

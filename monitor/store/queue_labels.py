@@ -131,11 +131,14 @@ class QueueLabels:
 
     def apply(self, conn: Connection, calls: Sequence[CallEvent]) -> list[CallEvent]:
         """`calls` with their queues as labels (the same objects where nothing changes)."""
-        out = []
-        for call in calls:
-            label = self.label(conn, call.queue)
-            out.append(call if label == call.queue else call._replace(queue=label))
-        return out
+        # Each name once (a batch has thousands of calls in a few queues), in the order met.
+        labels = {name: self.label(conn, name) for name in dict.fromkeys(c.queue for c in calls)}
+        if all(label == name for name, label in labels.items()):
+            return list(calls)
+        return [
+            call if labels[call.queue] == call.queue else call._replace(queue=labels[call.queue])
+            for call in calls
+        ]
 
 
 def listed(source: SourceSettings) -> dict[str, str] | None:

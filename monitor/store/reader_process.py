@@ -10,7 +10,9 @@ loses (at most the batch in the pipe, whose cursor is not saved) are those of re
 
 A batch crosses as plain tuples (`_wire`, `_unwired`): its calls and messages as tuples of
 their fields, rebuilt here without running their constructors' checks again (they ran in the
-child). Pickling the events themselves cost more than half of what reading in the child saved:
+child), and what the child prepared for storing it, if anything (`monitor.store.batches.prepare`:
+an import's callback requests cross as the rows and inquiries they make, not as messages).
+Pickling the events themselves cost more than half of what reading in the child saved:
 a CallEvent is rebuilt through a Python call per call, a frozen dataclass's `__setstate__`
 loops over its fields per message. A batch's calls come before its messages after the trip;
 storing a batch does not depend on the order between the two (monitor.store.batches).
@@ -44,6 +46,7 @@ from typing import Any
 from connectors.base import Batch, ConnectorError
 from monitor.errors import OperationError
 from monitor.measure.events import CallEvent, Event, MessageEvent, Thread
+from monitor.store.batches import PreparedBatch
 
 # How long a child that was told to stop (its pipe closed) may take to notice before it is
 # killed: it notices at its next send, after parsing at most one batch.
@@ -185,12 +188,13 @@ def _wire(batch: Batch) -> tuple[Any, ...]:
         for e in batch.events
         if isinstance(e, MessageEvent)
     ]
-    return calls, messages, batch.cursor, batch.rejected, batch.skipped
+    prepared = batch.prepared if isinstance(batch, PreparedBatch) else None
+    return calls, messages, batch.cursor, batch.rejected, batch.skipped, prepared
 
 
 def _unwired(wired: tuple[Any, ...]) -> Batch:
     """The batch `_wire` sent: its events rebuilt as they were, without checking again."""
-    calls, messages, cursor, rejected, skipped = wired
+    calls, messages, cursor, rejected, skipped, prepared = wired
     events: list[Event] = list(map(_call, calls))
     call = operator.call  # each slot's setter called by `map`, in C: a third less than a loop
     for values, at, thread_values in messages:
@@ -203,4 +207,6 @@ def _unwired(wired: tuple[Any, ...]) -> Batch:
             any(map(call, _SET_THREAD_FIELDS, repeat(thread), thread_values))
         _set_thread(message, thread)
         events.append(message)
+    if prepared is not None:
+        return PreparedBatch(events, cursor, rejected, skipped, prepared=prepared)
     return Batch(events, cursor, rejected, skipped)

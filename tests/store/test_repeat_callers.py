@@ -12,10 +12,11 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from monitor.config import ResolvedTargets
 from monitor.config_file import settings_from_mapping
@@ -28,9 +29,10 @@ from monitor.measure.events import (
     callback_request,
 )
 from monitor.measure.inquiries import derive
-from monitor.store.batches import StoredMessage, measuring, store_batch
+from monitor.store.batches import Measuring, StoredMessage, measuring, store_batch
+from monitor.store.batches import prepare as prepare_batch
 from monitor.store.database import make_engine, prepare
-from monitor.store.tables import INQUIRIES
+from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, TALLIES
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 NUMBERS = ("+44 20 7946 0001", "020 7946 0002", "442079460003")
@@ -48,29 +50,8 @@ _CALL = st.tuples(
 
 def calls_of(script: list[tuple[int, int, bool, int, bool]]) -> list[list[CallEvent]]:
     """The calls in batches, in time order."""
-    batches: list[list[CallEvent]] = [[]]
-    at = T0
-    for index, (number, minutes, answered, wait, split) in enumerate(script):
-        at += timedelta(minutes=minutes)
-        if split and batches[-1]:
-            batches.append([])
-        # No two calls' moments are equal (a microsecond apart at least): pairing keeps equal
-        # times in the order stored, which batches stored out of order change.
-        end = at + timedelta(seconds=wait, microseconds=index)
-        batches[-1].append(
-            CallEvent(
-                f"call{index}",
-                "support",
-                at,
-                CallOutcome.ANSWERED if answered else CallOutcome.ABANDONED,
-                answered_at=end if answered else None,
-                left_at=end + timedelta(minutes=3) if answered else end,
-                wait_seconds=float(wait),
-                talk_seconds=180.0 if answered else None,
-                caller=NUMBERS[number],
-            )
-        )
-    return batches
+    outcomes = {True: CallOutcome.ANSWERED, False: CallOutcome.ABANDONED}
+    return any_calls_of([(n, gap, outcomes[answered], w, s) for n, gap, answered, w, s in script])
 
 
 def events_of(calls: list[CallEvent]) -> list[Event]:
@@ -86,6 +67,20 @@ def events_of(calls: list[CallEvent]) -> list[Event]:
                 callback_request(call.external_id, call.caller, left, call=call.external_id)
             )
     return events
+
+
+def queue_site(folder: str, name: str, targets: dict[str, str]) -> tuple[Engine, Measuring]:
+    """A new SQLite store in `folder` and what storing a queue_log source's batches needs."""
+    site = settings_from_mapping(
+        {
+            "targets": targets,
+            "sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "q.log"}],
+        },
+        Path(folder),
+    )
+    engine = make_engine(f"sqlite:///{folder}/{name}.db")
+    prepare(engine)
+    return engine, measuring(site, site.sources[0])
 
 
 def plain(external_id: str, at: datetime, side: str) -> StoredMessage:
@@ -129,13 +124,7 @@ def test_a_repeat_callers_inquiries_are_those_of_every_call_whatever_the_batches
     shuffled = list(batches)
     order.shuffle(shuffled)  # type: ignore[attr-defined]
     with tempfile.TemporaryDirectory() as folder:
-        site = settings_from_mapping(
-            {"sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "q.log"}]},
-            Path(folder),
-        )
-        engine = make_engine(f"sqlite:///{folder}/store.db")
-        prepare(engine)
-        ctx = measuring(site, site.sources[0])
+        engine, ctx = queue_site(folder, "store", {})
         for calls in shuffled:
             with engine.begin() as conn:
                 store_batch(conn, ctx, events_of(calls))
@@ -146,3 +135,123 @@ def test_a_repeat_callers_inquiries_are_those_of_every_call_whatever_the_batches
             }
         engine.dispose()
     assert stored == expected([c for calls in batches for c in calls], ctx.targets)
+
+
+# A call for the prepared path: (number or withheld, minutes after the one before, outcome,
+# wait in seconds, a new batch here?)
+_OUTCOMES = (
+    CallOutcome.ANSWERED,
+    CallOutcome.TRANSFERRED,
+    CallOutcome.ABANDONED,
+    CallOutcome.TIMEOUT,
+)
+_ANY_CALL = st.tuples(
+    st.sampled_from([*range(len(NUMBERS)), None]),
+    st.integers(min_value=0, max_value=90),
+    st.sampled_from(_OUTCOMES),
+    st.integers(min_value=0, max_value=30) | st.integers(min_value=0, max_value=600),
+    st.booleans(),
+)
+
+
+def any_calls_of(
+    script: list[tuple[int | None, int, CallOutcome, int, bool]],
+) -> list[list[CallEvent]]:
+    """The calls in batches, in time order: answered, transferred, abandoned (some of them
+    short abandons) or timed out, from three numbers or a withheld one."""
+    batches: list[list[CallEvent]] = [[]]
+    at = T0
+    for index, (number, minutes, outcome, wait, split) in enumerate(script):
+        at += timedelta(minutes=minutes)
+        if split and batches[-1]:
+            batches.append([])
+        # No two calls' moments are equal (a microsecond apart at least): pairing keeps equal
+        # times in the order stored, which batches stored out of order change.
+        end = at + timedelta(seconds=wait, microseconds=index)
+        answered = outcome in (CallOutcome.ANSWERED, CallOutcome.TRANSFERRED)
+        batches[-1].append(
+            CallEvent(
+                f"call{index}",
+                "support",
+                at,
+                outcome,
+                answered_at=end if answered else None,
+                left_at=end + timedelta(minutes=3) if answered else end,
+                wait_seconds=float(wait),
+                talk_seconds=180.0 if answered else None,
+                caller=None if number is None else NUMBERS[number],
+            )
+        )
+    return batches
+
+
+def missed_events_of(calls: list[CallEvent]) -> list[Event]:
+    """A batch as a queue_log source gives it: each call, and a callback request for each
+    one no person took."""
+    events: list[Event] = []
+    for call in calls:
+        events.append(call)
+        if call.outcome in (CallOutcome.ABANDONED, CallOutcome.TIMEOUT):
+            left = call.left_at
+            assert left is not None
+            events.extend(
+                callback_request(call.external_id, call.caller, left, call=call.external_id)
+            )
+    return events
+
+
+def store_all(folder: str, name: str, batches: list[list[Event]], prepared: bool) -> Any:
+    """Every table's rows (ids aside) after storing `batches` one by one, each as it is read
+    inline (the general path) or as prepared in a reading process (`prepare`)."""
+    engine, ctx = queue_site(folder, name, {"short_abandon": "20s"})
+    for events in batches:
+        with engine.begin() as conn:
+            if prepared:
+                rest, ready = prepare_batch(ctx, events)
+                store_batch(conn, ctx, rest, ready)
+            else:
+                store_batch(conn, ctx, events)
+    with engine.connect() as conn:
+        tables = {
+            t.name: sorted((tuple(r)[1:] for r in conn.execute(select(t))), key=repr)
+            for t in (CALLS, MESSAGES, INQUIRIES, TALLIES)
+        }
+    engine.dispose()
+    return tables
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    script=st.lists(_ANY_CALL, min_size=1, max_size=16),
+    order=st.randoms(use_true_random=False),
+    shuffle=st.booleans(),
+)
+def test_a_batch_prepared_in_the_reading_process_stores_what_the_general_path_stores(
+    script: list[tuple[int | None, int, CallOutcome, int, bool]], order: object, shuffle: bool
+) -> None:
+    """The callback requests as rows made by the reader, new callers' inquiries made there, and
+    repeat callers' pairing going on from their stored inquiries when their new calls come
+    after all they stored (else measured again from the store): the same rows and tallies as
+    storing the events themselves, whatever the calls, batches and their order."""
+    batches = [missed_events_of(calls) for calls in any_calls_of(script)]
+    if shuffle:
+        order.shuffle(batches)  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as folder:
+        general = store_all(folder, "general", batches, prepared=False)
+        prepared = store_all(folder, "prepared", batches, prepared=True)
+    assert prepared == general
+
+
+def test_a_repeat_callers_call_stored_after_a_later_one_is_measured_again_from_the_store() -> None:
+    """A missed call read after the answered call that came minutes later (the log's lines out
+    of order): the answer closes the callback request it follows, as a recount pairs them,
+    though the request is the newest row."""
+    missed, answered = any_calls_of(
+        [(0, 0, CallOutcome.ABANDONED, 120, False), (0, 5, CallOutcome.ANSWERED, 30, True)]
+    )
+    batches = [missed_events_of(answered), missed_events_of(missed)]
+    with tempfile.TemporaryDirectory() as folder:
+        general = store_all(folder, "general", batches, prepared=False)
+        prepared = store_all(folder, "prepared", batches, prepared=True)
+    assert prepared == general
+    assert [r[4] for r in prepared["inquiry"]] == ["answered"]
