@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -68,17 +69,27 @@ def test_polls_killed_at_random_moments_then_resumed_equal_one_clean_poll(
     expected = outcome(clean)
     assert expected["messages"] == LINES
 
+    # How long a whole poll takes on this machine now, start-up included: the kill moments are
+    # drawn within it, so the first poll is always cut short, however fast or loaded the
+    # machine (fixed moments were all past the end once polls got faster).
+    started = time.monotonic()
+    timed = write_config(tmp_path, "sqlite:///timed.db")
+    subprocess.run([sys.executable, "-m", "monitor", "--config", str(timed), "poll"], check=True)
+    whole = time.monotonic() - started
     config = write_config(tmp_path, "sqlite:///killed.db")
     chance = random.Random(20261122)  # fixed seed: a failure can be replayed
     kills = 0
-    for _ in range(5):
+    for attempt in range(5):
         poll = subprocess.Popen(
             [sys.executable, "-m", "monitor", "--config", str(config), "poll"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        try:  # a random moment of the poll: start-up, mid-batch, between batches, the end
-            poll.wait(timeout=chance.uniform(0.3, 2.5))
+        # A random moment of the poll: start-up, mid-batch, between batches, the end (the later
+        # polls have less left to read, and may end before theirs).
+        moment = whole * chance.uniform(0.15, 0.6 if attempt == 0 else 1.0)
+        try:
+            poll.wait(timeout=moment)
         except subprocess.TimeoutExpired:
             poll.send_signal(signal.SIGKILL)
             kills += 1
