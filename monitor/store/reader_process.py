@@ -176,8 +176,8 @@ _new = object.__new__
 
 def _wire(batch: Batch) -> tuple[Any, ...]:
     """A batch as plain tuples, which pickle (and unpickle) in C: its calls' fields, its
-    messages' fields with their threads' fields, then the cursor, rejections and skip counts
-    as they are."""
+    messages' fields with their threads' fields, then the cursor, rejections, skip counts and
+    remarks ("a guess from the numbers", which `poll` must say) as they are."""
     calls = [tuple(e) for e in batch.events if isinstance(e, CallEvent)]
     messages = [
         (
@@ -189,12 +189,12 @@ def _wire(batch: Batch) -> tuple[Any, ...]:
         if isinstance(e, MessageEvent)
     ]
     prepared = batch.prepared if isinstance(batch, PreparedBatch) else None
-    return calls, messages, batch.cursor, batch.rejected, batch.skipped, prepared
+    return calls, messages, batch.cursor, batch.rejected, batch.skipped, batch.noted, prepared
 
 
 def _unwired(wired: tuple[Any, ...]) -> Batch:
     """The batch `_wire` sent: its events rebuilt as they were, without checking again."""
-    calls, messages, cursor, rejected, skipped, prepared = wired
+    calls, messages, cursor, rejected, skipped, noted, prepared = wired
     events: list[Event] = list(map(_call, calls))
     call = operator.call  # each slot's setter called by `map`, in C: a third less than a loop
     for values, at, thread_values in messages:
@@ -208,5 +208,5 @@ def _unwired(wired: tuple[Any, ...]) -> Batch:
         _set_thread(message, thread)
         events.append(message)
     if prepared is not None:
-        return PreparedBatch(events, cursor, rejected, skipped, prepared=prepared)
-    return Batch(events, cursor, rejected, skipped)
+        return PreparedBatch(events, cursor, rejected, skipped, noted, prepared=prepared)
+    return Batch(events, cursor, rejected, skipped, noted)

@@ -24,9 +24,12 @@ def open_store(folder: Path, sources: list[dict[str, Any]], **top: Any) -> tuple
     return settings, engine
 
 
-def poll(engine: Engine, settings: Settings, name: str, now: datetime = NOW) -> PollResult:
+def poll(
+    engine: Engine, settings: Settings, name: str, now: datetime = NOW, *, in_child: bool = False
+) -> PollResult:
+    """A poll of source `name`, read here or (`in_child`, as the CLI's `poll`) in a child."""
     (source,) = [s for s in settings.sources if s.name == name]
-    result = poll_source(engine, settings, source, now=now, clock=lambda: now)
+    result = poll_source(engine, settings, source, now=now, clock=lambda: now, in_child=in_child)
     assert result.ok, result.error
     return result
 

@@ -111,12 +111,14 @@ def batches(count: int, then: BaseException | None = None) -> Iterator[Batch]:
             thread=Thread((f"<e{n}@shop.test>",), "~hint", True, timedelta(days=2)),
         )
         rejected = [Rejection(f"log:{n}", "not a record")]
-        yield Batch([message, call, email], {"n": n}, rejected, {"agent lines": n})
+        noted = {"inbound calls (a guess from the numbers)": n + 1}
+        yield Batch([message, call, email], {"n": n}, rejected, {"agent lines": n}, noted)
     if then is not None:
         raise then
 
 
-def test_batches_cross_whole_with_their_cursor_rejections_and_skip_counts() -> None:
+def test_batches_cross_whole_with_their_cursor_rejections_skip_counts_and_remarks() -> None:
+    # The remarks too ("a guess from the numbers"): `poll` reads in a child and must say them.
     with read_in_child(lambda: batches(3)) as taken:
         received = list(taken)
     assert received == [
@@ -125,6 +127,7 @@ def test_batches_cross_whole_with_their_cursor_rejections_and_skip_counts() -> N
             b.cursor,
             b.rejected,
             b.skipped,
+            b.noted,
         )
         for b in batches(3)
     ]

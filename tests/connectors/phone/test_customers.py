@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.connectors.store import calls, inquiries, open_store, poll
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -259,9 +261,13 @@ def test_staff_testing_a_queue_is_left_out_of_the_queue_log_and_counted(tmp_path
     assert result.left_out["calls from our own extensions (staff testing a queue)"] == 1
 
 
-def test_poll_says_when_it_guesses_the_direction_and_how_many_each_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_child", [False, True], ids=["read inline", "read in a child"])
+def test_poll_says_when_it_guesses_the_direction_and_how_many_each_way(
+    tmp_path: Path, in_child: bool
+) -> None:
     """A call log with no direction column and no channel: direction is counted from the
-    numbers, and the poll says how many calls it classed each way by that guess."""
+    numbers, and the poll says how many calls it classed each way by that guess, also when
+    the source is read in a child process (as the CLI's `poll` reads it)."""
     write(
         tmp_path / "calls.csv",
         "Start,From,To,Answered,End",
@@ -283,7 +289,7 @@ def test_poll_says_when_it_guesses_the_direction_and_how_many_each_way(tmp_path:
         },
     }
     settings, engine = open_store(tmp_path, [source])
-    result = poll(engine, settings, "log")
+    result = poll(engine, settings, "log", in_child=in_child)
     assert len(calls(engine)) == 2  # the withheld caller is a customer too
     assert result.noted["inbound calls (a guess from the numbers)"] == 2
     assert result.left_out == Counter({"internal calls (a guess from the numbers)": 1})
