@@ -348,19 +348,27 @@ def addresses(values: list[str]) -> list[str]:
             found = ((alone.group(1) or alone.group(2)).lower(),)
         else:
             found = tuple(split_addresses(values))
-        if len(value) <= _READ_BEFORE_VALUE:
-            if len(_READ_BEFORE) >= _READ_BEFORE_VALUES:
-                _READ_BEFORE.clear()
-            _READ_BEFORE[value] = found
+        remember(_READ_BEFORE, value, found)
     return list(found)
 
 
-# The addresses of short values read before: the same From and To lines come back message after
+# The addresses of values read before: the same From and To lines come back message after
 # message (the support address, a customer writing again), and reading one costs ten times the
-# look-up. Bounded in entries and in each value's length.
+# look-up.
 _READ_BEFORE: dict[str, tuple[str, ...]] = {}
-_READ_BEFORE_VALUES = 10_000
-_READ_BEFORE_VALUE = 200
+# Bounds of the memories of values read before (here and in connectors.mail.message):
+# entries, and the length of a value kept.
+_REMEMBERED = 10_000
+_REMEMBERED_LENGTH = 200
+
+
+def remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    """Keep `value` for `key` in `memory` when the key is short; the memory starts afresh when
+    full (so a mailbox of a million distinct senders costs no more memory than a few)."""
+    if len(key) <= _REMEMBERED_LENGTH:
+        if len(memory) >= _REMEMBERED:
+            memory.clear()
+        memory[key] = value
 
 
 def split_addresses(values: list[str]) -> list[str]:

@@ -145,7 +145,7 @@ class ImapConnector(Connector):
                     changed = False
                     # Storing the batch is not the server's time: the FETCH in flight waits
                     # unwatched, and its reading is given a deadline of its own.
-                    _pause_deadline(client)
+                    imap_fetch.pause(client)
                     yield records.batch(dump_cursor(state))
             if changed:  # nothing new, but a folder was renumbered: keep its new UIDVALIDITY
                 yield Batch([], dump_cursor(state))
@@ -283,12 +283,6 @@ def _turns(folders: list[_Folder], size: int) -> list[tuple[_Folder, list[int], 
         parts = [(f, f.uids[start : start + size]) for f in folders if len(f.uids) > start]
         turns += [(f, part, i == len(parts) - 1) for i, (f, part) in enumerate(parts)]
     return turns
-
-
-def _pause_deadline(client: IMAPClient) -> None:
-    deadline = getattr(client._imap, "deadline", None)  # our sessions' (imap_session)
-    if deadline is not None:
-        deadline.stop()
 
 
 def _arrival(value: object) -> datetime | None:

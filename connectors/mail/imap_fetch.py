@@ -91,7 +91,7 @@ def answer(client: IMAPClient, sent: Sent) -> tuple[list[Any], Sequence[int]]:
     connection's deadline (imap_session) is armed afresh for the reading: the command may
     have waited while the caller stored a batch."""
     imap = client._imap
-    deadline = getattr(imap, "deadline", None)
+    deadline = _deadline(client)
     if deadline is not None:
         deadline.start()
     typ, data = imap._command_complete("UID", sent.tag)
@@ -99,6 +99,19 @@ def answer(client: IMAPClient, sent: Sent) -> tuple[list[Any], Sequence[int]]:
     if typ != "OK":
         raise IMAPClientError(f"fetch failed: {data!r}")
     return data, sent.uids
+
+
+def pause(client: IMAPClient) -> None:
+    """Stop the connection's deadline while the caller works (stores a batch) with a FETCH in
+    flight: that is not the server's time; `answer` arms it afresh."""
+    deadline = _deadline(client)
+    if deadline is not None:
+        deadline.stop()
+
+
+def _deadline(client: IMAPClient) -> Any:
+    """The connection's deadline (our sessions have one: connectors.mail.imap_session)."""
+    return getattr(client._imap, "deadline", None)
 
 
 def read(client: IMAPClient, data: list[Any], uids: Sequence[int]) -> Response:
@@ -151,12 +164,7 @@ def _parse_common(data: list[Any]) -> Response | None:
                 b"INTERNALDATE": _internaldate(date),
                 section_name: part[1],
             }
-            key = int(uid_text)
-            found = response.get(key)
-            if found is None:
-                response[key] = record
-            else:
-                found.update(record)
+            _put(response, int(uid_text), record)
             continue
         head = head_match(line, 0, start)
         if head is None:
@@ -180,12 +188,16 @@ def _parse_common(data: list[Any]) -> Response | None:
             else:
                 record[field] = int(number) if number else quoted
         record[section_name] = part[1]
-        found = response.get(key)
-        if found is None:
-            response[key] = record
-        else:  # the same message answered twice: later items win, as in imapclient
-            found.update(record)
+        _put(response, key, record)
     return response
+
+
+def _put(response: Response, key: int, record: dict[bytes, Any]) -> None:
+    found = response.get(key)
+    if found is None:
+        response[key] = record
+    else:  # the same message answered twice: later items win, as in imapclient
+        found.update(record)
 
 
 def _internaldate(value: bytes) -> datetime | None:

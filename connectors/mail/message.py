@@ -33,12 +33,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import Field
 
 from connectors.base import Connector, ConnectorContext, Made
-from connectors.mail.headers import AUTOREPLY_FIELDS, Headers, parse
+from connectors.mail.headers import AUTOREPLY_FIELDS, Headers, parse, remember
 from monitor.config import Duration, SourceSettings
 from monitor.errors import BadRecord
 from monitor.measure.events import HINT_PREFIX, Channel, MessageEvent, Side, email_event, responder
@@ -97,22 +97,8 @@ class Classifier:
         judged = self._judged.get(address)
         if judged is None:
             judged = address in self.own or self.context.is_agent_address(address)
-            _remember(self._judged, address, judged)
+            remember(self._judged, address, judged)
         return judged
-
-
-# Bounds of the caches of values read before: entries, and the length of a value kept.
-_REMEMBERED = 10_000
-_REMEMBERED_LENGTH = 200
-
-
-def _remember(cache: dict[str, Any], key: str, value: Any) -> None:
-    """Keep `value` for `key` in `cache` when the key is short; the cache starts afresh when
-    full (so a mailbox of a million distinct senders costs no more memory than a few)."""
-    if len(key) <= _REMEMBERED_LENGTH:
-        if len(cache) >= _REMEMBERED:
-            cache.clear()
-        cache[key] = value
 
 
 def _responder(address: str | None) -> str | None:
@@ -123,7 +109,7 @@ def _responder(address: str | None) -> str | None:
     if found is None:
         found = responder(address)
         if found is not None:
-            _remember(_RESPONDERS, address, found)
+            remember(_RESPONDERS, address, found)
     return found
 
 

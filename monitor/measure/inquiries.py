@@ -335,29 +335,40 @@ def _answered_question(
     ):
         return None
     # A reply naming the question is never placed before it: it is at or after it already.
-    start, closed = question.at, reply.at
+    return [_answered(conversation, "first", question, reply, targets, calendar)]
+
+
+def _answered(
+    conversation: str,
+    kind: str,
+    opened: PairableMessage,
+    closing: PairableMessage,
+    targets: ResolvedTargets,
+    calendar: Clock | None,
+) -> tuple[Any, ...]:
+    """The values of an inquiry `opened` by a customer message and answered by `closing` (at
+    or after it), as derive_values gives them."""
+    start, closed = opened.at, closing.at
     due = due_at(start, targets, calendar)
-    return [
-        (
-            conversation,
-            question.channel,
-            "first",
-            "answered",
-            start,
-            question.external_id,
-            closed,
-            None,
-            (closed - start).total_seconds(),
-            None if calendar is None else calendar.business_seconds(start, closed),
-            due,
-            due is not None and closed > due,
-            False,
-            question.customer,
-            question.subject,
-            reply.external_id,
-            reply.agent,
-        )
-    ]
+    return (
+        conversation,
+        opened.channel,
+        kind,
+        "answered",
+        start,
+        opened.external_id,
+        closed,
+        None,
+        (closed - start).total_seconds(),
+        None if calendar is None else calendar.business_seconds(start, closed),
+        due,
+        due is not None and closed > due,
+        False,
+        opened.customer,
+        opened.subject,
+        closing.external_id,
+        closing.agent,
+    )
 
 
 def _plain_values(
@@ -390,30 +401,9 @@ def _plain_values(
                 return None
         if opened is None:
             continue  # outreach: closes nothing
-        start, closed = opened.at, message.at  # closed >= start: sorted by time
-        due = due_at(start, targets, calendar)
-        business = None if calendar is None else calendar.business_seconds(start, closed)
-        values.append(
-            (
-                conversation,
-                opened.channel,
-                "followup" if values else "first",
-                "answered",
-                start,
-                opened.external_id,
-                closed,
-                None,
-                (closed - start).total_seconds(),
-                business,
-                due,
-                due is not None and closed > due,
-                False,
-                opened.customer,
-                opened.subject,
-                message.external_id,
-                message.agent,
-            )
-        )
+        # (message.at >= opened.at: sorted by time)
+        kind = "followup" if values else "first"
+        values.append(_answered(conversation, kind, opened, message, targets, calendar))
         opened = None
     if opened is not None:
         values.append(

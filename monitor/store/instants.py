@@ -15,14 +15,14 @@ Schema v3 turned the text of older SQLite databases into these integers (monitor
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from monitor.measure.events import from_micros, micros, require_utc
+from monitor.measure.events import EPOCH, MICROSECOND, from_micros, micros, require_utc
 
 
 class Instant(TypeDecorator[datetime]):
@@ -59,12 +59,8 @@ def instants(values: Sequence[Any]) -> list[int | None]:
     return [
         v
         if v is None or v.__class__ is int
-        else (v - _EPOCH) // _MICROSECOND
+        else (v - EPOCH) // MICROSECOND
         if v.tzinfo is UTC
         else micros(v)
         for v in values
     ]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)

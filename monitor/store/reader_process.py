@@ -38,14 +38,22 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
-from itertools import repeat
+from datetime import timedelta
 from multiprocessing.connection import Connection
 from typing import Any
 
 from connectors.base import Batch, ConnectorError
 from monitor.errors import OperationError
-from monitor.measure.events import CallEvent, Event, MessageEvent, Thread
+from monitor.measure.events import (
+    EPOCH,
+    MICROSECOND,
+    CallEvent,
+    Event,
+    MessageEvent,
+    Thread,
+    slot_setters,
+    unchecked,
+)
 from monitor.store.batches import PreparedBatch
 
 # How long a child that was told to stop (its pipe closed) may take to notice before it is
@@ -163,15 +171,11 @@ _THREAD_FIELDS = tuple(f.name for f in dataclasses.fields(Thread))
 _message_fields = operator.attrgetter(*_MESSAGE_FIELDS)
 _thread_fields = operator.attrgetter(*_THREAD_FIELDS)
 # A frozen dataclass with slots: each field is set through its slot, as its __init__ would.
-_SET_MESSAGE_FIELDS = tuple(getattr(MessageEvent, name).__set__ for name in _MESSAGE_FIELDS)
-_SET_THREAD_FIELDS = tuple(getattr(Thread, name).__set__ for name in _THREAD_FIELDS)
-_set_thread = getattr(MessageEvent, "thread").__set__  # noqa: B009 - the slot, not a field
-_set_at = getattr(MessageEvent, "at").__set__  # noqa: B009
+_SET_MESSAGE_FIELDS = slot_setters(MessageEvent, _MESSAGE_FIELDS)
+_SET_THREAD_FIELDS = slot_setters(Thread)
+_set_thread, _set_at = slot_setters(MessageEvent, ("thread", "at"))
 _at = operator.attrgetter("at")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # as monitor.measure.events.micros counts (at is UTC)
-_MICROSECOND = timedelta(microseconds=1)
 _call = functools.partial(tuple.__new__, CallEvent)
-_new = object.__new__
 
 
 def _wire(batch: Batch) -> tuple[Any, ...]:
@@ -182,7 +186,7 @@ def _wire(batch: Batch) -> tuple[Any, ...]:
     messages = [
         (
             _message_fields(e),
-            (_at(e) - _EPOCH) // _MICROSECOND,
+            (_at(e) - EPOCH) // MICROSECOND,
             None if e.thread is None else _thread_fields(e.thread),
         )
         for e in batch.events
@@ -196,15 +200,12 @@ def _unwired(wired: tuple[Any, ...]) -> Batch:
     """The batch `_wire` sent: its events rebuilt as they were, without checking again."""
     calls, messages, cursor, rejected, skipped, noted, prepared = wired
     events: list[Event] = list(map(_call, calls))
-    call = operator.call  # each slot's setter called by `map`, in C: a third less than a loop
     for values, at, thread_values in messages:
-        message = _new(MessageEvent)
-        any(map(call, _SET_MESSAGE_FIELDS, repeat(message), values))
-        _set_at(message, _EPOCH + timedelta(0, 0, at))  # from_micros(at), inlined
+        message = unchecked(MessageEvent, _SET_MESSAGE_FIELDS, values)
+        _set_at(message, EPOCH + timedelta(0, 0, at))  # from_micros(at), inlined
         thread = None
         if thread_values is not None:
-            thread = _new(Thread)
-            any(map(call, _SET_THREAD_FIELDS, repeat(thread), thread_values))
+            thread = unchecked(Thread, _SET_THREAD_FIELDS, thread_values)
         _set_thread(message, thread)
         events.append(message)
     if prepared is not None:

@@ -297,7 +297,7 @@ def test_addresses_read_before_are_given_again_and_the_memory_of_them_is_bounded
     assert addresses([value]) == addresses([value]) == ["customer7@shop7.test"]
     long = "x" * 300 + " <a@b.test>"
     assert addresses([long]) == ["a@b.test"] and long not in headers._READ_BEFORE
-    for n in range(headers._READ_BEFORE_VALUES + 5):
+    for n in range(headers._REMEMBERED + 5):
         addresses([f"c{n}@shop.test"])
-    assert len(headers._READ_BEFORE) <= headers._READ_BEFORE_VALUES
+    assert len(headers._READ_BEFORE) <= headers._REMEMBERED
     assert addresses(["c3@shop.test"]) == ["c3@shop.test"]
