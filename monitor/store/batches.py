@@ -44,6 +44,7 @@ from monitor.measure.events import (
     MessageKind,
     Side,
     answer_time,
+    callback_conversation,
     from_micros,
     got_through,
     micros,
@@ -643,9 +644,11 @@ def _store_calls(
     if optimistic:
         # A CallEvent is a tuple in the table's column order, its times the microseconds SQLite
         # stores (monitor.store.instants): its row is (source,) + event + (caller key,), made in C.
-        source, keyed = (ctx.source,), GOT_THROUGH
+        # The caller key is got_through's, its outcome test made here (by position: an
+        # attribute of a CallEvent is a Python property) and the number's key made at once.
+        source, keyed, key_of = (ctx.source,), GOT_THROUGH, callback_conversation
         inserts = [
-            source + event + ((got_through(event) if event[7] in keyed else None),) for event in new
+            source + event + ((key_of(event[8]) if event[7] in keyed else None),) for event in new
         ]
     else:
         inserts = [_call_row(ctx.source, event) for event in new]

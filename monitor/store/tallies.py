@@ -24,9 +24,10 @@ import bisect
 import functools
 import hashlib
 import json
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -236,6 +237,10 @@ _ANSWERED = frozenset({"answered", "transferred"})
 _UNANSWERED = frozenset({"abandoned", "timeout", "exit_key", "exit_empty"})
 
 
+_BY_QUEUE = itemgetter(0, 1)
+_OUTCOME = itemgetter(2)
+
+
 def tally_calls(
     calls: Iterable[tuple[str, str, str, float | None, bool]],
     layout: Layout,
@@ -253,25 +258,30 @@ def tally_calls(
     abandon (a misdial: monitor.measure.summaries.is_short_abandon) and an answered call of
     unknown wait have none."""
     out: Counter[Key] = Counter()
-    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
-    answered: dict[tuple[str, str], list[float]] = defaultdict(list)
+    waits: dict[tuple[str, str], list[float]] = {}
+    answered: dict[tuple[str, str], list[float]] = {}
     unanswered: Counter[tuple[str, str]] = Counter()  # late whatever their wait
-    outcomes: Counter[tuple[str, str, str]] = Counter()
-    for source, queue, outcome, wait, flagged in calls:
-        if outcome == "waiting":
-            continue
-        outcomes[(source, queue, outcome)] += 1
-        if outcome in _ANSWERED:
-            if wait is not None:
-                answered[(source, queue)].append(wait)
-        elif outcome in _UNANSWERED and not _short_abandon(
-            outcome, wait, flagged, targets.get(source)
-        ):
-            unanswered[(source, queue)] += 1
-        if outcome != "unknown" and wait is not None:
-            waits[(source, queue)].append(wait)
-    for (source, queue, outcome), count in outcomes.items():
-        out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += count
+    # A batch's calls grouped by (source, queue) in C (a stable sort: each group's waits in the
+    # order given, so their sums are those of the calls one by one), then each group's counts
+    # by comprehensions: a Python loop with dictionary updates per call cost twice as much.
+    finished = sorted((c for c in calls if c[2] != "waiting"), key=_BY_QUEUE)
+    for key, group in groupby(finished, _BY_QUEUE):
+        rows = list(group)
+        source, queue = key
+        for outcome, count in Counter(map(_OUTCOME, rows)).items():
+            out[(CALLS_TOTAL, source, labels_text(queue=queue, outcome=outcome), "")] += count
+        answered[key] = [w for _, _, o, w, _ in rows if o in _ANSWERED and w is not None]
+        target = targets.get(source)
+        late = sum(
+            1
+            for _, _, o, w, flagged in rows
+            if o in _UNANSWERED and not _short_abandon(o, w, flagged, target)
+        )
+        if late:
+            unanswered[key] = late
+        known = [w for _, _, o, w, _ in rows if o != "unknown" and w is not None]
+        if known:
+            waits[key] = known
     _call_verdicts(out, answered, unanswered, targets)
     for (source, queue), values in waits.items():
         labels = labels_text(queue=queue)

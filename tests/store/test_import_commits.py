@@ -104,7 +104,13 @@ def test_what_was_stored_before_the_source_failed_is_committed(tmp_path: Path) -
     ctx = measuring(settings, settings.sources[0])
     with pytest.raises(ConnectorError):
         _store_all(
-            engine, ctx, batches(3, then=failure), result, None, save_cursor=False, commit_every=3600
+            engine,
+            ctx,
+            batches(3, then=failure),
+            result,
+            None,
+            save_cursor=False,
+            commit_every=3600,
         )
     rows = stored(engine)
     assert len(rows["call"]) == 3 and len(rows["message"]) == 3 and len(rows["inquiry"]) == 3
