@@ -16,8 +16,9 @@ from monitor.config import Settings
 from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent, Side
 from monitor.store import ingest
+from monitor.store.batches import measuring
 from monitor.store.database import make_engine, prepare
-from monitor.store.ingest import PollResult, _store_all, import_paths, measuring
+from monitor.store.ingest import PollResult, _store_all, import_paths
 from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, STATES, TALLIES
 
 NOW = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
@@ -41,7 +42,7 @@ def batches(count: int, then: BaseException | None = None) -> Iterator[Batch]:
         number = f"+4420794600{n:02d}"
         call = CallEvent(f"{n}", "support", at, CallOutcome.ABANDONED, left_at=at, caller=number)
         request = MessageEvent(f"m{n}", f"tel:0794600{n:02d}", at, Side.CUSTOMER, refers=(f"{n}",))
-        yield Batch([call, request], None, [], {}, {})
+        yield Batch([call, request], {"n": n}, [], {}, {})
     if then is not None:
         raise then
 
