@@ -6,33 +6,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event
 
 from connectors.base import Batch, ConnectorError
-from monitor.config import Settings
-from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent, Side
 from monitor.store import ingest
 from monitor.store.batches import measuring
-from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import PollResult, _store_all, import_paths
-from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, STATES, TALLIES
+from tests.store.test_reader_process import configure, stored
 
 NOW = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-
-def configure(tmp_path: Path, name: str) -> tuple[Settings, Engine]:
-    settings = settings_from_mapping(
-        {"sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "queue_log"}]},
-        tmp_path,
-    )
-    engine = make_engine(f"sqlite:///{tmp_path}/{name}.db", tmp_path)
-    prepare(engine)
-    return settings, engine
 
 
 def batches(count: int, then: BaseException | None = None) -> Iterator[Batch]:
@@ -45,14 +31,6 @@ def batches(count: int, then: BaseException | None = None) -> Iterator[Batch]:
         yield Batch([call, request], {"n": n}, [], {}, {})
     if then is not None:
         raise then
-
-
-def stored(engine: Engine) -> dict[str, Any]:
-    def rows(table: Any) -> list[tuple[Any, ...]]:
-        with engine.connect() as conn:
-            return sorted(tuple(r)[1:] for r in conn.execute(select(table)))
-
-    return {t.name: rows(t) for t in (CALLS, MESSAGES, INQUIRIES, TALLIES, STATES)}
 
 
 def commits(engine: Engine) -> list[int]:
