@@ -707,10 +707,12 @@ def _continue_callbacks(
     for order, row in enumerate(new_calls):
         key = row[-1]
         if key in callbacks:
-            answered = answer_time(
-                None if row[4] is None else from_micros(row[4]), from_micros(row[3]), row[6]
-            )
-            news[key].append((micros(answered), 1, order, row))
+            # answer_time's moment in microseconds: the stored answer time when there is one
+            # (nearly every answered call: no datetime made and taken apart again).
+            at = row[4]
+            if at is None:
+                at = micros(answer_time(None, from_micros(row[3]), row[6]))
+            news[key].append((at, 1, order, row))
     later = set(news)
     if not later:
         return set()
