@@ -30,7 +30,6 @@ from connectors.phone.queue_log_calls import (
     Calls,
     Record,
     Stint,
-    answerer,
 )
 from monitor.measure.events import CallOutcome, Event, callback_request, finished_call
 
@@ -112,15 +111,6 @@ def feed_texts(
     made, moment = finished_call, datetime.fromtimestamp
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
-    def plausible(stint: Stint) -> bool:
-        # A stint the general path opened (a CONNECT whose wait reaches before the earliest
-        # time) or a cursor kept may hold times the window refuses: the general path then
-        # rejects the line whose call would carry them.
-        answered = stint.answered
-        return earliest <= stint.entered and (
-            answered is None or earliest <= answered <= latest_plausible
-        )
-
     ignored = 0  # agent, member and system lines: counted once, at the end
     taken = 0  # lines given to the general path, which counts them in `records` itself
 
@@ -169,9 +159,18 @@ def feed_texts(
                 wait = float(fields[field])
             except (ValueError, IndexError):
                 wait = -1.0
-            # Without its ENTERQUEUE read, the call entered `wait` before this line.
+            # Without its ENTERQUEUE read, the call entered `wait` before this line. A stint
+            # the general path opened (a lower-case `connect` whose wait reaches before the
+            # earliest time) or a cursor kept may hold times the window refuses: the general
+            # path then rejects the line whose call would carry them.
             if not 0.0 <= wait < 100_000_000.0 or (
-                at - wait < earliest if stint is None else not plausible(stint)
+                at - wait < earliest
+                if stint is None
+                else stint.entered < earliest
+                or (
+                    stint.answered is not None
+                    and not earliest <= stint.answered <= latest_plausible
+                )
             ):
                 general(index, text)  # the general path says what is wrong
                 continue
@@ -231,13 +230,19 @@ def feed_texts(
             continue
         # Without its ENTERQUEUE read the call entered `wait` (+ `talk`) before this line, and a
         # call that ends without a CONNECT read was answered `wait` after it entered: the times
-        # a line implies must be plausible too, or the general path rejects it with the reason.
+        # a line implies must be plausible too, or the general path rejects it with the reason;
+        # so must the times a stint holds (as above) when this line makes its call.
         if stint is None:
             if at - (wait if kind == _CONNECT else wait + talk) < earliest:
                 general(index, text)
                 continue
-        elif not plausible(stint) or (
-            kind != _CONNECT and stint.answered is None and stint.entered + wait > latest_plausible
+        elif (kind != _CONNECT or (stint.shown and not stint.final)) and (
+            stint.entered < earliest
+            or (
+                not earliest <= stint.answered <= latest_plausible
+                if stint.answered is not None
+                else kind != _CONNECT and stint.entered + wait > latest_plausible
+            )
         ):
             general(index, text)
             continue
@@ -249,7 +254,8 @@ def feed_texts(
                 stint = open_[key] = Stint(callid, queue, at - wait, None)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
-                stint.agent = answerer(fields[3].strip())
+                member = fields[3].strip()  # as `answerer`
+                stint.agent = member if member and member != "NONE" else None
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
                 add(call(stint, ANSWERED, None, None))
@@ -261,7 +267,8 @@ def feed_texts(
         if stint.answered is None:  # no CONNECT read: answered when the wait ended
             stint.answered, stint.wait = stint.entered + wait, wait
         if stint.agent is None:
-            stint.agent = answerer(fields[3].strip())
+            member = fields[3].strip()  # as `answerer`
+            stint.agent = member if member and member != "NONE" else None
         if not stint.final:  # what `calls.call_event` makes of it, written out
             began, waited = stint.entered, stint.wait
             add(

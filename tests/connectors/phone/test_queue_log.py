@@ -520,6 +520,20 @@ WINDOW_LINES = [
     q(86, "w.16", "ENTERQUEUE", "", "0" * 300, 1),
     q(95, "w.16", "CONNECT", 9, "w.9", 1, agent="PJSIP/\u00e9" * 60),
     q(96, "w.16", "COMPLETECALLER", 9, 1, 1, agent="PJSIP/\u00e9" * 60),
+    # Stints a cursor kept (OPEN_STINTS), one shown waiting by an earlier poll.
+    q(100, "c.1", "CONNECT", 5, "c.9", 1, agent="SIP/201"),
+    q(110, "c.1", "ABANDON", 1, 1, 9),
+    q(100, "c.2", "COMPLETECALLER", 5, 50, 1),
+    q(100, "c.3", "CONNECT", 5, "c.9", 1),
+    q(150, "c.3", "COMPLETEAGENT", 5, 50, 1),
+    q(120, "c.4", "CONNECT", 5, "c.9", 1),
+]
+# callid, queue, entered, caller, answered, wait, shown, final: two before the window.
+OPEN_STINTS: list[Any] = [
+    ["c.1", "support", T0 - 40_000, CALLER, None, None, True, False],
+    ["c.2", "support", T0 - 40_000, CALLER, T0 - 39_000, 10.0, False, False],
+    ["c.3", "support", T0 + 10, CALLER, None, None, True, False],
+    ["c.4", "support", T0 - 40_000, CALLER, None, None, False, False],
 ]
 
 
@@ -550,6 +564,7 @@ def test_fused_loop_ends_calls_as_the_general_path_does_within_the_plausible_win
     # `records.take` (the general path, the reference) or all of them through the fused loop.
     def made(fused: bool) -> tuple[Any, ...]:
         calls_ = Calls(4 * 3600, WINDOW, None, lambda caller: len(caller) == 4)
+        calls_.load(None, [tuple(stint) for stint in OPEN_STINTS])
         records = Records(WINDOW)
         if fused:
             feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
