@@ -339,24 +339,8 @@ class Calls:
         if outcome is WAITING or (outcome is CallOutcome.UNKNOWN and wait is None):
             wait = None
         answered = stint.answered
-        if outcome is CallOutcome.EXIT_EMPTY:
-            return _from_epochs(
-                f"{stint.callid}@{stint.queue}@{int(stint.entered)}",
-                stint.queue,
-                stint.entered,
-                outcome,
-                answered,
-                left,
-                None if wait is None else (wait if wait > 0.0 else 0.0),
-                talk,
-                stint.caller,
-                False,
-                stint.agent if answered is not None else None,
-                # The queue let the caller out because nobody could take the call
-                # (leavewhenempty).
-                f"{stint.queue} (EXITEMPTY)",
-            )
-        return finished_call(
+        agent = stint.agent if answered is not None else None
+        fields = (
             f"{stint.callid}@{stint.queue}@{int(stint.entered)}",  # stint.key, without a call
             stint.queue,
             stint.entered,
@@ -366,8 +350,11 @@ class Calls:
             None if wait is None else (wait if wait > 0.0 else 0.0),
             talk,
             stint.caller,
-            stint.agent if answered is not None else None,
         )
+        if outcome is CallOutcome.EXIT_EMPTY:
+            # The queue let the caller out because nobody could take the call (leavewhenempty).
+            return _from_epochs(*fields, False, agent, f"{stint.queue} (EXITEMPTY)")
+        return finished_call(*fields, agent)
 
     def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:
         """Finish a stint whose end was never read: answered if connected, else `unknown`,
