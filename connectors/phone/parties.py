@@ -67,6 +67,11 @@ class Parties:
             return True
         if not self.defaults:
             return False
+        # Nearly every caller id: digits, perhaps after a "+", which no channel starts with.
+        if value.isdecimal():
+            return 2 <= len(value) <= 6  # as _SHORT_NUMBER (\d is a decimal digit)
+        if value[0] == "+":
+            return False
         if _SHORT_NUMBER.match(value):
             return True
         peer = _PEER.match(value)

@@ -52,6 +52,7 @@ from monitor.measure.events import (
     Event,
     callback_made,
     callback_request,
+    finished_call,
 )
 
 SYSTEM_CALLIDS = frozenset({"NONE", "REALTIME", "MANAGER", "CLI"})
@@ -321,9 +322,9 @@ class Calls:
         del self.open[key]
         if stint.final:
             return []
-        return self._finish(stint, outcome, left, talk)
+        return self.finish(stint, outcome, left, talk)
 
-    def _finish(
+    def finish(
         self, stint: Stint, outcome: CallOutcome, left: float | None, talk: float | None
     ) -> list[Event]:
         events: list[Event] = [self.call_event(stint, outcome, left, talk)]
@@ -337,21 +338,23 @@ class Calls:
         wait = stint.wait
         if outcome is WAITING or (outcome is CallOutcome.UNKNOWN and wait is None):
             wait = None
-        return _from_epochs(
+        answered = stint.answered
+        agent = stint.agent if answered is not None else None
+        fields = (
             f"{stint.callid}@{stint.queue}@{int(stint.entered)}",  # stint.key, without a call
             stint.queue,
             stint.entered,
             outcome,
-            stint.answered,
+            answered,
             left,
             None if wait is None else (wait if wait > 0.0 else 0.0),
             talk,
             stint.caller,
-            False,
-            stint.agent if stint.answered is not None else None,
-            # The queue let the caller out because nobody could take the call (leavewhenempty).
-            f"{stint.queue} (EXITEMPTY)" if outcome is CallOutcome.EXIT_EMPTY else None,
         )
+        if outcome is CallOutcome.EXIT_EMPTY:
+            # The queue let the caller out because nobody could take the call (leavewhenempty).
+            return _from_epochs(*fields, False, agent, f"{stint.queue} (EXITEMPTY)")
+        return finished_call(*fields, agent)
 
     def give_up(self, key: tuple[str, str], seen: float) -> list[Event]:
         """Finish a stint whose end was never read: answered if connected, else `unknown`,
@@ -361,9 +364,9 @@ class Calls:
         if stint is None or stint.final:
             return []
         if stint.answered is not None:
-            return self._finish(stint, CallOutcome.ANSWERED, None, None)
+            return self.finish(stint, CallOutcome.ANSWERED, None, None)
         stint.wait = max(0.0, seen - stint.entered)
-        return self._finish(stint, CallOutcome.UNKNOWN, None, None)
+        return self.finish(stint, CallOutcome.UNKNOWN, None, None)
 
     # -- the end of a read -----------------------------------------------------------------
 

@@ -15,6 +15,7 @@ and adds those it maps to a fused verb.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
+from datetime import UTC, datetime
 from functools import cache
 
 from connectors.base import Records
@@ -22,26 +23,34 @@ from connectors.csv_rows import RowError
 from connectors.phone.queue_log_calls import (
     ANSWERED,
     COMPLETES,
+    EXITS,
     NOT_CALLS,
     SYSTEM_CALLIDS,
+    TRANSFERRED,
     Calls,
     Record,
     Stint,
-    answerer,
 )
-from monitor.measure.events import Event
+from monitor.measure.events import CallOutcome, Event, callback_request, finished_call
 
 # What bytes.strip() strips: a line of only these is blank (str.strip() would strip more).
 _BLANK = " \t\n\r\x0b\x0c"
 _new_record = tuple.__new__  # Record(...) without a Python call: _new_record(Record, (...))
 
-_SKIP, _ENTER, _CONNECT, _COMPLETE = range(4)
+EXIT_EMPTY = CallOutcome.EXIT_EMPTY
+_SKIP, _ENTER, _CONNECT, _COMPLETE, _TRANSFER, _ATTENDED, _EXIT = range(7)
+# The verbs that end a stay unanswered, from _EXIT on: (outcome, index of the wait field).
+_EXIT_RULES = [(outcome, 5 + index) for outcome, index in EXITS.values()]
 # Verbs exactly as Asterisk writes them -> what the fused loop does with the line.
 _FUSED = {
     **dict.fromkeys(NOT_CALLS, _SKIP),
     "ENTERQUEUE": _ENTER,
     "CONNECT": _CONNECT,
     **dict.fromkeys(COMPLETES, _COMPLETE),
+    "BLINDTRANSFER": _TRANSFER,
+    "TRANSFER": _TRANSFER,
+    "ATTENDEDTRANSFER": _ATTENDED,
+    **{verb: _EXIT + number for number, verb in enumerate(EXITS)},
 }
 
 
@@ -92,10 +101,14 @@ def feed_texts(
     Written out in one function on purpose: a call, a tuple or a second look at the verb per
     line is a tenth of an import's time. A fused line changes `calls` only once it has passed
     every check (its time and the times it implies plausible among them), so a line that fails
-    one is simply given to the general path, `records.take`."""
+    one is simply given to the general path, `records.take`, which says why. The events made
+    here carry only times checked so (the line's, and those of stints whose lines passed), so
+    they need no second look at the window."""
     table = fused_verbs(calls.verbs) if calls.verbs else _FUSED
-    open_, call, fused, system = calls.open, calls.call_event, table.get, SYSTEM_CALLIDS
-    add = records.events.append
+    open_, fused, system = calls.open, table.get, SYSTEM_CALLIDS
+    call, finish, is_staff = calls.call_event, calls.finish, calls.is_staff
+    add, events = records.events.append, records.events
+    made, moment = finished_call, datetime.fromtimestamp
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
     ignored = 0  # agent, member and system lines: counted once, at the end
@@ -126,36 +139,110 @@ def feed_texts(
             ignored += 1
             continue
         queue = fields[2].strip() or "NONE"
+        key = (callid, queue)
         if kind == _ENTER:
             latest = calls.latest
             if latest is None or at > latest:
                 calls.latest = at
-            key = (callid, queue)
             if key in open_:  # entered again with no end
                 records.add(calls.give_up(key, at))
             caller = (fields[6].strip() if len(fields) > 6 else "") or None
-            open_[key] = calls.entered(callid, queue, at, caller)
+            new = open_[key] = Stint(callid, queue, at, caller)
+            if caller is not None and is_staff(caller):  # as `Calls.entered`
+                calls.staff += 1
+                new.final = new.shown = True
             continue
-        # CONNECT (holdtime) or COMPLETECALLER/COMPLETEAGENT (holdtime | calltime).
+        stint = open_.get(key)
+        if kind >= _EXIT:  # ABANDON, EXITWITHTIMEOUT, EXITEMPTY, WITHDRAW, EXITWITHKEY
+            outcome, field = _EXIT_RULES[kind - _EXIT]
+            try:
+                wait = float(fields[field])
+            except (ValueError, IndexError):
+                wait = -1.0
+            # Without its ENTERQUEUE read, the call entered `wait` before this line. A stint
+            # the general path opened (a lower-case `connect` whose wait reaches before the
+            # earliest time) or a cursor kept may hold times the window refuses: the general
+            # path then rejects the line whose call would carry them.
+            if not 0.0 <= wait < 100_000_000.0 or (
+                at - wait < earliest
+                if stint is None
+                else stint.entered < earliest
+                or (
+                    stint.answered is not None
+                    and not earliest <= stint.answered <= latest_plausible
+                )
+            ):
+                general(index, text)  # the general path says what is wrong
+                continue
+            latest = calls.latest
+            if latest is None or at > latest:
+                calls.latest = at
+            if stint is None:  # its ENTERQUEUE is before what we read
+                stint = Stint(callid, queue, at - wait, None)
+            else:
+                del open_[key]
+            stint.wait = wait
+            if stint.final:
+                continue
+            if outcome is EXIT_EMPTY:  # a few a day: its `ended_by` is made by the general way
+                events += finish(stint, outcome, at, None)
+                continue
+            # What `calls.finish` makes of it (the call, and its callback request), written out.
+            answered, began, caller = stint.answered, stint.entered, stint.caller
+            call_id = f"{callid}@{queue}@{int(began)}"
+            add(
+                made(
+                    call_id,
+                    queue,
+                    began,
+                    outcome,
+                    answered,
+                    at,
+                    wait if wait > 0.0 else 0.0,
+                    None,
+                    caller,
+                    stint.agent if answered is not None else None,
+                )
+            )
+            if caller is not None:
+                events += callback_request(call_id, caller, moment(at, UTC), call=call_id)
+            continue
+        # CONNECT (holdtime), COMPLETECALLER/COMPLETEAGENT (holdtime | calltime), a transfer
+        # (exten | context | holdtime | calltime; ATTENDEDTRANSFER's counted from the right).
         try:
-            wait = float(fields[5])
-            talk = float(fields[6]) if kind == _COMPLETE else 0.0
+            if kind == _COMPLETE:
+                wait, talk = float(fields[5]), float(fields[6])
+            elif kind == _CONNECT:
+                wait, talk = float(fields[5]), 0.0
+            elif kind == _TRANSFER:
+                wait, talk = float(fields[7]), float(fields[8])
+            else:
+                end = len(fields)
+                while end > 5 and not fields[end - 1].strip():
+                    end -= 1
+                if end < 9:  # fewer than 4 data fields
+                    raise IndexError
+                wait, talk = float(fields[end - 3]), float(fields[end - 2])
         except (ValueError, IndexError):
             wait = talk = -1.0
         if not (0.0 <= wait < 100_000_000.0 and 0.0 <= talk < 100_000_000.0):
             general(index, text)  # the general path says which field is wrong
             continue
-        key = (callid, queue)
-        stint = open_.get(key)
         # Without its ENTERQUEUE read the call entered `wait` (+ `talk`) before this line, and a
-        # call completed without a CONNECT read was answered `wait` after it entered: the times
-        # a line implies must be plausible too, or the general path rejects it with the reason.
+        # call that ends without a CONNECT read was answered `wait` after it entered: the times
+        # a line implies must be plausible too, or the general path rejects it with the reason;
+        # so must the times a stint holds (as above) when this line makes its call.
         if stint is None:
             if at - (wait if kind == _CONNECT else wait + talk) < earliest:
                 general(index, text)
                 continue
-        elif (
-            kind == _COMPLETE and stint.answered is None and stint.entered + wait > latest_plausible
+        elif (kind != _CONNECT or (stint.shown and not stint.final)) and (
+            stint.entered < earliest
+            or (
+                not earliest <= stint.answered <= latest_plausible
+                if stint.answered is not None
+                else kind != _CONNECT and stint.entered + wait > latest_plausible
+            )
         ):
             general(index, text)
             continue
@@ -167,18 +254,37 @@ def feed_texts(
                 stint = open_[key] = Stint(callid, queue, at - wait, None)
             if stint.answered is None:
                 stint.answered, stint.wait = at, wait
-                stint.agent = answerer(fields[3].strip())
+                member = fields[3].strip()  # as `answerer`
+                stint.agent = member if member and member != "NONE" else None
             if stint.shown and not stint.final:
                 stint.final = True  # shown waiting: it must stop looking like it is on hold
                 add(call(stint, ANSWERED, None, None))
             continue
-        stint = open_.pop(key, None) or Stint(callid, queue, at - (wait + talk), None)
+        if stint is None:
+            stint = Stint(callid, queue, at - (wait + talk), None)
+        else:
+            del open_[key]
         if stint.answered is None:  # no CONNECT read: answered when the wait ended
             stint.answered, stint.wait = stint.entered + wait, wait
         if stint.agent is None:
-            stint.agent = answerer(fields[3].strip())
-        if not stint.final:
-            add(call(stint, ANSWERED, at, talk))
+            member = fields[3].strip()  # as `answerer`
+            stint.agent = member if member and member != "NONE" else None
+        if not stint.final:  # what `calls.call_event` makes of it, written out
+            began, waited = stint.entered, stint.wait
+            add(
+                made(
+                    f"{callid}@{queue}@{int(began)}",
+                    queue,
+                    began,
+                    ANSWERED if kind == _COMPLETE else TRANSFERRED,
+                    stint.answered,
+                    at,
+                    None if waited is None else (waited if waited > 0.0 else 0.0),
+                    talk,
+                    stint.caller,
+                    stint.agent,
+                )
+            )
     calls.ignored += ignored
     records.read += len(texts) - taken - ignored  # the lines fed here, as `take` counts them
 

@@ -7,7 +7,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from connectors.base import Records, Rejection, window_of
 from connectors.csv_rows import RowError
 from connectors.phone.asterisk_queue_log import AsteriskQueueLogConnector, parse_line
 from connectors.phone.queue_log_calls import Calls
-from connectors.phone.queue_log_lines import feed_texts
+from connectors.phone.queue_log_lines import feed_text, feed_texts
 from monitor.config import PlausibleTimes
 from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent
@@ -481,3 +481,98 @@ def test_with_verbs_the_fused_loop_gives_what_the_general_path_gives(texts: list
     _, expected_events, expected_rejected = _one_line_at_a_time([t.encode() for t in texts], VERBS)
     assert (events, rejected) == (expected_events, expected_rejected)
     assert any(isinstance(e, MessageEvent) and e.side == "agent" for e in events)
+
+
+# The window of the next test starts at midnight before T0: a wait of 11 hours reaches before
+# it. Lines the fused loop takes since it also ends calls unanswered and transferred, and the
+# near misses it must leave to the general path, which rejects them with the reason.
+WINDOW = window_of(PlausibleTimes(earliest=date(2026, 11, 20)), NOW)
+WINDOW_LINES = [
+    *GOOD_LINES,
+    q(30, "w.1", "ABANDON", 1, 1, 40_000),  # entered 11 h before: before the window
+    q(30, "w.2", "EXITWITHKEY", 5, 1, 1, 40_000),
+    q(30, "w.3", "COMPLETECALLER", 40_000, 10, 1),
+    q(30, "w.4", "BLINDTRANSFER", 300, "ctx", 20, 40_000, 1),
+    q(30, "w.5", "ATTENDEDTRANSFER", "BRIDGE", "b1", 40_000, 10, 1),
+    # A stint the general path opens (lower case) reaching before the window, then ended.
+    q(20, "w.6", "connect", 40_000, "w.9", 1),
+    q(40, "w.6", "ABANDON", 1, 1, 5),
+    q(20, "w.7", "Connect", 40_000, "w.9", 1),
+    q(90, "w.7", "COMPLETEAGENT", 40_000, 70, 1),
+    q(100, "w.7", "TRANSFER", 300, "ctx", 40_000, 70),
+    q(0, "w.8", "ENTERQUEUE", "", "1001", 1),  # our own extension: staff, never measured
+    q(60, "w.8", "ABANDON", 1, 1, 60),
+    q(0, "w.10", "ENTERQUEUE", "", "anonymous", 1),
+    q(60, "w.10", "EXITWITHTIMEOUT", 1, 1, 60),  # no number to call back
+    q(0, "w.11", "ENTERQUEUE", "", "02079460011", 1),
+    q(60, "w.11", "EXITEMPTY", 1, 1, 60),
+    q(61, "w.11", "ABANDON", 1, 1, 61),  # after its end: a call whose start was not read
+    q(70, "w.12", "ATTENDEDTRANSFER", "LINK", "a", "b", 9, 30, 1, "", " "),
+    q(70, "w.12", "ATTENDEDTRANSFER", "BRIDGE", 9, 30, "", ""),
+    q(70, "w.13", "ATTENDEDTRANSFER", "BRIDGE", "b1", "x", 30, 1),
+    q(80, "w.13", "BLINDTRANSFER", 300, "ctx", 9),
+    q(80, "w.13", "BLINDTRANSFER", 300, "ctx", 9, "-1", 1),
+    q(85, "w.14", "WITHDRAW", 1, 1, "nan"),
+    q(85, "w.14", "EXITWITHTIMEOUT", 1, 1, "1e9"),
+    q(85, "w.14", "ABANDON", 1, 1, "-0"),
+    q(86, "w.15", "ENTERQUEUE", "", "0207946001\u00e9", 1),
+    q(90, "w.15", "ABANDON", 1, 1, 4),
+    q(86, "w.16", "ENTERQUEUE", "", "0" * 300, 1),
+    q(95, "w.16", "CONNECT", 9, "w.9", 1, agent="PJSIP/\u00e9" * 60),
+    q(96, "w.16", "COMPLETECALLER", 9, 1, 1, agent="PJSIP/\u00e9" * 60),
+    # Stints a cursor kept (OPEN_STINTS), one shown waiting by an earlier poll.
+    q(100, "c.1", "CONNECT", 5, "c.9", 1, agent="SIP/201"),
+    q(110, "c.1", "ABANDON", 1, 1, 9),
+    q(100, "c.2", "COMPLETECALLER", 5, 50, 1),
+    q(100, "c.3", "CONNECT", 5, "c.9", 1),
+    q(150, "c.3", "COMPLETEAGENT", 5, 50, 1),
+    q(120, "c.4", "CONNECT", 5, "c.9", 1),
+]
+# callid, queue, entered, caller, answered, wait, shown, final: two before the window.
+OPEN_STINTS: list[Any] = [
+    ["c.1", "support", T0 - 40_000, CALLER, None, None, True, False],
+    ["c.2", "support", T0 - 40_000, CALLER, T0 - 39_000, 10.0, False, False],
+    ["c.3", "support", T0 + 10, CALLER, None, None, True, False],
+    ["c.4", "support", T0 - 40_000, CALLER, None, None, False, False],
+]
+
+
+def _state(calls_: Calls, records: Records, *, fused: bool) -> tuple[Any, ...]:
+    events, rejected = records.parsed()
+    ignored = calls_.ignored
+    kinds = [(type(e), list(map(type, e)) if isinstance(e, CallEvent) else None) for e in events]
+    return (
+        events,
+        rejected,
+        kinds,
+        calls_.dump(),
+        calls_.ignored,
+        calls_.staff,
+        calls_.skipped(),
+        # The general path counts an agent or system line among the lines read as well as
+        # among the skipped ones; the fused loop among the skipped ones only.
+        records.read - (0 if fused else ignored),
+    )
+
+
+@hypothesis.settings(max_examples=150, deadline=None)
+@given(texts=st.permutations(WINDOW_LINES).map(lambda lines: lines[:30]))
+def test_fused_loop_ends_calls_as_the_general_path_does_within_the_plausible_window(
+    texts: list[str],
+) -> None:
+    # Both paths with the same window, our extensions and a `Records` each: every line through
+    # `records.take` (the general path, the reference) or all of them through the fused loop.
+    def made(fused: bool) -> tuple[Any, ...]:
+        calls_ = Calls(4 * 3600, WINDOW, None, lambda caller: len(caller) == 4)
+        calls_.load(None, [tuple(stint) for stint in OPEN_STINTS])
+        records = Records(WINDOW)
+        if fused:
+            feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
+        else:
+            for index, text in enumerate(texts):
+                records.take(f"queue_log:{index + 1}", feed_text, calls_, text)
+        return _state(calls_, records, fused=fused)
+
+    fused, general = made(fused=True), made(fused=False)
+    for part, expected in zip(fused, general, strict=True):
+        assert part == expected
