@@ -138,7 +138,7 @@ class ImapConnector(Connector):
                     following, following_part, _ = turns[index + 1]
                     selected = self._switch(client, following.name, following.validity, selected)
                     sent = imap_fetch.send(client, following_part, items)
-                response = imap_fetch.read(client, *answer)
+                response = imap_fetch.read(client, answer)
                 self.events(records, folder.name, folder.sent, part, response)
                 state[folder.name] = {"uidvalidity": folder.validity, "last_uid": part[-1]}
                 if ends_round:
