@@ -132,20 +132,21 @@ def answer(client: IMAPClient, sent: Sent) -> Answer:
     return Answer(earlier, usual, data, sent.uids)
 
 
-# A whole usual response up to its literal (`* 12 FETCH (UID 7 INTERNALDATE "01-Oct-2026
+# A usual response's line up to its literal (`* 12 FETCH (UID 7 INTERNALDATE "01-Oct-2026
 # 08:31:00 +0000" BODY[HEADER.FIELDS (FROM TO)]<0> {288}` and CRLF), which `_parse_common`
-# reads as it does `_USUAL` followed by a lone `)`. No `[` in the date, so that the section's
-# `BODY[` is the line's first, where `_parse_common` looks for it.
-_USUAL_LINE = re.compile(
-    rb'\* (\d+) FETCH \(UID (\d+) INTERNALDATE "([^"\\\[\r\n]*)" '
-    rb"(BODY\[[^\]\[\r\n]*\](?:<\d+>)?) \{(\d+)\}\r\n"
-)
+# reads as it does `_USUAL` followed by a lone `)`: its head, then the section, then the
+# literal's size. No `[` in the date, so that the section's `BODY[` is the line's first, where
+# `_parse_common` looks for it. The section (some 250 bytes, the same in every response) is
+# compared with the last one seen; a regular expression scanning it cost a twentieth of the
+# whole child's work.
+_USUAL_HEAD = re.compile(rb'\* (\d+) FETCH \(UID (\d+) INTERNALDATE "([^"\\\[\r\n]*)" ')
+_USUAL_SECTION = re.compile(rb"BODY\[[^\]\[\r\n]*\](?:<\d+>)?")
 _CHUNK = 1 << 16  # bytes asked of the socket at a time (TLS hands over up to 16 kB a read)
 _LONGEST_LINE = 4096  # a usual response's line is about 300 bytes; a longer one is imaplib's
 
 
 def _read_usual(imap: Any) -> Response:
-    """The usual responses (`_USUAL_LINE`, the literal, `)`) at the start of what `imap` has not
+    """The usual responses (`_USUAL_HEAD`, the literal, `)`) at the start of what `imap` has not
     read yet, by UID; they are consumed, and what follows them is left in `imap.unread`.
 
     imaplib reads a line at a time, through a regular expression or two per line, and each
@@ -159,7 +160,9 @@ def _read_usual(imap: Any) -> Response:
     imap.unread = b""
     position = 0
     read = imap.file.read1
-    match = _USUAL_LINE.match
+    head = _USUAL_HEAD.match
+    section: bytes | None = None  # the last section read, and its name
+    section_name = b""
     try:
         while True:
             line_end = buffer.find(b"\n", position) + 1
@@ -172,12 +175,31 @@ def _read_usual(imap: Any) -> Response:
                 buffer = buffer[position:] + chunk
                 position = 0
                 continue
-            found = match(buffer, position, line_end)
+            found = head(buffer, position, line_end)
             if found is None:
                 return response
-            size = int(found[5])
+            at = found.end()
+            if section is None or not buffer.startswith(section, at):
+                named = _USUAL_SECTION.match(buffer, at, line_end)
+                if named is None:
+                    return response
+                section = named[0]
+                section_name = _SECTIONS.get(section) or section.upper()
+                if len(_SECTIONS) < 100:
+                    _SECTIONS[section] = section_name
+            after = at + len(section)
+            # ` {size}` CRLF, the line's end.
+            digits = buffer[after + 2 : line_end - 3]
+            if (
+                buffer[after : after + 2] != b" {"
+                or buffer[line_end - 3 : line_end] != b"}\r\n"
+                or not digits.isdigit()
+            ):
+                return response
+            size = int(digits)
             if size > MAX_LITERAL:
                 return response
+            seq, uid, date = found.groups()
             start = line_end
             end = start + size
             if len(buffer) < end + 3:  # the rest of the literal and `)` CRLF
@@ -193,23 +215,14 @@ def _read_usual(imap: Any) -> Response:
                 start, end, position = start - position, end - position, 0
                 if have < need:
                     return response
-                found = match(buffer, 0, start)
-                if found is None:  # (cannot be: the same line, moved)
-                    return response
             if buffer[end : end + 3] != b")\r\n":
                 return response
-            section = found[4]
-            section_name = _SECTIONS.get(section)
-            if section_name is None:
-                section_name = section.upper()
-                if len(_SECTIONS) < 100:
-                    _SECTIONS[section] = section_name
             record: dict[bytes, Any] = {
-                b"SEQ": int(found[1]),
-                b"INTERNALDATE": _internaldate(found[3]),
+                b"SEQ": int(seq),
+                b"INTERNALDATE": _internaldate(date),
                 section_name: buffer[start:end],
             }
-            _put(response, int(found[2]), record)
+            _put(response, int(uid), record)
             position = end + 3
     finally:
         imap.unread = buffer[position:]
