@@ -17,7 +17,8 @@ folder alone, telling our messages by their `\\Sent` label. For each folder:
    rejects range strings), of `BODY.PEEK[HEADER.FIELDS (...)]<0.n>` (PEEK never sets
    `\\Seen`; the partial keeps a header block past the header limit from being sent) and
    `INTERNALDATE` with `normalise_times = False` (aware datetimes), read by
-   connectors.mail.imap_fetch (imapclient's result, without the cost of its lexer). Folders take
+   connectors.mail.imap_fetch (imapclient's result, without the cost of its lexer, the usual
+   responses read from the socket in large chunks rather than a line at a time). Folders take
    turns: a batch holds one FETCH from each folder with new mail, so replies in Sent and the
    questions in INBOX they answer, which arrived about together, are stored and measured
    together (each conversation derived once, not twice: about a quarter of a first sync's
@@ -138,7 +139,7 @@ class ImapConnector(Connector):
                     following, following_part, _ = turns[index + 1]
                     selected = self._switch(client, following.name, following.validity, selected)
                     sent = imap_fetch.send(client, following_part, items)
-                response = imap_fetch.read(client, *answer)
+                response = imap_fetch.read(client, answer)
                 self.events(records, folder.name, folder.sent, part, response)
                 state[folder.name] = {"uidvalidity": folder.validity, "last_uid": part[-1]}
                 if ends_round:

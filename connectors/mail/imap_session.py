@@ -112,6 +112,9 @@ class _Bounded:
     """
 
     deadline: Deadline
+    # Bytes read from the connection past the last FETCH response that imap_fetch read itself
+    # (it reads the socket in large chunks): read before the socket, by imaplib's next read.
+    unread: bytes = b""
 
     def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
         self.deadline.start()  # connecting, TLS and the greeting: stopped by the first command
@@ -135,7 +138,28 @@ class _Bounded:
                 f"the server announced a literal of {size:,} bytes, more than the "
                 f"{MAX_LITERAL:,} byte limit: not read"
             )
+        unread = self.unread
+        if unread:
+            self.unread = unread[size:]
+            if len(unread) >= size:
+                return unread[:size]
+            return unread + super().read(size - len(unread))  # type: ignore[misc,no-any-return]
         return super().read(size)  # type: ignore[misc,no-any-return]
+
+    def readline(self) -> bytes:
+        unread = self.unread
+        if not unread:
+            return super().readline()  # type: ignore[misc,no-any-return]
+        end = unread.find(b"\n") + 1
+        if end:
+            self.unread = unread[end:]
+            return unread[:end]
+        # imaplib's own line limit, on the whole line.
+        self.unread = b""
+        line: bytes = unread + self.file.readline(max(imaplib._MAXLINE + 1 - len(unread), 0))  # type: ignore[attr-defined]
+        if len(line) > imaplib._MAXLINE:  # type: ignore[attr-defined]
+            raise imaplib.IMAP4.error(f"got more than {imaplib._MAXLINE} bytes")  # type: ignore[attr-defined]
+        return line
 
 
 class _PlainImap(_Bounded, IMAP4WithTimeout):  # type: ignore[misc]

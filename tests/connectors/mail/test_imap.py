@@ -288,14 +288,14 @@ def test_each_fetch_is_sent_before_the_answer_to_the_last_is_parsed(
             said.append(" ".join([name, *words]))
         return command(imap, name, *args)
 
-    parse = imap_fetch.parse
+    read = imap_fetch.read
 
-    def recorded_parse(data: list[Any], **kwargs: Any) -> imap_fetch.Response:
+    def recorded_read(client: Any, answered: imap_fetch.Answer) -> imap_fetch.Response:
         said.append("parse")
-        return parse(data, **kwargs)
+        return read(client, answered)
 
     monkeypatch.setattr(imaplib.IMAP4, "_command", recorded_command)
-    monkeypatch.setattr(imap_fetch, "parse", recorded_parse)
+    monkeypatch.setattr(imap_fetch, "read", recorded_read)
     settings, engine = setup(tmp_path, mailbox, batch_size=2)
     result = poll(engine, settings, "inbox", NOW)
     assert (result.messages, result.batches) == (8, 3)
