@@ -232,7 +232,9 @@ def session(settings: ImapSettings, base_dir: Path) -> Iterator[IMAPClient]:
             f"{where}: login failed for {settings.username}", permanent=True
         ) from None
     except (IMAPClientError, imaplib.IMAP4.error, OSError, EOFError) as exc:
-        if deadline.expired:
+        # A read's socket timeout is the exchange's whole allowance too, so whichever of the
+        # two fires first (they race when the server says nothing at all), the line is the same.
+        if deadline.expired or isinstance(exc, TimeoutError):
             raise ConnectorError(f"{where}: {timed_out(seconds)}") from None
         raise ConnectorError(f"{where}: {describe(exc)}") from None
     finally:
