@@ -11,7 +11,6 @@ which ends the stuck call too).
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source, utcnow
 from tests.limits import cli, run_child
+from tests.loopback import LoopbackServer
 from tests.trickle import Trickler
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -103,24 +103,13 @@ def test_an_imap_server_trickling_its_greeting_ends_the_poll_at_the_timeout(
     )
 
 
-class HugeLiteral:
+class HugeLiteral(LoopbackServer):
     """An IMAP server that answers LOGIN with a literal announced as {999999999} and sends
     zeros for it (as fast as the client reads) until the client goes away."""
 
-    def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.server.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
+    join_seconds = 10.0
 
-    def __enter__(self) -> HugeLiteral:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.close()
-        self.thread.join(10)
-
-    def _serve(self) -> None:
+    def serve(self) -> None:
         try:
             connection, _ = self.server.accept()
         except OSError:

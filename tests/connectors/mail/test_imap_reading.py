@@ -26,30 +26,21 @@ from connectors.mail import imap_fetch
 from connectors.mail.imap import HEADER_ITEM
 from connectors.mail.imap_session import MAX_LITERAL, ImapSettings, session
 from monitor.config_file import settings_from_mapping
+from tests.loopback import LoopbackServer
 
 GREETING = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] scripted\r\n"
 SECTION = HEADER_ITEM.replace(".PEEK", "").rsplit(".", 1)[0].encode() + b">"  # BODY[...]<0>
 
 
-class ScriptedImap:
+class ScriptedImap(LoopbackServer):
     """A real TCP IMAP server that logs anyone in, opens any folder and answers every UID FETCH
     with `answer` (untagged responses) followed by the tagged OK."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.answer = b""
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port: int = self.server.getsockname()[1]
-        self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> ScriptedImap:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.close()
-        self.thread.join(5)
-
-    def _accept(self) -> None:
+    def serve(self) -> None:
         while True:
             try:
                 connection, _ = self.server.accept()
