@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
-from typing import Self
+from typing import Any, Self
 
 
 class LoopbackServer:
@@ -29,3 +29,17 @@ class LoopbackServer:
 
     def serve(self) -> None:
         raise NotImplementedError
+
+
+def imap_source(port: int, timeout: str) -> dict[str, Any]:
+    """A source reading a plain-text IMAP server on a loopback port (a scripted peer's)."""
+    return {
+        "name": "inbox",
+        "kind": "imap",
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "username": "support@example.com",
+        "password": "secret",
+        "timeout": timeout,
+    }

@@ -27,6 +27,7 @@ from monitor.publish.notifiers.webhook import WebhookNotifier
 from monitor.service import build_scheduler
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import poll_source, utcnow
+from tests import loopback
 from tests.limits import cli, run_child
 from tests.loopback import LoopbackServer
 from tests.trickle import Trickler
@@ -57,16 +58,7 @@ def within(seconds: float, call: Callable[[], T]) -> tuple[T | BaseException, fl
 
 
 def imap_source(port: int) -> dict[str, Any]:
-    return {
-        "name": "inbox",
-        "kind": "imap",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "username": "support@example.com",
-        "password": "secret",
-        "timeout": f"{TIMEOUT}s",
-    }
+    return loopback.imap_source(port, f"{TIMEOUT}s")
 
 
 GREETING = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] trickling\r\n"

@@ -26,7 +26,7 @@ from connectors.mail import imap_fetch
 from connectors.mail.imap import HEADER_ITEM
 from connectors.mail.imap_session import MAX_LITERAL, ImapSettings, session
 from monitor.config_file import settings_from_mapping
-from tests.loopback import LoopbackServer
+from tests.loopback import LoopbackServer, imap_source
 
 GREETING = b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] scripted\r\n"
 SECTION = HEADER_ITEM.replace(".PEEK", "").rsplit(".", 1)[0].encode() + b">"  # BODY[...]<0>
@@ -73,16 +73,7 @@ def server() -> Iterator[ScriptedImap]:
 
 
 def imap_settings(port: int, tmp_path: Path) -> ImapSettings:
-    source = {
-        "name": "inbox",
-        "kind": "imap",
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "username": "support@example.com",
-        "password": "secret",
-        "timeout": "10s",
-    }
+    source = imap_source(port, "10s")
     found = settings_from_mapping({"sources": [source]}, tmp_path).sources[0]
     assert isinstance(found, ImapSettings)
     return found
