@@ -127,6 +127,7 @@ def is_withheld(number: str | None) -> bool:
 # over about 2,700 bytes, and 255 characters are at most 1,020 bytes of UTF-8.
 MAX_KEY = 255
 MAX_TEXT = 255  # a customer's name or address, a subject: shown, never searched
+_SHORTEST_LIMIT = min(MAX_KEY, MAX_TEXT)
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -136,6 +137,19 @@ def storable(value: str, limit: int = MAX_TEXT) -> str:
         return value  # nearly every value, checked in C
     value = _UNSTORABLE.sub("\ufffd", value)
     return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+def storable_as_is(texts: Sequence[str]) -> bool:
+    """Whether `storable` and `storable_key` would keep every one of `texts` as it is: ASCII
+    without NUL, none over the shorter of their limits. What the events made without their
+    constructors' checks (`email_event`, `finished_call`, a callback's message) ask first; one
+    pass in C over the texts joined."""
+    joined = "".join(texts)
+    return (
+        joined.isascii()
+        and "\x00" not in joined
+        and max(map(len, texts), default=0) <= _SHORTEST_LIMIT
+    )
 
 
 def storable_key(value: str) -> str:
@@ -302,7 +316,6 @@ def unchecked(
 
 _MESSAGE_SLOTS = slot_setters(MessageEvent)
 _THREAD_SLOTS = slot_setters(Thread)
-_SHORTEST_LIMIT = min(MAX_KEY, MAX_TEXT)
 
 
 def email_event(
@@ -330,16 +343,13 @@ def email_event(
     keys, hint = thread[0], thread[1]
     texts = [external_id, conversation, *keys, *refers]
     texts += [v for v in (hint, customer, subject, agent, left_out) if v is not None]
-    joined = "".join(texts)
     if (
         at.tzinfo is UTC
         and external_id
         and conversation
         and type(keys) is tuple
         and type(refers) is tuple
-        and joined.isascii()
-        and "\x00" not in joined
-        and max(map(len, texts)) <= _SHORTEST_LIMIT
+        and storable_as_is(texts)
     ):
         made_thread = unchecked(Thread, _THREAD_SLOTS, thread)
         values = (
@@ -534,6 +544,8 @@ def finished_call(
     otherwise `from_epochs` makes it. The same event either way (a test holds the two equal);
     a queue_log import makes a million, and the calls and checks in between were a third of
     the cost of each."""
+    # `storable_as_is`, written out: through the function this took 0.6 µs more a call (+70%),
+    # and an import makes a million calls.
     if (
         wait_seconds is not None
         and outcome is not CallOutcome.WAITING
@@ -735,16 +747,10 @@ def _by_number(
     assert number is not None  # it has a conversation
     # Made as the constructor would when nothing needs to change (as `email_event`): a queue_log
     # import asks for a callback for every fourth call, and __post_init__ was most of its cost.
-    joined = f"{external_id}{number}{''.join(refers)}{agent or ''}"
     if (
         at.tzinfo is UTC
-        and joined.isascii()
-        and "\x00" not in joined
-        and len(external_id) <= MAX_KEY
-        and len(number) <= MAX_TEXT
-        and (agent is None or len(agent) <= MAX_TEXT)
         and type(refers) is tuple
-        and max(map(len, refers), default=0) <= MAX_KEY
+        and storable_as_is((external_id, number, agent or "", *refers))
     ):
         values = (
             external_id, conversation, at, side, MessageKind.MESSAGE, False, False, channel,
