@@ -33,11 +33,15 @@ from monitor.measure.events import destination, is_withheld
 # As many digits as a callback number needs (monitor.measure.events): fewer are an extension,
 # a feature code or a short service number, never a customer we can call.
 OUTSIDE_DIGITS = 9
-_SHORT_NUMBER = re.compile(r"^\d{2,6}$")
 # tech/peer-uniqueid: `PJSIP/1001-0000002a`, `SIP/provider-00000001`, `IAX2/1001-1234`.
 _PEER = re.compile(r"^(?:SIP|PJSIP|IAX2)/(?P<peer>[^/@;]+?)(?:-[0-9a-fA-F]+)?$", re.IGNORECASE)
 
 GUESSED = "(a guess from the numbers)"
+
+
+def _short_number(text: str) -> bool:
+    """2 to 6 digits: an extension, a feature code or a short service number."""
+    return text.isdecimal() and 2 <= len(text) <= 6
 
 
 class PartySettings(SourceSettings):
@@ -69,13 +73,11 @@ class Parties:
             return False
         # Nearly every caller id: digits, perhaps after a "+", which no channel starts with.
         if value.isdecimal():
-            return 2 <= len(value) <= 6  # as _SHORT_NUMBER (\d is a decimal digit)
+            return _short_number(value)
         if value[0] == "+":
             return False
-        if _SHORT_NUMBER.match(value):
-            return True
         peer = _PEER.match(value)
-        return bool(peer and _SHORT_NUMBER.match(peer["peer"]))
+        return bool(peer and _short_number(peer["peer"]))
 
     def is_trunk(self, channel: str) -> bool:
         """Whether a channel is a trunk's (see the module docstring)."""
