@@ -343,34 +343,26 @@ def email_event(
     keys, hint = thread[0], thread[1]
     texts = [external_id, conversation, *keys, *refers]
     texts += [v for v in (hint, customer, subject, agent, left_out) if v is not None]
-    if (
+    as_is = (
         at.tzinfo is UTC
-        and external_id
-        and conversation
+        and bool(external_id)
+        and bool(conversation)
         and type(keys) is tuple
         and type(refers) is tuple
         and storable_as_is(texts)
-    ):
-        made_thread = unchecked(Thread, _THREAD_SLOTS, thread)
-        values = (
-            external_id, conversation, at, side, MessageKind.MESSAGE, automatic, internal,
-            None, customer, subject, made_thread, refers, agent, left_out,
-        )  # fmt: skip
-        return unchecked(MessageEvent, _MESSAGE_SLOTS, values)
-    return MessageEvent(
-        external_id=external_id,
-        conversation=conversation,
-        at=at,
-        side=side,
-        automatic=automatic,
-        internal=internal,
-        customer=customer,
-        subject=subject,
-        thread=Thread(*thread),
-        refers=refers,
-        agent=agent,
-        left_out=left_out,
     )
+    made_thread = unchecked(Thread, _THREAD_SLOTS, thread) if as_is else Thread(*thread)
+    values = (
+        external_id, conversation, at, side, MessageKind.MESSAGE, automatic, internal,
+        None, customer, subject, made_thread, refers, agent, left_out,
+    )  # fmt: skip
+    return _message(values, as_is)
+
+
+def _message(values: tuple[Any, ...], as_is: bool) -> MessageEvent:
+    """The MessageEvent of `values` (its fields in order): set directly when `as_is` (the
+    caller found nothing its checks would change), else through its constructor."""
+    return unchecked(MessageEvent, _MESSAGE_SLOTS, values) if as_is else MessageEvent(*values)
 
 
 # Instants of calls are kept as whole microseconds since the Unix epoch (UTC): exact for any
@@ -747,24 +739,13 @@ def _by_number(
     assert number is not None  # it has a conversation
     # Made as the constructor would when nothing needs to change (as `email_event`): a queue_log
     # import asks for a callback for every fourth call, and __post_init__ was most of its cost.
-    if (
+    as_is = (
         at.tzinfo is UTC
         and type(refers) is tuple
         and storable_as_is((external_id, number, agent or "", *refers))
-    ):
-        values = (
-            external_id, conversation, at, side, MessageKind.MESSAGE, False, False, channel,
-            number, None, None, refers, agent, None,
-        )  # fmt: skip
-        return [unchecked(MessageEvent, _MESSAGE_SLOTS, values)]
-    message = MessageEvent(
-        external_id=external_id,
-        conversation=conversation,
-        at=at,
-        side=side,
-        channel=channel,
-        customer=number,
-        refers=refers,
-        agent=agent,
     )
-    return [message]
+    values = (
+        external_id, conversation, at, side, MessageKind.MESSAGE, False, False, channel,
+        number, None, None, refers, agent, None,
+    )  # fmt: skip
+    return [_message(values, as_is)]
