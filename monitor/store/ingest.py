@@ -133,9 +133,8 @@ def poll_source(
     which a thread cannot give, as parsing and storing both hold the GIL. The child is started
     before the cursor is read and given it then, so that connecting and logging in cost no time
     here (`reading`: one the CLI started earlier still, before it opened the store, and gave its
-    cursor).
-    Otherwise a connector that `reads_ahead` reads its next batch in a thread while this one
-    stores the last.
+    cursor). Otherwise a connector that `reads_ahead` reads its next batch in a thread while
+    this one stores the last.
 
     Never raises for a source problem: the error is recorded and returned, so one bad source
     cannot stop the others. A database problem raises StoreError (nothing can be recorded)."""

@@ -22,6 +22,13 @@ memory stays at about two batches whatever the file. A source's error reaches th
 the same exception (class, message, `permanent`), raised where the batch would have been; a
 child that dies without a word (killed, out of memory) is a transient source error.
 
+A poll's child is forked before the cursor is known (`poll_in_child`, `reading_child`): its
+connector gets ready without it (`Connector.fetch_late`: an IMAP session connects, logs in and
+lists the folders) while this process opens the store and reads the cursor, then hands it over
+through a second pipe (`Reading.give`). The cursor still comes from the store alone, and is
+stored with the rows of each batch as before; a child whose parent fails before giving it
+(the store did not open) is killed, having read nothing.
+
 Only a process with no other thread forks (`can_fork`): a thread holding a lock at the fork
 (the logging module's, a connection pool's, stderr's) would leave the child's copy locked for
 good. `run`'s scheduler and HTTP threads therefore never get here, and its polls read inline.
