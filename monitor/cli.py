@@ -12,6 +12,7 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -257,6 +258,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
     if args.command == "slo":  # from the config alone: no database
         return write_slo(settings, args.format, args.output, config_path(args.config).name)
+    if args.command == "poll":  # opens the store once its first source's reading has begun
+        return poll(settings, args.sources)
     engine = open_store(settings)
     if args.command == "run":
         from monitor.publish.server import ListenError
@@ -269,8 +272,6 @@ def dispatch(args: argparse.Namespace) -> int:
             raise ConfigError([f"metrics.listen: {exc.problem}"]) from None
         except StatusAccessError as exc:
             raise ConfigError([exc.problem]) from None
-    if args.command == "poll":
-        return poll(engine, settings, args.sources)
     if args.command == "import":
         return import_files(engine, settings, args.source, args.paths)
     if args.command == "metrics":
@@ -348,12 +349,19 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
 
 
 def open_store(settings: Settings) -> Engine:
-    from monitor.store.database import make_engine, prepare
     from monitor.store.ingest import reconcile
+
+    engine = open_database(settings)
+    reconcile(engine, settings)
+    return engine
+
+
+def open_database(settings: Settings) -> Engine:
+    """The database, its schema made or upgraded; measurements not reconciled yet."""
+    from monitor.store.database import make_engine, prepare
 
     engine = make_engine(settings.file.database, settings.base_dir)
     prepare(engine)
-    reconcile(engine, settings)
     return engine
 
 
@@ -367,17 +375,37 @@ def _sources(settings: Settings, names: Sequence[str]) -> list[str]:
     return list(names) or [s.name for s in settings.sources if s.enabled]
 
 
-def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
-    from monitor.store.ingest import poll_source
-    from monitor.store.reader_process import can_fork
+def poll(settings: Settings, names: Sequence[str]) -> int:
+    # Not the store's modules yet: importing them and opening the store is what the first
+    # source's child, forked before, spends connecting and logging in.
+    from monitor.store.reader_process import can_fork, poll_in_child
 
+    chosen = _sources(settings, names)
+    in_child = can_fork()
     failed = 0
-    for name in _sources(settings, names):
+    with ExitStack() as stack:
+        now = utcnow()
         # Each source is read in a child process while this one stores (the second core).
-        source = settings.source(name)
-        result = poll_source(engine, settings, source, now=utcnow(), in_child=can_fork())
-        print(line(result.summary(), LOG_LIMIT))
-        failed += not result.ok
+        first = settings.source(chosen[0]) if in_child and chosen else None
+        reading = stack.enter_context(poll_in_child(settings, first, now)) if first else None
+        engine = open_database(settings)
+        if reading is not None and first is not None:
+            from monitor.store.cursors import stored_cursor
+
+            reading.give(stored_cursor(engine, first.name))
+        # The rest of the store, while the child reads the first batch.
+        from monitor.store.ingest import poll_source, reconcile
+
+        reconcile(engine, settings)
+        for index, name in enumerate(chosen):
+            source = settings.source(name)
+            if index:  # the next sources' children start as each poll begins
+                now, reading = utcnow(), None
+            result = poll_source(
+                engine, settings, source, now=now, in_child=in_child, reading=reading
+            )
+            print(line(result.summary(), LOG_LIMIT))
+            failed += not result.ok
     return 1 if failed else 0
 
 
