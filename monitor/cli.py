@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     collecting = gc.isenabled()
     gc.disable()
     from monitor.config_file import ConfigError
-    from monitor.store.database import StoreError
+    from monitor.errors import StoreError
 
     if collecting:
         gc.enable()
@@ -242,14 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     from monitor.config import NOTHING_TO_MONITOR
-    from monitor.config_file import ConfigError, config_path, load_settings
+    from monitor.config_file import ConfigError, check_database, config_path, load_settings
 
     if args.command == "password-hash":  # needs no config
         return password_hash()
     if args.command == "init":  # writes a config: there is none to load yet
         return init(args.kinds, args.file or str(config_path(args.config)))
-    settings = load_settings(config_path(args.config))
+    # `poll` checks the database URL itself, once its first source's reading has begun.
+    settings = load_settings(config_path(args.config), database_later=args.command == "poll")
     if args.command in ("run", "poll") and not settings.sources:
+        if args.command == "poll":  # a wrong URL is said first, as on loading
+            check_database(settings)
         raise ConfigError([NOTHING_TO_MONITOR])
     if args.command == "check":
         from monitor.checks import run_checks
@@ -376,8 +379,12 @@ def _sources(settings: Settings, names: Sequence[str]) -> list[str]:
 
 
 def poll(settings: Settings, names: Sequence[str]) -> int:
-    # Not the store's modules yet: importing them and opening the store is what the first
-    # source's child, forked before, spends connecting and logging in.
+    """Poll the chosen sources one after the other. The first source's reading child is forked
+    before the store's modules are imported (SQLAlchemy with them: they are most of a poll's
+    start-up), and given its cursor at once where a SQLite file holds it (`peek_cursor`), so
+    that it reads while this process opens the store; the store's own cursor then decides."""
+    from monitor.config_file import check_database
+    from monitor.store.cursors import peek_cursor
     from monitor.store.reader_process import can_fork, poll_in_child
 
     chosen = _sources(settings, names)
@@ -387,12 +394,24 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
         now = utcnow()
         # Each source is read in a child process while this one stores (the second core).
         first = settings.source(chosen[0]) if in_child and chosen else None
-        reading = stack.enter_context(poll_in_child(settings, first, now)) if first else None
+        reading, early, first_child = None, None, ExitStack()
+        stack.enter_context(first_child)
+        if first is not None:
+            early = peek_cursor(settings.file.database, settings.base_dir, first.name)
+            reading = first_child.enter_context(poll_in_child(settings, first, now))
+            if early is not None:
+                reading.give(early[0])
+        check_database(settings)  # left out when the settings were loaded (dispatch)
         engine = open_database(settings)
         if reading is not None and first is not None:
             from monitor.store.cursors import stored_cursor
 
-            reading.give(stored_cursor(engine, first.name))
+            cursor = stored_cursor(engine, first.name)
+            if early is None:
+                reading.give(cursor)
+            elif early[0] != cursor:  # moved meanwhile, or another file: read from the store's
+                first_child.close()
+                reading = None
         # The rest of the store, while the child reads the first batch.
         from monitor.store.ingest import poll_source, reconcile
 

@@ -65,3 +65,42 @@ def test_a_command_imports_none_of_what_it_does_not_run(command: str, tmp_path: 
     assert sorted(FORBIDDEN[command] & loaded) == []
     if command != "--help":  # it did run: the database was opened
         assert "monitor.store.schema" in loaded
+
+
+# Runs the command line; a process forked from it writes, as it starts, what was imported then.
+FORKED = """
+import json, os, sys
+path = sys.argv.pop(1)
+def note() -> None:
+    with open(path, "a") as out:
+        out.write(json.dumps(sorted(sys.modules)) + "\\n")
+os.register_at_fork(after_in_child=note)
+from monitor.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_poll_reads_its_first_source_before_it_imports_the_store(tmp_path: Path) -> None:
+    """SQLAlchemy and the store's modules are most of a poll's start-up: the first source's
+    reading child is forked before them (the database URL is checked after the fork, and the
+    cursor read from the SQLite file itself), so that it reads while they are imported."""
+    config = str(write_chat_config(tmp_path))
+    forks = tmp_path / "forks.jsonl"
+    said = []
+    for _ in range(2):  # a new database, then one holding the source's cursor
+        done = subprocess.run(
+            [sys.executable, "-c", FORKED, str(forks), "--config", config, "poll"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        said.append(done.stdout.split(" in ")[0])
+    assert said == ["website-chat: 6 new messages, 0 calls, 0 rejected"] + [
+        "website-chat: 0 new messages, 0 calls, 0 rejected"
+    ]
+    store = {"sqlalchemy", "monitor.store.database", "monitor.store.ingest"}
+    for line in forks.read_text().splitlines():
+        loaded = set(json.loads(line))
+        assert "connectors.chat.jsonl" in loaded  # the source's kind: it reads
+        assert sorted(loaded & store) == []

@@ -18,17 +18,21 @@ a CallEvent is rebuilt through a Python call per call, a frozen dataclass's `__s
 loops over its fields per message. A batch's calls come before its messages after the trip;
 storing a batch does not depend on the order between the two (monitor.store.batches).
 
-The pipe holds one batch: the child blocks on sending the next until this process takes it, so
-memory stays at about two batches whatever the file. A source's error reaches this process as
-the same exception (class, message, `permanent`), raised where the batch would have been; a
-child that dies without a word (killed, out of memory) is a transient source error.
+The pipe holds up to a megabyte (`_PIPE_BYTES`, Linux's default ceiling for a pipe; 64 kB
+otherwise): the child blocks on sending once it is full, until this process takes a batch, so
+memory stays at a few batches whatever the file. A megabyte is about three batches of 2,000
+e-mail headers, which a poll's child reads while this process is still opening the store.
+A source's error reaches this process as the same exception (class, message, `permanent`),
+raised where the batch would have been; a child that dies without a word (killed, out of
+memory) is a transient source error.
 
 A poll's child is forked before the cursor is known (`poll_in_child`, `reading_child`): its
 connector gets ready without it (`Connector.fetch_late`: an IMAP session connects, logs in and
-lists the folders) while this process opens the store and reads the cursor, then hands it over
-through a second pipe (`Reading.give`). The cursor still comes from the store alone, and is
-stored with the rows of each batch as before; a child whose parent fails before giving it
-(the store did not open) is killed, having read nothing.
+lists the folders) while this process opens the store, then hands it the cursor through a
+second pipe (`Reading.give`): read early from a SQLite file, or from the store once it is open
+(monitor.store.cursors). The store's cursor decides, and is stored with the rows of each
+batch as before; a child whose parent fails before giving it (the store did not open) is
+killed, having read nothing.
 
 Only a process with no other thread forks (`can_fork`): a thread holding a lock at the fork
 (the logging module's, a connection pool's, stderr's) would leave the child's copy locked for
@@ -37,7 +41,9 @@ good. `run`'s scheduler and HTTP threads therefore never get here, and its polls
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import multiprocessing
 import operator
@@ -71,6 +77,9 @@ if TYPE_CHECKING:
 # How long a child that was told to stop (its pipe closed) may take to notice before it is
 # killed: it notices at its next send, after parsing at most one batch.
 _STOP_GRACE_S = 5.0
+# What the pipe of batches may hold (F_SETPIPE_SZ; `/proc/sys/fs/pipe-max-size` is 1 MB by
+# default): the reading goes on while this process is busy, here or in its start-up.
+_PIPE_BYTES = 1 << 20
 
 
 class ReaderDied(ConnectorError):
@@ -125,6 +134,7 @@ def reading_child(read: Callable[[Callable[[], Any]], Iterator[Batch]]) -> Itera
     that does not answer); otherwise as `read_in_child`."""
     context = multiprocessing.get_context("fork")
     receiving, sending = context.Pipe(duplex=False)
+    _widen(sending)
     taking, giving = context.Pipe(duplex=False)
     child = context.Process(
         target=_child,
@@ -148,6 +158,14 @@ def reading_child(read: Callable[[Callable[[], Any]], Iterator[Batch]]) -> Itera
             child.kill()
             child.join()
         child.close()
+
+
+def _widen(pipe: Connection) -> None:
+    """Let `pipe` hold `_PIPE_BYTES` where the system allows it (Linux); else as it is."""
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is not None:
+        with contextlib.suppress(OSError):  # above the system's ceiling, or not a pipe
+            fcntl.fcntl(pipe.fileno(), setting, _PIPE_BYTES)
 
 
 def poll_in_child(
