@@ -401,6 +401,8 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
             reading = first_child.enter_context(poll_in_child(settings, first, now))
             if early is not None:
                 reading.give(early[0])
+        collecting = gc.isenabled()  # the imports' objects, as in main
+        gc.disable()
         check_database(settings)  # left out when the settings were loaded (dispatch)
         engine = open_database(settings)
         if reading is not None and first is not None:
@@ -415,6 +417,9 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
         # The rest of the store, while the child reads the first batch.
         from monitor.store.ingest import poll_source, reconcile
 
+        if collecting:
+            gc.enable()
+        gc.freeze()
         reconcile(engine, settings)
         for index, name in enumerate(chosen):
             source = settings.source(name)
