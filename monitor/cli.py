@@ -11,8 +11,8 @@ import argparse
 import gc
 import logging
 import sys
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -192,6 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def start_up() -> Iterator[None]:
+    """A stretch of start-up: importing, loading the settings, opening the store.
+
+    Importing the application builds some 75,000 objects the collector tracks, nearly all of
+    them kept as long as the process lives: the collections they would set off free next to
+    nothing and cost about a tenth of the imports' CPU time (80 ms of a poll; 5% of a digest's
+    instructions on an empty site). So the collector is off while they run, and what they
+    built is then frozen out of its sight (not traversed again by every full collection)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+        gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -200,21 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, handlers=[handler])
     if not args.debug:  # APScheduler logs every job run at INFO; ours already says what happened
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # Importing the application builds some 75,000 objects the collector tracks, nearly all of
-    # them kept as long as the process lives: the collections they would set off free next to
-    # nothing and cost about a tenth of the imports' CPU time (80 ms of a poll). So the
-    # collector is off while they run, and what they built is then frozen out of its sight (not
-    # traversed again by every full collection); and ingest allocates millions of short-lived
-    # objects, so the youngest generation is collected every 10,000 allocations instead of
-    # every 700. Together about a tenth of a second of a 20,000-message IMAP poll.
-    collecting = gc.isenabled()
-    gc.disable()
-    from monitor.config_file import ConfigError
-    from monitor.errors import StoreError
-
-    if collecting:
-        gc.enable()
-    gc.freeze()
+    with start_up():
+        from monitor.config_file import ConfigError
+        from monitor.errors import StoreError
+    # ingest allocates millions of short-lived objects: the youngest generation is collected
+    # every 10,000 allocations instead of every 700.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
         return dispatch(args)
@@ -249,7 +258,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "init":  # writes a config: there is none to load yet
         return init(args.kinds, args.file or str(config_path(args.config)))
     # `poll` checks the database URL itself, once its first source's reading has begun.
-    settings = load_settings(config_path(args.config), database_later=args.command == "poll")
+    with start_up():
+        settings = load_settings(config_path(args.config), database_later=args.command == "poll")
     if args.command in ("run", "poll") and not settings.sources:
         if args.command == "poll":  # a wrong URL is said first, as on loading
             check_database(settings)
@@ -263,7 +273,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return write_slo(settings, args.format, args.output, config_path(args.config).name)
     if args.command == "poll":  # opens the store once its first source's reading has begun
         return poll(settings, args.sources)
-    engine = open_store(settings)
+    with start_up():
+        engine = open_store(settings)
     if args.command == "run":
         from monitor.publish.server import ListenError
         from monitor.publish.status_access import StatusAccessError
@@ -352,10 +363,14 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
 
 
 def open_store(settings: Settings) -> Engine:
-    from monitor.store.ingest import reconcile
+    """The database, opened and upgraded, its measurements made for the current settings."""
+    from monitor.store.tallies import measurements_current
 
     engine = open_database(settings)
-    reconcile(engine, settings)
+    if not measurements_current(engine, settings):  # ingest's modules only when they are not
+        from monitor.store.ingest import reconcile
+
+        reconcile(engine, settings)
     return engine
 
 
@@ -401,25 +416,21 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
             reading = first_child.enter_context(poll_in_child(settings, first, now))
             if early is not None:
                 reading.give(early[0])
-        collecting = gc.isenabled()  # the imports' objects, as in main
-        gc.disable()
-        check_database(settings)  # left out when the settings were loaded (dispatch)
-        engine = open_database(settings)
-        if reading is not None and first is not None:
-            from monitor.store.cursors import stored_cursor
+        with start_up():
+            check_database(settings)  # left out when the settings were loaded (dispatch)
+            engine = open_database(settings)
+            if reading is not None and first is not None:
+                from monitor.store.cursors import stored_cursor
 
-            cursor = stored_cursor(engine, first.name)
-            if early is None:
-                reading.give(cursor)
-            elif early[0] != cursor:  # moved meanwhile, or another file: read from the store's
-                first_child.close()
-                reading = None
-        # The rest of the store, while the child reads the first batch.
-        from monitor.store.ingest import poll_source, reconcile
+                cursor = stored_cursor(engine, first.name)
+                if early is None:
+                    reading.give(cursor)
+                elif early[0] != cursor:  # moved meanwhile, or another file: the store's
+                    first_child.close()
+                    reading = None
+            # The rest of the store, while the child reads the first batch.
+            from monitor.store.ingest import poll_source, reconcile
 
-        if collecting:
-            gc.enable()
-        gc.freeze()
         reconcile(engine, settings)
         for index, name in enumerate(chosen):
             source = settings.source(name)
