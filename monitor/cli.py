@@ -275,6 +275,19 @@ def dispatch(args: argparse.Namespace) -> int:
         return poll(settings, args.sources)
     with start_up():
         engine = open_store(settings)
+    try:
+        return with_store(args, settings, engine)
+    finally:
+        # Closed as the command ends, so that SQLite checkpoints its log and removes the -wal
+        # and -shm files: the engine was made during start-up, whose objects are frozen, and
+        # would not be collected at exit.
+        engine.dispose()
+
+
+def with_store(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    """The commands that read or write the store, once it is open."""
+    from monitor.config_file import ConfigError
+
     if args.command == "run":
         from monitor.publish.server import ListenError
         from monitor.publish.status_access import StatusAccessError
@@ -431,6 +444,7 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
             # The rest of the store, while the child reads the first batch.
             from monitor.store.ingest import poll_source, reconcile
 
+        stack.callback(engine.dispose)  # as `dispatch` does for the other commands
         reconcile(engine, settings)
         for index, name in enumerate(chosen):
             source = settings.source(name)

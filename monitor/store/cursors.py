@@ -73,8 +73,12 @@ def peek_cursor(url: str, base_dir: Path, source: str) -> tuple[Cursor | None] |
         if not path.is_file():  # a FIFO or a device: never opened here
             return None
         # Read-only, never created, and no waiting on a lock: a writer (a poll or an import
-        # storing) does not keep readers of a WAL database out anyway.
-        connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=0)
+        # storing) does not keep readers of a WAL database out anyway. A database closed
+        # cleanly has no -wal file beside it and all it holds is in the file itself: it is read
+        # as it is, without the -wal and -shm files a reader would otherwise leave behind.
+        closed = not path.with_name(f"{path.name}-wal").exists()
+        uri = f"{path.as_uri()}?mode=ro{'&immutable=1' if closed else ''}"
+        connection = sqlite3.connect(uri, uri=True, timeout=0)
         with closing(connection):
             row = connection.execute(
                 "SELECT cursor FROM source_state WHERE source = ?", (source,)

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert
+from sqlalchemy import insert, update
 from sqlalchemy.engine import make_url
 
 from monitor.store.cursors import peek_cursor, plain_sqlite_path, stored_cursor
@@ -40,6 +40,33 @@ def test_the_cursor_read_early_is_the_one_the_store_holds(tmp_path: Path) -> Non
         CURSOR,
     )
     assert peek_cursor(url, tmp_path, "another-source") == (None,)  # never polled: no cursor
+
+
+def test_a_database_closed_cleanly_is_read_without_leaving_files_beside_it(
+    tmp_path: Path,
+) -> None:
+    # The -wal and -shm files a reader would leave behind change how a full disk shows when
+    # the store opens next (a missing -shm that cannot grow says the disk may be full).
+    url = store_with_cursor(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert before == ["monitor.db"]
+    assert peek_cursor(url, tmp_path, "inbox") == (CURSOR,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_cursor_in_the_write_ahead_log_of_an_open_database_is_read(tmp_path: Path) -> None:
+    """While another process has the database open, what it committed may be in its -wal file
+    only: the early reading sees it as the store will."""
+    url = store_with_cursor(tmp_path)
+    engine = make_engine(url, tmp_path)
+    moved = {"v": 1, "folders": {"INBOX": {"uidvalidity": 7, "last_uid": 99}}}
+    with engine.begin() as conn:
+        conn.execute(update(STATES).values(cursor=json.dumps(moved)))
+    try:
+        assert (tmp_path / "monitor.db-wal").stat().st_size > 0  # not checkpointed yet
+        assert peek_cursor(url, tmp_path, "inbox") == (moved,)
+    finally:
+        engine.dispose()
 
 
 def test_a_database_not_made_yet_holds_no_cursor_and_is_not_created(tmp_path: Path) -> None:
