@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from functools import cache
 from importlib import import_module
+from typing import TYPE_CHECKING
 
-from connectors.base import Connector
+from connectors.base import Connector, ConnectorContext
+
+if TYPE_CHECKING:
+    from monitor.config import Settings, SourceSettings
 
 CONNECTORS: dict[str, str] = {
     "chat_jsonl": "connectors.chat.jsonl:ChatJsonlConnector",
@@ -40,3 +44,14 @@ def connector_class(kind: str) -> type[Connector]:
     cls: type[Connector] = getattr(import_module(module_name), class_name)
     assert issubclass(cls, Connector) and cls.kind == kind, CONNECTORS[kind]
     return cls
+
+
+def build_connector(settings: Settings, source: SourceSettings) -> Connector:
+    """The connector of `source`, with what every kind is given from the settings."""
+    context = ConnectorContext(
+        agents=settings.file.agents,
+        base_dir=settings.base_dir,
+        timezone=settings.timezone,
+        plausible=settings.file.plausible_times,
+    )
+    return connector_class(source.kind)(source, context)

@@ -482,6 +482,13 @@ class Connector(ABC):
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
         """Yield batches of what is new since `cursor` (None: from the beginning)."""
 
+    def fetch_late(self, cursor: Callable[[], Cursor | None], now: datetime) -> Iterator[Batch]:
+        """`fetch`, asking for the cursor (`cursor()`, which may wait for it) only when the
+        reading needs it. A kind that can get ready without it (IMAP: connecting, TLS, logging
+        in, listing the folders) does that first, while the poll's own process opens the store
+        and reads the cursor (monitor.store.reader_process)."""
+        yield from self.fetch(cursor(), now)
+
     def fetch_paths(self, paths: list[Path], now: datetime) -> Iterator[Batch]:
         """Read the given files once, for `import` (backfill). Cursors of these batches are
         ignored: an import never moves the source's own cursor."""

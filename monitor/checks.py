@@ -24,7 +24,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, inspect
 
-from connectors import connector_class
+from connectors import build_connector, connector_class
 from connectors.base import ConnectorError
 from monitor.config import NOTHING_TO_MONITOR, Settings, SmtpSettings, is_loopback
 from monitor.publish import deliveries
@@ -40,7 +40,7 @@ from monitor.store.database import (
     transaction,
     verify,
 )
-from monitor.store.ingest import build_connector, utcnow
+from monitor.store.ingest import utcnow
 
 
 class Report:

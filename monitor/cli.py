@@ -11,7 +11,8 @@ import argparse
 import gc
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -191,6 +192,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def start_up() -> Iterator[None]:
+    """A stretch of start-up: importing, loading the settings, opening the store.
+
+    Importing the application builds some 75,000 objects the collector tracks, nearly all of
+    them kept as long as the process lives: the collections they would set off free next to
+    nothing and cost about a tenth of the imports' CPU time (80 ms of a poll; 5% of a digest's
+    instructions on an empty site). So the collector is off while they run, and what they
+    built is then frozen out of its sight (not traversed again by every full collection)."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
+        gc.freeze()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -199,21 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, handlers=[handler])
     if not args.debug:  # APScheduler logs every job run at INFO; ours already says what happened
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    # Importing the application builds some 75,000 objects the collector tracks, nearly all of
-    # them kept as long as the process lives: the collections they would set off free next to
-    # nothing and cost about a tenth of the imports' CPU time (80 ms of a poll). So the
-    # collector is off while they run, and what they built is then frozen out of its sight (not
-    # traversed again by every full collection); and ingest allocates millions of short-lived
-    # objects, so the youngest generation is collected every 10,000 allocations instead of
-    # every 700. Together about a tenth of a second of a 20,000-message IMAP poll.
-    collecting = gc.isenabled()
-    gc.disable()
-    from monitor.config_file import ConfigError
-    from monitor.store.database import StoreError
-
-    if collecting:
-        gc.enable()
-    gc.freeze()
+    with start_up():
+        from monitor.config_file import ConfigError
+        from monitor.errors import StoreError
+    # ingest allocates millions of short-lived objects: the youngest generation is collected
+    # every 10,000 allocations instead of every 700.
     gc.set_threshold(10_000, *gc.get_threshold()[1:])
     try:
         return dispatch(args)
@@ -241,14 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     from monitor.config import NOTHING_TO_MONITOR
-    from monitor.config_file import ConfigError, config_path, load_settings
+    from monitor.config_file import ConfigError, check_database, config_path, load_settings
 
     if args.command == "password-hash":  # needs no config
         return password_hash()
     if args.command == "init":  # writes a config: there is none to load yet
         return init(args.kinds, args.file or str(config_path(args.config)))
-    settings = load_settings(config_path(args.config))
+    # `poll` checks the database URL itself, once its first source's reading has begun.
+    with start_up():
+        settings = load_settings(config_path(args.config), database_later=args.command == "poll")
     if args.command in ("run", "poll") and not settings.sources:
+        if args.command == "poll":  # a wrong URL is said first, as on loading
+            check_database(settings)
         raise ConfigError([NOTHING_TO_MONITOR])
     if args.command == "check":
         from monitor.checks import run_checks
@@ -257,7 +271,23 @@ def dispatch(args: argparse.Namespace) -> int:
         return run_checks(settings, lambda said: print(line(said, LOG_LIMIT)))
     if args.command == "slo":  # from the config alone: no database
         return write_slo(settings, args.format, args.output, config_path(args.config).name)
-    engine = open_store(settings)
+    if args.command == "poll":  # opens the store once its first source's reading has begun
+        return poll(settings, args.sources)
+    with start_up():
+        engine = open_store(settings)
+    try:
+        return with_store(args, settings, engine)
+    finally:
+        # Closed as the command ends, so that SQLite checkpoints its log and removes the -wal
+        # and -shm files: the engine was made during start-up, whose objects are frozen, and
+        # would not be collected at exit.
+        engine.dispose()
+
+
+def with_store(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    """The commands that read or write the store, once it is open."""
+    from monitor.config_file import ConfigError
+
     if args.command == "run":
         from monitor.publish.server import ListenError
         from monitor.publish.status_access import StatusAccessError
@@ -269,8 +299,6 @@ def dispatch(args: argparse.Namespace) -> int:
             raise ConfigError([f"metrics.listen: {exc.problem}"]) from None
         except StatusAccessError as exc:
             raise ConfigError([exc.problem]) from None
-    if args.command == "poll":
-        return poll(engine, settings, args.sources)
     if args.command == "import":
         return import_files(engine, settings, args.source, args.paths)
     if args.command == "metrics":
@@ -348,12 +376,23 @@ def write_slo(settings: Settings, kind: str, output: Path | None, config_name: s
 
 
 def open_store(settings: Settings) -> Engine:
+    """The database, opened and upgraded, its measurements made for the current settings."""
+    from monitor.store.tallies import measurements_current
+
+    engine = open_database(settings)
+    if not measurements_current(engine, settings):  # ingest's modules only when they are not
+        from monitor.store.ingest import reconcile
+
+        reconcile(engine, settings)
+    return engine
+
+
+def open_database(settings: Settings) -> Engine:
+    """The database, its schema made or upgraded; measurements not reconciled yet."""
     from monitor.store.database import make_engine, prepare
-    from monitor.store.ingest import reconcile
 
     engine = make_engine(settings.file.database, settings.base_dir)
     prepare(engine)
-    reconcile(engine, settings)
     return engine
 
 
@@ -367,17 +406,55 @@ def _sources(settings: Settings, names: Sequence[str]) -> list[str]:
     return list(names) or [s.name for s in settings.sources if s.enabled]
 
 
-def poll(engine: Engine, settings: Settings, names: Sequence[str]) -> int:
-    from monitor.store.ingest import poll_source
-    from monitor.store.reader_process import can_fork
+def poll(settings: Settings, names: Sequence[str]) -> int:
+    """Poll the chosen sources one after the other. The first source's reading child is forked
+    before the store's modules are imported (SQLAlchemy with them: they are most of a poll's
+    start-up), and given its cursor at once where a SQLite file holds it (`peek_cursor`), so
+    that it reads while this process opens the store; the store's own cursor then decides."""
+    from monitor.config_file import check_database
+    from monitor.store.cursors import peek_cursor
+    from monitor.store.reader_process import can_fork, poll_in_child
 
+    chosen = _sources(settings, names)
+    in_child = can_fork()
     failed = 0
-    for name in _sources(settings, names):
+    with ExitStack() as stack:
+        now = utcnow()
         # Each source is read in a child process while this one stores (the second core).
-        source = settings.source(name)
-        result = poll_source(engine, settings, source, now=utcnow(), in_child=can_fork())
-        print(line(result.summary(), LOG_LIMIT))
-        failed += not result.ok
+        first = settings.source(chosen[0]) if in_child and chosen else None
+        reading, early, first_child = None, None, ExitStack()
+        stack.enter_context(first_child)
+        if first is not None:
+            early = peek_cursor(settings.file.database, settings.base_dir, first.name)
+            reading = first_child.enter_context(poll_in_child(settings, first, now))
+            if early is not None:
+                reading.give(early[0])
+        with start_up():
+            check_database(settings)  # left out when the settings were loaded (dispatch)
+            engine = open_database(settings)
+            if reading is not None and first is not None:
+                from monitor.store.cursors import stored_cursor
+
+                cursor = stored_cursor(engine, first.name)
+                if early is None:
+                    reading.give(cursor)
+                elif early[0] != cursor:  # moved meanwhile, or another file: the store's
+                    first_child.close()
+                    reading = None
+            # The rest of the store, while the child reads the first batch.
+            from monitor.store.ingest import poll_source, reconcile
+
+        stack.callback(engine.dispose)  # as `dispatch` does for the other commands
+        reconcile(engine, settings)
+        for index, name in enumerate(chosen):
+            source = settings.source(name)
+            if index:  # the next sources' children start as each poll begins
+                now, reading = utcnow(), None
+            result = poll_source(
+                engine, settings, source, now=now, in_child=in_child, reading=reading
+            )
+            print(line(result.summary(), LOG_LIMIT))
+            failed += not result.ok
     return 1 if failed else 0
 
 

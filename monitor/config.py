@@ -34,13 +34,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
 
 from monitor.measure.events import Channel, Stage
 
 if TYPE_CHECKING:
     from email.headerregistry import Address, HeaderRegistry
+
+    from sqlalchemy.engine import URL
 
 # `run`, `poll` and `check` refuse a config without sources with this.
 NOTHING_TO_MONITOR = (
@@ -92,6 +92,9 @@ def masked_url(url: str | URL) -> str:
     """A URL for messages: what lies between the scheme and the host (a user name, a password,
     whatever characters it holds) and the query (which may carry a password too) are left out.
     Parsed by SQLAlchemy's URL, never by hand; what does not parse shows as its scheme only."""
+    from sqlalchemy.engine import URL, make_url  # see _check_database_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = url if isinstance(url, URL) else make_url(url)
         # A password holding an unencoded "@" leaves its tail in SQLAlchemy's host: the host
@@ -110,12 +113,26 @@ def masked_url(url: str | URL) -> str:
     return text
 
 
-def _check_database_url(value: object) -> str:
+def _check_database_url(value: object, info: ValidationInfo) -> str:
     """A SQLAlchemy URL whose parts are where they belong. A password holding `@`, `/`, `?`
     or `#` unencoded makes the parser take part of it for the host (which would then be shown
-    in messages and sent to the resolver), so it is refused here, before anything connects."""
+    in messages and sent to the resolver), so it is refused here, before anything connects.
+
+    Loaded with the context `{DATABASE_LATER: True}` the settings take any string here, and
+    the caller checks it with `check_database_url` before it opens the store: SQLAlchemy is
+    imported only then (a fifth of a second on a small machine), which `poll` spends reading
+    its first source in a child process."""
     if not isinstance(value, str):
         raise ValueError("expected a database URL such as sqlite:///support-monitor.db")
+    if not (isinstance(info.context, dict) and info.context.get(DATABASE_LATER)):
+        _parse_database_url(value)
+    return value
+
+
+def _parse_database_url(value: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(value)
         parsed.port  # noqa: B018 - a port that is not a number raises here, not at connect time
@@ -131,7 +148,19 @@ def _check_database_url(value: object) -> str:
             "reserved characters of the password (@ as %40, / as %2F, ? as %3F, # as %23, "
             "% as %25)"
         )
-    return value
+
+
+# The validation context's key that leaves the database URL's check to `check_database_url`.
+DATABASE_LATER = "database_later"
+
+
+def check_database_url(url: str) -> str | None:
+    """What is wrong with a database URL (None: nothing), as its check at load time says it."""
+    try:
+        _parse_database_url(url)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 DatabaseUrl = Annotated[str, BeforeValidator(_check_database_url)]

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from connectors import CONNECTORS, connector_class
 from monitor.config import (
     BUILTIN_TARGETS,
+    DATABASE_LATER,
     MAX_NAME,
     DefaultTargets,
     FileSettings,
@@ -33,6 +34,7 @@ from monitor.config import (
     SourceSettings,
     Targets,
     channel_of,
+    check_database_url,
     check_slos,
     resolve_targets,
 )
@@ -128,9 +130,15 @@ def _located(exc: ValidationError, prefix: str = "") -> list[str]:
     return lines
 
 
-def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
+def settings_from_mapping(
+    raw: Mapping[str, Any], base_dir: Path, *, database_later: bool = False
+) -> Settings:
     """Validate an already-parsed YAML mapping. Raises ConfigError listing every problem; a
-    problem inside a source names the source as well as its place in the list."""
+    problem inside a source names the source as well as its place in the list.
+
+    With `database_later` the database URL is taken as any string: the caller checks it with
+    `check_database` before it opens the store (`poll`, which reads its first source
+    meanwhile; the check imports SQLAlchemy)."""
     problems: list[str] = []
     substituted: list[_Substituted] = []
     data = _interpolate(dict(raw), "", problems, substituted)
@@ -138,7 +146,7 @@ def settings_from_mapping(raw: Mapping[str, Any], base_dir: Path) -> Settings:
     # A bad notifier is a problem of the file's top level, reported with the others there.
     top_problems = _validate_notifiers(data)
     try:
-        top = FileSettings.model_validate(data)
+        top = FileSettings.model_validate(data, context={DATABASE_LATER: database_later})
     except ValidationError as exc:
         top_problems += _located(exc)
     if top_problems:
@@ -387,8 +395,9 @@ def _expanded_size(root: yaml.Node) -> int:
     return sizes[id(root)]
 
 
-def load_settings(path: Path) -> Settings:
-    """Read and validate the YAML file at `path` (at most MAX_CONFIG_BYTES)."""
+def load_settings(path: Path, *, database_later: bool = False) -> Settings:
+    """Read and validate the YAML file at `path` (at most MAX_CONFIG_BYTES); `database_later`
+    as for `settings_from_mapping`."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
@@ -415,4 +424,12 @@ def load_settings(path: Path) -> Settings:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([f"{path}: expected a mapping of settings at the top level"])
-    return settings_from_mapping(raw, path.resolve().parent)
+    return settings_from_mapping(raw, path.resolve().parent, database_later=database_later)
+
+
+def check_database(settings: Settings) -> None:
+    """The check of the database URL that `database_later` left out: ConfigError as loading
+    would have raised it."""
+    problem = check_database_url(settings.file.database)
+    if problem is not None:
+        raise ConfigError([f"database: {problem}"])

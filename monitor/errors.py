@@ -4,7 +4,7 @@
     ├── OperationError(permanent)       reading a source, sending, or the database failed
     │   ├── connectors.base.ConnectorError      a source cannot be read now
     │   ├── monitor.publish.deliveries.DeliveryError   a digest or notification not delivered
-    │   └── monitor.store.database.StoreError   the database cannot be used
+    │   └── StoreError                   the database cannot be used (monitor.store.database)
     ├── BadRecord                       one record cannot be used: skip it, located and counted
     │   └── RowError, RecordError, MailError, ... (each reader's own)
     ├── monitor.config_file.ConfigError the configuration is invalid
@@ -39,3 +39,9 @@ class OperationError(SupportMonitorError):
 class BadRecord(SupportMonitorError, ValueError):
     """A record that cannot be used; the message is the rejection reason. Reasons name a field
     or a type, never the record's contents (they are logged)."""
+
+
+class StoreError(OperationError):
+    """The database cannot be used (unreachable, locked, newer schema). One readable line.
+    Raised by the store (monitor.store.database); defined here so that the CLI can catch it
+    without importing the store, and SQLAlchemy with it, before a command needs either."""

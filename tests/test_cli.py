@@ -218,6 +218,61 @@ def test_an_unreachable_database_is_one_line_and_exits_1(tmp_path: Path) -> None
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
+def test_poll_connects_to_its_first_source_while_the_store_opens(tmp_path: Path) -> None:
+    """The first source's reading child is forked before the store is opened, so connecting
+    (and logging in) costs the poll no time. Here the store stays locked until the server has
+    seen that connection: opening it first would wait for it in vain, and fail. The server then
+    hangs up, and the source's failure is still one line with the poll's exit status."""
+    import socket
+    import sqlite3
+    import threading
+
+    from monitor.store.database import prepare
+
+    config = write_chat_config(tmp_path)
+    data = yaml.safe_load(config.read_text())
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(30)
+    port = server.getsockname()[1]
+    data["sources"] = [
+        {"name": "inbox", "kind": "imap", "host": "127.0.0.1", "port": port, "security": "none"}
+        | {"username": "u", "password": "p", "timeout": "20s"},
+        *data["sources"],
+    ]
+    config.write_text(yaml.safe_dump(data))
+    engine = make_engine("sqlite:///monitor.db", tmp_path)
+    prepare(engine)
+    engine.dispose()
+    lock = sqlite3.connect(tmp_path / "monitor.db", isolation_level=None, check_same_thread=False)
+    lock.execute("PRAGMA locking_mode=EXCLUSIVE")
+    lock.execute("BEGIN EXCLUSIVE")
+    seen: list[bool] = []
+
+    def answer_once() -> None:
+        try:
+            connection, _ = server.accept()
+        except TimeoutError:
+            return
+        seen.append(True)
+        lock.close()  # the store opens now
+        connection.close()  # and the source hangs up before its greeting
+
+    answering = threading.Thread(target=answer_once)
+    answering.start()
+    try:
+        done = cli("--config", config, "poll")
+    finally:
+        answering.join()
+        server.close()
+        lock.close()
+    assert seen == [True]
+    inbox, chat = done.stdout.splitlines()
+    assert inbox.startswith(f"inbox: FAILED 127.0.0.1:{port}: ") and chat.startswith(
+        "website-chat: 6 new messages"
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+
+
 def test_run_refuses_a_second_instance_on_the_same_sqlite_file(tmp_path: Path) -> None:
     from monitor.store.database import make_engine
     from monitor.store.leases import instance_lock

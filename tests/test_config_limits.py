@@ -125,8 +125,15 @@ def test_a_database_password_holding_an_at_sign_is_an_error_naming_the_key_and_n
 ) -> None:
     config = tmp_path / "monitor.yaml"
     config.write_text("database: postgresql+psycopg://monitor:TOP@SECRET-part@127.0.0.1/db\n")
-    for command in ("check", "poll"):
-        done = run_child(cli("--config", str(config), command), deadline=30)
+    # A poll with a source checks the URL after forking the source's reading child (which it
+    # then stops): the same error, the same status.
+    (tmp_path / "chat.jsonl").write_text("")
+    with_source = tmp_path / "with-source.yaml"
+    with_source.write_text(
+        config.read_text() + "sources: [{name: chat, kind: chat_jsonl, path: chat.jsonl}]\n"
+    )
+    for command, file in (("check", config), ("poll", config), ("poll", with_source)):
+        done = run_child(cli("--config", str(file), command), deadline=30)
         assert done.status == 2, done.stdout + done.stderr
         assert "SECRET" not in done.stdout + done.stderr
         assert done.stderr.startswith("config error: database: ")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_cli import write_chat_config
 
@@ -65,3 +66,50 @@ def test_a_command_imports_none_of_what_it_does_not_run(command: str, tmp_path: 
     assert sorted(FORBIDDEN[command] & loaded) == []
     if command != "--help":  # it did run: the database was opened
         assert "monitor.store.schema" in loaded
+
+
+# Runs the command line; a process forked from it writes, as it starts, what was imported then.
+FORKED = """
+import json, os, sys
+path = sys.argv.pop(1)
+def note() -> None:
+    with open(path, "a") as out:
+        out.write(json.dumps(sorted(sys.modules)) + "\\n")
+os.register_at_fork(after_in_child=note)
+from monitor.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_poll_reads_its_first_source_before_it_imports_the_store(tmp_path: Path) -> None:
+    """SQLAlchemy and the store's modules are most of a poll's start-up: the first source's
+    reading child is forked before them (the database URL is checked after the fork, and the
+    cursor read from the SQLite file itself), so that it reads while they are imported."""
+    # A queue_log read from a file is a source of its own; its settings load every source's
+    # kind, and a queue_log's table reader (SQLAlchemy's) is imported only if it reads a table.
+    (tmp_path / "queue_log").write_text("")
+    queue_log = [{"name": "pbx", "kind": "asterisk_queue_log", "path": "queue_log"}]
+    config = str(write_chat_config(tmp_path))
+    data = yaml.safe_load(Path(config).read_text())
+    data["sources"] += queue_log
+    Path(config).write_text(yaml.safe_dump(data))
+    forks = tmp_path / "forks.jsonl"
+    said, first_forks = [], []
+    for _ in range(2):  # a new database, then one holding the sources' cursors
+        forks.write_text("")
+        done = subprocess.run(
+            [sys.executable, "-c", FORKED, str(forks), "--config", config, "poll"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        said.append(done.stdout.splitlines()[0].split(" in ")[0])
+        first_forks.append(set(json.loads(forks.read_text().splitlines()[0])))
+    assert said == ["website-chat: 6 new messages, 0 calls, 0 rejected"] + [
+        "website-chat: 0 new messages, 0 calls, 0 rejected"
+    ]
+    store = {"sqlalchemy", "monitor.store.database", "monitor.store.ingest"}
+    for loaded in first_forks:
+        assert "connectors.chat.jsonl" in loaded  # the source's kind: it reads
+        assert sorted(loaded & store) == []

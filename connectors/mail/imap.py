@@ -38,7 +38,7 @@ rest of the folder is read.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,10 +117,15 @@ class ImapConnector(Connector):
         return f"{self.imap.address} ({self.imap.security}): {', '.join(found)}"
 
     def fetch(self, cursor: Cursor | None, now: datetime) -> Iterator[Batch]:
-        state = load_cursor(cursor)
+        return self.fetch_late(lambda: cursor, now)
+
+    def fetch_late(self, cursor: Callable[[], Cursor | None], now: datetime) -> Iterator[Batch]:
         with session(self.imap, self.context.base_dir) as client:
             items = self.items(gmail=client.has_capability(GMAIL))
-            folders = [self._open(client, name, sent, state) for name, sent in self._plan(client)]
+            plan = self._plan(client)
+            # Asked for only now: connecting and logging in went on while it was read.
+            state = load_cursor(cursor())
+            folders = [self._open(client, name, sent, state) for name, sent in plan]
             changed = any(f.changed for f in folders)
             records = self.collector(now)
             turns = _turns(folders, self.imap.batch_size)

@@ -25,16 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-from sqlalchemy import MetaData, Table, and_, create_engine, func, or_, select
-from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
 
 from connectors.base import ConnectorError
 from connectors.csv_rows import RowError
 from connectors.phone.queue_log_calls import Record
 from connectors.tabular import ColumnRef, Fields, Keys, Layout, Preset, Row
+
+if TYPE_CHECKING:
+    from sqlalchemy import Table
+    from sqlalchemy.exc import SQLAlchemyError
 
 DATA = tuple(f"data{n}" for n in range(1, 6))
 KEYS = Keys(
@@ -198,7 +199,9 @@ class CsvRows:
 
 
 class TableRows:
-    """The realtime queue_log table of the Asterisk database (read only)."""
+    """The realtime queue_log table of the Asterisk database (read only). SQLAlchemy is imported
+    here, when a table is read: a poll loads every source's settings before it starts reading
+    its first source, and a queue_log from a file needs none of it."""
 
     def __init__(self, url: str, table: str, columns: QueueLogColumns, *, batch: int) -> None:
         self.url = url
@@ -207,6 +210,9 @@ class TableRows:
         self.batch = batch
 
     def check(self) -> str:
+        from sqlalchemy import func, select
+        from sqlalchemy.exc import SQLAlchemyError
+
         engine = self._engine()
         try:
             with engine.connect() as conn:
@@ -222,6 +228,8 @@ class TableRows:
         """Batches of (location, row) pairs after `position`, each with its new position; a
         row becomes a `Record` by `QueueLogColumns.record` (in the connector, where each row is
         isolated)."""
+        from sqlalchemy.exc import SQLAlchemyError
+
         position = _position(position)
         engine = self._engine()
         try:
@@ -248,6 +256,9 @@ class TableRows:
             engine.dispose()
 
     def _engine(self) -> Any:
+        from sqlalchemy import create_engine
+        from sqlalchemy.exc import SQLAlchemyError
+
         try:
             return create_engine(self.url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -255,6 +266,9 @@ class TableRows:
             raise ConnectorError(f"cannot use table_url: {exc}", permanent=True) from None
 
     def _reflect(self, conn: Any) -> tuple[Table, Layout]:
+        from sqlalchemy import MetaData, Table
+        from sqlalchemy.exc import NoSuchTableError
+
         try:
             table = Table(self.name, MetaData(), autoload_with=conn)
         except NoSuchTableError:
@@ -266,6 +280,8 @@ class TableRows:
         return table, layout
 
     def _query(self, table: Table, layout: Layout, position: dict[str, Any]) -> Any:
+        from sqlalchemy import and_, or_, select
+
         column = table.columns
         time = column[layout.names[_index(layout, "time")]]
         id_at = _index(layout, "id")

@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.config import masked_url
-from monitor.errors import OperationError
+from monitor.errors import StoreError as StoreError  # where it is raised, and imported from
 from monitor.measure.events import callback_conversation
 from monitor.store.instants import Instant
 from monitor.store.schema import (
@@ -51,10 +51,6 @@ logger = logging.getLogger(__name__)
 # SQLite's limit on bound parameters is 32766 since 3.32, but older builds allow 999: stay far
 # below both so a large batch never fails on a parameter count.
 CHUNK = 400
-
-
-class StoreError(OperationError):
-    """The database cannot be used (unreachable, locked, newer schema). One readable line."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,8 +25,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, literal, select, update
 
-from connectors import connector_class
-from connectors.base import Batch, Connector, ConnectorContext, ConnectorError, Cursor, Rejection
+from connectors import build_connector
+from connectors.base import Batch, ConnectorError, Cursor, Rejection
 from monitor.config import Settings, SourceSettings
 from monitor.measure.events import Event
 from monitor.store.batches import (
@@ -37,6 +37,7 @@ from monitor.store.batches import (
     rederive,
     store_batch,
 )
+from monitor.store.cursors import stored_cursor
 from monitor.store.database import (
     StoreError,
     chunks,
@@ -47,7 +48,7 @@ from monitor.store.database import (
     transaction,
 )
 from monitor.store.queue_labels import relabel_stored
-from monitor.store.reader_process import can_fork, read_in_child
+from monitor.store.reader_process import Reading, can_fork, poll_in_child, read_in_child
 from monitor.store.retention import SKIPPED_REASON, horizon, recent
 from monitor.store.schema import MESSAGES, STATES
 from monitor.store.tallies import layout_for, recount
@@ -63,16 +64,6 @@ IMPORT_COMMIT_SECONDS = 1.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def build_connector(settings: Settings, source: SourceSettings) -> Connector:
-    context = ConnectorContext(
-        agents=settings.file.agents,
-        base_dir=settings.base_dir,
-        timezone=settings.timezone,
-        plausible=settings.file.plausible_times,
-    )
-    return connector_class(source.kind)(source, context)
 
 
 @dataclass
@@ -137,22 +128,33 @@ def poll_source(
     clock: Callable[[], datetime] = utcnow,
     stop: threading.Event | None = None,
     in_child: bool = False,
+    reading: Reading | None = None,
 ) -> PollResult:
     """Read what is new at `source` and store it batch by batch; record the source's health.
 
     With `in_child` (the CLI's `poll`, when this process can fork safely) the source is read in
     a forked child while this process stores (monitor.store.reader_process): the second core,
-    which a thread cannot give, as parsing and storing both hold the GIL. Otherwise a connector
-    that `reads_ahead` reads its next batch in a thread while this one stores the last.
+    which a thread cannot give, as parsing and storing both hold the GIL. The child is started
+    before the cursor is read and given it then, so that connecting and logging in cost no time
+    here (`reading`: one the CLI started earlier still, before it opened the store, and gave its
+    cursor). Otherwise a connector that `reads_ahead` reads its next batch in a thread while
+    this one stores the last.
 
     Never raises for a source problem: the error is recorded and returned, so one bad source
     cannot stop the others. A database problem raises StoreError (nothing can be recorded)."""
     result = PollResult(source.name)
-    with transaction(engine) as conn:
-        cursor = load_cursor(conn, source.name)
-    try:
-        connector = build_connector(settings, source)
-        with _reading(lambda: connector.fetch(cursor, now), in_child=in_child) as batches:
+    with ExitStack() as stack:
+        if in_child and reading is None:
+            # Started first: the child connects while the cursor is read here.
+            reading = stack.enter_context(poll_in_child(settings, source, now))
+            reading.give(stored_cursor(engine, source.name))
+        try:
+            if reading is not None:
+                batches, ahead = reading.batches, False
+            else:
+                cursor = stored_cursor(engine, source.name)
+                connector = build_connector(settings, source)
+                batches, ahead = connector.fetch(cursor, now), connector.reads_ahead
             _store_all(
                 engine,
                 measuring(settings, source),
@@ -160,17 +162,17 @@ def poll_source(
                 result,
                 stop,
                 save_cursor=True,
-                ahead=connector.reads_ahead and not in_child,
+                ahead=ahead,
                 cutoff=horizon(now, settings),
             )
-        result.error = result.only_rejections()
-    except ConnectorError as exc:
-        result.error, result.permanent = str(exc), exc.permanent
-    except StoreError:
-        raise
-    except Exception as exc:  # a job boundary: record any failure, keep serving
-        logger.exception("poll of %s failed unexpectedly", source.name)
-        result.error = f"{type(exc).__name__}: {exc}"
+            result.error = result.only_rejections()
+        except ConnectorError as exc:
+            result.error, result.permanent = str(exc), exc.permanent
+        except StoreError:
+            raise
+        except Exception as exc:  # a job boundary: record any failure, keep serving
+            logger.exception("poll of %s failed unexpectedly", source.name)
+            result.error = f"{type(exc).__name__}: {exc}"
     _record_health(engine, result, attempted_at=now, finished_at=clock())
     return result
 
@@ -409,13 +411,6 @@ def read_ahead(batches: Iterator[Batch]) -> Iterator[Iterator[Batch]]:
     finally:
         cancelled.set()
         reader.join()
-
-
-def load_cursor(conn: Connection, source: str) -> Cursor | None:
-    raw = conn.execute(
-        select(STATES.c.cursor).where(STATES.c.source == source)
-    ).scalar_one_or_none()
-    return json.loads(raw) if raw else None
 
 
 def _ensure_state(conn: Connection, source: str) -> None:

@@ -18,10 +18,21 @@ a CallEvent is rebuilt through a Python call per call, a frozen dataclass's `__s
 loops over its fields per message. A batch's calls come before its messages after the trip;
 storing a batch does not depend on the order between the two (monitor.store.batches).
 
-The pipe holds one batch: the child blocks on sending the next until this process takes it, so
-memory stays at about two batches whatever the file. A source's error reaches this process as
-the same exception (class, message, `permanent`), raised where the batch would have been; a
-child that dies without a word (killed, out of memory) is a transient source error.
+The pipe holds up to a megabyte (`_PIPE_BYTES`, Linux's default ceiling for a pipe; 64 kB
+otherwise): the child blocks on sending once it is full, until this process takes a batch, so
+memory stays at a few batches whatever the file. A megabyte is about three batches of 2,000
+e-mail headers, which a poll's child reads while this process is still opening the store.
+A source's error reaches this process as the same exception (class, message, `permanent`),
+raised where the batch would have been; a child that dies without a word (killed, out of
+memory) is a transient source error.
+
+A poll's child is forked before the cursor is known (`poll_in_child`, `reading_child`): its
+connector gets ready without it (`Connector.fetch_late`: an IMAP session connects, logs in and
+lists the folders) while this process opens the store, then hands it the cursor through a
+second pipe (`Reading.give`): read early from a SQLite file, or from the store once it is open
+(monitor.store.cursors). The store's cursor decides, and is stored with the rows of each
+batch as before; a child whose parent fails before giving it (the store did not open) is
+killed, having read nothing.
 
 Only a process with no other thread forks (`can_fork`): a thread holding a lock at the fork
 (the logging module's, a connection pool's, stderr's) would leave the child's copy locked for
@@ -30,7 +41,9 @@ good. `run`'s scheduler and HTTP threads therefore never get here, and its polls
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import multiprocessing
 import operator
@@ -38,12 +51,13 @@ import pickle
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import timedelta
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime, timedelta
 from itertools import chain
 from multiprocessing.connection import Connection
-from typing import Any, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
+from connectors import build_connector
 from connectors.base import Batch, ConnectorError
 from monitor.errors import OperationError
 from monitor.measure.events import (
@@ -56,11 +70,16 @@ from monitor.measure.events import (
     slot_setters,
     unchecked,
 )
-from monitor.store.batches import PreparedBatch
+
+if TYPE_CHECKING:
+    from monitor.config import Settings, SourceSettings
 
 # How long a child that was told to stop (its pipe closed) may take to notice before it is
 # killed: it notices at its next send, after parsing at most one batch.
 _STOP_GRACE_S = 5.0
+# What the pipe of batches may hold (F_SETPIPE_SZ; `/proc/sys/fs/pipe-max-size` is 1 MB by
+# default): the reading goes on while this process is busy, here or in its start-up.
+_PIPE_BYTES = 1 << 20
 
 
 class ReaderDied(ConnectorError):
@@ -80,22 +99,88 @@ def read_in_child(read: Callable[[], Iterator[Batch]]) -> Iterator[Iterator[Batc
     """The batches of `read()`, called in a forked child, as they arrive; the caller stores
     each before taking the next. Leaving the block stops the child (it may be parsing one
     batch ahead, which is dropped, cursor and all) and waits for it to end."""
+    with reading_child(lambda _given: read()) as child:
+        child.given = True  # it waits for nothing
+        yield child.batches
+
+
+class Reading:
+    """A child started by `reading_child`: `give` hands it the value its `given()` waits for;
+    `batches` are what it read, as they arrive."""
+
+    def __init__(self, giving: Connection, batches: Iterator[Batch]) -> None:
+        self._giving = giving
+        self.batches = batches
+        self.given = False
+
+    def give(self, value: Any) -> None:
+        """Hand `value` to the child (once). A child that has ended already (its source
+        failed, or it died) is not waiting: what ended it is raised by `batches`."""
+        self.given = True
+        try:
+            self._giving.send_bytes(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            self._giving.close()
+
+
+@contextmanager
+def reading_child(read: Callable[[Callable[[], Any]], Iterator[Batch]]) -> Iterator[Reading]:
+    """`read(given)` called in a forked child, started now, before this process has what the
+    reading needs (a poll's cursor, read while the child connects): `given()` waits in the
+    child for the value this process hands over with `Reading.give`. Leaving the block without
+    giving it kills the child at once (it has read nothing, and may be waiting for a server
+    that does not answer); otherwise as `read_in_child`."""
     context = multiprocessing.get_context("fork")
     receiving, sending = context.Pipe(duplex=False)
+    _widen(sending)
+    taking, giving = context.Pipe(duplex=False)
     child = context.Process(
-        target=_child, args=(read, sending, receiving), name="reader", daemon=True
+        target=_child,
+        args=(read, sending, receiving, taking, giving),
+        name="reader",
+        daemon=True,
     )
     child.start()
-    sending.close()  # this process's copy: the child's end alone keeps the pipe open
+    sending.close()  # this process's copies: the child's ends alone keep the pipes open
+    taking.close()
+    reading = Reading(giving, _received(receiving, child))
     try:
-        yield _received(receiving, child)
+        yield reading
     finally:
+        giving.close()  # a child still waiting for its value wakes up to an end of file: it ends
         receiving.close()  # the child's next send fails: it ends
+        if not reading.given:  # this process failed before the reading could begin
+            child.kill()
         child.join(_STOP_GRACE_S)
         if child.is_alive():
             child.kill()
             child.join()
         child.close()
+
+
+def _widen(pipe: Connection) -> None:
+    """Let `pipe` hold `_PIPE_BYTES` where the system allows it (Linux); else as it is."""
+    setting = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setting is not None:
+        with contextlib.suppress(OSError):  # above the system's ceiling, or not a pipe
+            fcntl.fcntl(pipe.fileno(), setting, _PIPE_BYTES)
+
+
+def poll_in_child(
+    settings: Settings, source: SourceSettings, now: datetime
+) -> AbstractContextManager[Reading]:
+    """A child reading `source` for a poll at `now`, started before the cursor is known: its
+    connector gets ready (`fetch_late`: an IMAP session connects and logs in) while this
+    process opens the store and reads the cursor, which it then hands over with `give`. The
+    connector is made in the child too, and an error making it is the poll's, as inline."""
+    return reading_child(lambda cursor: build_connector(settings, source).fetch_late(cursor, now))
+
+
+class _NotGiven(BaseException):
+    """In the child: the parent stopped before handing over what the reading waits for. Not an
+    Exception: no handler of a source's errors may take it for one."""
 
 
 def _received(receiving: Connection, child: Any) -> Iterator[Batch]:
@@ -115,18 +200,37 @@ def _received(receiving: Connection, child: Any) -> Iterator[Batch]:
             raise value
 
 
-def _child(read: Callable[[], Iterator[Batch]], sending: Connection, receiving: Connection) -> None:
+def _child(
+    read: Callable[[Callable[[], Any]], Iterator[Batch]],
+    sending: Connection,
+    receiving: Connection,
+    taking: Connection,
+    giving: Connection,
+) -> None:
     """In the child: send every batch, then "done" or the error that ended the reading."""
-    # The child's copy of the parent's end: open here, it would keep the pipe readable after the
-    # parent closed its own, and a send would block for good instead of failing.
+    # The child's copies of the parent's ends: open here, they would keep the pipes open after
+    # the parent closed its own, and a send (or a wait for the given value) would block for
+    # good instead of failing.
     receiving.close()
+    giving.close()
+
+    def given() -> Any:
+        try:
+            return pickle.loads(taking.recv_bytes())
+        except EOFError:
+            raise _NotGiven from None
+        finally:
+            taking.close()
+
     try:
         try:
-            for batch in read():
+            for batch in read(given):
                 sending.send_bytes(pickle.dumps(("batch", _wire(batch)), pickle.HIGHEST_PROTOCOL))
             message: tuple[str, Any] = ("done", None)
-        except (BrokenPipeError, KeyboardInterrupt):
-            return  # the parent stopped taking batches, or the user stopped both: say nothing
+        except (BrokenPipeError, KeyboardInterrupt, _NotGiven):
+            # The parent stopped taking batches (or never gave what the reading needs: it
+            # failed before), or the user stopped both: say nothing.
+            return
         except BaseException as exc:  # noqa: BLE001 - sent to the parent, raised there
             message = ("failed", _portable(exc))
         sending.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
@@ -199,7 +303,7 @@ def _wire(batch: Batch) -> tuple[Any, ...]:
         )
         for e in filter(_is_message, batch.events)
     ]
-    prepared = batch.prepared if isinstance(batch, PreparedBatch) else None
+    prepared = getattr(batch, "prepared", None)  # a PreparedBatch's
     return calls, messages, batch.cursor, batch.rejected, batch.skipped, batch.noted, prepared
 
 
@@ -216,5 +320,7 @@ def _unwired(wired: tuple[Any, ...]) -> Batch:
         _set_thread(message, thread)
         events.append(message)
     if prepared is not None:
+        from monitor.store.batches import PreparedBatch  # imported by then: this is a store
+
         return PreparedBatch(events, cursor, rejected, skipped, noted, prepared=prepared)
     return Batch(events, cursor, rejected, skipped, noted)

@@ -31,11 +31,11 @@ from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from monitor.config import ResolvedTargets, Settings
 from monitor.measure.summaries import is_short_abandon
-from monitor.store.database import insert_add
+from monitor.store.database import get_meta, insert_add, transaction
 from monitor.store.schema import CALLS, INQUIRIES, PURGED_TALLIES, TALLIES
 
 RESPONSE_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
@@ -397,3 +397,14 @@ def purged(conn: Connection, layout: Layout) -> Counter[Key]:
             le = _le_texts(tuple(bounds))[bisect.bisect_left(bounds, float(le))]
         out[(metric, row["source"], row["labels"], le)] += row["value"]
     return out
+
+
+def measurements_current(engine: Engine, settings: Settings) -> bool:
+    """Whether the stored measurements and tallies were made for these settings' targets,
+    calendars and buckets (and the queue labels bounded): then `ingest.reconcile`, which redoes
+    them otherwise, has nothing to do, and a command need not import the ingest to find out."""
+    with transaction(engine) as conn:
+        return (
+            get_meta(conn, "measure_signature") == layout_for(settings).signature(settings)
+            and get_meta(conn, "queue_labels") is not None
+        )

@@ -41,7 +41,7 @@ from monitor.store.tables import (
     TALLIES,
     WAITING_CALL,
 )
-from monitor.store.tallies import layout_for, recount
+from monitor.store.tallies import layout_for, measurements_current, recount
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -335,7 +335,9 @@ def test_changing_the_reply_target_redoes_the_measurements(
     path, settings, engine = chat_setup(tmp_path, database_url)
     path.write_text(line("c1", 0, "customer") + line("c1", 5, "agent"))
     poll(engine, settings)
+    assert measurements_current(engine, settings) is False
     assert reconcile(engine, settings) is True  # first time: records what it was measured with
+    assert measurements_current(engine, settings) is True  # commands skip reconciling
     assert tally(engine, "support_response_breaches_total") == 1  # 5 min > the 2 min chat target
     relaxed = settings_from_mapping(
         {
@@ -350,6 +352,7 @@ def test_changing_the_reply_target_redoes_the_measurements(
         },
         tmp_path,
     )
+    assert measurements_current(engine, relaxed) is False
     assert reconcile(engine, relaxed) is True
     assert tally(engine, "support_response_breaches_total") == 0
     assert inquiries(engine)[0].breached is False

@@ -20,7 +20,7 @@ from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent, Side, Thread
 from monitor.store.database import make_engine, prepare
 from monitor.store.ingest import import_paths
-from monitor.store.reader_process import ReaderDied, can_fork, read_in_child
+from monitor.store.reader_process import ReaderDied, can_fork, read_in_child, reading_child
 from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, STATES, TALLIES
 
 NOW = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
@@ -190,6 +190,43 @@ def test_leaving_early_stops_an_endless_reader() -> None:
         first = next(iter(taken))
     # The block returned when the child noticed, not after the grace a stuck child is given.
     assert first.cursor == {"n": 0} and time.monotonic() - started < 2
+
+
+def test_a_child_started_before_its_cursor_is_known_reads_from_the_cursor_given_later() -> None:
+    """A poll forks its reader first and reads the cursor meanwhile: the child waits for it
+    where the reading needs it, and reads from it."""
+
+    def read(given: Any) -> Iterator[Batch]:
+        cursor = given()
+        yield Batch([], {"after": cursor})
+
+    with reading_child(read) as child:
+        child.give({"n": 7})
+        assert [b.cursor for b in child.batches] == [{"after": {"n": 7}}]
+
+
+def test_a_source_that_failed_before_its_cursor_was_given_fails_the_reading_alone() -> None:
+    def read(given: Any) -> Iterator[Batch]:
+        raise ConnectorError("imap.example.com:993: connection refused")
+
+    with reading_child(read) as child:
+        with pytest.raises(ConnectorError, match="connection refused"):
+            next(child.batches)
+        child.give({"n": 7})  # the child has ended or is ending: giving is no error
+
+
+def test_leaving_before_the_cursor_is_given_ends_a_child_waiting_for_a_server() -> None:
+    """The store failed to open: the child, still connecting to a server that does not answer,
+    is ended at once rather than after the grace a reading child gets to notice a stop."""
+
+    def read(given: Any) -> Iterator[Batch]:
+        threading.Event().wait()  # a server that never answers
+        yield from ()
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="no store"), reading_child(read):
+        raise RuntimeError("no store")
+    assert time.monotonic() - started < 2
 
 
 def test_a_process_with_another_thread_reads_inline() -> None:

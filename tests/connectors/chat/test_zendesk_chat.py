@@ -288,21 +288,19 @@ def test_a_document_over_the_size_limit_is_rejected_once(tmp_path: Path) -> None
 
 
 def test_import_backfills_files_and_leaves_the_cursor_alone(tmp_path: Path) -> None:
-    from monitor.store.database import transaction
-    from monitor.store.ingest import import_paths, load_cursor
+    from monitor.store.cursors import stored_cursor
+    from monitor.store.ingest import import_paths
 
     (tmp_path / "chats.json").write_text(page(missed_chat()))
     (tmp_path / "old.json").write_text(page(answered_chat()))
     (tmp_path / "old.jsonl").write_text(json.dumps(fivetran_style_chat()) + "\n")
     settings, engine = open_store(tmp_path, [zendesk()])
     poll(engine, settings, "zendesk")
-    with transaction(engine) as conn:
-        before = load_cursor(conn, "zendesk")
+    before = stored_cursor(engine, "zendesk")
     paths = [tmp_path / "old.json", tmp_path / "old.jsonl"]
     result = import_paths(engine, settings, settings.sources[0], paths, now=at(0, 3))
     assert (result.messages, result.rejected) == (15, 0)
-    with transaction(engine) as conn:
-        assert load_cursor(conn, "zendesk") == before
+    assert stored_cursor(engine, "zendesk") == before
     again = import_paths(engine, settings, settings.sources[0], paths, now=at(0, 3))
     assert again.messages == 0
 

@@ -4,6 +4,7 @@ test, seeded over IMAP APPEND with explicit INTERNALDATEs: what is measured, and
 from __future__ import annotations
 
 import imaplib
+import json
 import logging
 import ssl
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
+from connectors.base import ConnectorError
 from connectors.mail import imap_fetch
 from connectors.mail.imap import ImapConnector
 from connectors.mail.imap_session import ImapSettings, tls_context
@@ -351,6 +353,42 @@ def test_a_poll_read_in_a_child_process_stores_what_one_read_here_stores(
     assert failed.permanent and failed.error == (
         f"127.0.0.1:{mailbox.server.port}: login failed for {mailbox.user}"
     )
+
+
+def test_the_cursor_is_asked_for_once_logged_in_and_read_from_as_fetch_reads(
+    tmp_path: Path, mailbox: Mailbox
+) -> None:
+    """`fetch_late` connects and logs in before it asks for the cursor (a poll reads it from
+    the store meanwhile); then reads what `fetch` reads from that cursor. A login that fails
+    fails before the cursor is asked for."""
+    mailbox.append("INBOX", [question(n, n) for n in range(5)])
+    mailbox.append("Sent", [reply(n, 30 + n) for n in range(2)])
+    settings, engine = setup(tmp_path, mailbox, batch_size=2)
+    poll(engine, settings, "inbox", NOW)
+    with engine.connect() as conn:
+        cursor = json.loads(conn.execute(select(STATES.c.cursor)).scalar_one())
+    mailbox.append("INBOX", [question(n, n) for n in range(5, 8)])
+    connector = build_connector(settings, settings.sources[0])
+    asked: list[str] = []
+
+    def given() -> Any:
+        asked.append("cursor")
+        return cursor
+
+    late = [(b.cursor, [e.external_id for e in b.events]) for b in connector.fetch_late(given, NOW)]
+    now = [(b.cursor, [e.external_id for e in b.events]) for b in connector.fetch(cursor, NOW)]
+    assert asked == ["cursor"] and late == now
+    assert [ids for _, ids in late] == [
+        ["<q5@customer.test>", "<q6@customer.test>"],
+        ["<q7@customer.test>"],
+    ]
+
+    (tmp_path / "wrong").mkdir()
+    settings, _ = setup(tmp_path / "wrong", mailbox, password="wrong")
+    wrong = build_connector(settings, settings.sources[0])
+    with pytest.raises(ConnectorError, match="login failed"):
+        list(wrong.fetch_late(given, NOW))
+    assert asked == ["cursor"]
 
 
 def test_uids_below_the_cursor_are_not_read_again(tmp_path: Path, mailbox: Mailbox) -> None:
