@@ -221,6 +221,8 @@ def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepa
     # _leave_out_short_abandons: off, the sources' own short abandons asked for none).
     leave_out = ctx.targets.short_abandon > timedelta(0)
     rest = [e for e in events if not isinstance(e, MessageEvent) or e.conversation not in covered]
+    # Rows in SQLite's values: flags as the 0 and 1 it stores, which the sqlite3 module binds
+    # as they are (a bool it first looks up an adapter for, in the storing process).
     requests: list[tuple[Any, ...]] = []
     openers: dict[str, tuple[Any, ...]] = {}
     seen: set[str] = set()
@@ -235,7 +237,7 @@ def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepa
         at = micros(e.at)
         requests.append(
             (ctx.source, e.external_id, conversation, at, Side.CUSTOMER.value)
-            + ("message", False, False, str(e.channel) if e.channel else ctx.channel)
+            + ("message", 0, 0, str(e.channel) if e.channel else ctx.channel)
             + (e.customer, e.subject, e.refers[0], e.agent, e.left_out)
         )
         call = latest[e.refers[0]]
@@ -250,7 +252,7 @@ def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepa
         due = due_at(e.at, ctx.targets, ctx.calendar)
         openers[conversation] = (
             (ctx.source, conversation, requests[-1][8], "first", "open", at, e.external_id)
-            + (None, None, None, None, None if due is None else micros(due), False, False)
+            + (None, None, None, None, None if due is None else micros(due), 0, 0)
             + (e.customer, e.subject, None, None, None)
         )
     opener_tallies = tally_inquiries(map(_inquiry_tallied, openers.values()), ctx.layout)
@@ -421,7 +423,7 @@ def _waiting_for_callbacks(conn: Connection, keys: set[str]) -> set[str]:
         return found
     waiting = _waiting_in(json_values(conn))
     for part in value_parts(conn, sorted(keys)):
-        found.update(conn.execute(waiting, {"values": part}).scalars())
+        found.update(conn.execute(waiting, {"values": part}).scalars().all())
     return found
 
 
@@ -443,12 +445,17 @@ def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) ->
     (a callback conversation) an answered call from its number in any source."""
     found: set[str] = set()
     in_messages, in_inquiries, in_calls = _history(json_values(conn))
+    # Each look-up only for those the ones before did not find (a repeat caller's conversation
+    # is found among the messages), its rows fetched at once.
     for part in value_parts(conn, sorted(conversations)):
-        found.update(conn.execute(in_messages, {"values": part}).scalars())
-        found.update(conn.execute(in_inquiries, {"values": part, "source": ctx.source}).scalars())
+        found.update(conn.execute(in_messages, {"values": part}).scalars().all())
+    rest = sorted(conversations - found)
+    for part in value_parts(conn, rest):
+        params = {"values": part, "source": ctx.source}
+        found.update(conn.execute(in_inquiries, params).scalars().all())
     callbacks = sorted(c for c in conversations - found if c.startswith(CALLBACK_PREFIX))
     for part in value_parts(conn, callbacks):
-        found.update(conn.execute(in_calls, {"values": part}).scalars())
+        found.update(conn.execute(in_calls, {"values": part}).scalars().all())
     return found
 
 
