@@ -24,7 +24,7 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from operator import itemgetter
+from operator import is_, itemgetter
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection, bindparam, delete, func, select, update
@@ -120,12 +120,15 @@ def store_batch(
         raise ValueError("prepared batches hold rows as SQLite stores them")
     messages = [e for e in events if isinstance(e, MessageEvent)]
     # Queue names become bounded labels where calls are stored (monitor.store.queue_labels).
-    calls = ctx.queues.apply(conn, [e for e in events if isinstance(e, CallEvent)])
+    read = [e for e in events if isinstance(e, CallEvent)]
+    calls = ctx.queues.apply(conn, read)
     delta: TallyCounter = Counter()  # the batch's tally changes, stored in one statement
     # Calls first: a caller who got through (an answered call, kept with its caller's callback
     # key) answers their callback request, in any phone source, when it is measured below.
     before = conn.execute(_LARGEST_IDS).one() if prepared is not None else None
-    stored, through, new_calls = _store_calls(conn, ctx, calls, delta, prepared)
+    # The calls as read (queue names that are their labels: `prepare` counted them so).
+    as_read = all(map(is_, calls, read))
+    stored, through, new_calls = _store_calls(conn, ctx, calls, delta, prepared, as_read=as_read)
     # E-mails find their conversation through the links of earlier messages (monitor.store.threads);
     # a merge of two threads moves stored messages, so both are measured again.
     placed = threads.resolve(conn, ctx.source, messages)
@@ -178,6 +181,13 @@ class Prepared:
     opener_tallies: TallyCounter
     # The requests of short abandons, which open nothing (when `short_abandon` is on).
     short: frozenset[str]
+    # The caller key (`got_through`) of each call of the batch, in the batch's order, and what
+    # the calls add to the tallies with their queues as read (`tally_calls`): what storing
+    # them costs the storing process, the import's critical path, in Python. It takes them
+    # when every call of the batch is new and its queue names are their labels, and works
+    # them out itself otherwise (empty: none made).
+    caller_keys: Sequence[str | None] = ()
+    call_tallies: TallyCounter = dataclasses.field(default_factory=Counter)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -211,6 +221,8 @@ def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepa
     # _leave_out_short_abandons: off, the sources' own short abandons asked for none).
     leave_out = ctx.targets.short_abandon > timedelta(0)
     rest = [e for e in events if not isinstance(e, MessageEvent) or e.conversation not in covered]
+    # Rows in SQLite's values: flags as the 0 and 1 it stores, which the sqlite3 module binds
+    # as they are (a bool it first looks up an adapter for, in the storing process).
     requests: list[tuple[Any, ...]] = []
     openers: dict[str, tuple[Any, ...]] = {}
     seen: set[str] = set()
@@ -225,7 +237,7 @@ def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepa
         at = micros(e.at)
         requests.append(
             (ctx.source, e.external_id, conversation, at, Side.CUSTOMER.value)
-            + ("message", False, False, str(e.channel) if e.channel else ctx.channel)
+            + ("message", 0, 0, str(e.channel) if e.channel else ctx.channel)
             + (e.customer, e.subject, e.refers[0], e.agent, e.left_out)
         )
         call = latest[e.refers[0]]
@@ -240,11 +252,21 @@ def prepare(ctx: Measuring, events: Sequence[Event]) -> tuple[list[Event], Prepa
         due = due_at(e.at, ctx.targets, ctx.calendar)
         openers[conversation] = (
             (ctx.source, conversation, requests[-1][8], "first", "open", at, e.external_id)
-            + (None, None, None, None, None if due is None else micros(due), False, False)
+            + (None, None, None, None, None if due is None else micros(due), 0, 0)
             + (e.customer, e.subject, None, None, None)
         )
     opener_tallies = tally_inquiries(map(_inquiry_tallied, openers.values()), ctx.layout)
-    prepared = Prepared(requests, openers, opener_tallies, frozenset(short))
+    caller_keys: list[str | None] = []
+    call_tallies: TallyCounter = Counter()
+    if len(latest) == len(calls):  # no call twice: each is stored as it is here, or not at all
+        keyed, key_of = GOT_THROUGH, callback_conversation
+        caller_keys = [(key_of(c[8]) if c[7] in keyed else None) for c in calls]
+        # (source, queue, outcome, wait, short abandon) of each, as _store_calls counts them.
+        counted = ((ctx.source, c[1], c[7], c[5], c[9]) for c in calls)
+        call_tallies = tally_calls(counted, ctx.layout, ctx.all_targets)
+    prepared = Prepared(
+        requests, openers, opener_tallies, frozenset(short), caller_keys, call_tallies
+    )
     return rest, prepared
 
 
@@ -401,7 +423,7 @@ def _waiting_for_callbacks(conn: Connection, keys: set[str]) -> set[str]:
         return found
     waiting = _waiting_in(json_values(conn))
     for part in value_parts(conn, sorted(keys)):
-        found.update(conn.execute(waiting, {"values": part}).scalars())
+        found.update(conn.execute(waiting, {"values": part}).scalars().all())
     return found
 
 
@@ -423,12 +445,17 @@ def _stored_before(conn: Connection, ctx: Measuring, conversations: set[str]) ->
     (a callback conversation) an answered call from its number in any source."""
     found: set[str] = set()
     in_messages, in_inquiries, in_calls = _history(json_values(conn))
+    # Each look-up only for those the ones before did not find (a repeat caller's conversation
+    # is found among the messages), its rows fetched at once.
     for part in value_parts(conn, sorted(conversations)):
-        found.update(conn.execute(in_messages, {"values": part}).scalars())
-        found.update(conn.execute(in_inquiries, {"values": part, "source": ctx.source}).scalars())
+        found.update(conn.execute(in_messages, {"values": part}).scalars().all())
+    rest = sorted(conversations - found)
+    for part in value_parts(conn, rest):
+        params = {"values": part, "source": ctx.source}
+        found.update(conn.execute(in_inquiries, params).scalars().all())
     callbacks = sorted(c for c in conversations - found if c.startswith(CALLBACK_PREFIX))
     for part in value_parts(conn, callbacks):
-        found.update(conn.execute(in_calls, {"values": part}).scalars())
+        found.update(conn.execute(in_calls, {"values": part}).scalars().all())
     return found
 
 
@@ -613,6 +640,8 @@ def _store_calls(
     events: list[CallEvent],
     delta: TallyCounter,
     prepared: Prepared | None = None,
+    *,
+    as_read: bool = False,
 ) -> tuple[int, set[str], list[tuple[Any, ...]] | None]:
     """Insert new calls; replace a stored *waiting* call by its final state. A finished call
     never changes again, so re-reading a log cannot count it twice. Return how many were
@@ -633,6 +662,8 @@ def _store_calls(
         fields = ["external_id", "outcome"]
         found = select_in(conn, CALLS, {"source": ctx.source}, "external_id", latest, fields)
     stored = {r["external_id"]: r["outcome"] for r in found}
+    # What `prepare` made of these very calls (one per call, none twice), if anything.
+    whole = prepared is not None and len(prepared.caller_keys) == len(events) == len(latest)
     new, ending = list(latest.values()), []  # none of them looked up is stored (an import)
     if stored:
         new = [e for e in new if e.external_id not in stored]
@@ -647,9 +678,14 @@ def _store_calls(
         # The caller key is got_through's, its outcome test made here (by position: an
         # attribute of a CallEvent is a Python property) and the number's key made at once.
         source, keyed, key_of = (ctx.source,), GOT_THROUGH, callback_conversation
-        inserts = [
-            source + event + ((key_of(event[8]) if event[7] in keyed else None),) for event in new
-        ]
+        if whole and not stored and prepared is not None:  # the keys `prepare` made
+            keys = prepared.caller_keys
+            inserts = [source + event + (key,) for event, key in zip(new, keys, strict=True)]
+        else:
+            inserts = [
+                source + event + ((key_of(event[8]) if event[7] in keyed else None),)
+                for event in new
+            ]
     else:
         inserts = [_call_row(ctx.source, event) for event in new]
     finished = [_call_row(ctx.source, event) for event in ending]
@@ -670,9 +706,13 @@ def _store_calls(
     else:
         insert_rows(conn, CALLS, CALL_COLUMNS, inserts, ignore_conflicts=["source", "external_id"])
         unchanged = False
-    # (source, queue, outcome, wait, short abandon) of each: tally_calls leaves out the waiting.
-    counted = map(itemgetter(0, 2, 8, 6, 10), inserts + finished)
-    delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
+    if unchanged and whole and as_read and prepared is not None:
+        # Every call of the batch stored as `prepare` counted it (none twice, none relabelled).
+        delta.update(prepared.call_tallies)
+    else:
+        # (source, queue, outcome, wait, short abandon) of each: tally_calls leaves out the waiting.
+        counted = map(itemgetter(0, 2, 8, 6, 10), inserts + finished)
+        delta.update(tally_calls(counted, ctx.layout, ctx.all_targets))
     through = {row[-1] for row in inserts if row[-1] is not None}
     through.update(row[-1] for row in finished if row[-1] is not None)
     return len(inserts) + len(finished), through, (inserts if unchanged else None)

@@ -32,7 +32,7 @@ from monitor.measure.inquiries import derive
 from monitor.store.batches import Measuring, StoredMessage, measuring, store_batch
 from monitor.store.batches import prepare as prepare_batch
 from monitor.store.database import make_engine, prepare
-from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, TALLIES
+from monitor.store.tables import CALLS, INQUIRIES, MESSAGES, QUEUE_NAMES, TALLIES
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 NUMBERS = ("+44 20 7946 0001", "020 7946 0002", "442079460003")
@@ -69,15 +69,13 @@ def events_of(calls: list[CallEvent]) -> list[Event]:
     return events
 
 
-def queue_site(folder: str, name: str, targets: dict[str, str]) -> tuple[Engine, Measuring]:
-    """A new SQLite store in `folder` and what storing a queue_log source's batches needs."""
-    site = settings_from_mapping(
-        {
-            "targets": targets,
-            "sources": [{"name": "queue", "kind": "asterisk_queue_log", "path": "q.log"}],
-        },
-        Path(folder),
-    )
+def queue_site(
+    folder: str, name: str, targets: dict[str, str], **source: object
+) -> tuple[Engine, Measuring]:
+    """A new SQLite store in `folder` and what storing a queue_log source's batches needs
+    (`source`: more of the source's settings)."""
+    queue = {"name": "queue", "kind": "asterisk_queue_log", "path": "q.log", **source}
+    site = settings_from_mapping({"targets": targets, "sources": [queue]}, Path(folder))
     engine = make_engine(f"sqlite:///{folder}/{name}.db")
     prepare(engine)
     return engine, measuring(site, site.sources[0])
@@ -200,10 +198,12 @@ def missed_events_of(calls: list[CallEvent]) -> list[Event]:
     return events
 
 
-def store_all(folder: str, name: str, batches: list[list[Event]], prepared: bool) -> Any:
+def store_all(
+    folder: str, name: str, batches: list[list[Event]], prepared: bool, **source: object
+) -> Any:
     """Every table's rows (ids aside) after storing `batches` one by one, each as it is read
     inline (the general path) or as prepared in a reading process (`prepare`)."""
-    engine, ctx = queue_site(folder, name, {"short_abandon": "20s"})
+    engine, ctx = queue_site(folder, name, {"short_abandon": "20s"}, **source)
     for events in batches:
         with engine.begin() as conn:
             if prepared:
@@ -214,7 +214,7 @@ def store_all(folder: str, name: str, batches: list[list[Event]], prepared: bool
     with engine.connect() as conn:
         tables = {
             t.name: sorted((tuple(r)[1:] for r in conn.execute(select(t))), key=repr)
-            for t in (CALLS, MESSAGES, INQUIRIES, TALLIES)
+            for t in (CALLS, MESSAGES, INQUIRIES, TALLIES, QUEUE_NAMES)
         }
     engine.dispose()
     return tables
@@ -239,6 +239,37 @@ def test_a_batch_prepared_in_the_reading_process_stores_what_the_general_path_st
     with tempfile.TemporaryDirectory() as folder:
         general = store_all(folder, "general", batches, prepared=False)
         prepared = store_all(folder, "prepared", batches, prepared=True)
+    assert prepared == general
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    script=st.lists(_ANY_CALL, min_size=1, max_size=12),
+    queues=st.lists(st.sampled_from(("support", "sales", "billing")), min_size=12, max_size=12),
+    twice=st.booleans(),
+    again=st.booleans(),
+)
+def test_calls_prepared_with_their_keys_and_tallies_store_what_the_general_path_stores(
+    script: list[tuple[int | None, int, CallOutcome, int, bool]],
+    queues: list[str],
+    twice: bool,
+    again: bool,
+) -> None:
+    """The callers' keys and the calls' tallies `prepare` makes in the reading process are
+    what storing the calls makes of them, and are not taken where they would differ: queues
+    beyond `max_queues` counted as `other`, a call twice in a batch, a batch read again."""
+    calls = [
+        [call._replace(queue=queues[int(call.external_id[4:])]) for call in batch]
+        for batch in any_calls_of(script)
+    ]
+    if twice:
+        calls[0].append(calls[0][0])
+    batches = [missed_events_of(batch) for batch in calls]
+    if again:
+        batches.append(batches[0])
+    with tempfile.TemporaryDirectory() as folder:
+        general = store_all(folder, "general", batches, prepared=False, max_queues=1)
+        prepared = store_all(folder, "prepared", batches, prepared=True, max_queues=1)
     assert prepared == general
 
 
