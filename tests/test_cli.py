@@ -15,6 +15,7 @@ import yaml
 from monitor.cli import main
 from monitor.publish.deliveries import DeliveryError, claim, record, take_due
 from monitor.store.database import make_engine
+from tests.loopback import LoopbackServer, imap_source
 from tests.servers import free_port
 
 T0 = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
@@ -271,6 +272,66 @@ def test_poll_connects_to_its_first_source_while_the_store_opens(tmp_path: Path)
         "website-chat: 6 new messages"
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
+
+
+class SilentFetch(LoopbackServer):
+    """An IMAP server that logs anyone in, opens INBOX with three messages, and never answers
+    their FETCH (until the test ends): a source that hangs while its reading has begun."""
+
+    def serve(self) -> None:
+        import socket
+
+        try:
+            connection, _ = self.server.accept()
+        except OSError:
+            return
+        with connection, connection.makefile("rb") as lines:
+            try:
+                connection.sendall(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] silent\r\n")
+                for line in lines:
+                    tag, _, command = line.rstrip(b"\r\n").partition(b" ")
+                    verb = command.split(b" ", 1)[0].upper()
+                    said = b""
+                    if verb == b"CAPABILITY":
+                        said = b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\n"
+                    elif verb == b"EXAMINE":
+                        said = b"* 3 EXISTS\r\n* OK [UIDVALIDITY 1] ok\r\n* OK [UIDNEXT 4] ok\r\n"
+                    elif verb == b"UID" and b"SEARCH" in command.upper():
+                        said = b"* SEARCH 1 2 3\r\n"
+                    elif verb == b"UID":  # the FETCH: no answer, until the server closes
+                        self.server.settimeout(None)
+                        connection.recv(1, socket.MSG_PEEK)
+                        return
+                    connection.sendall(said + tag + b" OK done\r\n")
+            except OSError:
+                return
+
+
+def test_a_poll_whose_store_does_not_open_stops_its_reading_at_once(tmp_path: Path) -> None:
+    """The first source's reading begins before the store is opened; when the store then
+    refuses (a database from a newer version), the child is stopped at once, not after a grace
+    period for a reading that nobody will take (here it waits on a server that never answers)."""
+    import time
+
+    from monitor.store.database import prepare, set_meta
+
+    engine = make_engine("sqlite:///monitor.db", tmp_path)
+    prepare(engine)
+    with engine.begin() as conn:
+        set_meta(conn, "schema_version", "99")
+    engine.dispose()
+    with SilentFetch() as server:
+        config = tmp_path / "monitor.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {"database": "sqlite:///monitor.db", "sources": [imap_source(server.port, "60s")]}
+            )
+        )
+        started = time.monotonic()
+        done = cli("--config", config, "poll")
+        took = time.monotonic() - started
+    assert done.returncode == 1 and "newer than this support-monitor" in done.stderr
+    assert took < 4.0  # the grace for a child told to stop is 5 s
 
 
 def test_run_refuses_a_second_instance_on_the_same_sqlite_file(tmp_path: Path) -> None:

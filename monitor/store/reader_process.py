@@ -110,8 +110,13 @@ class Reading:
 
     def __init__(self, giving: Connection, batches: Iterator[Batch]) -> None:
         self._giving = giving
-        self.batches = batches
+        self.batches = self._taken(batches)
         self.given = False
+        self.taken = False  # whether this process began to take batches
+
+    def _taken(self, batches: Iterator[Batch]) -> Iterator[Batch]:
+        self.taken = True  # at the first batch asked for
+        yield from batches
 
     def give(self, value: Any) -> None:
         """Hand `value` to the child (once). A child that has ended already (its source
@@ -130,8 +135,9 @@ def reading_child(read: Callable[[Callable[[], Any]], Iterator[Batch]]) -> Itera
     """`read(given)` called in a forked child, started now, before this process has what the
     reading needs (a poll's cursor, read while the child connects): `given()` waits in the
     child for the value this process hands over with `Reading.give`. Leaving the block without
-    giving it kills the child at once (it has read nothing, and may be waiting for a server
-    that does not answer); otherwise as `read_in_child`."""
+    giving it, or without taking any batch, kills the child at once (what it reads is for
+    nobody, and it may be waiting for a server that does not answer); otherwise as
+    `read_in_child`."""
     context = multiprocessing.get_context("fork")
     receiving, sending = context.Pipe(duplex=False)
     _widen(sending)
@@ -151,7 +157,10 @@ def reading_child(read: Callable[[Callable[[], Any]], Iterator[Batch]]) -> Itera
     finally:
         giving.close()  # a child still waiting for its value wakes up to an end of file: it ends
         receiving.close()  # the child's next send fails: it ends
-        if not reading.given:  # this process failed before the reading could begin
+        if not (reading.given and reading.taken):
+            # This process failed before the reading could begin, or before it took anything
+            # of it (its store did not open): what the child reads is for nobody, and it may be
+            # waiting for a server that does not answer.
             child.kill()
         child.join(_STOP_GRACE_S)
         if child.is_alive():
