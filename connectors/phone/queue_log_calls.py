@@ -177,6 +177,7 @@ class Calls:
         # The window as epoch seconds (the fused loop of queue_log_lines compares them too).
         self.earliest, self.latest_plausible = window.epochs if window else (1.0, 1e11)
         self.open: dict[tuple[str, str], Stint] = {}
+        self.names: dict[str, str] = {}  # queue and member names as one object each
         self.latest: float | None = None
         self.unknown_verbs: Counter[str] = Counter()
         self.ignored = 0  # agent, member and system lines read (not about a caller)
