@@ -560,6 +560,18 @@ def _state(calls_: Calls, records: Records, *, fused: bool) -> tuple[Any, ...]:
     )
 
 
+def _fed(calls_: Calls, texts: list[str], *, fused: bool) -> tuple[Any, ...]:
+    """`texts` through the fused loop, or each through `records.take` (the general path, the
+    reference), and the state they leave (`_state`)."""
+    records = Records(WINDOW)
+    if fused:
+        feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
+    else:
+        for index, text in enumerate(texts):
+            records.take(f"queue_log:{index + 1}", feed_text, calls_, text)
+    return _state(calls_, records, fused=fused)
+
+
 @hypothesis.settings(max_examples=150, deadline=None)
 @given(texts=st.permutations(WINDOW_LINES).map(lambda lines: lines[:30]))
 def test_fused_loop_ends_calls_as_the_general_path_does_within_the_plausible_window(
@@ -570,13 +582,7 @@ def test_fused_loop_ends_calls_as_the_general_path_does_within_the_plausible_win
     def made(fused: bool) -> tuple[Any, ...]:
         calls_ = Calls(4 * 3600, WINDOW, None, lambda caller: len(caller) == 4)
         calls_.load(None, [tuple(stint) for stint in OPEN_STINTS])
-        records = Records(WINDOW)
-        if fused:
-            feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
-        else:
-            for index, text in enumerate(texts):
-                records.take(f"queue_log:{index + 1}", feed_text, calls_, text)
-        return _state(calls_, records, fused=fused)
+        return _fed(calls_, texts, fused=fused)
 
     fused, general = made(fused=True), made(fused=False)
     for part, expected in zip(fused, general, strict=True):
@@ -613,13 +619,7 @@ def test_fused_loop_tells_our_extensions_apart_as_the_general_path_does(
             parties.is_extension,
             long_numbers_outside=parties.long_numbers_outside and fused,
         )
-        records = Records(WINDOW)
-        if fused:
-            feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
-        else:
-            for index, text in enumerate(texts):
-                records.take(f"queue_log:{index + 1}", feed_text, calls_, text)
-        return _state(calls_, records, fused=fused)
+        return _fed(calls_, texts, fused=fused)
 
     assert made(fused=True) == made(fused=False)
 
