@@ -166,7 +166,11 @@ class AsteriskQueueLogConnector(FileSource):
 
     def _calls(self, records: Records) -> Calls:
         return Calls(
-            self.unknown_after, records.window, self.options.verbs, self.parties.is_extension
+            self.unknown_after,
+            records.window,
+            self.options.verbs,
+            self.parties.is_extension,
+            long_numbers_outside=self.parties.long_numbers_outside,
         )
 
     def configured_path(self) -> Path:

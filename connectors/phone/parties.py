@@ -61,6 +61,9 @@ class Parties:
         # `extensions:` names ours: a number matching it is ours for certain. The default
         # (short numbers) is a guess, as counting digits is.
         self.configured = not self.defaults
+        # With the default (no patterns), a number of 7 digits or more, or one after a "+", is
+        # never an extension: nearly every caller id, told apart without a call (`Calls`).
+        self.long_numbers_outside = self.defaults
 
     def is_extension(self, value: str) -> bool:
         """Whether a number or a channel is one of ours (see the module docstring)."""

@@ -157,11 +157,16 @@ class Calls:
         window: Window | None = None,
         verbs: dict[str, str] | None = None,
         staff: Callable[[str], bool] | None = None,
+        *,
+        long_numbers_outside: bool = False,
     ) -> None:
         self.unknown_after = unknown_after
         # Whether a caller id is one of our extensions (connectors.phone.parties): staff testing
         # the queue, whose stint is followed to its end but never measured.
         self.is_staff = staff or _nobody
+        # `staff` is false of every number of 7 digits or more and every one after a "+"
+        # (`Parties.long_numbers_outside`): the fused loop asks it only of the others.
+        self.long_numbers_outside = long_numbers_outside
         self.window = window
         # Custom verb -> OUTBOUND_CALL, IGNORE or a standard verb (upper case both).
         self.verbs = {k.strip().upper(): v.strip() for k, v in (verbs or {}).items()}
@@ -172,6 +177,7 @@ class Calls:
         # The window as epoch seconds (the fused loop of queue_log_lines compares them too).
         self.earliest, self.latest_plausible = window.epochs if window else (1.0, 1e11)
         self.open: dict[tuple[str, str], Stint] = {}
+        self.names: dict[str, str] = {}  # queue and member names as one object each
         self.latest: float | None = None
         self.unknown_verbs: Counter[str] = Counter()
         self.ignored = 0  # agent, member and system lines read (not about a caller)

@@ -31,13 +31,32 @@ from connectors.phone.queue_log_calls import (
     Record,
     Stint,
 )
-from monitor.measure.events import CallOutcome, Event, callback_request, finished_call
+from monitor.measure.events import (
+    _MESSAGE_SLOTS,
+    MAX_KEY,
+    MAX_TEXT,
+    CallEvent,
+    CallOutcome,
+    Channel,
+    Event,
+    MessageEvent,
+    MessageKind,
+    Side,
+    callback_conversation,
+    callback_request,
+    finished_call,
+    unchecked,
+)
 
 # What bytes.strip() strips: a line of only these is blank (str.strip() would strip more).
 _BLANK = " \t\n\r\x0b\x0c"
 _new_record = tuple.__new__  # Record(...) without a Python call: _new_record(Record, (...))
 
 EXIT_EMPTY = CallOutcome.EXIT_EMPTY
+CUSTOMER, MESSAGE, VOICEMAIL = Side.CUSTOMER, MessageKind.MESSAGE, Channel.VOICEMAIL
+_NAMES = 1000  # queue and member names kept as one object each (`feed_texts`), at most
+# The longest call id whose callback request's id ("missed:" + it) is still a storable key.
+_CALL_ID_LIMIT = MAX_KEY - len("missed:")
 _SKIP, _ENTER, _CONNECT, _COMPLETE, _TRANSFER, _ATTENDED, _EXIT = range(7)
 # The verbs that end a stay unanswered, from _EXIT on: (outcome, index of the wait field).
 _EXIT_RULES = [(outcome, 5 + index) for outcome, index in EXITS.values()]
@@ -107,12 +126,23 @@ def feed_texts(
     table = fused_verbs(calls.verbs) if calls.verbs else _FUSED
     open_, fused, system = calls.open, table.get, SYSTEM_CALLIDS
     call, finish, is_staff = calls.call_event, calls.finish, calls.is_staff
+    long_outside = calls.long_numbers_outside
     add, events = records.events.append, records.events
-    made, moment = finished_call, datetime.fromtimestamp
+    made, moment, new_call = finished_call, datetime.fromtimestamp, tuple.__new__
     earliest, latest_plausible = calls.earliest, calls.latest_plausible
 
     ignored = 0  # agent, member and system lines: counted once, at the end
     taken = 0  # lines given to the general path, which counts them in `records` itself
+
+    # One object per queue and member name in the calls made here (the first of each, up to
+    # _NAMES): pickled once per batch instead of once per call on the way to the storing
+    # process, which then unpickles one string instead of one per call.
+    names = calls.names
+
+    def named(name: str) -> str:
+        if len(names) < _NAMES:
+            names[name] = name
+        return name
 
     def general(index: int, text: str) -> None:
         nonlocal taken
@@ -148,7 +178,13 @@ def feed_texts(
                 records.add(calls.give_up(key, at))
             caller = (fields[6].strip() if len(fields) > 6 else "") or None
             new = open_[key] = Stint(callid, queue, at, caller)
-            if caller is not None and is_staff(caller):  # as `Calls.entered`
+            if (  # as `Calls.entered`; a long number is nobody's extension by default
+                caller is not None
+                and not (
+                    long_outside and (caller[0] == "+" or (len(caller) > 6 and caller.isdecimal()))
+                )
+                and is_staff(caller)
+            ):
                 calls.staff += 1
                 new.final = new.shown = True
             continue
@@ -187,25 +223,53 @@ def feed_texts(
             if outcome is EXIT_EMPTY:  # a few a day: its `ended_by` is made by the general way
                 events += finish(stint, outcome, at, None)
                 continue
-            # What `calls.finish` makes of it (the call, and its callback request), written out.
+            # What `calls.finish` makes of it (the call, and its callback request), written out:
+            # when every text is storable as it is (ASCII without NUL, none over its limit, the
+            # request's "missed:" id included), both are made here as `finished_call` and
+            # `callback_request` would make them, without their calls and second checks.
             answered, began, caller = stint.answered, stint.entered, stint.caller
+            agent = stint.agent if answered is not None else None
             call_id = f"{callid}@{queue}@{int(began)}"
+            queue = names.get(queue) or named(queue)
+            if agent is not None:
+                agent = names.get(agent) or named(agent)
+            texts_of = f"{call_id}{queue}{caller or ''}{agent or ''}"
+            if not (
+                len(call_id) <= _CALL_ID_LIMIT
+                and len(queue) <= MAX_KEY
+                and (caller is None or len(caller) <= MAX_TEXT)
+                and (agent is None or len(agent) <= MAX_TEXT)
+                and texts_of.isascii()
+                and "\x00" not in texts_of
+            ):
+                wait = wait if wait > 0.0 else 0.0
+                add(made(call_id, queue, began, outcome, answered, at, wait, None, caller, agent))
+                if caller is not None:
+                    events += callback_request(call_id, caller, moment(at, UTC), call=call_id)
+                continue
             add(
-                made(
-                    call_id,
-                    queue,
-                    began,
-                    outcome,
-                    answered,
-                    at,
-                    wait if wait > 0.0 else 0.0,
-                    None,
-                    caller,
-                    stint.agent if answered is not None else None,
+                new_call(
+                    CallEvent,
+                    (
+                        call_id, queue, round(began * 1_000_000),
+                        None if answered is None else round(answered * 1_000_000),
+                        round(at * 1_000_000), wait if wait > 0.0 else 0.0, None, outcome,
+                        caller, False, agent, None,
+                    ),
                 )
-            )
-            if caller is not None:
-                events += callback_request(call_id, caller, moment(at, UTC), call=call_id)
+            )  # fmt: skip
+            if caller is not None and (conversation := callback_conversation(caller)):
+                add(
+                    unchecked(
+                        MessageEvent,
+                        _MESSAGE_SLOTS,
+                        (
+                            f"missed:{call_id}", conversation, moment(at, UTC), CUSTOMER,
+                            MESSAGE, False, False, VOICEMAIL, caller, None, None, (call_id,),
+                            None, None,
+                        ),
+                    )
+                )  # fmt: skip
             continue
         # CONNECT (holdtime), COMPLETECALLER/COMPLETEAGENT (holdtime | calltime), a transfer
         # (exten | context | holdtime | calltime; ATTENDEDTRANSFER's counted from the right).
@@ -270,19 +334,46 @@ def feed_texts(
             member = fields[3].strip()  # as `answerer`
             stint.agent = member if member and member != "NONE" else None
         if not stint.final:  # what `calls.call_event` makes of it, written out
-            began, waited = stint.entered, stint.wait
+            began, waited, caller, agent = stint.entered, stint.wait, stint.caller, stint.agent
+            call_id = f"{callid}@{queue}@{int(began)}"
+            queue = names.get(queue) or named(queue)
+            if agent is not None:
+                agent = names.get(agent) or named(agent)
+            outcome = ANSWERED if kind == _COMPLETE else TRANSFERRED
+            texts_of = f"{call_id}{queue}{caller or ''}{agent or ''}"
+            if (  # as `finished_call` makes it, without its call (see the exits above)
+                waited is not None
+                and len(call_id) <= MAX_KEY
+                and len(queue) <= MAX_KEY
+                and (caller is None or len(caller) <= MAX_TEXT)
+                and (agent is None or len(agent) <= MAX_TEXT)
+                and texts_of.isascii()
+                and "\x00" not in texts_of
+            ):
+                add(
+                    new_call(
+                        CallEvent,
+                        (
+                            call_id, queue, round(began * 1_000_000),
+                            round(stint.answered * 1_000_000), round(at * 1_000_000),
+                            waited if waited > 0.0 else 0.0, talk, outcome, caller, False,
+                            agent, None,
+                        ),
+                    )
+                )  # fmt: skip
+                continue
             add(
                 made(
-                    f"{callid}@{queue}@{int(began)}",
+                    call_id,
                     queue,
                     began,
-                    ANSWERED if kind == _COMPLETE else TRANSFERRED,
+                    outcome,
                     stint.answered,
                     at,
                     None if waited is None else (waited if waited > 0.0 else 0.0),
                     talk,
-                    stint.caller,
-                    stint.agent,
+                    caller,
+                    agent,
                 )
             )
     calls.ignored += ignored

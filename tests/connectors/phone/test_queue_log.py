@@ -19,9 +19,14 @@ from hypothesis import strategies as st
 
 from connectors.base import Records, Rejection, window_of
 from connectors.csv_rows import RowError
-from connectors.phone.asterisk_queue_log import AsteriskQueueLogConnector, parse_line
+from connectors.phone.asterisk_queue_log import (
+    AsteriskQueueLogConnector,
+    AsteriskQueueLogSettings,
+    parse_line,
+)
+from connectors.phone.parties import Parties
 from connectors.phone.queue_log_calls import Calls
-from connectors.phone.queue_log_lines import feed_text, feed_texts
+from connectors.phone.queue_log_lines import _NAMES, feed_text, feed_texts
 from monitor.config import PlausibleTimes
 from monitor.config_file import settings_from_mapping
 from monitor.measure.events import CallEvent, CallOutcome, MessageEvent
@@ -555,6 +560,18 @@ def _state(calls_: Calls, records: Records, *, fused: bool) -> tuple[Any, ...]:
     )
 
 
+def _fed(calls_: Calls, texts: list[str], *, fused: bool) -> tuple[Any, ...]:
+    """`texts` through the fused loop, or each through `records.take` (the general path, the
+    reference), and the state they leave (`_state`)."""
+    records = Records(WINDOW)
+    if fused:
+        feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
+    else:
+        for index, text in enumerate(texts):
+            records.take(f"queue_log:{index + 1}", feed_text, calls_, text)
+    return _state(calls_, records, fused=fused)
+
+
 @hypothesis.settings(max_examples=150, deadline=None)
 @given(texts=st.permutations(WINDOW_LINES).map(lambda lines: lines[:30]))
 def test_fused_loop_ends_calls_as_the_general_path_does_within_the_plausible_window(
@@ -565,14 +582,73 @@ def test_fused_loop_ends_calls_as_the_general_path_does_within_the_plausible_win
     def made(fused: bool) -> tuple[Any, ...]:
         calls_ = Calls(4 * 3600, WINDOW, None, lambda caller: len(caller) == 4)
         calls_.load(None, [tuple(stint) for stint in OPEN_STINTS])
-        records = Records(WINDOW)
-        if fused:
-            feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
-        else:
-            for index, text in enumerate(texts):
-                records.take(f"queue_log:{index + 1}", feed_text, calls_, text)
-        return _state(calls_, records, fused=fused)
+        return _fed(calls_, texts, fused=fused)
 
     fused, general = made(fused=True), made(fused=False)
     for part, expected in zip(fused, general, strict=True):
         assert part == expected
+
+
+# Callers of every form the default extensions tell apart (2-6 digits or such a channel is
+# ours), around the lengths where the fused loop stops asking: 6 and 7 digits, after a "+".
+STAFF_CALLERS = ["1001", "123456", "1234567", "+1001", "+", "PJSIP/1001", "SIP/trunk", "٣٣٣٣"]
+STAFF_LINES = [
+    line
+    for number, caller in enumerate(STAFF_CALLERS)
+    for line in (
+        q(number, f"s.{number}", "ENTERQUEUE", "", caller, 1),
+        q(60 + number, f"s.{number}", "ABANDON", 1, 1, 60),
+    )
+]
+
+
+@hypothesis.settings(max_examples=60, deadline=None)
+@given(texts=st.permutations(STAFF_LINES + GOOD_LINES[:12]).map(lambda lines: lines[:30]))
+def test_fused_loop_tells_our_extensions_apart_as_the_general_path_does(
+    texts: list[str],
+) -> None:
+    # A number of 7 digits or more, or one after a "+", is never an extension by default: the
+    # fused loop does not ask `is_extension` of it (`Parties.long_numbers_outside`).
+    parties = Parties(AsteriskQueueLogSettings.model_validate(source(path="queue_log")))
+
+    def made(fused: bool) -> tuple[Any, ...]:
+        calls_ = Calls(
+            4 * 3600,
+            WINDOW,
+            None,
+            parties.is_extension,
+            long_numbers_outside=parties.long_numbers_outside and fused,
+        )
+        return _fed(calls_, texts, fused=fused)
+
+    assert made(fused=True) == made(fused=False)
+
+
+def test_the_default_extensions_are_short_numbers_whatever_the_fast_answer_for_long_ones() -> None:
+    parties = Parties(AsteriskQueueLogSettings.model_validate(source(path="queue_log")))
+    assert parties.long_numbers_outside
+    assert [parties.is_extension(c) for c in STAFF_CALLERS] == [
+        True, True, False, False, False, True, False, True,
+    ]  # fmt: skip
+    configured = Parties(
+        AsteriskQueueLogSettings.model_validate(source(path="queue_log", extensions=["+44*"]))
+    )
+    assert not configured.long_numbers_outside and configured.is_extension("+442079460001")
+
+
+def test_queue_and_member_names_kept_as_one_object_each_are_bounded() -> None:
+    # Each call of a queue names the same string object (pickled once per batch on its way to
+    # the storing process), but a log of ever new names keeps no more than _NAMES of them.
+    texts = [q(n, f"m.{n}", "COMPLETECALLER", 5, 50, 1, agent="SIP/201") for n in range(3)] + [
+        line
+        for number in range(_NAMES + 50)
+        for line in (
+            q(number, f"n.{number}", "ENTERQUEUE", "", CALLER, 1).replace("support", f"q{number}"),
+            q(number + 9, f"n.{number}", "ABANDON", 1, 1, 9).replace("support", f"q{number}"),
+        )
+    ]
+    calls_, records = Calls(4 * 3600), Records(window_of(PlausibleTimes(), NOW))
+    feed_texts(calls_, texts, lambda index: f"queue_log:{index + 1}", records)
+    events = [e for e in records.parsed()[0] if isinstance(e, CallEvent)]
+    assert len(events) == _NAMES + 53 and len(calls_.names) == _NAMES
+    assert events[0].queue is events[2].queue and events[0].agent is events[2].agent
