@@ -136,9 +136,10 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
     # order, so that `_write_links` need not go over the events again.
     placed: list[str] = []
     wanted: list[Wanted] = []  # in the order the events ask for them
-    setdefault = owner.setdefault
+    setdefault, get = owner.setdefault, owner.get
     for event, thread, keys in keyed:
-        found = {owner[k] for k in keys if k in owner}
+        found: set[str] = set(map(get, keys))  # type: ignore[arg-type]  # (in C)
+        found.discard(None)  # its keys that lead nowhere
         hint, at = thread.hint, event.at
         known = None
         if hint:
