@@ -164,7 +164,7 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
             if key not in messages:
                 wanted.append((key, name, None))
         if hint and known is not None:
-            span = known.get(name)
+            span = known.get(name)  # `_widen`, inline: this runs for every message
             if span is None:
                 known[name] = (at, at)
             elif at < span[0]:
@@ -219,6 +219,10 @@ def _span_of(row: Any) -> Span | None:
 
 def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _widen(span: Span | None, at: datetime) -> Span:
+    return (at, at) if span is None else (min(span[0], at), max(span[1], at))
 
 
 def _move_messages(conn: Connection, source: str, moved: set[str], groups: _Groups) -> None:
@@ -278,13 +282,7 @@ def _write_links(
     for key, name, at in wanted:
         if at is not None:
             pair = (key, name)
-            span = desired[pair]
-            if span is None:
-                desired[pair] = (at, at)
-            elif at < span[0]:
-                desired[pair] = (at, span[1])
-            elif at > span[1]:
-                desired[pair] = (span[0], at)
+            desired[pair] = _widen(desired[pair], at)
 
     inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
     spanned: list[tuple[str, str, str, datetime, datetime]] = []
