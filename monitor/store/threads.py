@@ -222,7 +222,10 @@ def _utc(value: datetime) -> datetime:
 
 
 def _widen(span: Span | None, at: datetime) -> Span:
-    return (at, at) if span is None else (min(span[0], at), max(span[1], at))
+    if span is None:
+        return (at, at)
+    # Compared, not min() and max() of pairs (a tuple and an iteration each, for every hint).
+    return (at, span[1]) if at < span[0] else (span[0], at) if at > span[1] else span
 
 
 def _move_messages(conn: Connection, source: str, moved: set[str], groups: _Groups) -> None:
