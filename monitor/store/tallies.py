@@ -169,33 +169,68 @@ def inquiry_tallies(rows: Iterable[Mapping[Any, Any]], layout: Layout) -> Counte
 
 def tally_inquiries(inquiries: Iterable[tuple[Any, ...]], layout: Layout) -> Counter[Key]:
     """inquiry_tallies of tuples of the INQUIRY_TALLIED columns (ingest has its new inquiries
-    as tuples: no mapping is made for each)."""
+    as tuples: no mapping is made for each).
+
+    Ingest tallies every inquiry it stores (a thousand a batch of e-mail), so the per-row work
+    is only grouping: the rows are counted by their shape (what the counters depend on, in C),
+    and the answered ones' times listed per label set; each label set's buckets are then
+    counted with bisect on its sorted times, as tally_calls does. Each `_sum` adds its times
+    in the rows' order, as adding them one by one would (a float sum depends on its order)."""
+    rows = inquiries if isinstance(inquiries, list) else list(inquiries)
     out: Counter[Key] = Counter()
-    # Ingest tallies ten thousand inquiries a batch: the bounds and their `le` texts are looked
-    # up once, and the few label sets by position (a keyword call to labels_text costs more).
-    response_bounds, business_bounds = layout.buckets[RESPONSE], layout.buckets[RESPONSE_BUSINESS]
-    response_les, business_les = _le_texts(response_bounds), _le_texts(business_bounds)
-    for source, channel, status, kind, response, business, breached, clamped, verdict in inquiries:
+    answered: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+    for shape, count in Counter(map(_SHAPE, rows)).items():
+        source, channel, status, kind, breached, clamped, verdict = shape
         by_channel = _channel_labels(channel)
-        out[(INQUIRIES_TOTAL, source, by_channel, "")] += 1
+        out[(INQUIRIES_TOTAL, source, by_channel, "")] += count
         if verdict is not None:  # given at ingest, or by a scrape (monitor.store.verdicts)
-            out[(VERDICTS, source, _verdict_labels(channel, verdict), "")] += 1
+            out[(VERDICTS, source, _verdict_labels(channel, verdict), "")] += count
         if status == "answered":
-            labels = _kind_labels(channel, kind)
-            _count(out, RESPONSE, source, labels, response, response_bounds, response_les)
-            if business is not None:
-                _count(
-                    out, RESPONSE_BUSINESS, source, labels, business, business_bounds, business_les
-                )
+            answered[(source, channel, kind)] = []
             if breached:
-                out[(RESPONSE_BREACHES, source, by_channel, "")] += 1
+                out[(RESPONSE_BREACHES, source, by_channel, "")] += count
             if clamped:
-                out[(RESPONSES_CLAMPED, source, by_channel, "")] += 1
+                out[(RESPONSES_CLAMPED, source, by_channel, "")] += count
         elif status == "missed" and channel == "chat" and kind == "first":
-            out[(CHATS_MISSED, source, "", "")] += 1
+            out[(CHATS_MISSED, source, "", "")] += count
         elif status == "open":
-            out[(OPEN_NOW, source, by_channel, "")] += 1
+            out[(OPEN_NOW, source, by_channel, "")] += count
+    if not answered:
+        return out
+    for row in rows:
+        if row[2] == "answered":
+            answered[(row[0], row[1], row[3])].append(row)
+    for (source, channel, kind), group in answered.items():
+        labels = _kind_labels(channel, kind)
+        _count_all(out, RESPONSE, source, labels, [r[4] for r in group], layout)
+        business = [r[5] for r in group if r[5] is not None]
+        if business:
+            _count_all(out, RESPONSE_BUSINESS, source, labels, business, layout)
     return out
+
+
+# The columns of INQUIRY_TALLIED the counters depend on, but the times (the histograms').
+_SHAPE = itemgetter(0, 1, 2, 3, 6, 7, 8)
+
+
+def _count_all(
+    out: Counter[Key], metric: str, source: str, labels: str, values: list[float], layout: Layout
+) -> None:
+    """_count of each of `values`, in one pass per bucket."""
+    bounds = layout.buckets[metric]
+    les = _le_texts(bounds)
+    # A value is in the first bucket whose bound is >= it, else in +Inf; NaN compares false:
+    # +Inf too. So a bucket holds the values above the bound before it, up to its own.
+    ordered = sorted(v for v in values if v == v)
+    below = 0
+    for bound, le in zip(bounds, les, strict=False):
+        upto = bisect.bisect_right(ordered, bound)
+        if upto > below:
+            out[(metric, source, labels, le)] += upto - below
+        below = upto
+    if len(values) > below:
+        out[(metric, source, labels, les[-1])] += len(values) - below
+    out[(metric, source, labels, "_sum")] += sum(values)  # type: ignore[assignment]
 
 
 def gauges(counts: Counter[Key]) -> tuple[Counter[Key], Counter[Key]]:

@@ -35,16 +35,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, delete, update
 
-from monitor.measure.events import HINT_PREFIX, MessageEvent
+from monitor.measure.events import HINT_PREFIX, MessageEvent, Thread
 from monitor.store.bulk import insert_rows, select_in
 from monitor.store.database import chunks
 from monitor.store.schema import MESSAGES, THREAD_LINKS
 
 Span = tuple[datetime, datetime]
+# A link an event asks for: (key, conversation, the event's time for a hint, else None).
+Wanted = tuple[str, str, datetime | None]
+# A threaded event, its thread and its keys (`_keys`).
+Keyed = tuple[MessageEvent, Thread, tuple[str, ...]]
 
 
 class _Groups:
@@ -90,12 +95,14 @@ class Placed(NamedTuple):
 
 def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Placed:
     """Where each threaded event belongs, and what a merge changed (`Placed`)."""
-    threaded = [e for e in events if e.thread is not None]
-    if not threaded:
+    # Each threaded event with its thread and keys, taken once: the loops below read them for
+    # every message.
+    keyed: list[Keyed] = [(e, t, _keys(e, t)) for e in events if (t := e.thread) is not None]
+    if not keyed:
         return Placed({}, set(), set(), set())
-    keyed = [(e, _keys(e)) for e in threaded]
-    ids = {k for _, keys in keyed for k in keys}
-    hints = {e.thread.hint for e in threaded if e.thread and e.thread.hint}
+    threaded = [e for e, _, _ in keyed]
+    ids = set(chain.from_iterable(keys for _, _, keys in keyed))
+    hints = {thread.hint for _, thread, _ in keyed if thread.hint}
     rows = select_in(conn, THREAD_LINKS, {"source": source}, "key", ids | hints)
     # A stored message is the link of its own id: no link row is written for it (`_write_links`).
     own = {e.external_id for e in threaded}
@@ -120,15 +127,19 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
             owner[key] = name
         elif owner[key] != name:
             groups.join([owner[key], name])
+    found_ids = {m["external_id"] for m in stored}
+    messages = found_ids | own  # ids that need no link row (`_write_links`)
 
     # The hot loop (every message of a batch): names are looked up (`find`) only once
-    # something merged, and spans widened inline.
+    # something merged, and spans widened inline. The links each event asks for are noted as
+    # it is placed (`wanted`: its keys that are no message's id, and its hint), in event
+    # order, so that `_write_links` need not go over the events again.
     placed: list[str] = []
-    setdefault = owner.setdefault
-    for event, keys in keyed:
-        thread = event.thread
-        assert thread is not None
-        found = {owner[k] for k in keys if k in owner}
+    wanted: list[Wanted] = []  # in the order the events ask for them
+    setdefault, get = owner.setdefault, owner.get
+    for event, thread, keys in keyed:
+        found: set[str] = set(map(get, keys))  # type: ignore[arg-type]  # (in C)
+        found.discard(None)  # its keys that lead nowhere
         hint, at = thread.hint, event.at
         known = None
         if hint:
@@ -150,12 +161,21 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
             name = groups.join(found)
         for key in keys:
             setdefault(key, name)
-        if known is not None:
-            span = known.get(name)
-            known[name] = _widen(span, at) if span is not None else (at, at)
+            if key not in messages:
+                wanted.append((key, name, None))
+        if hint and known is not None:
+            span = known.get(name)  # `_widen`, inline: this runs for every message
+            if span is None:
+                known[name] = (at, at)
+            elif at < span[0]:
+                known[name] = (at, span[1])
+            elif at > span[1]:
+                known[name] = (span[0], at)
+            wanted.append((hint, name, at))
         placed.append(name)
 
-    if groups.parent:  # a merge: names found so far may have been merged away since
+    merged = bool(groups.parent)
+    if merged:  # a merge: names found so far may have been merged away since
         placed = list(map(groups.find, placed))
     final = dict(zip((e.external_id for e in threaded), placed, strict=True))
     moved = groups.merged() & groups.stored
@@ -164,14 +184,29 @@ def resolve(conn: Connection, source: str, events: Sequence[MessageEvent]) -> Pl
         _move_messages(conn, source, moved, groups)
         rows = _with_links_of(conn, source, rows, moved)
     # The batch's messages are stored in their conversations by the caller, in this transaction.
-    found_ids = {m["external_id"] for m in stored}
-    _write_links(conn, source, rows, keyed, placed, groups, found_ids | own)
+    if merged:  # the names noted in the loop may have been merged away: asked for again
+        wanted = _wanted(keyed, placed, messages)
+    _write_links(conn, source, rows, wanted, groups)
     return Placed(final, regrouped, own, found_ids & own)
 
 
-def _keys(event: MessageEvent) -> tuple[str, ...]:
-    assert event.thread is not None
-    keys = event.thread.keys
+def _wanted(
+    keyed: list[Keyed],
+    placed: list[str],
+    messages: set[str],
+) -> list[Wanted]:
+    """The links the events ask for, in their order, in their final conversations (`placed`):
+    each key that is no message's id (`messages`), and each hint with its event's time."""
+    wanted: list[Wanted] = []
+    for (event, thread, keys), name in zip(keyed, placed, strict=True):
+        wanted.extend((key, name, None) for key in keys if key not in messages)
+        if thread.hint:
+            wanted.append((thread.hint, name, event.at))
+    return wanted
+
+
+def _keys(event: MessageEvent, thread: Thread) -> tuple[str, ...]:
+    keys = thread.keys
     return keys if event.conversation in keys else (*keys, event.conversation)
 
 
@@ -187,7 +222,10 @@ def _utc(value: datetime) -> datetime:
 
 
 def _widen(span: Span | None, at: datetime) -> Span:
-    return (at, at) if span is None else (min(span[0], at), max(span[1], at))
+    if span is None:
+        return (at, at)
+    # Compared, not min() and max() of pairs (a tuple and an iteration each, for every hint).
+    return (at, span[1]) if at < span[0] else (span[0], at) if at > span[1] else span
 
 
 def _move_messages(conn: Connection, source: str, moved: set[str], groups: _Groups) -> None:
@@ -221,15 +259,14 @@ def _write_links(
     conn: Connection,
     source: str,
     rows: list[Any],
-    keyed: list[tuple[MessageEvent, tuple[str, ...]]],
-    placed: list[str],
+    wanted: list[Wanted],
     groups: _Groups,
-    messages: set[str],
 ) -> None:
     """Bring the links to their new state with as few writes as possible: a batch read again
-    writes nothing. Id keys carry no span; hints carry the span of their messages. The id of a
-    message stored in the source (`messages`) needs no link: its row leads to its conversation,
-    and moves with it. `placed`: each event's conversation, merges resolved."""
+    writes nothing. Id keys carry no span; hints carry the span of their messages. `wanted`:
+    the links the events ask for, in their order, in their final conversations (`_wanted`:
+    the id of a message stored in the source needs no link, its row leads to its
+    conversation and moves with it)."""
     desired: dict[tuple[str, str], Span | None] = {}
     existing: dict[tuple[str, str], Any] = {}
     deletes: list[int] = []
@@ -241,15 +278,14 @@ def _write_links(
             existing[pair] = row
         else:
             deletes.append(row["id"])
-    for (event, keys), name in zip(keyed, placed, strict=True):
-        for key in keys:
-            if key not in messages:
-                desired.setdefault((key, name), None)
-        hint = event.thread.hint if event.thread is not None else None
-        if hint:
-            pair = (hint, name)
-            span = desired.get(pair)
-            desired[pair] = _widen(span, event.at) if span is not None else (event.at, event.at)
+    # Id keys first take no span; then each hint's span widens by its events' times.
+    setdefault = desired.setdefault
+    for key, name, _ in wanted:
+        setdefault((key, name), None)
+    for key, name, at in wanted:
+        if at is not None:
+            pair = (key, name)
+            desired[pair] = _widen(desired[pair], at)
 
     inserts: list[tuple[str, str, str]] = []  # id keys: no span to convert, cheaper to insert
     spanned: list[tuple[str, str, str, datetime, datetime]] = []
