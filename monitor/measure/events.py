@@ -341,8 +341,11 @@ def email_event(
     first sync makes 20,000 of them, and the constructors' calls per field were a fifth of
     the cost of each."""
     keys, hint = thread[0], thread[1]
-    texts = [external_id, conversation, *keys, *refers]
-    texts += [v for v in (hint, customer, subject, agent, left_out) if v is not None]
+    # (None as "": an empty text is as storable as an absent one)
+    texts = (
+        external_id, conversation, *keys, *refers,
+        hint or "", customer or "", subject or "", agent or "", left_out or "",
+    )  # fmt: skip
     as_is = (
         at.tzinfo is UTC
         and bool(external_id)
