@@ -244,12 +244,19 @@ def _deadline(client: IMAPClient) -> Any:
 def read(client: IMAPClient, answered: Answer) -> Response:
     """An `answer` as `client.fetch` returns it: by UID, only the UIDs asked for."""
     normalise = client.normalise_times
-    response = parse(answered.earlier, normalise_times=normalise) if answered.earlier else {}
-    for part in (answered.usual, parse(answered.rest, normalise_times=normalise)):
-        for key, record in part.items():
-            _put(response, key, record)
+    rest = parse(answered.rest, normalise_times=normalise)
+    if not answered.earlier and not rest:  # the usual answer: `_read_usual` read it all
+        response = answered.usual
+    else:
+        response = parse(answered.earlier, normalise_times=normalise) if answered.earlier else {}
+        for part in (answered.usual, rest):
+            for key, record in part.items():
+                _put(response, key, record)
     # As imapclient does: unsolicited answers about other messages are dropped.
-    return {uid: response[uid] for uid in answered.uids if uid in response}
+    uids = answered.uids
+    if len(response) == len(uids) and response.keys() == set(uids):
+        return response  # (each UID asked for answered once: nothing to drop)
+    return {uid: response[uid] for uid in uids if uid in response}
 
 
 def parse(data: list[Any], *, normalise_times: bool = False) -> Response:

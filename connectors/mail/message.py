@@ -189,15 +189,23 @@ def is_bounce(headers: Headers) -> bool:
 def why_bounce(headers: Headers) -> str | None:
     """What marks a message a bounce (a delivery report); None for other mail."""
     sender = headers.sender or ""
-    local = sender.partition("@")[0]
-    if local in BOUNCE_SENDERS:
-        return f"bounce: from {'MAILER-DAEMON' if local == 'mailer-daemon' else 'postmaster'}"
-    return_path = headers.fields.get("return-path")
+    if sender.startswith(_BOUNCE_STARTS):  # (most senders are not: no split)
+        local = sender.partition("@")[0]
+        if local in BOUNCE_SENDERS:
+            return f"bounce: from {'MAILER-DAEMON' if local == 'mailer-daemon' else 'postmaster'}"
+    fields = headers.fields
+    return_path = fields.get("return-path")
     if return_path is not None and return_path.strip() in ("<>", ""):
         return "bounce: empty Return-Path"
-    if _token(headers.fields.get("content-type", "")) == "multipart/report":
-        return "bounce: multipart/report"
+    content_type = fields.get("content-type")
+    # (a report's type names itself in any case: most types are not read further)
+    if content_type and "multipart/report" in content_type.lower():
+        if _token(content_type) == "multipart/report":
+            return "bounce: multipart/report"
     return None
+
+
+_BOUNCE_STARTS = tuple(BOUNCE_SENDERS)
 
 
 def _token(value: str) -> str:

@@ -146,7 +146,8 @@ def storable_as_is(texts: Sequence[str]) -> bool:
     return (
         joined.isascii()
         and "\x00" not in joined
-        and max(map(len, texts), default=0) <= _SHORTEST_LIMIT
+        # (none is longer than all together)
+        and (len(joined) <= _SHORTEST_LIMIT or max(map(len, texts)) <= _SHORTEST_LIMIT)
     )
 
 
