@@ -250,7 +250,7 @@ def _reading(fields: dict[str, str], to: list[str], cc: list[str], bcc: list[str
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[1 - MAX_REFERENCES :]
     if len(to) == 1 and not cc and not bcc:  # the usual: one To line
-        recipients = tuple(addresses(to))
+        recipients = _READ_BEFORE.get(to[0]) or tuple(addresses(to))
     else:
         recipients = tuple(a for key in (to, cc, bcc) if key for a in addresses(key))
     subject = get("subject", "")
@@ -496,7 +496,7 @@ def _strictly(value: str) -> list[tuple[str, str]]:
 def _first_address(value: str | None) -> str | None:
     if not value:
         return None
-    found = addresses([value])
+    found = _READ_BEFORE.get(value) or addresses([value])  # (read before: as `addresses` gives)
     return found[0] if found else None
 
 
