@@ -246,9 +246,12 @@ def _reading(fields: dict[str, str], to: list[str], cc: list[str], bcc: list[str
     occurrence) and every value of its To, Cc and Bcc fields."""
     get = fields.get
     own = message_ids(get("message-id", ""))
-    references = message_ids(get("references", ""))
+    found = get("references")
+    references = message_ids(found) if found else []  # (none in a question)
     if len(references) > MAX_REFERENCES:
         references = references[:1] + references[1 - MAX_REFERENCES :]
+    found = get("in-reply-to")
+    in_reply_to = tuple(message_ids(found)[:MAX_REFERENCES]) if found else ()
     if len(to) == 1 and not cc and not bcc:  # the usual: one To line
         recipients = _READ_BEFORE.get(to[0]) or tuple(addresses(to))
     else:
@@ -258,11 +261,11 @@ def _reading(fields: dict[str, str], to: list[str], cc: list[str], bcc: list[str
         subject = _SPACE.sub(" ", subject)
     return Headers(  # (positional: half the cost of naming the fields)
         own[0] if own else None,  # message_id
-        tuple(message_ids(get("in-reply-to", ""))[:MAX_REFERENCES]),  # in_reply_to
+        in_reply_to,
         tuple(references),
         _first_address(get("from")),  # sender
         recipients,
-        decode_words(subject).strip(),  # subject
+        (decode_words(subject) if "=?" in subject else subject).strip(),
         fields,
     )
 
