@@ -189,15 +189,23 @@ def is_bounce(headers: Headers) -> bool:
 def why_bounce(headers: Headers) -> str | None:
     """What marks a message a bounce (a delivery report); None for other mail."""
     sender = headers.sender or ""
-    local = sender.partition("@")[0]
-    if local in BOUNCE_SENDERS:
-        return f"bounce: from {'MAILER-DAEMON' if local == 'mailer-daemon' else 'postmaster'}"
-    return_path = headers.fields.get("return-path")
+    if sender.startswith(_BOUNCE_STARTS):  # (most senders are not: no split)
+        local = sender.partition("@")[0]
+        if local in BOUNCE_SENDERS:
+            return f"bounce: from {'MAILER-DAEMON' if local == 'mailer-daemon' else 'postmaster'}"
+    fields = headers.fields
+    return_path = fields.get("return-path")
     if return_path is not None and return_path.strip() in ("<>", ""):
         return "bounce: empty Return-Path"
-    if _token(headers.fields.get("content-type", "")) == "multipart/report":
-        return "bounce: multipart/report"
+    content_type = fields.get("content-type")
+    # (a report's type names itself in any case: most types are not read further)
+    if content_type and "multipart/report" in content_type.lower():
+        if _token(content_type) == "multipart/report":
+            return "bounce: multipart/report"
     return None
+
+
+_BOUNCE_STARTS = tuple(BOUNCE_SENDERS)
 
 
 def _token(value: str) -> str:
@@ -207,9 +215,10 @@ def _token(value: str) -> str:
 
 def normalise_subject(subject: str) -> str:
     """The subject without reply/forward prefixes, case and extra spaces."""
-    found = _PREFIX.match(subject)  # (anchored at the start: what `sub` would replace)
-    if found is not None:
-        subject = subject[found.end() :]
+    if ":" in subject or "：" in subject:  # (every prefix ends in one of them)
+        found = _PREFIX.match(subject)  # (anchored at the start: what `sub` would replace)
+        if found is not None:
+            subject = subject[found.end() :]
     if subject.isprintable() and "  " not in subject and subject.strip() == subject:
         return subject.casefold()  # nothing to collapse (spaces, tabs, line breaks)
     return " ".join(subject.split()).casefold()
@@ -242,32 +251,44 @@ def build_event(
         raise MailError(f"no arrival time and {headers.date_problem}")
 
     automatic = why_automatic(headers)
+    customer = None
+    internal = False
     if agent:  # the customer is the first recipient outside; none: every one is on our side
-        customer = next((a for a in headers.recipients if not is_agent(a)), None)
-        internal = customer is None
+        for address in headers.recipients:
+            if not is_agent(address):
+                customer = address
+                break
+        else:
+            internal = True
     else:
-        customer, internal = sender, False
+        customer = sender
     left_out = automatic or ("every participant on our side" if internal else None)
     own = headers.message_id or _synthetic_id(headers, arrived)
-    references = [r for r in dict.fromkeys(headers.references + headers.in_reply_to) if r != own]
-    # What it answers: In-Reply-To, else the last of References (RFC 5322: the parent). A
-    # reply is never earlier than that message, whatever the sender's clock said.
-    parents = [r for r in headers.in_reply_to if r != own] or [
-        r for r in headers.references[-1:] if r != own
-    ]
-    keys = [own, *references]
+    in_reply_to, referenced = headers.in_reply_to, headers.references
+    references: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    if referenced or in_reply_to:  # (none in a question)
+        references = tuple([r for r in dict.fromkeys(referenced + in_reply_to) if r != own])
+        # What it answers: In-Reply-To, else the last of References (RFC 5322: the parent). A
+        # reply is never earlier than that message, whatever the sender's clock said.
+        parents = tuple([r for r in in_reply_to if r != own]) or tuple(
+            [r for r in referenced[-1:] if r != own]
+        )
+        if len(parents) > 1:
+            parents = tuple(dict.fromkeys(parents))[:MAX_PARENTS]
+    keys = (own, *references)
     thread_key = None
     if gmail_thread:
         thread_key = f"gm:{gmail_thread}"
-        keys.append(thread_key)
+        keys += (thread_key,)
     # A new conversation is named after the thread's first message when it is known.
-    root = thread_key or (headers.references[0] if headers.references else None)
-    root = root or (headers.in_reply_to[0] if headers.in_reply_to else own)
-    subject = normalise_subject(headers.subject)
+    root = thread_key or (referenced[0] if referenced else None)
+    root = root or (in_reply_to[0] if in_reply_to else own)
     hint = None
-    if customer and subject and not automatic and not internal:
-        digest = hashlib.sha1(f"{customer}\n{subject}".encode()).hexdigest()[:32]
-        hint = HINT_PREFIX + digest
+    if customer and not automatic and not internal:
+        subject = normalise_subject(headers.subject)
+        if subject:
+            hint = _hint(customer, subject)
     return email_event(
         external_id=own,
         conversation=root,
@@ -277,13 +298,27 @@ def build_event(
         internal=internal,
         customer=None if agent else customer,
         subject=headers.subject[:MAX_SUBJECT] or None,
-        thread=(tuple(keys), hint, not references and thread_key is None, classifier.window),
-        refers=tuple(dict.fromkeys(parents))[:MAX_PARENTS],
+        thread=(keys, hint, not references and thread_key is None, classifier.window),
+        refers=parents,
         # Who answered: the sender's address (a message read from a sent folder without one
         # is ours, but says nobody).
         agent=_responder(sender) if agent else None,
         left_out=left_out,
     )
+
+
+def _hint(customer: str, subject: str) -> str:
+    """The thread hint of a customer's address and a normalised subject, remembered: the
+    messages of a conversation share it (a question and its reply, read together)."""
+    key = f"{customer}\n{subject}"
+    hint = _HINTS.get(key)
+    if hint is None:
+        hint = HINT_PREFIX + hashlib.sha1(key.encode()).hexdigest()[:32]
+        remember(_HINTS, key, hint)
+    return hint
+
+
+_HINTS: dict[str, str] = {}
 
 
 def _synthetic_id(headers: Headers, arrived: datetime | None) -> str:

@@ -67,8 +67,7 @@ from monitor.measure.events import (
     Event,
     MessageEvent,
     Thread,
-    slot_setters,
-    unchecked,
+    slot_maker,
 )
 
 if TYPE_CHECKING:
@@ -286,9 +285,8 @@ _THREAD_FIELDS = tuple(f.name for f in dataclasses.fields(Thread))
 _message_fields = operator.attrgetter(*_MESSAGE_FIELDS)
 _thread_fields = operator.attrgetter(*_THREAD_FIELDS)
 # A frozen dataclass with slots: each field is set through its slot, as its __init__ would.
-_SET_MESSAGE_FIELDS = slot_setters(MessageEvent, _MESSAGE_FIELDS)
-_SET_THREAD_FIELDS = slot_setters(Thread)
-_set_thread, _set_at = slot_setters(MessageEvent, ("thread", "at"))
+_make_message = slot_maker(MessageEvent, (*_MESSAGE_FIELDS, "at", "thread"))
+_make_thread = slot_maker(Thread)
 _at = operator.attrgetter("at")
 _call = functools.partial(tuple.__new__, CallEvent)
 _CALL_FIELDS = len(CallEvent._fields)
@@ -321,13 +319,9 @@ def _unwired(wired: tuple[Any, ...]) -> Batch:
     calls, messages, cursor, rejected, skipped, noted, prepared = wired
     events: list[Event] = list(map(_call, zip(*[iter(calls)] * _CALL_FIELDS, strict=True)))
     for values, at, thread_values in messages:
-        message = unchecked(MessageEvent, _SET_MESSAGE_FIELDS, values)
-        _set_at(message, EPOCH + timedelta(0, 0, at))  # from_micros(at), inlined
-        thread = None
-        if thread_values is not None:
-            thread = unchecked(Thread, _SET_THREAD_FIELDS, thread_values)
-        _set_thread(message, thread)
-        events.append(message)
+        thread = None if thread_values is None else _make_thread(*thread_values)
+        # (from_micros(at), inlined)
+        events.append(_make_message(*values, EPOCH + timedelta(0, 0, at), thread))
     if prepared is not None:
         from monitor.store.batches import PreparedBatch  # imported by then: this is a store
 

@@ -23,9 +23,11 @@ from connectors.mail.headers import (
     Headers,
     addresses,
     library_date,
+    message_ids,
     parse,
     parse_date,
     parse_with_email,
+    read_message_ids,
     split_addresses,
 )
 from connectors.mail.message import _PREFIX, Classifier, MailError, build_event, normalise_subject
@@ -170,6 +172,25 @@ def test_a_lone_address_is_read_as_the_general_splitter_reads_it(value: str) -> 
     assert addresses([value]) == split_addresses([value])
 
 
+ID_VALUES = st.lists(
+    st.sampled_from(["<", ">", "q1.2", "@", "mail.shop.test", " ", "\t", "\x1f", "\x7f", "é", "<>"])
+    | st.text(max_size=4),
+    max_size=6,
+).map("".join)
+
+
+@PROPERTY
+@given(value=ID_VALUES | st.builds("<{}>".format, ID_VALUES))
+@example(value="<q1.2@mail.shop.test>")
+@example(value="<" + "x" * 250 + ">")
+@example(value="<" + "x" * 251 + ">")
+@example(value="<a\x1cb>")
+@example(value="<<a>")
+@example(value="<>")
+def test_a_lone_message_id_is_read_as_the_id_pattern_reads_it(value: str) -> None:
+    assert message_ids(value) == read_message_ids(value)
+
+
 DATES = st.builds(
     "{}{} {} {} {}:{}:{} {}{}{}".format,
     st.sampled_from(["", "Thu, ", "Mon, ", "Xyz, ", "thu, "]),
@@ -208,6 +229,7 @@ def test_the_quick_readings_are_taken_for_the_usual_block() -> None:
         b"Subject: Order 7\r\nDate: Thu, 01 Oct 2026 10:33:00 +0200\r\n"
         b"Message-ID: <q7.1@mail.shop.test>\r\n\r\n"
     )
+    assert headers._unfolded(raw) is not None
     assert headers._plain_fields(raw) is not None
     block = raw.decode().replace("\r\n", "\n")[:-1]
     assert len(headers._UNFOLDED_FIELD.findall(block)) == block.count("\n") == 5

@@ -7,11 +7,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from imapclient.exceptions import ProtocolError
 from imapclient.response_parser import parse_fetch_response
 
 from connectors.mail.imap import HEADER_ITEM
-from connectors.mail.imap_fetch import _parse_common, fetch, parse
+from connectors.mail.imap_fetch import (
+    _internaldate,
+    _parse_common,
+    _read_internaldate,
+    fetch,
+    parse,
+)
 from tests.mailboxes import Mailbox, message
 
 ARRIVED = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -128,3 +136,45 @@ def test_a_real_servers_answers_are_what_imapclient_fetch_returns(mailbox: Mailb
         assert fetch(client, [], [HEADER_ITEM]) == {}
     finally:
         client.logout()
+
+
+INTERNALDATES = st.builds(
+    b"%s-%s-%s %s:%s:%s %s%s".__mod__,
+    st.tuples(
+        st.sampled_from(
+            [b"01", b" 2", b"2 ", b"31", b"30", b"29", b"00", b"32", b"x1", b"\xd9\xa1"]
+        ),
+        st.sampled_from([b"Oct", b"Feb", b"Dec", b"oct", b"Foo"]),
+        st.sampled_from([b"2026", b"2024", b"0001", b"9999", b"20 6"]),
+        st.sampled_from([b"00", b"09", b"23", b"24", b"99", b"+1", b" 9", b"1a"]),
+        st.sampled_from([b"00", b"59", b"60", b"5 "]),
+        st.sampled_from([b"00", b"59", b"60", b"61", b"-1"]),
+        st.sampled_from([b"+", b"-", b" ", b"x"]),
+        st.sampled_from([b"0000", b"0130", b"2359", b"2400", b"9999", b"12345"]),
+    ),
+) | st.binary(max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(INTERNALDATES, min_size=1, max_size=4))
+@example(values=[b"01-Oct-2026 08:30:00 +0000", b"01-Oct-2026 23:59:59 +0000"])
+@example(values=[b"31-Feb-2026 09:00:00 +0000", b"01-Oct-2026 09:00:00 +2400"])
+@example(values=[b"01-Oct-2026 08:30:00 +0000", b"01-Oct-2026 08:30:60 +0000"])
+@example(values=[b"01-Oct-2026 08:30:00 +0000", b"01-Oct-2026 08:60:00 +0000"])
+@example(values=[b"01-Oct-2026 08:30:00 +0000", b"01-Oct-2026 24:00:00 +0000"])
+@example(values=[b"01-Oct-2026 08:30:00 +0000", b"01-Oct-2026 +8:30:00 +0000"])
+def test_an_internaldate_is_read_as_in_full_whatever_days_were_read_before(
+    values: list[bytes],
+) -> None:
+    """The day and zone remembered from earlier messages give each time what reading it in
+    full gives (and the same offset)."""
+    for value in values:
+        assert reading(_internaldate(value)) == reading(_read_internaldate(value))
+
+
+def reading(moment: datetime | None) -> object:
+    """A time as its fields and its zone's offset (imapclient's zones of a day or more cannot
+    be compared as datetimes: `utcoffset` refuses them)."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    return moment.replace(tzinfo=None), type(moment.tzinfo), moment.tzinfo.utcoffset(None)
