@@ -432,6 +432,7 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
         with start_up():
             check_database(settings)  # left out when the settings were loaded (dispatch)
             engine = open_database(settings)
+            stack.callback(engine.dispose)  # as `dispatch` does for the other commands
             if reading is not None and first is not None:
                 from monitor.store.cursors import stored_cursor
 
@@ -444,7 +445,6 @@ def poll(settings: Settings, names: Sequence[str]) -> int:
             # The rest of the store, while the child reads the first batch.
             from monitor.store.ingest import poll_source, reconcile
 
-        stack.callback(engine.dispose)  # as `dispatch` does for the other commands
         reconcile(engine, settings)
         for index, name in enumerate(chosen):
             source = settings.source(name)

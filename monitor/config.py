@@ -92,7 +92,7 @@ def masked_url(url: str | URL) -> str:
     """A URL for messages: what lies between the scheme and the host (a user name, a password,
     whatever characters it holds) and the query (which may carry a password too) are left out.
     Parsed by SQLAlchemy's URL, never by hand; what does not parse shows as its scheme only."""
-    from sqlalchemy.engine import URL, make_url  # see _check_database_url
+    from sqlalchemy.engine import URL, make_url  # imported when needed: see parse_database_url
     from sqlalchemy.exc import ArgumentError
 
     try:
@@ -119,17 +119,18 @@ def _check_database_url(value: object, info: ValidationInfo) -> str:
     in messages and sent to the resolver), so it is refused here, before anything connects.
 
     Loaded with the context `{DATABASE_LATER: True}` the settings take any string here, and
-    the caller checks it with `check_database_url` before it opens the store: SQLAlchemy is
+    the caller checks it with `parse_database_url` before it opens the store: SQLAlchemy is
     imported only then (a fifth of a second on a small machine), which `poll` spends reading
     its first source in a child process."""
     if not isinstance(value, str):
         raise ValueError("expected a database URL such as sqlite:///support-monitor.db")
     if not (isinstance(info.context, dict) and info.context.get(DATABASE_LATER)):
-        _parse_database_url(value)
+        parse_database_url(value)
     return value
 
 
-def _parse_database_url(value: str) -> None:
+def parse_database_url(value: str) -> None:
+    """ValueError saying what is wrong with a database URL, as loading the settings says it."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -150,17 +151,8 @@ def _parse_database_url(value: str) -> None:
         )
 
 
-# The validation context's key that leaves the database URL's check to `check_database_url`.
+# The validation context's key that leaves the database URL's check to `parse_database_url`.
 DATABASE_LATER = "database_later"
-
-
-def check_database_url(url: str) -> str | None:
-    """What is wrong with a database URL (None: nothing), as its check at load time says it."""
-    try:
-        _parse_database_url(url)
-    except ValueError as exc:
-        return str(exc)
-    return None
 
 
 DatabaseUrl = Annotated[str, BeforeValidator(_check_database_url)]

@@ -34,8 +34,8 @@ from monitor.config import (
     SourceSettings,
     Targets,
     channel_of,
-    check_database_url,
     check_slos,
+    parse_database_url,
     resolve_targets,
 )
 from monitor.errors import SupportMonitorError
@@ -430,6 +430,7 @@ def load_settings(path: Path, *, database_later: bool = False) -> Settings:
 def check_database(settings: Settings) -> None:
     """The check of the database URL that `database_later` left out: ConfigError as loading
     would have raised it."""
-    problem = check_database_url(settings.file.database)
-    if problem is not None:
-        raise ConfigError([f"database: {problem}"])
+    try:
+        parse_database_url(settings.file.database)
+    except ValueError as exc:
+        raise ConfigError([f"database: {exc}"]) from None

@@ -41,7 +41,6 @@ from monitor.store.cursors import stored_cursor
 from monitor.store.database import (
     StoreError,
     chunks,
-    get_meta,
     insert_ignore,
     serialize,
     set_meta,
@@ -51,7 +50,7 @@ from monitor.store.queue_labels import relabel_stored
 from monitor.store.reader_process import Reading, can_fork, poll_in_child, read_in_child
 from monitor.store.retention import SKIPPED_REASON, horizon, recent
 from monitor.store.schema import MESSAGES, STATES
-from monitor.store.tallies import layout_for, recount
+from monitor.store.tallies import layout_for, measured_with, recount
 
 logger = logging.getLogger(__name__)
 
@@ -456,17 +455,15 @@ def reconcile(engine: Engine, settings: Settings) -> bool:
 
     Runs at start-up; costs a pass over the history only when the configuration changed."""
     layout = layout_for(settings)
-    signature = layout.signature(settings)
     with transaction(engine) as conn:
         serialize(conn)  # instances starting together redo the measurements once
-        previous = get_meta(conn, "measure_signature")
-        bounded = get_meta(conn, "queue_labels") is not None
-        if previous == signature and bounded:
+        measured = measured_with(conn, settings, layout)
+        if measured.current:
             return False
-        if not bounded:  # calls stored before queue labels were bounded: once
+        if not measured.bounded:  # calls stored before queue labels were bounded: once
             relabel_stored(conn, settings)
             set_meta(conn, "queue_labels", "bounded")
-        for source in settings.sources if previous != signature else ():
+        for source in settings.sources if measured.previous != measured.signature else ():
             ctx = measuring(settings, source)
             query = (
                 select(MESSAGES.c.conversation).where(MESSAGES.c.source == source.name).distinct()
@@ -475,7 +472,7 @@ def reconcile(engine: Engine, settings: Settings) -> bool:
             for part in chunks(conversations, 2000):
                 rederive(conn, ctx, part)
         recount(conn, settings, layout)
-        set_meta(conn, "measure_signature", signature)
-    if previous is not None:  # a new database has nothing to redo; say nothing
+        set_meta(conn, "measure_signature", measured.signature)
+    if measured.previous is not None:  # a new database has nothing to redo; say nothing
         logger.info("measurements redone for the current targets and calendars")
     return True

@@ -31,8 +31,8 @@ connector gets ready without it (`Connector.fetch_late`: an IMAP session connect
 lists the folders) while this process opens the store, then hands it the cursor through a
 second pipe (`Reading.give`): read early from a SQLite file, or from the store once it is open
 (monitor.store.cursors). The store's cursor decides, and is stored with the rows of each
-batch as before; a child whose parent fails before giving it (the store did not open) is
-killed, having read nothing.
+batch as before; a child whose parent fails before giving it, or before taking any of its
+batches (the store did not open), is killed at once: what it reads is for nobody.
 
 Only a process with no other thread forks (`can_fork`): a thread holding a lock at the fork
 (the logging module's, a connection pool's, stderr's) would leave the child's copy locked for

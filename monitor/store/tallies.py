@@ -434,12 +434,30 @@ def purged(conn: Connection, layout: Layout) -> Counter[Key]:
     return out
 
 
+@dataclass(frozen=True)
+class MeasuredWith:
+    """What the stored measurements and tallies were made with, against these settings."""
+
+    previous: str | None  # the signature of the settings they were made for (None: never)
+    signature: str  # these settings' (their targets, calendars and buckets)
+    bounded: bool  # whether the stored calls' queue labels are bounded
+
+    @property
+    def current(self) -> bool:
+        """Nothing to redo (`ingest.reconcile`)."""
+        return self.previous == self.signature and self.bounded
+
+
+def measured_with(conn: Connection, settings: Settings, layout: Layout) -> MeasuredWith:
+    return MeasuredWith(
+        previous=get_meta(conn, "measure_signature"),
+        signature=layout.signature(settings),
+        bounded=get_meta(conn, "queue_labels") is not None,
+    )
+
+
 def measurements_current(engine: Engine, settings: Settings) -> bool:
-    """Whether the stored measurements and tallies were made for these settings' targets,
-    calendars and buckets (and the queue labels bounded): then `ingest.reconcile`, which redoes
-    them otherwise, has nothing to do, and a command need not import the ingest to find out."""
+    """Whether `ingest.reconcile` has nothing to redo: a command need not import the ingest
+    to find out."""
     with transaction(engine) as conn:
-        return (
-            get_meta(conn, "measure_signature") == layout_for(settings).signature(settings)
-            and get_meta(conn, "queue_labels") is not None
-        )
+        return measured_with(conn, settings, layout_for(settings)).current
